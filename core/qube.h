@@ -1,0 +1,11 @@
+/* qube.h — libqube's public API: include this one header. */
+#pragma once
+
+#define QUBE_INSIDE_H
+
+#include "qube-error.h"
+#include "qube-plugin-registry.h"
+#include "qube-vm.h"
+#include "qube-manager.h"
+
+#undef QUBE_INSIDE_H
