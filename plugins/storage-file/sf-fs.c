@@ -107,6 +107,17 @@ sf_open_dir (int parent_fd, const char *name, gboolean create)
   return fd;
 }
 
+DIR *
+sf_opendir (int dir_fd)
+{
+  int fd = openat (dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *dir = fd >= 0 ? fdopendir (fd) : NULL;
+
+  if (dir == NULL && fd >= 0)
+    close (fd);
+  return dir;
+}
+
 static gboolean
 set_errno_error (GError **error, int errsv, const char *fmt, ...)
   G_GNUC_PRINTF (3, 4);

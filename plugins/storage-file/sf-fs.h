@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include <dirent.h>
 #include <glib.h>
 #include <stdint.h>
 
@@ -31,6 +32,9 @@ gboolean sf_vid_split (const char *vid, char **qube, char **volume,
 /* openat(O_DIRECTORY|O_NOFOLLOW); with `create`, mkdirat() it first when
  * missing.  Returns -1 with errno set (no GError: callers word the error). */
 int sf_open_dir (int parent_fd, const char *name, gboolean create);
+/* A DIR stream over the directory open as `dir_fd`, with its own position
+ * (a dup()ed fd would share and disturb it).  NULL with errno set. */
+DIR *sf_opendir (int dir_fd);
 gboolean sf_fsync_dir (int dir_fd, const char *what, GError **error);
 /* Flushes a file's data to disk. */
 gboolean sf_fsync_file (int dir_fd, const char *name, GError **error);

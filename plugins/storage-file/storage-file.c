@@ -285,12 +285,9 @@ volume_tidy (SfVolume *v)
   g_autoptr (GHashTable) keep = g_hash_table_new_full (g_str_hash,
                                                        g_str_equal, g_free,
                                                        NULL);
-  int fd = dup (v->fd);
   DIR *dir;
   struct dirent *de;
 
-  if (fd < 0)
-    return;
   g_hash_table_add (keep, g_strdup (SF_META_FILE));
   if (meta->current != NULL)
     g_hash_table_add (keep, rev_file (pool, meta->current));
@@ -303,12 +300,9 @@ volume_tidy (SfVolume *v)
   if (transfer != NULL)
     g_hash_table_add (keep, g_strdup (transfer));
 
-  dir = fdopendir (fd);
+  dir = sf_opendir (v->fd);
   if (dir == NULL)
-    {
-      close (fd);
-      return;
-    }
+    return;
   while ((de = readdir (dir)) != NULL)
     {
       if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0 ||
@@ -652,16 +646,11 @@ load_or_choose_cow (QubePool *pool, const char *wanted, GError **error)
 static void
 pool_tidy (QubePool *pool)
 {
-  int fd = dup (pool->dir_fd);
-  DIR *top = fd >= 0 ? fdopendir (fd) : NULL;
+  DIR *top = sf_opendir (pool->dir_fd);
   struct dirent *de;
 
   if (top == NULL)
-    {
-      if (fd >= 0)
-        close (fd);
-      return;
-    }
+    return;
   while ((de = readdir (top)) != NULL)
     {
       int qube_fd;
@@ -811,8 +800,7 @@ static int
 sf_pool_destroy (QubePool *pool)
 {
   g_autoptr (GError) error = NULL;
-  int fd = dup (pool->dir_fd);
-  DIR *dir = fd >= 0 ? fdopendir (fd) : NULL;
+  DIR *dir = sf_opendir (pool->dir_fd);
   struct dirent *de;
   gboolean busy = FALSE;
 
@@ -1179,7 +1167,6 @@ do_info (QubePool *pool, const QubeVolumeSpec *spec, QubeVolumeInfo *info,
          GError **error)
 {
   g_autoptr (SfVolume) v = volume_open (pool, spec->vid, FALSE, error);
-  int fd;
   DIR *dir;
   struct dirent *de;
 
@@ -1200,8 +1187,7 @@ do_info (QubePool *pool, const QubeVolumeSpec *spec, QubeVolumeInfo *info,
   info->n_revisions = v->meta->kept->len;
   if (v->meta->current != NULL)
     info->created = sf_meta_revision_created (v->meta->current);
-  fd = dup (v->fd);
-  dir = fd >= 0 ? fdopendir (fd) : NULL;
+  dir = sf_opendir (v->fd);
   while (dir != NULL && (de = readdir (dir)) != NULL)
     {
       guint64 size, alloc;
