@@ -1114,7 +1114,9 @@ do_stop (QubePool *pool, const QubeVolumeSpec *spec, GError **error)
     return FALSE;
   if (!v->meta->started)
     return TRUE;
-  sf_file_sizes (v->fd, v->meta->working, &size, &alloc);
+  size = 0;
+  if (v->meta->working != NULL)
+    sf_file_sizes (v->fd, v->meta->working, &size, &alloc);
   if ((spec->flags & QUBE_VOLUME_SAVE_ON_STOP) && size > 0)
     {
       g_autofree char *work = g_strdup (v->meta->working);
