@@ -849,6 +849,19 @@ sf_pool_info (QubePool *pool, QubePoolInfo *info)
 
 /* --- volume operations --------------------------------------------------- */
 
+/* An ABI entry point that runs `call` (a do_*() function taking &error)
+ * and reports its error as "cannot <verb> volume '<vid of spec>'". */
+#define SF_VOLUME_OP(name, verb, spec, params, call)                     \
+  static int name params                                                 \
+  {                                                                      \
+    g_autoptr (GError) error = NULL;                                     \
+                                                                         \
+    if (!(call))                                                         \
+      return report (pool, verb, (spec)->vid, error);                    \
+    return 0;                                                            \
+  }
+
+
 static gboolean
 do_create (QubePool *pool, const QubeVolumeSpec *spec, GError **error)
 {
@@ -920,15 +933,9 @@ do_create (QubePool *pool, const QubeVolumeSpec *spec, GError **error)
   return ok;
 }
 
-static int
-sf_volume_create (QubePool *pool, const QubeVolumeSpec *spec)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!do_create (pool, spec, &error))
-    return report (pool, "create", spec->vid, error);
-  return 0;
-}
+SF_VOLUME_OP (sf_volume_create, "create", spec,
+              (QubePool *pool, const QubeVolumeSpec *spec),
+              do_create (pool, spec, &error))
 
 static gboolean
 do_remove (QubePool *pool, const QubeVolumeSpec *spec, GError **error)
@@ -949,15 +956,9 @@ do_remove (QubePool *pool, const QubeVolumeSpec *spec, GError **error)
   return TRUE;
 }
 
-static int
-sf_volume_remove (QubePool *pool, const QubeVolumeSpec *spec)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!do_remove (pool, spec, &error))
-    return report (pool, "remove", spec->vid, error);
-  return 0;
-}
+SF_VOLUME_OP (sf_volume_remove, "remove", spec,
+              (QubePool *pool, const QubeVolumeSpec *spec),
+              do_remove (pool, spec, &error))
 
 /* A fresh working image from the source's committed data. */
 static gboolean
@@ -1093,16 +1094,9 @@ do_start (QubePool *pool, const QubeVolumeSpec *spec, QubeBlockDev *dev,
   return fill_dev (v, work, pool_block_format (pool), dev, error);
 }
 
-static int
-sf_volume_start (QubePool *pool, const QubeVolumeSpec *spec,
-                 QubeBlockDev *dev)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!do_start (pool, spec, dev, &error))
-    return report (pool, "start", spec->vid, error);
-  return 0;
-}
+SF_VOLUME_OP (sf_volume_start, "start", spec,
+              (QubePool *pool, const QubeVolumeSpec *spec, QubeBlockDev *dev),
+              do_start (pool, spec, dev, &error))
 
 static gboolean
 do_stop (QubePool *pool, const QubeVolumeSpec *spec, GError **error)
@@ -1140,15 +1134,9 @@ do_stop (QubePool *pool, const QubeVolumeSpec *spec, GError **error)
   return TRUE;
 }
 
-static int
-sf_volume_stop (QubePool *pool, const QubeVolumeSpec *spec)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!do_stop (pool, spec, &error))
-    return report (pool, "stop", spec->vid, error);
-  return 0;
-}
+SF_VOLUME_OP (sf_volume_stop, "stop", spec,
+              (QubePool *pool, const QubeVolumeSpec *spec),
+              do_stop (pool, spec, &error))
 
 /* True when the volume's snapshot was made from an older revision than the
  * source's committed one. */
@@ -1202,16 +1190,10 @@ do_info (QubePool *pool, const QubeVolumeSpec *spec, QubeVolumeInfo *info,
   return TRUE;
 }
 
-static int
-sf_volume_info (QubePool *pool, const QubeVolumeSpec *spec,
-                QubeVolumeInfo *info)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!do_info (pool, spec, info, &error))
-    return report (pool, "inspect", spec->vid, error);
-  return 0;
-}
+SF_VOLUME_OP (sf_volume_info, "inspect", spec,
+              (QubePool *pool, const QubeVolumeSpec *spec,
+               QubeVolumeInfo *info),
+              do_info (pool, spec, info, &error))
 
 /* The committed image is there, a regular file, and readable (qcow2: its
  * structure checked by qemu-img). */
@@ -1275,15 +1257,9 @@ do_verify (QubePool *pool, const QubeVolumeSpec *spec, GError **error)
   return TRUE; /* volatile: nothing is kept */
 }
 
-static int
-sf_volume_verify (QubePool *pool, const QubeVolumeSpec *spec)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!do_verify (pool, spec, &error))
-    return report (pool, "verify", spec->vid, error);
-  return 0;
-}
+SF_VOLUME_OP (sf_volume_verify, "verify", spec,
+              (QubePool *pool, const QubeVolumeSpec *spec),
+              do_verify (pool, spec, &error))
 
 static gboolean
 do_resize (QubePool *pool, const QubeVolumeSpec *spec, guint64 new_size,
@@ -1330,16 +1306,9 @@ do_resize (QubePool *pool, const QubeVolumeSpec *spec, guint64 new_size,
   return volume_save (v, error);
 }
 
-static int
-sf_volume_resize (QubePool *pool, const QubeVolumeSpec *spec,
-                  uint64_t new_size)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!do_resize (pool, spec, new_size, &error))
-    return report (pool, "resize", spec->vid, error);
-  return 0;
-}
+SF_VOLUME_OP (sf_volume_resize, "resize", spec,
+              (QubePool *pool, const QubeVolumeSpec *spec, uint64_t new_size),
+              do_resize (pool, spec, new_size, &error))
 
 static gboolean
 do_revert (QubePool *pool, const QubeVolumeSpec *spec, const char *revision,
@@ -1388,16 +1357,10 @@ do_revert (QubePool *pool, const QubeVolumeSpec *spec, const char *revision,
   return TRUE;
 }
 
-static int
-sf_volume_revert (QubePool *pool, const QubeVolumeSpec *spec,
-                  const char *revision)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!do_revert (pool, spec, revision, &error))
-    return report (pool, "revert", spec->vid, error);
-  return 0;
-}
+SF_VOLUME_OP (sf_volume_revert, "revert", spec,
+              (QubePool *pool, const QubeVolumeSpec *spec,
+               const char *revision),
+              do_revert (pool, spec, revision, &error))
 
 static int
 sf_volume_revisions (QubePool *pool, const QubeVolumeSpec *spec,
@@ -1468,16 +1431,10 @@ do_import_begin (QubePool *pool, const QubeVolumeSpec *spec,
   return TRUE;
 }
 
-static int
-sf_volume_import_begin (QubePool *pool, const QubeVolumeSpec *spec,
-                        uint64_t size_bytes, QubeBlockDev *dev)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!do_import_begin (pool, spec, size_bytes, dev, &error))
-    return report (pool, "import into", spec->vid, error);
-  return 0;
-}
+SF_VOLUME_OP (sf_volume_import_begin, "import into", spec,
+              (QubePool *pool, const QubeVolumeSpec *spec, uint64_t size_bytes,
+               QubeBlockDev *dev),
+              do_import_begin (pool, spec, size_bytes, dev, &error))
 
 static gboolean
 do_import_end (QubePool *pool, const QubeVolumeSpec *spec, int commit,
@@ -1524,15 +1481,9 @@ do_import_end (QubePool *pool, const QubeVolumeSpec *spec, int commit,
   return TRUE;
 }
 
-static int
-sf_volume_import_end (QubePool *pool, const QubeVolumeSpec *spec, int commit)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!do_import_end (pool, spec, commit, &error))
-    return report (pool, "import into", spec->vid, error);
-  return 0;
-}
+SF_VOLUME_OP (sf_volume_import_end, "import into", spec,
+              (QubePool *pool, const QubeVolumeSpec *spec, int commit),
+              do_import_end (pool, spec, commit, &error))
 
 static gboolean
 do_export_begin (QubePool *pool, const QubeVolumeSpec *spec,
@@ -1577,16 +1528,9 @@ do_export_begin (QubePool *pool, const QubeVolumeSpec *spec,
   return TRUE;
 }
 
-static int
-sf_volume_export_begin (QubePool *pool, const QubeVolumeSpec *spec,
-                        QubeBlockDev *dev)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!do_export_begin (pool, spec, dev, &error))
-    return report (pool, "export", spec->vid, error);
-  return 0;
-}
+SF_VOLUME_OP (sf_volume_export_begin, "export", spec,
+              (QubePool *pool, const QubeVolumeSpec *spec, QubeBlockDev *dev),
+              do_export_begin (pool, spec, dev, &error))
 
 static int
 sf_volume_export_end (QubePool *pool, const QubeVolumeSpec *spec)
@@ -1698,16 +1642,10 @@ do_clone (QubePool *pool, const QubeVolumeSpec *dst, QubePool *src_pool,
   return ok;
 }
 
-static int
-sf_volume_clone (QubePool *pool, const QubeVolumeSpec *dst,
-                 QubePool *src_pool, const QubeVolumeSpec *src)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!do_clone (pool, dst, src_pool, src, &error))
-    return report (pool, "clone into", dst->vid, error);
-  return 0;
-}
+SF_VOLUME_OP (sf_volume_clone, "clone into", dst,
+              (QubePool *pool, const QubeVolumeSpec *dst, QubePool *src_pool,
+               const QubeVolumeSpec *src),
+              do_clone (pool, dst, src_pool, src, &error))
 
 static int
 sf_init (const QubeHost *host, void **plugin_data)
