@@ -18,3 +18,4 @@ plugins_storage_file_storage_file_la_LIBADD = $(GLIB_LIBS)
 plugins_storage_file_storage_file_la_LDFLAGS = -module -avoid-version -no-undefined \
 	-export-symbols-regex '^qube_plugin_descriptor$$'
 endif
+EXTRA_DIST += plugins/storage-file/README.md
