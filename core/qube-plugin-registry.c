@@ -271,7 +271,7 @@ const QubeHost *
 _qube_plugin_info_get_host (QubePluginInfo *info)
 {
   g_return_val_if_fail (QUBE_IS_PLUGIN_INFO (info), NULL);
-  return info->host_given ? info->host : NULL;
+  return info->host;
 }
 
 GRecMutex *
@@ -853,9 +853,10 @@ qube_plugin_registry_load (QubePluginRegistry *self)
  * @self: a #QubePluginRegistry
  *
  * Every plugin file found, loaded or not, in load order.  Loads the
- * registry first if that was not done yet.
+ * registry first if that was not done yet.  The plugins belong to the
+ * registry and live as long as it does.
  *
- * Returns: (transfer full) (element-type QubePluginInfo): the plugins
+ * Returns: (transfer container) (element-type QubePluginInfo): the plugins
  */
 GPtrArray *
 qube_plugin_registry_list (QubePluginRegistry *self)
@@ -865,9 +866,9 @@ qube_plugin_registry_list (QubePluginRegistry *self)
   g_return_val_if_fail (QUBE_IS_PLUGIN_REGISTRY (self), NULL);
 
   qube_plugin_registry_load (self);
-  list = g_ptr_array_new_full (self->plugins->len, g_object_unref);
+  list = g_ptr_array_sized_new (self->plugins->len);
   for (guint i = 0; i < self->plugins->len; i++)
-    g_ptr_array_add (list, g_object_ref (g_ptr_array_index (self->plugins, i)));
+    g_ptr_array_add (list, g_ptr_array_index (self->plugins, i));
   return list;
 }
 
