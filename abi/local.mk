@@ -6,7 +6,7 @@ abiinclude_HEADERS = \
 	abi/qube-storage.h \
 	abi/qube-net.h
 pkgconfig_DATA += abi/qube-plugin-1.pc
-EXTRA_DIST += abi/README.md abi/qube-plugin-1.pc.in abi/baseline/libqube.abi \
+EXTRA_DIST += abi/qube-plugin-1.pc.in abi/baseline/libqube.abi \
 	abi/baseline/abi-probe.abi abi/abi-probe.c abi/abi-suppressions.txt
 
 # Each header must compile on its own as C99 without GLib.
@@ -39,3 +39,5 @@ abi-check: core/libqube-1.la abi/libqube-abi-probe.la
 abi-baseline: abi-check
 	cp abi/libqube.abi abi/abi-probe.abi $(srcdir)/abi/baseline/
 .PHONY: check-abi-headers abi-check abi-baseline
+# The plugin author's contract is installed beside the headers.
+dist_abiinclude_DATA = abi/README.md
