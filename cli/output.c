@@ -1,0 +1,118 @@
+/* output.c — aligned tables and JSON output shared by every `qube`
+ * command (see output.h). */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "output.h"
+
+struct _QubeTable {
+  guint n_columns;
+  GPtrArray *cells;   /* row-major, owned strings */
+};
+
+QubeTable *
+qube_table_new (guint n_columns, const char *const *headers)
+{
+  QubeTable *table = g_new0 (QubeTable, 1);
+
+  g_return_val_if_fail (n_columns > 0, NULL);
+  table->n_columns = n_columns;
+  table->cells = g_ptr_array_new_with_free_func (g_free);
+  if (headers != NULL)
+    for (guint i = 0; i < n_columns; i++)
+      g_ptr_array_add (table->cells, g_strdup (headers[i]));
+  return table;
+}
+
+void
+qube_table_free (QubeTable *table)
+{
+  if (table == NULL)
+    return;
+  g_ptr_array_unref (table->cells);
+  g_free (table);
+}
+
+void
+qube_table_add (QubeTable *table, const char *value)
+{
+  g_ptr_array_add (table->cells,
+                   g_strdup (value != NULL && *value != '\0' ? value : "-"));
+}
+
+void
+qube_table_print (QubeTable *table)
+{
+  g_autofree gsize *widths = g_new0 (gsize, table->n_columns);
+  guint n_cells = table->cells->len;
+
+  /* Cells may hold UTF-8 (labels, reasons): width counts characters. */
+  for (guint i = 0; i < n_cells; i++)
+    {
+      gsize w = g_utf8_strlen (g_ptr_array_index (table->cells, i), -1);
+      widths[i % table->n_columns] = MAX (widths[i % table->n_columns], w);
+    }
+
+  for (guint i = 0; i < n_cells; i++)
+    {
+      const char *cell = g_ptr_array_index (table->cells, i);
+      guint column = i % table->n_columns;
+      gboolean last = column == table->n_columns - 1 || i == n_cells - 1;
+
+      fputs (cell, stdout);
+      if (last)
+        {
+          fputc ('\n', stdout);
+          continue;
+        }
+      for (gsize pad = g_utf8_strlen (cell, -1); pad < widths[column] + 2; pad++)
+        fputc (' ', stdout);
+    }
+}
+
+void
+qube_json_print (JsonNode *node)
+{
+  g_autoptr(JsonGenerator) generator = json_generator_new ();
+  g_autofree char *text = NULL;
+
+  json_generator_set_pretty (generator, TRUE);
+  json_generator_set_indent (generator, 2);
+  json_generator_set_root (generator, node);
+  text = json_generator_to_data (generator, NULL);
+  fputs (text, stdout);
+  fputc ('\n', stdout);
+}
+
+void
+qube_json_print_builder (JsonBuilder *builder)
+{
+  g_autoptr(JsonNode) root = json_builder_get_root (builder);
+
+  qube_json_print (root);
+}
+
+void
+qube_json_add_nullable_string (JsonBuilder *builder, const char *value)
+{
+  if (value != NULL)
+    json_builder_add_string_value (builder, value);
+  else
+    json_builder_add_null_value (builder);
+}
+
+static int
+compare_strings (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+void
+qube_strv_sort (char **strv)
+{
+  if (strv != NULL)
+    qsort (strv, g_strv_length (strv), sizeof (char *), compare_strings);
+}
