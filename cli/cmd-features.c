@@ -7,13 +7,13 @@
 #include "qube-cli.h"
 
 static int
-list_features (QubeCli *cli, QubeVm *vm)
+list_features (Cli *cli, QubeVm *vm)
 {
   g_auto(GStrv) keys = qube_vm_list_features (vm);
-  g_autoptr(QubeTable) table = qube_table_new (2, NULL);
+  g_autoptr(CliTable) table = cli_table_new (2, NULL);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
 
-  qube_strv_sort (keys);
+  cli_strv_sort (keys);
   json_builder_begin_object (builder);
   for (char **key = keys; key != NULL && *key != NULL; key++)
     {
@@ -21,22 +21,22 @@ list_features (QubeCli *cli, QubeVm *vm)
 
       if (value == NULL)
         continue;
-      qube_table_add (table, *key);
-      qube_table_add (table, value);
+      cli_table_add (table, *key);
+      cli_table_add (table, value);
       json_builder_set_member_name (builder, *key);
       json_builder_add_string_value (builder, value);
     }
   json_builder_end_object (builder);
 
   if (cli->json)
-    qube_json_print_builder (builder);
+    cli_json_print_builder (builder);
   else
-    qube_table_print (table);
-  return QUBE_CLI_EXIT_OK;
+    cli_table_print (table);
+  return CLI_EXIT_OK;
 }
 
 static int
-run_features (QubeCli *cli, int argc, char **argv)
+run_features (Cli *cli, int argc, char **argv)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
@@ -50,33 +50,33 @@ run_features (QubeCli *cli, int argc, char **argv)
     { NULL }
   };
 
-  if (!qube_cli_parse (cli, entries, TRUE, 1, 3, argc, argv, &args, &status))
+  if (!cli_parse (cli, entries, TRUE, 1, 3, argc, argv, &args, &status))
     return status;
   if (unset && g_strv_length (args) != 2)
-    return qube_cli_usage_error (cli, "--unset needs exactly one feature name");
+    return cli_usage_error (cli, "--unset needs exactly one feature name");
 
-  vm = qube_cli_lookup_vm (cli, args[0], &error);
+  vm = cli_lookup_vm (cli, args[0], &error);
   if (vm == NULL)
-    return qube_cli_fail (error);
+    return cli_fail (error);
 
   if (unset)
     {
       if (!qube_vm_remove_feature (vm, args[1], &error))
-        return qube_cli_fail (error);
-      return QUBE_CLI_EXIT_OK;
+        return cli_fail (error);
+      return CLI_EXIT_OK;
     }
   if (args[1] == NULL)
     return list_features (cli, vm);
   if (args[2] != NULL)
     {
       if (!qube_vm_set_feature (vm, args[1], args[2], &error))
-        return qube_cli_fail (error);
-      return QUBE_CLI_EXIT_OK;
+        return cli_fail (error);
+      return CLI_EXIT_OK;
     }
 
   value = qube_vm_get_feature (vm, args[1]);
   if (value == NULL)
-    return qube_cli_fail_printf ("qube '%s' has no feature '%s'", args[0], args[1]);
+    return cli_fail_printf ("qube '%s' has no feature '%s'", args[0], args[1]);
   if (cli->json)
     {
       g_autoptr(JsonBuilder) builder = json_builder_new ();
@@ -85,14 +85,14 @@ run_features (QubeCli *cli, int argc, char **argv)
       json_builder_set_member_name (builder, args[1]);
       json_builder_add_string_value (builder, value);
       json_builder_end_object (builder);
-      qube_json_print_builder (builder);
+      cli_json_print_builder (builder);
     }
   else
     g_print ("%s\n", value);
-  return QUBE_CLI_EXIT_OK;
+  return CLI_EXIT_OK;
 }
 
-const QubeCliCommand qube_cli_feature_commands[] = {
+const CliCommand cli_feature_commands[] = {
   { "features", "NAME [KEY [VALUE]]", "List, get, set or remove a qube's features", run_features },
   { NULL }
 };

@@ -39,7 +39,7 @@ get_runtime_dir (void)
 }
 
 static int
-run_plugins (QubeCli *cli, int argc, char **argv)
+run_plugins (Cli *cli, int argc, char **argv)
 {
   static const char *const headers[] = { "NAME", "STATUS", "KINDS", "VERSION", "PATH", "REASON" };
   g_auto(GStrv) args = NULL;
@@ -47,14 +47,14 @@ run_plugins (QubeCli *cli, int argc, char **argv)
   g_autofree char *runtime_dir = NULL;
   g_autoptr(QubePluginRegistry) registry = NULL;
   g_autoptr(GPtrArray) plugins = NULL;
-  g_autoptr(QubeTable) table = qube_table_new (G_N_ELEMENTS (headers), headers);
+  g_autoptr(CliTable) table = cli_table_new (G_N_ELEMENTS (headers), headers);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   int status;
 
-  if (!qube_cli_parse (cli, NULL, TRUE, 0, 0, argc, argv, &args, &status))
+  if (!cli_parse (cli, NULL, TRUE, 0, 0, argc, argv, &args, &status))
     return status;
 
-  state_dir = qube_cli_get_state_dir (cli);
+  state_dir = cli_get_state_dir (cli);
   runtime_dir = get_runtime_dir ();
   registry = qube_plugin_registry_new (state_dir, runtime_dir);
   qube_plugin_registry_load (registry);
@@ -78,16 +78,16 @@ run_plugins (QubeCli *cli, int argc, char **argv)
       if (plugin_status == QUBE_PLUGIN_LOADED)
         reason = NULL;
 
-      qube_table_add (table, qube_plugin_info_get_name (info));
-      qube_table_add (table, status_name (plugin_status));
-      qube_table_add (table, kinds_text);
-      qube_table_add (table, qube_plugin_info_get_version (info));
-      qube_table_add (table, qube_plugin_info_get_path (info));
-      qube_table_add (table, reason);
+      cli_table_add (table, qube_plugin_info_get_name (info));
+      cli_table_add (table, status_name (plugin_status));
+      cli_table_add (table, kinds_text);
+      cli_table_add (table, qube_plugin_info_get_version (info));
+      cli_table_add (table, qube_plugin_info_get_path (info));
+      cli_table_add (table, reason);
 
       json_builder_begin_object (builder);
       json_builder_set_member_name (builder, "name");
-      qube_json_add_nullable_string (builder, qube_plugin_info_get_name (info));
+      cli_json_add_nullable_string (builder, qube_plugin_info_get_name (info));
       json_builder_set_member_name (builder, "status");
       json_builder_add_string_value (builder, status_name (plugin_status));
       json_builder_set_member_name (builder, "kinds");
@@ -96,31 +96,31 @@ run_plugins (QubeCli *cli, int argc, char **argv)
         json_builder_add_string_value (builder, g_ptr_array_index (kind_list, k));
       json_builder_end_array (builder);
       json_builder_set_member_name (builder, "version");
-      qube_json_add_nullable_string (builder, qube_plugin_info_get_version (info));
+      cli_json_add_nullable_string (builder, qube_plugin_info_get_version (info));
       json_builder_set_member_name (builder, "description");
-      qube_json_add_nullable_string (builder, qube_plugin_info_get_description (info));
+      cli_json_add_nullable_string (builder, qube_plugin_info_get_description (info));
       json_builder_set_member_name (builder, "license");
-      qube_json_add_nullable_string (builder, qube_plugin_info_get_license (info));
+      cli_json_add_nullable_string (builder, qube_plugin_info_get_license (info));
       json_builder_set_member_name (builder, "abi_major");
       json_builder_add_int_value (builder, qube_plugin_info_get_abi_major (info));
       json_builder_set_member_name (builder, "abi_minor");
       json_builder_add_int_value (builder, qube_plugin_info_get_abi_minor (info));
       json_builder_set_member_name (builder, "path");
-      qube_json_add_nullable_string (builder, qube_plugin_info_get_path (info));
+      cli_json_add_nullable_string (builder, qube_plugin_info_get_path (info));
       json_builder_set_member_name (builder, "reason");
-      qube_json_add_nullable_string (builder, reason);
+      cli_json_add_nullable_string (builder, reason);
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
 
   if (cli->json)
-    qube_json_print_builder (builder);
+    cli_json_print_builder (builder);
   else
-    qube_table_print (table);
-  return QUBE_CLI_EXIT_OK;
+    cli_table_print (table);
+  return CLI_EXIT_OK;
 }
 
-const QubeCliCommand qube_cli_plugin_commands[] = {
+const CliCommand cli_plugin_commands[] = {
   { "plugins", "", "List plugins: loaded, unavailable or refused, and why", run_plugins },
   { NULL }
 };

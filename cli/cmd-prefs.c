@@ -144,14 +144,16 @@ add_json_property (JsonBuilder *builder, const char *name, const char *value,
 }
 
 static int
-list_properties (QubeCli *cli, const PropertyHolder *holder, gboolean hide_default)
+list_properties (Cli *cli, const PropertyHolder *holder, gboolean hide_default)
 {
   g_auto(GStrv) names = holder->list (holder->target);
-  g_autoptr(QubeTable) table = qube_table_new (3, NULL);
+  g_autoptr(CliTable) table = cli_table_new (3, NULL);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
 
   /* Sorted, as qvm-prefs lists them. */
-  qube_strv_sort (names);
+  /* An empty value (no netvm) prints as nothing, as in qvm-prefs. */
+  cli_table_set_placeholder (table, "");
+  cli_strv_sort (names);
   json_builder_begin_array (builder);
   for (char **name = names; *name != NULL; name++)
     {
@@ -162,27 +164,27 @@ list_properties (QubeCli *cli, const PropertyHolder *holder, gboolean hide_defau
                                             &type, &error);
 
       if (value == NULL)
-        return qube_cli_fail (error);
+        return cli_fail (error);
       if (hide_default && is_default)
         continue;
       /* As in qvm-prefs: "D" marks a default (or inherited) value, "-" one
        * that was set on purpose. */
-      qube_table_add (table, *name);
-      qube_table_add (table, is_default ? "D" : "-");
-      qube_table_add (table, value);
+      cli_table_add (table, *name);
+      cli_table_add (table, is_default ? "D" : "-");
+      cli_table_add (table, value);
       add_json_property (builder, *name, value, is_default, type);
     }
   json_builder_end_array (builder);
 
   if (cli->json)
-    qube_json_print_builder (builder);
+    cli_json_print_builder (builder);
   else
-    qube_table_print (table);
-  return QUBE_CLI_EXIT_OK;
+    cli_table_print (table);
+  return CLI_EXIT_OK;
 }
 
 static int
-get_property (QubeCli *cli, const PropertyHolder *holder, const char *name)
+get_property (Cli *cli, const PropertyHolder *holder, const char *name)
 {
   g_autoptr(GError) error = NULL;
   gboolean is_default = FALSE;
@@ -191,17 +193,17 @@ get_property (QubeCli *cli, const PropertyHolder *holder, const char *name)
                                         &type, &error);
 
   if (value == NULL)
-    return qube_cli_fail (error);
+    return cli_fail (error);
   if (cli->json)
     {
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       add_json_property (builder, name, value, is_default, type);
-      qube_json_print_builder (builder);
+      cli_json_print_builder (builder);
     }
   else
     g_print ("%s\n", value);
-  return QUBE_CLI_EXIT_OK;
+  return CLI_EXIT_OK;
 }
 
 static int
@@ -214,18 +216,18 @@ set_property (const PropertyHolder *holder, const char *name, const char *value)
                                       &type, &error);
 
   if (old == NULL)
-    return qube_cli_fail (error);
+    return cli_fail (error);
   /* qvm-prefs accepts "none" for "no qube" (e.g. netvm none). */
   if (type == QUBE_PROPERTY_TYPE_VM && g_ascii_strcasecmp (value, "none") == 0)
     value = "";
   if (!holder->set (holder->target, name, value, &error))
-    return qube_cli_fail (error);
-  return QUBE_CLI_EXIT_OK;
+    return cli_fail (error);
+  return CLI_EXIT_OK;
 }
 
 /* The shared part of both commands: args are [PROP [VALUE]]. */
 static int
-run_properties (QubeCli *cli, const PropertyHolder *holder, char **args,
+run_properties (Cli *cli, const PropertyHolder *holder, char **args,
                 gboolean reset, gboolean hide_default)
 {
   g_autoptr(GError) error = NULL;
@@ -234,10 +236,10 @@ run_properties (QubeCli *cli, const PropertyHolder *holder, char **args,
   if (reset)
     {
       if (n_args != 1)
-        return qube_cli_usage_error (cli, "--default needs exactly one property name");
+        return cli_usage_error (cli, "--default needs exactly one property name");
       if (!holder->reset (holder->target, args[0], &error))
-        return qube_cli_fail (error);
-      return QUBE_CLI_EXIT_OK;
+        return cli_fail (error);
+      return CLI_EXIT_OK;
     }
   if (n_args == 0)
     return list_properties (cli, holder, hide_default);
@@ -249,7 +251,7 @@ run_properties (QubeCli *cli, const PropertyHolder *holder, char **args,
 /* `prefs NAME [PROP [VALUE]]` when `of_qube`, else
  * `global-prefs [PROP [VALUE]]`: the same options and the same output. */
 static int
-run_prefs_of (QubeCli *cli, int argc, char **argv, gboolean of_qube)
+run_prefs_of (Cli *cli, int argc, char **argv, gboolean of_qube)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
@@ -269,38 +271,38 @@ run_prefs_of (QubeCli *cli, int argc, char **argv, gboolean of_qube)
     NULL, global_list, global_get, global_set, global_reset
   };
 
-  if (!qube_cli_parse (cli, entries, TRUE, of_qube ? 1 : 0, of_qube ? 3 : 2,
+  if (!cli_parse (cli, entries, TRUE, of_qube ? 1 : 0, of_qube ? 3 : 2,
                        argc, argv, &args, &status))
     return status;
   if (of_qube)
     {
-      vm = qube_cli_lookup_vm (cli, args[0], &error);
+      vm = cli_lookup_vm (cli, args[0], &error);
       if (vm == NULL)
-        return qube_cli_fail (error);
+        return cli_fail (error);
       holder.target = vm;
       return run_properties (cli, &holder, args + 1, reset, hide_default);
     }
 
   holder = global_holder;
-  holder.target = qube_cli_get_manager (cli, &error);
+  holder.target = cli_get_manager (cli, &error);
   if (holder.target == NULL)
-    return qube_cli_fail (error);
+    return cli_fail (error);
   return run_properties (cli, &holder, args, reset, hide_default);
 }
 
 static int
-run_prefs (QubeCli *cli, int argc, char **argv)
+run_prefs (Cli *cli, int argc, char **argv)
 {
   return run_prefs_of (cli, argc, argv, TRUE);
 }
 
 static int
-run_global_prefs (QubeCli *cli, int argc, char **argv)
+run_global_prefs (Cli *cli, int argc, char **argv)
 {
   return run_prefs_of (cli, argc, argv, FALSE);
 }
 
-const QubeCliCommand qube_cli_prefs_commands[] = {
+const CliCommand cli_prefs_commands[] = {
   { "prefs", "NAME [PROPERTY [VALUE]]", "List, get, set or reset a qube's properties", run_prefs },
   { "global-prefs", "[PROPERTY [VALUE]]", "List, get, set or reset the global properties", run_global_prefs },
   { NULL }

@@ -30,7 +30,7 @@ compare_vm_names (gconstpointer a, gconstpointer b)
 }
 
 static int
-run_create (QubeCli *cli, int argc, char **argv)
+run_create (Cli *cli, int argc, char **argv)
 {
   g_autofree char *klass = NULL;
   g_autofree char *template_name = NULL;
@@ -53,20 +53,20 @@ run_create (QubeCli *cli, int argc, char **argv)
     { NULL }
   };
 
-  if (!qube_cli_parse (cli, entries, FALSE, 1, 1, argc, argv, &args, &status))
+  if (!cli_parse (cli, entries, FALSE, 1, 1, argc, argv, &args, &status))
     return status;
 
   for (char **p = properties; p != NULL && *p != NULL; p++)
     if (strchr (*p, '=') == NULL || **p == '=')
-      return qube_cli_usage_error (cli, "invalid --property '%s': expected NAME=VALUE", *p);
+      return cli_usage_error (cli, "invalid --property '%s': expected NAME=VALUE", *p);
 
-  manager = qube_cli_get_manager (cli, &error);
+  manager = cli_get_manager (cli, &error);
   if (manager == NULL)
-    return qube_cli_fail (error);
+    return cli_fail (error);
   vm = qube_manager_create_vm (manager, klass != NULL ? klass : "AppVM", args[0],
                                template_name, label, &error);
   if (vm == NULL)
-    return qube_cli_fail (error);
+    return cli_fail (error);
 
   for (char **p = properties; p != NULL && *p != NULL; p++)
     {
@@ -79,36 +79,36 @@ run_create (QubeCli *cli, int argc, char **argv)
           /* Leave nothing half-made behind. */
           g_clear_object (&vm);
           qube_manager_remove_vm (manager, args[0], NULL);
-          return qube_cli_fail (error);
+          return cli_fail (error);
         }
     }
-  return QUBE_CLI_EXIT_OK;
+  return CLI_EXIT_OK;
 }
 
 static void
 add_json_member (JsonBuilder *builder, const char *member, const char *value)
 {
   json_builder_set_member_name (builder, member);
-  qube_json_add_nullable_string (builder, value);
+  cli_json_add_nullable_string (builder, value);
 }
 
 static int
-run_list (QubeCli *cli, int argc, char **argv)
+run_list (Cli *cli, int argc, char **argv)
 {
   static const char *const headers[] = { "NAME", "STATE", "CLASS", "LABEL", "TEMPLATE", "NETVM" };
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) vms = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(QubeTable) table = qube_table_new (G_N_ELEMENTS (headers), headers);
+  g_autoptr(CliTable) table = cli_table_new (G_N_ELEMENTS (headers), headers);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   QubeManager *manager;
   int status;
 
-  if (!qube_cli_parse (cli, NULL, TRUE, 0, -1, argc, argv, &args, &status))
+  if (!cli_parse (cli, NULL, TRUE, 0, -1, argc, argv, &args, &status))
     return status;
-  manager = qube_cli_get_manager (cli, &error);
+  manager = cli_get_manager (cli, &error);
   if (manager == NULL)
-    return qube_cli_fail (error);
+    return cli_fail (error);
 
   if (args[0] == NULL)
     {
@@ -121,10 +121,10 @@ run_list (QubeCli *cli, int argc, char **argv)
   else
     for (char **name = args; *name != NULL; name++)
       {
-        QubeVm *vm = qube_cli_lookup_vm (cli, *name, &error);
+        QubeVm *vm = cli_lookup_vm (cli, *name, &error);
 
         if (vm == NULL)
-          return qube_cli_fail (error);
+          return cli_fail (error);
         g_ptr_array_add (vms, vm);
       }
 
@@ -136,12 +136,12 @@ run_list (QubeCli *cli, int argc, char **argv)
       g_autofree char *template_name = get_listed_property (vm, "template");
       g_autofree char *netvm = get_listed_property (vm, "netvm");
 
-      qube_table_add (table, qube_vm_get_name (vm));
-      qube_table_add (table, qube_vm_get_state (vm));
-      qube_table_add (table, qube_vm_get_klass (vm));
-      qube_table_add (table, label);
-      qube_table_add (table, template_name);
-      qube_table_add (table, netvm);
+      cli_table_add (table, qube_vm_get_name (vm));
+      cli_table_add (table, qube_vm_get_state (vm));
+      cli_table_add (table, qube_vm_get_klass (vm));
+      cli_table_add (table, label);
+      cli_table_add (table, template_name);
+      cli_table_add (table, netvm);
 
       json_builder_begin_object (builder);
       add_json_member (builder, "name", qube_vm_get_name (vm));
@@ -156,14 +156,14 @@ run_list (QubeCli *cli, int argc, char **argv)
   json_builder_end_array (builder);
 
   if (cli->json)
-    qube_json_print_builder (builder);
+    cli_json_print_builder (builder);
   else
-    qube_table_print (table);
-  return QUBE_CLI_EXIT_OK;
+    cli_table_print (table);
+  return CLI_EXIT_OK;
 }
 
 static int
-run_clone (QubeCli *cli, int argc, char **argv)
+run_clone (Cli *cli, int argc, char **argv)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
@@ -171,19 +171,19 @@ run_clone (QubeCli *cli, int argc, char **argv)
   QubeManager *manager;
   int status;
 
-  if (!qube_cli_parse (cli, NULL, FALSE, 2, 2, argc, argv, &args, &status))
+  if (!cli_parse (cli, NULL, FALSE, 2, 2, argc, argv, &args, &status))
     return status;
-  manager = qube_cli_get_manager (cli, &error);
+  manager = cli_get_manager (cli, &error);
   if (manager == NULL)
-    return qube_cli_fail (error);
+    return cli_fail (error);
   vm = qube_manager_clone_vm (manager, args[0], args[1], &error);
   if (vm == NULL)
-    return qube_cli_fail (error);
-  return QUBE_CLI_EXIT_OK;
+    return cli_fail (error);
+  return CLI_EXIT_OK;
 }
 
 static int
-run_remove (QubeCli *cli, int argc, char **argv)
+run_remove (Cli *cli, int argc, char **argv)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
@@ -197,18 +197,18 @@ run_remove (QubeCli *cli, int argc, char **argv)
     { NULL }
   };
 
-  if (!qube_cli_parse (cli, entries, FALSE, 1, -1, argc, argv, &args, &status))
+  if (!cli_parse (cli, entries, FALSE, 1, -1, argc, argv, &args, &status))
     return status;
-  manager = qube_cli_get_manager (cli, &error);
+  manager = cli_get_manager (cli, &error);
   if (manager == NULL)
-    return qube_cli_fail (error);
+    return cli_fail (error);
   for (char **name = args; *name != NULL; name++)
     if (!qube_manager_remove_vm (manager, *name, &error))
-      return qube_cli_fail (error);
-  return QUBE_CLI_EXIT_OK;
+      return cli_fail (error);
+  return CLI_EXIT_OK;
 }
 
-const QubeCliCommand qube_cli_qube_commands[] = {
+const CliCommand cli_qube_commands[] = {
   { "create", "NAME", "Create a qube", run_create },
   { "list", "[NAME…]", "List qubes with their state, class, label, template and netvm", run_list },
   { "clone", "SOURCE DESTINATION", "Copy a qube under a new name", run_clone },

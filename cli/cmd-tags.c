@@ -8,11 +8,11 @@
 #include "qube-cli.h"
 
 static int
-list_tags (QubeCli *cli, QubeVm *vm)
+list_tags (Cli *cli, QubeVm *vm)
 {
   g_auto(GStrv) tags = qube_vm_list_tags (vm);
 
-  qube_strv_sort (tags);
+  cli_strv_sort (tags);
   if (cli->json)
     {
       g_autoptr(JsonBuilder) builder = json_builder_new ();
@@ -21,16 +21,16 @@ list_tags (QubeCli *cli, QubeVm *vm)
       for (char **tag = tags; tag != NULL && *tag != NULL; tag++)
         json_builder_add_string_value (builder, *tag);
       json_builder_end_array (builder);
-      qube_json_print_builder (builder);
+      cli_json_print_builder (builder);
     }
   else
     for (char **tag = tags; tag != NULL && *tag != NULL; tag++)
       g_print ("%s\n", *tag);
-  return QUBE_CLI_EXIT_OK;
+  return CLI_EXIT_OK;
 }
 
 static int
-run_tags (QubeCli *cli, int argc, char **argv)
+run_tags (Cli *cli, int argc, char **argv)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
@@ -38,21 +38,21 @@ run_tags (QubeCli *cli, int argc, char **argv)
   const char *action;
   int status;
 
-  if (!qube_cli_parse (cli, NULL, TRUE, 1, -1, argc, argv, &args, &status))
+  if (!cli_parse (cli, NULL, TRUE, 1, -1, argc, argv, &args, &status))
     return status;
   action = args[1] != NULL ? args[1] : "list";
   if (strcmp (action, "list") != 0 && strcmp (action, "add") != 0 &&
       strcmp (action, "del") != 0)
-    return qube_cli_usage_error (cli, "unknown action '%s' (expected list, add or del)",
+    return cli_usage_error (cli, "unknown action '%s' (expected list, add or del)",
                                  action);
   if (strcmp (action, "list") == 0 && args[1] != NULL && args[2] != NULL)
-    return qube_cli_usage_error (cli, "unexpected argument '%s'", args[2]);
+    return cli_usage_error (cli, "unexpected argument '%s'", args[2]);
   if (strcmp (action, "list") != 0 && args[2] == NULL)
-    return qube_cli_usage_error (cli, "%s needs at least one tag", action);
+    return cli_usage_error (cli, "%s needs at least one tag", action);
 
-  vm = qube_cli_lookup_vm (cli, args[0], &error);
+  vm = cli_lookup_vm (cli, args[0], &error);
   if (vm == NULL)
-    return qube_cli_fail (error);
+    return cli_fail (error);
   if (strcmp (action, "list") == 0)
     return list_tags (cli, vm);
 
@@ -62,12 +62,12 @@ run_tags (QubeCli *cli, int argc, char **argv)
                       ? qube_vm_add_tag (vm, *tag, &error)
                       : qube_vm_remove_tag (vm, *tag, &error);
       if (!ok)
-        return qube_cli_fail (error);
+        return cli_fail (error);
     }
-  return QUBE_CLI_EXIT_OK;
+  return CLI_EXIT_OK;
 }
 
-const QubeCliCommand qube_cli_tag_commands[] = {
+const CliCommand cli_tag_commands[] = {
   { "tags", "NAME [list | add TAG… | del TAG…]", "List, add or remove a qube's tags", run_tags },
   { NULL }
 };

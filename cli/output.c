@@ -8,19 +8,21 @@
 
 #include "output.h"
 
-struct _QubeTable {
+struct _CliTable {
   guint n_columns;
   GPtrArray *cells;   /* row-major, owned strings */
+  const char *placeholder;
 };
 
-QubeTable *
-qube_table_new (guint n_columns, const char *const *headers)
+CliTable *
+cli_table_new (guint n_columns, const char *const *headers)
 {
-  QubeTable *table = g_new0 (QubeTable, 1);
+  CliTable *table = g_new0 (CliTable, 1);
 
   g_return_val_if_fail (n_columns > 0, NULL);
   table->n_columns = n_columns;
   table->cells = g_ptr_array_new_with_free_func (g_free);
+  table->placeholder = "-";
   if (headers != NULL)
     for (guint i = 0; i < n_columns; i++)
       g_ptr_array_add (table->cells, g_strdup (headers[i]));
@@ -28,7 +30,7 @@ qube_table_new (guint n_columns, const char *const *headers)
 }
 
 void
-qube_table_free (QubeTable *table)
+cli_table_free (CliTable *table)
 {
   if (table == NULL)
     return;
@@ -37,16 +39,23 @@ qube_table_free (QubeTable *table)
 }
 
 void
-qube_table_add (QubeTable *table, const char *value)
+cli_table_set_placeholder (CliTable *table, const char *placeholder)
 {
-  g_ptr_array_add (table->cells,
-                   g_strdup (value != NULL && *value != '\0' ? value : "-"));
+  table->placeholder = placeholder;
 }
 
 void
-qube_table_print (QubeTable *table)
+cli_table_add (CliTable *table, const char *value)
+{
+  g_ptr_array_add (table->cells,
+                   g_strdup (value != NULL && *value != '\0' ? value : table->placeholder));
+}
+
+void
+cli_table_print (CliTable *table)
 {
   g_autofree gsize *widths = g_new0 (gsize, table->n_columns);
+  g_autoptr(GString) line = g_string_new (NULL);
   guint n_cells = table->cells->len;
 
   /* Cells may hold UTF-8 (labels, reasons): width counts characters. */
@@ -60,21 +69,24 @@ qube_table_print (QubeTable *table)
     {
       const char *cell = g_ptr_array_index (table->cells, i);
       guint column = i % table->n_columns;
-      gboolean last = column == table->n_columns - 1 || i == n_cells - 1;
 
-      fputs (cell, stdout);
-      if (last)
+      g_string_append (line, cell);
+      if (column < table->n_columns - 1 && i < n_cells - 1)
         {
-          fputc ('\n', stdout);
+          for (gsize pad = g_utf8_strlen (cell, -1); pad < widths[column] + 2; pad++)
+            g_string_append_c (line, ' ');
           continue;
         }
-      for (gsize pad = g_utf8_strlen (cell, -1); pad < widths[column] + 2; pad++)
-        fputc (' ', stdout);
+      /* An empty last cell would leave trailing blanks. */
+      g_strchomp (line->str);
+      fputs (line->str, stdout);
+      fputc ('\n', stdout);
+      g_string_truncate (line, 0);
     }
 }
 
 void
-qube_json_print (JsonNode *node)
+cli_json_print (JsonNode *node)
 {
   g_autoptr(JsonGenerator) generator = json_generator_new ();
   g_autofree char *text = NULL;
@@ -88,15 +100,15 @@ qube_json_print (JsonNode *node)
 }
 
 void
-qube_json_print_builder (JsonBuilder *builder)
+cli_json_print_builder (JsonBuilder *builder)
 {
   g_autoptr(JsonNode) root = json_builder_get_root (builder);
 
-  qube_json_print (root);
+  cli_json_print (root);
 }
 
 void
-qube_json_add_nullable_string (JsonBuilder *builder, const char *value)
+cli_json_add_nullable_string (JsonBuilder *builder, const char *value)
 {
   if (value != NULL)
     json_builder_add_string_value (builder, value);
@@ -111,7 +123,7 @@ compare_strings (const void *a, const void *b)
 }
 
 void
-qube_strv_sort (char **strv)
+cli_strv_sort (char **strv)
 {
   if (strv != NULL)
     qsort (strv, g_strv_length (strv), sizeof (char *), compare_strings);

@@ -8,30 +8,32 @@
 
 G_BEGIN_DECLS
 
-typedef struct _QubeTable QubeTable;
+typedef struct _CliTable CliTable;
 
 /* A table of `n_columns` columns; `headers` (n_columns strings, or NULL for
  * a table printed without a header line). */
-QubeTable *qube_table_new (guint n_columns, const char *const *headers);
-void qube_table_free (QubeTable *table);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (QubeTable, qube_table_free)
+CliTable *cli_table_new (guint n_columns, const char *const *headers);
+void cli_table_free (CliTable *table);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CliTable, cli_table_free)
 
+/* What a NULL or empty cell prints as: "-" unless set otherwise. */
+void cli_table_set_placeholder (CliTable *table, const char *placeholder);
 /* Appends a cell to the current row, starting a new row when the last one
- * is full. A NULL or empty value prints as "-". */
-void qube_table_add (QubeTable *table, const char *value);
+ * is full. */
+void cli_table_add (CliTable *table, const char *value);
 /* Prints the table: columns separated by two spaces and padded to the
  * widest cell, the last column not padded. */
-void qube_table_print (QubeTable *table);
+void cli_table_print (CliTable *table);
 
 /* Prints `node` as indented JSON followed by a newline. */
-void qube_json_print (JsonNode *node);
-/* Prints what `builder` built (see qube_json_print). */
-void qube_json_print_builder (JsonBuilder *builder);
+void cli_json_print (JsonNode *node);
+/* Prints what `builder` built (see cli_json_print). */
+void cli_json_print_builder (JsonBuilder *builder);
 
 /* Adds `value` as a JSON string, or null when it is NULL. */
-void qube_json_add_nullable_string (JsonBuilder *builder, const char *value);
+void cli_json_add_nullable_string (JsonBuilder *builder, const char *value);
 
 /* Sorts a NULL-terminated string array in place, byte order. */
-void qube_strv_sort (char **strv);
+void cli_strv_sort (char **strv);
 
 G_END_DECLS

@@ -19,14 +19,14 @@ print_one_line (const char *prefix, const char *message)
 }
 
 int
-qube_cli_fail (GError *error)
+cli_fail (GError *error)
 {
   print_one_line ("", error->message);
-  return QUBE_CLI_EXIT_FAILED;
+  return CLI_EXIT_FAILED;
 }
 
 int
-qube_cli_fail_printf (const char *format, ...)
+cli_fail_printf (const char *format, ...)
 {
   g_autofree char *message = NULL;
   va_list ap;
@@ -35,11 +35,11 @@ qube_cli_fail_printf (const char *format, ...)
   message = g_strdup_vprintf (format, ap);
   va_end (ap);
   print_one_line ("", message);
-  return QUBE_CLI_EXIT_FAILED;
+  return CLI_EXIT_FAILED;
 }
 
 int
-qube_cli_usage_error (QubeCli *cli, const char *format, ...)
+cli_usage_error (Cli *cli, const char *format, ...)
 {
   g_autofree char *message = NULL;
   g_autofree char *prefix = NULL;
@@ -61,11 +61,11 @@ qube_cli_usage_error (QubeCli *cli, const char *format, ...)
       full = g_strdup_printf ("%s (see 'qube --help')", message);
     }
   print_one_line (prefix, full);
-  return QUBE_CLI_EXIT_USAGE;
+  return CLI_EXIT_USAGE;
 }
 
 gboolean
-qube_cli_parse (QubeCli *cli, const GOptionEntry *entries,
+cli_parse (Cli *cli, const GOptionEntry *entries,
                 gboolean with_json, int min_args, int max_args,
                 int argc, char **argv, char ***args_out, int *status)
 {
@@ -100,7 +100,7 @@ qube_cli_parse (QubeCli *cli, const GOptionEntry *entries,
 
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {
-      *status = qube_cli_usage_error (cli, "%s", error->message);
+      *status = cli_usage_error (cli, "%s", error->message);
       return FALSE;
     }
   if (state_dir != NULL)
@@ -115,13 +115,13 @@ qube_cli_parse (QubeCli *cli, const GOptionEntry *entries,
   n_args = (int) g_strv_length (args);
   if (n_args < min_args)
     {
-      *status = qube_cli_usage_error (cli, "missing argument (usage: qube %s %s)",
-                                      cli->command->name, cli->command->params);
+      *status = cli_usage_error (cli, "missing arguments, expected %s",
+                                 cli->command->params);
       return FALSE;
     }
   if (max_args >= 0 && n_args > max_args)
     {
-      *status = qube_cli_usage_error (cli, "unexpected argument '%s'",
+      *status = cli_usage_error (cli, "unexpected argument '%s'",
                                       args[max_args]);
       return FALSE;
     }
@@ -130,7 +130,7 @@ qube_cli_parse (QubeCli *cli, const GOptionEntry *entries,
 }
 
 char *
-qube_cli_get_state_dir (QubeCli *cli)
+cli_get_state_dir (Cli *cli)
 {
   const char *env = g_getenv ("QUBE_STATE_DIR");
 
@@ -142,21 +142,21 @@ qube_cli_get_state_dir (QubeCli *cli)
 }
 
 QubeManager *
-qube_cli_get_manager (QubeCli *cli, GError **error)
+cli_get_manager (Cli *cli, GError **error)
 {
   g_autofree char *state_dir = NULL;
 
   if (cli->manager != NULL)
     return cli->manager;
-  state_dir = qube_cli_get_state_dir (cli);
+  state_dir = cli_get_state_dir (cli);
   cli->manager = qube_manager_new (state_dir, error);
   return cli->manager;
 }
 
 QubeVm *
-qube_cli_lookup_vm (QubeCli *cli, const char *name, GError **error)
+cli_lookup_vm (Cli *cli, const char *name, GError **error)
 {
-  QubeManager *manager = qube_cli_get_manager (cli, error);
+  QubeManager *manager = cli_get_manager (cli, error);
 
   if (manager == NULL)
     return NULL;

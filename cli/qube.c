@@ -10,19 +10,19 @@
 #include "qube-cli.h"
 
 /* In the order `qube --help` lists them. */
-static const QubeCliCommand *const command_groups[] = {
-  qube_cli_qube_commands,
-  qube_cli_prefs_commands,
-  qube_cli_feature_commands,
-  qube_cli_tag_commands,
-  qube_cli_plugin_commands,
+static const CliCommand *const command_groups[] = {
+  cli_qube_commands,
+  cli_prefs_commands,
+  cli_feature_commands,
+  cli_tag_commands,
+  cli_plugin_commands,
 };
 
-static const QubeCliCommand *
+static const CliCommand *
 find_command (const char *name)
 {
   for (gsize g = 0; g < G_N_ELEMENTS (command_groups); g++)
-    for (const QubeCliCommand *c = command_groups[g]; c->name != NULL; c++)
+    for (const CliCommand *c = command_groups[g]; c->name != NULL; c++)
       if (strcmp (c->name, name) == 0)
         return c;
   return NULL;
@@ -35,10 +35,10 @@ describe_commands (void)
   gsize width = 0;
 
   for (gsize g = 0; g < G_N_ELEMENTS (command_groups); g++)
-    for (const QubeCliCommand *c = command_groups[g]; c->name != NULL; c++)
+    for (const CliCommand *c = command_groups[g]; c->name != NULL; c++)
       width = MAX (width, strlen (c->name));
   for (gsize g = 0; g < G_N_ELEMENTS (command_groups); g++)
-    for (const QubeCliCommand *c = command_groups[g]; c->name != NULL; c++)
+    for (const CliCommand *c = command_groups[g]; c->name != NULL; c++)
       g_string_append_printf (text, "\n  %-*s  %s", (int) width, c->name,
                               c->summary);
   g_string_append (text, "\n\nRun 'qube COMMAND --help' for the options of one command.");
@@ -53,7 +53,7 @@ main (int argc, char **argv)
   g_autofree char *commands = NULL;
   g_autofree char *state_dir = NULL;
   gboolean version = FALSE;
-  QubeCli cli = { NULL, };
+  Cli cli = { NULL, };
   int status;
   const GOptionEntry entries[] = {
     { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
@@ -76,19 +76,19 @@ main (int argc, char **argv)
   /* Stop at the command name: what follows belongs to the command. */
   g_option_context_set_strict_posix (context, TRUE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return qube_cli_usage_error (&cli, "%s", error->message);
+    return cli_usage_error (&cli, "%s", error->message);
 
   if (version)
     {
       printf ("qube (libqube) %s\n", PACKAGE_VERSION);
-      return QUBE_CLI_EXIT_OK;
+      return CLI_EXIT_OK;
     }
   if (argc < 2)
-    return qube_cli_usage_error (&cli, "no command given");
+    return cli_usage_error (&cli, "no command given");
 
   cli.command = find_command (argv[1]);
   if (cli.command == NULL)
-    return qube_cli_usage_error (&cli, "unknown command '%s'", argv[1]);
+    return cli_usage_error (&cli, "unknown command '%s'", argv[1]);
   cli.state_dir = g_steal_pointer (&state_dir);
 
   status = cli.command->run (&cli, argc - 1, argv + 1);
