@@ -28,10 +28,7 @@ list_features (Cli *cli, QubeVm *vm)
     }
   json_builder_end_object (builder);
 
-  if (cli->json)
-    cli_json_print_builder (builder);
-  else
-    cli_table_print (table);
+  cli_print_listing (cli->json, builder, table);
   return CLI_EXIT_OK;
 }
 

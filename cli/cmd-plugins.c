@@ -86,37 +86,25 @@ run_plugins (Cli *cli, int argc, char **argv)
       cli_table_add (table, reason);
 
       json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "name");
-      cli_json_add_nullable_string (builder, qube_plugin_info_get_name (info));
-      json_builder_set_member_name (builder, "status");
-      json_builder_add_string_value (builder, status_name (plugin_status));
+      cli_json_add_string_member (builder, "name", qube_plugin_info_get_name (info));
+      cli_json_add_string_member (builder, "status", status_name (plugin_status));
       json_builder_set_member_name (builder, "kinds");
       json_builder_begin_array (builder);
       for (guint k = 0; k + 1 < kind_list->len; k++)
         json_builder_add_string_value (builder, g_ptr_array_index (kind_list, k));
       json_builder_end_array (builder);
-      json_builder_set_member_name (builder, "version");
-      cli_json_add_nullable_string (builder, qube_plugin_info_get_version (info));
-      json_builder_set_member_name (builder, "description");
-      cli_json_add_nullable_string (builder, qube_plugin_info_get_description (info));
-      json_builder_set_member_name (builder, "license");
-      cli_json_add_nullable_string (builder, qube_plugin_info_get_license (info));
-      json_builder_set_member_name (builder, "abi_major");
-      json_builder_add_int_value (builder, qube_plugin_info_get_abi_major (info));
-      json_builder_set_member_name (builder, "abi_minor");
-      json_builder_add_int_value (builder, qube_plugin_info_get_abi_minor (info));
-      json_builder_set_member_name (builder, "path");
-      cli_json_add_nullable_string (builder, qube_plugin_info_get_path (info));
-      json_builder_set_member_name (builder, "reason");
-      cli_json_add_nullable_string (builder, reason);
+      cli_json_add_string_member (builder, "version", qube_plugin_info_get_version (info));
+      cli_json_add_string_member (builder, "description", qube_plugin_info_get_description (info));
+      cli_json_add_string_member (builder, "license", qube_plugin_info_get_license (info));
+      cli_json_add_int_member (builder, "abi_major", qube_plugin_info_get_abi_major (info));
+      cli_json_add_int_member (builder, "abi_minor", qube_plugin_info_get_abi_minor (info));
+      cli_json_add_string_member (builder, "path", qube_plugin_info_get_path (info));
+      cli_json_add_string_member (builder, "reason", reason);
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
 
-  if (cli->json)
-    cli_json_print_builder (builder);
-  else
-    cli_table_print (table);
+  cli_print_listing (cli->json, builder, table);
   return CLI_EXIT_OK;
 }
 

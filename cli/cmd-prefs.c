@@ -129,15 +129,11 @@ add_json_property (JsonBuilder *builder, const char *name, const char *value,
   const char *type_name = property_type_name (type);
 
   json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "name");
-  json_builder_add_string_value (builder, name);
+  cli_json_add_string_member (builder, "name", name);
   json_builder_set_member_name (builder, "value");
   add_json_value (builder, value, type);
   if (type_name != NULL)
-    {
-      json_builder_set_member_name (builder, "type");
-      json_builder_add_string_value (builder, type_name);
-    }
+    cli_json_add_string_member (builder, "type", type_name);
   json_builder_set_member_name (builder, "default");
   json_builder_add_boolean_value (builder, is_default);
   json_builder_end_object (builder);
@@ -176,10 +172,7 @@ list_properties (Cli *cli, const PropertyHolder *holder, gboolean hide_default)
     }
   json_builder_end_array (builder);
 
-  if (cli->json)
-    cli_json_print_builder (builder);
-  else
-    cli_table_print (table);
+  cli_print_listing (cli->json, builder, table);
   return CLI_EXIT_OK;
 }
 

@@ -85,13 +85,6 @@ run_create (Cli *cli, int argc, char **argv)
   return CLI_EXIT_OK;
 }
 
-static void
-add_json_member (JsonBuilder *builder, const char *member, const char *value)
-{
-  json_builder_set_member_name (builder, member);
-  cli_json_add_nullable_string (builder, value);
-}
-
 static int
 run_list (Cli *cli, int argc, char **argv)
 {
@@ -144,21 +137,18 @@ run_list (Cli *cli, int argc, char **argv)
       cli_table_add (table, netvm);
 
       json_builder_begin_object (builder);
-      add_json_member (builder, "name", qube_vm_get_name (vm));
-      add_json_member (builder, "class", qube_vm_get_klass (vm));
-      add_json_member (builder, "state", qube_vm_get_state (vm));
-      add_json_member (builder, "uuid", qube_vm_get_uuid (vm));
-      add_json_member (builder, "label", label);
-      add_json_member (builder, "template", template_name);
-      add_json_member (builder, "netvm", netvm);
+      cli_json_add_string_member (builder, "name", qube_vm_get_name (vm));
+      cli_json_add_string_member (builder, "class", qube_vm_get_klass (vm));
+      cli_json_add_string_member (builder, "state", qube_vm_get_state (vm));
+      cli_json_add_string_member (builder, "uuid", qube_vm_get_uuid (vm));
+      cli_json_add_string_member (builder, "label", label);
+      cli_json_add_string_member (builder, "template", template_name);
+      cli_json_add_string_member (builder, "netvm", netvm);
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
 
-  if (cli->json)
-    cli_json_print_builder (builder);
-  else
-    cli_table_print (table);
+  cli_print_listing (cli->json, builder, table);
   return CLI_EXIT_OK;
 }
 

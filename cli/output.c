@@ -116,6 +116,30 @@ cli_json_add_nullable_string (JsonBuilder *builder, const char *value)
     json_builder_add_null_value (builder);
 }
 
+void
+cli_json_add_string_member (JsonBuilder *builder, const char *member,
+                            const char *value)
+{
+  json_builder_set_member_name (builder, member);
+  cli_json_add_nullable_string (builder, value);
+}
+
+void
+cli_json_add_int_member (JsonBuilder *builder, const char *member, gint64 value)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_add_int_value (builder, value);
+}
+
+void
+cli_print_listing (gboolean json, JsonBuilder *builder, CliTable *table)
+{
+  if (json)
+    cli_json_print_builder (builder);
+  else
+    cli_table_print (table);
+}
+
 static int
 compare_strings (const void *a, const void *b)
 {

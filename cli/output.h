@@ -32,6 +32,14 @@ void cli_json_print_builder (JsonBuilder *builder);
 
 /* Adds `value` as a JSON string, or null when it is NULL. */
 void cli_json_add_nullable_string (JsonBuilder *builder, const char *value);
+/* Adds the member `member` of the object being built (value as above). */
+void cli_json_add_string_member (JsonBuilder *builder, const char *member,
+                                 const char *value);
+void cli_json_add_int_member (JsonBuilder *builder, const char *member,
+                              gint64 value);
+
+/* Prints a listing: what `builder` built when `json`, else `table`. */
+void cli_print_listing (gboolean json, JsonBuilder *builder, CliTable *table);
 
 /* Sorts a NULL-terminated string array in place, byte order. */
 void cli_strv_sort (char **strv);
