@@ -181,8 +181,10 @@ host_run (const QubeHost *host, const char *const *argv, const void *input,
                         message);
     }
 
-  if (input != NULL && input_len > 0)
-    stdin_bytes = g_bytes_new (input, input_len);
+  /* No input still means a pipe, closed at once: the command sees EOF
+   * rather than reading the caller's standard input. */
+  stdin_bytes = g_bytes_new (input_len > 0 ? input : NULL,
+                             input != NULL ? input_len : 0);
 
   if (!g_subprocess_communicate (proc, stdin_bytes, NULL,
                                  &stdout_bytes, &stderr_bytes, &local_error))
