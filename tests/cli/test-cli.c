@@ -698,6 +698,90 @@ START_TEST (test_plugins_empty)
 }
 END_TEST
 
+/* The plugin of `qube plugins --json` read from the file `basename`. */
+static JsonObject *
+find_plugin (JsonNode *root, const char *basename)
+{
+  JsonArray *array = json_node_get_array (root);
+
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      JsonObject *object = json_array_get_object_element (array, i);
+      g_autofree char *file = g_path_get_basename (json_object_get_string_member (object, "path"));
+
+      if (strcmp (file, basename) == 0)
+        return object;
+    }
+  ck_abort_msg ("qube plugins does not list %s", basename);
+  return NULL;
+}
+
+static void
+assert_plugin (JsonNode *root, const char *basename, const char *status,
+               const char *reason_part)
+{
+  JsonObject *plugin = find_plugin (root, basename);
+  const char *reason = json_object_get_string_member_with_default (plugin, "reason", NULL);
+
+  ck_assert_str_eq (json_object_get_string_member (plugin, "status"), status);
+  if (reason_part == NULL)
+    ck_assert_msg (json_object_get_null_member (plugin, "reason"),
+                   "%s has a reason: %s", basename, reason);
+  else
+    ck_assert_msg (reason != NULL && strstr (reason, reason_part) != NULL,
+                   "%s: reason '%s' lacks '%s'", basename, reason, reason_part);
+}
+
+START_TEST (test_plugins)
+{
+  g_autoptr(QubeRun) table = NULL;
+  g_autoptr(QubeRun) json = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_auto(GStrv) unavailable = NULL;
+  JsonObject *good;
+  JsonArray *kinds;
+
+  g_free (plugin_dir);
+  plugin_dir = g_build_filename (g_getenv ("QUBE_TEST_BUILDDIR"), "tests", "plugins",
+                                 ".libs", NULL);
+
+  json = qube_run ("plugins", "--json");
+  assert_ok (json);
+  root = parse_json (json->out);
+  /* The first file that claims a name wins; the second is refused. */
+  assert_plugin (root, "test-good-again.so", "loaded", NULL);
+  assert_plugin (root, "test-good.so", "refused", "test-good-again.so");
+  assert_plugin (root, "test-unavailable.so", "unavailable", "/dev/qube-test-device is missing");
+  assert_plugin (root, "test-init-fails.so", "refused", "permission denied");
+  assert_plugin (root, "test-no-descriptor.so", "refused", "qube_plugin_descriptor");
+  assert_plugin (root, "test-abi-major.so", "refused", "2.0");
+  assert_plugin (root, "test-abi-minor.so", "refused", "1.1");
+  assert_plugin (root, "test-bad-table.so", "refused", "table");
+  assert_plugin (root, "test-bad-name.so", "refused", "Test_Bad_Name");
+  assert_plugin (root, "test-unresolved.so", "refused", "qube_test_symbol_nobody_defines");
+
+  good = find_plugin (root, "test-good-again.so");
+  ck_assert_str_eq (json_object_get_string_member (good, "name"), "test-good");
+  ck_assert_str_eq (json_object_get_string_member (good, "version"), "9.9");
+  ck_assert_int_eq (json_object_get_int_member (good, "abi_major"), 1);
+  kinds = json_object_get_array_member (good, "kinds");
+  ck_assert_int_eq (json_array_get_length (kinds), 1);
+  ck_assert_str_eq (json_array_get_string_element (kinds, 0), "backend");
+
+  /* The table shows the same, the reason last. */
+  table = qube_run ("plugins");
+  assert_ok (table);
+  unavailable = find_row (table->out, "test-unavailable");
+  ck_assert_msg (unavailable != NULL, "%s", table->out);
+  ck_assert_str_eq (unavailable[1], "unavailable");
+  ck_assert_str_eq (unavailable[2], "backend");
+  ck_assert_msg (g_str_has_suffix (unavailable[4], "/test-unavailable.so"), "%s", table->out);
+  ck_assert_msg (g_strv_length (unavailable) == 8 &&
+                 strcmp (unavailable[5], "/dev/qube-test-device") == 0 &&
+                 strcmp (unavailable[7], "missing") == 0, "%s", table->out);
+}
+END_TEST
+
 static Suite *
 cli_suite (void)
 {
@@ -718,6 +802,7 @@ cli_suite (void)
   tcase_add_test (tc, test_remove);
   tcase_add_test (tc, test_state_dir_option);
   tcase_add_test (tc, test_plugins_empty);
+  tcase_add_test (tc, test_plugins);
   suite_add_tcase (suite, tc);
   return suite;
 }
