@@ -9,9 +9,6 @@
 #include "output.h"
 #include "qube-cli.h"
 
-/* The global properties carry no type: listed without one. */
-#define PROPERTY_TYPE_UNKNOWN ((QubePropertyType) -1)
-
 typedef struct {
   gpointer target;
   char **(*list) (gpointer target);
@@ -57,8 +54,11 @@ static char *
 global_get (gpointer target, const char *name, gboolean *is_default,
             QubePropertyType *type, GError **error)
 {
-  *type = PROPERTY_TYPE_UNKNOWN;
-  return qube_manager_get_property (target, name, is_default, error);
+  g_autofree char *value = qube_manager_get_property (target, name, is_default, error);
+
+  if (value == NULL || !qube_manager_get_property_type (target, name, type, error))
+    return NULL;
+  return g_steal_pointer (&value);
 }
 
 static gboolean
@@ -132,8 +132,7 @@ add_json_property (JsonBuilder *builder, const char *name, const char *value,
   cli_json_add_string_member (builder, "name", name);
   json_builder_set_member_name (builder, "value");
   add_json_value (builder, value, type);
-  if (type_name != NULL)
-    cli_json_add_string_member (builder, "type", type_name);
+  cli_json_add_string_member (builder, "type", type_name);
   json_builder_set_member_name (builder, "default");
   json_builder_add_boolean_value (builder, is_default);
   json_builder_end_object (builder);
@@ -155,7 +154,7 @@ list_properties (Cli *cli, const PropertyHolder *holder, gboolean hide_default)
     {
       g_autoptr(GError) error = NULL;
       gboolean is_default = FALSE;
-      QubePropertyType type = PROPERTY_TYPE_UNKNOWN;
+      QubePropertyType type = QUBE_PROPERTY_TYPE_STR;
       g_autofree char *value = holder->get (holder->target, *name, &is_default,
                                             &type, &error);
 
@@ -181,7 +180,7 @@ get_property (Cli *cli, const PropertyHolder *holder, const char *name)
 {
   g_autoptr(GError) error = NULL;
   gboolean is_default = FALSE;
-  QubePropertyType type = PROPERTY_TYPE_UNKNOWN;
+  QubePropertyType type = QUBE_PROPERTY_TYPE_STR;
   g_autofree char *value = holder->get (holder->target, name, &is_default,
                                         &type, &error);
 
@@ -204,7 +203,7 @@ set_property (const PropertyHolder *holder, const char *name, const char *value)
 {
   g_autoptr(GError) error = NULL;
   gboolean is_default = FALSE;
-  QubePropertyType type = PROPERTY_TYPE_UNKNOWN;
+  QubePropertyType type = QUBE_PROPERTY_TYPE_STR;
   g_autofree char *old = holder->get (holder->target, name, &is_default,
                                       &type, &error);
 

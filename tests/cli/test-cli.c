@@ -416,6 +416,15 @@ START_TEST (test_prefs)
   set = qube_run ("prefs", "fedora", "memory", "1234");
   assert_ok (set);
   ck_assert_str_eq (set->out, "");
+  {
+    g_autoptr(QubeRun) relisted = qube_run ("prefs", "work");
+    g_auto(GStrv) row = NULL;
+
+    assert_ok (relisted);
+    row = find_row (relisted->out, "memory");
+    ck_assert_msg (row != NULL && strcmp (row[1], "D") == 0 &&
+                   g_strcmp0 (row[2], "1234") == 0, "%s", relisted->out);
+  }
   inherited = qube_run ("prefs", "--json", "work", "memory");
   assert_ok (inherited);
   one = parse_json (inherited->out);
@@ -504,8 +513,23 @@ START_TEST (test_global_prefs)
   ck_assert_msg (object != NULL, "%s", json->out);
   ck_assert (!json_object_get_boolean_member (object, "default"));
 
+  object = find_json_object (root, "name", "default_template");
+  ck_assert_str_eq (json_object_get_string_member (object, "type"), "vm");
+  ck_assert_str_eq (json_object_get_string_member (object, "value"), "fedora");
+
   reset = qube_run ("global-prefs", "--default", "default_template");
   assert_ok (reset);
+  {
+    g_autoptr(QubeRun) after = qube_run ("global-prefs", "default_template", "--json");
+    g_autoptr(JsonNode) one = NULL;
+
+    assert_ok (after);
+    one = parse_json (after->out);
+    object = json_node_get_object (one);
+    /* No qube is JSON null. */
+    ck_assert (json_object_get_null_member (object, "value"));
+    ck_assert (json_object_get_boolean_member (object, "default"));
+  }
   unknown = qube_run ("global-prefs", "nosuchproperty");
   assert_fails_with (unknown, 1, "nosuchproperty", NULL);
 }
