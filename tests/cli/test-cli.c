@@ -222,8 +222,13 @@ START_TEST (test_help_and_version)
       g_auto(GStrv) row = find_row (help->out, commands[i]);
 
       /* One line per command: its name, then a summary. */
+      g_autofree char *usage = g_strdup_printf ("qube %s [OPTION", commands[i]);
+      g_autoptr(QubeRun) command_help = qube_run (commands[i], "--help");
+
       ck_assert_msg (row != NULL && row[1] != NULL, "--help does not list '%s':\n%s",
                      commands[i], help->out);
+      assert_ok (command_help);
+      ck_assert_msg (strstr (command_help->out, usage) != NULL, "%s", command_help->out);
     }
 
   assert_ok (prefs_help);
