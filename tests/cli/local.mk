@@ -3,6 +3,7 @@
 if HAVE_CHECK
 check_PROGRAMS += tests/cli/test-cli
 TESTS += tests/cli/test-cli
+UNIT_TESTS += tests/cli/test-cli
 tests_cli_test_cli_SOURCES = tests/cli/test-cli.c
 tests_cli_test_cli_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_cli_test_cli_LDADD = $(GLIB_LIBS) $(JSON_GLIB_LIBS) $(CHECK_LIBS)

@@ -36,6 +36,7 @@ EXTRA_DIST += tests/plugins/test-not-elf.so
 if HAVE_CHECK
 check_PROGRAMS += tests/unit/test-plugin-registry
 TESTS += tests/unit/test-plugin-registry
+UNIT_TESTS += tests/unit/test-plugin-registry
 tests_unit_test_plugin_registry_SOURCES = tests/unit/test-plugin-registry.c
 tests_unit_test_plugin_registry_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/plugins
 tests_unit_test_plugin_registry_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
