@@ -50,6 +50,7 @@ struct PropSpec {
   const char *default_value;
   QubeClass inherit;         /* these classes follow their template when unset */
   QubeClass none_for;        /* vm: these classes default to none instead */
+  gboolean not_self;         /* vm: a default naming the qube itself is none */
   gint64 min, max;           /* int */
   const char *const *choices; /* str: the allowed values, when listed */
   gboolean (*check) (const char *value, GError **error); /* str: syntax */
@@ -104,7 +105,7 @@ static const PropSpec qube_props[] = {
     .default_kind = DEFAULT_NONE, .targets = template_targets },
   { .name = "netvm", .type = QUBE_PROPERTY_TYPE_VM, .classes = QUBE_CLASS_DOMU,
     .default_kind = DEFAULT_GLOBAL, .default_value = "default_netvm",
-    .inherit = QUBE_CLASS_DISP, .none_for = QUBE_CLASS_TEMPLATE,
+    .inherit = QUBE_CLASS_DISP, .none_for = QUBE_CLASS_TEMPLATE, .not_self = TRUE,
     .allow_none = TRUE, .targets = netvm_targets,
     .chain = "netvm" },
   { .name = "provides_network", .type = QUBE_PROPERTY_TYPE_BOOL, .classes = QUBE_CLASS_DOMU,
@@ -194,7 +195,9 @@ _qube_class_describe (QubeClass classes)
 
   for (gsize i = 0; i < G_N_ELEMENTS (class_names); i++)
     if (classes & class_names[i].klass)
-      g_string_append_printf (out, "%s%s", out->len > 0 ? " or " : "", class_names[i].name);
+      g_string_append_printf (out, "%s%s %s", out->len > 0 ? " or " : "",
+                              class_names[i].name[0] == 'A' ? "an" : "a",
+                              class_names[i].name);
   return g_string_free (out, FALSE);
 }
 
@@ -468,10 +471,18 @@ resolve_default (QubeStore *store, const QubeStoreQube *qube,
       *value = g_strdup (spec->default_value);
       return TRUE;
     case DEFAULT_GLOBAL:
-      return resolve_global (store,
-                             find_spec (global_props, G_N_ELEMENTS (global_props),
-                                        spec->default_value),
-                             value, &unused, error);
+      if (!resolve_global (store,
+                           find_spec (global_props, G_N_ELEMENTS (global_props),
+                                      spec->default_value),
+                           value, &unused, error))
+        return FALSE;
+      /* The default netvm (sys-net, say) itself takes no netvm by default. */
+      if (spec->not_self && strcmp (*value, qube->name) == 0)
+        {
+          g_free (*value);
+          *value = g_strdup ("");
+        }
+      return TRUE;
     case DEFAULT_NONE:
     default:
       *value = g_strdup ("");
@@ -575,8 +586,9 @@ check_target (QubeStore *store, const PropSpec *spec, QubeClass owner,
   if (!(referred_class & target->targets))
     {
       g_autofree char *wanted = _qube_class_describe (target->targets);
+      g_autofree char *is = _qube_class_describe (referred_class);
       g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
-                   "qube '%s' is a %s, not a %s", referred.name, referred.klass, wanted);
+                   "qube '%s' is %s, not %s", referred.name, is, wanted);
       return FALSE;
     }
   if (target->requires != NULL)

@@ -33,7 +33,7 @@ typedef enum {
 
 QubeClass _qube_class_from_name (const char *name);
 const char *_qube_class_to_name (QubeClass klass);
-/* "AppVM, TemplateVM" for a set of classes. */
+/* "a TemplateVM or an AppVM" for a set of classes. */
 char *_qube_class_describe (QubeClass classes);
 
 const char *_qube_property_type_to_name (QubePropertyType type);
