@@ -304,6 +304,29 @@ START_TEST (test_integrity_check)
 }
 END_TEST
 
+START_TEST (test_queries_use_indexes)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeStore) store = _qube_store_open (db_path, &error);
+  g_autofree char *message = NULL;
+
+  ck_assert_msg (store != NULL, "%s", error != NULL ? error->message : "");
+  ck_assert_msg (_qube_store_check_query_plans (store, &error), "%s",
+                 error != NULL ? error->message : "");
+
+  /* without the reverse-lookup index, finding a qube's users scans */
+  g_clear_pointer (&store, _qube_store_close);
+  run_sql ("DROP INDEX properties_by_value");
+  store = _qube_store_open (db_path, &error);
+  ck_assert_msg (store != NULL, "%s", error != NULL ? error->message : "");
+  ck_assert (!_qube_store_check_query_plans (store, &error));
+  message = g_strdup_printf ("state store %s: the query to find the users of a qube reads a "
+                             "whole table: SCAN ", db_path);
+  ck_assert_msg (error != NULL && g_str_has_prefix (error->message, message), "%s",
+                 error != NULL ? error->message : "(no error)");
+}
+END_TEST
+
 int
 main (void)
 {
@@ -321,6 +344,7 @@ main (void)
   tcase_add_test (tc, test_remove_leaves_no_rows);
   tcase_add_test (tc, test_open_errors);
   tcase_add_test (tc, test_integrity_check);
+  tcase_add_test (tc, test_queries_use_indexes);
   suite_add_tcase (suite, tc);
 
   runner = srunner_create (suite);
