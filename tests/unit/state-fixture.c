@@ -9,6 +9,36 @@
 #include "qube-error.h"
 #include "state-fixture.h"
 
+char *fixture_state_dir;
+QubeManager *fixture_manager;
+
+void
+fixture_setup_manager (void)
+{
+  fixture_state_dir = fixture_make_state_dir ();
+  fixture_manager = fixture_open (fixture_state_dir);
+}
+
+void
+fixture_teardown_manager (void)
+{
+  g_clear_object (&fixture_manager);
+  fixture_remove_state_dir (fixture_state_dir);
+  g_clear_pointer (&fixture_state_dir, g_free);
+}
+
+int
+fixture_run_suite (Suite *suite)
+{
+  SRunner *runner = srunner_create (suite);
+  int failed;
+
+  srunner_run_all (runner, CK_NORMAL);
+  failed = srunner_ntests_failed (runner);
+  srunner_free (runner);
+  return failed == 0 ? 0 : 1;
+}
+
 char *
 fixture_make_state_dir (void)
 {
@@ -107,4 +137,16 @@ fixture_assert_error_at (GError **error, int code, const char *message,
                  "%s:%d: expected the error\n  \"%s\"\ngot\n  \"%s\"", file, line,
                  message, (*error)->message);
   g_clear_error (error);
+}
+
+void
+fixture_assert_set_fails_at (QubeVm *vm, const char *name, const char *value, int code,
+                             const char *message, const char *file, int line)
+{
+  g_autoptr(GError) error = NULL;
+
+  ck_assert_msg (!qube_vm_set_property (vm, name, value, &error),
+                 "%s:%d: %s=%s accepted on %s", file, line, name, value,
+                 qube_vm_get_name (vm));
+  fixture_assert_error_at (&error, code, message, file, line);
 }

@@ -13,28 +13,11 @@
 #include "qube-vm-private.h"
 #include "state-fixture.h"
 
-static char *state_dir;
-static QubeManager *manager;
-
-static void
-setup (void)
-{
-  state_dir = fixture_make_state_dir ();
-  manager = fixture_open (state_dir);
-}
-
-static void
-teardown (void)
-{
-  g_clear_object (&manager);
-  fixture_remove_state_dir (state_dir);
-  g_clear_pointer (&state_dir, g_free);
-}
 
 static char *
 list_names (void)
 {
-  g_autoptr(GPtrArray) vms = qube_manager_list_vms (manager);
+  g_autoptr(GPtrArray) vms = qube_manager_list_vms (fixture_manager);
   g_autoptr(GString) names = g_string_new (NULL);
 
   for (guint i = 0; i < vms->len; i++)
@@ -48,7 +31,7 @@ assert_create_fails (const char *klass, const char *name, const char *template_n
                      const char *label, int code, const char *message)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) vm = qube_manager_create_vm (manager, klass, name, template_name,
+  g_autoptr(QubeVm) vm = qube_manager_create_vm (fixture_manager, klass, name, template_name,
                                                  label, &error);
 
   ck_assert_msg (vm == NULL, "%s %s was created", klass, name);
@@ -60,24 +43,13 @@ assert_remove_fails (const char *name, int code, const char *message)
 {
   g_autoptr(GError) error = NULL;
 
-  ck_assert_msg (!qube_manager_remove_vm (manager, name, &error), "%s was removed", name);
-  fixture_assert_error (&error, code, message);
-}
-
-static void
-assert_set_fails (QubeVm *vm, const char *name, const char *value, int code,
-                  const char *message)
-{
-  g_autoptr(GError) error = NULL;
-
-  ck_assert_msg (!qube_vm_set_property (vm, name, value, &error),
-                 "%s=%s accepted on %s", name, value, qube_vm_get_name (vm));
+  ck_assert_msg (!qube_manager_remove_vm (fixture_manager, name, &error), "%s was removed", name);
   fixture_assert_error (&error, code, message);
 }
 
 START_TEST (test_new_store_has_dom0)
 {
-  g_autoptr(GPtrArray) vms = qube_manager_list_vms (manager);
+  g_autoptr(GPtrArray) vms = qube_manager_list_vms (fixture_manager);
   QubeVm *dom0;
 
   ck_assert_uint_eq (vms->len, 1);
@@ -86,21 +58,21 @@ START_TEST (test_new_store_has_dom0)
   ck_assert_str_eq (qube_vm_get_klass (dom0), "AdminVM");
   ck_assert_str_eq (qube_vm_get_state (dom0), "Running");
   ck_assert_str_eq (qube_vm_get_uuid (dom0), "00000000-0000-0000-0000-000000000000");
-  ck_assert_str_eq (qube_manager_get_state_dir (manager), state_dir);
+  ck_assert_str_eq (qube_manager_get_state_dir (fixture_manager), fixture_state_dir);
 }
 END_TEST
 
 START_TEST (test_create_and_list)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) fedora = fixture_create (manager, "TemplateVM", "fedora", NULL);
+  g_autoptr(QubeVm) fedora = fixture_create (fixture_manager, "TemplateVM", "fedora", NULL);
   g_autoptr(QubeVm) work = NULL;
-  g_autoptr(QubeVm) vault = fixture_create (manager, "StandaloneVM", "vault", NULL);
+  g_autoptr(QubeVm) vault = fixture_create (fixture_manager, "StandaloneVM", "vault", NULL);
   g_autoptr(QubeVm) found = NULL;
   g_autofree char *names = NULL;
   g_autofree char *label = NULL;
 
-  work = qube_manager_create_vm (manager, "AppVM", "work", "fedora", "blue", &error);
+  work = qube_manager_create_vm (fixture_manager, "AppVM", "work", "fedora", "blue", &error);
   ck_assert_msg (work != NULL, "%s", error != NULL ? error->message : "");
   ck_assert_str_eq (qube_vm_get_klass (work), "AppVM");
   ck_assert_str_eq (qube_vm_get_state (work), "Halted");
@@ -112,13 +84,13 @@ START_TEST (test_create_and_list)
   names = list_names ();
   ck_assert_str_eq (names, "dom0 fedora vault work");
 
-  found = qube_manager_lookup (manager, "work", &error);
+  found = qube_manager_lookup (fixture_manager, "work", &error);
   ck_assert_ptr_nonnull (found);
   ck_assert_str_eq (qube_vm_get_uuid (found), qube_vm_get_uuid (work));
   ck_assert_str_eq (qube_vm_get_klass (found), "AppVM");
   g_clear_object (&found);
 
-  found = qube_manager_lookup (manager, "nosuch", &error);
+  found = qube_manager_lookup (fixture_manager, "nosuch", &error);
   ck_assert_ptr_null (found);
   fixture_assert_error (&error, QUBE_ERROR_NOT_FOUND, "no such qube 'nosuch'");
 }
@@ -126,10 +98,10 @@ END_TEST
 
 START_TEST (test_list_sorted)
 {
-  g_autoptr(QubeVm) t = fixture_create (manager, "TemplateVM", "zeta", NULL);
-  g_autoptr(QubeVm) a = fixture_create (manager, "AppVM", "alpha", "zeta");
-  g_autoptr(QubeVm) m = fixture_create (manager, "AppVM", "mail", "zeta");
-  g_autoptr(QubeVm) b = fixture_create (manager, "StandaloneVM", "Beta", NULL);
+  g_autoptr(QubeVm) t = fixture_create (fixture_manager, "TemplateVM", "zeta", NULL);
+  g_autoptr(QubeVm) a = fixture_create (fixture_manager, "AppVM", "alpha", "zeta");
+  g_autoptr(QubeVm) m = fixture_create (fixture_manager, "AppVM", "mail", "zeta");
+  g_autoptr(QubeVm) b = fixture_create (fixture_manager, "StandaloneVM", "Beta", NULL);
   g_autofree char *names = list_names ();
 
   /* byte order, as the Admin API lists them */
@@ -139,8 +111,8 @@ END_TEST
 
 START_TEST (test_create_refused)
 {
-  g_autoptr(QubeVm) fedora = fixture_create (manager, "TemplateVM", "fedora", NULL);
-  g_autoptr(QubeVm) work = fixture_create (manager, "AppVM", "work", "fedora");
+  g_autoptr(QubeVm) fedora = fixture_create (fixture_manager, "TemplateVM", "fedora", NULL);
+  g_autoptr(QubeVm) work = fixture_create (fixture_manager, "AppVM", "work", "fedora");
   g_autofree char *names = NULL;
 
   assert_create_fails ("AdminVM", "host2", NULL, NULL, QUBE_ERROR_INVALID,
@@ -188,27 +160,27 @@ END_TEST
 START_TEST (test_create_with_global_defaults)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) fedora = fixture_create (manager, "TemplateVM", "fedora", NULL);
+  g_autoptr(QubeVm) fedora = fixture_create (fixture_manager, "TemplateVM", "fedora", NULL);
   g_autoptr(QubeVm) work = NULL;
   g_autoptr(QubeVm) dvm = NULL;
   g_autoptr(QubeVm) disp = NULL;
   g_autofree char *tmpl = NULL;
   g_autofree char *disp_tmpl = NULL;
 
-  ck_assert (qube_manager_set_property (manager, "default_template", "fedora", &error));
-  work = fixture_create (manager, "AppVM", "work", NULL);
+  ck_assert (qube_manager_set_property (fixture_manager, "default_template", "fedora", &error));
+  work = fixture_create (fixture_manager, "AppVM", "work", NULL);
   tmpl = fixture_get (work, "template", NULL);
   ck_assert_str_eq (tmpl, "fedora");
 
   assert_create_fails ("DispVM", "disp1", NULL, NULL, QUBE_ERROR_INVALID,
                        "cannot create DispVM 'disp1': a DispVM needs a template, and none was "
                        "given nor set as the global default_dispvm");
-  dvm = fixture_create (manager, "AppVM", "dvm", "fedora");
+  dvm = fixture_create (fixture_manager, "AppVM", "dvm", "fedora");
   fixture_set (dvm, "template_for_dispvms", "True");
-  ck_assert (qube_manager_set_property (manager, "default_dispvm", "dvm", &error));
+  ck_assert (qube_manager_set_property (fixture_manager, "default_dispvm", "dvm", &error));
 
   /* an unnamed disposable gets a free dispNNNN name */
-  disp = qube_manager_create_vm (manager, "DispVM", NULL, NULL, NULL, &error);
+  disp = qube_manager_create_vm (fixture_manager, "DispVM", NULL, NULL, NULL, &error);
   ck_assert_msg (disp != NULL, "%s", error != NULL ? error->message : "");
   ck_assert (g_str_has_prefix (qube_vm_get_name (disp), "disp"));
   ck_assert_str_eq (qube_vm_get_klass (disp), "DispVM");
@@ -220,15 +192,15 @@ END_TEST
 START_TEST (test_remove)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) fedora = fixture_create (manager, "TemplateVM", "fedora", NULL);
-  g_autoptr(QubeVm) work = fixture_create (manager, "AppVM", "work", "fedora");
+  g_autoptr(QubeVm) fedora = fixture_create (fixture_manager, "TemplateVM", "fedora", NULL);
+  g_autoptr(QubeVm) work = fixture_create (fixture_manager, "AppVM", "work", "fedora");
   g_autofree char *names = NULL;
 
   qube_vm_set_feature (work, "gui", "1", &error);
   qube_vm_add_tag (work, "audited", &error);
   ck_assert_ptr_null (error);
 
-  ck_assert (qube_manager_remove_vm (manager, "work", &error));
+  ck_assert (qube_manager_remove_vm (fixture_manager, "work", &error));
   names = list_names ();
   ck_assert_str_eq (names, "dom0 fedora");
 
@@ -240,7 +212,7 @@ START_TEST (test_remove)
 
   /* a new qube of the same name does not inherit the old one's data */
   g_clear_object (&work);
-  work = fixture_create (manager, "AppVM", "work", "fedora");
+  work = fixture_create (fixture_manager, "AppVM", "work", "fedora");
   ck_assert_ptr_null (qube_vm_get_feature (work, "gui"));
   ck_assert (!qube_vm_has_tag (work, "audited"));
 
@@ -254,22 +226,22 @@ END_TEST
 START_TEST (test_remove_template_in_use)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) fedora = fixture_create (manager, "TemplateVM", "fedora", NULL);
-  g_autoptr(QubeVm) work = fixture_create (manager, "AppVM", "work", "fedora");
-  g_autoptr(QubeVm) mail = fixture_create (manager, "AppVM", "mail", "fedora");
+  g_autoptr(QubeVm) fedora = fixture_create (fixture_manager, "TemplateVM", "fedora", NULL);
+  g_autoptr(QubeVm) work = fixture_create (fixture_manager, "AppVM", "work", "fedora");
+  g_autoptr(QubeVm) mail = fixture_create (fixture_manager, "AppVM", "mail", "fedora");
 
   assert_remove_fails ("fedora", QUBE_ERROR_IN_USE,
                        "cannot remove qube 'fedora': it is the template of 'mail', 'work'");
-  ck_assert (qube_manager_remove_vm (manager, "mail", &error));
+  ck_assert (qube_manager_remove_vm (fixture_manager, "mail", &error));
   assert_remove_fails ("fedora", QUBE_ERROR_IN_USE,
                        "cannot remove qube 'fedora': it is the template of 'work'");
-  ck_assert (qube_manager_remove_vm (manager, "work", &error));
+  ck_assert (qube_manager_remove_vm (fixture_manager, "work", &error));
 
-  ck_assert (qube_manager_set_property (manager, "default_template", "fedora", &error));
+  ck_assert (qube_manager_set_property (fixture_manager, "default_template", "fedora", &error));
   assert_remove_fails ("fedora", QUBE_ERROR_IN_USE,
                        "cannot remove qube 'fedora': it is the global default_template");
-  ck_assert (qube_manager_reset_property (manager, "default_template", &error));
-  ck_assert (qube_manager_remove_vm (manager, "fedora", &error));
+  ck_assert (qube_manager_reset_property (fixture_manager, "default_template", &error));
+  ck_assert (qube_manager_remove_vm (fixture_manager, "fedora", &error));
   ck_assert_ptr_null (error);
 }
 END_TEST
@@ -277,27 +249,27 @@ END_TEST
 START_TEST (test_remove_netvm_and_dispvm_in_use)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) fedora = fixture_create (manager, "TemplateVM", "fedora", NULL);
-  g_autoptr(QubeVm) sys_net = fixture_create (manager, "AppVM", "sys-net", "fedora");
-  g_autoptr(QubeVm) work = fixture_create (manager, "AppVM", "work", "fedora");
-  g_autoptr(QubeVm) dvm = fixture_create (manager, "AppVM", "dvm", "fedora");
+  g_autoptr(QubeVm) fedora = fixture_create (fixture_manager, "TemplateVM", "fedora", NULL);
+  g_autoptr(QubeVm) sys_net = fixture_create (fixture_manager, "AppVM", "sys-net", "fedora");
+  g_autoptr(QubeVm) work = fixture_create (fixture_manager, "AppVM", "work", "fedora");
+  g_autoptr(QubeVm) dvm = fixture_create (fixture_manager, "AppVM", "dvm", "fedora");
   g_autoptr(QubeVm) disp = NULL;
 
   fixture_set (sys_net, "provides_network", "True");
   fixture_set (work, "netvm", "sys-net");
   fixture_set (dvm, "netvm", "sys-net");
-  ck_assert (qube_manager_set_property (manager, "default_netvm", "sys-net", &error));
+  ck_assert (qube_manager_set_property (fixture_manager, "default_netvm", "sys-net", &error));
   assert_remove_fails ("sys-net", QUBE_ERROR_IN_USE,
                        "cannot remove qube 'sys-net': it is the netvm of 'dvm', 'work'; "
                        "it is the global default_netvm");
 
   fixture_set (dvm, "template_for_dispvms", "True");
   fixture_set (work, "default_dispvm", "dvm");
-  disp = fixture_create (manager, "DispVM", "disp7", "dvm");
+  disp = fixture_create (fixture_manager, "DispVM", "disp7", "dvm");
   assert_remove_fails ("dvm", QUBE_ERROR_IN_USE,
                        "cannot remove qube 'dvm': it is the template of 'disp7'; "
                        "it is the default_dispvm of 'work'");
-  ck_assert (qube_manager_set_property (manager, "default_dispvm", "dvm", &error));
+  ck_assert (qube_manager_set_property (fixture_manager, "default_dispvm", "dvm", &error));
   assert_remove_fails ("dvm", QUBE_ERROR_IN_USE,
                        "cannot remove qube 'dvm': it is the template of 'disp7'; "
                        "it is the default_dispvm of 'work'; it is the global default_dispvm");
@@ -307,47 +279,47 @@ END_TEST
 START_TEST (test_netvm_rules)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) fedora = fixture_create (manager, "TemplateVM", "fedora", NULL);
-  g_autoptr(QubeVm) sys_net = fixture_create (manager, "AppVM", "sys-net", "fedora");
-  g_autoptr(QubeVm) sys_fw = fixture_create (manager, "AppVM", "sys-firewall", "fedora");
-  g_autoptr(QubeVm) vpn = fixture_create (manager, "AppVM", "vpn", "fedora");
-  g_autoptr(QubeVm) work = fixture_create (manager, "AppVM", "work", "fedora");
+  g_autoptr(QubeVm) fedora = fixture_create (fixture_manager, "TemplateVM", "fedora", NULL);
+  g_autoptr(QubeVm) sys_net = fixture_create (fixture_manager, "AppVM", "sys-net", "fedora");
+  g_autoptr(QubeVm) sys_fw = fixture_create (fixture_manager, "AppVM", "sys-firewall", "fedora");
+  g_autoptr(QubeVm) vpn = fixture_create (fixture_manager, "AppVM", "vpn", "fedora");
+  g_autoptr(QubeVm) work = fixture_create (fixture_manager, "AppVM", "work", "fedora");
   g_autofree char *netvm = NULL;
 
-  assert_set_fails (work, "netvm", "sys-net", QUBE_ERROR_INVALID,
-                    "cannot set netvm of qube 'work' to 'sys-net': qube 'sys-net' does not "
-                    "have provides_network=True");
-  assert_set_fails (work, "netvm", "dom0", QUBE_ERROR_INVALID,
-                    "cannot set netvm of qube 'work' to 'dom0': qube 'dom0' is an AdminVM, "
-                    "not a TemplateVM or an AppVM or a StandaloneVM or a DispVM");
-  assert_set_fails (work, "netvm", "nosuch", QUBE_ERROR_NOT_FOUND,
-                    "cannot set netvm of qube 'work' to 'nosuch': no such qube 'nosuch'");
+  fixture_assert_set_fails (work, "netvm", "sys-net", QUBE_ERROR_INVALID,
+                            "cannot set netvm of qube 'work' to 'sys-net': qube 'sys-net' does not "
+                            "have provides_network=True");
+  fixture_assert_set_fails (work, "netvm", "dom0", QUBE_ERROR_INVALID,
+                            "cannot set netvm of qube 'work' to 'dom0': qube 'dom0' is an AdminVM, "
+                            "not a TemplateVM or an AppVM or a StandaloneVM or a DispVM");
+  fixture_assert_set_fails (work, "netvm", "nosuch", QUBE_ERROR_NOT_FOUND,
+                            "cannot set netvm of qube 'work' to 'nosuch': no such qube 'nosuch'");
 
   fixture_set (sys_net, "provides_network", "True");
   fixture_set (sys_fw, "provides_network", "True");
   fixture_set (vpn, "provides_network", "True");
-  assert_set_fails (sys_net, "netvm", "sys-net", QUBE_ERROR_INVALID,
-                    "cannot set netvm of qube 'sys-net' to 'sys-net': a qube cannot be its "
-                    "own netvm");
+  fixture_assert_set_fails (sys_net, "netvm", "sys-net", QUBE_ERROR_INVALID,
+                            "cannot set netvm of qube 'sys-net' to 'sys-net': a qube cannot be its "
+                            "own netvm");
   fixture_set (sys_fw, "netvm", "sys-net");
   fixture_set (vpn, "netvm", "sys-firewall");
   fixture_set (work, "netvm", "vpn");
-  assert_set_fails (sys_net, "netvm", "sys-firewall", QUBE_ERROR_INVALID,
-                    "cannot set netvm of qube 'sys-net' to 'sys-firewall': the netvm chain "
-                    "would form a loop: sys-net -> sys-firewall -> sys-net");
-  assert_set_fails (sys_net, "netvm", "vpn", QUBE_ERROR_INVALID,
-                    "cannot set netvm of qube 'sys-net' to 'vpn': the netvm chain would form "
-                    "a loop: sys-net -> vpn -> sys-firewall -> sys-net");
+  fixture_assert_set_fails (sys_net, "netvm", "sys-firewall", QUBE_ERROR_INVALID,
+                            "cannot set netvm of qube 'sys-net' to 'sys-firewall': the netvm chain "
+                            "would form a loop: sys-net -> sys-firewall -> sys-net");
+  fixture_assert_set_fails (sys_net, "netvm", "vpn", QUBE_ERROR_INVALID,
+                            "cannot set netvm of qube 'sys-net' to 'vpn': the netvm chain would form "
+                            "a loop: sys-net -> vpn -> sys-firewall -> sys-net");
   netvm = fixture_get (sys_net, "netvm", NULL);
   ck_assert_str_eq (netvm, "");
 
   /* a loop through the global default: sys-net follows default_netvm */
-  ck_assert (!qube_manager_set_property (manager, "default_netvm", "sys-firewall", &error));
+  ck_assert (!qube_manager_set_property (fixture_manager, "default_netvm", "sys-firewall", &error));
   fixture_assert_error (&error, QUBE_ERROR_INVALID,
                         "cannot set global property default_netvm to 'sys-firewall': the "
                         "netvm chain would form a loop: sys-firewall -> sys-net -> sys-firewall");
   fixture_set (sys_net, "netvm", "");
-  ck_assert (qube_manager_set_property (manager, "default_netvm", "sys-firewall", &error));
+  ck_assert (qube_manager_set_property (fixture_manager, "default_netvm", "sys-firewall", &error));
   /* resetting sys-net's netvm to that default would loop as well */
   ck_assert (!qube_vm_reset_property (sys_net, "netvm", &error));
   fixture_assert_error (&error, QUBE_ERROR_INVALID,
@@ -355,12 +327,12 @@ START_TEST (test_netvm_rules)
                         "loop: sys-net -> sys-firewall -> sys-net");
 
   /* provides_network cannot be dropped while used */
-  assert_set_fails (sys_net, "provides_network", "False", QUBE_ERROR_IN_USE,
-                    "cannot set provides_network of qube 'sys-net' to 'False': it is the "
-                    "netvm of 'sys-firewall'");
-  assert_set_fails (sys_fw, "provides_network", "false", QUBE_ERROR_IN_USE,
-                    "cannot set provides_network of qube 'sys-firewall' to 'false': it is the "
-                    "netvm of 'vpn'; it is the global default_netvm");
+  fixture_assert_set_fails (sys_net, "provides_network", "False", QUBE_ERROR_IN_USE,
+                            "cannot set provides_network of qube 'sys-net' to 'False': it is the "
+                            "netvm of 'sys-firewall'");
+  fixture_assert_set_fails (sys_fw, "provides_network", "false", QUBE_ERROR_IN_USE,
+                            "cannot set provides_network of qube 'sys-firewall' to 'false': it is the "
+                            "netvm of 'vpn'; it is the global default_netvm");
   ck_assert (!qube_vm_reset_property (vpn, "provides_network", &error));
   fixture_assert_error (&error, QUBE_ERROR_IN_USE,
                         "cannot reset provides_network of qube 'vpn': it is the netvm of 'work'");
@@ -373,31 +345,31 @@ END_TEST
 START_TEST (test_dispvm_template_rules)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) fedora = fixture_create (manager, "TemplateVM", "fedora", NULL);
-  g_autoptr(QubeVm) dvm = fixture_create (manager, "AppVM", "dvm", "fedora");
-  g_autoptr(QubeVm) work = fixture_create (manager, "AppVM", "work", "fedora");
+  g_autoptr(QubeVm) fedora = fixture_create (fixture_manager, "TemplateVM", "fedora", NULL);
+  g_autoptr(QubeVm) dvm = fixture_create (fixture_manager, "AppVM", "dvm", "fedora");
+  g_autoptr(QubeVm) work = fixture_create (fixture_manager, "AppVM", "work", "fedora");
   g_autoptr(QubeVm) disp = NULL;
 
-  assert_set_fails (work, "default_dispvm", "dvm", QUBE_ERROR_INVALID,
-                    "cannot set default_dispvm of qube 'work' to 'dvm': qube 'dvm' does not "
-                    "have template_for_dispvms=True");
+  fixture_assert_set_fails (work, "default_dispvm", "dvm", QUBE_ERROR_INVALID,
+                            "cannot set default_dispvm of qube 'work' to 'dvm': qube 'dvm' does not "
+                            "have template_for_dispvms=True");
   fixture_set (dvm, "template_for_dispvms", "True");
   fixture_set (work, "default_dispvm", "dvm");
-  disp = fixture_create (manager, "DispVM", "disp1", "dvm");
-  assert_set_fails (disp, "template", "work", QUBE_ERROR_INVALID,
-                    "cannot set template of qube 'disp1' to 'work': qube 'work' does not "
-                    "have template_for_dispvms=True");
-  assert_set_fails (dvm, "template_for_dispvms", "False", QUBE_ERROR_IN_USE,
-                    "cannot set template_for_dispvms of qube 'dvm' to 'False': it is the "
-                    "template of 'disp1'; it is the default_dispvm of 'work'");
+  disp = fixture_create (fixture_manager, "DispVM", "disp1", "dvm");
+  fixture_assert_set_fails (disp, "template", "work", QUBE_ERROR_INVALID,
+                            "cannot set template of qube 'disp1' to 'work': qube 'work' does not "
+                            "have template_for_dispvms=True");
+  fixture_assert_set_fails (dvm, "template_for_dispvms", "False", QUBE_ERROR_IN_USE,
+                            "cannot set template_for_dispvms of qube 'dvm' to 'False': it is the "
+                            "template of 'disp1'; it is the default_dispvm of 'work'");
 }
 END_TEST
 
 START_TEST (test_clone)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) fedora = fixture_create (manager, "TemplateVM", "fedora", NULL);
-  g_autoptr(QubeVm) work = fixture_create (manager, "AppVM", "work", "fedora");
+  g_autoptr(QubeVm) fedora = fixture_create (fixture_manager, "TemplateVM", "fedora", NULL);
+  g_autoptr(QubeVm) work = fixture_create (fixture_manager, "AppVM", "work", "fedora");
   g_autoptr(QubeVm) copy = NULL;
   g_autofree char *memory = NULL;
   g_autofree char *tmpl = NULL;
@@ -413,7 +385,7 @@ START_TEST (test_clone)
   ck_assert (qube_vm_add_tag (work, "audited", &error));
   ck_assert (qube_vm_add_tag (work, "b-tag", &error));
 
-  copy = qube_manager_clone_vm (manager, "work", "work2", &error);
+  copy = qube_manager_clone_vm (fixture_manager, "work", "work2", &error);
   ck_assert_msg (copy != NULL, "%s", error != NULL ? error->message : "");
   ck_assert_str_eq (qube_vm_get_name (copy), "work2");
   ck_assert_str_eq (qube_vm_get_klass (copy), "AppVM");
@@ -443,16 +415,16 @@ START_TEST (test_clone)
   assert_remove_fails ("fedora", QUBE_ERROR_IN_USE,
                        "cannot remove qube 'fedora': it is the template of 'work', 'work2'");
 
-  ck_assert_ptr_null (qube_manager_clone_vm (manager, "work", "fedora", &error));
+  ck_assert_ptr_null (qube_manager_clone_vm (fixture_manager, "work", "fedora", &error));
   fixture_assert_error (&error, QUBE_ERROR_EXISTS,
                         "cannot clone qube 'work' to 'fedora': a qube named 'fedora' already exists");
-  ck_assert_ptr_null (qube_manager_clone_vm (manager, "nosuch", "x", &error));
+  ck_assert_ptr_null (qube_manager_clone_vm (fixture_manager, "nosuch", "x", &error));
   fixture_assert_error (&error, QUBE_ERROR_NOT_FOUND,
                         "cannot clone qube 'nosuch' to 'x': no such qube 'nosuch'");
-  ck_assert_ptr_null (qube_manager_clone_vm (manager, "dom0", "dom1", &error));
+  ck_assert_ptr_null (qube_manager_clone_vm (fixture_manager, "dom0", "dom1", &error));
   fixture_assert_error (&error, QUBE_ERROR_INVALID,
                         "cannot clone qube 'dom0' to 'dom1': the AdminVM cannot be cloned");
-  ck_assert_ptr_null (qube_manager_clone_vm (manager, "work", "9lives", &error));
+  ck_assert_ptr_null (qube_manager_clone_vm (fixture_manager, "work", "9lives", &error));
   fixture_assert_error (&error, QUBE_ERROR_INVALID_NAME,
                         "cannot clone qube 'work' to '9lives': qube name '9lives' must start "
                         "with a letter");
@@ -462,7 +434,7 @@ END_TEST
 START_TEST (test_features)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) fedora = fixture_create (manager, "TemplateVM", "fedora", NULL);
+  g_autoptr(QubeVm) fedora = fixture_create (fixture_manager, "TemplateVM", "fedora", NULL);
   g_autofree char *value = NULL;
   g_auto(GStrv) keys = NULL;
 
@@ -495,7 +467,7 @@ END_TEST
 START_TEST (test_tags)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) dom0 = qube_manager_lookup (manager, "dom0", NULL);
+  g_autoptr(QubeVm) dom0 = qube_manager_lookup (fixture_manager, "dom0", NULL);
   g_auto(GStrv) tags = NULL;
 
   ck_assert (!qube_vm_has_tag (dom0, "x"));
@@ -521,8 +493,8 @@ END_TEST
 
 START_TEST (test_running_hook)
 {
-  g_autoptr(QubeVm) dom0 = qube_manager_lookup (manager, "dom0", NULL);
-  g_autoptr(QubeVm) fedora = fixture_create (manager, "TemplateVM", "fedora", NULL);
+  g_autoptr(QubeVm) dom0 = qube_manager_lookup (fixture_manager, "dom0", NULL);
+  g_autoptr(QubeVm) fedora = fixture_create (fixture_manager, "TemplateVM", "fedora", NULL);
 
   /* until a backend reports states, only the host runs */
   ck_assert (_qube_vm_is_running (dom0));
@@ -533,7 +505,7 @@ END_TEST
 
 START_TEST (test_state_dir)
 {
-  g_autofree char *nested = g_build_filename (state_dir, "a", "b", NULL);
+  g_autofree char *nested = g_build_filename (fixture_state_dir, "a", "b", NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(QubeManager) other = qube_manager_new (nested, &error);
   g_autofree char *from_env = NULL;
@@ -564,10 +536,8 @@ main (void)
 {
   Suite *suite = suite_create ("manager");
   TCase *tc = tcase_create ("manager");
-  SRunner *runner;
-  int failed;
 
-  tcase_add_checked_fixture (tc, setup, teardown);
+  tcase_add_checked_fixture (tc, fixture_setup_manager, fixture_teardown_manager);
   tcase_add_test (tc, test_new_store_has_dom0);
   tcase_add_test (tc, test_create_and_list);
   tcase_add_test (tc, test_list_sorted);
@@ -584,10 +554,5 @@ main (void)
   tcase_add_test (tc, test_running_hook);
   tcase_add_test (tc, test_state_dir);
   suite_add_tcase (suite, tc);
-
-  runner = srunner_create (suite);
-  srunner_run_all (runner, CK_NORMAL);
-  failed = srunner_ntests_failed (runner);
-  srunner_free (runner);
-  return failed == 0 ? 0 : 1;
+  return fixture_run_suite (suite);
 }

@@ -127,8 +127,6 @@ main (void)
 {
   Suite *suite = suite_create ("names");
   TCase *tc = tcase_create ("names");
-  SRunner *runner;
-  int failed;
 
   tcase_add_test (tc, test_valid_names);
   tcase_add_test (tc, test_empty_and_long);
@@ -137,10 +135,5 @@ main (void)
   tcase_add_test (tc, test_reserved);
   tcase_add_test (tc, test_keys);
   suite_add_tcase (suite, tc);
-
-  runner = srunner_create (suite);
-  srunner_run_all (runner, CK_NORMAL);
-  failed = srunner_ntests_failed (runner);
-  srunner_free (runner);
-  return failed == 0 ? 0 : 1;
+  return fixture_run_suite (suite);
 }

@@ -9,18 +9,15 @@
 #include "qube-manager.h"
 #include "state-fixture.h"
 
-static char *state_dir;
-static QubeManager *manager;
 static QubeVm *fedora;   /* TemplateVM */
 static QubeVm *work;     /* AppVM on fedora */
 
 static void
 setup (void)
 {
-  state_dir = fixture_make_state_dir ();
-  manager = fixture_open (state_dir);
-  fedora = fixture_create (manager, "TemplateVM", "fedora", NULL);
-  work = fixture_create (manager, "AppVM", "work", "fedora");
+  fixture_setup_manager ();
+  fedora = fixture_create (fixture_manager, "TemplateVM", "fedora", NULL);
+  work = fixture_create (fixture_manager, "AppVM", "work", "fedora");
 }
 
 static void
@@ -28,9 +25,7 @@ teardown (void)
 {
   g_clear_object (&work);
   g_clear_object (&fedora);
-  g_clear_object (&manager);
-  fixture_remove_state_dir (state_dir);
-  g_clear_pointer (&state_dir, g_free);
+  fixture_teardown_manager ();
 }
 
 static void
@@ -59,20 +54,9 @@ assert_type (QubeVm *vm, const char *name, QubePropertyType type)
   ck_assert_msg (got == type, "type of %s is %d, expected %d", name, got, type);
 }
 
-static void
-assert_set_fails (QubeVm *vm, const char *name, const char *value, int code,
-                  const char *message)
-{
-  g_autoptr(GError) error = NULL;
-
-  ck_assert_msg (!qube_vm_set_property (vm, name, value, &error),
-                 "%s=%s accepted on %s", name, value, qube_vm_get_name (vm));
-  fixture_assert_error (&error, code, message);
-}
-
 START_TEST (test_list)
 {
-  g_autoptr(QubeVm) dom0 = qube_manager_lookup (manager, "dom0", NULL);
+  g_autoptr(QubeVm) dom0 = qube_manager_lookup (fixture_manager, "dom0", NULL);
   g_auto(GStrv) app = qube_vm_list_properties (work);
   g_auto(GStrv) tmpl = qube_vm_list_properties (fedora);
   g_auto(GStrv) admin = qube_vm_list_properties (dom0);
@@ -135,7 +119,7 @@ END_TEST
 
 START_TEST (test_admin_qube)
 {
-  g_autoptr(QubeVm) dom0 = qube_manager_lookup (manager, "dom0", NULL);
+  g_autoptr(QubeVm) dom0 = qube_manager_lookup (fixture_manager, "dom0", NULL);
   g_autoptr(GError) error = NULL;
 
   /* the host's label is black, as in Qubes */
@@ -143,8 +127,8 @@ START_TEST (test_admin_qube)
   ck_assert_ptr_null (qube_vm_get_property (dom0, "netvm", NULL, NULL, &error));
   fixture_assert_error (&error, QUBE_ERROR_NOT_FOUND,
                         "qube 'dom0' (AdminVM) has no property 'netvm'");
-  assert_set_fails (dom0, "memory", "1000", QUBE_ERROR_NOT_FOUND,
-                    "qube 'dom0' (AdminVM) has no property 'memory'");
+  fixture_assert_set_fails (dom0, "memory", "1000", QUBE_ERROR_NOT_FOUND,
+                            "qube 'dom0' (AdminVM) has no property 'memory'");
 }
 END_TEST
 
@@ -158,10 +142,10 @@ START_TEST (test_unknown_property)
   ck_assert (!qube_vm_reset_property (work, "colour", &error));
   fixture_assert_error (&error, QUBE_ERROR_NOT_FOUND,
                         "qube 'work' (AppVM) has no property 'colour'");
-  assert_set_fails (fedora, "template", "fedora", QUBE_ERROR_NOT_FOUND,
-                    "qube 'fedora' (TemplateVM) has no property 'template'");
-  assert_set_fails (fedora, "template_for_dispvms", "True", QUBE_ERROR_NOT_FOUND,
-                    "qube 'fedora' (TemplateVM) has no property 'template_for_dispvms'");
+  fixture_assert_set_fails (fedora, "template", "fedora", QUBE_ERROR_NOT_FOUND,
+                            "qube 'fedora' (TemplateVM) has no property 'template'");
+  fixture_assert_set_fails (fedora, "template_for_dispvms", "True", QUBE_ERROR_NOT_FOUND,
+                            "qube 'fedora' (TemplateVM) has no property 'template_for_dispvms'");
 }
 END_TEST
 
@@ -201,40 +185,40 @@ END_TEST
 
 START_TEST (test_invalid_values)
 {
-  assert_set_fails (work, "memory", "abc", QUBE_ERROR_INVALID,
-                    "cannot set memory of qube 'work' to 'abc': not an integer from 1 to 16777216");
-  assert_set_fails (work, "memory", "0", QUBE_ERROR_INVALID,
-                    "cannot set memory of qube 'work' to '0': not an integer from 1 to 16777216");
-  assert_set_fails (work, "memory", "-400", QUBE_ERROR_INVALID,
-                    "cannot set memory of qube 'work' to '-400': not an integer from 1 to 16777216");
-  assert_set_fails (work, "vcpus", "0", QUBE_ERROR_INVALID,
-                    "cannot set vcpus of qube 'work' to '0': not an integer from 1 to 256");
-  assert_set_fails (work, "vcpus", "257", QUBE_ERROR_INVALID,
-                    "cannot set vcpus of qube 'work' to '257': not an integer from 1 to 256");
-  assert_set_fails (work, "vcpus", "2.5", QUBE_ERROR_INVALID,
-                    "cannot set vcpus of qube 'work' to '2.5': not an integer from 1 to 256");
+  fixture_assert_set_fails (work, "memory", "abc", QUBE_ERROR_INVALID,
+                            "cannot set memory of qube 'work' to 'abc': not an integer from 1 to 16777216");
+  fixture_assert_set_fails (work, "memory", "0", QUBE_ERROR_INVALID,
+                            "cannot set memory of qube 'work' to '0': not an integer from 1 to 16777216");
+  fixture_assert_set_fails (work, "memory", "-400", QUBE_ERROR_INVALID,
+                            "cannot set memory of qube 'work' to '-400': not an integer from 1 to 16777216");
+  fixture_assert_set_fails (work, "vcpus", "0", QUBE_ERROR_INVALID,
+                            "cannot set vcpus of qube 'work' to '0': not an integer from 1 to 256");
+  fixture_assert_set_fails (work, "vcpus", "257", QUBE_ERROR_INVALID,
+                            "cannot set vcpus of qube 'work' to '257': not an integer from 1 to 256");
+  fixture_assert_set_fails (work, "vcpus", "2.5", QUBE_ERROR_INVALID,
+                            "cannot set vcpus of qube 'work' to '2.5': not an integer from 1 to 256");
   fixture_set (work, "vcpus", "256");
-  assert_set_fails (work, "autostart", "yes", QUBE_ERROR_INVALID,
-                    "cannot set autostart of qube 'work' to 'yes': not a boolean (True or False)");
-  assert_set_fails (work, "autostart", "", QUBE_ERROR_INVALID,
-                    "cannot set autostart of qube 'work' to '': not a boolean (True or False)");
-  assert_set_fails (work, "label", "pink", QUBE_ERROR_INVALID,
-                    "cannot set label of qube 'work' to 'pink': not a label (one of red, "
-                    "orange, yellow, green, gray, blue, purple, black)");
-  assert_set_fails (work, "virt_mode", "kvm", QUBE_ERROR_INVALID,
-                    "cannot set virt_mode of qube 'work' to 'kvm': not allowed (one of pvh, hvm, pv)");
-  assert_set_fails (work, "kernel", "../../etc", QUBE_ERROR_INVALID_NAME,
-                    "cannot set kernel of qube 'work' to '../../etc': kernel version '../../etc' "
-                    "contains '/': only letters, digits, '_', '.' and '-' are allowed");
-  assert_set_fails (work, "kernel", "..", QUBE_ERROR_INVALID,
-                    "cannot set kernel of qube 'work' to '..': not a kernel version");
-  assert_set_fails (work, "backend", "", QUBE_ERROR_INVALID_NAME,
-                    "cannot set backend of qube 'work' to '': a plugin name must not be empty");
-  assert_set_fails (work, "kernelopts", "quiet\nrm -rf /", QUBE_ERROR_INVALID,
-                    "cannot set kernelopts of qube 'work' to 'quiet\\nrm -rf /': control "
-                    "characters are not allowed");
-  assert_set_fails (work, "kernelopts", "\xff", QUBE_ERROR_INVALID,
-                    "cannot set kernelopts of qube 'work' to '\\377': not valid UTF-8");
+  fixture_assert_set_fails (work, "autostart", "yes", QUBE_ERROR_INVALID,
+                            "cannot set autostart of qube 'work' to 'yes': not a boolean (True or False)");
+  fixture_assert_set_fails (work, "autostart", "", QUBE_ERROR_INVALID,
+                            "cannot set autostart of qube 'work' to '': not a boolean (True or False)");
+  fixture_assert_set_fails (work, "label", "pink", QUBE_ERROR_INVALID,
+                            "cannot set label of qube 'work' to 'pink': not a label (one of red, "
+                            "orange, yellow, green, gray, blue, purple, black)");
+  fixture_assert_set_fails (work, "virt_mode", "kvm", QUBE_ERROR_INVALID,
+                            "cannot set virt_mode of qube 'work' to 'kvm': not allowed (one of pvh, hvm, pv)");
+  fixture_assert_set_fails (work, "kernel", "../../etc", QUBE_ERROR_INVALID_NAME,
+                            "cannot set kernel of qube 'work' to '../../etc': kernel version '../../etc' "
+                            "contains '/': only letters, digits, '_', '.' and '-' are allowed");
+  fixture_assert_set_fails (work, "kernel", "..", QUBE_ERROR_INVALID,
+                            "cannot set kernel of qube 'work' to '..': not a kernel version");
+  fixture_assert_set_fails (work, "backend", "", QUBE_ERROR_INVALID_NAME,
+                            "cannot set backend of qube 'work' to '': a plugin name must not be empty");
+  fixture_assert_set_fails (work, "kernelopts", "quiet\nrm -rf /", QUBE_ERROR_INVALID,
+                            "cannot set kernelopts of qube 'work' to 'quiet\\nrm -rf /': control "
+                            "characters are not allowed");
+  fixture_assert_set_fails (work, "kernelopts", "\xff", QUBE_ERROR_INVALID,
+                            "cannot set kernelopts of qube 'work' to '\\377': not valid UTF-8");
 
   /* nothing of the refused values was stored */
   assert_value (work, "memory", "400", TRUE);
@@ -248,19 +232,19 @@ START_TEST (test_memory_and_maxmem)
 {
   fixture_set (work, "memory", "1000");
   fixture_set (work, "maxmem", "1000");
-  assert_set_fails (work, "memory", "1001", QUBE_ERROR_INVALID,
-                    "cannot set memory of qube 'work' to '1001': memory (1001 MiB) would "
-                    "be more than maxmem (1000 MiB)");
-  assert_set_fails (work, "maxmem", "999", QUBE_ERROR_INVALID,
-                    "cannot set maxmem of qube 'work' to '999': memory (1000 MiB) would "
-                    "be more than maxmem (999 MiB)");
+  fixture_assert_set_fails (work, "memory", "1001", QUBE_ERROR_INVALID,
+                            "cannot set memory of qube 'work' to '1001': memory (1001 MiB) would "
+                            "be more than maxmem (1000 MiB)");
+  fixture_assert_set_fails (work, "maxmem", "999", QUBE_ERROR_INVALID,
+                            "cannot set maxmem of qube 'work' to '999': memory (1000 MiB) would "
+                            "be more than maxmem (999 MiB)");
   assert_value (work, "memory", "1000", FALSE);
   assert_value (work, "maxmem", "1000", FALSE);
 
   /* against the default maxmem too */
-  assert_set_fails (fedora, "memory", "5000", QUBE_ERROR_INVALID,
-                    "cannot set memory of qube 'fedora' to '5000': memory (5000 MiB) would "
-                    "be more than maxmem (4000 MiB)");
+  fixture_assert_set_fails (fedora, "memory", "5000", QUBE_ERROR_INVALID,
+                            "cannot set memory of qube 'fedora' to '5000': memory (5000 MiB) would "
+                            "be more than maxmem (4000 MiB)");
 }
 END_TEST
 
@@ -302,13 +286,13 @@ END_TEST
 
 START_TEST (test_inherit_through_disposable_template)
 {
-  g_autoptr(QubeVm) dvm = fixture_create (manager, "AppVM", "dvm", "fedora");
-  g_autoptr(QubeVm) sys_net = fixture_create (manager, "AppVM", "sys-net", "fedora");
+  g_autoptr(QubeVm) dvm = fixture_create (fixture_manager, "AppVM", "dvm", "fedora");
+  g_autoptr(QubeVm) sys_net = fixture_create (fixture_manager, "AppVM", "sys-net", "fedora");
   g_autoptr(QubeVm) disp = NULL;
 
   fixture_set (dvm, "template_for_dispvms", "True");
   fixture_set (sys_net, "provides_network", "True");
-  disp = fixture_create (manager, "DispVM", "disp1", "dvm");
+  disp = fixture_create (fixture_manager, "DispVM", "disp1", "dvm");
 
   /* DispVM -> AppVM -> TemplateVM */
   fixture_set (fedora, "vcpus", "3");
@@ -328,17 +312,17 @@ END_TEST
 START_TEST (test_global_defaults_followed)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) sys_net = fixture_create (manager, "AppVM", "sys-net", "fedora");
-  g_autoptr(QubeVm) dvm = fixture_create (manager, "AppVM", "dvm", "fedora");
+  g_autoptr(QubeVm) sys_net = fixture_create (fixture_manager, "AppVM", "sys-net", "fedora");
+  g_autoptr(QubeVm) dvm = fixture_create (fixture_manager, "AppVM", "dvm", "fedora");
 
-  ck_assert (qube_manager_set_property (manager, "default_kernel", "6.1.0-13", &error));
-  ck_assert (qube_manager_set_property (manager, "default_backend", "xen", &error));
+  ck_assert (qube_manager_set_property (fixture_manager, "default_kernel", "6.1.0-13", &error));
+  ck_assert (qube_manager_set_property (fixture_manager, "default_backend", "xen", &error));
   assert_value (work, "kernel", "6.1.0-13", TRUE);
   assert_value (work, "backend", "xen", TRUE);
   assert_value (fedora, "backend", "xen", TRUE);
 
   fixture_set (sys_net, "provides_network", "True");
-  ck_assert (qube_manager_set_property (manager, "default_netvm", "sys-net", &error));
+  ck_assert (qube_manager_set_property (fixture_manager, "default_netvm", "sys-net", &error));
   assert_value (work, "netvm", "sys-net", TRUE);
   /* the default netvm itself does not follow the default (no loop) */
   assert_value (sys_net, "netvm", "", TRUE);
@@ -346,10 +330,10 @@ START_TEST (test_global_defaults_followed)
   assert_value (fedora, "netvm", "", TRUE);
 
   fixture_set (dvm, "template_for_dispvms", "True");
-  ck_assert (qube_manager_set_property (manager, "default_dispvm", "dvm", &error));
+  ck_assert (qube_manager_set_property (fixture_manager, "default_dispvm", "dvm", &error));
   assert_value (work, "default_dispvm", "dvm", TRUE);
 
-  ck_assert (qube_manager_reset_property (manager, "default_backend", &error));
+  ck_assert (qube_manager_reset_property (fixture_manager, "default_backend", &error));
   assert_value (work, "backend", "kvm", TRUE);
   ck_assert_ptr_null (error);
 }
@@ -357,19 +341,19 @@ END_TEST
 
 START_TEST (test_template_rules)
 {
-  g_autoptr(QubeVm) other = fixture_create (manager, "TemplateVM", "debian", NULL);
-  g_autoptr(QubeVm) standalone = fixture_create (manager, "StandaloneVM", "alone", NULL);
+  g_autoptr(QubeVm) other = fixture_create (fixture_manager, "TemplateVM", "debian", NULL);
+  g_autoptr(QubeVm) standalone = fixture_create (fixture_manager, "StandaloneVM", "alone", NULL);
   g_autoptr(GError) error = NULL;
 
   fixture_set (work, "template", "debian");
   assert_value (work, "template", "debian", FALSE);
-  assert_set_fails (work, "template", "alone", QUBE_ERROR_INVALID,
-                    "cannot set template of qube 'work' to 'alone': qube 'alone' is a "
-                    "StandaloneVM, not a TemplateVM");
-  assert_set_fails (work, "template", "nosuch", QUBE_ERROR_NOT_FOUND,
-                    "cannot set template of qube 'work' to 'nosuch': no such qube 'nosuch'");
-  assert_set_fails (work, "template", "", QUBE_ERROR_INVALID,
-                    "cannot set template of qube 'work' to '': a qube is needed, not none");
+  fixture_assert_set_fails (work, "template", "alone", QUBE_ERROR_INVALID,
+                            "cannot set template of qube 'work' to 'alone': qube 'alone' is a "
+                            "StandaloneVM, not a TemplateVM");
+  fixture_assert_set_fails (work, "template", "nosuch", QUBE_ERROR_NOT_FOUND,
+                            "cannot set template of qube 'work' to 'nosuch': no such qube 'nosuch'");
+  fixture_assert_set_fails (work, "template", "", QUBE_ERROR_INVALID,
+                            "cannot set template of qube 'work' to '': a qube is needed, not none");
   ck_assert (!qube_vm_reset_property (work, "template", &error));
   fixture_assert_error (&error, QUBE_ERROR_INVALID,
                         "cannot reset template of qube 'work': it has no default value");
@@ -380,7 +364,7 @@ END_TEST
 START_TEST (test_global_properties)
 {
   g_autoptr(GError) error = NULL;
-  g_auto(GStrv) names = qube_manager_list_properties (manager);
+  g_auto(GStrv) names = qube_manager_list_properties (fixture_manager);
   const char *const expected[] = {
     "default_backend", "default_dispvm", "default_kernel", "default_netvm",
     "default_pool", "default_template", NULL,
@@ -392,54 +376,54 @@ START_TEST (test_global_properties)
   QubePropertyType type = 99;
 
   ck_assert (g_strv_equal ((const char *const *) names, expected));
-  backend = qube_manager_get_property (manager, "default_backend", &is_default, &error);
+  backend = qube_manager_get_property (fixture_manager, "default_backend", &is_default, &error);
   ck_assert_str_eq (backend, "kvm");
   ck_assert (is_default);
-  pool = qube_manager_get_property (manager, "default_pool", NULL, &error);
+  pool = qube_manager_get_property (fixture_manager, "default_pool", NULL, &error);
   ck_assert_str_eq (pool, "default");
-  ck_assert (qube_manager_get_property_type (manager, "default_netvm", &type, &error));
+  ck_assert (qube_manager_get_property_type (fixture_manager, "default_netvm", &type, &error));
   ck_assert_int_eq (type, QUBE_PROPERTY_TYPE_VM);
-  ck_assert (qube_manager_get_property_type (manager, "default_pool", &type, &error));
+  ck_assert (qube_manager_get_property_type (fixture_manager, "default_pool", &type, &error));
   ck_assert_int_eq (type, QUBE_PROPERTY_TYPE_STR);
 
-  ck_assert (qube_manager_set_property (manager, "default_template", "fedora", &error));
-  tmpl = qube_manager_get_property (manager, "default_template", &is_default, &error);
+  ck_assert (qube_manager_set_property (fixture_manager, "default_template", "fedora", &error));
+  tmpl = qube_manager_get_property (fixture_manager, "default_template", &is_default, &error);
   ck_assert_str_eq (tmpl, "fedora");
   ck_assert (!is_default);
 
-  ck_assert (!qube_manager_set_property (manager, "default_template", "work", &error));
+  ck_assert (!qube_manager_set_property (fixture_manager, "default_template", "work", &error));
   fixture_assert_error (&error, QUBE_ERROR_INVALID,
                         "cannot set global property default_template to 'work': qube 'work' "
                         "is an AppVM, not a TemplateVM");
-  ck_assert (!qube_manager_set_property (manager, "default_template", "gone", &error));
+  ck_assert (!qube_manager_set_property (fixture_manager, "default_template", "gone", &error));
   fixture_assert_error (&error, QUBE_ERROR_NOT_FOUND,
                         "cannot set global property default_template to 'gone': no such qube 'gone'");
-  ck_assert (!qube_manager_set_property (manager, "default_netvm", "work", &error));
+  ck_assert (!qube_manager_set_property (fixture_manager, "default_netvm", "work", &error));
   fixture_assert_error (&error, QUBE_ERROR_INVALID,
                         "cannot set global property default_netvm to 'work': qube 'work' "
                         "does not have provides_network=True");
-  ck_assert (!qube_manager_set_property (manager, "default_dispvm", "work", &error));
+  ck_assert (!qube_manager_set_property (fixture_manager, "default_dispvm", "work", &error));
   fixture_assert_error (&error, QUBE_ERROR_INVALID,
                         "cannot set global property default_dispvm to 'work': qube 'work' "
                         "does not have template_for_dispvms=True");
-  ck_assert (!qube_manager_set_property (manager, "default_pool", "a b", &error));
+  ck_assert (!qube_manager_set_property (fixture_manager, "default_pool", "a b", &error));
   fixture_assert_error (&error, QUBE_ERROR_INVALID_NAME,
                         "cannot set global property default_pool to 'a b': pool name 'a b' "
                         "contains ' ': only letters, digits, '_', '.' and '-' are allowed");
-  ck_assert (!qube_manager_set_property (manager, "default_colour", "red", &error));
+  ck_assert (!qube_manager_set_property (fixture_manager, "default_colour", "red", &error));
   fixture_assert_error (&error, QUBE_ERROR_NOT_FOUND, "no global property 'default_colour'");
-  ck_assert_ptr_null (qube_manager_get_property (manager, "default_colour", NULL, &error));
+  ck_assert_ptr_null (qube_manager_get_property (fixture_manager, "default_colour", NULL, &error));
   fixture_assert_error (&error, QUBE_ERROR_NOT_FOUND, "no global property 'default_colour'");
 
   /* "" is none, for the vm-typed ones */
-  ck_assert (qube_manager_set_property (manager, "default_template", "", &error));
+  ck_assert (qube_manager_set_property (fixture_manager, "default_template", "", &error));
   g_clear_pointer (&tmpl, g_free);
-  tmpl = qube_manager_get_property (manager, "default_template", &is_default, &error);
+  tmpl = qube_manager_get_property (fixture_manager, "default_template", &is_default, &error);
   ck_assert_str_eq (tmpl, "");
   ck_assert (!is_default);
-  ck_assert (qube_manager_reset_property (manager, "default_template", &error));
+  ck_assert (qube_manager_reset_property (fixture_manager, "default_template", &error));
   g_clear_pointer (&tmpl, g_free);
-  tmpl = qube_manager_get_property (manager, "default_template", &is_default, &error);
+  tmpl = qube_manager_get_property (fixture_manager, "default_template", &is_default, &error);
   ck_assert_str_eq (tmpl, "");
   ck_assert (is_default);
 }
@@ -450,8 +434,6 @@ main (void)
 {
   Suite *suite = suite_create ("property");
   TCase *tc = tcase_create ("property");
-  SRunner *runner;
-  int failed;
 
   tcase_add_checked_fixture (tc, setup, teardown);
   tcase_add_test (tc, test_list);
@@ -469,10 +451,5 @@ main (void)
   tcase_add_test (tc, test_template_rules);
   tcase_add_test (tc, test_global_properties);
   suite_add_tcase (suite, tc);
-
-  runner = srunner_create (suite);
-  srunner_run_all (runner, CK_NORMAL);
-  failed = srunner_ntests_failed (runner);
-  srunner_free (runner);
-  return failed == 0 ? 0 : 1;
+  return fixture_run_suite (suite);
 }

@@ -428,16 +428,9 @@ main (void)
 {
   Suite *suite = suite_create ("store-crash");
   TCase *tc = tcase_create ("store-crash");
-  SRunner *runner;
-  int failed;
 
   tcase_set_timeout (tc, 120);
   tcase_add_test (tc, test_kill_at_random_points);
   suite_add_tcase (suite, tc);
-
-  runner = srunner_create (suite);
-  srunner_run_all (runner, CK_NORMAL);
-  failed = srunner_ntests_failed (runner);
-  srunner_free (runner);
-  return failed == 0 ? 0 : 1;
+  return fixture_run_suite (suite);
 }

@@ -332,8 +332,6 @@ main (void)
 {
   Suite *suite = suite_create ("store");
   TCase *tc = tcase_create ("store");
-  SRunner *runner;
-  int failed;
 
   tcase_add_checked_fixture (tc, setup, teardown);
   tcase_add_test (tc, test_new_store);
@@ -346,10 +344,5 @@ main (void)
   tcase_add_test (tc, test_integrity_check);
   tcase_add_test (tc, test_queries_use_indexes);
   suite_add_tcase (suite, tc);
-
-  runner = srunner_create (suite);
-  srunner_run_all (runner, CK_NORMAL);
-  failed = srunner_ntests_failed (runner);
-  srunner_free (runner);
-  return failed == 0 ? 0 : 1;
+  return fixture_run_suite (suite);
 }
