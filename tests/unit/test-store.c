@@ -6,6 +6,8 @@
 #include <check.h>
 #include <glib/gstdio.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "qube-error.h"
 #include "qube-manager.h"
@@ -304,6 +306,72 @@ START_TEST (test_integrity_check)
 }
 END_TEST
 
+#define WRITERS_QUBES 40
+
+/* Creates qubes <prefix>0 .. <prefix>N-1, each with a property and a tag:
+ * several transactions a qube, all waiting on the other writer's lock. */
+static gboolean
+write_qubes (const char *prefix, GError **error)
+{
+  g_autoptr(QubeManager) manager = qube_manager_new (state_dir, error);
+
+  if (manager == NULL)
+    return FALSE;
+  for (int i = 0; i < WRITERS_QUBES; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("%s%d", prefix, i);
+      g_autoptr(QubeVm) vm = qube_manager_create_vm (manager, "StandaloneVM", name, NULL,
+                                                     NULL, error);
+      if (vm == NULL || !qube_vm_set_property (vm, "vcpus", "3", error)
+          || !qube_vm_add_tag (vm, prefix, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+START_TEST (test_two_writing_processes)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeManager) manager = fixture_open (state_dir);
+  g_autoptr(GPtrArray) vms = NULL;
+  int status = 0;
+  pid_t pid;
+
+  /* the store exists before both start, so neither migrates it */
+  g_clear_object (&manager);
+  pid = fork ();
+  ck_assert_int_ge (pid, 0);
+  if (pid == 0)
+    {
+      g_autoptr(GError) child_error = NULL;
+      if (!write_qubes ("child", &child_error))
+        {
+          g_printerr ("child: %s\n", child_error->message);
+          _exit (1);
+        }
+      _exit (0);
+    }
+  ck_assert_msg (write_qubes ("parent", &error), "parent: %s", error->message);
+  ck_assert_int_eq (waitpid (pid, &status, 0), pid);
+  ck_assert_msg (WIFEXITED (status) && WEXITSTATUS (status) == 0,
+                 "the child writer failed (status %d)", status);
+
+  manager = fixture_open (state_dir);
+  vms = qube_manager_list_vms (manager);
+  ck_assert_uint_eq (vms->len, 1 + 2 * WRITERS_QUBES);
+  for (guint i = 0; i < vms->len; i++)
+    {
+      QubeVm *vm = vms->pdata[i];
+      if (g_str_equal (qube_vm_get_name (vm), "dom0"))
+        continue;
+      g_autofree char *vcpus = fixture_get (vm, "vcpus", NULL);
+      ck_assert_str_eq (vcpus, "3");
+      ck_assert (qube_vm_has_tag (vm, g_str_has_prefix (qube_vm_get_name (vm), "child")
+                                      ? "child" : "parent"));
+    }
+}
+END_TEST
+
 START_TEST (test_queries_use_indexes)
 {
   g_autoptr(GError) error = NULL;
@@ -339,6 +407,7 @@ main (void)
   tcase_add_test (tc, test_refuse_newer);
   tcase_add_test (tc, test_persistence);
   tcase_add_test (tc, test_two_managers);
+  tcase_add_test (tc, test_two_writing_processes);
   tcase_add_test (tc, test_remove_leaves_no_rows);
   tcase_add_test (tc, test_open_errors);
   tcase_add_test (tc, test_integrity_check);
