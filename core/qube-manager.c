@@ -444,9 +444,10 @@ qube_manager_lookup (QubeManager *self, const char *name, GError **error)
  * @self: a #QubeManager
  *
  * All qubes, the admin qube included, sorted by name.  A store failure is
- * logged and gives an empty list.
+ * logged and gives an empty list.  The array owns its qubes:
+ * g_ptr_array_unref() frees them too.
  *
- * Returns: (transfer full) (element-type QubeVm): the qubes
+ * Returns: (transfer container) (element-type QubeVm): the qubes
  */
 GPtrArray *
 qube_manager_list_vms (QubeManager *self)

@@ -15,6 +15,7 @@
 
 #include "qube-error.h"
 #include "qube-store.h"
+#include "qube-vm-private.h"
 
 /* Long enough to wait out another process's transaction (they are short),
  * short enough that a stuck peer is reported instead of hanging forever. */
@@ -619,7 +620,8 @@ gboolean
 _qube_store_get_qube (QubeStore *store, const char *name, QubeStoreQube *out,
                       GError **error)
 {
-  g_autofree char *missing = g_strdup_printf ("'%s'", name);
+  g_autofree char *shown = _qube_printable (name);
+  g_autofree char *missing = g_strdup_printf ("'%s'", shown);
   return store_query_qube (store, STMT_QUBE_BY_NAME,
                            store_stmt_bind_text (store, STMT_QUBE_BY_NAME, name,
                                                  NULL, NULL, error),
