@@ -27,6 +27,8 @@ struct _QubeManager {
 
   char *state_dir;
   QubeStore *store;
+  QubeRunningFunc running_func;
+  gpointer running_data;
 };
 
 enum {
@@ -198,6 +200,20 @@ QubeStore *
 _qube_manager_get_store (QubeManager *self)
 {
   return self->store;
+}
+
+void
+_qube_manager_set_running_func (QubeManager *self, QubeRunningFunc func,
+                                gpointer user_data)
+{
+  self->running_func = func;
+  self->running_data = user_data;
+}
+
+gboolean
+_qube_manager_is_running (QubeManager *self, QubeVm *vm)
+{
+  return self->running_func != NULL && self->running_func (vm, self->running_data);
 }
 
 /* ---- creating ---- */

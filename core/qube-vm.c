@@ -68,7 +68,9 @@ _qube_vm_get_id (QubeVm *self)
 gboolean
 _qube_vm_is_running (QubeVm *self)
 {
-  return _qube_class_from_name (self->row.klass) == QUBE_CLASS_ADMIN;
+  if (_qube_class_from_name (self->row.klass) == QUBE_CLASS_ADMIN)
+    return TRUE;
+  return _qube_manager_is_running (self->manager, self);
 }
 
 static QubeStore *
@@ -182,8 +184,8 @@ qube_vm_get_klass (QubeVm *self)
  * qube_vm_get_state:
  * @self: a #QubeVm
  *
- * The power state as the Admin API names it.  Until an isolation backend
- * reports on qubes, only the admin qube runs.
+ * The power state as the Admin API names it.  Without an isolation
+ * backend reporting on qubes, only the admin qube runs.
  *
  * Returns: `Running` or `Halted`
  */

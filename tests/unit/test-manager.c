@@ -491,15 +491,35 @@ START_TEST (test_tags)
 }
 END_TEST
 
-START_TEST (test_running_hook)
+/* A fake backend: the qubes named in `user_data` run. */
+static gboolean
+fake_backend_is_running (QubeVm *vm, gpointer user_data)
 {
+  return g_strv_contains (user_data, qube_vm_get_name (vm));
+}
+
+START_TEST (test_running)
+{
+  g_autoptr(GError) error = NULL;
   g_autoptr(QubeVm) dom0 = qube_manager_lookup (fixture_manager, "dom0", NULL);
   g_autoptr(QubeVm) fedora = fixture_create (fixture_manager, "TemplateVM", "fedora", NULL);
+  g_autoptr(QubeVm) work = fixture_create (fixture_manager, "AppVM", "work", "fedora");
+  const char *running[] = { "work", NULL };
 
-  /* until a backend reports states, only the host runs */
+  /* without a backend reporting states, only the host runs */
   ck_assert (_qube_vm_is_running (dom0));
+  ck_assert_str_eq (qube_vm_get_state (dom0), "Running");
   ck_assert (!_qube_vm_is_running (fedora));
   ck_assert_str_eq (qube_vm_get_state (fedora), "Halted");
+
+  _qube_manager_set_running_func (fixture_manager, fake_backend_is_running, running);
+  ck_assert_str_eq (qube_vm_get_state (work), "Running");
+  ck_assert_str_eq (qube_vm_get_state (fedora), "Halted");
+  assert_remove_fails ("work", QUBE_ERROR_RUNNING, "cannot remove qube 'work': it is running");
+
+  _qube_manager_set_running_func (fixture_manager, NULL, NULL);
+  ck_assert (qube_manager_remove_vm (fixture_manager, "work", &error));
+  ck_assert_ptr_null (error);
 }
 END_TEST
 
@@ -551,7 +571,7 @@ main (void)
   tcase_add_test (tc, test_clone);
   tcase_add_test (tc, test_features);
   tcase_add_test (tc, test_tags);
-  tcase_add_test (tc, test_running_hook);
+  tcase_add_test (tc, test_running);
   tcase_add_test (tc, test_state_dir);
   suite_add_tcase (suite, tc);
   return fixture_run_suite (suite);
