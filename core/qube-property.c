@@ -51,6 +51,7 @@ struct PropSpec {
   QubeClass inherit;         /* these classes follow their template when unset */
   QubeClass none_for;        /* vm: these classes default to none instead */
   gboolean not_self;         /* vm: a default naming the qube itself is none */
+  gboolean halted_only;      /* cannot change while the qube runs */
   gint64 min, max;           /* int */
   const char *const *choices; /* str: the allowed values, when listed */
   gboolean (*check) (const char *value, GError **error); /* str: syntax */
@@ -102,7 +103,7 @@ static const PropSpec qube_props[] = {
   { .name = "label", .type = QUBE_PROPERTY_TYPE_LABEL, .classes = QUBE_CLASS_ANY,
     .default_kind = DEFAULT_CONST, .default_value = "red", .choices = labels },
   { .name = "template", .type = QUBE_PROPERTY_TYPE_VM, .classes = QUBE_CLASS_APP | QUBE_CLASS_DISP,
-    .default_kind = DEFAULT_NONE, .targets = template_targets },
+    .default_kind = DEFAULT_NONE, .targets = template_targets, .halted_only = TRUE },
   { .name = "netvm", .type = QUBE_PROPERTY_TYPE_VM, .classes = QUBE_CLASS_DOMU,
     .default_kind = DEFAULT_GLOBAL, .default_value = "default_netvm",
     .inherit = QUBE_CLASS_DISP, .none_for = QUBE_CLASS_TEMPLATE, .not_self = TRUE,
@@ -131,10 +132,10 @@ static const PropSpec qube_props[] = {
     .default_kind = DEFAULT_CONST, .default_value = "", .inherit = INHERITING },
   { .name = "virt_mode", .type = QUBE_PROPERTY_TYPE_STR, .classes = QUBE_CLASS_DOMU,
     .default_kind = DEFAULT_CONST, .default_value = "pvh", .inherit = INHERITING,
-    .choices = virt_modes },
+    .choices = virt_modes, .halted_only = TRUE },
   { .name = "backend", .type = QUBE_PROPERTY_TYPE_STR, .classes = QUBE_CLASS_DOMU,
     .default_kind = DEFAULT_GLOBAL, .default_value = "default_backend",
-    .inherit = INHERITING, .check = check_plugin_name },
+    .inherit = INHERITING, .check = check_plugin_name, .halted_only = TRUE },
   { .name = "autostart", .type = QUBE_PROPERTY_TYPE_BOOL, .classes = QUBE_CLASS_DOMU,
     .default_kind = DEFAULT_CONST, .default_value = "False" },
   { .name = "include_in_backups", .type = QUBE_PROPERTY_TYPE_BOOL, .classes = QUBE_CLASS_ANY,
@@ -845,6 +846,13 @@ qube_change (QubeStore *store, const QubeStoreQube *qube, const char *name,
       return FALSE;
     }
   return TRUE;
+}
+
+gboolean
+_qube_property_needs_halted (QubeClass klass, const char *name)
+{
+  const PropSpec *spec = qube_spec (klass, name);
+  return spec != NULL && spec->halted_only;
 }
 
 gboolean

@@ -516,6 +516,17 @@ START_TEST (test_running)
   ck_assert_str_eq (qube_vm_get_state (work), "Running");
   ck_assert_str_eq (qube_vm_get_state (fedora), "Halted");
   assert_remove_fails ("work", QUBE_ERROR_RUNNING, "cannot remove qube 'work': it is running");
+  /* what the running compartment was made from cannot change under it */
+  fixture_assert_set_fails (work, "template", "fedora", QUBE_ERROR_RUNNING,
+                            "cannot set template of qube 'work' to 'fedora': the qube is running");
+  fixture_assert_set_fails (work, "backend", "xen", QUBE_ERROR_RUNNING,
+                            "cannot set backend of qube 'work' to 'xen': the qube is running");
+  ck_assert (!qube_vm_reset_property (work, "virt_mode", &error));
+  fixture_assert_error (&error, QUBE_ERROR_RUNNING,
+                        "cannot reset virt_mode of qube 'work': the qube is running");
+  /* the rest can */
+  fixture_set (work, "memory", "500");
+  fixture_set (fedora, "backend", "xen");
 
   _qube_manager_set_running_func (fixture_manager, NULL, NULL);
   ck_assert (qube_manager_remove_vm (fixture_manager, "work", &error));
