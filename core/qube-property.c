@@ -75,8 +75,10 @@ static const VmTarget template_targets[] = {
   { 0 },
 };
 
+/* Any class: one without provides_network (the AdminVM) is refused by
+ * the requirement, with a message that says why. */
 static const VmTarget netvm_targets[] = {
-  { QUBE_CLASS_ANY, QUBE_CLASS_DOMU, "provides_network" },
+  { QUBE_CLASS_ANY, QUBE_CLASS_ANY, "provides_network" },
   { 0 },
 };
 

@@ -290,8 +290,8 @@ START_TEST (test_netvm_rules)
                             "cannot set netvm of qube 'work' to 'sys-net': qube 'sys-net' does not "
                             "have provides_network=True");
   fixture_assert_set_fails (work, "netvm", "dom0", QUBE_ERROR_INVALID,
-                            "cannot set netvm of qube 'work' to 'dom0': qube 'dom0' is an AdminVM, "
-                            "not a TemplateVM or an AppVM or a StandaloneVM or a DispVM");
+                            "cannot set netvm of qube 'work' to 'dom0': qube 'dom0' does not have "
+                            "provides_network=True");
   fixture_assert_set_fails (work, "netvm", "nosuch", QUBE_ERROR_NOT_FOUND,
                             "cannot set netvm of qube 'work' to 'nosuch': no such qube 'nosuch'");
 
