@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "qube-error.h"
@@ -26,6 +27,8 @@ struct _QubeManager {
 
   char *state_dir;
   QubeStore *store;
+  QubeRunningFunc running_func;
+  gpointer running_data;
 };
 
 enum {
@@ -199,7 +202,52 @@ _qube_manager_get_store (QubeManager *self)
   return self->store;
 }
 
+void
+_qube_manager_set_running_func (QubeManager *self, QubeRunningFunc func,
+                                gpointer user_data)
+{
+  self->running_func = func;
+  self->running_data = user_data;
+}
+
+gboolean
+_qube_manager_is_running (QubeManager *self, QubeVm *vm)
+{
+  return self->running_func != NULL && self->running_func (vm, self->running_data);
+}
+
 /* ---- creating ---- */
+
+/* A random (version 4) UUID from the kernel's generator.  Not GLib's
+ * g_uuid_string_random(): its generator state is copied by fork(), so two
+ * processes forked from one parent would make the same UUIDs. */
+static char *
+new_uuid (GError **error)
+{
+  guint8 b[16];
+  size_t got = 0;
+
+  while (got < sizeof b)
+    {
+      ssize_t n = getrandom (b + got, sizeof b - got, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          int saved_errno = errno;
+          g_set_error (error, QUBE_ERROR, QUBE_ERROR_IO,
+                       "cannot make a UUID: getrandom: %s", g_strerror (saved_errno));
+          return NULL;
+        }
+      got += (size_t) n;
+    }
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  return g_strdup_printf ("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+                          "%02x%02x%02x%02x%02x%02x",
+                          b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+                          b[10], b[11], b[12], b[13], b[14], b[15]);
+}
 
 typedef struct {
   QubeManager *self;
@@ -268,9 +316,10 @@ choose_template (QubeStore *store, QubeClass klass, const char *template_name,
 
   if (*value == '\0')
     {
+      g_autofree char *what = _qube_class_describe (klass);
       g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
-                   "a %s needs a template, and none was given nor set as the global %s",
-                   _qube_class_to_name (klass), global);
+                   "%s needs a template, and none was given nor set as the global %s",
+                   what, global);
       return NULL;
     }
   if (!_qube_property_check_template (store, klass, value, error))
@@ -287,7 +336,7 @@ create_in_transaction (QubeStore *store, gpointer data, GError **error)
   CreateData *create = data;
   g_autofree char *picked = NULL;
   g_autofree char *template_name = NULL;
-  g_autofree char *uuid = g_uuid_string_random ();
+  g_autofree char *uuid = NULL;
   const char *name = create->name;
   gint64 id;
 
@@ -303,6 +352,9 @@ create_in_transaction (QubeStore *store, gpointer data, GError **error)
 
   if (!check_name_free (store, name, error))
     goto fail;
+  uuid = new_uuid (error);
+  if (uuid == NULL)
+    goto fail;
   if (create->klass & (QUBE_CLASS_APP | QUBE_CLASS_DISP))
     {
       template_name = choose_template (store, create->klass, create->template_name, error);
@@ -311,8 +363,8 @@ create_in_transaction (QubeStore *store, gpointer data, GError **error)
     }
   else if (create->template_name != NULL)
     {
-      g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
-                   "a %s has no template", _qube_class_to_name (create->klass));
+      g_autofree char *what = _qube_class_describe (create->klass);
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID, "%s has no template", what);
       goto fail;
     }
 
@@ -408,9 +460,10 @@ qube_manager_lookup (QubeManager *self, const char *name, GError **error)
  * @self: a #QubeManager
  *
  * All qubes, the admin qube included, sorted by name.  A store failure is
- * logged and gives an empty list.
+ * logged and gives an empty list.  The array owns its qubes:
+ * g_ptr_array_unref() frees them too.
  *
- * Returns: (transfer full) (element-type QubeVm): the qubes
+ * Returns: (transfer container) (element-type QubeVm): the qubes
  */
 GPtrArray *
 qube_manager_list_vms (QubeManager *self)
@@ -515,7 +568,7 @@ clone_in_transaction (QubeStore *store, gpointer data, GError **error)
 {
   CloneData *clone = data;
   g_auto(QubeStoreQube) src = { 0 };
-  g_autofree char *uuid = g_uuid_string_random ();
+  g_autofree char *uuid = NULL;
   gint64 id;
 
   if (!qube_name_is_valid (clone->dst, error))
@@ -529,6 +582,7 @@ clone_in_transaction (QubeStore *store, gpointer data, GError **error)
       goto fail;
     }
   if (!check_name_free (store, clone->dst, error)
+      || (uuid = new_uuid (error)) == NULL
       || !_qube_store_add_qube (store, clone->dst, uuid, src.klass, &id, error)
       || !_qube_store_copy_qube_data (store, src.id, id, error)
       || !_qube_store_get_qube_by_id (store, id, clone->made, error))

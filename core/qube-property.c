@@ -50,6 +50,8 @@ struct PropSpec {
   const char *default_value;
   QubeClass inherit;         /* these classes follow their template when unset */
   QubeClass none_for;        /* vm: these classes default to none instead */
+  gboolean not_self;         /* vm: a default naming the qube itself is none */
+  gboolean halted_only;      /* cannot change while the qube runs */
   gint64 min, max;           /* int */
   const char *const *choices; /* str: the allowed values, when listed */
   gboolean (*check) (const char *value, GError **error); /* str: syntax */
@@ -73,8 +75,10 @@ static const VmTarget template_targets[] = {
   { 0 },
 };
 
+/* Any class: one without provides_network (the AdminVM) is refused by
+ * the requirement, with a message that says why. */
 static const VmTarget netvm_targets[] = {
-  { QUBE_CLASS_ANY, QUBE_CLASS_DOMU, "provides_network" },
+  { QUBE_CLASS_ANY, QUBE_CLASS_ANY, "provides_network" },
   { 0 },
 };
 
@@ -101,10 +105,10 @@ static const PropSpec qube_props[] = {
   { .name = "label", .type = QUBE_PROPERTY_TYPE_LABEL, .classes = QUBE_CLASS_ANY,
     .default_kind = DEFAULT_CONST, .default_value = "red", .choices = labels },
   { .name = "template", .type = QUBE_PROPERTY_TYPE_VM, .classes = QUBE_CLASS_APP | QUBE_CLASS_DISP,
-    .default_kind = DEFAULT_NONE, .targets = template_targets },
+    .default_kind = DEFAULT_NONE, .targets = template_targets, .halted_only = TRUE },
   { .name = "netvm", .type = QUBE_PROPERTY_TYPE_VM, .classes = QUBE_CLASS_DOMU,
     .default_kind = DEFAULT_GLOBAL, .default_value = "default_netvm",
-    .inherit = QUBE_CLASS_DISP, .none_for = QUBE_CLASS_TEMPLATE,
+    .inherit = QUBE_CLASS_DISP, .none_for = QUBE_CLASS_TEMPLATE, .not_self = TRUE,
     .allow_none = TRUE, .targets = netvm_targets,
     .chain = "netvm" },
   { .name = "provides_network", .type = QUBE_PROPERTY_TYPE_BOOL, .classes = QUBE_CLASS_DOMU,
@@ -130,10 +134,10 @@ static const PropSpec qube_props[] = {
     .default_kind = DEFAULT_CONST, .default_value = "", .inherit = INHERITING },
   { .name = "virt_mode", .type = QUBE_PROPERTY_TYPE_STR, .classes = QUBE_CLASS_DOMU,
     .default_kind = DEFAULT_CONST, .default_value = "pvh", .inherit = INHERITING,
-    .choices = virt_modes },
+    .choices = virt_modes, .halted_only = TRUE },
   { .name = "backend", .type = QUBE_PROPERTY_TYPE_STR, .classes = QUBE_CLASS_DOMU,
     .default_kind = DEFAULT_GLOBAL, .default_value = "default_backend",
-    .inherit = INHERITING, .check = check_plugin_name },
+    .inherit = INHERITING, .check = check_plugin_name, .halted_only = TRUE },
   { .name = "autostart", .type = QUBE_PROPERTY_TYPE_BOOL, .classes = QUBE_CLASS_DOMU,
     .default_kind = DEFAULT_CONST, .default_value = "False" },
   { .name = "include_in_backups", .type = QUBE_PROPERTY_TYPE_BOOL, .classes = QUBE_CLASS_ANY,
@@ -194,7 +198,9 @@ _qube_class_describe (QubeClass classes)
 
   for (gsize i = 0; i < G_N_ELEMENTS (class_names); i++)
     if (classes & class_names[i].klass)
-      g_string_append_printf (out, "%s%s", out->len > 0 ? " or " : "", class_names[i].name);
+      g_string_append_printf (out, "%s%s %s", out->len > 0 ? " or " : "",
+                              class_names[i].name[0] == 'A' ? "an" : "a",
+                              class_names[i].name);
   return g_string_free (out, FALSE);
 }
 
@@ -468,10 +474,18 @@ resolve_default (QubeStore *store, const QubeStoreQube *qube,
       *value = g_strdup (spec->default_value);
       return TRUE;
     case DEFAULT_GLOBAL:
-      return resolve_global (store,
-                             find_spec (global_props, G_N_ELEMENTS (global_props),
-                                        spec->default_value),
-                             value, &unused, error);
+      if (!resolve_global (store,
+                           find_spec (global_props, G_N_ELEMENTS (global_props),
+                                      spec->default_value),
+                           value, &unused, error))
+        return FALSE;
+      /* The default netvm (sys-net, say) itself takes no netvm by default. */
+      if (spec->not_self && strcmp (*value, qube->name) == 0)
+        {
+          g_free (*value);
+          *value = g_strdup ("");
+        }
+      return TRUE;
     case DEFAULT_NONE:
     default:
       *value = g_strdup ("");
@@ -575,8 +589,9 @@ check_target (QubeStore *store, const PropSpec *spec, QubeClass owner,
   if (!(referred_class & target->targets))
     {
       g_autofree char *wanted = _qube_class_describe (target->targets);
+      g_autofree char *is = _qube_class_describe (referred_class);
       g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
-                   "qube '%s' is a %s, not a %s", referred.name, referred.klass, wanted);
+                   "qube '%s' is %s, not %s", referred.name, is, wanted);
       return FALSE;
     }
   if (target->requires != NULL)
@@ -833,6 +848,13 @@ qube_change (QubeStore *store, const QubeStoreQube *qube, const char *name,
       return FALSE;
     }
   return TRUE;
+}
+
+gboolean
+_qube_property_needs_halted (QubeClass klass, const char *name)
+{
+  const PropSpec *spec = qube_spec (klass, name);
+  return spec != NULL && spec->halted_only;
 }
 
 gboolean

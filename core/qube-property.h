@@ -33,7 +33,7 @@ typedef enum {
 
 QubeClass _qube_class_from_name (const char *name);
 const char *_qube_class_to_name (QubeClass klass);
-/* "AppVM, TemplateVM" for a set of classes. */
+/* "a TemplateVM or an AppVM" for a set of classes. */
 char *_qube_class_describe (QubeClass classes);
 
 const char *_qube_property_type_to_name (QubePropertyType type);
@@ -49,6 +49,9 @@ gboolean _qube_property_set (QubeStore *store, const QubeStoreQube *qube,
                              GError **error);
 gboolean _qube_property_reset (QubeStore *store, const QubeStoreQube *qube,
                                const char *name, GError **error);
+/* Whether the property cannot change while the qube runs (its template,
+ * its backend: the running compartment was made from them). */
+gboolean _qube_property_needs_halted (QubeClass klass, const char *name);
 
 /* Global properties. */
 char **_qube_global_list (void);

@@ -15,6 +15,7 @@
 
 #include "qube-error.h"
 #include "qube-store.h"
+#include "qube-vm-private.h"
 
 /* Long enough to wait out another process's transaction (they are short),
  * short enough that a stuck peer is reported instead of hanging forever. */
@@ -91,7 +92,8 @@ typedef enum {
 
 static const struct {
   const char *sql;
-  const char *what; /* the operation, for error messages */
+  const char *what;  /* the operation, for error messages */
+  gboolean lists;    /* reads a whole table on purpose */
 } stmt_defs[N_STMTS] = {
   [STMT_BEGIN] = { "BEGIN IMMEDIATE", "begin a transaction" },
   [STMT_COMMIT] = { "COMMIT", "commit a transaction" },
@@ -101,7 +103,7 @@ static const struct {
   [STMT_QUBE_BY_ID] = { "SELECT id, name, uuid, class FROM qubes WHERE id = ?1",
                         "look up a qube" },
   [STMT_QUBE_LIST] = { "SELECT id, name, uuid, class FROM qubes ORDER BY name",
-                       "list qubes" },
+                       "list qubes", TRUE },
   [STMT_QUBE_ADD] = { "INSERT INTO qubes (name, uuid, class) VALUES (?1, ?2, ?3)",
                       "add a qube" },
   [STMT_QUBE_REMOVE] = { "DELETE FROM qubes WHERE id = ?1", "remove a qube" },
@@ -618,7 +620,8 @@ gboolean
 _qube_store_get_qube (QubeStore *store, const char *name, QubeStoreQube *out,
                       GError **error)
 {
-  g_autofree char *missing = g_strdup_printf ("'%s'", name);
+  g_autofree char *shown = _qube_printable (name);
+  g_autofree char *missing = g_strdup_printf ("'%s'", shown);
   return store_query_qube (store, STMT_QUBE_BY_NAME,
                            store_stmt_bind_text (store, STMT_QUBE_BY_NAME, name,
                                                  NULL, NULL, error),
@@ -889,6 +892,39 @@ _qube_store_check_integrity (QubeStore *store, GError **error)
                    "state store %s is damaged: %s", store->path,
                    (const char *) problems->pdata[0]);
       return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+_qube_store_check_query_plans (QubeStore *store, GError **error)
+{
+  for (int i = 0; i < N_STMTS; i++)
+    {
+      g_autofree char *sql = g_strconcat ("EXPLAIN QUERY PLAN ", stmt_defs[i].sql, NULL);
+      sqlite3_stmt *stmt = NULL;
+      int rc;
+
+      if (stmt_defs[i].lists)
+        continue;
+      if (sqlite3_prepare_v2 (store->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return store_fail (store, stmt_defs[i].what, error);
+      while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+        {
+          /* columns: id, parent, notused, detail */
+          const char *detail = (const char *) sqlite3_column_text (stmt, 3);
+          if (detail != NULL && g_str_has_prefix (detail, "SCAN "))
+            {
+              g_set_error (error, QUBE_ERROR, QUBE_ERROR_STORE,
+                           "state store %s: the query to %s reads a whole table: %s",
+                           store->path, stmt_defs[i].what, detail);
+              sqlite3_finalize (stmt);
+              return FALSE;
+            }
+        }
+      sqlite3_finalize (stmt);
+      if (rc != SQLITE_DONE)
+        return store_fail (store, stmt_defs[i].what, error);
     }
   return TRUE;
 }

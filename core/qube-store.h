@@ -121,5 +121,9 @@ char **_qube_store_list_tags (QubeStore *store, gint64 qube_id,
 /* PRAGMA integrity_check; FALSE with the first problem reported. */
 gboolean _qube_store_check_integrity (QubeStore *store, GError **error);
 int _qube_store_get_schema_version (QubeStore *store, GError **error);
+/* FALSE when a kept statement (other than listing all qubes) would read a
+ * whole table instead of searching an index: the cost of an operation on
+ * one qube must not grow with the number of qubes. */
+gboolean _qube_store_check_query_plans (QubeStore *store, GError **error);
 
 G_END_DECLS

@@ -12,11 +12,18 @@ G_BEGIN_DECLS
 QubeVm *_qube_vm_new (QubeManager *manager, const QubeStoreQube *row);
 gint64 _qube_vm_get_id (QubeVm *self);
 
-/* Whether the qube runs.  The isolation backend answers this later; until
- * then only the admin qube (the host) runs. */
+/* Whether the qube runs: the admin qube (the host) always does; for the
+ * others the manager's running function answers (the isolation backend),
+ * and without one they are halted. */
 gboolean _qube_vm_is_running (QubeVm *self);
 
+typedef gboolean (*QubeRunningFunc) (QubeVm *vm, gpointer user_data);
+
 QubeStore *_qube_manager_get_store (QubeManager *self);
+/* Installs what tells whether a qube runs (NULL: none runs). */
+void _qube_manager_set_running_func (QubeManager *self, QubeRunningFunc func,
+                                     gpointer user_data);
+gboolean _qube_manager_is_running (QubeManager *self, QubeVm *vm);
 
 /* Feature keys, tags, pool and plugin names: [A-Za-z0-9_.-]+, at most
  * 255 bytes; `what` names the kind in the error ("feature name", "tag"). */

@@ -68,7 +68,9 @@ _qube_vm_get_id (QubeVm *self)
 gboolean
 _qube_vm_is_running (QubeVm *self)
 {
-  return _qube_class_from_name (self->row.klass) == QUBE_CLASS_ADMIN;
+  if (_qube_class_from_name (self->row.klass) == QUBE_CLASS_ADMIN)
+    return TRUE;
+  return _qube_manager_is_running (self->manager, self);
 }
 
 static QubeStore *
@@ -130,6 +132,29 @@ vm_change (QubeVm *self, VmChangeFunc func, const char *key, const char *value,
   return _qube_store_transact (vm_store (self), vm_change_in_transaction, &change, error);
 }
 
+/* Some properties are what the running compartment was made from. */
+static gboolean
+vm_check_halted_for (QubeVm *self, const char *name, const char *value,
+                     GError **error)
+{
+  g_autofree char *shown = NULL;
+
+  if (!_qube_property_needs_halted (_qube_class_from_name (self->row.klass), name)
+      || !_qube_vm_is_running (self))
+    return TRUE;
+  if (value != NULL)
+    {
+      shown = _qube_printable (value);
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_RUNNING,
+                   "cannot set %s of qube '%s' to '%s': the qube is running",
+                   name, self->row.name, shown);
+    }
+  else
+    g_set_error (error, QUBE_ERROR, QUBE_ERROR_RUNNING,
+                 "cannot reset %s of qube '%s': the qube is running", name, self->row.name);
+  return FALSE;
+}
+
 /* For the getters that have no GError: a store failure is logged and
  * reads as "nothing there". */
 static void
@@ -182,8 +207,8 @@ qube_vm_get_klass (QubeVm *self)
  * qube_vm_get_state:
  * @self: a #QubeVm
  *
- * The power state as the Admin API names it.  Until an isolation backend
- * reports on qubes, only the admin qube runs.
+ * The power state as the Admin API names it.  Without an isolation
+ * backend reporting on qubes, only the admin qube runs.
  *
  * Returns: `Running` or `Halted`
  */
@@ -262,6 +287,8 @@ qube_vm_set_property (QubeVm *self, const char *name, const char *value,
   g_return_val_if_fail (QUBE_IS_VM (self), FALSE);
   g_return_val_if_fail (name != NULL, FALSE);
   g_return_val_if_fail (value != NULL, FALSE);
+  if (!vm_check_halted_for (self, name, value, error))
+    return FALSE;
   return vm_change (self, _qube_property_set, name, value, error);
 }
 
@@ -287,6 +314,8 @@ qube_vm_reset_property (QubeVm *self, const char *name, GError **error)
 {
   g_return_val_if_fail (QUBE_IS_VM (self), FALSE);
   g_return_val_if_fail (name != NULL, FALSE);
+  if (!vm_check_halted_for (self, name, NULL, error))
+    return FALSE;
   return vm_change (self, property_reset, name, NULL, error);
 }
 
