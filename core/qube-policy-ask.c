@@ -65,11 +65,17 @@ ask_denied (QubePolicyDecision *ask, const char *format, ...)
  *   "" when none is configured
  * @cancellable: (nullable): a #GCancellable
  *
- * Asks the prompt agent to choose for an `ask` decision (see the agent
- * protocol in the file comment of qube-policy-ask.c and in the manual):
- * the result allows the chosen target, or denies when the agent refuses,
- * answers something that was not offered, fails, or is not configured.
- * A decision that is not `ask` is returned as it is.
+ * Asks the prompt agent to choose for an `ask` decision.  The agent is run
+ * as `AGENT SOURCE SERVICE ARGUMENT DEFAULT_TARGET TARGET...` (ARGUMENT
+ * starts with "+"; DEFAULT_TARGET is "" when there is none), with stdin and
+ * stderr inherited.  It prints one line, `allow TARGET` naming one of the
+ * offered targets, or `deny`, and exits with status 0.
+ *
+ * The result allows the chosen target (keeping the rule's user, notify,
+ * autostart and file:line), or denies when the agent refuses, chooses
+ * something that was not offered, answers anything else, fails, or when
+ * no agent is configured.  A decision that is not `ask` is returned as it
+ * is.
  *
  * Returns: (transfer full): the final decision
  */

@@ -727,7 +727,7 @@ qube_policy_is_valid (QubePolicy *self)
  * qube_policy_lint:
  * @self: a #QubePolicy
  *
- * Returns: (transfer container) (element-type QubePolicyProblem): every
+ * Returns: (transfer full) (element-type QubePolicyProblem): every
  *   problem found while loading, in the order the files were read; empty
  *   for a clean policy
  */

@@ -9,7 +9,7 @@ tests_unit_test_policy_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_test_policy_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
 endif
 
-EXTRA_DIST += tests/policy tests/fuzz/fuzz-policy.c
+EXTRA_DIST += tests/policy tests/fuzz/fuzz-policy.c tests/fuzz/fuzz-policy.dict
 
 CLANG = clang
 FUZZ_SECONDS = 60
@@ -33,7 +33,8 @@ fuzz-run: fuzz
 	@find $(srcdir)/tests/policy -type f -name '*.policy' -exec cp {} tests/fuzz/corpus-policy/ \;
 	ASAN_OPTIONS=detect_leaks=1 tests/fuzz/fuzz-policy -max_total_time=$(FUZZ_SECONDS) \
 		-max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-		-artifact_prefix=tests/fuzz/ tests/fuzz/corpus-policy
+		-dict=$(srcdir)/tests/fuzz/fuzz-policy.dict -artifact_prefix=tests/fuzz/ \
+		tests/fuzz/corpus-policy
 
 CLEANFILES += tests/fuzz/fuzz-policy
 clean-local: clean-fuzz
