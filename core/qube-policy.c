@@ -1029,9 +1029,20 @@ compare_strings (gconstpointer a, gconstpointer b)
   return strcmp (*(const char *const *) a, *(const char *const *) b);
 }
 
+/* Makes `d` a denial by `rule` (NULL: by no rule), saying why. */
 static QubePolicyDecision *
-deny (QubePolicyDecision *d, const QubePolicyRule *rule)
+deny (QubePolicyDecision *d, const QubePolicyRule *rule, const char *format, ...)
+  G_GNUC_PRINTF (3, 4);
+
+static QubePolicyDecision *
+deny (QubePolicyDecision *d, const QubePolicyRule *rule, const char *format, ...)
 {
+  va_list ap;
+
+  va_start (ap, format);
+  g_free (d->reason);
+  d->reason = g_strdup_vprintf (format, ap);
+  va_end (ap);
   d->action = QUBE_POLICY_ACTION_DENY;
   g_clear_pointer (&d->target, g_free);
   g_clear_pointer (&d->targets, g_strfreev);
@@ -1050,36 +1061,31 @@ evaluate_allow (QubePolicyDecision *d, const QubePolicyRule *rule, const Request
   if (t->kind == QUBE_POLICY_TOKEN_DEFAULT
       || (t->kind == QUBE_POLICY_TOKEN_NAME && !system_lookup (r->system, t->value)))
     {
-      _qube_policy_decision_set_reason (d, "policy defines 'allow' action at %s:%u but no "
-                                        "target is specified by caller or policy",
-                                        rule->file, rule->line);
-      return deny (d, rule);
+      return deny (d, rule, "policy defines 'allow' action at %s:%u but no "
+                   "target is specified by caller or policy",
+                   rule->file, rule->line);
     }
   d->target = concrete_target (t, r);
   if (d->target == NULL && t->kind == QUBE_POLICY_TOKEN_DISPVM)
     {
-      _qube_policy_decision_set_reason (d, "policy defines 'allow' action to @dispvm at "
-                                        "%s:%u but no disposable template is set for '%s'",
-                                        rule->file, rule->line, r->source);
-      return deny (d, rule);
+      return deny (d, rule, "policy defines 'allow' action to @dispvm at "
+                   "%s:%u but no disposable template is set for '%s'",
+                   rule->file, rule->line, r->source);
     }
   if (d->target == NULL)
     {
-      _qube_policy_decision_set_reason (d, "not a template for disposables: '%s' (%s:%u)",
-                                        t->value, rule->file, rule->line);
-      return deny (d, rule);
+      return deny (d, rule, "not a template for disposables: '%s' (%s:%u)",
+                   t->value, rule->file, rule->line);
     }
   if (!rule->autostart && !may_skip_autostart (d->target, r))
     {
-      _qube_policy_decision_set_reason (d, "target '%s' is denied because it would require "
-                                        "autostart (%s:%u)", d->target, rule->file, rule->line);
-      return deny (d, rule);
+      return deny (d, rule, "target '%s' is denied because it would require "
+                   "autostart (%s:%u)", d->target, rule->file, rule->line);
     }
   if (g_str_equal (d->target, r->source_is_admin ? QUBE_POLICY_ADMIN_NAME : r->source))
     {
-      _qube_policy_decision_set_reason (d, "a qube cannot call a service in itself (%s:%u)",
-                                        rule->file, rule->line);
-      return deny (d, rule);
+      return deny (d, rule, "a qube cannot call a service in itself (%s:%u)",
+                   rule->file, rule->line);
     }
   d->action = QUBE_POLICY_ACTION_ALLOW;
   _qube_policy_decision_set_reason (d, "allowed by policy %s:%u", rule->file, rule->line);
@@ -1111,10 +1117,9 @@ evaluate_ask (QubePolicy *self, QubePolicyDecision *d, const QubePolicyRule *rul
       g_ptr_array_add (list, g_strdup (name));
   if (list->len == 0)
     {
-      _qube_policy_decision_set_reason (d, "policy defines 'ask' action at %s:%u but no "
-                                        "target is available to choose from",
-                                        rule->file, rule->line);
-      return deny (d, rule);
+      return deny (d, rule, "policy defines 'ask' action at %s:%u but no "
+                   "target is available to choose from",
+                   rule->file, rule->line);
     }
   g_ptr_array_sort (list, compare_strings);
   if (rule->has_default_target)
@@ -1271,8 +1276,7 @@ qube_policy_evaluate (QubePolicy *self, QubePolicySystem *system,
       d->autostart = rule->autostart;
       if (rule->action == QUBE_POLICY_ACTION_DENY)
         {
-          _qube_policy_decision_set_reason (d, "denied by policy %s:%u", rule->file, rule->line);
-          deny (d, rule);
+          deny (d, rule, "denied by policy %s:%u", rule->file, rule->line);
         }
       else if (rule->action == QUBE_POLICY_ACTION_ALLOW)
         evaluate_allow (d, rule, &r);
