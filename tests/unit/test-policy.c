@@ -15,6 +15,10 @@
 #include "qube-error.h"
 #include "qube-policy-private.h"
 
+#define ALLOW QUBE_POLICY_ACTION_ALLOW
+#define DENY QUBE_POLICY_ACTION_DENY
+#define ASK QUBE_POLICY_ACTION_ASK
+
 static char *tmpdir;
 static QubePolicySystem *sys;
 
@@ -101,6 +105,21 @@ eval (QubePolicy *policy, const char *source, const char *target,
   return d;
 }
 
+/* Evaluates a call and checks the action, showing the reason if it differs. */
+static QubePolicyDecision *
+decide (QubePolicy *policy, const char *source, const char *target,
+        const char *service, const char *argument, QubePolicyAction expected)
+{
+  QubePolicyDecision *d = eval (policy, source, target, service, argument);
+
+  ck_assert_msg (qube_policy_decision_get_action (d) == expected,
+                 "%s -> %s %s%s: expected %s, got %s: %s", source, target, service,
+                 qube_policy_decision_get_argument (d), qube_policy_action_to_string (expected),
+                 qube_policy_action_to_string (qube_policy_decision_get_action (d)),
+                 qube_policy_decision_get_reason (d));
+  return d;
+}
+
 static QubePolicyAction
 action_of (QubePolicy *policy, const char *source, const char *target,
            const char *service, const char *argument)
@@ -110,18 +129,12 @@ action_of (QubePolicy *policy, const char *source, const char *target,
   return qube_policy_decision_get_action (d);
 }
 
-#define ALLOW QUBE_POLICY_ACTION_ALLOW
-#define DENY QUBE_POLICY_ACTION_DENY
-#define ASK QUBE_POLICY_ACTION_ASK
-
 static void
 assert_allowed_to (QubePolicy *policy, const char *source, const char *target,
                    const char *service, const char *argument, const char *resolved)
 {
-  g_autoptr(QubePolicyDecision) d = eval (policy, source, target, service, argument);
+  g_autoptr(QubePolicyDecision) d = decide (policy, source, target, service, argument, ALLOW);
 
-  ck_assert_msg (qube_policy_decision_get_action (d) == ALLOW, "%s -> %s %s: %s", source,
-                 target, service, qube_policy_decision_get_reason (d));
   ck_assert_str_eq (qube_policy_decision_get_target (d), resolved);
 }
 
@@ -188,24 +201,21 @@ START_TEST (test_fixture_first_match_and_default_deny)
   ck_assert_str_eq (lint, "");
 
   /* line 5 denies work -> personal before line 6 allows @anyvm */
-  d = eval (policy, "work", "personal", "test.First", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
+  d = decide (policy, "work", "personal", "test.First", NULL, DENY);
   ck_assert (g_str_has_suffix (qube_policy_decision_get_file (d), "basic/10-first.policy"));
   ck_assert_uint_eq (qube_policy_decision_get_line (d), 5);
   ck_assert_ptr_nonnull (strstr (qube_policy_decision_get_reason (d), "10-first.policy:5"));
   ck_assert (qube_policy_decision_get_notify (d));
   g_clear_object (&d);
 
-  d = eval (policy, "work", "vault", "test.First", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), ALLOW);
+  d = decide (policy, "work", "vault", "test.First", NULL, ALLOW);
   ck_assert_str_eq (qube_policy_decision_get_target (d), "vault");
   ck_assert_uint_eq (qube_policy_decision_get_line (d), 6);
   ck_assert (!qube_policy_decision_get_notify (d));
   g_clear_object (&d);
 
   /* nothing matches: denied, with no rule named */
-  d = eval (policy, "personal", "work", "test.Unknown", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
+  d = decide (policy, "personal", "work", "test.Unknown", NULL, DENY);
   ck_assert_ptr_null (qube_policy_decision_get_file (d));
   ck_assert_ptr_nonnull (strstr (qube_policy_decision_get_reason (d), "no matching rule"));
 
@@ -221,8 +231,7 @@ START_TEST (test_fixture_file_order)
   g_autoptr(QubePolicyDecision) d = NULL;
 
   /* 05-order.policy is read before 20-second.policy */
-  d = eval (policy, "work", "personal", "test.Order", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
+  d = decide (policy, "work", "personal", "test.Order", NULL, DENY);
   ck_assert (g_str_has_suffix (qube_policy_decision_get_file (d), "05-order.policy"));
   ck_assert_int_eq (action_of (policy, "personal", "work", "test.Order", NULL), ALLOW);
 }
@@ -261,8 +270,7 @@ START_TEST (test_fixture_includes)
   g_autoptr(QubePolicy) policy = qube_policy_load (dir);
   g_autoptr(QubePolicyDecision) d = NULL;
 
-  d = eval (policy, "work", "personal", "test.Extra", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), ALLOW);
+  d = decide (policy, "work", "personal", "test.Extra", NULL, ALLOW);
   ck_assert (g_str_has_suffix (qube_policy_decision_get_file (d), "include/extra"));
   ck_assert_uint_eq (qube_policy_decision_get_line (d), 2);
   g_clear_object (&d);
@@ -272,8 +280,7 @@ START_TEST (test_fixture_includes)
 
   /* !include-service: old format, $ for @, params after a comma */
   assert_allowed_to (policy, "vault", "@dispvm", "test.Legacy", "+x", "@dispvm:work-dvm");
-  d = eval (policy, "work", "personal", "test.Legacy", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), ALLOW);
+  d = decide (policy, "work", "personal", "test.Legacy", NULL, ALLOW);
   ck_assert_str_eq (qube_policy_decision_get_user (d), "root");
   ck_assert_uint_eq (qube_policy_decision_get_line (d), 3);
   g_clear_object (&d);
@@ -310,6 +317,32 @@ START_TEST (test_include_relative_to_policy_dir_and_errors)
 }
 END_TEST
 
+START_TEST (test_include_service_nested)
+{
+  g_autoptr(QubePolicy) policy = NULL;
+  g_autoptr(QubePolicyDecision) d = NULL;
+  g_autofree char *lint = NULL;
+
+  /* $include: in an old-format file includes more of the same service */
+  write_file ("svc/first", "$tag:work vault ask,default_target=vault\n$include:svc/second\n", -1);
+  write_file ("svc/second", "# more\n$anyvm $anyvm deny,notify=no\n", -1);
+  write_file ("10-svc.policy", "!include-service test.Svc +x svc/first\n", -1);
+  policy = qube_policy_load (tmpdir);
+  lint = lint_text (policy);
+  ck_assert_msg (qube_policy_is_valid (policy), "%s", lint);
+  ck_assert_uint_eq (qube_policy_get_n_rules (policy), 2);
+  d = decide (policy, "work", "vault", "test.Svc", "+x", ASK);
+  ck_assert_str_eq (qube_policy_decision_get_default_target (d), "vault");
+  g_clear_object (&d);
+  /* the rules apply to that service and argument only */
+  ck_assert_int_eq (action_of (policy, "work", "vault", "test.Svc", "+y"), DENY);
+  d = decide (policy, "personal", "vault", "test.Svc", "+x", DENY);
+  ck_assert (g_str_has_suffix (qube_policy_decision_get_file (d), "svc/second"));
+  ck_assert_uint_eq (qube_policy_decision_get_line (d), 2);
+  ck_assert (!qube_policy_decision_get_notify (d));
+}
+END_TEST
+
 START_TEST (test_include_loop)
 {
   g_autofree char *dir = fixture ("loop");
@@ -342,8 +375,7 @@ START_TEST (test_fixture_invalid_denies_everything)
                  "%s", lint);
   ck_assert_msg (strstr (lint, "50-broken.policy:3: error: allow action for @default rule "
                                "must specify target= option") != NULL, "%s", lint);
-  d = eval (policy, "work", "personal", "test.Any", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
+  d = decide (policy, "work", "personal", "test.Any", NULL, DENY);
   ck_assert_ptr_nonnull (strstr (qube_policy_decision_get_reason (d), "policy is invalid"));
   ck_assert (g_str_has_suffix (qube_policy_decision_get_file (d), "50-broken.policy"));
   ck_assert_uint_eq (qube_policy_decision_get_line (d), 2);
@@ -388,8 +420,7 @@ START_TEST (test_argument_matching)
   g_clear_object (&d);
   ck_assert_uint_eq (line_of (policy, "work", "personal", "test.Arg", "one"), 11);
   /* "*" catches the rest; notify=no on a deny */
-  d = eval (policy, "work", "personal", "test.Arg", "+two");
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
+  d = decide (policy, "work", "personal", "test.Arg", "+two", DENY);
   ck_assert_uint_eq (qube_policy_decision_get_line (d), 12);
   ck_assert (!qube_policy_decision_get_notify (d));
 }
@@ -416,8 +447,7 @@ START_TEST (test_anyvm_and_adminvm)
   ck_assert_int_eq (action_of (policy, "dom0", "work", "test.B", NULL), ALLOW);
   ck_assert_int_eq (action_of (policy, "work", "personal", "test.B", NULL), DENY);
   /* dom0 in a rule is @adminvm; the resolved target is "dom0" */
-  d = eval (policy, "work", "@adminvm", "test.C", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), ALLOW);
+  d = decide (policy, "work", "@adminvm", "test.C", NULL, ALLOW);
   ck_assert_str_eq (qube_policy_decision_get_target (d), "dom0");
   ck_assert_str_eq (qube_policy_decision_get_requested_target (d), "@adminvm");
   /* "*" matches the admin qube too */
@@ -462,22 +492,19 @@ START_TEST (test_dispvm)
   ck_assert_msg (qube_policy_is_valid (policy), "%s", lint_text (policy));
   /* @dispvm resolves to the caller's default disposable template and stays
    * a disposable request for the caller to make */
-  d = eval (policy, "work", "@dispvm", "test.D", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), ALLOW);
+  d = decide (policy, "work", "@dispvm", "test.D", NULL, ALLOW);
   ck_assert_str_eq (qube_policy_decision_get_target (d), "@dispvm:work-dvm");
   ck_assert (qube_policy_decision_is_dispvm (d));
   ck_assert_str_eq (qube_policy_decision_get_requested_target (d), "@dispvm");
   g_clear_object (&d);
   /* no default disposable template: denied, saying why */
-  d = eval (policy, "personal", "@dispvm", "test.D", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
+  d = decide (policy, "personal", "@dispvm", "test.D", NULL, DENY);
   ck_assert_ptr_nonnull (strstr (qube_policy_decision_get_reason (d), "no disposable template"));
   g_clear_object (&d);
   /* @dispvm:NAME only for disposable templates */
   assert_allowed_to (policy, "work", "@dispvm:other-dvm", "test.D", NULL, "@dispvm:other-dvm");
   ck_assert_uint_eq (line_of (policy, "work", "@dispvm:work-dvm", "test.D", NULL), 3);
-  d = eval (policy, "work", "@dispvm:fedora", "test.D", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
+  d = decide (policy, "work", "@dispvm:fedora", "test.D", NULL, DENY);
   ck_assert_ptr_nonnull (strstr (qube_policy_decision_get_reason (d), "not a template"));
   g_clear_object (&d);
   ck_assert_int_eq (action_of (policy, "work", "@dispvm:nosuch", "test.D", NULL), DENY);
@@ -517,14 +544,12 @@ START_TEST (test_default_and_redirect)
   assert_allowed_to (policy, "work", "@default", "test.R", NULL, "vault");
   assert_allowed_to (policy, "work", "personal", "test.R", NULL, "personal");
   /* allow without any target: denied */
-  d = eval (policy, "work", "", "test.N", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
+  d = decide (policy, "work", "", "test.N", NULL, DENY);
   ck_assert_ptr_nonnull (strstr (qube_policy_decision_get_reason (d), "no target"));
   g_clear_object (&d);
   /* a target that does not exist is treated as @default (Qubes does the
    * same so that callers cannot probe which qubes exist) */
-  d = eval (policy, "work", "ghost", "test.R", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), ALLOW);
+  d = decide (policy, "work", "ghost", "test.R", NULL, ALLOW);
   ck_assert_str_eq (qube_policy_decision_get_target (d), "vault");
   ck_assert_str_eq (qube_policy_decision_get_requested_target (d), "@default");
   g_clear_object (&d);
@@ -558,23 +583,19 @@ START_TEST (test_params)
 
   ck_assert_msg (qube_policy_is_valid (policy), "%s", lint_text (policy));
   /* personal is halted and autostart=no: denied */
-  d = eval (policy, "work", "personal", "test.P", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
+  d = decide (policy, "work", "personal", "test.P", NULL, DENY);
   ck_assert_ptr_nonnull (strstr (qube_policy_decision_get_reason (d), "autostart"));
   g_clear_object (&d);
   ck_assert (qube_policy_system_set_running (sys, "personal", TRUE, NULL));
-  d = eval (policy, "work", "personal", "test.P", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), ALLOW);
+  d = decide (policy, "work", "personal", "test.P", NULL, ALLOW);
   ck_assert_str_eq (qube_policy_decision_get_user (d), "bob");
   ck_assert (qube_policy_decision_get_notify (d));
   ck_assert (!qube_policy_decision_get_autostart (d));
   g_clear_object (&d);
   /* the admin qube always runs; a disposable never does yet */
-  d = eval (policy, "work", "fedora", "test.P", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
+  d = decide (policy, "work", "fedora", "test.P", NULL, DENY);
   g_clear_object (&d);
-  d = eval (policy, "work", "@dispvm", "test.P", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
+  d = decide (policy, "work", "@dispvm", "test.P", NULL, DENY);
   g_clear_object (&d);
   /* notify defaults: yes for deny */
   d = eval (policy, "vault", "work", "test.Q", NULL);
@@ -584,8 +605,7 @@ START_TEST (test_params)
   ck_assert (qube_policy_decision_get_notify (d));
   g_clear_object (&d);
   /* ask with autostart=no offers only running qubes (and dom0) */
-  d = eval (policy, "vault", "", "test.S", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), ASK);
+  d = decide (policy, "vault", "", "test.S", NULL, ASK);
   targets = qube_policy_decision_get_targets (d);
   ck_assert_uint_eq (g_strv_length ((char **) targets), 2);
   ck_assert_str_eq (targets[0], "personal");
@@ -612,8 +632,7 @@ START_TEST (test_ask_targets)
   ck_assert_msg (qube_policy_is_valid (policy), "%s", lint_text (policy));
   /* ask collects from every rule for the call; deny above removes vault,
    * the caller itself is never offered, @dispvm is its template */
-  d = eval (policy, "work", "personal", "test.A", NULL);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), ASK);
+  d = decide (policy, "work", "personal", "test.A", NULL, ASK);
   joined = g_strjoinv (" ", (char **) qube_policy_decision_get_targets (d));
   ck_assert_str_eq (joined, "@dispvm:other-dvm @dispvm:work-dvm disp7 dom0 fedora other-dvm "
                             "personal work-dvm");
@@ -651,10 +670,20 @@ write_agent (const char *script_body)
 static QubePolicyDecision *
 resolve (QubePolicy *policy, const char *agent)
 {
-  g_autoptr(QubePolicyDecision) d = eval (policy, "work", "vault", "test.Ask", "+arg");
-
-  ck_assert_int_eq (qube_policy_decision_get_action (d), ASK);
+  g_autoptr(QubePolicyDecision) d = decide (policy, "work", "vault", "test.Ask", "+arg", ASK);
   return qube_policy_decision_resolve_ask (d, agent, NULL);
+}
+
+static void
+assert_agent_denies (QubePolicy *policy, const char *script_body, const char *why)
+{
+  g_autofree char *agent = write_agent (script_body);
+  g_autoptr(QubePolicyDecision) d = resolve (policy, agent);
+
+  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
+  ck_assert_msg (strstr (qube_policy_decision_get_reason (d), why) != NULL, "%s: %s",
+                 script_body, qube_policy_decision_get_reason (d));
+  ck_assert_uint_eq (qube_policy_decision_get_line (d), 1);
 }
 
 START_TEST (test_prompt_agent)
@@ -686,33 +715,12 @@ START_TEST (test_prompt_agent)
   ck_assert (g_file_get_contents (args_path, &args, NULL, NULL));
   ck_assert_str_eq (args, "work test.Ask +arg vault personal vault\n");
   g_clear_object (&d);
-  g_free (agent);
 
-  agent = write_agent ("echo deny");
-  d = resolve (policy, agent);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
-  ck_assert_ptr_nonnull (strstr (qube_policy_decision_get_reason (d), "denied by the prompt agent"));
-  g_clear_object (&d);
-  g_free (agent);
-
-  /* a choice that was not offered */
-  agent = write_agent ("echo 'allow fedora'");
-  d = resolve (policy, agent);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
-  ck_assert_ptr_nonnull (strstr (qube_policy_decision_get_reason (d), "not offered"));
-  g_clear_object (&d);
-  g_free (agent);
-
-  /* an agent that fails, or answers nonsense */
-  agent = write_agent ("echo 'allow vault'; exit 3");
-  d = resolve (policy, agent);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
-  g_clear_object (&d);
-  g_free (agent);
-  agent = write_agent ("echo yes");
-  d = resolve (policy, agent);
-  ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
-  g_clear_object (&d);
+  /* a refusal, a choice that was not offered, a failing agent, nonsense */
+  assert_agent_denies (policy, "echo deny", "denied by the prompt agent");
+  assert_agent_denies (policy, "echo 'allow fedora'", "not offered");
+  assert_agent_denies (policy, "echo 'allow vault'; exit 3", "did not exit with status 0");
+  assert_agent_denies (policy, "echo yes", "answered neither");
   d = resolve (policy, "/nonexistent/agent");
   ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
   ck_assert_ptr_nonnull (strstr (qube_policy_decision_get_reason (d), "cannot run prompt agent"));
@@ -886,6 +894,7 @@ policy_suite (void)
   tcase_add_test (tc, test_order_is_c_locale_and_names_checked);
   tcase_add_test (tc, test_fixture_includes);
   tcase_add_test (tc, test_include_relative_to_policy_dir_and_errors);
+  tcase_add_test (tc, test_include_service_nested);
   tcase_add_test (tc, test_include_loop);
   tcase_add_test (tc, test_fixture_invalid_denies_everything);
   tcase_add_test (tc, test_missing_dir_and_env);
