@@ -75,7 +75,8 @@ ask_denied (QubePolicyDecision *ask, const char *format, ...)
  * autostart and file:line), or denies when the agent refuses, chooses
  * something that was not offered, answers anything else, fails, or when
  * no agent is configured.  A decision that is not `ask` is returned as it
- * is.
+ * is.  This blocks until the agent exits; cancel @cancellable to give up
+ * (the agent is then killed and the call denied).
  *
  * Returns: (transfer full): the final decision
  */

@@ -4,7 +4,9 @@
  * service calls against a snapshot of the system (QubePolicySystem) that the
  * caller builds.  A policy that has any error denies every call; lint lists
  * each problem with its file and line.  Evaluation never starts qubes or runs
- * services: the caller acts on the QubePolicyDecision.
+ * services: the caller acts on the QubePolicyDecision.  A loaded QubePolicy
+ * does not change, so threads may evaluate with it at the same time (each
+ * with a QubePolicySystem nobody is changing meanwhile).
  */
 #pragma once
 
