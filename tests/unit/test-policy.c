@@ -721,6 +721,18 @@ START_TEST (test_prompt_agent)
   assert_agent_denies (policy, "echo 'allow fedora'", "not offered");
   assert_agent_denies (policy, "echo 'allow vault'; exit 3", "did not exit with status 0");
   assert_agent_denies (policy, "echo yes", "answered neither");
+  /* giving up on a slow agent denies */
+  {
+    g_autofree char *slow = write_agent ("exec sleep 600");
+    g_autoptr(GCancellable) cancel = g_cancellable_new ();
+    g_autoptr(QubePolicyDecision) ask = decide (policy, "work", "vault", "test.Ask", "+arg", ASK);
+    g_autoptr(QubePolicyDecision) gave_up = NULL;
+
+    g_cancellable_cancel (cancel);
+    gave_up = qube_policy_decision_resolve_ask (ask, slow, cancel);
+    ck_assert_int_eq (qube_policy_decision_get_action (gave_up), DENY);
+    ck_assert_ptr_nonnull (strstr (qube_policy_decision_get_reason (gave_up), "failed"));
+  }
   d = resolve (policy, "/nonexistent/agent");
   ck_assert_int_eq (qube_policy_decision_get_action (d), DENY);
   ck_assert_ptr_nonnull (strstr (qube_policy_decision_get_reason (d), "cannot run prompt agent"));
