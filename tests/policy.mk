@@ -4,6 +4,7 @@
 if HAVE_CHECK
 check_PROGRAMS += tests/unit/test-policy
 TESTS += tests/unit/test-policy
+UNIT_TESTS += tests/unit/test-policy
 tests_unit_test_policy_SOURCES = tests/unit/test-policy.c
 tests_unit_test_policy_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_unit_test_policy_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
