@@ -646,6 +646,9 @@ do_info (QubePool *pool, const QubeVolumeSpec *spec, QubeVolumeInfo *info,
     {
       guint64 size, alloc;
 
+      /* base.qcow2 is the source's data, counted there. */
+      if (strcmp (de->d_name, BASE_FILE) == 0)
+        continue;
       sf_file_sizes (v->fd, de->d_name, &size, &alloc);
       info->usage_bytes += alloc;
     }

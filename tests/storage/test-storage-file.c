@@ -251,6 +251,39 @@ START_TEST (test_pool_info)
 }
 END_TEST
 
+START_TEST (test_pool_options_refused)
+{
+  g_autofree char *dir = g_build_filename (tmp_dir, "other", NULL);
+  QubeKeyValue unknown[] = { { "dir_path", dir }, { "colour", "red" } };
+  QubeKeyValue bad_cow[] = { { "dir_path", dir }, { "cow", "magic" } };
+  QubePoolInfo pi = { .size = sizeof (QubePoolInfo) };
+  QubePool *other = NULL;
+  g_autoptr (GError) error = NULL;
+
+  refused (ops->pool_open (driver->data, "other", unknown, 2, TRUE, &other),
+           QUBE_ERROR_INVALID, "unknown option 'colour'");
+  refused (ops->pool_open (driver->data, "other", bad_cow, 2, TRUE, &other),
+           QUBE_ERROR_INVALID, "cow=magic is not one of");
+  refused (ops->pool_open (driver->data, "other", NULL, 0, TRUE, &other),
+           QUBE_ERROR_INVALID, "dir_path");
+  /* Without create, the pool must already be there. */
+  refused (ops->pool_open (driver->data, "other", unknown, 1, FALSE, &other),
+           QUBE_ERROR_NOT_FOUND, "cannot open directory");
+  ck_assert_ptr_null (other);
+  /* Where the filesystem cannot share extents, cow=reflink is refused
+   * rather than silently copying. */
+  ok (ops->pool_info (pool, &pi), "pool info");
+  if (strcmp (pi.mode, "qcow2") == 0)
+    {
+      ck_assert_ptr_null (storage_pool_open (driver, "other", dir, "reflink",
+                                             &error));
+      ck_assert_msg (error->code == QUBE_ERROR_UNAVAILABLE &&
+                       strstr (error->message, "cannot make reflinks"),
+                     "%s", error->message);
+    }
+}
+END_TEST
+
 START_TEST (test_template_changes_reach_appvm_at_next_start)
 {
   QubeVolumeSpec troot = ORIGIN ("fedora/root", 1);
@@ -847,6 +880,7 @@ storage_file_suite (void)
   tcase_add_checked_fixture (tc, setup, teardown);
   tcase_set_timeout (tc, 120);
   tcase_add_test (tc, test_pool_info);
+  tcase_add_test (tc, test_pool_options_refused);
   tcase_add_test (tc, test_template_changes_reach_appvm_at_next_start);
   tcase_add_test (tc, test_private_survives_volatile_does_not);
   tcase_add_test (tc, test_both_flags_keep_a_snapshot);
