@@ -24,6 +24,8 @@
 #define ROUNDS 11
 
 static StorageDriver *driver;
+static char *work_dir;   /* everything the run makes is below it */
+static char *xfs_mount;  /* set while an XFS file system is mounted */
 
 static void
 die_on (int rc, const char *what)
@@ -239,14 +241,24 @@ run_sh (const char *script, const char *arg)
          g_spawn_check_wait_status (status, NULL);
 }
 
+/* Also on exit(1) half-way: nothing may stay mounted or on disk. */
+static void
+clean_up (void)
+{
+  if (xfs_mount != NULL)
+    run_sh ("umount \"$1\"", xfs_mount);
+  if (work_dir != NULL)
+    run_sh ("rm -rf \"$1\"", work_dir);
+}
+
 int
 main (void)
 {
   const char *builddir = g_getenv ("QUBE_TEST_BUILDDIR");
   g_autoptr (GError) error = NULL;
-  g_autofree char *work = NULL;
+  char *work; /* freed by nobody: clean_up() uses it at exit */
   g_autofree char *qcow2_dir = NULL;
-  g_autofree char *xfs_dir = NULL;
+  char *xfs_dir;
 
   if (builddir == NULL)
     builddir = QUBE_BUILDDIR;
@@ -256,6 +268,8 @@ main (void)
       g_printerr ("bench storage: cannot make a directory in %s\n", builddir);
       return 1;
     }
+  work_dir = work;
+  atexit (clean_up);
   driver = storage_driver_load (work, &error);
   if (driver == NULL)
     {
@@ -279,10 +293,9 @@ main (void)
     {
       g_autofree char *pool_dir = g_build_filename (xfs_dir, "pool", NULL);
 
+      xfs_mount = xfs_dir;
       bench_mode ("reflink", pool_dir);
-      run_sh ("umount \"$1\"", xfs_dir);
     }
-  run_sh ("rm -rf \"$1\"", work);
   g_clear_pointer (&driver, storage_driver_free);
   return 0;
 }

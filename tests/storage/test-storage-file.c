@@ -74,7 +74,10 @@ setup (void)
 static void
 teardown (void)
 {
-  g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", tmp_dir);
+  /* A failed out-of-space test may have left its small file system. */
+  g_autofree char *cmd = g_strdup_printf (
+    "if mountpoint -q '%s/small'; then umount '%s/small'; fi; rm -rf '%s'",
+    tmp_dir, tmp_dir, tmp_dir);
 
   if (pool != NULL)
     ops->pool_close (pool);
@@ -640,8 +643,14 @@ static int
 stop_volume_main (char **argv)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *state = g_dir_make_tmp ("qube-storage-stop-XXXXXX", NULL);
-  g_autoptr (StorageDriver) d = storage_driver_load (state, &error);
+  /* Beside the pool, so that the test's teardown removes it even though
+   * this process is killed. */
+  g_autofree char *parent = g_path_get_dirname (argv[2]);
+  g_autofree char *state = g_build_filename (parent, "stop-state", NULL);
+  g_autoptr (StorageDriver) d = NULL;
+
+  g_mkdir_with_parents (state, 0700);
+  d = storage_driver_load (state, &error);
   QubeVolumeSpec s;
   QubePool *p;
   int rc;
@@ -665,7 +674,6 @@ stop_volume_main (char **argv)
     g_printerr ("%s\n", error->message);
   d->ops->pool_close (p);
   driver = NULL;
-  rmdir (state);
   return rc == 0 ? 0 : 1;
 }
 
