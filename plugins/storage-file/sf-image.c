@@ -97,7 +97,7 @@ sf_run_qemu_img (QubePool *pool, const char *const *argv, GError **error)
  * With `what` NULL, `need` is the size of the volume itself. */
 gboolean
 sf_require_space (QubePool *pool, int dir_fd, const char *what, guint64 need,
-               GError **error)
+                  GError **error)
 {
   guint64 free_bytes;
 
@@ -124,7 +124,7 @@ sf_require_space (QubePool *pool, int dir_fd, const char *what, guint64 need,
  * directory, `size` bytes long, cheap where the pool's mode allows. */
 gboolean
 sf_cow_view (QubePool *pool, int fd, const char *src, const char *dst,
-          guint64 size, GError **error)
+             guint64 size, GError **error)
 {
   switch (pool->cow)
     {
@@ -166,7 +166,7 @@ sf_cow_view (QubePool *pool, int fd, const char *src, const char *dst,
 /* A new empty image of `size` bytes in the pool's format. */
 gboolean
 sf_cow_empty (QubePool *pool, int fd, const char *dst, guint64 size,
-           GError **error)
+              GError **error)
 {
   if (pool->cow == SF_COW_QCOW2)
     {
@@ -184,8 +184,8 @@ sf_cow_empty (QubePool *pool, int fd, const char *dst, guint64 size,
  * as the new file `dst` in the pool's format, via qemu-img convert. */
 gboolean
 sf_cow_convert (QubePool *pool, int src_fd, const char *src,
-             const char *src_format, int dst_fd, const char *dst,
-             const char *dst_format, GError **error)
+                const char *src_format, int dst_fd, const char *dst,
+                const char *dst_format, GError **error)
 {
   g_autofree char *src_path = sf_fd_path (src_fd, src);
   g_autofree char *dst_path = sf_fd_path (dst_fd, dst);

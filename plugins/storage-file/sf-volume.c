@@ -172,7 +172,6 @@ fill_dev (SfVolume *v, const char *file, QubeBlockFormat format,
   return TRUE;
 }
 
-
 static gboolean
 check_size (guint64 size, GError **error)
 {
@@ -253,7 +252,7 @@ volume_commit (SfVolume *v, const char *src, const char *src_format,
       need += alloc;
       if (!sf_require_space (pool, v->fd, "saving its data", need, error) ||
           !sf_cow_convert (pool, v->fd, src, src_format, v->fd, part,
-                        sf_image_format (pool->cow), error))
+                           sf_image_format (pool->cow), error))
         goto fail;
       sf_fault_point ("commit-written");
       if (!sf_rename (v->fd, part, v->fd, file, error))
@@ -313,18 +312,18 @@ sf_volume_tidy_vid (QubePool *pool, const char *vid)
   (void) v; /* opening a volume tidies it */
 }
 
-/* An ABI entry point that runs `call` (a do_*() function taking &error)
- * and reports its error as "cannot <verb> volume '<vid of spec>'". */
+/* An ABI entry point (whose parameters include `pool`) that runs `call`,
+ * a do_*() function taking &error, and reports its error as "cannot <verb>
+ * volume '<vid of spec>'". */
 #define SF_VOLUME_OP(name, verb, spec, params, call)                     \
   int name params                                                        \
   {                                                                      \
     g_autoptr (GError) error = NULL;                                     \
                                                                          \
     if (!(call))                                                         \
-      return sf_report (pool, verb, (spec)->vid, error);                    \
+      return sf_report (pool, verb, (spec)->vid, error);                 \
     return 0;                                                            \
   }
-
 
 static gboolean
 do_create (QubePool *pool, const QubeVolumeSpec *spec, GError **error)
@@ -484,7 +483,7 @@ start_snapshot (SfVolume *v, const QubeVolumeSpec *spec, const char *work,
 
           sf_file_sizes (src->fd, src_file, &src_size, &src_alloc);
           if (!sf_require_space (pool, v->fd, "a full copy of the source",
-                              src_alloc, error) ||
+                                 src_alloc, error) ||
               !sf_copy_sparse (src->fd, src_file, v->fd, part, error))
             return FALSE;
         }
@@ -749,7 +748,7 @@ do_resize (QubePool *pool, const QubeVolumeSpec *spec, guint64 new_size,
   if (new_size == v->meta->size)
     return TRUE;
   if (!sf_require_space (pool, v->fd, "growing it",
-                      new_size - v->meta->size, error))
+                         new_size - v->meta->size, error))
     return FALSE;
   /* Committed revisions stay as they are (they may be shared); images are
    * grown to the nominal size when they are next made from them. */
@@ -1032,8 +1031,8 @@ clone_revision (QubePool *pool, SfVolume *src, int dst_fd, const char *dst,
   if (src->pool->cow != pool->cow &&
       (src->pool->cow == SF_COW_QCOW2 || pool->cow == SF_COW_QCOW2))
     return sf_cow_convert (pool, src->fd, src_file,
-                        sf_image_format (src->pool->cow), dst_fd, dst,
-                        sf_image_format (pool->cow), error);
+                           sf_image_format (src->pool->cow), dst_fd, dst,
+                           sf_image_format (pool->cow), error);
   if (pool->cow == SF_COW_REFLINK &&
       sf_reflink (src->fd, src_file, dst_fd, dst, &local))
     return TRUE;
