@@ -7,6 +7,7 @@ core_libqube_internal_la_SOURCES += \
 if HAVE_CHECK
 check_PROGRAMS += tests/unit/test-qrexec-protocol
 TESTS += tests/unit/test-qrexec-protocol
+UNIT_TESTS += tests/unit/test-qrexec-protocol
 endif
 tests_unit_test_qrexec_protocol_SOURCES = tests/unit/test-qrexec-protocol.c
 tests_unit_test_qrexec_protocol_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
