@@ -11,12 +11,12 @@
  *   QUBE_VCHAN_PLUGIN   plugin name (default "socket"; argv[1] also works)
  *   QUBE_VCHAN_ADDRESS  peer address handed to the plugin (e.g. tcp:HOST:PORT)
  *   QUBE_VCHAN_CONFIG   plugin configuration, "key=value,key=value"
+ *   QUBE_PLUGIN_PATH    where plugins are (default: plugins/NAME/.libs in the build tree)
  *   QUBE_VCHAN_STREAM_MIB  size of the stream test (default 1024)
  */
 #include "config.h"
 
 #include <check.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,8 +30,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "abi/qube-plugin.h"
-#include "abi/qube-vchan.h"
+#include "qube-plugin-private.h"
 
 /* ---- loading the plugin -------------------------------------------------- */
 
@@ -39,94 +38,49 @@ static const char *plugin_name;
 static const QubeVchanOps *ops;
 static void *plugin_data;
 static char *tmp_dir;
+static QubePluginRegistry *registry;
+static QubePluginInfo *plugin_info;
 static __thread char *last_error;
 
-static void host_log (const QubeHost *host, QubeLogLevel level, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
-static void host_set_error (const QubeHost *host, QubeAbiError code, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
-
-static void
-host_log (const QubeHost *host, QubeLogLevel level, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  fprintf (stderr, "[%s] ", host->plugin_name);
-  vfprintf (stderr, fmt, ap);
-  fputc ('\n', stderr);
-  va_end (ap);
-}
-
-static void
-host_set_error (const QubeHost *host, QubeAbiError code, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  g_free (last_error);
-  last_error = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-}
-
+/* The message the plugin gave for its last failure on this thread. */
 static const char *
-host_config_get (const QubeHost *host, const char *key)
+plugin_error (void)
 {
-  static GHashTable *config;
+  g_autoptr(GError) error = NULL;
 
-  if (config == NULL)
-    {
-      g_auto(GStrv) pairs = g_strsplit (g_getenv ("QUBE_VCHAN_CONFIG") ?: "", ",", -1);
-
-      config = g_hash_table_new (g_str_hash, g_str_equal);
-      for (char **p = pairs; *p != NULL; p++)
-        {
-          char *eq = strchr (*p, '=');
-
-          if (eq != NULL)
-            g_hash_table_insert (config, g_strndup (*p, (gsize) (eq - *p)), g_strdup (eq + 1));
-        }
-    }
-  return g_hash_table_lookup (config, key);
+  _qube_plugin_take_error (plugin_info, QUBE_ABI_E_FAILED, NULL, &error);
+  g_free (last_error);
+  last_error = g_strdup (error->message);
+  return last_error;
 }
 
-static QubeHost test_host = {
-  .size = sizeof (QubeHost),
-  .abi_minor = QUBE_ABI_MINOR,
-  .log = host_log,
-  .set_error = host_set_error,
-  .config_get = host_config_get,
-};
-
-/* The one place that knows how a plugin is found and loaded: dlopen() of
- * <dir>/<name>.so from QUBE_PLUGIN_PATH (default: the build tree), the
- * descriptor's ABI checked, init called. */
+/* The plugin through the core's registry, as the daemon gets it: found
+ * on QUBE_PLUGIN_PATH (default: the plugin's build directory), configured
+ * from <state dir>/plugins.conf, written here from QUBE_VCHAN_CONFIG. */
 static void
 load_plugin (void)
 {
   g_autofree char *default_path = g_strdup_printf ("%s/plugins/%s/.libs",
                                                    g_getenv ("QUBE_TEST_BUILDDIR") ?: ".",
                                                    plugin_name);
-  const char *search = g_getenv ("QUBE_PLUGIN_PATH") ?: default_path;
-  g_auto(GStrv) dirs = g_strsplit (search, ":", -1);
-  const QubePluginDesc *desc = NULL;
+  g_auto(GStrv) pairs = g_strsplit (g_getenv ("QUBE_VCHAN_CONFIG") ?: "", ",", -1);
+  g_autoptr(GString) conf = g_string_new (NULL);
+  g_autofree char *conf_path = g_build_filename (tmp_dir, "plugins.conf", NULL);
+  g_autoptr(GError) error = NULL;
 
-  for (char **d = dirs; *d != NULL && desc == NULL; d++)
-    {
-      g_autofree char *file = g_strdup_printf ("%s/%s.so", *d, plugin_name);
-      void *handle = dlopen (file, RTLD_NOW | RTLD_LOCAL);
+  if (g_getenv ("QUBE_PLUGIN_PATH") == NULL)
+    g_setenv ("QUBE_PLUGIN_PATH", default_path, TRUE);
+  g_string_append_printf (conf, "[%s]\n", plugin_name);
+  for (char **p = pairs; *p != NULL; p++)
+    if (**p != '\0')
+      g_string_append_printf (conf, "%s\n", *p);
+  ck_assert (g_file_set_contents (conf_path, conf->str, -1, &error));
 
-      if (handle != NULL)
-        desc = dlsym (handle, QUBE_PLUGIN_DESCRIPTOR_SYMBOL);
-    }
-  ck_assert_msg (desc != NULL, "vchan plugin '%s' not found in %s", plugin_name, search);
-  ck_assert_uint_eq (desc->abi_major, QUBE_ABI_MAJOR);
-  ck_assert_msg (desc->vchan != NULL, "plugin '%s' has no vchan table", plugin_name);
-  test_host.plugin_name = desc->name;
-  test_host.runtime_dir = tmp_dir;
-  test_host.state_dir = tmp_dir;
-  if (desc->init != NULL)
-    ck_assert_msg (desc->init (&test_host, &plugin_data) == 0,
-                   "init of plugin '%s' failed: %s", plugin_name, last_error);
-  ops = desc->vchan;
+  registry = qube_plugin_registry_new (tmp_dir, tmp_dir);
+  plugin_info = _qube_plugin_registry_find (registry, QUBE_PLUGIN_KIND_VCHAN, plugin_name, &error);
+  ck_assert_msg (plugin_info != NULL, "%s", error ? error->message : "");
+  ops = _qube_plugin_info_get_desc (plugin_info)->vchan;
+  plugin_data = _qube_plugin_info_get_data (plugin_info);
 }
 
 /* ---- fixtures and helpers ------------------------------------------------ */
@@ -155,6 +109,7 @@ teardown (void)
     }
   g_clear_pointer (&dir, g_dir_close);
   (void) g_rmdir (tmp_dir);
+  g_clear_object (&registry);
   g_clear_pointer (&tmp_dir, g_free);
 }
 
@@ -180,7 +135,7 @@ server (uint32_t port, size_t read_min, size_t write_min)
   QubeVchanPeer peer = peer_named ("qube-b");
   QubeVchan *chan = ops->server_init (plugin_data, &peer, port, read_min, write_min);
 
-  ck_assert_msg (chan != NULL, "server_init on port %u failed: %s", port, last_error);
+  ck_assert_msg (chan != NULL, "server_init on port %u failed: %s", port, plugin_error ());
   return chan;
 }
 
@@ -196,7 +151,7 @@ client (uint32_t port)
       QubeVchan *chan = ops->client_init_async (plugin_data, &peer, port);
       int rc;
 
-      ck_assert_msg (chan != NULL, "client_init_async on port %u failed: %s", port, last_error);
+      ck_assert_msg (chan != NULL, "client_init_async on port %u failed: %s", port, plugin_error ());
       while ((rc = ops->client_init_async_finish (chan)) == QUBE_ABI_E_TIMEOUT)
         {
           struct pollfd pfd = { .fd = ops->fd (chan), .events = POLLIN };
@@ -205,7 +160,7 @@ client (uint32_t port)
           (void) poll (&pfd, 1, 1000);
           ops->ack (chan);
         }
-      ck_assert_msg (rc == 0, "connecting to port %u failed: %s", port, last_error);
+      ck_assert_msg (rc == 0, "connecting to port %u failed: %s", port, plugin_error ());
       return chan;
     }
   for (;;)
@@ -214,7 +169,7 @@ client (uint32_t port)
 
       if (chan != NULL)
         return chan;
-      ck_assert_msg (g_get_monotonic_time () < deadline, "client_init on port %u: %s", port, last_error);
+      ck_assert_msg (g_get_monotonic_time () < deadline, "client_init on port %u: %s", port, plugin_error ());
       g_usleep (20000);
     }
 }
@@ -226,7 +181,7 @@ write_all (QubeVchan *chan, const void *buf, size_t len)
     {
       long n = ops->write (chan, (const guint8 *) buf + done, len - done);
 
-      ck_assert_msg (n > 0, "write failed: %s", last_error);
+      ck_assert_msg (n > 0, "write failed: %s", plugin_error ());
       done += (size_t) n;
     }
 }
@@ -238,7 +193,7 @@ read_all (QubeVchan *chan, void *buf, size_t len)
     {
       long n = ops->read (chan, (guint8 *) buf + done, len - done);
 
-      ck_assert_msg (n > 0, "read failed: %s", last_error);
+      ck_assert_msg (n > 0, "read failed: %s", plugin_error ());
       done += (size_t) n;
     }
 }
@@ -247,7 +202,7 @@ read_all (QubeVchan *chan, void *buf, size_t len)
 #define WAIT_FOR(chan, cond)                                  \
   G_STMT_START {                                              \
     while (!(cond))                                           \
-      ck_assert_msg (ops->wait (chan) == 0, "wait failed: %s", last_error); \
+      ck_assert_msg (ops->wait (chan) == 0, "wait failed: %s", plugin_error ()); \
   } G_STMT_END
 
 /* A deterministic pattern, different per stream and offset. */
@@ -382,8 +337,9 @@ START_TEST (test_port_taken)
   QubeVchanPeer peer = peer_named ("qube-b");
   QubeVchan *chan = server (CHILD_PORT, 0, 0);
 
+  /* A port can be offered once at a time; the error names it. */
   ck_assert_ptr_null (ops->server_init (plugin_data, &peer, CHILD_PORT, 0, 0));
-  ck_assert_ptr_nonnull (last_error);
+  ck_assert_msg (strstr (plugin_error (), "port 7") != NULL, "%s", last_error);
   ops->close (chan);
 }
 END_TEST
@@ -393,7 +349,8 @@ START_TEST (test_client_without_server)
   QubeVchanPeer peer = peer_named ("qube-a");
 
   ck_assert_ptr_null (ops->client_init (plugin_data, &peer, 99));
-  ck_assert_msg (last_error != NULL && *last_error != '\0', "no error message");
+  ck_assert_msg (strstr (plugin_error (), "99") != NULL, "the error does not name the port: %s",
+                 last_error);
 }
 END_TEST
 
@@ -684,7 +641,8 @@ START_TEST (test_peer_leaves)
   ck_assert_int_eq (ops->read (chan, buf, 1), -1);
   ck_assert_int_eq (ops->write (chan, "x", 1), -1);
   ck_assert_int_eq (ops->send (chan, "x", 1), -1);
-  ck_assert_msg (last_error != NULL && *last_error != '\0', "no error message");
+  ck_assert_msg (strstr (plugin_error (), "closed") != NULL,
+                 "the error does not say the peer closed: %s", last_error);
   ops->close (chan);
 }
 END_TEST
@@ -747,7 +705,7 @@ START_TEST (test_async_client_init)
   peer = fork_peer (child_late_server, GUINT_TO_POINTER (CHILD_PORT));
   /* Started before the server exists: not connected, not failed. */
   chan = ops->client_init_async (plugin_data, &peer_desc, CHILD_PORT);
-  ck_assert_msg (chan != NULL, "client_init_async failed: %s", last_error);
+  ck_assert_msg (chan != NULL, "client_init_async failed: %s", plugin_error ());
   ck_assert_int_eq (ops->client_init_async_finish (chan), QUBE_ABI_E_TIMEOUT);
   ck_assert_int_ne (ops->is_open (chan), QUBE_VCHAN_CONNECTED);
 
@@ -759,7 +717,7 @@ START_TEST (test_async_client_init)
       ck_assert_int_eq (poll (&pfd, 1, 30000), 1);
       ck_assert_int_eq (ops->ack (chan), 0);
     }
-  ck_assert_msg (rc == 0, "async connect failed: %s", last_error);
+  ck_assert_msg (rc == 0, "async connect failed: %s", plugin_error ());
   ck_assert_int_eq (ops->is_open (chan), QUBE_VCHAN_CONNECTED);
   ck_assert_int_eq (ops->recv (chan, buf, 5), 5);
   ck_assert_str_eq (buf, "hello");
@@ -939,7 +897,7 @@ START_TEST (test_stream_checksum)
     {
       long n = ops->read (chan, buf, MIN (CHUNK, total - got));
 
-      ck_assert_msg (n > 0, "stream read failed after %zu bytes: %s", got, last_error);
+      ck_assert_msg (n > 0, "stream read failed after %zu bytes: %s", got, plugin_error ());
       g_checksum_update (sum, buf, (gssize) n);
       got += (size_t) n;
     }
@@ -961,10 +919,10 @@ START_TEST (test_socket_tcp_refused)
 
   peer.address = "tcp:127.0.0.1:40000";
   ck_assert_ptr_null (ops->server_init (plugin_data, &peer, 1, 0, 0));
-  ck_assert_msg (strstr (last_error, "tcp=enabled") != NULL,
+  ck_assert_msg (strstr (plugin_error (), "tcp=enabled") != NULL,
                  "the refusal does not say how to enable TCP: %s", last_error);
   ck_assert_ptr_null (ops->client_init (plugin_data, &peer, 1));
-  ck_assert_msg (strstr (last_error, "tcp=enabled") != NULL, "%s", last_error);
+  ck_assert_msg (strstr (plugin_error (), "tcp=enabled") != NULL, "%s", last_error);
 }
 END_TEST
 
