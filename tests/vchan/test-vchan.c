@@ -24,6 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -926,6 +929,85 @@ START_TEST (test_socket_tcp_refused)
 }
 END_TEST
 
+/* ---- the socket plugin facing a hostile peer ------------------------------ */
+
+static int
+raw_unix_socket (uint32_t port, gboolean listening)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  ck_assert_int_ge (fd, 0);
+  g_snprintf (sun.sun_path, sizeof sun.sun_path, "%s/vchan-%u.sock", tmp_dir, port);
+  if (listening)
+    ck_assert_int_eq (bind (fd, (struct sockaddr *) &sun, sizeof sun) == 0 && listen (fd, 1) == 0, 1);
+  else
+    ck_assert_int_eq (connect (fd, (struct sockaddr *) &sun, sizeof sun), 0);
+  return fd;
+}
+
+/* A client that breaks the framing is cut off, with a reason, and the
+ * server end reports it instead of trusting it. */
+START_TEST (test_socket_hostile_client)
+{
+  static const struct {
+    guint32 type;
+    gint64 value;   /* -1: one more than the server's read ring */
+  } frames[] = {
+    { 1, -1 },      /* data beyond the credit it was given */
+    { 1, 0 },       /* an empty data frame */
+    { 2, 1 },       /* credit for bytes never sent */
+    { 7, 1 },       /* no such frame */
+  };
+  QubeVchan *chan = server (CHILD_PORT + (uint32_t) _i, 0, 0);
+  int fd = raw_unix_socket (CHILD_PORT + (uint32_t) _i, FALSE);
+  guint32 hello[4], frame[2];
+  char c;
+
+  ck_assert_int_eq (recv (fd, hello, sizeof hello, MSG_WAITALL), sizeof hello);
+  ck_assert_uint_eq (ntohl (hello[0]), 0x51564348u);
+  frame[0] = htonl (frames[_i].type);
+  frame[1] = htonl (frames[_i].value < 0 ? ntohl (hello[2]) + 1 : (guint32) frames[_i].value);
+  ck_assert_int_eq (send (fd, frame, sizeof frame, MSG_NOSIGNAL), sizeof frame);
+
+  WAIT_FOR (chan, ops->is_open (chan) == QUBE_VCHAN_DISCONNECTED);
+  ck_assert_int_eq (ops->read (chan, &c, 1), -1);
+  ck_assert_msg (strstr (plugin_error (), "broke the vchan protocol") != NULL, "%s", last_error);
+  close (fd);
+  ops->close (chan);
+}
+END_TEST
+
+/* A server whose hello is not one fails the client's connect. */
+START_TEST (test_socket_hostile_server)
+{
+  static const guint32 hellos[][4] = {
+    { 0x12345678u, 1, 1u << 20, 1u << 20 },     /* not our magic */
+    { 0x51564348u, 1, 1u << 31, 1u << 20 },     /* a 2 GiB ring */
+    { 0x51564348u, 1, 100000, 1u << 20 },       /* not a power of two */
+  };
+  QubeVchanPeer peer = peer_named ("qube-a");
+  int listener = raw_unix_socket (CHILD_PORT, TRUE);
+  QubeVchan *chan = ops->client_init_async (plugin_data, &peer, CHILD_PORT);
+  guint32 hello[4];
+  int fd, rc;
+
+  ck_assert_ptr_nonnull (chan);
+  fd = accept (listener, NULL, NULL);
+  ck_assert_int_ge (fd, 0);
+  for (int i = 0; i < 4; i++)
+    hello[i] = htonl (hellos[_i][i]);
+  ck_assert_int_eq (send (fd, hello, sizeof hello, MSG_NOSIGNAL), sizeof hello);
+  while ((rc = ops->client_init_async_finish (chan)) == QUBE_ABI_E_TIMEOUT)
+    ck_assert_int_eq (ops->wait (chan), 0);
+  ck_assert_int_ne (rc, 0);
+  ck_assert_msg (strstr (plugin_error (), "broke the vchan protocol") != NULL, "%s", last_error);
+  close (fd);
+  close (listener);
+  ops->close (chan);
+}
+END_TEST
+
 static Suite *
 vchan_suite (void)
 {
@@ -947,9 +1029,19 @@ vchan_suite (void)
   tcase_add_test (tc, test_writer_sees_error);
   tcase_add_test (tc, test_async_client_init);
   tcase_add_test (tc, test_many_ports);
-  if (strcmp (plugin_name, "socket") == 0 && g_getenv ("QUBE_VCHAN_ADDRESS") == NULL)
-    tcase_add_test (tc, test_socket_tcp_refused);
   suite_add_tcase (s, tc);
+
+  /* The socket plugin's own rules, over unix sockets. */
+  if (strcmp (plugin_name, "socket") == 0 && g_getenv ("QUBE_VCHAN_ADDRESS") == NULL)
+    {
+      TCase *tc_socket = tcase_create ("socket");
+
+      tcase_add_checked_fixture (tc_socket, setup, teardown);
+      tcase_add_test (tc_socket, test_socket_tcp_refused);
+      tcase_add_loop_test (tc_socket, test_socket_hostile_client, 0, 4);
+      tcase_add_loop_test (tc_socket, test_socket_hostile_server, 0, 3);
+      suite_add_tcase (s, tc_socket);
+    }
 
   tcase_add_checked_fixture (tc_long, setup, teardown);
   tcase_set_timeout (tc_long, 120);
