@@ -330,6 +330,8 @@ pump_protocol_error (QubeVchan *chan, const char *reason)
 
   chan->sp->host->log (chan->sp->host, QUBE_LOG_WARNING, "%s: %s", chan->what, msg);
   chan_set_gone (chan, msg);
+  /* Cut the peer off now; the descriptor itself goes at close(). */
+  (void) shutdown (chan->sock, SHUT_RDWR);
 }
 
 static gboolean

@@ -973,6 +973,8 @@ START_TEST (test_socket_hostile_client)
   WAIT_FOR (chan, ops->is_open (chan) == QUBE_VCHAN_DISCONNECTED);
   ck_assert_int_eq (ops->read (chan, &c, 1), -1);
   ck_assert_msg (strstr (plugin_error (), "broke the vchan protocol") != NULL, "%s", last_error);
+  /* The offender's connection is closed at once, not when the channel is. */
+  ck_assert_int_eq (recv (fd, &c, 1, 0), 0);
   close (fd);
   ops->close (chan);
 }
