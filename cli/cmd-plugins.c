@@ -2,8 +2,6 @@
  * loaded, and why it refused or cannot use the others. */
 #include "config.h"
 
-#include <unistd.h>
-
 #include "output.h"
 #include "qube-cli.h"
 
@@ -29,23 +27,13 @@ static const struct {
   { QUBE_PLUGIN_KIND_NET, "net" },
 };
 
-/* Where plugins keep sockets and other volatile files. */
-static char *
-get_runtime_dir (void)
-{
-  if (geteuid () == 0)
-    return g_strdup ("/run/qube");
-  return g_build_filename (g_get_user_runtime_dir (), "qube", NULL);
-}
-
 static int
 run_plugins (Cli *cli, int argc, char **argv)
 {
   static const char *const headers[] = { "NAME", "STATUS", "KINDS", "VERSION", "PATH", "REASON" };
   g_auto(GStrv) args = NULL;
-  g_autofree char *state_dir = NULL;
-  g_autofree char *runtime_dir = NULL;
-  g_autoptr(QubePluginRegistry) registry = NULL;
+  g_autoptr(GError) error = NULL;
+  QubeManager *manager;
   g_autoptr(GPtrArray) plugins = NULL;
   g_autoptr(CliTable) table = cli_table_new (G_N_ELEMENTS (headers), headers);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
@@ -54,11 +42,10 @@ run_plugins (Cli *cli, int argc, char **argv)
   if (!cli_parse (cli, NULL, TRUE, 0, 0, argc, argv, &args, &status))
     return status;
 
-  state_dir = cli_get_state_dir (cli);
-  runtime_dir = get_runtime_dir ();
-  registry = qube_plugin_registry_new (state_dir, runtime_dir);
-  qube_plugin_registry_load (registry);
-  plugins = qube_plugin_registry_list (registry);
+  manager = cli_get_manager (cli, &error);
+  if (manager == NULL)
+    return cli_fail (error);
+  plugins = qube_plugin_registry_list (qube_manager_get_plugins (manager));
 
   json_builder_begin_array (builder);
   for (guint i = 0; plugins != NULL && i < plugins->len; i++)

@@ -26,7 +26,10 @@ struct _QubeManager {
   GObject parent_instance;
 
   char *state_dir;
+  char *runtime_dir;
   QubeStore *store;
+  QubePluginRegistry *plugins;
+  GMutex plugins_lock;
   QubeRunningFunc running_func;
   gpointer running_data;
 };
@@ -51,7 +54,10 @@ qube_manager_finalize (GObject *object)
   QubeManager *self = QUBE_MANAGER (object);
 
   g_clear_pointer (&self->store, _qube_store_close);
+  g_clear_object (&self->plugins);
+  g_mutex_clear (&self->plugins_lock);
   g_clear_pointer (&self->state_dir, g_free);
+  g_clear_pointer (&self->runtime_dir, g_free);
   G_OBJECT_CLASS (qube_manager_parent_class)->finalize (object);
 }
 
@@ -112,6 +118,7 @@ qube_manager_class_init (QubeManagerClass *klass)
 static void
 qube_manager_init (QubeManager *self)
 {
+  g_mutex_init (&self->plugins_lock);
 }
 
 static gboolean
@@ -135,6 +142,7 @@ qube_manager_initable_init (GInitable *initable, GCancellable *cancellable,
                    self->state_dir, g_strerror (saved_errno));
       return FALSE;
     }
+  self->runtime_dir = qube_manager_default_runtime_dir (self->state_dir);
   path = g_build_filename (self->state_dir, STORE_FILE_NAME, NULL);
   self->store = _qube_store_open (path, error);
   return self->store != NULL;
@@ -161,6 +169,67 @@ QubeManager *
 qube_manager_new (const char *state_dir, GError **error)
 {
   return g_initable_new (QUBE_TYPE_MANAGER, NULL, error, "state-dir", state_dir, NULL);
+}
+
+/**
+ * qube_manager_default_runtime_dir:
+ * @state_dir: (type filename): a state directory
+ *
+ * Where volatile files of running qubes (sockets, pid files) live for a
+ * state directory. `$QUBE_RUNTIME_DIR` when set, else `/run/qube` for root
+ * using `/var/lib/qube`, else `STATE_DIR/run`, so that two state
+ * directories never share runtime files.
+ *
+ * Returns: (transfer full) (type filename): a directory path
+ */
+char *
+qube_manager_default_runtime_dir (const char *state_dir)
+{
+  const char *env = g_getenv ("QUBE_RUNTIME_DIR");
+
+  if (env != NULL && *env != '\0')
+    return g_strdup (env);
+  if (geteuid () == 0 && g_strcmp0 (state_dir, "/var/lib/qube") == 0)
+    return g_strdup ("/run/qube");
+  return g_build_filename (state_dir, "run", NULL);
+}
+
+/**
+ * qube_manager_get_runtime_dir:
+ * @self: a #QubeManager
+ *
+ * Returns: (type filename): the runtime directory (see
+ *   qube_manager_default_runtime_dir())
+ */
+const char *
+qube_manager_get_runtime_dir (QubeManager *self)
+{
+  g_return_val_if_fail (QUBE_IS_MANAGER (self), NULL);
+  return self->runtime_dir;
+}
+
+/**
+ * qube_manager_get_plugins:
+ * @self: a #QubeManager
+ *
+ * The plugin registry of this manager, loaded on first use from
+ * `$QUBE_PLUGIN_PATH` and the installed plugin directory.
+ *
+ * Returns: (transfer none): the registry
+ */
+QubePluginRegistry *
+qube_manager_get_plugins (QubeManager *self)
+{
+  g_return_val_if_fail (QUBE_IS_MANAGER (self), NULL);
+
+  g_mutex_lock (&self->plugins_lock);
+  if (self->plugins == NULL)
+    {
+      self->plugins = qube_plugin_registry_new (self->state_dir, self->runtime_dir);
+      qube_plugin_registry_load (self->plugins);
+    }
+  g_mutex_unlock (&self->plugins_lock);
+  return self->plugins;
 }
 
 /**

@@ -12,6 +12,7 @@
 
 #include <glib-object.h>
 
+#include "qube-plugin-registry.h"
 #include "qube-vm.h"
 
 G_BEGIN_DECLS
@@ -22,6 +23,9 @@ G_DECLARE_FINAL_TYPE (QubeManager, qube_manager, QUBE, MANAGER, GObject)
 QubeManager *qube_manager_new (const char *state_dir, GError **error);
 char *qube_manager_default_state_dir (void);
 const char *qube_manager_get_state_dir (QubeManager *self);
+char *qube_manager_default_runtime_dir (const char *state_dir);
+const char *qube_manager_get_runtime_dir (QubeManager *self);
+QubePluginRegistry *qube_manager_get_plugins (QubeManager *self);
 
 QubeVm *qube_manager_create_vm (QubeManager *self, const char *klass,
                                 const char *name, const char *template_name,
