@@ -32,7 +32,7 @@ fuzz-run-qrexec: fuzz-qrexec
 	  tests/fuzz/fuzz-qrexec -max_total_time=$(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),60) \
 	  -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 	  -dict=$(srcdir)/tests/fuzz/fuzz-qrexec.dict \
-	  -artifact_prefix=tests/fuzz/qrexec- tests/fuzz/corpus-qrexec
+	  -artifact_prefix=tests/fuzz/ tests/fuzz/corpus-qrexec
 fuzz: fuzz-qrexec
 fuzz-run: fuzz-run-qrexec
 .PHONY: fuzz fuzz-run fuzz-qrexec fuzz-run-qrexec
