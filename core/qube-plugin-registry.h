@@ -44,6 +44,13 @@ typedef enum /*< flags >*/ {
   QUBE_PLUGIN_KIND_NET = 1 << 3,
 } QubePluginKind;
 
+/**
+ * QubePluginInfo:
+ *
+ * One plugin file the registry found, and what became of it: its name,
+ * path and descriptor fields, its status and, unless it is loaded, the
+ * reason.  Immutable once the registry is loaded.
+ */
 #define QUBE_TYPE_PLUGIN_INFO (qube_plugin_info_get_type ())
 G_DECLARE_FINAL_TYPE (QubePluginInfo, qube_plugin_info, QUBE, PLUGIN_INFO, GObject)
 
@@ -58,6 +65,12 @@ guint qube_plugin_info_get_abi_major (QubePluginInfo *self);
 guint qube_plugin_info_get_abi_minor (QubePluginInfo *self);
 QubePluginKind qube_plugin_info_get_kinds (QubePluginInfo *self);
 
+/**
+ * QubePluginRegistry:
+ *
+ * The plugins of one process (normally one registry per process): where
+ * they are searched, which were loaded, and why the others were not.
+ */
 #define QUBE_TYPE_PLUGIN_REGISTRY (qube_plugin_registry_get_type ())
 G_DECLARE_FINAL_TYPE (QubePluginRegistry, qube_plugin_registry, QUBE, PLUGIN_REGISTRY, GObject)
 
