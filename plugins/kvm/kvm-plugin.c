@@ -40,6 +40,7 @@
 /* How long `quit` gets before SIGKILL. */
 #define QUIT_GRACE_MS 2000
 #define CONSOLE_TAIL_LINES 10
+#define KVM_SUN_PATH_MAX sizeof (((struct sockaddr_un *) 0)->sun_path)
 
 typedef struct
 {
@@ -136,7 +137,7 @@ kvm_paths_new (KvmPlugin *self, const QubeDomainRef *ref, const char *operation)
       return NULL;
     }
   /* Every socket must fit in sockaddr_un. */
-  if (strlen (ref->runtime_dir) + strlen ("/vport-.sock") + 64 >= sizeof ((struct sockaddr_un *) 0)->sun_path)
+  if (strlen (ref->runtime_dir) + strlen ("/qmp.sock") >= KVM_SUN_PATH_MAX)
     {
       FAIL (self, QUBE_ABI_E_INVALID,
             "cannot %s qube '%s': runtime directory %s is too long for unix sockets",
@@ -367,7 +368,10 @@ build_argv (KvmPlugin *self, const QubeDomainConfig *config, const KvmPaths *pat
   ARG ("-pidfile");
   ARG (paths->pidfile);
   ARG ("-qmp");
-  ARGF ("unix:%s,server=on,wait=off", paths->qmp);
+  {
+    g_autofree char *p = qemu_escape (paths->qmp);
+    ARGF ("unix:%s,server=on,wait=off", p);
+  }
   ARG ("-chardev");
   {
     g_autofree char *p = qemu_escape (paths->console);
@@ -445,9 +449,14 @@ build_argv (KvmPlugin *self, const QubeDomainConfig *config, const KvmPaths *pat
           for (guint j = 0; j < i; j++)
             if (g_str_equal (names[i], names[j]))
               REFUSE ("cannot create qube '%s': serial port '%s' is given twice", name, names[i]);
+          g_autofree char *socket_path = g_strdup_printf ("%s/vport-%s.sock", paths->dir, names[i]);
+          g_autofree char *escaped = qemu_escape (socket_path);
+
+          if (strlen (socket_path) >= KVM_SUN_PATH_MAX)
+            REFUSE ("cannot create qube '%s': socket %s for serial port '%s' is too long",
+                    name, socket_path, names[i]);
           ARG ("-chardev");
-          ARGF ("socket,id=port%u,path=%s/vport-%s.sock,server=on,wait=off",
-                i, paths->dir, names[i]);
+          ARGF ("socket,id=port%u,path=%s,server=on,wait=off", i, escaped);
           ARG ("-device");
           ARGF ("virtserialport,chardev=port%u,name=%s", i, names[i]);
         }
@@ -477,7 +486,9 @@ wait_for_monitor (KvmPlugin *self, const KvmPaths *paths, pid_t pid, const char 
           if (qmp != NULL)
             return qmp;
         }
-      if (!kvm_process_is_ours (pid, paths->qmp))
+      /* Just spawned, so the pid cannot have been recycled; it may not
+       * have reached exec() yet, so its command line proves nothing. */
+      if (!kvm_process_alive (pid))
         {
           g_autofree char *tail = kvm_tail_lines (paths->log, CONSOLE_TAIL_LINES);
           *code = FAIL (self, QUBE_ABI_E_FAILED, "cannot create qube '%s': QEMU exited: %s",
@@ -602,10 +613,11 @@ kvm_create (void *plugin, const QubeDomainConfig *config, char **backend_id)
   if (code != QUBE_ABI_OK)
     {
       g_clear_pointer (&qmp, kvm_qmp_free);
-      if (kvm_process_is_ours (pid, paths->qmp))
+      if (kvm_process_alive (pid))
         {
           kill (pid, SIGKILL);
-          kvm_process_wait_gone (pid, paths->qmp, 5000);
+          for (int i = 0; i < 500 && kvm_process_alive (pid); i++)
+            g_usleep (10 * 1000);
         }
       kvm_paths_cleanup (paths);
       return code;

@@ -140,17 +140,24 @@ process_state (pid_t pid)
 }
 
 gboolean
-kvm_process_is_ours (pid_t pid, const char *marker)
+kvm_process_alive (pid_t pid)
 {
-  g_autofree char *path = NULL;
-  g_autofree char *cmdline = NULL;
-  gsize len;
   char state;
 
   if (pid <= 1)
     return FALSE;
   state = process_state (pid);
-  if (state == 0 || state == 'Z' || state == 'X')
+  return state != 0 && state != 'Z' && state != 'X';
+}
+
+gboolean
+kvm_process_is_ours (pid_t pid, const char *marker)
+{
+  g_autofree char *path = NULL;
+  g_autofree char *cmdline = NULL;
+  gsize len;
+
+  if (!kvm_process_alive (pid))
     return FALSE;
   path = g_strdup_printf ("/proc/%d/cmdline", (int) pid);
   if (!g_file_get_contents (path, &cmdline, &len, NULL))

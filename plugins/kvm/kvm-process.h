@@ -22,6 +22,9 @@ pid_t kvm_process_spawn_detached (const char *const *argv,
 /* The pid in `pidfile`, or 0 when there is none or it is not a pid. */
 pid_t kvm_process_read_pidfile (const char *pidfile);
 
+/* TRUE when `pid` exists and is not a zombie. */
+gboolean kvm_process_alive (pid_t pid);
+
 /* TRUE when `pid` is alive (not a zombie) and its command line contains
  * `marker` (a path only this QEMU was given), so a recycled pid is never
  * taken for the qube's QEMU. */
