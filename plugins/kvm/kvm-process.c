@@ -200,11 +200,13 @@ kvm_process_overhead_kib (pid_t pid, guint64 guest_ram_kib)
 
       if (sscanf (lines[i], "Size: %" G_GUINT64_FORMAT " kB", &value) == 1)
         size = value;
-      else if (sscanf (lines[i], "Rss: %" G_GUINT64_FORMAT " kB", &value) == 1)
+      else if (sscanf (lines[i], "Anonymous: %" G_GUINT64_FORMAT " kB", &value) == 1)
         {
+          /* Only anonymous memory counts: file pages (the kernel image QEMU
+           * keeps mapped, its own binary) are page cache, shared between
+           * qubes and reclaimable.  Guest RAM is one anonymous block of
+           * exactly its size. */
           total += value;
-          /* QEMU maps guest RAM as one anonymous block of exactly its size
-           * (plus nothing) on microvm below 3 GiB. */
           if (size == guest_ram_kib && guest == 0)
             guest = value;
         }

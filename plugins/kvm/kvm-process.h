@@ -33,7 +33,7 @@ gboolean kvm_process_is_ours (pid_t pid, const char *marker);
 /* Waits up to `timeout_ms` for kvm_process_is_ours() to become FALSE. */
 gboolean kvm_process_wait_gone (pid_t pid, const char *marker, guint timeout_ms);
 
-/* Resident memory of `pid` outside its largest anonymous mapping of exactly
+/* Anonymous resident memory of `pid` outside its mapping of exactly
  * `guest_ram_kib` (the guest's RAM), in KiB; 0 when unknown. */
 guint64 kvm_process_overhead_kib (pid_t pid, guint64 guest_ram_kib);
 

@@ -10,3 +10,12 @@ tests_kvm_test_kvm_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
 EXTRA_tests_kvm_test_kvm_DEPENDENCIES = plugins/kvm/kvm.la
 endif
 endif
+
+# tests/kvm/measure-boot (built by make check, not a test): boot time and
+# host memory per qube on this host (figures in plugins/kvm/README.md).
+if BUILD_KVM
+check_PROGRAMS += tests/kvm/measure-boot
+tests_kvm_measure_boot_SOURCES = tests/kvm/measure-boot.c
+tests_kvm_measure_boot_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+tests_kvm_measure_boot_LDADD = core/libqube-internal.la $(GLIB_LIBS)
+endif
