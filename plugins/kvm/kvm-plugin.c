@@ -525,6 +525,10 @@ stop_qemu (const KvmPaths *paths, pid_t pid)
   if (qmp != NULL)
     {
       g_autoptr(JsonNode) reply = kvm_qmp_execute (qmp, "quit", NULL, NULL);
+
+      /* QEMU announces SHUTDOWN just before it exits. */
+      if (reply != NULL)
+        kvm_qmp_wait_event (qmp, "SHUTDOWN", QUIT_GRACE_MS);
     }
   if (kvm_process_wait_gone (pid, paths->qmp, QUIT_GRACE_MS))
     return TRUE;
