@@ -25,15 +25,17 @@
 #define BOOT_TIMEOUT_S 90
 #define GUEST_MEMORY_MIB 192
 
-/* Per run: the template, and the state directory (so the acceleration is
- * measured once and every test reuses the answer). */
+/* Per run: the template, the state directory (so the acceleration is
+ * measured once and every test reuses the answer), and the runtime
+ * directory, where each test's qubes have their own names (so that the
+ * run can kill whatever a failed test left behind). */
 static char *tmp_dir;
 static char *template_dir;
 static char *state_dir;
+static char *runtime_root;
 
 /* Per test. */
 static char *test_dir;
-static char *runtime_root;
 
 typedef struct
 {
@@ -374,10 +376,8 @@ port_echoes (GSocketConnection *connection, const char *text, int timeout_s)
 static void
 setup (void)
 {
-  test_dir = g_dir_make_tmp ("qube-kvm-XXXXXX", NULL);
-  ck_assert_ptr_nonnull (test_dir);
-  runtime_root = g_build_filename (test_dir, "run", NULL);
-  ck_assert_int_eq (g_mkdir_with_parents (runtime_root, 0755), 0);
+  test_dir = g_build_filename (tmp_dir, "test-XXXXXX", NULL);
+  ck_assert_ptr_nonnull (g_mkdtemp (test_dir));
 }
 
 static void
@@ -393,7 +393,6 @@ teardown (void)
       g_subprocess_wait (rm, NULL, NULL);
   }
   g_clear_pointer (&test_dir, g_free);
-  g_clear_pointer (&runtime_root, g_free);
 }
 
 /* An empty ext4 private volume with `rc_local` (nullable) as its
@@ -582,6 +581,9 @@ START_TEST (test_guest_never_ready)
   Backend backend = { 0 };
   g_autoptr(TestQube) qube = NULL;
   g_autoptr(GError) error = NULL;
+  g_autofree char *console = NULL;
+  g_auto(GStrv) lines = NULL;
+  const char *quoted;
   pid_t pid;
 
   backend_load (&backend);
@@ -592,8 +594,18 @@ START_TEST (test_guest_never_ready)
   pid = qube_pid (qube);
 
   ck_assert (!wait_console (qube, pid, READY_MARKER, 15, &error));
-  ck_assert_msg (strstr (error->message, "Run /bin/sleep as init process") != NULL,
-                 "the error does not show the console: %s", error->message);
+  /* The message quotes the console's last lines (the guest may have
+   * printed more since, so each quoted line is looked up in it). */
+  ck_assert (g_file_get_contents (qube->console, &console, NULL, NULL));
+  quoted = strstr (error->message, "console ends with:\n");
+  ck_assert_msg (quoted != NULL, "no console in the error: %s", error->message);
+  lines = g_strsplit (quoted + strlen ("console ends with:\n"), "\n", -1);
+  ck_assert_uint_ge (g_strv_length (lines), 4);
+  for (guint i = 0; lines[i] != NULL; i++)
+    ck_assert_msg (strstr (console, lines[i]) != NULL,
+                   "'%s' in the error is not on the console", lines[i]);
+  /* The kernel ran the broken init: that is what the console shows. */
+  ck_assert_ptr_nonnull (strstr (console, "Run /bin/sleep as init process"));
   ck_assert_int_eq (qube_info (&backend, qube).state, QUBE_DOMAIN_RUNNING);
 
   check_rc (&backend, backend.ops->kill (backend.data, &qube->ref), "kill");
@@ -734,7 +746,9 @@ build_template (void)
     g_error ("%s", error->message);
   template_dir = g_build_filename (tmp_dir, "debian-minimal", NULL);
   state_dir = g_build_filename (tmp_dir, "state", NULL);
+  runtime_root = g_build_filename (tmp_dir, "run", NULL);
   g_mkdir_with_parents (state_dir, 0755);
+  g_mkdir_with_parents (runtime_root, 0755);
   script = g_build_filename (srcdir ? srcdir : ".", "template", "build-template.sh", NULL);
   {
     const char *argv[] = { "/bin/sh", script, template_dir, NULL };
@@ -785,6 +799,8 @@ main (void)
   failed = srunner_ntests_failed (runner);
   srunner_free (runner);
 
+  /* A failed assertion ends its test before the test's own kill. */
+  kill_leftovers ();
   {
     const char *argv[] = { "rm", "-rf", tmp_dir, NULL };
     g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
