@@ -138,21 +138,22 @@ template_file (const char *name)
   return g_build_filename (template_dir, name, NULL);
 }
 
-/* Creates the qube from the template: root read-only, `private` (nullable)
- * writable, an echo port, `kernelopts` (nullable) added. */
+/* Creates the qube: `root` in `root_format` (read-only when raw, the
+ * template's own image), `private` (nullable) writable, an echo port,
+ * `kernelopts` (nullable) added. */
 static void
-create_qube (Backend *backend, TestQube *qube, const char *private_img,
-             const char *kernelopts)
+create_qube_with_root (Backend *backend, TestQube *qube, const char *root,
+                       QubeBlockFormat root_format, const char *private_img,
+                       const char *kernelopts)
 {
   g_autofree char *kernel = template_file ("vmlinux");
   g_autofree char *initramfs = template_file ("initramfs.img");
-  g_autofree char *root = template_file ("root.img");
   g_autofree char *opts = g_strdup_printf ("qube.echo=org.test.echo%s%s",
                                            kernelopts ? " " : "",
                                            kernelopts ? kernelopts : "");
   QubeDiskSpec disks[2] = {
     { .size = sizeof (QubeDiskSpec), .volume = "root", .path = root,
-      .format = QUBE_BLOCK_RAW, .readonly = 1, .devname = "vda" },
+      .format = root_format, .readonly = root_format == QUBE_BLOCK_RAW, .devname = "vda" },
     { .size = sizeof (QubeDiskSpec), .volume = "private", .path = private_img,
       .format = QUBE_BLOCK_RAW, .readonly = 0, .devname = "vdb" },
   };
@@ -180,6 +181,16 @@ create_qube (Backend *backend, TestQube *qube, const char *private_img,
   ck_assert_ptr_nonnull (backend_id);
   ck_assert_int_gt (atoi (backend_id), 1);
   free (backend_id);
+}
+
+/* The qube on the template's root, read-only. */
+static void
+create_qube (Backend *backend, TestQube *qube, const char *private_img,
+             const char *kernelopts)
+{
+  g_autofree char *root = template_file ("root.img");
+
+  create_qube_with_root (backend, qube, root, QUBE_BLOCK_RAW, private_img, kernelopts);
 }
 
 static QubeDomainInfo
@@ -248,14 +259,14 @@ wait_console (TestQube *qube, pid_t pid, const char *text, int timeout_s, GError
     }
 }
 
+/* Starts a created qube and waits for its ready marker. */
 static pid_t
-boot_qube (Backend *backend, TestQube *qube, const char *private_img)
+start_qube (Backend *backend, TestQube *qube)
 {
   g_autoptr(GError) error = NULL;
   QubeDomainInfo info;
   pid_t pid;
 
-  create_qube (backend, qube, private_img, NULL);
   info = qube_info (backend, qube);
   ck_assert_int_eq (info.state, QUBE_DOMAIN_CREATED);
   check_rc (backend, backend->ops->start (backend->data, &qube->ref), "start");
@@ -263,6 +274,13 @@ boot_qube (Backend *backend, TestQube *qube, const char *private_img)
   ck_assert_msg (wait_console (qube, pid, READY_MARKER, BOOT_TIMEOUT_S, &error),
                  "%s", error ? error->message : "");
   return pid;
+}
+
+static pid_t
+boot_qube (Backend *backend, TestQube *qube, const char *private_img)
+{
+  create_qube (backend, qube, private_img, NULL);
+  return start_qube (backend, qube);
 }
 
 static gboolean
@@ -296,6 +314,14 @@ assert_cleaned_up (TestQube *qube, pid_t pid)
       g_autofree char *path = g_build_filename (qube->runtime_dir, gone[i], NULL);
       ck_assert_msg (!g_file_test (path, G_FILE_TEST_EXISTS), "%s was left behind", path);
     }
+}
+
+/* Kills the qube and checks that nothing of it is left. */
+static void
+kill_qube (Backend *backend, TestQube *qube, pid_t pid)
+{
+  check_rc (backend, backend->ops->kill (backend->data, &qube->ref), "kill");
+  assert_cleaned_up (qube, pid);
 }
 
 /* Last resort so that a failed assertion never leaves a QEMU running:
@@ -395,6 +421,20 @@ teardown (void)
   g_clear_pointer (&test_dir, g_free);
 }
 
+static void
+run_command (const char *const *argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *err = NULL;
+  int status;
+
+  ck_assert_msg (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH |
+                               G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err,
+                               &status, &error),
+                 "%s: %s", argv[0], error ? error->message : "");
+  ck_assert_msg (g_spawn_check_wait_status (status, NULL), "%s failed: %s", argv[0], err);
+}
+
 /* An empty ext4 private volume with `rc_local` (nullable) as its
  * /config/rc.local, made without mounting. */
 static char *
@@ -403,9 +443,6 @@ make_private (const char *rc_local)
   g_autofree char *dir = g_build_filename (test_dir, "private-content", NULL);
   g_autofree char *config = g_build_filename (dir, "config", NULL);
   char *image = g_build_filename (test_dir, "private.img", NULL);
-  g_autoptr(GError) error = NULL;
-  g_autofree char *err = NULL;
-  int status;
 
   ck_assert_int_eq (g_mkdir_with_parents (config, 0755), 0);
   if (rc_local != NULL)
@@ -416,11 +453,7 @@ make_private (const char *rc_local)
     }
   {
     const char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-d", dir, image, "32M", NULL };
-    ck_assert_msg (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH |
-                                 G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err,
-                                 &status, &error),
-                   "mke2fs: %s", error ? error->message : "");
-    ck_assert_msg (g_spawn_check_wait_status (status, NULL), "mke2fs failed: %s", err);
+    run_command (argv);
   }
   return image;
 }
@@ -508,8 +541,7 @@ START_TEST (test_pause_unpause)
   ck_assert (port_echoes (port, "after\n", 30));
   g_io_stream_close (G_IO_STREAM (port), NULL, NULL);
 
-  check_rc (&backend, backend.ops->kill (backend.data, &qube->ref), "kill");
-  assert_cleaned_up (qube, pid);
+  kill_qube (&backend, qube, pid);
   backend_unload (&backend);
 }
 END_TEST
@@ -548,6 +580,52 @@ START_TEST (test_shutdown_keeps_private_data)
   ck_assert_msg (written != NULL && g_str_has_prefix (written, "6."),
                  "the private volume holds '%s' instead of the guest's kernel release",
                  written ? written : "");
+  backend_unload (&backend);
+}
+END_TEST
+
+/* The root volume as a qcow2 snapshot of the template's root: the guest's
+ * writes to its root land in the snapshot, the template stays as it was. */
+START_TEST (test_root_writes_go_to_snapshot)
+{
+  Backend backend = { 0 };
+  g_autoptr(TestQube) qube = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *template_root = template_file ("root.img");
+  g_autofree char *snapshot = g_build_filename (test_dir, "root.qcow2", NULL);
+  g_autofree char *flattened = g_build_filename (test_dir, "root-flat.img", NULL);
+  g_autofree char *private_img = NULL;
+  g_autofree char *in_snapshot = NULL;
+  g_autofree char *in_template = NULL;
+  pid_t pid;
+
+  {
+    const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+                           "-b", template_root, snapshot, NULL };
+    run_command (argv);
+  }
+  private_img = make_private ("#!/bin/sh\n"
+                              "echo written in root > /etc/root-write\n"
+                              "echo rc.local ran\n");
+  backend_load (&backend);
+  qube = test_qube_new ("snapshot");
+  create_qube_with_root (&backend, qube, snapshot, QUBE_BLOCK_QCOW2, private_img, NULL);
+  pid = start_qube (&backend, qube);
+  ck_assert (wait_console (qube, pid, "rc.local ran", 5, &error));
+  check_rc (&backend, backend.ops->shutdown (backend.data, &qube->ref), "shutdown");
+  ck_assert_msg (wait_gone (pid, 60), "QEMU did not exit after shutdown");
+  ck_assert_int_eq (qube_info (&backend, qube).state, QUBE_DOMAIN_HALTED);
+  assert_cleaned_up (qube, pid);
+
+  {
+    const char *argv[] = { "qemu-img", "convert", "-f", "qcow2", "-O", "raw",
+                           snapshot, flattened, NULL };
+    run_command (argv);
+  }
+  in_snapshot = read_from_image (flattened, "/etc/root-write");
+  ck_assert_str_eq (in_snapshot, "written in root\n");
+  in_template = read_from_image (template_root, "/etc/root-write");
+  ck_assert_str_eq (in_template, "");
   backend_unload (&backend);
 }
 END_TEST
@@ -608,8 +686,7 @@ START_TEST (test_guest_never_ready)
   ck_assert_ptr_nonnull (strstr (console, "Run /bin/sleep as init process"));
   ck_assert_int_eq (qube_info (&backend, qube).state, QUBE_DOMAIN_RUNNING);
 
-  check_rc (&backend, backend.ops->kill (backend.data, &qube->ref), "kill");
-  assert_cleaned_up (qube, pid);
+  kill_qube (&backend, qube, pid);
   backend_unload (&backend);
 }
 END_TEST
@@ -653,8 +730,7 @@ START_TEST (test_create_refusals)
                  "%s", error->message);
   ck_assert_int_eq (qube_info (&backend, other).state, QUBE_DOMAIN_HALTED);
 
-  check_rc (&backend, backend.ops->kill (backend.data, &qube->ref), "kill");
-  assert_cleaned_up (qube, pid);
+  kill_qube (&backend, qube, pid);
   backend_unload (&backend);
 }
 END_TEST
@@ -688,8 +764,7 @@ START_TEST (test_second_process)
   ck_assert_int_eq (qube_info (&backend, qube).state, QUBE_DOMAIN_RUNNING);
   check_rc (&backend, backend.ops->pause (backend.data, &qube->ref), "pause");
   ck_assert_int_eq (qube_info (&backend, qube).state, QUBE_DOMAIN_PAUSED);
-  check_rc (&backend, backend.ops->kill (backend.data, &qube->ref), "kill");
-  assert_cleaned_up (qube, pid);
+  kill_qube (&backend, qube, pid);
   backend_unload (&backend);
 }
 END_TEST
@@ -726,8 +801,7 @@ START_TEST (test_accel_probe_cached)
   info = qube_info (&backend, qube);
   ck_assert_str_eq (info.accel, accel);
 
-  check_rc (&backend, backend.ops->kill (backend.data, &qube->ref), "kill");
-  assert_cleaned_up (qube, pid);
+  kill_qube (&backend, qube, pid);
   backend_unload (&backend);
 }
 END_TEST
@@ -787,6 +861,7 @@ main (void)
   tcase_add_test (tc, test_boot_and_kill);
   tcase_add_test (tc, test_pause_unpause);
   tcase_add_test (tc, test_shutdown_keeps_private_data);
+  tcase_add_test (tc, test_root_writes_go_to_snapshot);
   tcase_add_test (tc, test_qemu_killed_from_outside);
   tcase_add_test (tc, test_guest_never_ready);
   tcase_add_test (tc, test_create_refusals);
