@@ -10,6 +10,7 @@
 /* QEMU's replies to the commands we send are a few hundred bytes; anything
  * near this limit means the peer misbehaves. */
 #define KVM_QMP_MAX_LINE (1024 * 1024)
+#define KVM_QMP_MAX_EVENTS 1024
 
 struct _KvmQmp
 {
@@ -100,7 +101,8 @@ record_event (KvmQmp *self, JsonObject *message)
 {
   const char *name = json_object_get_string_member_with_default (message, "event", NULL);
 
-  if (name != NULL && strlen (name) < 128)
+  /* A flood of events must not grow memory without bound. */
+  if (name != NULL && strlen (name) < 128 && self->events->len < KVM_QMP_MAX_EVENTS)
     {
       g_debug ("QMP event %s from %s", name, self->path);
       g_ptr_array_add (self->events, g_strdup (name));
@@ -241,7 +243,11 @@ kvm_qmp_wait_event (KvmQmp *self, const char *name, guint timeout_ms)
       gint64 left = deadline - g_get_monotonic_time ();
       g_autoptr(JsonObject) message = NULL;
 
-      if (left <= 0 ||
+      /* Lines already received come first: the socket may have nothing
+       * more to say. */
+      if (left <= 0)
+        return FALSE;
+      if (memchr (self->pending->data, '\n', self->pending->len) == NULL &&
           !g_socket_condition_timed_wait (self->socket, G_IO_IN, left, NULL, NULL))
         return FALSE;
       /* A partial line is finished by read_message, bounded by the socket

@@ -29,7 +29,7 @@ JsonNode *kvm_qmp_execute (KvmQmp *self, const char *command,
  * already).  Returns FALSE when it did not come or the connection ended. */
 gboolean kvm_qmp_wait_event (KvmQmp *self, const char *name, guint timeout_ms);
 
-/* Names of the events seen so far, oldest first. */
+/* Names of the events seen so far, oldest first (the first 1024). */
 const GPtrArray *kvm_qmp_get_events (KvmQmp *self);
 
 void kvm_qmp_free (KvmQmp *self);

@@ -1,8 +1,15 @@
 # Integration tests of the kvm backend: real qubes under QEMU (TCG here).
 if BUILD_KVM
 if HAVE_CHECK
-check_PROGRAMS += tests/kvm/test-kvm
-TESTS += tests/kvm/test-kvm
+check_PROGRAMS += tests/kvm/test-kvm tests/kvm/test-kvm-qmp
+TESTS += tests/kvm/test-kvm tests/kvm/test-kvm-qmp
+
+# The QMP client against a scripted monitor.
+tests_kvm_test_kvm_qmp_SOURCES = tests/kvm/test-kvm-qmp.c \
+	plugins/kvm/kvm-qmp.c plugins/kvm/kvm-qmp.h
+tests_kvm_test_kvm_qmp_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/kvm
+tests_kvm_test_kvm_qmp_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS) $(CHECK_CFLAGS)
+tests_kvm_test_kvm_qmp_LDADD = $(GLIB_LIBS) $(JSON_GLIB_LIBS) $(CHECK_LIBS)
 tests_kvm_test_kvm_SOURCES = tests/kvm/test-kvm.c
 tests_kvm_test_kvm_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_kvm_test_kvm_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
