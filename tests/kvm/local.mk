@@ -1,8 +1,8 @@
 # Integration tests of the kvm backend: real qubes under QEMU (TCG here).
 if BUILD_KVM
 if HAVE_CHECK
-check_PROGRAMS += tests/kvm/test-kvm tests/kvm/test-kvm-qmp
-TESTS += tests/kvm/test-kvm tests/kvm/test-kvm-qmp
+check_PROGRAMS += tests/kvm/test-kvm tests/kvm/test-kvm-qmp tests/kvm/test-kvm-accel
+TESTS += tests/kvm/test-kvm tests/kvm/test-kvm-qmp tests/kvm/test-kvm-accel
 
 # The QMP client against a scripted monitor.
 tests_kvm_test_kvm_qmp_SOURCES = tests/kvm/test-kvm-qmp.c \
@@ -10,6 +10,13 @@ tests_kvm_test_kvm_qmp_SOURCES = tests/kvm/test-kvm-qmp.c \
 tests_kvm_test_kvm_qmp_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/kvm
 tests_kvm_test_kvm_qmp_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_kvm_test_kvm_qmp_LDADD = $(GLIB_LIBS) $(JSON_GLIB_LIBS) $(CHECK_LIBS)
+
+# The KVM-or-TCG choice and its cache.
+tests_kvm_test_kvm_accel_SOURCES = tests/kvm/test-kvm-accel.c \
+	plugins/kvm/kvm-accel.c plugins/kvm/kvm-accel.h
+tests_kvm_test_kvm_accel_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/kvm
+tests_kvm_test_kvm_accel_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
+tests_kvm_test_kvm_accel_LDADD = $(GLIB_LIBS) $(CHECK_LIBS)
 tests_kvm_test_kvm_SOURCES = tests/kvm/test-kvm.c
 tests_kvm_test_kvm_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_kvm_test_kvm_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
