@@ -52,7 +52,7 @@ case $file_out in
   *"not a dynamic executable"*) ;;
   *) die "$busybox is not statically linked: install the Debian package busybox-static" ;;
 esac
-for tool in mke2fs cpio xz gzip; do
+for tool in mke2fs debugfs cpio xz gzip; do
   command -v $tool >/dev/null || die "$tool not found: install e2fsprogs, cpio, xz-utils and gzip"
 done
 
@@ -158,6 +158,14 @@ mke2fs -q -F -t ext4 -L root -U 5c3d6f1e-8a0b-4c2d-9e7f-0a1b2c3d4e5f \
   -E hash_seed=5c3d6f1e-8a0b-4c2d-9e7f-0a1b2c3d4e5f,root_owner=0:0 \
   -d "$rootd" "$work/root.img" 64M >/dev/null \
   || die "mke2fs could not build the root volume"
+# mke2fs copies each file's change time, which no tool can set on the host:
+# set it in the image to the same fixed time (debugfs, still no mounting).
+(cd "$rootd" && find . | LC_ALL=C sort | sed 's|^\.||; s|^$|/|') | while read -r p; do
+  echo "set_inode_field $p ctime @$SOURCE_DATE_EPOCH"
+  echo "set_inode_field $p ctime_extra 0"
+done > "$work/ctimes"
+debugfs -w -f "$work/ctimes" "$work/root.img" >/dev/null 2>&1 \
+  || die "debugfs could not set the change times in the root volume"
 
 # 5. The manifest says what went in.
 {
