@@ -10,12 +10,14 @@
  *   kvm.conf      what the qube was built with (memory, vCPUs, accel)
  *   vport-NAME.sock  one per virtio-serial port NAME
  *   shutdown      present once a shutdown was asked for
+ *   create.lock   held while the qube is being created
  * so any process can find the qube again from QubeDomainRef.runtime_dir.
  * See README.md for the design choices.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <gio/gio.h>
@@ -24,6 +26,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -61,6 +64,7 @@ typedef struct
   char *log;
   char *conf;
   char *shutdown_flag;
+  char *lock;
 } KvmPaths;
 
 static void
@@ -73,6 +77,7 @@ kvm_paths_free (KvmPaths *paths)
   g_free (paths->log);
   g_free (paths->conf);
   g_free (paths->shutdown_flag);
+  g_free (paths->lock);
   g_free (paths);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KvmPaths, kvm_paths_free)
@@ -152,6 +157,7 @@ kvm_paths_new (KvmPlugin *self, const QubeDomainRef *ref, const char *operation)
   paths->log = g_build_filename (ref->runtime_dir, "qemu.log", NULL);
   paths->conf = g_build_filename (ref->runtime_dir, "kvm.conf", NULL);
   paths->shutdown_flag = g_build_filename (ref->runtime_dir, "shutdown", NULL);
+  paths->lock = g_build_filename (ref->runtime_dir, "create.lock", NULL);
   return paths;
 }
 
@@ -513,7 +519,7 @@ running_pid (const KvmPaths *paths)
 {
   pid_t pid = kvm_process_read_pidfile (paths->pidfile);
 
-  return pid != 0 && kvm_process_is_ours (pid, paths->qmp) ? pid : 0;
+  return pid != 0 && kvm_process_is_ours (pid, paths->pidfile) ? pid : 0;
 }
 
 /* Stops QEMU: `quit` over QMP, SIGKILL after a grace period. */
@@ -530,20 +536,20 @@ stop_qemu (const KvmPaths *paths, pid_t pid)
       if (reply != NULL)
         kvm_qmp_wait_event (qmp, "SHUTDOWN", QUIT_GRACE_MS);
     }
-  if (kvm_process_wait_gone (pid, paths->qmp, QUIT_GRACE_MS))
+  if (kvm_process_wait_gone (pid, paths->pidfile, QUIT_GRACE_MS))
     return TRUE;
   kill (pid, SIGKILL);
-  return kvm_process_wait_gone (pid, paths->qmp, 5000);
+  return kvm_process_wait_gone (pid, paths->pidfile, 5000);
 }
 
 /* ---- the backend operations ---- */
 
+/* create(), with the qube's create lock held. */
 static int
-kvm_create (void *plugin, const QubeDomainConfig *config, char **backend_id)
+create_locked (KvmPlugin *self, const QubeDomainConfig *config, KvmPaths *paths,
+               char **backend_id)
 {
-  KvmPlugin *self = plugin;
-  const char *name = config != NULL ? config->ref.name : NULL;
-  g_autoptr(KvmPaths) paths = NULL;
+  const char *name = config->ref.name;
   g_autoptr(GPtrArray) argv = NULL;
   g_autoptr(KvmQmp) qmp = NULL;
   g_autoptr(JsonNode) status = NULL;
@@ -555,21 +561,6 @@ kvm_create (void *plugin, const QubeDomainConfig *config, char **backend_id)
   pid_t pid;
   int code = QUBE_ABI_OK;
 
-  if (config == NULL || config->size < sizeof (QubeDomainConfig))
-    return FAIL (self, QUBE_ABI_E_INVALID, "cannot create a qube: configuration too old or missing");
-  if (!name_is_valid (name))
-    return FAIL (self, QUBE_ABI_E_INVALID, "cannot create qube '%s': not a valid qube name",
-                 name ? name : "(none)");
-  if (self->qemu == NULL)
-    return FAIL (self, QUBE_ABI_E_UNAVAILABLE,
-                 "cannot create qube '%s': qemu-system-x86_64 not found "
-                 "(install the Debian package qemu-system-x86)", name);
-  paths = kvm_paths_new (self, &config->ref, "create");
-  if (paths == NULL)
-    return QUBE_ABI_E_INVALID;
-  if (!g_file_test (paths->dir, G_FILE_TEST_IS_DIR))
-    return FAIL (self, QUBE_ABI_E_NOT_FOUND, "cannot create qube '%s': runtime directory %s missing",
-                 name, paths->dir);
   pid = running_pid (paths);
   if (pid != 0)
     return FAIL (self, QUBE_ABI_E_EXISTS, "cannot create qube '%s': it is already running (QEMU pid %d)",
@@ -638,6 +629,46 @@ kvm_create (void *plugin, const QubeDomainConfig *config, char **backend_id)
       *backend_id = strdup (buf);
     }
   return QUBE_ABI_OK;
+}
+
+static int
+kvm_create (void *plugin, const QubeDomainConfig *config, char **backend_id)
+{
+  KvmPlugin *self = plugin;
+  const char *name = config != NULL ? config->ref.name : NULL;
+  g_autoptr(KvmPaths) paths = NULL;
+  int lock_fd, rc;
+
+  if (config == NULL || config->size < sizeof (QubeDomainConfig))
+    return FAIL (self, QUBE_ABI_E_INVALID, "cannot create a qube: configuration too old or missing");
+  if (!name_is_valid (name))
+    return FAIL (self, QUBE_ABI_E_INVALID, "cannot create qube '%s': not a valid qube name",
+                 name ? name : "(none)");
+  if (self->qemu == NULL)
+    return FAIL (self, QUBE_ABI_E_UNAVAILABLE,
+                 "cannot create qube '%s': qemu-system-x86_64 not found "
+                 "(install the Debian package qemu-system-x86)", name);
+  paths = kvm_paths_new (self, &config->ref, "create");
+  if (paths == NULL)
+    return QUBE_ABI_E_INVALID;
+  if (!g_file_test (paths->dir, G_FILE_TEST_IS_DIR))
+    return FAIL (self, QUBE_ABI_E_NOT_FOUND, "cannot create qube '%s': runtime directory %s missing",
+                 name, paths->dir);
+
+  /* Two creates of one qube at once would start two QEMUs fighting over
+   * one monitor socket: the second is refused while the first runs.  The
+   * lock file stays (removing it would race with a waiting opener). */
+  lock_fd = open (paths->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0)
+    return FAIL (self, QUBE_ABI_E_IO, "cannot create qube '%s': cannot open %s: %s",
+                 name, paths->lock, g_strerror (errno));
+  if (flock (lock_fd, LOCK_EX | LOCK_NB) < 0)
+    rc = FAIL (self, QUBE_ABI_E_BUSY, "cannot create qube '%s': it is being created already",
+               name);
+  else
+    rc = create_locked (self, config, paths, backend_id);
+  close (lock_fd);
+  return rc;
 }
 
 /* Runs one QMP command on a running qube. */
@@ -770,7 +801,7 @@ kvm_info (void *plugin, const QubeDomainRef *ref, QubeDomainInfo *info)
 
   g_key_file_load_from_file (conf, paths->conf, G_KEY_FILE_NONE, NULL);
   pid = kvm_process_read_pidfile (paths->pidfile);
-  if (pid == 0 || !kvm_process_is_ours (pid, paths->qmp))
+  if (pid == 0 || !kvm_process_is_ours (pid, paths->pidfile))
     {
       if (pid == 0 && !g_file_test (paths->conf, G_FILE_TEST_EXISTS))
         out.state = QUBE_DOMAIN_HALTED;
@@ -790,7 +821,7 @@ kvm_info (void *plugin, const QubeDomainRef *ref, QubeDomainInfo *info)
       if (status == NULL || !JSON_NODE_HOLDS_OBJECT (status))
         {
           /* QEMU may have exited between the two checks. */
-          if (!kvm_process_is_ours (pid, paths->qmp))
+          if (!kvm_process_is_ours (pid, paths->pidfile))
             return kvm_info (plugin, ref, info);
           return FAIL (self, QUBE_ABI_E_FAILED, "cannot query qube '%s': %s", ref_name (ref),
                        error ? error->message : "QEMU sent no status");

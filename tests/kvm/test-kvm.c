@@ -735,6 +735,80 @@ START_TEST (test_create_refusals)
 }
 END_TEST
 
+/* Number of processes whose arguments name `path`. */
+static guint
+count_processes_naming (const char *path)
+{
+  g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
+  const char *entry;
+  guint n = 0;
+
+  while (proc != NULL && (entry = g_dir_read_name (proc)) != NULL)
+    {
+      g_autofree char *cmdline_path = g_strdup_printf ("/proc/%s/cmdline", entry);
+      g_autofree char *cmdline = NULL;
+      gsize len;
+
+      if (atoi (entry) > 1 && atoi (entry) != getpid () &&
+          g_file_get_contents (cmdline_path, &cmdline, &len, NULL) &&
+          memmem (cmdline, len, path, strlen (path)) != NULL)
+        n++;
+    }
+  return n;
+}
+
+/* Two processes creating the same qube at once: one QEMU, one success,
+ * the other refused as busy or already running. */
+START_TEST (test_concurrent_creates)
+{
+  g_autoptr(TestQube) qube = test_qube_new ("race");
+  Backend backend = { 0 };
+  pid_t children[2];
+  int successes = 0;
+
+  for (int i = 0; i < 2; i++)
+    {
+      children[i] = fork ();
+      ck_assert_int_ge (children[i], 0);
+      if (children[i] == 0)
+        {
+          Backend mine = { 0 };
+          g_autofree char *kernel = template_file ("vmlinux");
+          QubeDomainConfig config = {
+            .size = sizeof config, .ref = qube->ref, .memory_mib = GUEST_MEMORY_MIB,
+            .vcpus = 1, .kernel = kernel,
+          };
+          char *backend_id = NULL;
+          int rc;
+
+          backend_load (&mine);
+          rc = mine.ops->create (mine.data, &config, &backend_id);
+          _exit (rc);
+        }
+    }
+  for (int i = 0; i < 2; i++)
+    {
+      int status;
+
+      ck_assert_int_eq (waitpid (children[i], &status, 0), children[i]);
+      ck_assert (WIFEXITED (status));
+      if (WEXITSTATUS (status) == 0)
+        successes++;
+      else
+        ck_assert_msg (WEXITSTATUS (status) == QUBE_ABI_E_BUSY ||
+                       WEXITSTATUS (status) == QUBE_ABI_E_EXISTS,
+                       "the second create failed with %d", WEXITSTATUS (status));
+    }
+  ck_assert_int_eq (successes, 1);
+  ck_assert_uint_eq (count_processes_naming (qube->pidfile), 1);
+
+  backend_load (&backend);
+  ck_assert_int_eq (qube_info (&backend, qube).state, QUBE_DOMAIN_CREATED);
+  kill_qube (&backend, qube, qube_pid (qube));
+  backend_unload (&backend);
+}
+END_TEST
+
 /* A qube outlives the process that started it; another process finds it
  * through its runtime directory alone, pauses and kills it. */
 START_TEST (test_second_process)
@@ -865,6 +939,7 @@ main (void)
   tcase_add_test (tc, test_qemu_killed_from_outside);
   tcase_add_test (tc, test_guest_never_ready);
   tcase_add_test (tc, test_create_refusals);
+  tcase_add_test (tc, test_concurrent_creates);
   tcase_add_test (tc, test_second_process);
   tcase_add_test (tc, test_accel_probe_cached);
   suite_add_tcase (suite, tc);
