@@ -32,6 +32,7 @@ choice_new (const char *accel, char *reason)
 
   choice->accel = g_strdup (accel);
   choice->reason = reason;
+  choice->settled = TRUE;
   return choice;
 }
 
@@ -167,7 +168,11 @@ kvm_accel_choose (const char *forced, const char *cache_dir, const char *qemu,
     {
       close (fd);
       if (kernel == NULL)
-        return choice_new ("tcg", g_strdup ("KVM not measured yet"));
+        {
+          KvmAccelChoice *guess = choice_new ("tcg", g_strdup ("KVM not measured yet"));
+          guess->settled = FALSE;
+          return guess;
+        }
       if (g_mkdir_with_parents (cache_dir, 0755) < 0)
         return choice_new ("tcg", g_strdup_printf ("cannot create %s: %s", cache_dir,
                                                    g_strerror (errno)));

@@ -16,6 +16,7 @@ typedef struct
 {
   char *accel;   /* "kvm" or "tcg" */
   char *reason;  /* why, for the log and `qube plugins` */
+  gboolean settled;  /* FALSE: a guess until KVM can be measured */
 } KvmAccelChoice;
 
 void kvm_accel_choice_free (KvmAccelChoice *choice);
@@ -26,7 +27,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (KvmAccelChoice, kvm_accel_choice_free)
  * wins.  Otherwise the cache in `cache_dir` answers when it matches
  * `qemu_version`, or `qemu` boots `kernel` under KVM to find out (and the
  * answer is cached).  `kernel` may be NULL: then without a cached answer
- * the choice is TCG and nothing is cached. */
+ * the choice is TCG, not settled, and nothing is cached. */
 KvmAccelChoice *kvm_accel_choose (const char *forced,
                                   const char *cache_dir,
                                   const char *qemu,

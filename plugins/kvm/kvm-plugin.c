@@ -247,15 +247,15 @@ choose_accel (KvmPlugin *self, const char *kernel)
     {
       KvmAccelChoice *choice = kvm_accel_choose (NULL, self->work_dir, self->qemu,
                                                  version, kernel);
-      self->host->log (self->host, QUBE_LOG_MESSAGE, "acceleration: %s (%s)",
-                       choice->accel, choice->reason);
-      if (kernel == NULL && g_str_equal (choice->reason, "KVM not measured yet"))
+      if (!choice->settled)
         {
           accel = g_strdup (choice->accel);
           kvm_accel_choice_free (choice);
           g_mutex_unlock (&self->lock);
           return accel;
         }
+      self->host->log (self->host, QUBE_LOG_MESSAGE, "acceleration: %s (%s)",
+                       choice->accel, choice->reason);
       self->accel = choice;
     }
   accel = g_strdup (self->accel->accel);

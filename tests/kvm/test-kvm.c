@@ -691,6 +691,28 @@ START_TEST (test_guest_never_ready)
 }
 END_TEST
 
+/* Number of processes whose arguments name `path`. */
+static guint
+count_processes_naming (const char *path)
+{
+  g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
+  const char *entry;
+  guint n = 0;
+
+  while (proc != NULL && (entry = g_dir_read_name (proc)) != NULL)
+    {
+      g_autofree char *cmdline_path = g_strdup_printf ("/proc/%s/cmdline", entry);
+      g_autofree char *cmdline = NULL;
+      gsize len;
+
+      if (atoi (entry) > 1 && atoi (entry) != getpid () &&
+          g_file_get_contents (cmdline_path, &cmdline, &len, NULL) &&
+          memmem (cmdline, len, path, strlen (path)) != NULL)
+        n++;
+    }
+  return n;
+}
+
 /* Creating a qube that runs already is refused and leaves it running; a
  * missing kernel is refused with nothing started. */
 START_TEST (test_create_refusals)
@@ -729,33 +751,32 @@ START_TEST (test_create_refusals)
   ck_assert_msg (strstr (error->message, "cannot create qube 'nokernel': kernel /nonexistent/vmlinux not found") != NULL,
                  "%s", error->message);
   ck_assert_int_eq (qube_info (&backend, other).state, QUBE_DOMAIN_HALTED);
+  g_clear_error (&error);
+
+  /* QEMU itself refuses: a raw image handed over as qcow2.  Its message
+   * reaches the caller and nothing of the qube remains. */
+  {
+    g_autofree char *root = template_file ("root.img");
+    g_autofree char *kernel = template_file ("vmlinux");
+    QubeDiskSpec disk = { .size = sizeof disk, .volume = "root", .path = root,
+                          .format = QUBE_BLOCK_QCOW2, .readonly = 1 };
+
+    config.kernel = kernel;
+    config.disks = &disk;
+    config.n_disks = 1;
+    rc = backend.ops->create (backend.data, &config, &backend_id);
+    ck_assert_int_ne (rc, 0);
+    _qube_plugin_take_error (backend.info, rc, "create", &error);
+    ck_assert_msg (strstr (error->message, "QEMU exited") != NULL &&
+                   strstr (error->message, "qcow2") != NULL, "%s", error->message);
+    ck_assert_uint_eq (count_processes_naming (other->runtime_dir), 0);
+    assert_cleaned_up (other, 0);
+  }
 
   kill_qube (&backend, qube, pid);
   backend_unload (&backend);
 }
 END_TEST
-
-/* Number of processes whose arguments name `path`. */
-static guint
-count_processes_naming (const char *path)
-{
-  g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
-  const char *entry;
-  guint n = 0;
-
-  while (proc != NULL && (entry = g_dir_read_name (proc)) != NULL)
-    {
-      g_autofree char *cmdline_path = g_strdup_printf ("/proc/%s/cmdline", entry);
-      g_autofree char *cmdline = NULL;
-      gsize len;
-
-      if (atoi (entry) > 1 && atoi (entry) != getpid () &&
-          g_file_get_contents (cmdline_path, &cmdline, &len, NULL) &&
-          memmem (cmdline, len, path, strlen (path)) != NULL)
-        n++;
-    }
-  return n;
-}
 
 /* Two processes creating the same qube at once: one QEMU, one success,
  * the other refused as busy or already running. */
