@@ -34,6 +34,23 @@ vm_rss_kib (const char *pidfile)
   return g_ascii_strtoull (line + 6, NULL, 10);
 }
 
+/* When the ready marker appeared on `console` (monotonic time), or 0
+ * when it did not within two minutes of `start`. */
+static gint64
+wait_ready (const char *console, gint64 start)
+{
+  while (g_get_monotonic_time () - start < 120 * G_USEC_PER_SEC)
+    {
+      g_autofree char *text = NULL;
+
+      if (g_file_get_contents (console, &text, NULL, NULL) &&
+          strstr (text, "qube-guest: ready") != NULL)
+        return g_get_monotonic_time ();
+      g_usleep (5000);
+    }
+  return 0;
+}
+
 /* The baseline: the same kernel, initramfs and root volume booted by
  * QEMU run directly (TCG, no QMP, no sandbox, no plugin) to the marker. */
 static double
@@ -54,22 +71,12 @@ raw_boot (const char *template_dir, const char *dir)
     "-drive", drive, "-device", "virtio-blk-device,drive=root,serial=root", NULL
   };
   g_autoptr(GSubprocess) qemu = NULL;
-  gint64 start = g_get_monotonic_time (), ready = 0;
+  gint64 start = g_get_monotonic_time (), ready;
 
   qemu = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE, NULL);
   if (qemu == NULL)
     return 0;
-  while (g_get_monotonic_time () - start < 120 * G_USEC_PER_SEC)
-    {
-      g_autofree char *text = NULL;
-      if (g_file_get_contents (console, &text, NULL, NULL) &&
-          strstr (text, "qube-guest: ready") != NULL)
-        {
-          ready = g_get_monotonic_time ();
-          break;
-        }
-      g_usleep (5000);
-    }
+  ready = wait_ready (console, start);
   g_subprocess_force_exit (qemu);
   g_subprocess_wait (qemu, NULL, NULL);
   return ready != 0 ? (double) (ready - start) / 1000.0 : 0;
@@ -136,7 +143,7 @@ main (int argc, char **argv)
       };
       QubeDomainInfo di = { .size = sizeof di };
       char *backend_id = NULL;
-      gint64 start, created, ready = 0;
+      gint64 start, created, ready;
       double ms, raw_ms;
       int rc;
 
@@ -153,17 +160,7 @@ main (int argc, char **argv)
           return 1;
         }
       free (backend_id);
-      while (g_get_monotonic_time () - start < 120 * G_USEC_PER_SEC)
-        {
-          g_autofree char *text = NULL;
-          if (g_file_get_contents (console, &text, NULL, NULL) &&
-              strstr (text, "qube-guest: ready") != NULL)
-            {
-              ready = g_get_monotonic_time ();
-              break;
-            }
-          g_usleep (5000);
-        }
+      ready = wait_ready (console, start);
       ops->info (data, &config.ref, &di);
       g_strlcpy (accel, di.accel, sizeof accel);
       rss = vm_rss_kib (pidfile);
