@@ -36,7 +36,8 @@ const QubePluginDesc *_qube_plugin_info_get_desc (QubePluginInfo *info);
 /* What the plugin's init() set as its plugin_data. */
 void *_qube_plugin_info_get_data (QubePluginInfo *info);
 
-/* The host table handed to the plugin's init(), or NULL if none was. */
+/* The plugin's host table (the one handed to its init()), or NULL for a
+ * file refused before it got one. */
 const QubeHost *_qube_plugin_info_get_host (QubePluginInfo *info);
 
 /* The lock that serialises calls into this plugin's backend, storage and

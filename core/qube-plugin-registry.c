@@ -271,7 +271,7 @@ const QubeHost *
 _qube_plugin_info_get_host (QubePluginInfo *info)
 {
   g_return_val_if_fail (QUBE_IS_PLUGIN_INFO (info), NULL);
-  return info->host_given ? info->host : NULL;
+  return info->host;
 }
 
 GRecMutex *
@@ -364,6 +364,15 @@ _qube_plugin_not_supported (QubePluginInfo *info,
 
 /* ---- checking a descriptor ---- */
 
+/* Marks the file refused, taking `reason`. */
+static void
+refuse (QubePluginInfo *info, char *reason)
+{
+  info->status = QUBE_PLUGIN_REFUSED;
+  g_free (info->reason);
+  info->reason = reason;
+}
+
 static gboolean
 plugin_name_is_valid (const char *name)
 {
@@ -405,9 +414,9 @@ check_table (QubePluginInfo *info, const void *table, const char *what,
   size = *(const uint32_t *) table;
   if (size < min_size || size > TABLE_SIZE_MAX)
     {
-      info->reason = g_strdup_printf ("its %s table says it is %u bytes; "
-                                      "an ABI 1.0 table is at least %zu",
-                                      what, size, min_size);
+      refuse (info, g_strdup_printf ("its %s table says it is %u bytes; "
+                                     "an ABI 1.0 table is at least %zu",
+                                     what, size, min_size));
       return FALSE;
     }
   return TRUE;
@@ -421,14 +430,6 @@ plugin_failure (QubePluginInfo *info, int rc, const char *what)
   g_autofree char *message = take_plugin_message (info, rc, &code);
 
   return g_strdup_printf ("%s: %s", what, message);
-}
-
-static void
-refuse (QubePluginInfo *info, char *reason)
-{
-  info->status = QUBE_PLUGIN_REFUSED;
-  g_free (info->reason);
-  info->reason = reason;
 }
 
 /* dlerror() repeats the path first; the info already has it. */
@@ -502,10 +503,7 @@ check_descriptor (QubePluginInfo *info, const QubePluginDesc *desc)
       !check_table (info, desc->vchan, "vchan transport", VCHAN_SIZE_1_0) ||
       !check_table (info, desc->storage, "storage driver", STORAGE_SIZE_1_0) ||
       !check_table (info, desc->net, "network uplink", NET_SIZE_1_0))
-    {
-      info->status = QUBE_PLUGIN_REFUSED;
-      return FALSE;
-    }
+    return FALSE;
   if (desc->storage != NULL && !plugin_name_is_valid (desc->storage->driver))
     {
       refuse (info, g_strdup ("its storage table has no valid driver name "
@@ -853,9 +851,10 @@ qube_plugin_registry_load (QubePluginRegistry *self)
  * @self: a #QubePluginRegistry
  *
  * Every plugin file found, loaded or not, in load order.  Loads the
- * registry first if that was not done yet.
+ * registry first if that was not done yet.  The plugins belong to the
+ * registry and live as long as it does.
  *
- * Returns: (transfer full) (element-type QubePluginInfo): the plugins
+ * Returns: (transfer container) (element-type QubePluginInfo): the plugins
  */
 GPtrArray *
 qube_plugin_registry_list (QubePluginRegistry *self)
@@ -865,9 +864,9 @@ qube_plugin_registry_list (QubePluginRegistry *self)
   g_return_val_if_fail (QUBE_IS_PLUGIN_REGISTRY (self), NULL);
 
   qube_plugin_registry_load (self);
-  list = g_ptr_array_new_full (self->plugins->len, g_object_unref);
+  list = g_ptr_array_sized_new (self->plugins->len);
   for (guint i = 0; i < self->plugins->len; i++)
-    g_ptr_array_add (list, g_object_ref (g_ptr_array_index (self->plugins, i)));
+    g_ptr_array_add (list, g_ptr_array_index (self->plugins, i));
   return list;
 }
 

@@ -1,0 +1,36 @@
+/* qube-vm-private.h — what QubeVm, QubeManager and the property table
+ * share inside libqube and do not export. */
+#pragma once
+
+#include "qube-manager.h"
+#include "qube-store.h"
+#include "qube-vm.h"
+
+G_BEGIN_DECLS
+
+/* A view of the qube in `row`, holding a reference on `manager`. */
+QubeVm *_qube_vm_new (QubeManager *manager, const QubeStoreQube *row);
+gint64 _qube_vm_get_id (QubeVm *self);
+
+/* Whether the qube runs: the admin qube (the host) always does; for the
+ * others the manager's running function answers (the isolation backend),
+ * and without one they are halted. */
+gboolean _qube_vm_is_running (QubeVm *self);
+
+typedef gboolean (*QubeRunningFunc) (QubeVm *vm, gpointer user_data);
+
+QubeStore *_qube_manager_get_store (QubeManager *self);
+/* Installs what tells whether a qube runs (NULL: none runs). */
+void _qube_manager_set_running_func (QubeManager *self, QubeRunningFunc func,
+                                     gpointer user_data);
+gboolean _qube_manager_is_running (QubeManager *self, QubeVm *vm);
+
+/* Feature keys, tags, pool and plugin names: [A-Za-z0-9_.-]+, at most
+ * 255 bytes; `what` names the kind in the error ("feature name", "tag"). */
+gboolean _qube_key_is_valid (const char *what, const char *key, GError **error);
+
+/* A copy of `text` that is safe to show in a message: as is when it is
+ * printable UTF-8, else escaped. */
+char *_qube_printable (const char *text);
+
+G_END_DECLS

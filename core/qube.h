@@ -7,5 +7,6 @@
 #include "qube-plugin-registry.h"
 #include "qube-vm.h"
 #include "qube-manager.h"
+#include "qube-policy.h"
 
 #undef QUBE_INSIDE_H

@@ -1,1 +1,2 @@
-# docs
+# docs: manual pages.
+dist_man_MANS += docs/qube.1

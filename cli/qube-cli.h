@@ -1,0 +1,77 @@
+/* qube-cli.h — what every `qube` subcommand shares: its entry in the
+ * command table, option parsing with the options common to all commands,
+ * opening the state directory, and how failures are reported.
+ *
+ * A command never prints an error itself: it returns the exit status from
+ * cli_fail() or cli_usage_error(), which print the single line.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "qube.h"
+
+G_BEGIN_DECLS
+
+/* Exit statuses of `qube`. */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAILED 1
+#define CLI_EXIT_USAGE 2
+
+typedef struct _Cli Cli;
+typedef struct _CliCommand CliCommand;
+
+/* Runs one subcommand; argv[0] is the subcommand's name. Returns the exit
+ * status. */
+typedef int (*CliRunFunc) (Cli *cli, int argc, char **argv);
+
+struct _CliCommand {
+  const char *name;
+  const char *params;   /* positional arguments, for the usage line */
+  const char *summary;  /* one line, for `qube --help` */
+  CliRunFunc run;
+};
+
+struct _Cli {
+  char *state_dir;                 /* --state-dir or QUBE_STATE_DIR, or NULL */
+  const CliCommand *command;   /* the command being run */
+  QubeManager *manager;            /* opened on first use */
+  gboolean json;                   /* --json, on listing commands */
+};
+
+/* The commands of each group (cmd-*.c), ending with a zeroed entry. */
+extern const CliCommand cli_plugin_commands[];
+extern const CliCommand cli_qube_commands[];
+extern const CliCommand cli_prefs_commands[];
+extern const CliCommand cli_feature_commands[];
+extern const CliCommand cli_tag_commands[];
+
+/* Parses the subcommand's options (`entries` may be NULL) together with the
+ * common ones (--state-dir, and --json when `with_json`). On success
+ * *args_out holds the positional arguments (never NULL) and their count is
+ * checked against [min_args, max_args] (max_args < 0: no limit). On a
+ * usage error prints it and returns FALSE with *status set. */
+gboolean cli_parse (Cli *cli, const GOptionEntry *entries,
+                         gboolean with_json, int min_args, int max_args,
+                         int argc, char **argv, char ***args_out,
+                         int *status);
+
+/* The state directory in effect: --state-dir, QUBE_STATE_DIR, or the
+ * library's default. (transfer full) */
+char *cli_get_state_dir (Cli *cli);
+
+/* The manager of the state directory, opened once. (transfer none) */
+QubeManager *cli_get_manager (Cli *cli, GError **error);
+
+/* Looks up a qube by name. (transfer full) */
+QubeVm *cli_lookup_vm (Cli *cli, const char *name, GError **error);
+
+/* Prints "qube: <message>" as one line and returns CLI_EXIT_FAILED. */
+int cli_fail (GError *error);
+int cli_fail_printf (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
+/* Prints "qube: <command>: <message> (see 'qube <command> --help')" and
+ * returns CLI_EXIT_USAGE. */
+int cli_usage_error (Cli *cli, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+G_END_DECLS

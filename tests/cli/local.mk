@@ -1,0 +1,11 @@
+# tests/cli: runs the built `qube` command and checks its output and exit
+# status.
+if HAVE_CHECK
+check_PROGRAMS += tests/cli/test-cli
+TESTS += tests/cli/test-cli
+UNIT_TESTS += tests/cli/test-cli
+tests_cli_test_cli_SOURCES = tests/cli/test-cli.c
+tests_cli_test_cli_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS) $(CHECK_CFLAGS)
+tests_cli_test_cli_LDADD = $(GLIB_LIBS) $(JSON_GLIB_LIBS) $(CHECK_LIBS)
+EXTRA_tests_cli_test_cli_DEPENDENCIES = cli/qube$(EXEEXT)
+endif

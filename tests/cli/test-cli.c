@@ -1,0 +1,849 @@
+/* test-cli.c — runs the built `qube` command in a temporary state
+ * directory and checks what a user sees: standard output (tables and JSON),
+ * the single line on standard error, and the exit status of every
+ * subcommand. */
+#include "config.h"
+
+#include <check.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+typedef struct {
+  int status;
+  char *out;
+  char *err;
+} QubeRun;
+
+static char *state_dir;
+static char *plugin_dir;   /* QUBE_PLUGIN_PATH for the runs */
+
+static void
+qube_run_free (QubeRun *run)
+{
+  g_free (run->out);
+  g_free (run->err);
+  g_free (run);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QubeRun, qube_run_free)
+
+static char *
+qube_binary (void)
+{
+  const char *builddir = g_getenv ("QUBE_TEST_BUILDDIR");
+
+  ck_assert_msg (builddir != NULL, "QUBE_TEST_BUILDDIR is not set");
+  return g_build_filename (builddir, "cli", "qube", NULL);
+}
+
+/* Runs `qube ARGS...` (NULL-terminated) with the test's state directory. */
+static QubeRun *
+qube_runv (const char *const *args)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_auto(GStrv) envp = g_get_environ ();
+  g_autoptr(GError) error = NULL;
+  QubeRun *run = g_new0 (QubeRun, 1);
+  int wait_status = 0;
+
+  g_ptr_array_add (argv, qube_binary ());
+  for (const char *const *a = args; *a != NULL; a++)
+    g_ptr_array_add (argv, g_strdup (*a));
+  g_ptr_array_add (argv, NULL);
+
+  envp = g_environ_setenv (envp, "QUBE_STATE_DIR", state_dir, TRUE);
+  envp = g_environ_setenv (envp, "QUBE_PLUGIN_PATH", plugin_dir, TRUE);
+  envp = g_environ_setenv (envp, "LC_ALL", "C.UTF-8", TRUE);
+  envp = g_environ_unsetenv (envp, "G_MESSAGES_DEBUG");
+
+  if (!g_spawn_sync (NULL, (char **) argv->pdata, envp, G_SPAWN_DEFAULT, NULL, NULL,
+                     &run->out, &run->err, &wait_status, &error))
+    ck_abort_msg ("cannot run qube: %s", error->message);
+  ck_assert_msg (WIFEXITED (wait_status), "qube did not exit normally (%d): %s",
+                 wait_status, run->err);
+  run->status = WEXITSTATUS (wait_status);
+  return run;
+}
+
+#define qube_run(...) qube_runv ((const char *const[]) { __VA_ARGS__, NULL })
+
+/* The command succeeded silently on stderr. */
+static void
+assert_ok (QubeRun *run)
+{
+  ck_assert_msg (run->status == 0, "exit status %d, stderr: %s", run->status, run->err);
+  ck_assert_str_eq (run->err, "");
+}
+
+/* The command failed with `status` and exactly one line on stderr that
+ * starts with "qube: " and contains each of the NULL-terminated words. */
+static void
+assert_fails_with (QubeRun *run, int status, ...)
+{
+  const char *newline = strchr (run->err, '\n');
+  va_list ap;
+
+  ck_assert_msg (run->status == status, "exit status %d, expected %d; stderr: %s",
+                 run->status, status, run->err);
+  ck_assert_msg (g_str_has_prefix (run->err, "qube: "), "stderr: '%s'", run->err);
+  ck_assert_msg (newline != NULL && newline[1] == '\0',
+                 "stderr is not exactly one line: '%s'", run->err);
+  va_start (ap, status);
+  for (const char *word = va_arg (ap, const char *); word != NULL;
+       word = va_arg (ap, const char *))
+    ck_assert_msg (strstr (run->err, word) != NULL, "stderr '%s' lacks '%s'",
+                   run->err, word);
+  va_end (ap);
+}
+
+/* The whitespace-separated fields of the line of `text` whose first field
+ * is `first`, or NULL. */
+static char **
+find_row (const char *text, const char *first)
+{
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+
+  for (char **line = lines; *line != NULL; line++)
+    {
+      g_auto(GStrv) fields = g_strsplit_set (*line, " ", -1);
+      g_autoptr(GPtrArray) kept = g_ptr_array_new_with_free_func (g_free);
+
+      for (char **f = fields; *f != NULL; f++)
+        if (**f != '\0')
+          g_ptr_array_add (kept, g_strdup (*f));
+      if (kept->len > 0 && strcmp (g_ptr_array_index (kept, 0), first) == 0)
+        {
+          g_ptr_array_add (kept, NULL);
+          return (char **) g_ptr_array_free (g_steal_pointer (&kept), FALSE);
+        }
+    }
+  return NULL;
+}
+
+static JsonNode *
+parse_json (const char *text)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+
+  ck_assert_msg (json_parser_load_from_data (parser, text, -1, &error),
+                 "not JSON (%s): %s", error ? error->message : "", text);
+  return json_node_copy (json_parser_get_root (parser));
+}
+
+/* The object of a JSON array whose member `key` is `value`, or NULL. */
+static JsonObject *
+find_json_object (JsonNode *root, const char *key, const char *value)
+{
+  JsonArray *array;
+
+  ck_assert_msg (JSON_NODE_HOLDS_ARRAY (root), "JSON root is not an array");
+  array = json_node_get_array (root);
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      JsonObject *object = json_array_get_object_element (array, i);
+
+      if (g_strcmp0 (json_object_get_string_member_with_default (object, key, NULL),
+                     value) == 0)
+        return object;
+    }
+  return NULL;
+}
+
+static void
+remove_tree (const char *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  if (dir != NULL)
+    while ((name = g_dir_read_name (dir)) != NULL)
+      {
+        g_autofree char *child = g_build_filename (path, name, NULL);
+
+        if (g_file_test (child, G_FILE_TEST_IS_DIR) &&
+            !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+          remove_tree (child);
+        else
+          g_unlink (child);
+      }
+  g_rmdir (path);
+}
+
+static void
+setup (void)
+{
+  g_autoptr(GError) error = NULL;
+
+  state_dir = g_dir_make_tmp ("qube-cli-XXXXXX", &error);
+  ck_assert_msg (state_dir != NULL, "%s", error ? error->message : "");
+  /* An empty plugin directory unless a test says otherwise. */
+  plugin_dir = g_build_filename (state_dir, "no-plugins", NULL);
+  g_mkdir (plugin_dir, 0700);
+}
+
+static void
+teardown (void)
+{
+  remove_tree (state_dir);
+  g_clear_pointer (&state_dir, g_free);
+  g_clear_pointer (&plugin_dir, g_free);
+}
+
+/* A template "fedora" and an AppVM "work" based on it. */
+static void
+create_template_and_appvm (void)
+{
+  g_autoptr(QubeRun) t = qube_run ("create", "--class", "TemplateVM", "--label", "black", "fedora");
+  g_autoptr(QubeRun) a = NULL;
+
+  assert_ok (t);
+  ck_assert_str_eq (t->out, "");
+  a = qube_run ("create", "--template", "fedora", "--label", "red", "work");
+  assert_ok (a);
+  ck_assert_str_eq (a->out, "");
+}
+
+START_TEST (test_help_and_version)
+{
+  static const char *const commands[] = {
+    "plugins", "create", "list", "prefs", "global-prefs", "features", "tags",
+    "clone", "remove",
+  };
+  g_autoptr(QubeRun) help = qube_run ("--help");
+  g_autoptr(QubeRun) prefs_help = qube_run ("prefs", "--help");
+  g_autoptr(QubeRun) version = qube_run ("--version");
+
+  assert_ok (help);
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
+    {
+      g_auto(GStrv) row = find_row (help->out, commands[i]);
+
+      /* One line per command: its name, then a summary. */
+      g_autofree char *usage = g_strdup_printf ("qube %s [OPTION", commands[i]);
+      g_autoptr(QubeRun) command_help = qube_run (commands[i], "--help");
+
+      ck_assert_msg (row != NULL && row[1] != NULL, "--help does not list '%s':\n%s",
+                     commands[i], help->out);
+      assert_ok (command_help);
+      ck_assert_msg (strstr (command_help->out, usage) != NULL, "%s", command_help->out);
+    }
+
+  assert_ok (prefs_help);
+  ck_assert_msg (strstr (prefs_help->out, "qube prefs") != NULL, "%s", prefs_help->out);
+  ck_assert_msg (strstr (prefs_help->out, "--default") != NULL, "%s", prefs_help->out);
+
+  assert_ok (version);
+  ck_assert_msg (g_str_has_prefix (version->out, "qube (libqube) " PACKAGE_VERSION "\n"),
+                 "%s", version->out);
+}
+END_TEST
+
+START_TEST (test_usage_errors)
+{
+  g_autoptr(QubeRun) no_command = qube_run ("--state-dir", state_dir);
+  g_autoptr(QubeRun) unknown = qube_run ("frobnicate");
+  g_autoptr(QubeRun) unknown_option = qube_run ("list", "--frob");
+  g_autoptr(QubeRun) unknown_global = qube_run ("--frob", "list");
+  g_autoptr(QubeRun) missing = qube_run ("prefs");
+  g_autoptr(QubeRun) extra = qube_run ("clone", "a", "b", "c");
+  g_autoptr(QubeRun) bad_property = qube_run ("create", "--class", "TemplateVM",
+                                              "--property", "memory", "t1");
+  g_autoptr(QubeRun) list_after = NULL;
+
+  assert_fails_with (no_command, 2, "no command", NULL);
+  assert_fails_with (unknown, 2, "frobnicate", NULL);
+  ck_assert_str_eq (unknown->out, "");
+  assert_fails_with (unknown_option, 2, "--frob", NULL);
+  assert_fails_with (unknown_global, 2, "--frob", NULL);
+  assert_fails_with (missing, 2, "prefs", "missing", NULL);
+  assert_fails_with (extra, 2, "'c'", NULL);
+  assert_fails_with (bad_property, 2, "memory", "NAME=VALUE", NULL);
+
+  /* A usage error changes nothing. */
+  list_after = qube_run ("list", "t1");
+  assert_fails_with (list_after, 1, "t1", NULL);
+}
+END_TEST
+
+START_TEST (test_create_and_list)
+{
+  g_autoptr(QubeRun) table = NULL;
+  g_autoptr(QubeRun) json = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_auto(GStrv) header = NULL;
+  g_auto(GStrv) work = NULL;
+  g_auto(GStrv) fedora = NULL;
+  JsonObject *object;
+
+  create_template_and_appvm ();
+
+  table = qube_run ("list");
+  assert_ok (table);
+  header = find_row (table->out, "NAME");
+  ck_assert_msg (header != NULL, "no header line:\n%s", table->out);
+  ck_assert_str_eq (header[1], "STATE");
+  ck_assert_str_eq (header[2], "CLASS");
+  ck_assert_str_eq (header[3], "LABEL");
+  ck_assert_str_eq (header[4], "TEMPLATE");
+  ck_assert_str_eq (header[5], "NETVM");
+  work = find_row (table->out, "work");
+  ck_assert_msg (work != NULL && g_strv_length (work) == 6, "%s", table->out);
+  ck_assert_str_eq (work[1], "Halted");
+  ck_assert_str_eq (work[2], "AppVM");
+  ck_assert_str_eq (work[3], "red");
+  ck_assert_str_eq (work[4], "fedora");
+  fedora = find_row (table->out, "fedora");
+  ck_assert_msg (fedora != NULL && g_strv_length (fedora) == 6, "%s", table->out);
+  ck_assert_str_eq (fedora[2], "TemplateVM");
+  ck_assert_str_eq (fedora[3], "black");
+  ck_assert_str_eq (fedora[4], "-");
+  /* Sorted by name. */
+  ck_assert_msg (strstr (table->out, "\nfedora") < strstr (table->out, "\nwork"),
+                 "not sorted by name:\n%s", table->out);
+
+  json = qube_run ("list", "--json");
+  assert_ok (json);
+  root = parse_json (json->out);
+  object = find_json_object (root, "name", "work");
+  ck_assert_msg (object != NULL, "%s", json->out);
+  ck_assert_str_eq (json_object_get_string_member (object, "class"), "AppVM");
+  ck_assert_str_eq (json_object_get_string_member (object, "state"), "Halted");
+  ck_assert_str_eq (json_object_get_string_member (object, "label"), "red");
+  ck_assert_str_eq (json_object_get_string_member (object, "template"), "fedora");
+  ck_assert_int_eq (strlen (json_object_get_string_member (object, "uuid")), 36);
+  object = find_json_object (root, "name", "fedora");
+  ck_assert_msg (object != NULL, "%s", json->out);
+  ck_assert_str_eq (json_object_get_string_member (object, "class"), "TemplateVM");
+  ck_assert (json_object_get_null_member (object, "template"));
+}
+END_TEST
+
+START_TEST (test_create_errors)
+{
+  g_autoptr(QubeRun) no_template = NULL;
+  g_autoptr(QubeRun) missing_template = NULL;
+  g_autoptr(QubeRun) bad_name = NULL;
+  g_autoptr(QubeRun) long_name = NULL;
+  g_autoptr(QubeRun) duplicate = NULL;
+  g_autoptr(QubeRun) bad_property = NULL;
+  g_autoptr(QubeRun) list = NULL;
+
+  no_template = qube_run ("create", "--class", "AppVM", "--label", "red", "lonely");
+  assert_fails_with (no_template, 1, "lonely", "template", NULL);
+  missing_template = qube_run ("create", "--template", "nosuch", "--label", "red", "work");
+  assert_fails_with (missing_template, 1, "nosuch", NULL);
+
+  create_template_and_appvm ();
+  bad_name = qube_run ("create", "--template", "fedora", "1work");
+  assert_fails_with (bad_name, 1, "1work", NULL);
+  long_name = qube_run ("create", "--template", "fedora",
+                        "a23456789012345678901234567890123");
+  assert_fails_with (long_name, 1, "a23456789012345678901234567890123", NULL);
+  duplicate = qube_run ("create", "--template", "fedora", "work");
+  assert_fails_with (duplicate, 1, "work", NULL);
+
+  /* A property that cannot be set leaves no qube behind. */
+  bad_property = qube_run ("create", "--template", "fedora", "--label", "red",
+                           "--property", "nosuchproperty=1", "half");
+  assert_fails_with (bad_property, 1, "nosuchproperty", NULL);
+
+  list = qube_run ("list");
+  assert_ok (list);
+  ck_assert_ptr_null (strstr (list->out, "lonely"));
+  ck_assert_ptr_null (strstr (list->out, "1work"));
+  ck_assert_ptr_null (strstr (list->out, "half"));
+}
+END_TEST
+
+START_TEST (test_create_with_properties)
+{
+  g_autoptr(QubeRun) create = NULL;
+  g_autoptr(QubeRun) memory = NULL;
+  g_autoptr(QubeRun) vcpus = NULL;
+
+  create_template_and_appvm ();
+  create = qube_run ("create", "--template", "fedora", "--label", "blue",
+                     "--property", "memory=812", "--property", "vcpus=3", "mail");
+  assert_ok (create);
+  memory = qube_run ("prefs", "mail", "memory");
+  assert_ok (memory);
+  ck_assert_str_eq (memory->out, "812\n");
+  vcpus = qube_run ("prefs", "mail", "vcpus");
+  assert_ok (vcpus);
+  ck_assert_str_eq (vcpus->out, "3\n");
+}
+END_TEST
+
+START_TEST (test_prefs)
+{
+  g_autoptr(QubeRun) list = NULL;
+  g_autoptr(QubeRun) get = NULL;
+  g_autoptr(QubeRun) set = NULL;
+  g_autoptr(QubeRun) inherited = NULL;
+  g_autoptr(QubeRun) own = NULL;
+  g_autoptr(QubeRun) reset = NULL;
+  g_autoptr(QubeRun) after_reset = NULL;
+  g_autoptr(QubeRun) json = NULL;
+  g_autoptr(QubeRun) json_one = NULL;
+  g_autoptr(QubeRun) unknown = NULL;
+  g_autoptr(QubeRun) unknown_qube = NULL;
+  g_autoptr(QubeRun) bad_value = NULL;
+  g_autoptr(QubeRun) hidden = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(JsonNode) one = NULL;
+  g_auto(GStrv) label = NULL;
+  g_auto(GStrv) memory = NULL;
+  JsonObject *object;
+
+  create_template_and_appvm ();
+
+  /* Listing: name, "-" for a value set on the qube, "D" for a default. */
+  list = qube_run ("prefs", "work");
+  assert_ok (list);
+  label = find_row (list->out, "label");
+  ck_assert_msg (label != NULL, "%s", list->out);
+  ck_assert_str_eq (label[1], "-");
+  ck_assert_str_eq (label[2], "red");
+  memory = find_row (list->out, "memory");
+  ck_assert_msg (memory != NULL, "%s", list->out);
+  ck_assert_str_eq (memory[1], "D");
+  ck_assert_msg (strstr (list->out, "label") < strstr (list->out, "memory"),
+                 "not sorted by name:\n%s", list->out);
+
+  get = qube_run ("prefs", "work", "label");
+  assert_ok (get);
+  ck_assert_str_eq (get->out, "red\n");
+
+  /* The AppVM inherits memory from its template until it sets its own. */
+  set = qube_run ("prefs", "fedora", "memory", "1234");
+  assert_ok (set);
+  ck_assert_str_eq (set->out, "");
+  {
+    g_autoptr(QubeRun) relisted = qube_run ("prefs", "work");
+    g_auto(GStrv) row = NULL;
+
+    assert_ok (relisted);
+    row = find_row (relisted->out, "memory");
+    ck_assert_msg (row != NULL && strcmp (row[1], "D") == 0 &&
+                   g_strcmp0 (row[2], "1234") == 0, "%s", relisted->out);
+  }
+  inherited = qube_run ("prefs", "--json", "work", "memory");
+  assert_ok (inherited);
+  one = parse_json (inherited->out);
+  object = json_node_get_object (one);
+  ck_assert_str_eq (json_object_get_string_member (object, "name"), "memory");
+  ck_assert_int_eq (json_object_get_int_member (object, "value"), 1234);
+  ck_assert_str_eq (json_object_get_string_member (object, "type"), "int");
+  ck_assert (json_object_get_boolean_member (object, "default"));
+
+  {
+    g_autoptr(QubeRun) set_own = qube_run ("prefs", "work", "memory", "2000");
+    assert_ok (set_own);
+  }
+  own = qube_run ("prefs", "work", "memory");
+  assert_ok (own);
+  ck_assert_str_eq (own->out, "2000\n");
+
+  reset = qube_run ("prefs", "-D", "work", "memory");
+  assert_ok (reset);
+  after_reset = qube_run ("prefs", "work", "memory");
+  assert_ok (after_reset);
+  ck_assert_str_eq (after_reset->out, "1234\n");
+
+  json = qube_run ("prefs", "work", "--json");
+  assert_ok (json);
+  root = parse_json (json->out);
+  object = find_json_object (root, "name", "label");
+  ck_assert_msg (object != NULL, "%s", json->out);
+  ck_assert_str_eq (json_object_get_string_member (object, "value"), "red");
+  ck_assert_str_eq (json_object_get_string_member (object, "type"), "label");
+  ck_assert (!json_object_get_boolean_member (object, "default"));
+  object = find_json_object (root, "name", "template");
+  ck_assert_msg (object != NULL, "%s", json->out);
+  ck_assert_str_eq (json_object_get_string_member (object, "type"), "vm");
+  ck_assert_str_eq (json_object_get_string_member (object, "value"), "fedora");
+
+  hidden = qube_run ("prefs", "--hide-default", "work");
+  assert_ok (hidden);
+  ck_assert_ptr_nonnull (strstr (hidden->out, "label"));
+  ck_assert_ptr_null (strstr (hidden->out, "memory"));
+
+  unknown = qube_run ("prefs", "work", "nosuchproperty");
+  assert_fails_with (unknown, 1, "nosuchproperty", NULL);
+  unknown_qube = qube_run ("prefs", "nosuchqube");
+  assert_fails_with (unknown_qube, 1, "nosuchqube", NULL);
+  bad_value = qube_run ("prefs", "work", "memory", "lots");
+  assert_fails_with (bad_value, 1, "memory", "lots", NULL);
+}
+END_TEST
+
+START_TEST (test_global_prefs)
+{
+  g_autoptr(QubeRun) list = NULL;
+  g_autoptr(QubeRun) set = NULL;
+  g_autoptr(QubeRun) get = NULL;
+  g_autoptr(QubeRun) appvm = NULL;
+  g_autoptr(QubeRun) reset = NULL;
+  g_autoptr(QubeRun) json = NULL;
+  g_autoptr(QubeRun) unknown = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_auto(GStrv) row = NULL;
+  JsonObject *object;
+
+  create_template_and_appvm ();
+
+  set = qube_run ("global-prefs", "default_template", "fedora");
+  assert_ok (set);
+  get = qube_run ("global-prefs", "default_template");
+  assert_ok (get);
+  ck_assert_str_eq (get->out, "fedora\n");
+  list = qube_run ("global-prefs");
+  assert_ok (list);
+  row = find_row (list->out, "default_template");
+  ck_assert_msg (row != NULL, "%s", list->out);
+  ck_assert_str_eq (row[1], "-");
+  ck_assert_str_eq (row[2], "fedora");
+
+  /* An AppVM created without --template takes the default template. */
+  appvm = qube_run ("create", "--label", "green", "personal");
+  assert_ok (appvm);
+
+  json = qube_run ("global-prefs", "--json");
+  assert_ok (json);
+  root = parse_json (json->out);
+  object = find_json_object (root, "name", "default_template");
+  ck_assert_msg (object != NULL, "%s", json->out);
+  ck_assert (!json_object_get_boolean_member (object, "default"));
+
+  object = find_json_object (root, "name", "default_template");
+  ck_assert_str_eq (json_object_get_string_member (object, "type"), "vm");
+  ck_assert_str_eq (json_object_get_string_member (object, "value"), "fedora");
+
+  reset = qube_run ("global-prefs", "--default", "default_template");
+  assert_ok (reset);
+  {
+    g_autoptr(QubeRun) after = qube_run ("global-prefs", "default_template", "--json");
+    g_autoptr(JsonNode) one = NULL;
+
+    assert_ok (after);
+    one = parse_json (after->out);
+    object = json_node_get_object (one);
+    /* No qube is JSON null. */
+    ck_assert (json_object_get_null_member (object, "value"));
+    ck_assert (json_object_get_boolean_member (object, "default"));
+  }
+  unknown = qube_run ("global-prefs", "nosuchproperty");
+  assert_fails_with (unknown, 1, "nosuchproperty", NULL);
+}
+END_TEST
+
+START_TEST (test_features)
+{
+  g_autoptr(QubeRun) set = NULL;
+  g_autoptr(QubeRun) set2 = NULL;
+  g_autoptr(QubeRun) get = NULL;
+  g_autoptr(QubeRun) list = NULL;
+  g_autoptr(QubeRun) json = NULL;
+  g_autoptr(QubeRun) unset = NULL;
+  g_autoptr(QubeRun) missing = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_auto(GStrv) row = NULL;
+  JsonObject *object;
+
+  create_template_and_appvm ();
+
+  set = qube_run ("features", "work", "service.cups", "1");
+  assert_ok (set);
+  set2 = qube_run ("features", "work", "gui", "");
+  assert_ok (set2);
+  get = qube_run ("features", "work", "service.cups");
+  assert_ok (get);
+  ck_assert_str_eq (get->out, "1\n");
+
+  list = qube_run ("features", "work");
+  assert_ok (list);
+  row = find_row (list->out, "service.cups");
+  ck_assert_msg (row != NULL && g_strcmp0 (row[1], "1") == 0, "%s", list->out);
+
+  json = qube_run ("features", "--json", "work");
+  assert_ok (json);
+  root = parse_json (json->out);
+  object = json_node_get_object (root);
+  ck_assert_str_eq (json_object_get_string_member (object, "service.cups"), "1");
+  ck_assert_str_eq (json_object_get_string_member (object, "gui"), "");
+
+  unset = qube_run ("features", "--unset", "work", "service.cups");
+  assert_ok (unset);
+  missing = qube_run ("features", "work", "service.cups");
+  assert_fails_with (missing, 1, "work", "service.cups", NULL);
+}
+END_TEST
+
+START_TEST (test_tags)
+{
+  g_autoptr(QubeRun) add = NULL;
+  g_autoptr(QubeRun) list = NULL;
+  g_autoptr(QubeRun) del = NULL;
+  g_autoptr(QubeRun) json = NULL;
+  g_autoptr(QubeRun) bad_action = NULL;
+  g_autoptr(QubeRun) no_tag = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  JsonArray *array;
+
+  create_template_and_appvm ();
+
+  add = qube_run ("tags", "work", "add", "printing", "audio");
+  assert_ok (add);
+  list = qube_run ("tags", "work");
+  assert_ok (list);
+  ck_assert_ptr_nonnull (strstr (list->out, "audio\n"));
+  ck_assert_ptr_nonnull (strstr (list->out, "printing\n"));
+
+  del = qube_run ("tags", "work", "del", "audio");
+  assert_ok (del);
+  json = qube_run ("tags", "work", "--json");
+  assert_ok (json);
+  root = parse_json (json->out);
+  array = json_node_get_array (root);
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    ck_assert_str_ne (json_array_get_string_element (array, i), "audio");
+  {
+    gboolean found = FALSE;
+
+    for (guint i = 0; i < json_array_get_length (array); i++)
+      found |= strcmp (json_array_get_string_element (array, i), "printing") == 0;
+    ck_assert_msg (found, "%s", json->out);
+  }
+
+  bad_action = qube_run ("tags", "work", "frob", "x");
+  assert_fails_with (bad_action, 2, "frob", NULL);
+  no_tag = qube_run ("tags", "work", "add");
+  assert_fails_with (no_tag, 2, "add", NULL);
+}
+END_TEST
+
+START_TEST (test_clone)
+{
+  g_autoptr(QubeRun) tag = NULL;
+  g_autoptr(QubeRun) clone = NULL;
+  g_autoptr(QubeRun) list = NULL;
+  g_autoptr(QubeRun) tags = NULL;
+  g_autoptr(QubeRun) exists = NULL;
+  g_autoptr(QubeRun) missing = NULL;
+  g_auto(GStrv) row = NULL;
+
+  create_template_and_appvm ();
+  tag = qube_run ("tags", "work", "add", "printing");
+  assert_ok (tag);
+
+  clone = qube_run ("clone", "work", "work2");
+  assert_ok (clone);
+  list = qube_run ("list");
+  assert_ok (list);
+  row = find_row (list->out, "work2");
+  ck_assert_msg (row != NULL && g_strv_length (row) == 6, "%s", list->out);
+  ck_assert_str_eq (row[2], "AppVM");
+  ck_assert_str_eq (row[3], "red");
+  ck_assert_str_eq (row[4], "fedora");
+  tags = qube_run ("tags", "work2");
+  assert_ok (tags);
+  ck_assert_ptr_nonnull (strstr (tags->out, "printing\n"));
+
+  exists = qube_run ("clone", "work", "fedora");
+  assert_fails_with (exists, 1, "fedora", NULL);
+  missing = qube_run ("clone", "nosuchqube", "other");
+  assert_fails_with (missing, 1, "nosuchqube", NULL);
+}
+END_TEST
+
+START_TEST (test_remove)
+{
+  g_autoptr(QubeRun) in_use = NULL;
+  g_autoptr(QubeRun) remove_work = NULL;
+  g_autoptr(QubeRun) remove_template = NULL;
+  g_autoptr(QubeRun) missing = NULL;
+  g_autoptr(QubeRun) list = NULL;
+
+  create_template_and_appvm ();
+
+  in_use = qube_run ("remove", "fedora");
+  assert_fails_with (in_use, 1, "cannot remove qube 'fedora'", "template", "'work'", NULL);
+  ck_assert_str_eq (in_use->out, "");
+
+  remove_work = qube_run ("remove", "-f", "work");
+  assert_ok (remove_work);
+  remove_template = qube_run ("remove", "fedora");
+  assert_ok (remove_template);
+  list = qube_run ("list");
+  assert_ok (list);
+  ck_assert_ptr_null (find_row (list->out, "work"));
+  ck_assert_ptr_null (find_row (list->out, "fedora"));
+
+  missing = qube_run ("remove", "work");
+  assert_fails_with (missing, 1, "work", NULL);
+}
+END_TEST
+
+START_TEST (test_state_dir_option)
+{
+  g_autofree char *other = g_build_filename (state_dir, "other", NULL);
+  g_autoptr(QubeRun) create = NULL;
+  g_autoptr(QubeRun) in_other = NULL;
+  g_autoptr(QubeRun) in_other_global = NULL;
+  g_autoptr(QubeRun) in_default = NULL;
+
+  g_mkdir (other, 0700);
+  create = qube_run ("create", "--state-dir", other, "--class", "TemplateVM", "fedora");
+  assert_ok (create);
+  in_other = qube_run ("list", "--state-dir", other);
+  assert_ok (in_other);
+  ck_assert_ptr_nonnull (find_row (in_other->out, "fedora"));
+  in_other_global = qube_run ("--state-dir", other, "list");
+  assert_ok (in_other_global);
+  ck_assert_ptr_nonnull (find_row (in_other_global->out, "fedora"));
+  /* QUBE_STATE_DIR still points at the first directory. */
+  in_default = qube_run ("list");
+  assert_ok (in_default);
+  ck_assert_ptr_null (find_row (in_default->out, "fedora"));
+}
+END_TEST
+
+START_TEST (test_plugins_empty)
+{
+  g_autoptr(QubeRun) table = qube_run ("plugins");
+  g_autoptr(QubeRun) json = qube_run ("plugins", "--json");
+  g_autoptr(JsonNode) root = NULL;
+  g_auto(GStrv) header = NULL;
+
+  assert_ok (table);
+  header = find_row (table->out, "NAME");
+  ck_assert_msg (header != NULL && g_strcmp0 (header[1], "STATUS") == 0, "%s", table->out);
+  assert_ok (json);
+  root = parse_json (json->out);
+  ck_assert (JSON_NODE_HOLDS_ARRAY (root));
+}
+END_TEST
+
+/* The plugin of `qube plugins --json` read from the file `basename`. */
+static JsonObject *
+find_plugin (JsonNode *root, const char *basename)
+{
+  JsonArray *array = json_node_get_array (root);
+
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      JsonObject *object = json_array_get_object_element (array, i);
+      g_autofree char *file = g_path_get_basename (json_object_get_string_member (object, "path"));
+
+      if (strcmp (file, basename) == 0)
+        return object;
+    }
+  ck_abort_msg ("qube plugins does not list %s", basename);
+  return NULL;
+}
+
+static void
+assert_plugin (JsonNode *root, const char *basename, const char *status,
+               const char *reason_part)
+{
+  JsonObject *plugin = find_plugin (root, basename);
+  const char *reason = json_object_get_string_member_with_default (plugin, "reason", NULL);
+
+  ck_assert_str_eq (json_object_get_string_member (plugin, "status"), status);
+  if (reason_part == NULL)
+    ck_assert_msg (json_object_get_null_member (plugin, "reason"),
+                   "%s has a reason: %s", basename, reason);
+  else
+    ck_assert_msg (reason != NULL && strstr (reason, reason_part) != NULL,
+                   "%s: reason '%s' lacks '%s'", basename, reason, reason_part);
+}
+
+START_TEST (test_plugins)
+{
+  g_autoptr(QubeRun) table = NULL;
+  g_autoptr(QubeRun) json = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_auto(GStrv) unavailable = NULL;
+  JsonObject *good;
+  JsonArray *kinds;
+
+  g_free (plugin_dir);
+  plugin_dir = g_build_filename (g_getenv ("QUBE_TEST_BUILDDIR"), "tests", "plugins",
+                                 ".libs", NULL);
+
+  json = qube_run ("plugins", "--json");
+  assert_ok (json);
+  root = parse_json (json->out);
+  /* The first file that claims a name wins; the second is refused. */
+  assert_plugin (root, "test-good-again.so", "loaded", NULL);
+  assert_plugin (root, "test-good.so", "refused", "test-good-again.so");
+  assert_plugin (root, "test-unavailable.so", "unavailable", "/dev/qube-test-device is missing");
+  assert_plugin (root, "test-init-fails.so", "refused", "permission denied");
+  assert_plugin (root, "test-no-descriptor.so", "refused", "qube_plugin_descriptor");
+  assert_plugin (root, "test-abi-major.so", "refused", "2.0");
+  assert_plugin (root, "test-abi-minor.so", "refused", "1.1");
+  assert_plugin (root, "test-bad-table.so", "refused", "table");
+  assert_plugin (root, "test-bad-name.so", "refused", "Test_Bad_Name");
+  assert_plugin (root, "test-unresolved.so", "refused", "qube_test_symbol_nobody_defines");
+
+  good = find_plugin (root, "test-good-again.so");
+  ck_assert_str_eq (json_object_get_string_member (good, "name"), "test-good");
+  ck_assert_str_eq (json_object_get_string_member (good, "version"), "9.9");
+  ck_assert_int_eq (json_object_get_int_member (good, "abi_major"), 1);
+  kinds = json_object_get_array_member (good, "kinds");
+  ck_assert_int_eq (json_array_get_length (kinds), 1);
+  ck_assert_str_eq (json_array_get_string_element (kinds, 0), "backend");
+
+  /* The table shows the same, the reason last. */
+  table = qube_run ("plugins");
+  assert_ok (table);
+  unavailable = find_row (table->out, "test-unavailable");
+  ck_assert_msg (unavailable != NULL, "%s", table->out);
+  ck_assert_str_eq (unavailable[1], "unavailable");
+  ck_assert_str_eq (unavailable[2], "backend");
+  ck_assert_msg (g_str_has_suffix (unavailable[4], "/test-unavailable.so"), "%s", table->out);
+  ck_assert_msg (g_strv_length (unavailable) == 8 &&
+                 strcmp (unavailable[5], "/dev/qube-test-device") == 0 &&
+                 strcmp (unavailable[7], "missing") == 0, "%s", table->out);
+}
+END_TEST
+
+static Suite *
+cli_suite (void)
+{
+  Suite *suite = suite_create ("cli");
+  TCase *tc = tcase_create ("qube");
+
+  tcase_add_checked_fixture (tc, setup, teardown);
+  tcase_add_test (tc, test_help_and_version);
+  tcase_add_test (tc, test_usage_errors);
+  tcase_add_test (tc, test_create_and_list);
+  tcase_add_test (tc, test_create_errors);
+  tcase_add_test (tc, test_create_with_properties);
+  tcase_add_test (tc, test_prefs);
+  tcase_add_test (tc, test_global_prefs);
+  tcase_add_test (tc, test_features);
+  tcase_add_test (tc, test_tags);
+  tcase_add_test (tc, test_clone);
+  tcase_add_test (tc, test_remove);
+  tcase_add_test (tc, test_state_dir_option);
+  tcase_add_test (tc, test_plugins_empty);
+  tcase_add_test (tc, test_plugins);
+  suite_add_tcase (suite, tc);
+  return suite;
+}
+
+int
+main (void)
+{
+  SRunner *runner = srunner_create (cli_suite ());
+  int failed;
+
+  srunner_run_all (runner, CK_NORMAL);
+  failed = srunner_ntests_failed (runner);
+  srunner_free (runner);
+  return failed == 0 ? 0 : 1;
+}
