@@ -129,9 +129,30 @@ kvm_boots (const char *qemu, const char *kernel, const char *work_dir,
   return TRUE;
 }
 
+/* The first line of `qemu --version`, for a person reading the cache. */
+static char *
+qemu_version (const char *qemu)
+{
+  const char *argv[] = { qemu, "--version", NULL };
+  g_autoptr(GSubprocess) process = NULL;
+  g_autofree char *out = NULL;
+  char *nl;
+
+  process = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                               G_SUBPROCESS_FLAGS_STDERR_SILENCE, NULL);
+  if (process == NULL ||
+      !g_subprocess_communicate_utf8 (process, NULL, NULL, &out, NULL, NULL) ||
+      out == NULL || *out == '\0')
+    return g_strdup ("unknown");
+  nl = strchr (out, '\n');
+  if (nl != NULL)
+    *nl = '\0';
+  return g_steal_pointer (&out);
+}
+
 KvmAccelChoice *
 kvm_accel_choose (const char *forced, const char *cache_dir, const char *qemu,
-                  const char *qemu_version, const char *kernel)
+                  const char *qemu_id, const char *kernel)
 {
   g_autofree char *cache = g_build_filename (cache_dir, "accel", NULL);
   g_autofree char *kernel_release = host_kernel ();
@@ -147,12 +168,12 @@ kvm_accel_choose (const char *forced, const char *cache_dir, const char *qemu,
   if (g_key_file_load_from_file (keys, cache, G_KEY_FILE_NONE, NULL))
     {
       g_autofree char *c_accel = g_key_file_get_string (keys, "probe", "accel", NULL);
-      g_autofree char *c_qemu = g_key_file_get_string (keys, "probe", "qemu-version", NULL);
+      g_autofree char *c_qemu = g_key_file_get_string (keys, "probe", "qemu", NULL);
       g_autofree char *c_kernel = g_key_file_get_string (keys, "probe", "host-kernel", NULL);
       g_autofree char *c_reason = g_key_file_get_string (keys, "probe", "reason", NULL);
 
       if (c_accel != NULL && (g_str_equal (c_accel, "kvm") || g_str_equal (c_accel, "tcg")) &&
-          g_strcmp0 (c_qemu, qemu_version) == 0 &&
+          g_strcmp0 (c_qemu, qemu_id) == 0 &&
           g_strcmp0 (c_kernel, kernel_release) == 0)
         return choice_new (c_accel, g_strdup_printf ("%s (measured earlier)",
                                                      c_reason ? c_reason : c_accel));
@@ -181,7 +202,11 @@ kvm_accel_choose (const char *forced, const char *cache_dir, const char *qemu,
 
   g_key_file_set_string (keys, "probe", "accel", accel);
   g_key_file_set_string (keys, "probe", "reason", reason);
-  g_key_file_set_string (keys, "probe", "qemu-version", qemu_version);
+  g_key_file_set_string (keys, "probe", "qemu", qemu_id);
+  {
+    g_autofree char *version = qemu_version (qemu);
+    g_key_file_set_string (keys, "probe", "qemu-version", version);
+  }
   g_key_file_set_string (keys, "probe", "host-kernel", kernel_release);
   if (kernel != NULL)
     g_key_file_set_string (keys, "probe", "guest-kernel", kernel);

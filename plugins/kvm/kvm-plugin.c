@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -49,7 +50,7 @@ typedef struct
 {
   const QubeHost *host;
   char *qemu;          /* absolute path, or NULL when not installed */
-  char *qemu_version;  /* first line of `qemu --version` */
+  char *qemu_id;       /* path, inode, size and time of the QEMU binary */
   char *work_dir;      /* <state_dir>/kvm */
   GMutex lock;         /* guards accel */
   KvmAccelChoice *accel;
@@ -192,32 +193,6 @@ qemu_escape (const char *value)
 /* ---- QEMU ---- */
 
 static const char *
-qemu_version (KvmPlugin *self)
-{
-  g_mutex_lock (&self->lock);
-  if (self->qemu_version == NULL && self->qemu != NULL)
-    {
-      const char *argv[] = { self->qemu, "--version", NULL };
-      g_autoptr(GSubprocess) process = NULL;
-      g_autofree char *out = NULL;
-
-      process = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                   G_SUBPROCESS_FLAGS_STDERR_SILENCE, NULL);
-      if (process != NULL &&
-          g_subprocess_communicate_utf8 (process, NULL, NULL, &out, NULL, NULL) &&
-          out != NULL)
-        {
-          char *nl = strchr (out, '\n');
-          if (nl != NULL)
-            *nl = '\0';
-          self->qemu_version = g_strdup (out);
-        }
-    }
-  g_mutex_unlock (&self->lock);
-  return self->qemu_version != NULL ? self->qemu_version : "unknown";
-}
-
-static const char *
 forced_accel (KvmPlugin *self)
 {
   const char *value = g_getenv ("QUBE_KVM_ACCEL");
@@ -237,7 +212,6 @@ static char *
 choose_accel (KvmPlugin *self, const char *kernel)
 {
   const char *forced = forced_accel (self);
-  const char *version = qemu_version (self);
   char *accel;
 
   if (forced != NULL)
@@ -246,7 +220,7 @@ choose_accel (KvmPlugin *self, const char *kernel)
   if (self->accel == NULL)
     {
       KvmAccelChoice *choice = kvm_accel_choose (NULL, self->work_dir, self->qemu,
-                                                 version, kernel);
+                                                 self->qemu_id, kernel);
       if (!choice->settled)
         {
           accel = g_strdup (choice->accel);
@@ -881,11 +855,20 @@ kvm_init (const QubeHost *host, void **plugin_data)
 {
   KvmPlugin *self = g_new0 (KvmPlugin, 1);
   const char *qemu = host->config_get (host, "qemu");
+  struct stat st;
 
   self->host = host;
   g_mutex_init (&self->lock);
   self->qemu = g_find_program_in_path (qemu != NULL ? qemu : "qemu-system-x86_64");
   self->work_dir = g_build_filename (host->state_dir, "kvm", NULL);
+  /* Telling an upgraded QEMU from the one KVM was measured with must not
+   * cost a process per command: stat() identifies the binary. */
+  if (self->qemu != NULL && stat (self->qemu, &st) == 0)
+    self->qemu_id = g_strdup_printf ("%s ino=%llu size=%lld mtime=%lld", self->qemu,
+                                     (unsigned long long) st.st_ino, (long long) st.st_size,
+                                     (long long) st.st_mtime);
+  else
+    self->qemu_id = g_strdup ("none");
   *plugin_data = self;
   return QUBE_ABI_OK;
 }
@@ -898,8 +881,7 @@ kvm_probe (void *plugin)
   if (self->qemu == NULL)
     return FAIL (self, QUBE_ABI_E_UNAVAILABLE,
                  "qemu-system-x86_64 not found (install the Debian package qemu-system-x86)");
-  self->host->log (self->host, QUBE_LOG_DEBUG, "using %s (%s)", self->qemu,
-                   qemu_version (self));
+  self->host->log (self->host, QUBE_LOG_DEBUG, "using %s", self->qemu);
   return QUBE_ABI_OK;
 }
 

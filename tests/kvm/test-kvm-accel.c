@@ -47,11 +47,11 @@ host_kernel (void)
 }
 
 static void
-write_cache (const char *accel, const char *qemu_version, const char *kernel)
+write_cache (const char *accel, const char *qemu_id, const char *kernel)
 {
   g_autofree char *text = g_strdup_printf ("[probe]\naccel=%s\nreason=measured by hand\n"
-                                           "qemu-version=%s\nhost-kernel=%s\n",
-                                           accel, qemu_version, kernel);
+                                           "qemu=%s\nhost-kernel=%s\n",
+                                           accel, qemu_id, kernel);
   ck_assert (g_file_set_contents (cache_path, text, -1, NULL));
 }
 
@@ -96,7 +96,7 @@ START_TEST (test_cache_outdated)
   ck_assert_str_eq (choice->accel, "tcg");
   ck_assert (g_key_file_load_from_file (cache, cache_path, G_KEY_FILE_NONE, NULL));
   accel = g_key_file_get_string (cache, "probe", "accel", NULL);
-  version = g_key_file_get_string (cache, "probe", "qemu-version", NULL);
+  version = g_key_file_get_string (cache, "probe", "qemu", NULL);
   ck_assert_str_eq (accel, "tcg");
   ck_assert_str_eq (version, "QEMU 1");
 }
