@@ -499,6 +499,13 @@ START_TEST (test_boot_and_kill)
                  "accel is '%s'", info.accel);
   ck_assert_uint_gt (info.host_overhead_kib, 0);
   ck_assert_uint_gt (info.cpu_time_ns, 0);
+  {
+    uint64_t total = 0, free_mib = 0;
+
+    check_rc (&backend, backend.ops->host_memory (backend.data, &total, &free_mib), "host_memory");
+    ck_assert_uint_gt (total, GUEST_MEMORY_MIB);
+    ck_assert_uint_le (free_mib, total);
+  }
 
   port = port_connect (qube, "org.test.echo");
   ck_assert_msg (port_echoes (port, "hello through virtio-serial\n", 30),
