@@ -1,0 +1,21 @@
+# tests/xen: Xen 4.17 booted under QEMU (TCG) with a dom0 built from Debian's
+# Xen tools; not part of `make check` (it needs the Xen packages and takes
+# about a minute).  `make check-xen` builds the images and runs the tests.
+xentest_files = tests/xen/build-initramfs.sh tests/xen/run-xen.sh \
+	tests/xen/dom0-init tests/xen/domu-init tests/xen/xentest-lib.sh \
+	tests/xen/smoke.sh tests/xen/README.md
+EXTRA_DIST += $(xentest_files)
+
+XENTEST_DIR = $(abs_top_builddir)/tests/xen/out
+XENTEST_TIMEOUT ?= 600
+
+check-xen:
+	$(SHELL) $(srcdir)/tests/xen/build-initramfs.sh "$(XENTEST_DIR)/smoke" \
+		$(srcdir)/tests/xen/smoke.sh
+	$(SHELL) $(srcdir)/tests/xen/run-xen.sh "$(XENTEST_DIR)/smoke" $(XENTEST_TIMEOUT)
+.PHONY: check-xen
+
+clean-local: clean-xentest
+clean-xentest:
+	rm -rf "$(XENTEST_DIR)"
+.PHONY: clean-xentest
