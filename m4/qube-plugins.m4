@@ -1,3 +1,10 @@
 dnl Plugin switches, one per plugin. Each plugin adds its own block here when
 dnl the plugin itself arrives; qube_plugin_summary feeds configure's summary.
 qube_plugin_summary=""
+
+dnl xen: isolation backend building Xen domains with libxl (runs in dom0).
+QUBE_PLUGIN_SWITCH([xen], [build the xen isolation backend (libxl, libxenctrl, libxenstore)],
+  [PKG_CHECK_MODULES([XEN], [xenlight xencontrol xenstore xentoollog], [qube_have=yes], [qube_have=no])],
+  [the Xen libraries (xenlight, xencontrol, xenstore) were not found: install the Debian package libxen-dev])
+qube_plugin_summary="$qube_plugin_summary    xen               : $build_xen
+"

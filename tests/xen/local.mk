@@ -19,3 +19,16 @@ clean-local: clean-xentest
 clean-xentest:
 	rm -rf "$(XENTEST_DIR)"
 .PHONY: clean-xentest
+
+# Outside Xen (here and in CI's plain run) the xen plugin loads and says why
+# it cannot work.
+if BUILD_XEN
+if HAVE_CHECK
+check_PROGRAMS += tests/xen/test-xen-plugin
+TESTS += tests/xen/test-xen-plugin
+UNIT_TESTS += tests/xen/test-xen-plugin
+tests_xen_test_xen_plugin_SOURCES = tests/xen/test-xen-plugin.c
+tests_xen_test_xen_plugin_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
+tests_xen_test_xen_plugin_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
+endif
+endif
