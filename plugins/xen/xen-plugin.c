@@ -467,8 +467,14 @@ xen_create (void *plugin_data, const QubeDomainConfig *config, char **backend_id
     {
       g_autofree char *reason = g_strdup (libxl_reason (ERROR_FAIL));
 
-      if (domid != (uint32_t) INVALID_DOMID)
+      libxl_dominfo gone;
+
+      /* libxl destroys what it half-made, except after ERROR_ABORTED. */
+      libxl_dominfo_init (&gone);
+      if (domid != (uint32_t) INVALID_DOMID &&
+          libxl_domain_info (self->ctx, &gone, domid) == 0)
         libxl_domain_destroy (self->ctx, domid, NULL);
+      libxl_dominfo_dispose (&gone);
       libxl_domain_config_dispose (&d);
       self->host->set_error (self->host, QUBE_ABI_E_FAILED,
                              "cannot create the Xen domain of qube '%s': %s",
@@ -599,7 +605,22 @@ xen_info (void *plugin_data, const QubeDomainRef *ref, QubeDomainInfo *info)
       xc_domain_getinfo (self->xch, domid, 1, &di) == 1 && di.domid == domid)
     {
       started = started_file (ref);
-      if (di.dying)
+      if (di.shutdown && (di.shutdown_reason == SHUTDOWN_poweroff ||
+                          di.shutdown_reason == SHUTDOWN_reboot))
+        {
+          /* Nobody else reaps a domain that powered off (xl would, from
+           * its monitoring process): this is the moment it is seen. */
+          clear_libxl_reason ();
+          if (libxl_domain_destroy (self->ctx, domid, NULL) != 0)
+            self->host->log (self->host, QUBE_LOG_WARNING,
+                             "cannot destroy Xen domain %u of qube '%s', "
+                             "which powered off: %s", domid, ref->name,
+                             libxl_reason (ERROR_FAIL));
+          else if (started != NULL)
+            g_unlink (started);
+          out.state = QUBE_DOMAIN_HALTED;
+        }
+      else if (di.dying)
         out.state = QUBE_DOMAIN_HALTED;
       else if (di.crashed || (di.shutdown && di.shutdown_reason == SHUTDOWN_crash))
         out.state = QUBE_DOMAIN_CRASHED;

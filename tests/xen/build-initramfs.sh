@@ -5,21 +5,32 @@
 # libraries, busybox-static, the Xen kernel modules, a tiny PV guest
 # (kernel + initramfs) and the test script to run.
 #
-#   build-initramfs.sh OUTDIR TEST_SCRIPT [DESTDIR [PROGRAM...]]
+#   build-initramfs.sh [-d DESTDIR] [-p PROGRAM]... OUTDIR TEST_SCRIPT...
 #
-# DESTDIR, if given, is a `make install DESTDIR=` tree copied into dom0 as is,
-# with the shared libraries of every ELF file in it; PROGRAMs are extra host
-# programs copied with their libraries.
+# DESTDIR is a `make install DESTDIR=` tree copied into dom0 as is, with the
+# shared libraries of every ELF file in it; each PROGRAM is a host program
+# copied into /usr/local/bin with its libraries.  The TEST_SCRIPTs run in
+# dom0 in the order given.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 die () { echo "build-initramfs: $*" >&2; exit 1; }
 
-[ $# -ge 2 ] || die "usage: build-initramfs.sh OUTDIR TEST_SCRIPT [DESTDIR [PROGRAM...]]"
+usage="usage: build-initramfs.sh [-d DESTDIR] [-p PROGRAM]... OUTDIR TEST_SCRIPT..."
+destdir=
+programs=
+while getopts d:p: opt; do
+  case $opt in
+    d) destdir=$(cd "$OPTARG" && pwd) || die "no directory $OPTARG" ;;
+    p) [ -x "$OPTARG" ] || die "$OPTARG is not an executable"
+       programs="$programs $(cd "$(dirname "$OPTARG")" && pwd)/$(basename "$OPTARG")" ;;
+    *) die "$usage" ;;
+  esac
+done
+shift $((OPTIND - 1))
+[ $# -ge 2 ] || die "$usage"
 outdir=$1
-test_script=$2
-destdir=${3:-}
-[ $# -ge 3 ] && shift 3 || shift $#
+shift
 
 xenbin=/usr/lib/xen-4.17/bin
 xengz=/boot/xen-4.17-amd64.gz
@@ -58,7 +69,7 @@ add_busybox () {
 add_elf () {
   mkdir -p "$1$(dirname "$2")"
   [ -e "$1$2" ] || cp -L "$2" "$1$2"
-  for lib in $(LC_ALL=C ldd "$2" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'); do
+  for lib in $(LC_ALL=C LD_LIBRARY_PATH=${destdir:+$destdir/usr/local/lib} ldd "$2" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p'); do
     [ -e "$1$lib" ] && continue
     mkdir -p "$1$(dirname "$lib")"
     cp -L "$lib" "$1$lib"
@@ -116,6 +127,9 @@ for prog in xl oxenstored xen-init-dom0 xenconsoled xenstore xenstore-read \
     add_elf "$root" "/usr/bin/$prog"
   fi
 done
+# Xen's hotplug scripts (the block script attaches volumes) are bash.
+add_elf "$root" /bin/bash
+add_elf "$root" "$(command -v flock)"   # busybox-static has no flock
 # glibc dlopen()s libgcc_s for pthread_cancel, which xl uses; ldd cannot see it.
 libgcc=$(LC_ALL=C ldconfig -p | sed -n 's/^[[:space:]]*libgcc_s.so.1 (libc6,x86-64) => //p' | head -n 1)
 [ -n "$libgcc" ] || die "libgcc_s.so.1 not found: install the Debian package libgcc-s1"
@@ -123,19 +137,27 @@ mkdir -p "$root$(dirname "$libgcc")"
 cp -L "$libgcc" "$root$libgcc"
 cp /etc/xen/oxenstored.conf /etc/xen/xl.conf "$root/etc/xen/"
 [ -d /etc/xen/scripts ] && cp -a /etc/xen/scripts "$root/etc/xen/"
-for prog in "$@"; do
-  add_elf "$root" "$(command -v "$prog")"
+# Programs (and the DESTDIR tree) may link libraries installed in DESTDIR:
+# ldd finds those under $destdir, and they reach dom0 by the copy of the tree.
+mkdir -p "$root/usr/local/bin"
+for prog in $programs; do
+  cp "$prog" "$root/usr/local/bin/"
+  add_elf "$root" "$prog"
 done
 if [ -n "$destdir" ]; then
   cp -a "$destdir/." "$root/"
-  find "$destdir" -type f | while read -r f; do
+  for f in $(find "$destdir" -type f); do
     case $(head -c 4 "$f" | od -An -c | tr -d ' ') in
-      177ELF) add_elf "$root" "$f"
-              # ldd found it under DESTDIR; the copy above placed it already.
-              rm -rf "$root$destdir" ;;
+      177ELF) add_elf "$root" "$f" ;;
     esac
   done
 fi
+# Drop the copies add_elf made at their build-tree paths, and the then empty
+# directories above them.
+for p in $destdir $programs; do
+  rm -rf "$root$p"
+  rmdir -p "$(dirname "$root$p")" 2>/dev/null || true
+done
 echo "$kver" > "$root/etc/kernel-version"
 cp /boot/vmlinuz-$kver "$root/xentest/guest/vmlinuz"
 # The uncompressed ELF kernel too (for PVH, and to spare libxenguest the
@@ -148,7 +170,12 @@ pack "$domu" "$root/xentest/guest/initrd.gz"
 cp "$here/dom0-init" "$root/init"
 mkdir -p "$root/xentest"
 cp "$here/xentest-lib.sh" "$root/xentest/lib.sh"
-cp "$test_script" "$root/xentest/run.sh"
+mkdir -p "$root/xentest/tests"
+n=0
+for script in "$@"; do
+  n=$((n + 1))
+  cp "$script" "$root/xentest/tests/$(printf %02d $n)-$(basename "$script")"
+done
 pack "$root" "$work/dom0-initrd.gz"
 
 zcat "$xengz" > "$work/xen"
