@@ -2,6 +2,11 @@ dnl Plugin switches, one per plugin. Each plugin adds its own block here when
 dnl the plugin itself arrives; qube_plugin_summary feeds configure's summary.
 qube_plugin_summary=""
 
+QUBE_PLUGIN_SWITCH([socket], [build the socket vchan plugin (unix sockets; TCP to remote qubes)],
+  [qube_have=yes], [it has no dependencies])
+qube_plugin_summary="$qube_plugin_summary    socket (vchan over unix/TCP sockets): $build_socket
+"
+
 dnl xen: isolation backend building Xen domains with libxl (runs in dom0).
 QUBE_PLUGIN_SWITCH([xen], [build the xen isolation backend (libxl, libxenctrl, libxenstore)],
   [PKG_CHECK_MODULES([XEN], [xenlight xencontrol xenstore xentoollog], [qube_have=yes], [qube_have=no])],
