@@ -9,7 +9,7 @@ qube_plugin_summary="$qube_plugin_summary    socket (vchan over unix/TCP sockets
 
 dnl xen: isolation backend building Xen domains with libxl (runs in dom0).
 QUBE_PLUGIN_SWITCH([xen], [build the xen isolation backend (libxl, libxenctrl, libxenstore)],
-  [PKG_CHECK_MODULES([XEN], [xenlight xencontrol xenstore xentoollog], [qube_have=yes], [qube_have=no])],
+  [PKG_CHECK_MODULES([XEN], [xenlight xencontrol xenstore xentoollog xenvchan], [qube_have=yes], [qube_have=no])],
   [the Xen libraries (xenlight, xencontrol, xenstore) were not found: install the Debian package libxen-dev])
 qube_plugin_summary="$qube_plugin_summary    xen               : $build_xen
 "

@@ -4,7 +4,9 @@ plugin_LTLIBRARIES += plugins/xen/xen.la
 plugins_xen_xen_la_SOURCES = \
 	plugins/xen/xen-plugin.c \
 	plugins/xen/xen-store.h \
-	plugins/xen/xen-store.c
+	plugins/xen/xen-store.c \
+	plugins/xen/xen-vchan.h \
+	plugins/xen/xen-vchan.c
 plugins_xen_xen_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(XEN_CFLAGS) \
 	-fvisibility=hidden -DG_LOG_DOMAIN=\"qube-xen\"
 plugins_xen_xen_la_LIBADD = $(GLIB_LIBS) $(XEN_LIBS)

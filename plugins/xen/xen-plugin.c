@@ -31,6 +31,7 @@
 #include "abi/qube-backend.h"
 
 #include "xen-store.h"
+#include "xen-vchan.h"
 
 #define XEN_PRIVCMD "/proc/xen/privcmd"
 #define XEN_STARTED_FILE "started"
@@ -47,7 +48,7 @@ typedef struct
 
 struct XenPlugin
 {
-  const QubeHost *host;
+  const QubeHost *host;   /* first: xen-vchan.c reads it (XenVchanPluginHead) */
   GMutex lock;          /* guards ctx, xch and logger while opening */
   libxl_ctx *ctx;
   xc_interface *xch;
@@ -784,8 +785,7 @@ static const QubeBackendOps xen_backend_ops = {
   .detach_disk = xen_detach_disk,
   .set_memory = xen_set_memory,
   .host_memory = xen_host_memory,
-  /* No vchan plugin for Xen guests yet. */
-  .vchan_transport = NULL,
+  .vchan_transport = "xen",
 };
 
 QUBE_PLUGIN_DEFINE (.name = "xen",
@@ -796,4 +796,5 @@ QUBE_PLUGIN_DEFINE (.name = "xen",
                     .origin = NULL,
                     .init = xen_init,
                     .probe = xen_probe,
-                    .backend = &xen_backend_ops);
+                    .backend = &xen_backend_ops,
+                    .vchan = &xen_vchan_ops);
