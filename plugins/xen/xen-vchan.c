@@ -23,6 +23,8 @@
 
 #include "xen-vchan.h"
 
+#define XEN_VCHAN_RING_MIN (16 * 1024)
+
 struct QubeVchan
 {
   const QubeHost *host;
@@ -150,7 +152,12 @@ xen_vchan_server_init (void *plugin, const QubeVchanPeer *peer, uint32_t port,
   lock_fd = lock_port (host, other, port, peer->name != NULL ? peer->name : "?");
   if (lock_fd < 0)
     return NULL;
-  vchan = libxenvchan_server_init (NULL, other, path, read_min, write_min);
+  /* Below 16 KiB libxenvchan uses rings inside the shared page (1 or 2 KiB),
+   * which cost one event round trip per KiB; 16 KiB rings take 4 grant
+   * pages each, so dom0's default gntalloc limit (1024) still allows over
+   * 100 channels. */
+  vchan = libxenvchan_server_init (NULL, other, path, MAX (read_min, XEN_VCHAN_RING_MIN),
+                                   MAX (write_min, XEN_VCHAN_RING_MIN));
   if (vchan == NULL)
     {
       close (lock_fd);

@@ -8,7 +8,7 @@ echo 65536 > /sys/module/xen_gntalloc/parameters/limit 2>/dev/null
 
 QUBE_VCHAN_PLUGIN=xen QUBE_PLUGIN_PATH=/usr/local/lib/qube/plugins \
 QUBE_VCHAN_ADDRESS=domid:0 QUBE_VCHAN_STREAM_MIB=${XENTEST_VCHAN_MIB:-16} \
-CK_DEFAULT_TIMEOUT=120 QUBE_TEST_BUILDDIR=/nonexistent \
+CK_DEFAULT_TIMEOUT=240 QUBE_TEST_BUILDDIR=/nonexistent \
   timeout 400 test-vchan > /tmp/vchan.log 2>&1
 rc=$?
 summary=$(grep -a '^[0-9]*%: Checks:' /tmp/vchan.log)
