@@ -1,6 +1,7 @@
 /* test-xen-plugin.c — tests of plugins/xen outside Xen: the plugin loads,
  * `qube plugins` shows it as unavailable with the reason (no
- * /proc/xen/privcmd), and asking for the xen backend fails with that reason.
+ * /proc/xen/privcmd), and asking for the xen backend or the xen vchan
+ * transport fails with that reason.
  * Inside a Xen dom0 the behaviour under test cannot happen, so the test
  * skips there (tests/xen covers the real thing). */
 #include "config.h"
@@ -100,6 +101,20 @@ START_TEST (test_backend_xen_refused_with_reason)
 }
 END_TEST
 
+/* Channels to Xen guests cannot be asked for either. */
+START_TEST (test_vchan_xen_refused_with_reason)
+{
+  g_autoptr(GError) error = NULL;
+  QubePluginInfo *info;
+
+  info = _qube_plugin_registry_find (registry, QUBE_PLUGIN_KIND_VCHAN, "xen", &error);
+  ck_assert_ptr_null (info);
+  ck_assert_msg (g_error_matches (error, QUBE_ERROR, QUBE_ERROR_UNAVAILABLE) &&
+                 strstr (error->message, "/proc/xen/privcmd") != NULL,
+                 "unexpected error: %s", error ? error->message : "(none)");
+}
+END_TEST
+
 /* The plugin refuses by itself too, should a caller skip the probe. */
 START_TEST (test_operations_refuse_outside_xen)
 {
@@ -147,6 +162,7 @@ main (void)
   tcase_add_checked_fixture (tc, setup, teardown);
   tcase_add_test (tc, test_listed_unavailable_with_reason);
   tcase_add_test (tc, test_backend_xen_refused_with_reason);
+  tcase_add_test (tc, test_vchan_xen_refused_with_reason);
   tcase_add_test (tc, test_operations_refuse_outside_xen);
   suite_add_tcase (s, tc);
   sr = srunner_create (s);
