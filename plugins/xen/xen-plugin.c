@@ -7,6 +7,9 @@
  * the only file kept in the runtime directory is "started", which tells a
  * created-but-never-run domain (paused by libxl) from a paused one.
  *
+ * The same plugin provides the vchan transport for these qubes
+ * (xen-vchan.c, over libxenvchan).
+ *
  * Outside Xen (no /proc/xen/privcmd) the plugin still loads and its probe
  * says why it cannot work; every operation refuses with the same reason.
  */

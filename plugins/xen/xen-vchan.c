@@ -259,21 +259,28 @@ xen_vchan_write (QubeVchan *chan, const void *buf, size_t len)
     }
 }
 
+/* A message larger than its ring could never move whole: refuse it at once
+ * rather than wait forever. */
+static gboolean
+fits_ring (QubeVchan *chan, size_t len, const struct libxenvchan_ring *ring)
+{
+  size_t ring_size = (size_t) 1 << ring->order;
+
+  if (len <= ring_size)
+    return TRUE;
+  chan->host->set_error (chan->host, QUBE_ABI_E_INVALID,
+                         "%s: a message of %zu bytes does not fit its %zu-byte ring",
+                         chan->what, len, ring_size);
+  return FALSE;
+}
+
 static long
 xen_vchan_recv (QubeVchan *chan, void *buf, size_t len)
 {
-  size_t ring = (size_t) 1 << chan->vchan->read.order;
-
   if (len == 0)
     return 0;
-  /* A message larger than the ring could never arrive whole. */
-  if (len > ring)
-    {
-      chan->host->set_error (chan->host, QUBE_ABI_E_INVALID,
-                             "%s: a message of %zu bytes does not fit its %zu-byte ring",
-                             chan->what, len, ring);
-      return -1;
-    }
+  if (!fits_ring (chan, len, &chan->vchan->read))
+    return -1;
   for (;;)
     {
       if ((size_t) libxenvchan_data_ready (chan->vchan) >= len)
@@ -288,17 +295,10 @@ xen_vchan_recv (QubeVchan *chan, void *buf, size_t len)
 static long
 xen_vchan_send (QubeVchan *chan, const void *buf, size_t len)
 {
-  size_t ring = (size_t) 1 << chan->vchan->write.order;
-
   if (len == 0)
     return 0;
-  if (len > ring)
-    {
-      chan->host->set_error (chan->host, QUBE_ABI_E_INVALID,
-                             "%s: a message of %zu bytes does not fit its %zu-byte ring",
-                             chan->what, len, ring);
-      return -1;
-    }
+  if (!fits_ring (chan, len, &chan->vchan->write))
+    return -1;
   for (;;)
     {
       if (libxenvchan_is_open (chan->vchan) == QUBE_VCHAN_DISCONNECTED)
