@@ -26,3 +26,10 @@ AS_IF([test "x$QEMU_IMG" = xno],
 AS_IF([test "x$build_storage_file" != xyes], [qube_storage_file_note=no])
 qube_plugin_summary="$qube_plugin_summary    storage-file  (storage pool, image files)    : $qube_storage_file_note
 "
+
+dnl xen: isolation backend building Xen domains with libxl (runs in dom0).
+QUBE_PLUGIN_SWITCH([xen], [build the xen isolation backend (libxl, libxenctrl, libxenstore)],
+  [PKG_CHECK_MODULES([XEN], [xenlight xencontrol xenstore xentoollog xenvchan], [qube_have=yes], [qube_have=no])],
+  [the Xen libraries (xenlight, xencontrol, xenstore) were not found: install the Debian package libxen-dev])
+qube_plugin_summary="$qube_plugin_summary    xen               : $build_xen
+"

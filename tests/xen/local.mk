@@ -1,0 +1,51 @@
+# tests/xen: Xen 4.17 booted under QEMU (TCG) with a dom0 built from Debian's
+# Xen tools; not part of `make check` (it needs the Xen packages and takes
+# about a minute).  `make check-xen` builds the images and runs the tests.
+xentest_files = tests/xen/build-initramfs.sh tests/xen/run-xen.sh \
+	tests/xen/dom0-init tests/xen/domu-init tests/xen/xentest-lib.sh \
+	tests/xen/smoke.sh tests/xen/plugin.sh tests/xen/vchan.sh tests/xen/README.md
+EXTRA_DIST += $(xentest_files)
+
+XENTEST_DIR = $(abs_top_builddir)/tests/xen/out
+XENTEST_TIMEOUT ?= 600
+
+# One boot runs the toolstack smoke test, then the installed build (plugins
+# included) driven through the registry by xen-driver, then the vchan
+# conformance suite over the xen plugin's libxenvchan transport.
+if BUILD_XEN
+check-xen: tests/xen/xen-driver tests/vchan/test-vchan
+	rm -rf "$(XENTEST_DIR)/destdir"
+	$(MAKE) $(AM_MAKEFLAGS) install DESTDIR="$(XENTEST_DIR)/destdir" >/dev/null
+	$(SHELL) $(srcdir)/tests/xen/build-initramfs.sh -d "$(XENTEST_DIR)/destdir" \
+		-p tests/xen/xen-driver -p tests/vchan/test-vchan "$(XENTEST_DIR)/boot" \
+		$(srcdir)/tests/xen/smoke.sh $(srcdir)/tests/xen/plugin.sh \
+		$(srcdir)/tests/xen/vchan.sh
+	$(SHELL) $(srcdir)/tests/xen/run-xen.sh "$(XENTEST_DIR)/boot" $(XENTEST_TIMEOUT)
+else
+check-xen:
+	@echo "check-xen needs the xen plugin: install the Debian package libxen-dev and configure with --enable-xen" >&2; exit 1
+endif
+.PHONY: check-xen
+
+clean-local: clean-xentest
+clean-xentest:
+	rm -rf "$(XENTEST_DIR)"
+.PHONY: clean-xentest
+
+# Outside Xen (here and in CI's plain run) the xen plugin loads and says why
+# it cannot work.
+if BUILD_XEN
+if HAVE_CHECK
+check_PROGRAMS += tests/xen/test-xen-plugin
+TESTS += tests/xen/test-xen-plugin
+UNIT_TESTS += tests/xen/test-xen-plugin
+tests_xen_test_xen_plugin_SOURCES = tests/xen/test-xen-plugin.c
+tests_xen_test_xen_plugin_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
+tests_xen_test_xen_plugin_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
+endif
+# Run inside Xen by check-xen: drives the plugin through the registry.
+check_PROGRAMS += tests/xen/xen-driver
+tests_xen_xen_driver_SOURCES = tests/xen/xen-driver.c
+tests_xen_xen_driver_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+tests_xen_xen_driver_LDADD = core/libqube-internal.la $(GLIB_LIBS)
+endif
