@@ -127,14 +127,25 @@ reply_ok (GString *content)
   return g_byte_array_free_to_bytes (out);
 }
 
-static GBytes *
-reply_exception (const char *type, const char *message)
+/**
+ * qube_admin_encode_exception:
+ * @type: the exception's type, e.g. `QubesVMNotFoundError`
+ * @message: what went wrong, for a person
+ *
+ * Encodes an exception reply: `2\0TYPE\0\0MESSAGE\0` (the traceback
+ * between is always empty).
+ *
+ * Returns: (transfer full): the reply
+ */
+GBytes *
+qube_admin_encode_exception (const char *type, const char *message)
 {
   GByteArray *out = g_byte_array_new ();
 
+  g_return_val_if_fail (type != NULL && message != NULL, NULL);
+
   g_byte_array_append (out, (const guint8 *) "2", 2);
   g_byte_array_append (out, (const guint8 *) type, strlen (type) + 1);
-  /* The traceback: empty, qubed never sends one. */
   g_byte_array_append (out, (const guint8 *) "", 1);
   g_byte_array_append (out, (const guint8 *) message, strlen (message) + 1);
   return g_byte_array_free_to_bytes (out);
@@ -1002,7 +1013,7 @@ qube_admin_call (QubeAdmin *self, const char *source, const char *method,
 
       g_debug ("%s+%s from '%s' on '%s': %s: %s", method, call.arg, source, dest, type,
                error->message);
-      reply = reply_exception (type, error->message);
+      reply = qube_admin_encode_exception (type, error->message);
     }
   admin_call_clear (&call);
   return reply;
@@ -1096,9 +1107,9 @@ qube_admin_handle_request (QubeAdmin *self, GBytes *request, gboolean trust_sour
   g_return_val_if_fail (QUBE_IS_ADMIN (self), NULL);
 
   if (!qube_admin_parse_request (request, &method, &arg, &source, &dest, &payload, &error))
-    return reply_exception ("ProtocolError", error->message);
+    return qube_admin_encode_exception ("ProtocolError", error->message);
   if (!trust_source && !g_str_equal (source, ADMIN_NAME))
-    return reply_exception ("PermissionDenied",
+    return qube_admin_encode_exception ("PermissionDenied",
                             "a local client calls as dom0; qubes call through qrexec");
   return qube_admin_call (self, source, method, arg, dest, payload);
 }
@@ -1133,7 +1144,7 @@ qube_admin_handle_qrexec_call (QubeAdmin *self, const char *source,
   g_return_val_if_fail (source != NULL && service != NULL, NULL);
 
   if (input != NULL && g_bytes_get_size (input) > QUBE_ADMIN_REQUEST_MAX)
-    return reply_exception ("ProtocolError", "payload over the size limit");
+    return qube_admin_encode_exception ("ProtocolError", "payload over the size limit");
   plus = strchr (service, '+');
   method = plus != NULL ? g_strndup (service, plus - service) : g_strdup (service);
   dest = target == NULL || *target == '\0' || g_str_equal (target, "@adminvm")

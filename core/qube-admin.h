@@ -50,6 +50,7 @@ gboolean qube_admin_parse_request (GBytes *request, char **method,
                                    char **arg, char **source, char **dest,
                                    GBytes **payload, GError **error);
 
+GBytes *qube_admin_encode_exception (const char *type, const char *message);
 GBytes *qube_admin_encode_event (const char *subject, const char *event,
                                  const char *const *kwargs);
 gboolean qube_admin_event_visible (QubeAdmin *self, const char *source,

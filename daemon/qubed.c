@@ -138,18 +138,6 @@ send_reply (Client *c, GBytes *reply)
                                    reply_written, client_ref (c));
 }
 
-static GBytes *
-exception_reply (const char *type, const char *message)
-{
-  GByteArray *out = g_byte_array_new ();
-
-  g_byte_array_append (out, (const guint8 *) "2", 2);
-  g_byte_array_append (out, (const guint8 *) type, strlen (type) + 1);
-  g_byte_array_append (out, (const guint8 *) "", 1);
-  g_byte_array_append (out, (const guint8 *) message, strlen (message) + 1);
-  return g_byte_array_free_to_bytes (out);
-}
-
 /* ---- admin.Events ---- */
 
 static void write_next_event (Client *c);
@@ -249,13 +237,13 @@ subscribe (Client *c, const char *source, const char *dest)
       && g_str_equal (source, "dom0"))
     {
       g_autofree char *message = g_strdup_printf ("No such domain: '%s'", dest);
-      g_autoptr(GBytes) reply = exception_reply ("QubesVMNotFoundError", message);
+      g_autoptr(GBytes) reply = qube_admin_encode_exception ("QubesVMNotFoundError", message);
       send_reply (c, reply);
       return;
     }
   if (!qube_admin_check_events (c->daemon->admin, source, dest, &error))
     {
-      g_autoptr(GBytes) reply = exception_reply ("PermissionDenied", error->message);
+      g_autoptr(GBytes) reply = qube_admin_encode_exception ("PermissionDenied", error->message);
       send_reply (c, reply);
       return;
     }
@@ -317,7 +305,7 @@ request_read (GObject *stream, GAsyncResult *result, gpointer user_data)
 
       g_message ("dropping a request over %d bytes", QUBE_ADMIN_REQUEST_MAX);
       g_clear_handle_id (&c->timeout_id, g_source_remove);
-      reply = exception_reply ("ProtocolError", "request over the size limit");
+      reply = qube_admin_encode_exception ("ProtocolError", "request over the size limit");
       send_reply (c, reply);
     }
   else

@@ -11,6 +11,7 @@
 #include <check.h>
 #include <errno.h>
 #include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
@@ -27,6 +28,7 @@ typedef struct {
   char *socket;
   char *qrexec_socket;
   char *log;
+  char *notify_socket;
   GSubprocess *daemon;
 } Fixture;
 
@@ -190,7 +192,10 @@ start_daemon (const char *const *extra)
   g_ptr_array_add (argv, NULL);
 
   g_subprocess_launcher_set_stderr_file_path (launcher, fx.log);
-  g_subprocess_launcher_unsetenv (launcher, "NOTIFY_SOCKET");
+  if (fx.notify_socket != NULL)
+    g_subprocess_launcher_setenv (launcher, "NOTIFY_SOCKET", fx.notify_socket, TRUE);
+  else
+    g_subprocess_launcher_unsetenv (launcher, "NOTIFY_SOCKET");
   fx.daemon = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata,
                                             &error);
   ck_assert_msg (fx.daemon != NULL, "cannot start qubed: %s",
@@ -277,6 +282,7 @@ teardown (void)
   g_clear_pointer (&fx.socket, g_free);
   g_clear_pointer (&fx.qrexec_socket, g_free);
   g_clear_pointer (&fx.log, g_free);
+  g_clear_pointer (&fx.notify_socket, g_free);
 }
 
 static void
@@ -599,6 +605,29 @@ START_TEST (test_kill_and_restart)
 }
 END_TEST
 
+/* systemd's Type=notify: READY=1 on $NOTIFY_SOCKET once it serves. */
+START_TEST (test_sd_notify)
+{
+  g_autoptr(GSocket) listener = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+  char buf[256];
+  gssize n;
+
+  kill_daemon (SIGTERM);
+  fx.notify_socket = g_build_filename (fx.dir, "notify", NULL);
+  listener = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_DATAGRAM,
+                           G_SOCKET_PROTOCOL_DEFAULT, NULL);
+  address = g_unix_socket_address_new (fx.notify_socket);
+  ck_assert (g_socket_bind (listener, address, TRUE, NULL));
+  start_daemon (NULL);
+  n = g_socket_receive (listener, buf, sizeof buf - 1, NULL, NULL);
+  ck_assert_int_gt (n, 0);
+  buf[n] = '\0';
+  ck_assert_str_eq (buf, "READY=1");
+  assert_ok (call ("admin.vm.tag.List dom0 name dom0", NULL), "");
+}
+END_TEST
+
 /* ---- delegation to a management qube ---- */
 
 static const char mgmt_policy[] =
@@ -822,6 +851,7 @@ qubed_suite (void)
   tcase_add_test (tc, test_hundred_clients);
   tcase_add_test (tc, test_client_gone_mid_reply);
   tcase_add_test (tc, test_kill_and_restart);
+  tcase_add_test (tc, test_sd_notify);
   suite_add_tcase (s, tc);
 
   tc = tcase_create ("timeouts");
