@@ -16,10 +16,10 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "qube.h"
+#include "qubed-fixture.h"
 
 #define N_QUBES 1000
 #define N_LIST 30
@@ -32,17 +32,10 @@ static const char *socket_path;
 static int
 connect_to (const char *path)
 {
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = qubed_fixture_connect (path);
 
-  if (fd < 0 || strlen (path) >= sizeof addr.sun_path)
-    g_error ("socket: %s", g_strerror (errno));
-  strcpy (addr.sun_path, path);
-  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) != 0)
-    {
-      close (fd);
-      return -1;
-    }
+  if (fd < 0)
+    g_error ("cannot connect to %s: %s", path, g_strerror (errno));
   return fd;
 }
 
@@ -56,8 +49,6 @@ socket_call (const char *header)
   gsize total = 0;
   char first = 0;
 
-  if (fd < 0)
-    g_error ("cannot connect to %s: %s", socket_path, g_strerror (errno));
   if (send (fd, header, strlen (header) + 1, MSG_NOSIGNAL) < 0)
     g_error ("send: %s", g_strerror (errno));
   shutdown (fd, SHUT_WR);
@@ -253,24 +244,6 @@ find_qubed (const char *argv0)
   return g_build_filename (parent, "daemon", "qubed", NULL);
 }
 
-static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
 int
 main (int argc, char **argv)
 {
@@ -283,7 +256,6 @@ main (int argc, char **argv)
   g_autoptr(GSubprocess) daemon = NULL;
   Bench socket_bench, admin_bench, library_bench;
   double list_ms, get_us, cps;
-  int fd = -1;
 
   if (dir == NULL)
     g_error ("%s", error->message);
@@ -300,18 +272,10 @@ main (int argc, char **argv)
   define_qubes (manager);
   admin = qube_admin_new (manager, policy_dir);
 
-  daemon = g_subprocess_new (G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error, qubed, "--foreground",
-                             "--socket", sock, "--qrexec-socket", qrexec_sock, "--state-dir",
-                             state_dir, "--policy-dir", policy_dir, NULL);
+  daemon = qubed_fixture_spawn (qubed, state_dir, policy_dir, sock, qrexec_sock, NULL, NULL,
+                                NULL, &error);
   if (daemon == NULL)
     g_error ("cannot run %s: %s", qubed, error->message);
-  for (int tries = 0; (fd = connect_to (qrexec_sock)) < 0; tries++)
-    {
-      if (tries > 3000)
-        g_error ("%s did not come up", qubed);
-      g_usleep (10000);
-    }
-  close (fd);
 
   socket_bench = (Bench) { VIA_SOCKET, manager, admin };
   admin_bench = (Bench) { VIA_ADMIN, manager, admin };
@@ -329,6 +293,6 @@ main (int argc, char **argv)
 
   g_subprocess_send_signal (daemon, SIGTERM);
   g_subprocess_wait (daemon, NULL, NULL);
-  remove_tree (dir);
+  qubed_fixture_remove_tree (dir);
   return list_ms <= 50 && get_us <= 500 ? 0 : 1;
 }

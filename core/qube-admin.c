@@ -446,14 +446,20 @@ prop_serialize (AdminCall *call, const char *name, GError **error)
                           _qube_property_type_to_name (type), value);
 }
 
+/* The lists' format: one item a line. Takes `items`. */
+static gboolean
+reply_lines (AdminCall *call, char **items)
+{
+  for (guint i = 0; items[i] != NULL; i++)
+    g_string_append_printf (call->out, "%s\n", items[i]);
+  g_strfreev (items);
+  return TRUE;
+}
+
 static gboolean
 handle_property_list (AdminCall *call, GError **error)
 {
-  g_auto(GStrv) names = prop_list (call);
-
-  for (guint i = 0; names[i] != NULL; i++)
-    g_string_append_printf (call->out, "%s\n", names[i]);
-  return TRUE;
+  return reply_lines (call, prop_list (call));
 }
 
 static gboolean
@@ -569,11 +575,7 @@ handle_property_reset (AdminCall *call, GError **error)
 static gboolean
 handle_feature_list (AdminCall *call, GError **error)
 {
-  g_auto(GStrv) keys = qube_vm_list_features (call->vm);
-
-  for (guint i = 0; keys[i] != NULL; i++)
-    g_string_append_printf (call->out, "%s\n", keys[i]);
-  return TRUE;
+  return reply_lines (call, qube_vm_list_features (call->vm));
 }
 
 static gboolean
@@ -610,24 +612,37 @@ handle_feature_set (AdminCall *call, GError **error)
   return TRUE;
 }
 
+typedef gboolean (*VmRemoveFunc) (QubeVm *vm, const char *key, GError **error);
+
+/* Removes a feature or tag; one the qube does not have is the named
+ * exception, as in qubesd. */
 static gboolean
-handle_feature_remove (AdminCall *call, GError **error)
+remove_key (AdminCall *call, VmRemoveFunc func, const char *missing_type,
+            const char *missing_what, const char *event_prefix, const char *key_name,
+            GError **error)
 {
   g_autoptr(GError) local_error = NULL;
   g_autofree char *event = NULL;
 
-  if (!_qube_key_is_valid ("feature name", call->arg, error))
-    return FALSE;
-  if (!qube_vm_remove_feature (call->vm, call->arg, &local_error))
+  if (!func (call->vm, call->arg, &local_error))
     {
       if (g_error_matches (local_error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND))
-        return fail_no_feature (call, error);
+        return fail (call, missing_type, error, "%s not set for domain %s: %s", missing_what,
+                     qube_vm_get_name (call->vm), call->arg);
       g_propagate_error (error, g_steal_pointer (&local_error));
       return FALSE;
     }
-  event = g_strconcat ("domain-feature-delete:", call->arg, NULL);
-  emit (call, subject_of (call), event, "feature", call->arg, NULL);
+  event = g_strconcat (event_prefix, call->arg, NULL);
+  emit (call, subject_of (call), event, key_name, call->arg, NULL);
   return TRUE;
+}
+
+static gboolean
+handle_feature_remove (AdminCall *call, GError **error)
+{
+  return _qube_key_is_valid ("feature name", call->arg, error)
+         && remove_key (call, qube_vm_remove_feature, "QubesFeatureNotFoundError", "Feature",
+                        "domain-feature-delete:", "feature", error);
 }
 
 /* ---- tags ---- */
@@ -635,11 +650,7 @@ handle_feature_remove (AdminCall *call, GError **error)
 static gboolean
 handle_tag_list (AdminCall *call, GError **error)
 {
-  g_auto(GStrv) tags = qube_vm_list_tags (call->vm);
-
-  for (guint i = 0; tags[i] != NULL; i++)
-    g_string_append_printf (call->out, "%s\n", tags[i]);
-  return TRUE;
+  return reply_lines (call, qube_vm_list_tags (call->vm));
 }
 
 static gboolean
@@ -678,22 +689,9 @@ handle_tag_set (AdminCall *call, GError **error)
 static gboolean
 handle_tag_remove (AdminCall *call, GError **error)
 {
-  g_autoptr(GError) local_error = NULL;
-  g_autofree char *event = NULL;
-
-  if (!check_tag_change (call, error))
-    return FALSE;
-  if (!qube_vm_remove_tag (call->vm, call->arg, &local_error))
-    {
-      if (g_error_matches (local_error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND))
-        return fail (call, "QubesTagNotFoundError", error, "Tag not set for domain %s: %s",
-                     qube_vm_get_name (call->vm), call->arg);
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return FALSE;
-    }
-  event = g_strconcat ("domain-tag-delete:", call->arg, NULL);
-  emit (call, subject_of (call), event, "tag", call->arg, NULL);
-  return TRUE;
+  return check_tag_change (call, error)
+         && remove_key (call, qube_vm_remove_tag, "QubesTagNotFoundError", "Tag",
+                        "domain-tag-delete:", "tag", error);
 }
 
 /* ---- qubes ---- */

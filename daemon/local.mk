@@ -19,7 +19,8 @@ if HAVE_CHECK
 check_PROGRAMS += tests/qubed/test-qubed
 TESTS += tests/qubed/test-qubed
 endif
-tests_qubed_test_qubed_SOURCES = tests/qubed/test-qubed.c
+tests_qubed_test_qubed_SOURCES = tests/qubed/test-qubed.c \
+	tests/qubed/qubed-fixture.h tests/qubed/qubed-fixture.c
 tests_qubed_test_qubed_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS) \
 	-DG_LOG_DOMAIN=\"test-qubed\"
 tests_qubed_test_qubed_LDADD = core/libqube-1.la $(GLIB_LIBS) $(CHECK_LIBS)
@@ -33,8 +34,9 @@ EXTRA_DIST += examples/admin-daemon.py tests/qubed/test-admin-example.py
 
 # bench/admin: Admin API latency through qubed beside the library in-process.
 noinst_PROGRAMS += bench/admin
-bench_admin_SOURCES = bench/admin.c
-bench_admin_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) -DG_LOG_DOMAIN=\"bench-admin\"
+bench_admin_SOURCES = bench/admin.c \
+	tests/qubed/qubed-fixture.h tests/qubed/qubed-fixture.c
+bench_admin_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) -I$(top_srcdir)/tests/qubed -DG_LOG_DOMAIN=\"bench-admin\"
 bench_admin_LDADD = core/libqube-1.la $(GLIB_LIBS)
 bench-admin: bench/admin daemon/qubed
 	./bench/admin

@@ -16,10 +16,10 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "qube.h"
+#include "qubed-fixture.h"
 
 typedef struct {
   char *dir;
@@ -44,18 +44,7 @@ builddir (void)
 static int
 connect_to (const char *path)
 {
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  ck_assert_int_ge (fd, 0);
-  ck_assert_uint_lt (strlen (path), sizeof addr.sun_path);
-  strcpy (addr.sun_path, path);
-  if (connect (fd, (struct sockaddr *) &addr, sizeof addr) != 0)
-    {
-      close (fd);
-      return -1;
-    }
-  return fd;
+  return qubed_fixture_connect (path);
 }
 
 static void
@@ -171,45 +160,12 @@ static void
 start_daemon (const char *const *extra)
 {
   g_autofree char *qubed = g_build_filename (builddir (), "daemon", "qubed", NULL);
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GSubprocessLauncher) launcher =
-    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   g_autoptr(GError) error = NULL;
-  int fd;
 
-  g_ptr_array_add (argv, qubed);
-  g_ptr_array_add (argv, "--foreground");
-  g_ptr_array_add (argv, "--socket");
-  g_ptr_array_add (argv, fx.socket);
-  g_ptr_array_add (argv, "--qrexec-socket");
-  g_ptr_array_add (argv, fx.qrexec_socket);
-  g_ptr_array_add (argv, "--state-dir");
-  g_ptr_array_add (argv, fx.state_dir);
-  g_ptr_array_add (argv, "--policy-dir");
-  g_ptr_array_add (argv, fx.policy_dir);
-  for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
-    g_ptr_array_add (argv, (gpointer) extra[i]);
-  g_ptr_array_add (argv, NULL);
-
-  g_subprocess_launcher_set_stderr_file_path (launcher, fx.log);
-  if (fx.notify_socket != NULL)
-    g_subprocess_launcher_setenv (launcher, "NOTIFY_SOCKET", fx.notify_socket, TRUE);
-  else
-    g_subprocess_launcher_unsetenv (launcher, "NOTIFY_SOCKET");
-  fx.daemon = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata,
-                                            &error);
-  ck_assert_msg (fx.daemon != NULL, "cannot start qubed: %s",
-                 error != NULL ? error->message : "");
-  /* Ready once the qrexec socket (made second) answers. */
-  for (guint tries = 0;; tries++)
-    {
-      fd = connect_to (fx.qrexec_socket);
-      if (fd >= 0)
-        break;
-      ck_assert_msg (tries < 3000, "qubed did not come up; see %s", fx.log);
-      g_usleep (10000);
-    }
-  close (fd);
+  fx.daemon = qubed_fixture_spawn (qubed, fx.state_dir, fx.policy_dir, fx.socket,
+                                   fx.qrexec_socket, fx.log, fx.notify_socket, extra, &error);
+  ck_assert_msg (fx.daemon != NULL, "cannot start qubed: %s (see %s)",
+                 error != NULL ? error->message : "", fx.log);
 }
 
 static void
@@ -254,28 +210,10 @@ setup (void)
 }
 
 static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
-static void
 teardown (void)
 {
   kill_daemon (SIGTERM);
-  remove_tree (fx.dir);
+  qubed_fixture_remove_tree (fx.dir);
   g_clear_pointer (&fx.dir, g_free);
   g_clear_pointer (&fx.state_dir, g_free);
   g_clear_pointer (&fx.policy_dir, g_free);
