@@ -55,8 +55,6 @@ GBytes *qube_admin_encode_event (const char *subject, const char *event,
                                  const char *const *kwargs);
 gboolean qube_admin_event_visible (QubeAdmin *self, const char *source,
                                    const char *subject);
-gboolean qube_admin_check_events (QubeAdmin *self, const char *source,
-                                  const char *dest, GError **error);
 
 GBytes *qube_admin_reply_get_content (GBytes *reply, char **exception_type,
                                       char **message);

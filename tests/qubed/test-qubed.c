@@ -630,6 +630,32 @@ START_TEST (test_mgmt_delegation)
                     "PermissionDenied");
   assert_ok (call ("admin.vm.property.Get+memory dom0 name work", NULL), "default=True type=int 400");
 
+  /* The entry point the qrexec daemon calls answers as the socket does. */
+  {
+    g_autoptr(QubeManager) manager = qube_manager_new (fx.state_dir, NULL);
+    g_autoptr(QubeAdmin) admin = qube_admin_new (manager, fx.policy_dir);
+    g_autoptr(GBytes) direct = qube_admin_handle_qrexec_call (admin, "mgmt", "admin.vm.List",
+                                                              "@adminvm", NULL);
+    g_autoptr(GBytes) get = qube_admin_handle_qrexec_call (admin, "mgmt",
+                                                           "admin.vm.property.Get+memory",
+                                                           "app", NULL);
+    g_autoptr(GBytes) denied = qube_admin_handle_qrexec_call (admin, "mgmt",
+                                                              "admin.vm.property.Get+memory",
+                                                              "work", NULL);
+    g_autoptr(GString) via_socket = call_as ("mgmt", "admin.vm.List", "dom0", NULL);
+    g_autoptr(GBytes) content = NULL;
+    g_autofree char *type = NULL;
+    g_autofree char *message = NULL;
+
+    ck_assert (g_bytes_get_size (direct) == via_socket->len
+               && memcmp (g_bytes_get_data (direct, NULL), via_socket->str, via_socket->len) == 0);
+    content = qube_admin_reply_get_content (get, NULL, NULL);
+    ck_assert_ptr_nonnull (content);
+    ck_assert_mem_eq (g_bytes_get_data (content, NULL), "default=False type=int 600", 26);
+    ck_assert_ptr_null (qube_admin_reply_get_content (denied, &type, &message));
+    ck_assert_str_eq (type, "PermissionDenied");
+  }
+
   /* The qubes it made, it removes. */
   assert_ok (call_as ("mgmt", "admin.vm.Remove", "app", NULL), "");
   assert_exception (call ("admin.vm.List dom0 name app", NULL), "QubesVMNotFoundError");
