@@ -27,7 +27,10 @@
 #define N_THREADS 8
 #define THROUGHPUT_SECONDS 2
 
+#define N_MGMT_GET 200
+
 static const char *socket_path;
+static const char *qrexec_socket_path;
 
 static int
 connect_to (const char *path)
@@ -42,9 +45,9 @@ connect_to (const char *path)
 /* One call over the socket; returns the reply's length, aborts on an
  * exception (a benchmark of failures measures nothing). */
 static gsize
-socket_call (const char *header)
+socket_call_on (const char *path, const char *header)
 {
-  int fd = connect_to (socket_path);
+  int fd = connect_to (path);
   char buf[65536];
   gsize total = 0;
   char first = 0;
@@ -67,6 +70,12 @@ socket_call (const char *header)
   if (first != '0')
     g_error ("%s: not an OK reply", header);
   return total;
+}
+
+static gsize
+socket_call (const char *header)
+{
+  return socket_call_on (socket_path, header);
 }
 
 static gsize
@@ -171,6 +180,28 @@ time_get_us (Bench *b)
   return median (samples);
 }
 
+/* A management qube's call: the policy decides it, over the qubes as
+ * they are at the call. */
+static double
+time_mgmt_get_us (void)
+{
+  g_autoptr(GArray) samples = g_array_new (FALSE, FALSE, sizeof (double));
+
+  for (int i = 0; i < N_MGMT_GET; i++)
+    {
+      g_autofree char *header =
+        g_strdup_printf ("admin.vm.property.Get+netvm mgmt name app%04d",
+                         ((i * 7919) % (N_QUBES - 1)) & ~1);
+      gint64 t0 = g_get_monotonic_time ();
+      double us;
+
+      socket_call_on (qrexec_socket_path, header);
+      us = (double) (g_get_monotonic_time () - t0);
+      g_array_append_val (samples, us);
+    }
+  return median (samples);
+}
+
 static gint64 throughput_deadline;
 
 static gpointer
@@ -218,7 +249,7 @@ define_qubes (QubeManager *manager)
       g_autofree char *name = g_strdup_printf ("app%04d", i);
       g_autoptr(QubeVm) vm = qube_manager_create_vm (manager, "AppVM", name, "fedora", "red",
                                                      &error);
-      if (vm == NULL)
+      if (vm == NULL || (i % 2 == 0 && !qube_vm_add_tag (vm, "created-by-mgmt", &error)))
         g_error ("%s", error->message);
     }
 }
@@ -265,6 +296,13 @@ main (int argc, char **argv)
   qrexec_sock = g_build_filename (dir, "qubed-qrexec.sock", NULL);
   g_mkdir (policy_dir, 0700);
   socket_path = sock;
+  qrexec_socket_path = qrexec_sock;
+  {
+    g_autofree char *policy = g_build_filename (policy_dir, "30-admin.policy", NULL);
+    if (!g_file_set_contents (policy, "admin.vm.property.Get * mgmt @tag:created-by-mgmt "
+                              "allow target=dom0\n", -1, &error))
+      g_error ("%s", error->message);
+  }
 
   manager = qube_manager_new (state_dir, &error);
   if (manager == NULL)
@@ -288,6 +326,8 @@ main (int argc, char **argv)
   list_ms = time_list_ms (&socket_bench);
   get_us = time_get_us (&socket_bench);
   cps = calls_per_second ();
+  g_print ("bench admin-mgmt: qubes=%d get_us=%.0f (decided by the policy)\n", N_QUBES,
+           time_mgmt_get_us ());
   g_print ("bench admin: qubes=%d list_ms=%.2f get_us=%.0f calls_per_s=%.0f\n", N_QUBES,
            list_ms, get_us, cps);
 
