@@ -208,9 +208,10 @@ qube_admin_reply_get_content (GBytes *reply, char **exception_type,
   if (len >= 2 && data[0] == '0' && data[1] == '\0')
     return g_bytes_new_from_bytes (reply, 2, len - 2);
 
+  /* '2', NUL, then type, traceback and message, each NUL-terminated. */
   end = data + len;
-  type = data + 2;
-  trace = len >= 2 && data[0] == '2' && data[1] == '\0' ? memchr (type, '\0', end - type) : NULL;
+  type = len >= 2 && data[0] == '2' && data[1] == '\0' ? data + 2 : NULL;
+  trace = type != NULL ? memchr (type, '\0', end - type) : NULL;
   msg = trace != NULL ? memchr (trace + 1, '\0', end - trace - 1) : NULL;
   if (msg == NULL || memchr (msg + 1, '\0', end - msg - 1) == NULL)
     {
@@ -534,6 +535,8 @@ payload_string (AdminCall *call, GError **error)
   gsize len;
   const char *data = g_bytes_get_data (call->payload, &len);
 
+  if (len == 0)
+    return g_strdup ("");
   if (memchr (data, '\0', len) != NULL || !g_utf8_validate_len (data, len, NULL))
     {
       fail (call, "QubesValueError", error,
@@ -1066,7 +1069,9 @@ qube_admin_parse_request (GBytes *request, char **method, char **arg,
 {
   gsize len;
   const char *data = g_bytes_get_data (request, &len);
-  const char *nul = memchr (data, '\0', MIN (len, (gsize) QUBE_ADMIN_HEADER_MAX + 1));
+  /* An empty GBytes may have no data pointer at all. */
+  const char *nul = len > 0 ? memchr (data, '\0', MIN (len, (gsize) QUBE_ADMIN_HEADER_MAX + 1))
+                            : NULL;
   g_autofree char *header = NULL;
   g_auto(GStrv) fields = NULL;
   char *plus;
