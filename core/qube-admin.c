@@ -608,8 +608,10 @@ handle_feature_list (AdminCall *call, GError **error)
 static gboolean
 fail_no_feature (AdminCall *call, GError **error)
 {
-  return fail (call, "QubesFeatureNotFoundError", error,
-               "Feature not set for domain %s: %s", qube_vm_get_name (call->vm), call->arg);
+  g_autofree char *shown = _qube_printable (call->arg);
+
+  return fail (call, "QubesFeatureNotFoundError", error, "qube '%s' has no feature '%s'",
+               qube_vm_get_name (call->vm), shown);
 }
 
 static gboolean
@@ -645,8 +647,7 @@ typedef gboolean (*VmRemoveFunc) (QubeVm *vm, const char *key, GError **error);
  * exception, as in qubesd. */
 static gboolean
 remove_key (AdminCall *call, VmRemoveFunc func, const char *missing_type,
-            const char *missing_what, const char *event_prefix, const char *key_name,
-            GError **error)
+            const char *event_prefix, const char *key_name, GError **error)
 {
   g_autoptr(GError) local_error = NULL;
   g_autofree char *event = NULL;
@@ -654,8 +655,7 @@ remove_key (AdminCall *call, VmRemoveFunc func, const char *missing_type,
   if (!func (call->vm, call->arg, &local_error))
     {
       if (g_error_matches (local_error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND))
-        return fail (call, missing_type, error, "%s not set for domain %s: %s", missing_what,
-                     qube_vm_get_name (call->vm), call->arg);
+        call->exception = missing_type;
       g_propagate_error (error, g_steal_pointer (&local_error));
       return FALSE;
     }
@@ -668,7 +668,7 @@ static gboolean
 handle_feature_remove (AdminCall *call, GError **error)
 {
   return _qube_key_is_valid ("feature name", call->arg, error)
-         && remove_key (call, qube_vm_remove_feature, "QubesFeatureNotFoundError", "Feature",
+         && remove_key (call, qube_vm_remove_feature, "QubesFeatureNotFoundError",
                         "domain-feature-delete:", "feature", error);
 }
 
@@ -717,7 +717,7 @@ static gboolean
 handle_tag_remove (AdminCall *call, GError **error)
 {
   return check_tag_change (call, error)
-         && remove_key (call, qube_vm_remove_tag, "QubesTagNotFoundError", "Tag",
+         && remove_key (call, qube_vm_remove_tag, "QubesTagNotFoundError",
                         "domain-tag-delete:", "tag", error);
 }
 
@@ -775,7 +775,8 @@ handle_current_state (AdminCall *call, GError **error)
   return TRUE;
 }
 
-/* The `name=NAME label=LABEL` payload of admin.vm.Create.<Class>. */
+/* The `name=NAME [label=LABEL]` payload of admin.vm.Create.<Class> and
+ * admin.vm.Clone (label: NULL to refuse one). */
 static gboolean
 parse_create_payload (AdminCall *call, char **name, char **label, GError **error)
 {
@@ -796,7 +797,7 @@ parse_create_payload (AdminCall *call, char **name, char **label, GError **error
       *eq = '\0';
       if (g_str_equal (params[i], "name"))
         slot = name;
-      else if (g_str_equal (params[i], "label"))
+      else if (g_str_equal (params[i], "label") && label != NULL)
         slot = label;
       else
         return fail (call, "ProtocolError", error, "invalid parameter name '%s' for %s",
@@ -805,8 +806,9 @@ parse_create_payload (AdminCall *call, char **name, char **label, GError **error
         return fail (call, "ProtocolError", error, "duplicated parameter '%s'", params[i]);
       *slot = g_strdup (eq + 1);
     }
-  if (*name == NULL || *label == NULL)
-    return fail (call, "ProtocolError", error, "%s needs name= and label=", call->method);
+  /* qubesd insists on a label; the library has a default for it. */
+  if (*name == NULL)
+    return fail (call, "ProtocolError", error, "%s needs name=", call->method);
   if (!qube_name_is_valid (*name, error))
     {
       call->exception = "QubesValueError";
@@ -815,13 +817,32 @@ parse_create_payload (AdminCall *call, char **name, char **label, GError **error
   return TRUE;
 }
 
+/* Delegation: a qube's new qube carries created-by-CALLER, so that policy
+ * rules about @tag:created-by-CALLER let the caller manage it.  Without
+ * the tag the new qube is removed again. */
+static gboolean
+tag_created_by (AdminCall *call, QubeVm *vm, GError **error)
+{
+  g_autofree char *tag = NULL;
+  g_autoptr(GError) undo_error = NULL;
+
+  if (call->from_admin)
+    return TRUE;
+  tag = g_strconcat (CREATED_BY_PREFIX, call->source, NULL);
+  if (qube_vm_add_tag (vm, tag, error))
+    return TRUE;
+  if (!qube_manager_remove_vm (call->self->manager, qube_vm_get_name (vm), &undo_error))
+    g_warning ("cannot undo the creation of qube '%s': %s", qube_vm_get_name (vm),
+               undo_error->message);
+  return FALSE;
+}
+
 static gboolean
 handle_vm_create (AdminCall *call, GError **error)
 {
   const char *klass = call->method + strlen ("admin.vm.Create.");
   g_autofree char *name = NULL;
   g_autofree char *label = NULL;
-  g_autofree char *tag = NULL;
   g_autoptr(QubeVm) vm = NULL;
   g_autoptr(GError) local_error = NULL;
 
@@ -837,20 +858,25 @@ handle_vm_create (AdminCall *call, GError **error)
       g_propagate_error (error, g_steal_pointer (&local_error));
       return FALSE;
     }
-  if (!call->from_admin)
-    {
-      /* Delegation: the caller may then manage what it made, through
-       * policy rules about @tag:created-by-CALLER. */
-      tag = g_strconcat (CREATED_BY_PREFIX, call->source, NULL);
-      if (!qube_vm_add_tag (vm, tag, error))
-        {
-          g_autoptr(GError) undo_error = NULL;
+  if (!tag_created_by (call, vm, error))
+    return FALSE;
+  emit (call, "", "domain-add", "vm", name, NULL);
+  return TRUE;
+}
 
-          if (!qube_manager_remove_vm (call->self->manager, name, &undo_error))
-            g_warning ("cannot undo the creation of qube '%s': %s", name, undo_error->message);
-          return FALSE;
-        }
-    }
+/* admin.vm.Clone (from the Admin API's first design): dest is the qube to
+ * copy, the payload `name=NEW`. */
+static gboolean
+handle_vm_clone (AdminCall *call, GError **error)
+{
+  g_autofree char *name = NULL;
+  g_autoptr(QubeVm) vm = NULL;
+
+  if (!parse_create_payload (call, &name, NULL, error))
+    return FALSE;
+  vm = qube_manager_clone_vm (call->self->manager, qube_vm_get_name (call->vm), name, error);
+  if (vm == NULL || !tag_created_by (call, vm, error))
+    return FALSE;
   emit (call, "", "domain-add", "vm", name, NULL);
   return TRUE;
 }
@@ -890,6 +916,7 @@ static const AdminMethod methods[] = {
   { "admin.vm.Create.", METHOD_GLOBAL | METHOD_PREFIX, handle_vm_create },
   { "admin.vm.CreateInPool.", METHOD_GLOBAL | METHOD_PREFIX, handle_not_supported },
   { "admin.vm.CreateDisposable", METHOD_LOCAL | METHOD_NO_ARG, handle_not_supported },
+  { "admin.vm.Clone", METHOD_LOCAL | METHOD_NO_ARG, handle_vm_clone },
   { "admin.vm.Remove", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vm_remove },
   { "admin.vm.CurrentState", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_current_state },
   { "admin.vm.Start", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_not_supported },
@@ -959,9 +986,16 @@ admin_call_prepare (AdminCall *call, const AdminMethod **method, GError **error)
     return fail (call, "ProtocolError", error, "invalid source qube name");
   plus_arg = g_strconcat ("+", call->arg, NULL);
   if (!_qube_policy_valid_argument (plus_arg))
-    return fail (call, "ProtocolError", error, "invalid argument for %s", call->method);
-  if (!g_str_equal (call->dest, ADMIN_NAME) && !qube_name_is_valid (call->dest, NULL))
-    return fail (call, "ProtocolError", error, "invalid destination qube name");
+    {
+      g_autofree char *shown = _qube_printable (call->arg);
+      return fail (call, "ProtocolError", error, "invalid argument '%s' for %s", shown,
+                   call->method);
+    }
+  if (!g_str_equal (call->dest, ADMIN_NAME) && !qube_name_is_valid (call->dest, error))
+    {
+      call->exception = "ProtocolError";
+      return FALSE;
+    }
 
   /* A qube's call is the policy's to decide before anything else, as
    * qrexec decides it before the call reaches qubesd. */

@@ -379,7 +379,7 @@ START_TEST (test_bad_requests)
                     "ProtocolError");
   assert_exception (call ("admin.vm.Create.AppVM+fedora dom0 name work", "name=x label=red"),
                     "ProtocolError");
-  assert_exception (call ("admin.vm.Create.AppVM+fedora dom0 name dom0", "name=x"),
+  assert_exception (call ("admin.vm.Create.AppVM+fedora dom0 name dom0", "label=red"),
                     "ProtocolError");
   assert_exception (call ("admin.vm.Create.AppVM+fedora dom0 name dom0",
                           "name=x label=red name=y"), "ProtocolError");
