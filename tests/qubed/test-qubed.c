@@ -359,6 +359,12 @@ START_TEST (test_lifecycle_formats)
                     "QubesVMNotFoundError");
   assert_exception (call ("admin.vm.Remove dom0 name fedora", NULL), "QubesVMInUseError");
   assert_exception (call ("admin.vm.Remove dom0 name dom0", NULL), "QubesVMInUseError");
+  assert_ok (call ("admin.vm.Clone dom0 name work", "name=work2"), "");
+  assert_ok (call ("admin.vm.property.Get+template dom0 name work2", NULL),
+             "default=False type=vm fedora");
+  assert_exception (call ("admin.vm.Clone dom0 name work", "name=work2"), "QubesValueError");
+  assert_exception (call ("admin.vm.Clone dom0 name work", "label=red"), "ProtocolError");
+  assert_ok (call ("admin.vm.Remove dom0 name work2", NULL), "");
   assert_ok (call ("admin.vm.Remove dom0 name work", NULL), "");
   assert_exception (call ("admin.vm.List dom0 name work", NULL), "QubesVMNotFoundError");
 }
