@@ -11,8 +11,6 @@ daemon/qubed.service: daemon/qubed.service.in Makefile
 	sed -e 's|@sbindir[@]|$(sbindir)|g' $(srcdir)/daemon/qubed.service.in > $@
 EXTRA_DIST += daemon/qubed.service.in
 CLEANFILES += daemon/qubed.service
-AM_DISTCHECK_CONFIGURE_FLAGS += \
-	--with-systemdsystemunitdir='$$dc_install_base/lib/systemd/system'
 
 # A real qubed in a temporary state directory, driven over its sockets.
 if HAVE_CHECK
