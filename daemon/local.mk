@@ -16,6 +16,7 @@ CLEANFILES += daemon/qubed.service
 if HAVE_CHECK
 check_PROGRAMS += tests/qubed/test-qubed
 TESTS += tests/qubed/test-qubed
+UNIT_TESTS += tests/qubed/test-qubed
 endif
 tests_qubed_test_qubed_SOURCES = tests/qubed/test-qubed.c \
 	tests/qubed/qubed-fixture.h tests/qubed/qubed-fixture.c
