@@ -844,20 +844,14 @@ handle_vm_create (AdminCall *call, GError **error)
   g_autofree char *name = NULL;
   g_autofree char *label = NULL;
   g_autoptr(QubeVm) vm = NULL;
-  g_autoptr(GError) local_error = NULL;
 
   if (!parse_create_payload (call, &name, &label, error))
     return FALSE;
+  /* A missing template is QubesVMNotFoundError, as in qubesd. */
   vm = qube_manager_create_vm (call->self->manager, klass, name,
-                               *call->arg != '\0' ? call->arg : NULL, label, &local_error);
+                               *call->arg != '\0' ? call->arg : NULL, label, error);
   if (vm == NULL)
-    {
-      /* A missing template is a wrong value here, not a missing dest. */
-      call->exception = g_error_matches (local_error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND)
-                        ? "QubesVMNotFoundError" : "QubesValueError";
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return FALSE;
-    }
+    return FALSE;
   if (!tag_created_by (call, vm, error))
     return FALSE;
   emit (call, "", "domain-add", "vm", name, NULL);
