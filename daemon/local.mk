@@ -37,11 +37,6 @@ bench_admin_SOURCES = bench/admin.c \
 	tests/qubed/qubed-fixture.h tests/qubed/qubed-fixture.c
 bench_admin_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) -I$(top_srcdir)/tests/qubed -DG_LOG_DOMAIN=\"bench-admin\"
 bench_admin_LDADD = core/libqube-1.la $(GLIB_LIBS)
-# bench/local.mk defines bench_programs only when the socket plugin is built.
-if BUILD_SOCKET
 bench_programs += bench/admin
-else
-bench_programs = bench/admin
-endif
 # bench/admin runs the daemon it measures.
 bench: daemon/qubed
