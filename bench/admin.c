@@ -48,28 +48,16 @@ static gsize
 socket_call_on (const char *path, const char *header)
 {
   int fd = connect_to (path);
-  char buf[65536];
-  gsize total = 0;
-  char first = 0;
+  g_autoptr(GByteArray) reply = NULL;
 
   if (send (fd, header, strlen (header) + 1, MSG_NOSIGNAL) < 0)
     g_error ("send: %s", g_strerror (errno));
   shutdown (fd, SHUT_WR);
-  for (;;)
-    {
-      ssize_t n = recv (fd, buf, sizeof buf, 0);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        break;
-      if (total == 0)
-        first = buf[0];
-      total += n;
-    }
+  reply = qubed_fixture_read_all (fd);
   close (fd);
-  if (first != '0')
+  if (reply->len < 2 || reply->data[0] != '0')
     g_error ("%s: not an OK reply", header);
-  return total;
+  return reply->len;
 }
 
 static gsize

@@ -1,6 +1,7 @@
 /* qubed-fixture.c — see qubed-fixture.h. */
 #include "config.h"
 
+#include <errno.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -31,6 +32,24 @@ qubed_fixture_connect (const char *path)
       return -1;
     }
   return fd;
+}
+
+GByteArray *
+qubed_fixture_read_all (int fd)
+{
+  GByteArray *out = g_byte_array_new ();
+  guint8 buf[65536];
+
+  for (;;)
+    {
+      ssize_t n = recv (fd, buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      g_byte_array_append (out, buf, n);
+    }
+  return out;
 }
 
 GSubprocess *

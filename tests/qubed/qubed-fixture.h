@@ -7,6 +7,9 @@
 /* A connected unix stream socket, or -1 when nobody listens at `path`. */
 int qubed_fixture_connect (const char *path);
 
+/* Everything `fd` reads until end of file (or an error). */
+GByteArray *qubed_fixture_read_all (int fd);
+
 /* Runs `qubed` on a state directory, a policy directory and the two
  * sockets, with stderr to `log` (NULL: discarded) and the extra options;
  * returns once the qrexec socket (made last) answers. */

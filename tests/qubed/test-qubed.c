@@ -66,19 +66,7 @@ write_all (int fd, const void *data, gsize len)
 static GByteArray *
 read_to_eof (int fd)
 {
-  GByteArray *out = g_byte_array_new ();
-  guint8 buf[65536];
-
-  for (;;)
-    {
-      ssize_t n = recv (fd, buf, sizeof buf, 0);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        break;
-      g_byte_array_append (out, buf, n);
-    }
-  return out;
+  return qubed_fixture_read_all (fd);
 }
 
 /* One request on `path`; the whole reply as a string (NULs kept). */
