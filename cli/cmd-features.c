@@ -7,18 +7,23 @@
 #include "qube-cli.h"
 
 static int
-list_features (Cli *cli, QubeVm *vm)
+list_features (Cli *cli, const char *name)
 {
-  g_auto(GStrv) keys = qube_vm_list_features (vm);
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) keys = cli_admin_call_lines (cli, "admin.vm.feature.List", NULL, name, &error);
   g_autoptr(CliTable) table = cli_table_new (2, NULL);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
 
+  if (keys == NULL)
+    return cli_fail (error);
   cli_strv_sort (keys);
   json_builder_begin_object (builder);
-  for (char **key = keys; key != NULL && *key != NULL; key++)
+  for (char **key = keys; *key != NULL; key++)
     {
-      g_autofree char *value = qube_vm_get_feature (vm, *key);
+      g_autofree char *value = cli_admin_call (cli, "admin.vm.feature.Get", *key, name, NULL,
+                                               NULL);
 
+      /* Removed meanwhile. */
       if (value == NULL)
         continue;
       cli_table_add (table, *key);
@@ -37,7 +42,6 @@ run_features (Cli *cli, int argc, char **argv)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) vm = NULL;
   g_autofree char *value = NULL;
   gboolean unset = FALSE;
   int status;
@@ -52,28 +56,24 @@ run_features (Cli *cli, int argc, char **argv)
   if (unset && g_strv_length (args) != 2)
     return cli_usage_error (cli, "--unset needs exactly one feature name");
 
-  vm = cli_lookup_vm (cli, args[0], &error);
-  if (vm == NULL)
-    return cli_fail (error);
-
   if (unset)
     {
-      if (!qube_vm_remove_feature (vm, args[1], &error))
-        return cli_fail (error);
-      return CLI_EXIT_OK;
+      g_autofree char *done = cli_admin_call (cli, "admin.vm.feature.Remove", args[1], args[0],
+                                              NULL, &error);
+      return done != NULL ? CLI_EXIT_OK : cli_fail (error);
     }
   if (args[1] == NULL)
-    return list_features (cli, vm);
+    return list_features (cli, args[0]);
   if (args[2] != NULL)
     {
-      if (!qube_vm_set_feature (vm, args[1], args[2], &error))
-        return cli_fail (error);
-      return CLI_EXIT_OK;
+      g_autofree char *done = cli_admin_call (cli, "admin.vm.feature.Set", args[1], args[0],
+                                              args[2], &error);
+      return done != NULL ? CLI_EXIT_OK : cli_fail (error);
     }
 
-  value = qube_vm_get_feature (vm, args[1]);
+  value = cli_admin_call (cli, "admin.vm.feature.Get", args[1], args[0], NULL, &error);
   if (value == NULL)
-    return cli_fail_printf ("qube '%s' has no feature '%s'", args[0], args[1]);
+    return cli_fail (error);
   if (cli->json)
     {
       g_autoptr(JsonBuilder) builder = json_builder_new ();

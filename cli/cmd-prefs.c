@@ -1,7 +1,7 @@
 /* cmd-prefs.c — `qube prefs` (properties of one qube) and
  * `qube global-prefs` (properties of the whole system).  Both list, get,
- * set and reset the same way (as qvm-prefs and qubes-prefs do), through a
- * small table of operations on whatever holds the properties. */
+ * set and reset the same way (as qvm-prefs and qubes-prefs do), through
+ * the Admin API's admin.vm.property.* and admin.property.* calls. */
 #include "config.h"
 
 #include <string.h>
@@ -9,68 +9,82 @@
 #include "output.h"
 #include "qube-cli.h"
 
+/* Whose properties: a qube's (admin.vm.property.*) or the global ones
+ * (admin.property.* on dom0). */
 typedef struct {
-  gpointer target;
-  char **(*list) (gpointer target);
-  char *(*get) (gpointer target, const char *name, gboolean *is_default,
-                QubePropertyType *type, GError **error);
-  gboolean (*set) (gpointer target, const char *name, const char *value,
-                   GError **error);
-  gboolean (*reset) (gpointer target, const char *name, GError **error);
+  const char *dest;
+  const char *methods;
 } PropertyHolder;
 
-static char **
-vm_list (gpointer target)
+static char *
+holder_call (Cli *cli, const PropertyHolder *holder, const char *what, const char *name,
+             const char *payload, GError **error)
 {
-  return qube_vm_list_properties (target);
+  g_autofree char *method = g_strconcat (holder->methods, what, NULL);
+
+  return cli_admin_call (cli, method, name, holder->dest, payload, error);
+}
+
+/* A property as qubesd serializes it: "default=True|False type=TYPE VALUE". */
+static char *
+parse_property (const char *text, gboolean *is_default, QubePropertyType *type,
+                GError **error)
+{
+  static const char *const types[] = { "str", "int", "bool", "vm", "label" };
+  static const QubePropertyType type_values[] = {
+    QUBE_PROPERTY_TYPE_STR, QUBE_PROPERTY_TYPE_INT, QUBE_PROPERTY_TYPE_BOOL,
+    QUBE_PROPERTY_TYPE_VM, QUBE_PROPERTY_TYPE_LABEL,
+  };
+  const char *type_name, *value;
+
+  if (g_str_has_prefix (text, "default=True "))
+    *is_default = TRUE;
+  else if (g_str_has_prefix (text, "default=False "))
+    *is_default = FALSE;
+  else
+    goto bad;
+  type_name = strchr (text, ' ') + 1;
+  value = g_str_has_prefix (type_name, "type=") ? strchr (type_name, ' ') : NULL;
+  if (value == NULL)
+    goto bad;
+  type_name += strlen ("type=");
+  for (gsize i = 0; i < G_N_ELEMENTS (types); i++)
+    if (strlen (types[i]) == (gsize) (value - type_name)
+        && strncmp (type_name, types[i], value - type_name) == 0)
+      {
+        *type = type_values[i];
+        return g_strdup (value + 1);
+      }
+bad:
+  g_set_error (error, QUBE_ERROR, QUBE_ERROR_PROTOCOL, "malformed property reply '%s'", text);
+  return NULL;
 }
 
 static char *
-vm_get (gpointer target, const char *name, gboolean *is_default,
-        QubePropertyType *type, GError **error)
-{
-  return qube_vm_get_property (target, name, is_default, type, error);
-}
-
-static gboolean
-vm_set (gpointer target, const char *name, const char *value, GError **error)
-{
-  return qube_vm_set_property (target, name, value, error);
-}
-
-static gboolean
-vm_reset (gpointer target, const char *name, GError **error)
-{
-  return qube_vm_reset_property (target, name, error);
-}
-
-static char **
-global_list (gpointer target)
-{
-  return qube_manager_list_properties (target);
-}
-
-static char *
-global_get (gpointer target, const char *name, gboolean *is_default,
+holder_get (Cli *cli, const PropertyHolder *holder, const char *name, gboolean *is_default,
             QubePropertyType *type, GError **error)
 {
-  g_autofree char *value = qube_manager_get_property (target, name, is_default, error);
+  g_autofree char *reply = holder_call (cli, holder, "Get", name, NULL, error);
 
-  if (value == NULL || !qube_manager_get_property_type (target, name, type, error))
-    return NULL;
-  return g_steal_pointer (&value);
+  return reply != NULL ? parse_property (reply, is_default, type, error) : NULL;
 }
 
-static gboolean
-global_set (gpointer target, const char *name, const char *value, GError **error)
+/* GetAll escapes what would break its one line per property. */
+static char *
+unescape_line (const char *text)
 {
-  return qube_manager_set_property (target, name, value, error);
-}
+  GString *out = g_string_new (NULL);
 
-static gboolean
-global_reset (gpointer target, const char *name, GError **error)
-{
-  return qube_manager_reset_property (target, name, error);
+  for (const char *p = text; *p != '\0'; p++)
+    {
+      if (p[0] == '\\' && p[1] == 'n')
+        g_string_append_c (out, '\n'), p++;
+      else if (p[0] == '\\' && p[1] == '\\')
+        g_string_append_c (out, '\\'), p++;
+      else
+        g_string_append_c (out, *p);
+    }
+  return g_string_free (out, FALSE);
 }
 
 static const char *
@@ -141,33 +155,41 @@ add_json_property (JsonBuilder *builder, const char *name, const char *value,
 static int
 list_properties (Cli *cli, const PropertyHolder *holder, gboolean hide_default)
 {
-  g_auto(GStrv) names = holder->list (holder->target);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *method = g_strconcat (holder->methods, "GetAll", NULL);
+  g_auto(GStrv) lines = cli_admin_call_lines (cli, method, NULL, holder->dest, &error);
   g_autoptr(CliTable) table = cli_table_new (3, NULL);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
 
-  /* Sorted, as qvm-prefs lists them. */
+  if (lines == NULL)
+    return cli_fail (error);
+  /* Sorted, as qvm-prefs lists them (and as GetAll answers). */
+  cli_strv_sort (lines);
   /* An empty value (no netvm) prints as nothing, as in qvm-prefs. */
   cli_table_set_placeholder (table, "");
-  cli_strv_sort (names);
   json_builder_begin_array (builder);
-  for (char **name = names; *name != NULL; name++)
+  for (char **line = lines; *line != NULL; line++)
     {
-      g_autoptr(GError) error = NULL;
+      g_autofree char *unescaped = unescape_line (*line);
+      char *serialized = strchr (unescaped, ' ');
       gboolean is_default = FALSE;
       QubePropertyType type = QUBE_PROPERTY_TYPE_STR;
-      g_autofree char *value = holder->get (holder->target, *name, &is_default,
-                                            &type, &error);
+      g_autofree char *value = NULL;
 
+      if (serialized == NULL)
+        return cli_fail_printf ("malformed property list line '%s'", *line);
+      *serialized++ = '\0';
+      value = parse_property (serialized, &is_default, &type, &error);
       if (value == NULL)
         return cli_fail (error);
       if (hide_default && is_default)
         continue;
       /* As in qvm-prefs: "D" marks a default (or inherited) value, "-" one
        * that was set on purpose. */
-      cli_table_add (table, *name);
+      cli_table_add (table, unescaped);
       cli_table_add (table, is_default ? "D" : "-");
       cli_table_add (table, value);
-      add_json_property (builder, *name, value, is_default, type);
+      add_json_property (builder, unescaped, value, is_default, type);
     }
   json_builder_end_array (builder);
 
@@ -181,8 +203,7 @@ get_property (Cli *cli, const PropertyHolder *holder, const char *name)
   g_autoptr(GError) error = NULL;
   gboolean is_default = FALSE;
   QubePropertyType type = QUBE_PROPERTY_TYPE_STR;
-  g_autofree char *value = holder->get (holder->target, name, &is_default,
-                                        &type, &error);
+  g_autofree char *value = holder_get (cli, holder, name, &is_default, &type, &error);
 
   if (value == NULL)
     return cli_fail (error);
@@ -199,22 +220,21 @@ get_property (Cli *cli, const PropertyHolder *holder, const char *name)
 }
 
 static int
-set_property (const PropertyHolder *holder, const char *name, const char *value)
+set_property (Cli *cli, const PropertyHolder *holder, const char *name, const char *value)
 {
   g_autoptr(GError) error = NULL;
   gboolean is_default = FALSE;
   QubePropertyType type = QUBE_PROPERTY_TYPE_STR;
-  g_autofree char *old = holder->get (holder->target, name, &is_default,
-                                      &type, &error);
+  g_autofree char *old = holder_get (cli, holder, name, &is_default, &type, &error);
+  g_autofree char *done = NULL;
 
   if (old == NULL)
     return cli_fail (error);
   /* qvm-prefs accepts "none" for "no qube" (e.g. netvm none). */
   if (type == QUBE_PROPERTY_TYPE_VM && g_ascii_strcasecmp (value, "none") == 0)
     value = "";
-  if (!holder->set (holder->target, name, value, &error))
-    return cli_fail (error);
-  return CLI_EXIT_OK;
+  done = holder_call (cli, holder, "Set", name, value, &error);
+  return done != NULL ? CLI_EXIT_OK : cli_fail (error);
 }
 
 /* The shared part of both commands: args are [PROP [VALUE]]. */
@@ -229,15 +249,15 @@ run_properties (Cli *cli, const PropertyHolder *holder, char **args,
     {
       if (n_args != 1)
         return cli_usage_error (cli, "--default needs exactly one property name");
-      if (!holder->reset (holder->target, args[0], &error))
-        return cli_fail (error);
-      return CLI_EXIT_OK;
+      g_autofree char *done = holder_call (cli, holder, "Reset", args[0], NULL, &error);
+
+      return done != NULL ? CLI_EXIT_OK : cli_fail (error);
     }
   if (n_args == 0)
     return list_properties (cli, holder, hide_default);
   if (n_args == 1)
     return get_property (cli, holder, args[0]);
-  return set_property (holder, args[0], args[1]);
+  return set_property (cli, holder, args[0], args[1]);
 }
 
 /* `prefs NAME [PROP [VALUE]]` when `of_qube`, else
@@ -246,8 +266,6 @@ static int
 run_prefs_of (Cli *cli, int argc, char **argv, gboolean of_qube)
 {
   g_auto(GStrv) args = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) vm = NULL;
   gboolean reset = FALSE;
   gboolean hide_default = FALSE;
   int status;
@@ -258,27 +276,16 @@ run_prefs_of (Cli *cli, int argc, char **argv, gboolean of_qube)
       "When listing, leave out properties that have their default value", NULL },
     { NULL }
   };
-  PropertyHolder holder = { NULL, vm_list, vm_get, vm_set, vm_reset };
-  const PropertyHolder global_holder = {
-    NULL, global_list, global_get, global_set, global_reset
-  };
+  PropertyHolder holder = { "dom0", "admin.property." };
 
   if (!cli_parse (cli, entries, TRUE, of_qube ? 1 : 0, of_qube ? 3 : 2,
                        argc, argv, &args, &status))
     return status;
   if (of_qube)
     {
-      vm = cli_lookup_vm (cli, args[0], &error);
-      if (vm == NULL)
-        return cli_fail (error);
-      holder.target = vm;
+      holder = (PropertyHolder) { args[0], "admin.vm.property." };
       return run_properties (cli, &holder, args + 1, reset, hide_default);
     }
-
-  holder = global_holder;
-  holder.target = cli_get_manager (cli, &error);
-  if (holder.target == NULL)
-    return cli_fail (error);
   return run_properties (cli, &holder, args, reset, hide_default);
 }
 

@@ -11,22 +11,47 @@
 /* A property shown in a listing, or NULL when the class has no such
  * property or it is empty (a qube without netvm). */
 static char *
-get_listed_property (QubeVm *vm, const char *property)
+get_listed_property (Cli *cli, const char *name, const char *property)
 {
-  g_autofree char *value = qube_vm_get_property (vm, property, NULL, NULL, NULL);
+  g_autofree char *reply = cli_admin_call (cli, "admin.vm.property.Get", property, name,
+                                           NULL, NULL);
+  const char *value;
 
-  if (value == NULL || *value == '\0')
+  /* "default=… type=… VALUE": the value follows the second space. */
+  value = reply != NULL ? strchr (reply, ' ') : NULL;
+  value = value != NULL ? strchr (value + 1, ' ') : NULL;
+  if (value == NULL || value[1] == '\0')
     return NULL;
-  return g_steal_pointer (&value);
+  return g_strdup (value + 1);
 }
 
-static int
-compare_vm_names (gconstpointer a, gconstpointer b)
-{
-  QubeVm *vm_a = *(QubeVm **) a;
-  QubeVm *vm_b = *(QubeVm **) b;
+/* One admin.vm.List line: "NAME class=CLASS state=STATE uuid=UUID". */
+typedef struct {
+  char *name, *klass, *state, *uuid;
+} ListedQube;
 
-  return strcmp (qube_vm_get_name (vm_a), qube_vm_get_name (vm_b));
+static gboolean
+parse_listed_qube (char *line, ListedQube *q)
+{
+  g_auto(GStrv) fields = g_strsplit (line, " ", -1);
+
+  if (g_strv_length (fields) != 4 || !g_str_has_prefix (fields[1], "class=")
+      || !g_str_has_prefix (fields[2], "state=") || !g_str_has_prefix (fields[3], "uuid="))
+    return FALSE;
+  q->name = g_strdup (fields[0]);
+  q->klass = g_strdup (fields[1] + strlen ("class="));
+  q->state = g_strdup (fields[2] + strlen ("state="));
+  q->uuid = g_strdup (fields[3] + strlen ("uuid="));
+  return TRUE;
+}
+
+static void
+listed_qube_clear (ListedQube *q)
+{
+  g_free (q->name);
+  g_free (q->klass);
+  g_free (q->state);
+  g_free (q->uuid);
 }
 
 static int
@@ -38,8 +63,9 @@ run_create (Cli *cli, int argc, char **argv)
   g_auto(GStrv) properties = NULL;
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) vm = NULL;
-  QubeManager *manager;
+  g_autofree char *method = NULL;
+  g_autofree char *payload = NULL;
+  g_autofree char *done = NULL;
   int status;
   const GOptionEntry entries[] = {
     { "class", 'C', 0, G_OPTION_ARG_STRING, &klass,
@@ -60,25 +86,26 @@ run_create (Cli *cli, int argc, char **argv)
     if (strchr (*p, '=') == NULL || **p == '=')
       return cli_usage_error (cli, "invalid --property '%s': expected NAME=VALUE", *p);
 
-  manager = cli_get_manager (cli, &error);
-  if (manager == NULL)
-    return cli_fail (error);
-  vm = qube_manager_create_vm (manager, klass != NULL ? klass : "AppVM", args[0],
-                               template_name, label, &error);
-  if (vm == NULL)
+  method = g_strconcat ("admin.vm.Create.", klass != NULL ? klass : "AppVM", NULL);
+  payload = label != NULL ? g_strdup_printf ("name=%s label=%s", args[0], label)
+                          : g_strdup_printf ("name=%s", args[0]);
+  done = cli_admin_call (cli, method, template_name, "dom0", payload, &error);
+  if (done == NULL)
     return cli_fail (error);
 
   for (char **p = properties; p != NULL && *p != NULL; p++)
     {
       g_autofree char *property = g_strdup (*p);
+      g_autofree char *set = NULL;
       char *value = strchr (property, '=');
 
       *value++ = '\0';
-      if (!qube_vm_set_property (vm, property, value, &error))
+      set = cli_admin_call (cli, "admin.vm.property.Set", property, args[0], value, &error);
+      if (set == NULL)
         {
           /* Leave nothing half-made behind. */
-          g_clear_object (&vm);
-          qube_manager_remove_vm (manager, args[0], NULL);
+          g_autofree char *removed = cli_admin_call (cli, "admin.vm.Remove", NULL, args[0],
+                                                     NULL, NULL);
           return cli_fail (error);
         }
     }
@@ -91,60 +118,63 @@ run_list (Cli *cli, int argc, char **argv)
   static const char *const headers[] = { "NAME", "STATE", "CLASS", "LABEL", "TEMPLATE", "NETVM" };
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) vms = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(CliTable) table = cli_table_new (G_N_ELEMENTS (headers), headers);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
-  QubeManager *manager;
   int status;
 
   if (!cli_parse (cli, NULL, TRUE, 0, -1, argc, argv, &args, &status))
     return status;
-  manager = cli_get_manager (cli, &error);
-  if (manager == NULL)
-    return cli_fail (error);
 
-  if (args[0] == NULL)
+  /* All qubes (sorted by name), or the ones named, in that order. */
+  for (char **name = args; name == args || *name != NULL; name++)
     {
-      g_autoptr(GPtrArray) all = qube_manager_list_vms (manager);
+      g_auto(GStrv) listed = cli_admin_call_lines (cli, "admin.vm.List", NULL,
+                                                   *name != NULL ? *name : "dom0", &error);
 
-      for (guint i = 0; i < all->len; i++)
-        g_ptr_array_add (vms, g_object_ref (g_ptr_array_index (all, i)));
-      g_ptr_array_sort (vms, compare_vm_names);
+      if (listed == NULL)
+        return cli_fail (error);
+      for (char **l = listed; *l != NULL; l++)
+        {
+          g_autofree char *prefix = g_strconcat (*name != NULL ? *name : "", " ", NULL);
+
+          /* A qube's own entry: listing dom0 lists every qube. */
+          if (*name == NULL || g_str_has_prefix (*l, prefix))
+            g_ptr_array_add (lines, g_strdup (*l));
+        }
+      if (*name == NULL)
+        break;
     }
-  else
-    for (char **name = args; *name != NULL; name++)
-      {
-        QubeVm *vm = cli_lookup_vm (cli, *name, &error);
-
-        if (vm == NULL)
-          return cli_fail (error);
-        g_ptr_array_add (vms, vm);
-      }
 
   json_builder_begin_array (builder);
-  for (guint i = 0; i < vms->len; i++)
+  for (guint i = 0; i < lines->len; i++)
     {
-      QubeVm *vm = g_ptr_array_index (vms, i);
-      g_autofree char *label = get_listed_property (vm, "label");
-      g_autofree char *template_name = get_listed_property (vm, "template");
-      g_autofree char *netvm = get_listed_property (vm, "netvm");
+      ListedQube q = { NULL };
+      g_autofree char *label = NULL, *template_name = NULL, *netvm = NULL;
 
-      cli_table_add (table, qube_vm_get_name (vm));
-      cli_table_add (table, qube_vm_get_state (vm));
-      cli_table_add (table, qube_vm_get_klass (vm));
+      if (!parse_listed_qube (lines->pdata[i], &q))
+        return cli_fail_printf ("malformed qube list line '%s'", (char *) lines->pdata[i]);
+      label = get_listed_property (cli, q.name, "label");
+      template_name = get_listed_property (cli, q.name, "template");
+      netvm = get_listed_property (cli, q.name, "netvm");
+
+      cli_table_add (table, q.name);
+      cli_table_add (table, q.state);
+      cli_table_add (table, q.klass);
       cli_table_add (table, label);
       cli_table_add (table, template_name);
       cli_table_add (table, netvm);
 
       json_builder_begin_object (builder);
-      cli_json_add_string_member (builder, "name", qube_vm_get_name (vm));
-      cli_json_add_string_member (builder, "class", qube_vm_get_klass (vm));
-      cli_json_add_string_member (builder, "state", qube_vm_get_state (vm));
-      cli_json_add_string_member (builder, "uuid", qube_vm_get_uuid (vm));
+      cli_json_add_string_member (builder, "name", q.name);
+      cli_json_add_string_member (builder, "class", q.klass);
+      cli_json_add_string_member (builder, "state", q.state);
+      cli_json_add_string_member (builder, "uuid", q.uuid);
       cli_json_add_string_member (builder, "label", label);
       cli_json_add_string_member (builder, "template", template_name);
       cli_json_add_string_member (builder, "netvm", netvm);
       json_builder_end_object (builder);
+      listed_qube_clear (&q);
     }
   json_builder_end_array (builder);
 
@@ -157,17 +187,15 @@ run_clone (Cli *cli, int argc, char **argv)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) vm = NULL;
-  QubeManager *manager;
+  g_autofree char *payload = NULL;
+  g_autofree char *done = NULL;
   int status;
 
   if (!cli_parse (cli, NULL, FALSE, 2, 2, argc, argv, &args, &status))
     return status;
-  manager = cli_get_manager (cli, &error);
-  if (manager == NULL)
-    return cli_fail (error);
-  vm = qube_manager_clone_vm (manager, args[0], args[1], &error);
-  if (vm == NULL)
+  payload = g_strdup_printf ("name=%s", args[1]);
+  done = cli_admin_call (cli, "admin.vm.Clone", NULL, args[0], payload, &error);
+  if (done == NULL)
     return cli_fail (error);
   return CLI_EXIT_OK;
 }
@@ -178,7 +206,6 @@ run_remove (Cli *cli, int argc, char **argv)
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
   gboolean force = FALSE;
-  QubeManager *manager;
   int status;
   const GOptionEntry entries[] = {
     /* Removal never asks; -f is accepted so qvm-remove habits work. */
@@ -189,12 +216,13 @@ run_remove (Cli *cli, int argc, char **argv)
 
   if (!cli_parse (cli, entries, FALSE, 1, -1, argc, argv, &args, &status))
     return status;
-  manager = cli_get_manager (cli, &error);
-  if (manager == NULL)
-    return cli_fail (error);
   for (char **name = args; *name != NULL; name++)
-    if (!qube_manager_remove_vm (manager, *name, &error))
-      return cli_fail (error);
+    {
+      g_autofree char *done = cli_admin_call (cli, "admin.vm.Remove", NULL, *name, NULL, &error);
+
+      if (done == NULL)
+        return cli_fail (error);
+    }
   return CLI_EXIT_OK;
 }
 

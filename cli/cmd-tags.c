@@ -8,23 +8,26 @@
 #include "qube-cli.h"
 
 static int
-list_tags (Cli *cli, QubeVm *vm)
+list_tags (Cli *cli, const char *name)
 {
-  g_auto(GStrv) tags = qube_vm_list_tags (vm);
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) tags = cli_admin_call_lines (cli, "admin.vm.tag.List", NULL, name, &error);
 
+  if (tags == NULL)
+    return cli_fail (error);
   cli_strv_sort (tags);
   if (cli->json)
     {
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_array (builder);
-      for (char **tag = tags; tag != NULL && *tag != NULL; tag++)
+      for (char **tag = tags; *tag != NULL; tag++)
         json_builder_add_string_value (builder, *tag);
       json_builder_end_array (builder);
       cli_json_print_builder (builder);
     }
   else
-    for (char **tag = tags; tag != NULL && *tag != NULL; tag++)
+    for (char **tag = tags; *tag != NULL; tag++)
       g_print ("%s\n", *tag);
   return CLI_EXIT_OK;
 }
@@ -34,7 +37,6 @@ run_tags (Cli *cli, int argc, char **argv)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) vm = NULL;
   const char *action;
   int status;
 
@@ -50,18 +52,15 @@ run_tags (Cli *cli, int argc, char **argv)
   if (strcmp (action, "list") != 0 && args[2] == NULL)
     return cli_usage_error (cli, "%s needs at least one tag", action);
 
-  vm = cli_lookup_vm (cli, args[0], &error);
-  if (vm == NULL)
-    return cli_fail (error);
   if (strcmp (action, "list") == 0)
-    return list_tags (cli, vm);
+    return list_tags (cli, args[0]);
 
   for (char **tag = args + 2; *tag != NULL; tag++)
     {
-      gboolean ok = strcmp (action, "add") == 0
-                      ? qube_vm_add_tag (vm, *tag, &error)
-                      : qube_vm_remove_tag (vm, *tag, &error);
-      if (!ok)
+      g_autofree char *done = cli_admin_call (cli, strcmp (action, "add") == 0
+                                                   ? "admin.vm.tag.Set" : "admin.vm.tag.Remove",
+                                              *tag, args[0], NULL, &error);
+      if (done == NULL)
         return cli_fail (error);
     }
   return CLI_EXIT_OK;

@@ -2,8 +2,12 @@
  * by every `qube` subcommand (see qube-cli.h). */
 #include "config.h"
 
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "qube-cli.h"
 
@@ -153,12 +157,150 @@ cli_get_manager (Cli *cli, GError **error)
   return cli->manager;
 }
 
-QubeVm *
-cli_lookup_vm (Cli *cli, const char *name, GError **error)
-{
-  QubeManager *manager = cli_get_manager (cli, error);
+/* ---- the Admin API, embedded or through qubed ---- */
 
-  if (manager == NULL)
+/* qubed's socket when this run should use it, else NULL. */
+static char *
+find_qubed_socket (Cli *cli)
+{
+  const char *env = g_getenv ("QUBED_SOCKET");
+  const char *state_env = g_getenv ("QUBE_STATE_DIR");
+  g_autofree char *path = NULL;
+
+  /* An explicit state directory is that store, not qubed's. */
+  if (cli->embedded || cli->state_dir != NULL)
     return NULL;
-  return qube_manager_lookup (manager, name, error);
+  if (env != NULL && *env != '\0')
+    path = g_strdup (env);
+  else if (state_env != NULL && *state_env != '\0')
+    return NULL;
+  else if (geteuid () == 0)
+    path = g_strdup ("/run/qubed.sock");
+  else
+    path = g_build_filename (g_get_user_runtime_dir (), "qubed.sock", NULL);
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    return NULL;
+  return g_steal_pointer (&path);
+}
+
+static GBytes *
+call_qubed (const char *path, GBytes *request, GError **error)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (path);
+  g_autoptr(GSocketConnection) conn = NULL;
+  g_autoptr(GOutputStream) sink = NULL;
+  gsize len;
+  const void *data = g_bytes_get_data (request, &len);
+
+  conn = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, error);
+  if (conn == NULL
+      || !g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)),
+                                     data, len, NULL, NULL, error)
+      || !g_socket_shutdown (g_socket_connection_get_socket (conn), FALSE, TRUE, error))
+    {
+      g_prefix_error (error, "cannot reach qubed at %s (use --embedded to work without it): ",
+                      path);
+      return NULL;
+    }
+  sink = g_memory_output_stream_new_resizable ();
+  if (g_output_stream_splice (sink, g_io_stream_get_input_stream (G_IO_STREAM (conn)),
+                              G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, error) < 0)
+    {
+      g_prefix_error (error, "no reply from qubed at %s: ", path);
+      return NULL;
+    }
+  return g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (sink));
+}
+
+static int
+error_code_for (const char *exception)
+{
+  if (g_str_has_suffix (exception, "NotFoundError") || g_str_equal (exception, "QubesNoSuchPropertyError"))
+    return QUBE_ERROR_NOT_FOUND;
+  if (g_str_equal (exception, "QubesValueError"))
+    return QUBE_ERROR_INVALID;
+  if (g_str_equal (exception, "QubesVMInUseError"))
+    return QUBE_ERROR_IN_USE;
+  if (g_str_equal (exception, "QubesVMNotHaltedError"))
+    return QUBE_ERROR_RUNNING;
+  if (g_str_equal (exception, "PermissionDenied"))
+    return QUBE_ERROR_DENIED;
+  if (g_str_equal (exception, "ProtocolError"))
+    return QUBE_ERROR_PROTOCOL;
+  return QUBE_ERROR_FAILED;
+}
+
+char *
+cli_admin_call (Cli *cli, const char *method, const char *arg, const char *dest,
+                const char *payload, GError **error)
+{
+  g_autoptr(GByteArray) request = g_byte_array_new ();
+  g_autoptr(GBytes) request_bytes = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GBytes) content = NULL;
+  g_autofree char *exception = NULL;
+  g_autofree char *message = NULL;
+  g_autofree char *header = NULL;
+  gboolean to_host = g_str_equal (dest, "dom0");
+  gsize len;
+  const char *data;
+
+  header = g_strdup_printf ("%s%s%s dom0 %s %s", method, arg != NULL ? "+" : "",
+                            arg != NULL ? arg : "", to_host ? "keyword" : "name",
+                            to_host ? "adminvm" : dest);
+  g_byte_array_append (request, (const guint8 *) header, strlen (header) + 1);
+  if (payload != NULL)
+    g_byte_array_append (request, (const guint8 *) payload, strlen (payload));
+  request_bytes = g_byte_array_free_to_bytes (g_steal_pointer (&request));
+
+  if (cli->admin == NULL && cli->qubed_socket == NULL)
+    {
+      cli->qubed_socket = find_qubed_socket (cli);
+      if (cli->qubed_socket == NULL)
+        {
+          QubeManager *manager = cli_get_manager (cli, error);
+
+          if (manager == NULL)
+            return NULL;
+          cli->admin = qube_admin_new (manager, NULL);
+        }
+    }
+  reply = cli->admin != NULL ? qube_admin_handle_request (cli->admin, request_bytes, FALSE)
+                             : call_qubed (cli->qubed_socket, request_bytes, error);
+  if (reply == NULL)
+    return NULL;
+  content = qube_admin_reply_get_content (reply, &exception, &message);
+  if (content == NULL)
+    {
+      g_set_error_literal (error, QUBE_ERROR, error_code_for (exception), message);
+      return NULL;
+    }
+  data = g_bytes_get_data (content, &len);
+  return g_strndup (data != NULL ? data : "", len);
+}
+
+char **
+cli_admin_call_lines (Cli *cli, const char *method, const char *arg, const char *dest,
+                      GError **error)
+{
+  g_autofree char *content = cli_admin_call (cli, method, arg, dest, NULL, error);
+  char **lines;
+  guint n;
+
+  if (content == NULL)
+    return NULL;
+  lines = g_strsplit (content, "\n", -1);
+  /* The last line ends with a newline: drop the empty piece after it. */
+  n = g_strv_length (lines);
+  if (n > 0 && *lines[n - 1] == '\0')
+    g_clear_pointer (&lines[n - 1], g_free);
+  return lines;
+}
+
+void
+cli_admin_close (Cli *cli)
+{
+  g_clear_object (&cli->admin);
+  g_clear_pointer (&cli->qubed_socket, g_free);
 }

@@ -33,10 +33,13 @@ struct _CliCommand {
 };
 
 struct _Cli {
-  char *state_dir;                 /* --state-dir or QUBE_STATE_DIR, or NULL */
+  char *state_dir;                 /* --state-dir, or NULL */
   const CliCommand *command;   /* the command being run */
   QubeManager *manager;            /* opened on first use */
   gboolean json;                   /* --json, on listing commands */
+  gboolean embedded;               /* --embedded: never talk to qubed */
+  QubeAdmin *admin;                /* the Admin API in-process, when embedded */
+  char *qubed_socket;              /* qubed's socket, when talking to it */
 };
 
 /* The commands of each group (cmd-*.c), ending with a zeroed entry. */
@@ -63,8 +66,23 @@ char *cli_get_state_dir (Cli *cli);
 /* The manager of the state directory, opened once. (transfer none) */
 QubeManager *cli_get_manager (Cli *cli, GError **error);
 
-/* Looks up a qube by name. (transfer full) */
-QubeVm *cli_lookup_vm (Cli *cli, const char *name, GError **error);
+/* One Admin API call as the admin qube (dom0 for the host itself), answered
+ * by qubed when its socket exists (`$QUBED_SOCKET`, else qubed's default;
+ * not with --embedded or an explicit state directory), else by the same
+ * Admin API in-process.  Both send the same request bytes and read the same
+ * reply, so a command prints the same either way.  Returns the reply's
+ * content, or NULL with the exception's message in `error` (its code from
+ * the exception's type: QUBE_ERROR_NOT_FOUND for a missing qube, property,
+ * feature or tag, ...).  (transfer full) */
+char *cli_admin_call (Cli *cli, const char *method, const char *arg,
+                      const char *dest, const char *payload, GError **error);
+
+/* The same, for replies that are one item per line. (transfer full) */
+char **cli_admin_call_lines (Cli *cli, const char *method, const char *arg,
+                             const char *dest, GError **error);
+
+/* Releases what the calls opened. */
+void cli_admin_close (Cli *cli);
 
 /* Prints "qube: <message>" as one line and returns CLI_EXIT_FAILED. */
 int cli_fail (GError *error);

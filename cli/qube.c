@@ -53,11 +53,14 @@ main (int argc, char **argv)
   g_autofree char *commands = NULL;
   g_autofree char *state_dir = NULL;
   gboolean version = FALSE;
+  gboolean embedded = FALSE;
   Cli cli = { NULL, };
   int status;
   const GOptionEntry entries[] = {
     { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
       "Keep state in DIR (default: $QUBE_STATE_DIR, else the system's)", "DIR" },
+    { "embedded", 0, 0, G_OPTION_ARG_NONE, &embedded,
+      "Work on the state directory in-process, even when qubed runs", NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version,
       "Print the version and exit", NULL },
     { NULL }
@@ -90,9 +93,11 @@ main (int argc, char **argv)
   if (cli.command == NULL)
     return cli_usage_error (&cli, "unknown command '%s'", argv[1]);
   cli.state_dir = g_steal_pointer (&state_dir);
+  cli.embedded = embedded;
 
   status = cli.command->run (&cli, argc - 1, argv + 1);
 
+  cli_admin_close (&cli);
   g_clear_object (&cli.manager);
   g_free (cli.state_dir);
   return status;

@@ -8,5 +8,6 @@
 #include "qube-vm.h"
 #include "qube-manager.h"
 #include "qube-policy.h"
+#include "qube-admin.h"
 
 #undef QUBE_INSIDE_H

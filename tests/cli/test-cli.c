@@ -5,11 +5,15 @@
 #include "config.h"
 
 #include <check.h>
+#include <gio/gio.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
+
+#include "qubed-fixture.h"
 
 typedef struct {
   int status;
@@ -19,6 +23,11 @@ typedef struct {
 
 static char *state_dir;
 static char *plugin_dir;   /* QUBE_PLUGIN_PATH for the runs */
+/* With QUBE_TEST_CLI_QUBED set, every run talks to a qubed serving the
+ * test's state directory: the same assertions then prove that the output
+ * is the same either way. */
+static GSubprocess *qubed;
+static char *qubed_socket;
 
 static void
 qube_run_free (QubeRun *run)
@@ -57,6 +66,8 @@ qube_runv (const char *const *args)
   envp = g_environ_setenv (envp, "QUBE_PLUGIN_PATH", plugin_dir, TRUE);
   envp = g_environ_setenv (envp, "LC_ALL", "C.UTF-8", TRUE);
   envp = g_environ_unsetenv (envp, "G_MESSAGES_DEBUG");
+  envp = qubed_socket != NULL ? g_environ_setenv (envp, "QUBED_SOCKET", qubed_socket, TRUE)
+                              : g_environ_unsetenv (envp, "QUBED_SOCKET");
 
   if (!g_spawn_sync (NULL, (char **) argv->pdata, envp, G_SPAWN_DEFAULT, NULL, NULL,
                      &run->out, &run->err, &wait_status, &error))
@@ -182,11 +193,31 @@ setup (void)
   /* An empty plugin directory unless a test says otherwise. */
   plugin_dir = g_build_filename (state_dir, "no-plugins", NULL);
   g_mkdir (plugin_dir, 0700);
+  if (g_getenv ("QUBE_TEST_CLI_QUBED") != NULL)
+    {
+      g_autofree char *binary = g_build_filename (g_getenv ("QUBE_TEST_BUILDDIR"), "daemon",
+                                                  "qubed", NULL);
+      g_autofree char *qrexec_socket = g_build_filename (state_dir, "qubed-qrexec.sock", NULL);
+      g_autofree char *policy_dir = g_build_filename (state_dir, "policy", NULL);
+
+      g_mkdir (policy_dir, 0700);
+      qubed_socket = g_build_filename (state_dir, "qubed.sock", NULL);
+      qubed = qubed_fixture_spawn (binary, state_dir, policy_dir, qubed_socket, qrexec_socket,
+                                   NULL, NULL, NULL, &error);
+      ck_assert_msg (qubed != NULL, "%s", error != NULL ? error->message : "");
+    }
 }
 
 static void
 teardown (void)
 {
+  if (qubed != NULL)
+    {
+      g_subprocess_send_signal (qubed, SIGTERM);
+      g_subprocess_wait (qubed, NULL, NULL);
+      g_clear_object (&qubed);
+    }
+  g_clear_pointer (&qubed_socket, g_free);
   remove_tree (state_dir);
   g_clear_pointer (&state_dir, g_free);
   g_clear_pointer (&plugin_dir, g_free);
