@@ -66,6 +66,10 @@ typedef struct QubePoolInfo {
   char mode[32];            /* how copy-on-write is done: "reflink", "qcow2",
                                "copy", "thin", ... */
   char location[4096];      /* directory, volume group, ... for a person */
+  /* The block formats this pool's started volumes come in (QubeBlockFormat
+   * bits): a driver may produce several (QubeStorageOps.block_formats), a
+   * pool in one mode usually one.  Check with QUBE_ABI_HAS first. */
+  uint32_t block_formats;
 } QubePoolInfo;
 
 /* Facts about one volume. */
