@@ -152,3 +152,11 @@ cli_strv_sort (char **strv)
   if (strv != NULL)
     qsort (strv, g_strv_length (strv), sizeof (char *), compare_strings);
 }
+
+char *
+cli_format_bytes (guint64 bytes)
+{
+  g_autofree char *human = g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
+
+  return g_strdup_printf ("%s (%" G_GUINT64_FORMAT " bytes)", human, bytes);
+}
