@@ -237,6 +237,13 @@ require_slot (QubePoolHandle *handle, gboolean present, const char *operation,
   g_autoptr(GRecMutexLocker) G_PASTE (locker_, __LINE__) = \
     g_rec_mutex_locker_new (_qube_plugin_info_get_lock ((handle)->info))
 
+static gboolean pool_volume_remove (QubePoolHandle *handle, const QubeStoreVolume *row,
+                                    const char *qube, GError **error);
+
+/* Only for a qube being created or cloned: its name is free in the store
+ * (checked under the store's write lock), so a volume already in the pool
+ * under its vid belongs to no qube — a creation killed half way — and is
+ * removed before trying again. */
 static gboolean
 pool_volume_create (QubePoolHandle *handle, const QubeStoreVolume *row, const char *qube,
                     GError **error)
@@ -250,6 +257,17 @@ pool_volume_create (QubePoolHandle *handle, const QubeStoreVolume *row, const ch
     return FALSE;
   fill_spec (&spec, row, vid);
   rc = handle->ops->volume_create (handle->pool, &spec);
+  if (rc == QUBE_ABI_E_EXISTS)
+    {
+      g_autoptr(GError) exists = NULL;
+
+      volume_fail (handle, rc, NULL, &exists);
+      g_message ("pool '%s': removing volume '%s' left by an interrupted creation",
+                 handle->name, vid);
+      if (!pool_volume_remove (handle, row, qube, error))
+        return FALSE;
+      rc = handle->ops->volume_create (handle->pool, &spec);
+    }
   return rc == 0 || volume_fail (handle, rc, NULL, error);
 }
 

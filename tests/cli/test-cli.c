@@ -179,9 +179,9 @@ setup (void)
 
   state_dir = g_dir_make_tmp ("qube-cli-XXXXXX", &error);
   ck_assert_msg (state_dir != NULL, "%s", error ? error->message : "");
-  /* An empty plugin directory unless a test says otherwise. */
-  plugin_dir = g_build_filename (state_dir, "no-plugins", NULL);
-  g_mkdir (plugin_dir, 0700);
+  /* The storage plugin (qubes get volumes) unless a test says otherwise. */
+  plugin_dir = g_build_filename (g_getenv ("QUBE_TEST_BUILDDIR"), "plugins", "storage-file",
+                                 ".libs", NULL);
 }
 
 static void
