@@ -598,9 +598,12 @@ pool_remove_in_transaction (QubeStore *store, gpointer data, GError **error)
   PoolRemove *remove = data;
   g_autoptr(QubePoolHandle) handle = NULL;
   g_autoptr(GError) local_error = NULL;
+  g_auto(QubeStorePool) row = { 0 };
   g_auto(GStrv) volumes = NULL;
   int rc;
 
+  if (!_qube_store_get_pool (store, remove->name, &row, error))
+    return FALSE;
   volumes = _qube_store_list_pool_volumes (store, remove->name, error);
   if (volumes == NULL)
     return FALSE;
@@ -677,6 +680,14 @@ _qube_pool_ensure_default (QubeManager *manager, GError **error)
   g_autofree char *option = NULL;
   const char *options[2] = { NULL, NULL };
 
+  g_autofree char *default_pool = NULL;
+
+  if (!_qube_global_get (_qube_manager_get_store (manager), "default_pool", &default_pool, NULL,
+                         NULL, error))
+    return FALSE;
+  /* Made only when it is where new volumes go. */
+  if (g_strcmp0 (default_pool, DEFAULT_POOL_NAME) != 0)
+    return TRUE;
   if (_qube_store_get_pool (_qube_manager_get_store (manager), DEFAULT_POOL_NAME, &row,
                             &local_error))
     return TRUE;

@@ -46,7 +46,8 @@ gboolean _qube_pool_handle_formats (QubePoolHandle *handle, guint32 *formats,
                                     GError **error);
 
 /* Records pool `default` (driver file, STATE_DIR/pools/default) unless it
- * exists; runs its own transaction, so never inside one. */
+ * exists, when default_pool names it; runs its own transaction, so never
+ * inside one. */
 gboolean _qube_pool_ensure_default (QubeManager *manager, GError **error);
 
 /* The layout of `klass` made for the new qube `qube` (template: the

@@ -1182,10 +1182,14 @@ qube_volume_verify (QubeVolume *self, GError **error)
   return rc == 0 || volume_fail (handle, rc, self->qube, error);
 }
 
+/* "2.0 GiB", with a plain space: messages are plain text. */
 static char *
 format_size (guint64 bytes)
 {
-  return g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
+  g_autofree char *text = g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
+  g_auto(GStrv) parts = g_strsplit (text, "\u00a0", -1);
+
+  return g_strjoinv (" ", parts);
 }
 
 typedef struct {
