@@ -85,8 +85,8 @@ run_volume_list (Cli *cli, int argc, char **argv)
         return cli_fail (error);
       if (qube_volume_has_storage (volume))
         {
-          size = g_format_size_full (qube_volume_get_size (volume), G_FORMAT_SIZE_IEC_UNITS);
-          usage_s = g_format_size_full (usage, G_FORMAT_SIZE_IEC_UNITS);
+          size = cli_format_size (qube_volume_get_size (volume));
+          usage_s = cli_format_size (usage);
         }
       cli_table_add (table, qube_volume_get_name (volume));
       cli_table_add (table, qube_volume_get_pool (volume));
@@ -221,12 +221,12 @@ show_progress (guint64 done, guint64 total, gpointer user_data)
 {
   Progress *progress = user_data;
   gint64 now = g_get_monotonic_time ();
-  g_autofree char *done_s = g_format_size_full (done, G_FORMAT_SIZE_IEC_UNITS);
+  g_autofree char *done_s = cli_format_size (done);
 
   if (total > 0)
     {
       int percent = (int) (done * 100 / total);
-      g_autofree char *total_s = g_format_size_full (total, G_FORMAT_SIZE_IEC_UNITS);
+      g_autofree char *total_s = cli_format_size (total);
       int filled = percent * 30 / 100;
 
       if (percent == progress->last_percent)
