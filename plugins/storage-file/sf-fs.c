@@ -304,21 +304,31 @@ sf_grow (int dir_fd, const char *name, guint64 size, GError **error)
   return TRUE;
 }
 
+/* Opens `src` for reading and creates `dst` (which must not exist). */
+static gboolean
+open_pair (int src_dir, const char *src, int dst_dir, const char *dst,
+           int *in, int *out, GError **error)
+{
+  *in = openat (src_dir, src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (*in < 0)
+    return set_errno_error (error, errno, "cannot open '%s'", src);
+  *out = create_file (dst_dir, dst, error);
+  if (*out < 0)
+    {
+      close (*in);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 sf_reflink (int src_dir, const char *src, int dst_dir, const char *dst,
             GError **error)
 {
-  int in = openat (src_dir, src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  int out, errsv;
+  int in, out, errsv;
 
-  if (in < 0)
-    return set_errno_error (error, errno, "cannot open '%s'", src);
-  out = create_file (dst_dir, dst, error);
-  if (out < 0)
-    {
-      close (in);
-      return FALSE;
-    }
+  if (!open_pair (src_dir, src, dst_dir, dst, &in, &out, error))
+    return FALSE;
   if (ioctl (out, FICLONE, in) < 0)
     {
       errsv = errno;
@@ -344,19 +354,12 @@ gboolean
 sf_copy_sparse (int src_dir, const char *src, int dst_dir, const char *dst,
                 GError **error)
 {
-  int in = openat (src_dir, src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  int out, errsv = 0;
+  int in, out, errsv = 0;
   struct stat st;
   off_t data = 0;
 
-  if (in < 0)
-    return set_errno_error (error, errno, "cannot open '%s'", src);
-  out = create_file (dst_dir, dst, error);
-  if (out < 0)
-    {
-      close (in);
-      return FALSE;
-    }
+  if (!open_pair (src_dir, src, dst_dir, dst, &in, &out, error))
+    return FALSE;
   if (fstat (in, &st) < 0 || ftruncate (out, st.st_size) < 0)
     errsv = errno;
   while (errsv == 0 && data < st.st_size)

@@ -127,32 +127,32 @@ raw_io (const QubeBlockDev *dev, guint64 offset, guint64 len, guint8 byte,
   return ok;
 }
 
-gboolean
-storage_image_fill (const QubeBlockDev *dev, guint64 offset, guint64 len,
-                    guint8 byte, GError **error)
+/* One pattern write or check on an image of either format. */
+static gboolean
+image_io (const QubeBlockDev *dev, guint64 offset, guint64 len, guint8 byte,
+          gboolean write, GError **error)
 {
   if (dev->format == QUBE_BLOCK_QCOW2)
     {
       g_autofree char *cmd = g_strdup_printf (
-        "write -P 0x%02x %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, byte,
-        offset, len);
+        "%s -P 0x%02x %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT,
+        write ? "write" : "read", byte, offset, len);
 
       return qemu_io (dev, cmd, error);
     }
-  return raw_io (dev, offset, len, byte, TRUE, error);
+  return raw_io (dev, offset, len, byte, write, error);
+}
+
+gboolean
+storage_image_fill (const QubeBlockDev *dev, guint64 offset, guint64 len,
+                    guint8 byte, GError **error)
+{
+  return image_io (dev, offset, len, byte, TRUE, error);
 }
 
 gboolean
 storage_image_check (const QubeBlockDev *dev, guint64 offset, guint64 len,
                      guint8 byte, GError **error)
 {
-  if (dev->format == QUBE_BLOCK_QCOW2)
-    {
-      g_autofree char *cmd = g_strdup_printf (
-        "read -P 0x%02x %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, byte,
-        offset, len);
-
-      return qemu_io (dev, cmd, error);
-    }
-  return raw_io (dev, offset, len, byte, FALSE, error);
+  return image_io (dev, offset, len, byte, FALSE, error);
 }
