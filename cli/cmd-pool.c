@@ -7,6 +7,20 @@
 #include "output.h"
 #include "qube-cli.h"
 
+/* "options": { "key": "value", ... } from key=value strings. */
+static void
+add_options_member (JsonBuilder *builder, char **options)
+{
+  json_builder_set_member_name (builder, "options");
+  json_builder_begin_object (builder);
+  for (char **option = options; *option != NULL; option++)
+    {
+      g_auto(GStrv) kv = g_strsplit (*option, "=", 2);
+      cli_json_add_string_member (builder, kv[0], kv[1]);
+    }
+  json_builder_end_object (builder);
+}
+
 static int
 run_pool_add (Cli *cli, int argc, char **argv)
 {
@@ -66,14 +80,7 @@ run_pool_list (Cli *cli, int argc, char **argv)
       json_builder_begin_object (builder);
       cli_json_add_string_member (builder, "name", qube_storage_pool_get_name (pool));
       cli_json_add_string_member (builder, "driver", qube_storage_pool_get_driver (pool));
-      json_builder_set_member_name (builder, "options");
-      json_builder_begin_object (builder);
-      for (char **option = options; *option != NULL; option++)
-        {
-          g_auto(GStrv) kv = g_strsplit (*option, "=", 2);
-          cli_json_add_string_member (builder, kv[0], kv[1]);
-        }
-      json_builder_end_object (builder);
+      add_options_member (builder, options);
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
@@ -151,14 +158,7 @@ run_pool_info (Cli *cli, int argc, char **argv)
   for (char **f = formats; *f != NULL; f++)
     json_builder_add_string_value (builder, *f);
   json_builder_end_array (builder);
-  json_builder_set_member_name (builder, "options");
-  json_builder_begin_object (builder);
-  for (char **option = options; *option != NULL; option++)
-    {
-      g_auto(GStrv) kv = g_strsplit (*option, "=", 2);
-      cli_json_add_string_member (builder, kv[0], kv[1]);
-    }
-  json_builder_end_object (builder);
+  add_options_member (builder, options);
   json_builder_set_member_name (builder, "volumes");
   json_builder_begin_array (builder);
   for (char **v = volumes; *v != NULL; v++)

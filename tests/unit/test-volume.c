@@ -8,6 +8,7 @@
 #define _GNU_SOURCE 1
 
 #include <check.h>
+#include <stdarg.h>
 #include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -100,6 +101,38 @@ check_bytes (GPtrArray *devices, const char *name, guint8 byte)
                  error ? error->message : "");
 }
 
+/* Starts the qube, checks that each VOLUME, BYTE pair (NULL-terminated)
+ * holds a MiB of BYTE, and stops it: what the qube sees at its next start. */
+static void
+expect_at_start (QubeVm *vm, ...)
+{
+  g_autoptr(GPtrArray) devices = start (vm);
+  va_list ap;
+
+  va_start (ap, vm);
+  for (const char *name = va_arg (ap, const char *); name != NULL;
+       name = va_arg (ap, const char *))
+    check_bytes (devices, name, (guint8) va_arg (ap, int));
+  va_end (ap);
+  stop (vm);
+}
+
+/* Starts the qube, writes a MiB of BYTE into each VOLUME, BYTE pair
+ * (NULL-terminated), and stops it. */
+static void
+write_in_cycle (QubeVm *vm, ...)
+{
+  g_autoptr(GPtrArray) devices = start (vm);
+  va_list ap;
+
+  va_start (ap, vm);
+  for (const char *name = va_arg (ap, const char *); name != NULL;
+       name = va_arg (ap, const char *))
+    fill (devices, name, (guint8) va_arg (ap, int));
+  va_end (ap);
+  stop (vm);
+}
+
 static gboolean
 is_started (QubeVm *vm, const char *name)
 {
@@ -123,11 +156,8 @@ static QubeVm *
 template_with_data (const char *name)
 {
   QubeVm *t = create ("TemplateVM", name, NULL);
-  g_autoptr(GPtrArray) devices = start (t);
 
-  fill (devices, "root", 0xA1);
-  fill (devices, "private", 0x5A);
-  stop (t);
+  write_in_cycle (t, "root", 0xA1, "private", 0x5A, NULL);
   return t;
 }
 
@@ -273,11 +303,7 @@ START_TEST (test_start_stop_flag_matrix)
 
   /* Next start: the template's new root, root and volatile writes gone,
    * private kept. */
-  devices = start (a);
-  check_bytes (devices, "root", 0xE5);
-  check_bytes (devices, "private", 0xC3);
-  check_bytes (devices, "volatile", 0x00);
-  stop (a);
+  expect_at_start (a, "root", 0xE5, "private", 0xC3, "volatile", 0x00, NULL);
 
   /* The template's own private is its own. */
   g_clear_pointer (&template_devices, g_ptr_array_unref);
@@ -294,10 +320,7 @@ START_TEST (test_disposable_discards_everything)
   g_autoptr(QubeVm) d = NULL;
   g_autoptr(GPtrArray) devices = NULL;
 
-  devices = start (dvm);
-  fill (devices, "private", 0x42);
-  stop (dvm);
-  g_clear_pointer (&devices, g_ptr_array_unref);
+  write_in_cycle (dvm, "private", 0x42, NULL);
   fixture_set (dvm, "template_for_dispvms", "True");
   d = create ("DispVM", "disp1", "dvm");
 
@@ -309,15 +332,9 @@ START_TEST (test_disposable_discards_everything)
   stop (d);
   g_clear_pointer (&devices, g_ptr_array_unref);
 
-  devices = start (d);
-  check_bytes (devices, "root", 0xA1);
-  check_bytes (devices, "private", 0x42);
-  stop (d);
-  g_clear_pointer (&devices, g_ptr_array_unref);
+  expect_at_start (d, "root", 0xA1, "private", 0x42, NULL);
   /* The disposable template's own private is untouched. */
-  devices = start (dvm);
-  check_bytes (devices, "private", 0x42);
-  stop (dvm);
+  expect_at_start (dvm, "private", 0x42, NULL);
 }
 END_TEST
 
@@ -345,14 +362,8 @@ START_TEST (test_revert)
   g_autoptr(GPtrArray) revisions = NULL;
   g_autoptr(GError) error = NULL;
 
-  devices = start (a);
-  fill (devices, "private", 0xC3);
-  stop (a);
-  g_clear_pointer (&devices, g_ptr_array_unref);
-  devices = start (a);
-  fill (devices, "private", 0x77);
-  stop (a);
-  g_clear_pointer (&devices, g_ptr_array_unref);
+  write_in_cycle (a, "private", 0xC3, NULL);
+  write_in_cycle (a, "private", 0x77, NULL);
 
   revisions = qube_volume_list_revisions (private, &error);
   ck_assert_msg (revisions != NULL, "%s", error ? error->message : "");
@@ -391,10 +402,7 @@ START_TEST (test_resize)
   g_autoptr(GPtrArray) devices = NULL;
   g_autoptr(GError) error = NULL;
 
-  devices = start (t);
-  fill (devices, "private", 0x33);
-  stop (t);
-  g_clear_pointer (&devices, g_ptr_array_unref);
+  write_in_cycle (t, "private", 0x33, NULL);
 
   ck_assert (!qube_volume_resize (private, PRIV / 2, &error));
   fixture_assert_error (&error, QUBE_ERROR_INVALID,
@@ -558,9 +566,7 @@ START_TEST (test_import_export)
     ck_assert_uint_eq (after->len, before->len);
   }
   g_clear_pointer (&devices, g_ptr_array_unref);
-  devices = start (t);
-  check_bytes (devices, "private", 0x00);
-  stop (t);
+  expect_at_start (t, "private", 0x00, NULL);
 }
 END_TEST
 
@@ -574,10 +580,7 @@ START_TEST (test_clone)
   g_autoptr(GError) error = NULL;
   g_autoptr(QubeVolume) root = NULL;
 
-  devices = start (a);
-  fill (devices, "private", 0x61);
-  stop (a);
-  g_clear_pointer (&devices, g_ptr_array_unref);
+  write_in_cycle (a, "private", 0x61, NULL);
 
   c = qube_manager_clone_vm (fixture_manager, "work", "work2", &error);
   ck_assert_msg (c != NULL, "%s", error ? error->message : "");
@@ -591,18 +594,12 @@ START_TEST (test_clone)
   g_clear_pointer (&devices, g_ptr_array_unref);
 
   /* The original is untouched by the copy's writes. */
-  devices = start (a);
-  check_bytes (devices, "private", 0x61);
-  stop (a);
-  g_clear_pointer (&devices, g_ptr_array_unref);
+  expect_at_start (a, "private", 0x61, NULL);
 
   /* A template's root is copied too. */
   tc = qube_manager_clone_vm (fixture_manager, "deb", "deb2", &error);
   ck_assert_msg (tc != NULL, "%s", error ? error->message : "");
-  devices = start (tc);
-  check_bytes (devices, "root", 0xA1);
-  check_bytes (devices, "private", 0x5A);
-  stop (tc);
+  expect_at_start (tc, "root", 0xA1, "private", 0x5A, NULL);
 }
 END_TEST
 
@@ -614,17 +611,12 @@ START_TEST (test_template_change_repoints_root)
   g_autoptr(QubeVolume) root = NULL;
   g_autoptr(GPtrArray) devices = NULL;
 
-  devices = start (t2);
-  fill (devices, "root", 0xF0);
-  stop (t2);
-  g_clear_pointer (&devices, g_ptr_array_unref);
+  write_in_cycle (t2, "root", 0xF0, NULL);
 
   fixture_set (a, "template", "fed");
   root = volume (a, "root");
   ck_assert_str_eq (qube_volume_get_source (root), "fed/root");
-  devices = start (a);
-  check_bytes (devices, "root", 0xF0);
-  stop (a);
+  expect_at_start (a, "root", 0xF0, NULL);
 }
 END_TEST
 
@@ -650,9 +642,7 @@ START_TEST (test_remove)
   check_bytes (devices, "private", 0x99);
   stop (a);
   g_clear_pointer (&devices, g_ptr_array_unref);
-  devices = start (a);
-  check_bytes (devices, "private", 0x99);
-  stop (a);
+  expect_at_start (a, "private", 0x99, NULL);
 
   ck_assert_msg (qube_manager_remove_vm (fixture_manager, "work", &error), "%s",
                  error ? error->message : "");
@@ -678,10 +668,7 @@ START_TEST (test_start_failure_stops_the_others)
   g_autofree char *saved = NULL;
   gsize saved_len;
 
-  devices = start (a);
-  fill (devices, "private", 0x44);
-  stop (a);
-  g_clear_pointer (&devices, g_ptr_array_unref);
+  write_in_cycle (a, "private", 0x44, NULL);
 
   /* volatile, the last to start, is damaged. */
   ck_assert (g_file_get_contents (conf, &saved, &saved_len, NULL));
@@ -696,9 +683,7 @@ START_TEST (test_start_failure_stops_the_others)
                  "volumes started before the failure were left started");
 
   ck_assert (g_file_set_contents (conf, saved, (gssize) saved_len, NULL));
-  devices = start (a);
-  check_bytes (devices, "private", 0x44);
-  stop (a);
+  expect_at_start (a, "private", 0x44, NULL);
 }
 END_TEST
 
