@@ -1078,7 +1078,7 @@ qube_volume_get_usage (QubeVolume *self, guint64 *usage_bytes, GError **error)
  * @self: a #QubeVolume
  * @error: return location for a #GError, or %NULL
  *
- * Returns: (transfer full) (element-type QubeVolumeRevision) (nullable): the
+ * Returns: (transfer container) (element-type QubeVolumeRevision) (nullable): the
  *   kept revisions, newest first, or %NULL with @error set
  */
 GPtrArray *
