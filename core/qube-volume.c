@@ -991,12 +991,20 @@ qube_volume_has_storage (QubeVolume *self)
 static QubePoolHandle *
 volume_open_pool (QubeVolume *self, const char *operation, GError **error)
 {
-  if (self->kernel)
+  if (self->kernel && self->row.source != NULL)
     {
       g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_SUPPORTED,
                    "cannot %s volume '%s' of qube '%s': it has no storage (it names "
                    "the files of the kernel '%s')", operation, self->row.name, self->qube,
-                   self->row.source != NULL ? self->row.source : "");
+                   self->row.source);
+      return NULL;
+    }
+  if (self->kernel)
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_SUPPORTED,
+                   "cannot %s volume '%s' of qube '%s': it has no storage (the qube "
+                   "boots the kernel inside its root: its kernel property is empty)",
+                   operation, self->row.name, self->qube);
       return NULL;
     }
   return _qube_pool_open (self->manager, _qube_manager_get_store (self->manager),
