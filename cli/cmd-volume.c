@@ -46,6 +46,29 @@ volume_flags (QubeVolume *volume)
   return g_strjoinv (",", (char **) flags->pdata);
 }
 
+static void
+add_bool_member (JsonBuilder *builder, const char *member, gboolean value)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_add_boolean_value (builder, value);
+}
+
+/* What `volume list --json` and `volume info --json` both show. */
+static void
+add_volume_members (JsonBuilder *builder, QubeVolume *volume, guint64 usage)
+{
+  cli_json_add_string_member (builder, "name", qube_volume_get_name (volume));
+  cli_json_add_string_member (builder, "pool", qube_volume_get_pool (volume));
+  cli_json_add_string_member (builder, "vid", qube_volume_get_vid (volume));
+  add_bool_member (builder, "storage", qube_volume_has_storage (volume));
+  cli_json_add_int_member (builder, "size", (gint64) qube_volume_get_size (volume));
+  cli_json_add_int_member (builder, "usage", (gint64) usage);
+  add_bool_member (builder, "rw", qube_volume_get_rw (volume));
+  add_bool_member (builder, "snap_on_start", qube_volume_get_snap_on_start (volume));
+  add_bool_member (builder, "save_on_stop", qube_volume_get_save_on_stop (volume));
+  cli_json_add_string_member (builder, "source", qube_volume_get_source (volume));
+}
+
 static char *
 format_time (gint64 when)
 {
@@ -96,20 +119,7 @@ run_volume_list (Cli *cli, int argc, char **argv)
       cli_table_add (table, qube_volume_get_source (volume));
 
       json_builder_begin_object (builder);
-      cli_json_add_string_member (builder, "name", qube_volume_get_name (volume));
-      cli_json_add_string_member (builder, "pool", qube_volume_get_pool (volume));
-      cli_json_add_string_member (builder, "vid", qube_volume_get_vid (volume));
-      cli_json_add_int_member (builder, "size", (gint64) qube_volume_get_size (volume));
-      cli_json_add_int_member (builder, "usage", (gint64) usage);
-      json_builder_set_member_name (builder, "rw");
-      json_builder_add_boolean_value (builder, qube_volume_get_rw (volume));
-      json_builder_set_member_name (builder, "snap_on_start");
-      json_builder_add_boolean_value (builder, qube_volume_get_snap_on_start (volume));
-      json_builder_set_member_name (builder, "save_on_stop");
-      json_builder_add_boolean_value (builder, qube_volume_get_save_on_stop (volume));
-      cli_json_add_string_member (builder, "source", qube_volume_get_source (volume));
-      json_builder_set_member_name (builder, "storage");
-      json_builder_add_boolean_value (builder, qube_volume_has_storage (volume));
+      add_volume_members (builder, volume, usage);
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
@@ -181,28 +191,13 @@ run_volume_info (Cli *cli, int argc, char **argv)
 
   json_builder_begin_object (builder);
   cli_json_add_string_member (builder, "qube", qube_volume_get_qube_name (volume));
-  cli_json_add_string_member (builder, "name", qube_volume_get_name (volume));
-  cli_json_add_string_member (builder, "pool", qube_volume_get_pool (volume));
-  cli_json_add_string_member (builder, "vid", qube_volume_get_vid (volume));
-  json_builder_set_member_name (builder, "storage");
-  json_builder_add_boolean_value (builder, qube_volume_has_storage (volume));
-  cli_json_add_int_member (builder, "size", (gint64) qube_volume_get_size (volume));
-  cli_json_add_int_member (builder, "usage", (gint64) usage);
-  json_builder_set_member_name (builder, "rw");
-  json_builder_add_boolean_value (builder, qube_volume_get_rw (volume));
-  json_builder_set_member_name (builder, "snap_on_start");
-  json_builder_add_boolean_value (builder, qube_volume_get_snap_on_start (volume));
-  json_builder_set_member_name (builder, "save_on_stop");
-  json_builder_add_boolean_value (builder, qube_volume_get_save_on_stop (volume));
-  cli_json_add_string_member (builder, "source", qube_volume_get_source (volume));
+  add_volume_members (builder, volume, usage);
   cli_json_add_int_member (builder, "revisions_to_keep",
                           qube_volume_get_revisions_to_keep (volume));
   cli_json_add_int_member (builder, "revisions", revisions != NULL ? revisions->len : 0);
   cli_json_add_string_member (builder, "created", created_s);
-  json_builder_set_member_name (builder, "started");
-  json_builder_add_boolean_value (builder, started);
-  json_builder_set_member_name (builder, "is_outdated");
-  json_builder_add_boolean_value (builder, outdated);
+  add_bool_member (builder, "started", started);
+  add_bool_member (builder, "is_outdated", outdated);
   json_builder_end_object (builder);
 
   cli_print_listing (cli->json, builder, table);
