@@ -549,6 +549,7 @@ do_start (QubePool *pool, const QubeVolumeSpec *spec, QubeBlockDev *dev,
   if (!sf_fsync_file (v->fd, part, error) ||
       !sf_rename (v->fd, part, v->fd, work, error))
     return FALSE;
+  sf_fault_point ("start-made");
   v->meta->started = TRUE;
   g_free (v->meta->working);
   v->meta->working = g_strdup (work);

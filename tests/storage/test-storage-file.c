@@ -615,16 +615,18 @@ START_TEST (test_copy_mode_and_pool_lifecycle)
 }
 END_TEST
 
-/* Stops the volume in a separate process (this program, run with --stop)
- * with the fault hook armed at `step`: that process must die there. */
+/* Runs one operation on volume `s` in a separate process (this program,
+ * run with --op) with the fault hook armed at `step`: that process must die
+ * there. */
 static void
-stop_killed_at (const QubeVolumeSpec *s, const char *step)
+op_killed_at (const char *op, const QubeVolumeSpec *s, const char *step)
 {
+  g_autofree char *flags = g_strdup_printf ("%u", s->flags);
   g_autofree char *keep = g_strdup_printf ("%u", s->revisions_to_keep);
   g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
-  const char *argv[] = { self, "--stop", pool_dir,
+  const char *argv[] = { self, "--op", op, pool_dir,
                          wanted_cow () ? wanted_cow () : "auto", s->vid,
-                         keep, NULL };
+                         flags, keep, s->source ? s->source : "", NULL };
   g_auto (GStrv) env = g_environ_setenv (g_get_environ (),
                                          "QUBE_STORAGE_FILE_FAULT", step,
                                          TRUE);
@@ -635,47 +637,104 @@ stop_killed_at (const QubeVolumeSpec *s, const char *step)
                                NULL, NULL, NULL, NULL, &status, &error),
                  "%s", error ? error->message : "");
   ck_assert_msg (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL,
-                 "the stop did not reach step %s (status %d)", step, status);
+                 "%s did not reach step %s (status %d)", op, step, status);
 }
 
-/* The --stop mode of this program: stop one origin volume and exit. */
+/* The --op mode of this program:
+ *   --op create|start|stop POOL_DIR COW VID FLAGS KEEP SOURCE */
 static int
-stop_volume_main (char **argv)
+volume_op_main (char **argv)
 {
   g_autoptr (GError) error = NULL;
   /* Beside the pool, so that the test's teardown removes it even though
    * this process is killed. */
-  g_autofree char *parent = g_path_get_dirname (argv[2]);
-  g_autofree char *state = g_build_filename (parent, "stop-state", NULL);
+  g_autofree char *parent = g_path_get_dirname (argv[3]);
+  g_autofree char *state = g_build_filename (parent, "op-state", NULL);
   g_autoptr (StorageDriver) d = NULL;
-
-  g_mkdir_with_parents (state, 0700);
-  d = storage_driver_load (state, &error);
+  QubeBlockDev dev = { .size = sizeof dev };
   QubeVolumeSpec s;
   QubePool *p;
   int rc;
 
+  g_mkdir_with_parents (state, 0700);
+  d = storage_driver_load (state, &error);
   if (d == NULL)
     {
       g_printerr ("%s\n", error->message);
       return 1;
     }
   driver = d;
-  p = storage_pool_open (d, "test", argv[2],
-                         strcmp (argv[3], "auto") ? argv[3] : NULL, &error);
+  p = storage_pool_open (d, "test", argv[3],
+                         strcmp (argv[4], "auto") ? argv[4] : NULL, &error);
   if (p == NULL)
     {
       g_printerr ("%s\n", error->message);
       return 1;
     }
-  s = ORIGIN (argv[4], (guint32) atoi (argv[5]));
-  rc = d->ops->volume_stop (p, &s);
-  if (rc != 0 && !storage_driver_ok (d, rc, "stop", &error))
+  s = spec (argv[5], (guint32) atoi (argv[6]),
+            argv[8][0] ? argv[8] : NULL, (guint32) atoi (argv[7]));
+  if (strcmp (argv[2], "create") == 0)
+    rc = d->ops->volume_create (p, &s);
+  else if (strcmp (argv[2], "start") == 0)
+    rc = d->ops->volume_start (p, &s, &dev);
+  else
+    rc = d->ops->volume_stop (p, &s);
+  if (rc != 0 && !storage_driver_ok (d, rc, argv[2], &error))
     g_printerr ("%s\n", error->message);
   d->ops->pool_close (p);
   driver = NULL;
   return rc == 0 ? 0 : 1;
 }
+
+START_TEST (test_killed_while_creating_or_starting)
+{
+  QubeVolumeSpec troot = ORIGIN ("fedora/root", 1);
+  QubeVolumeSpec aroot = SNAPSHOT ("work/root", "fedora/root");
+  QubeVolumeSpec priv = ORIGIN ("work/private", 1);
+  QubeVolumeSpec vol = VOLATILE ("work/volatile");
+  const QubeVolumeSpec *started[] = { &aroot, &priv, &vol };
+  g_autofree char *qube_dir = g_build_filename (pool_dir, "work", NULL);
+  g_autoptr (GDir) dir = NULL;
+  const char *name;
+
+  /* A create killed half-way leaves no volume, and can be redone. */
+  op_killed_at ("create", &priv, "create-made");
+  ck_assert_int_eq (info (&priv).exists, 0);
+  refused (ops->volume_remove (pool, &priv), QUBE_ERROR_NOT_FOUND,
+           "no such volume");
+  create (&priv);
+  create (&troot);
+  create (&aroot);
+  create (&vol);
+  write_revision (&troot, 0x51);
+  write_revision (&priv, 0x52);
+
+  /* A start killed before it was recorded leaves the volume stopped, its
+   * committed data as it was, and its image removed by the next operation. */
+  for (guint i = 0; i < G_N_ELEMENTS (started); i++)
+    {
+      g_autofree char *files = NULL;
+      QubeBlockDev dev;
+
+      op_killed_at ("start", started[i], "start-made");
+      ck_assert_int_eq (info (started[i]).started, 0);
+      files = volume_files (started[i]->vid);
+      ck_assert_msg (strstr (files, "work.") == NULL &&
+                       strstr (files, "base.") == NULL,
+                     "%s kept a half-made start: %s", started[i]->vid, files);
+      dev = start (started[i]);
+      ck_assert (holds (&dev, 0, started[i] == &vol ? 0x00
+                                 : started[i] == &priv ? 0x52 : 0x51));
+      stop (started[i]);
+    }
+  ck_assert (committed_holds (&priv, 0, 0x52));
+  ck_assert (committed_holds (&troot, 0, 0x51));
+  /* No half-made volume directory either. */
+  dir = g_dir_open (qube_dir, 0, NULL);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    ck_assert_msg (name[0] != '.', "left %s", name);
+}
+END_TEST
 
 START_TEST (test_killed_while_committing)
 {
@@ -701,7 +760,7 @@ START_TEST (test_killed_while_committing)
       write_revision (&priv, old);
       dev = start (&priv);
       fill (&dev, 0, new);
-      stop_killed_at (&priv, steps[i].step);
+      op_killed_at ("stop", &priv, steps[i].step);
 
       /* The previous revision is intact (or the new one fully made). */
       ck_assert_int_eq (info (&priv).started, !steps[i].committed);
@@ -900,6 +959,7 @@ storage_file_suite (void)
   tcase_add_test (tc, test_vid_cannot_leave_the_pool);
   tcase_add_test (tc, test_copy_mode_and_pool_lifecycle);
   tcase_add_test (tc, test_killed_while_committing);
+  tcase_add_test (tc, test_killed_while_creating_or_starting);
   tcase_add_test (tc, test_out_of_space);
   tcase_add_test (tc, test_leftovers_removed_on_open);
   suite_add_tcase (s, tc);
@@ -912,8 +972,15 @@ main (int argc, char **argv)
   SRunner *runner;
   int failed;
 
-  if (argc == 6 && strcmp (argv[1], "--stop") == 0)
-    return stop_volume_main (argv);
+  if (argc == 9 && strcmp (argv[1], "--op") == 0)
+    return volume_op_main (argv);
+  /* The suite itself never runs with the fault hook armed (it would kill
+   * every test, and the tests that start this program again). */
+  if (g_getenv ("QUBE_STORAGE_FILE_FAULT") != NULL)
+    {
+      g_printerr ("QUBE_STORAGE_FILE_FAULT is set: refusing to run the suite\n");
+      return 99;
+    }
   runner = srunner_create (storage_file_suite ());
 
   g_printerr ("storage-file suite: pool under %s, cow=%s\n",
