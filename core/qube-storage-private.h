@@ -80,4 +80,8 @@ gboolean _qube_volumes_check_formats (QubeVm *vm, const char *backend,
 /* "raw", "qcow2" for one QubeBlockFormat bit. */
 const char *_qube_block_format_name (guint32 format);
 
+/* What the isolation backend is given to attach a started volume; the
+ * strings are borrowed from `device`. */
+void _qube_block_device_to_disk (const QubeBlockDevice *device, QubeDiskSpec *disk);
+
 G_END_DECLS

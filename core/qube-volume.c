@@ -160,6 +160,18 @@ qube_block_device_free (QubeBlockDevice *device)
 G_DEFINE_BOXED_TYPE (QubeBlockDevice, qube_block_device, qube_block_device_copy,
                      qube_block_device_free)
 
+void
+_qube_block_device_to_disk (const QubeBlockDevice *device, QubeDiskSpec *disk)
+{
+  memset (disk, 0, sizeof *disk);
+  disk->size = sizeof *disk;
+  disk->volume = device->volume;
+  disk->path = device->path;
+  disk->format = strcmp (device->format, "qcow2") == 0 ? QUBE_BLOCK_QCOW2 : QUBE_BLOCK_RAW;
+  disk->readonly = device->read_only ? 1 : 0;
+  disk->devname = device->devname;
+}
+
 /**
  * qube_volume_revision_copy:
  * @revision: a #QubeVolumeRevision
@@ -1746,6 +1758,7 @@ qube_vm_start_volumes (QubeVm *vm, GError **error)
       QubeBlockDevice *device;
       QubeVolumeSpec spec;
       QubeBlockDev dev;
+      guint n_started = i;  /* to stop again on failure */
       int rc = 0;
 
       if (handle != NULL
@@ -1759,7 +1772,15 @@ qube_vm_start_volumes (QubeVm *vm, GError **error)
             POOL_LOCK (handle);
             rc = handle->ops->volume_start (handle->pool, &spec, &dev);
           }
-          if (rc == 0)
+          if (rc == 0 && dev.format != QUBE_BLOCK_RAW && dev.format != QUBE_BLOCK_QCOW2)
+            {
+              /* Never hand a backend a format it would have to guess. */
+              g_set_error (error, QUBE_ERROR, QUBE_ERROR_PROTOCOL,
+                           "pool '%s' started volume '%s' in an unknown block format (%u)",
+                           row->pool, row->name, dev.format);
+              n_started = i + 1;
+            }
+          else if (rc == 0)
             {
               dev.path[sizeof dev.path - 1] = '\0';
               device = g_new0 (QubeBlockDevice, 1);
@@ -1771,13 +1792,14 @@ qube_vm_start_volumes (QubeVm *vm, GError **error)
               g_ptr_array_add (devices, device);
               continue;
             }
-          volume_fail (handle, rc, NULL, error);
+          else
+            volume_fail (handle, rc, NULL, error);
         }
       g_prefix_error (error, "cannot start the volumes of qube '%s': ", qube);
       /* All or nothing: stop what was started. */
       {
         g_autoptr(GError) stop_error = NULL;
-        if (!stop_rows (vm, rows, i, &stop_error))
+        if (!stop_rows (vm, rows, n_started, &stop_error))
           g_warning ("qube '%s': %s", qube, stop_error->message);
       }
       return NULL;

@@ -278,6 +278,18 @@ START_TEST (test_start_stop_flag_matrix)
   ck_assert_str_eq (((QubeBlockDevice *) devices->pdata[1])->devname, "xvdb");
   ck_assert_str_eq (((QubeBlockDevice *) devices->pdata[2])->devname, "xvdc");
   ck_assert (!((QubeBlockDevice *) devices->pdata[0])->read_only);
+  {
+    /* What the isolation backend is handed for it. */
+    QubeDiskSpec disk;
+    QubeBlockDev dev = device (devices, "private");
+
+    _qube_block_device_to_disk (devices->pdata[1], &disk);
+    ck_assert_str_eq (disk.volume, "private");
+    ck_assert_str_eq (disk.devname, "xvdb");
+    ck_assert_str_eq (disk.path, dev.path);
+    ck_assert_uint_eq (disk.format, dev.format);
+    ck_assert_uint_eq (disk.readonly, 0);
+  }
   ck_assert (is_started (a, "private"));
 
   /* The template's root as committed; private and volatile start empty. */
