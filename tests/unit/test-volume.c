@@ -2,7 +2,10 @@
  * storage-file plugin of the build tree and real data: the layout of each
  * class, start/stop cycles through the library API with known bytes
  * written into the started images (qcow2 images through qemu-io), revert,
- * resize, import and export, clone, removal, and what a failure leaves. */
+ * resize, import and export, clone, removal, and what a failure leaves.
+ * The data cases run twice: in the mode the work directory's filesystem
+ * gives (qcow2 on ext4), and in reflink mode on a loop-mounted XFS (as
+ * root, with mkfs.xfs; said on stdout when it cannot run). */
 #include "config.h"
 
 #define _GNU_SOURCE 1
@@ -470,9 +473,13 @@ feed_pipe (gpointer data)
   g_autofree guint8 *chunk = g_malloc (MIB);
   guint64 sent = 0;
 
+  /* Data first, then zeros: the copy leaves zero blocks as holes, so the
+   * test does not write gigabytes to find the end. */
   memset (chunk, 0x11, MIB);
   while (sent < feeder->bytes)
     {
+      if (sent == MIB)
+        memset (chunk, 0, MIB);
       ssize_t n = write (feeder->fd, chunk, MIN (MIB, feeder->bytes - sent));
       if (n <= 0)
         break;
@@ -508,11 +515,15 @@ START_TEST (test_import_export)
   devices = start (t);
   {
     QubeBlockDev dev = device (devices, "root");
-    g_autofree char *cmp = NULL;
     if (dev.format == QUBE_BLOCK_RAW)
       {
-        ck_assert (g_file_get_contents (dev.path, &cmp, NULL, NULL));
+        g_autofree char *cmp = NULL;
+        int dev_fd = open (dev.path, O_RDONLY);
+
         ck_assert (g_file_get_contents (in, &in_data, &in_len, NULL));
+        cmp = g_malloc (in_len);
+        ck_assert_int_eq (pread (dev_fd, cmp, in_len, 0), (ssize_t) in_len);
+        close (dev_fd);
         ck_assert (memcmp (cmp, in_data, in_len) == 0);
         g_clear_pointer (&in_data, g_free);
       }
@@ -798,6 +809,73 @@ START_TEST (test_check_formats)
 }
 END_TEST
 
+/* Reflink mode: the state directory's pools/ on a loop-mounted XFS made
+ * with reflink=1 (sparse, large enough for Qubes' sizes), in a mount
+ * namespace of the test's own process.  The default pool made there on
+ * first use finds reflinks and gives raw images. */
+static void
+setup_reflink (void)
+{
+  g_autofree char *pools = NULL;
+  g_autofree char *image = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  int status = 0;
+  int fd;
+
+  fixture_setup_manager ();
+  pools = g_build_filename (fixture_state_dir, "pools", NULL);
+  image = g_build_filename (fixture_state_dir, "xfs.img", NULL);
+  ck_assert_int_eq (g_mkdir (pools, 0700), 0);
+  fd = open (image, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ck_assert_int_ge (fd, 0);
+  ck_assert_int_eq (ftruncate (fd, (off_t) 64 << 30), 0);
+  close (fd);
+  ck_assert_msg (unshare (CLONE_NEWNS) == 0
+                 && mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0,
+                 "cannot make a mount namespace: %s", g_strerror (errno));
+  {
+    const char *mkfs[] = { "mkfs.xfs", "-q", "-m", "reflink=1", image, NULL };
+    const char *mnt[] = { "mount", "-o", "loop", image, pools, NULL };
+
+    ck_assert (g_spawn_sync (NULL, (char **) mkfs, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL,
+                             &err, &status, &error));
+    ck_assert_msg (g_spawn_check_wait_status (status, NULL), "mkfs.xfs: %s", err);
+    g_clear_pointer (&err, g_free);
+    ck_assert (g_spawn_sync (NULL, (char **) mnt, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL,
+                             &err, &status, &error));
+    ck_assert_msg (g_spawn_check_wait_status (status, NULL), "mount: %s", err);
+  }
+  small_dir = g_steal_pointer (&pools); /* unmounted by teardown() */
+}
+
+/* Whether the reflink cases can run here: root (loop mounts) and mkfs.xfs. */
+static gboolean
+reflink_possible (void)
+{
+  g_autofree char *mkfs = g_find_program_in_path ("mkfs.xfs");
+
+  if (geteuid () != 0 || mkfs == NULL)
+    {
+      g_print ("test-volume: reflink mode not run: %s\n",
+               geteuid () != 0 ? "loop-mounting needs root" : "mkfs.xfs not found (xfsprogs)");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+START_TEST (test_reflink_mode)
+{
+  g_autoptr(QubeVm) t = create ("TemplateVM", "deb", NULL);
+  g_autoptr(QubeStoragePool) pool = qube_manager_lookup_pool (fixture_manager, "default", NULL);
+  g_autofree char *mode = NULL;
+  g_autoptr(GError) error = NULL;
+
+  ck_assert (qube_storage_pool_query (pool, NULL, NULL, &mode, NULL, NULL, &error));
+  ck_assert_str_eq (mode, "reflink");
+}
+END_TEST
+
 static Suite *
 volume_suite (void)
 {
@@ -819,6 +897,24 @@ volume_suite (void)
   tcase_add_test (tc, test_create_failure_leaves_nothing);
   tcase_add_test (tc, test_check_formats);
   suite_add_tcase (suite, tc);
+
+  /* The same data flows with raw images and reflinks. */
+  if (reflink_possible ())
+    {
+      TCase *reflink = tcase_create ("reflink");
+
+      tcase_add_checked_fixture (reflink, setup_reflink, teardown);
+      tcase_set_timeout (reflink, 120);
+      tcase_add_test (reflink, test_reflink_mode);
+      tcase_add_test (reflink, test_start_stop_flag_matrix);
+      tcase_add_test (reflink, test_disposable_discards_everything);
+      tcase_add_test (reflink, test_clone);
+      tcase_add_test (reflink, test_revert);
+      tcase_add_test (reflink, test_import_export);
+      tcase_add_test (reflink, test_remove);
+      tcase_add_test (reflink, test_check_formats);
+      suite_add_tcase (suite, reflink);
+    }
   return suite;
 }
 
