@@ -33,7 +33,9 @@ core_libqube_internal_la_SOURCES = \
 	core/qube-manager.c \
 	core/qube-storage-private.h \
 	core/qube-pool.c \
-	core/qube-volume.c
+	core/qube-volume.c \
+	core/qube-volume-call.c \
+	core/qube-volume-layout.c
 core_libqube_internal_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(SQLITE_CFLAGS) \
 	-DG_LOG_DOMAIN=\"qube\"
 core_libqube_internal_la_LIBADD = $(GLIB_LIBS) $(SQLITE_LIBS)

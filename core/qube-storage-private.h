@@ -77,6 +77,37 @@ gboolean _qube_volumes_follow_template (QubeManager *manager, QubeStore *store,
 gboolean _qube_volumes_check_formats (QubeVm *vm, const char *backend,
                                       guint32 accepted, GError **error);
 
+/* ---- qube-volume-call.c: calls into a pool's plugin ---- */
+
+/* Holds the plugin's lock to the end of the enclosing block. */
+#define QUBE_POOL_LOCK(handle) \
+  g_autoptr(GRecMutexLocker) G_PASTE (qube_pool_locker_, __LINE__) = \
+    g_rec_mutex_locker_new (_qube_plugin_info_get_lock ((handle)->info))
+
+/* "<qube>/<volume>", the volume's id in its pool. */
+char *_qube_volume_vid (const char *qube, const char *volume);
+/* What the plugin is told about a volume; valid while `row` and `vid` are. */
+void _qube_volume_fill_spec (QubeVolumeSpec *spec, const QubeStoreVolume *row,
+                             const char *vid);
+/* A plugin call's failure as an error; `qube` (nullable) prefixes it.
+ * Always FALSE. */
+gboolean _qube_volume_fail (QubePoolHandle *handle, int rc, const char *qube,
+                            GError **error);
+/* FALSE with "not supported" when the plugin lacks the slot. */
+gboolean _qube_volume_require_slot (QubePoolHandle *handle, gboolean present,
+                                    const char *operation, GError **error);
+/* For a qube being created or cloned only: a volume already there under
+ * its vid belongs to no qube (an interrupted creation) and is replaced. */
+gboolean _qube_pool_volume_create (QubePoolHandle *handle, const QubeStoreVolume *row,
+                                   const char *qube, GError **error);
+/* A volume already gone counts as removed. */
+gboolean _qube_pool_volume_remove (QubePoolHandle *handle, const QubeStoreVolume *row,
+                                   const char *qube, GError **error);
+gboolean _qube_pool_volume_info (QubePoolHandle *handle, const QubeStoreVolume *row,
+                                 const char *qube, QubeVolumeInfo *info, GError **error);
+gboolean _qube_pool_volume_stop (QubePoolHandle *handle, const QubeStoreVolume *row,
+                                 const char *qube, GError **error);
+
 /* "raw", "qcow2" for one QubeBlockFormat bit. */
 const char *_qube_block_format_name (guint32 format);
 

@@ -1,12 +1,9 @@
-/* qube-volume.c — the volumes of qubes: the layout each class gets, the
- * records in the state store, and every operation on them through the
- * storage plugin of their pool.
- *
- * Creating, removing, cloning and re-pointing run inside the manager's
- * store transaction, so the records change only when the pools did; what a
- * failed step had already made in a pool is undone before returning.
- * Starting a qube's volumes is all or nothing: the ones started before a
- * failure are stopped again.
+/* qube-volume.c — QubeVolume, a view of one volume of a qube, and every
+ * operation on it through the storage plugin of its pool: figures,
+ * revisions, revert, resize, verify, import and export; and starting and
+ * stopping all of a qube's volumes for the isolation backends, all or
+ * nothing (the ones started before a failure are stopped again).  The
+ * layout each class gets is in qube-volume-layout.c.
  */
 #include "config.h"
 
@@ -25,74 +22,6 @@
 /* What `qube volume list` shows as the pool of the kernel volume. */
 #define KERNEL_POOL "linux-kernel"
 #define KERNEL_VOLUME "kernel"
-
-/* Where a snapshot's source is, relative to the new qube. */
-typedef enum {
-  SOURCE_NONE,
-  SOURCE_TEMPLATE,           /* the template's volume */
-  SOURCE_TEMPLATE_TEMPLATE,  /* the template's template's volume (DispVM root) */
-} SourceOf;
-
-typedef struct {
-  const char *name;
-  guint32 flags;
-  guint64 size;
-  SourceOf source_of;
-  const char *source_volume;
-} LayoutEntry;
-
-#define RW QUBE_VOLUME_RW
-#define SNAP QUBE_VOLUME_SNAP_ON_START
-#define SAVE QUBE_VOLUME_SAVE_ON_STOP
-
-static const LayoutEntry app_layout[] = {
-  { "root", RW | SNAP, QUBE_VOLUME_ROOT_SIZE, SOURCE_TEMPLATE, "root" },
-  { "private", RW | SAVE, QUBE_VOLUME_PRIVATE_SIZE, SOURCE_NONE, NULL },
-  { "volatile", RW, QUBE_VOLUME_VOLATILE_SIZE, SOURCE_NONE, NULL },
-  { NULL },
-};
-
-static const LayoutEntry persistent_layout[] = {
-  { "root", RW | SAVE, QUBE_VOLUME_ROOT_SIZE, SOURCE_NONE, NULL },
-  { "private", RW | SAVE, QUBE_VOLUME_PRIVATE_SIZE, SOURCE_NONE, NULL },
-  { "volatile", RW, QUBE_VOLUME_VOLATILE_SIZE, SOURCE_NONE, NULL },
-  { NULL },
-};
-
-static const LayoutEntry disp_layout[] = {
-  { "root", RW | SNAP, QUBE_VOLUME_ROOT_SIZE, SOURCE_TEMPLATE_TEMPLATE, "root" },
-  { "private", RW | SNAP, QUBE_VOLUME_PRIVATE_SIZE, SOURCE_TEMPLATE, "private" },
-  { "volatile", RW, QUBE_VOLUME_VOLATILE_SIZE, SOURCE_NONE, NULL },
-  { NULL },
-};
-
-static const LayoutEntry no_layout[] = { { NULL } };
-
-static const LayoutEntry *
-layout_for (QubeClass klass)
-{
-  switch (klass)
-    {
-    case QUBE_CLASS_APP:
-      return app_layout;
-    case QUBE_CLASS_TEMPLATE:
-    case QUBE_CLASS_STANDALONE:
-      return persistent_layout;
-    case QUBE_CLASS_DISP:
-      return disp_layout;
-    default:
-      return no_layout;
-    }
-}
-
-static const LayoutEntry *
-layout_entry (QubeClass klass, const char *name)
-{
-  for (const LayoutEntry *e = layout_for (klass); e->name != NULL; e++)
-    if (strcmp (e->name, name) == 0)
-      return e;
-  return NULL;
-}
 
 /* Qubes' device names, in the order volumes are started. */
 static const char *const devnames[][2] = {
@@ -204,498 +133,6 @@ qube_volume_revision_free (QubeVolumeRevision *revision)
 G_DEFINE_BOXED_TYPE (QubeVolumeRevision, qube_volume_revision, qube_volume_revision_copy,
                      qube_volume_revision_free)
 
-/* ---- calling the plugin ---- */
-
-static char *
-make_vid (const char *qube, const char *volume)
-{
-  return g_strconcat (qube, "/", volume, NULL);
-}
-
-/* What the plugin is told about a volume; valid while `row` and `vid` are. */
-static void
-fill_spec (QubeVolumeSpec *spec, const QubeStoreVolume *row, const char *vid)
-{
-  memset (spec, 0, sizeof *spec);
-  spec->size = sizeof *spec;
-  spec->vid = vid;
-  spec->flags = row->flags;
-  spec->size_bytes = row->size;
-  spec->source = row->source;
-  spec->revisions_to_keep = row->revisions_to_keep;
-}
-
-/* A plugin call's failure as an error; `qube` (nullable) prefixes it. */
-static gboolean
-volume_fail (QubePoolHandle *handle, int rc, const char *qube, GError **error)
-{
-  g_autofree char *what = qube != NULL ? g_strdup_printf ("qube '%s'", qube) : NULL;
-
-  return _qube_plugin_take_error (handle->info, rc, what, error);
-}
-
-static gboolean
-require_slot (QubePoolHandle *handle, gboolean present, const char *operation,
-              GError **error)
-{
-  if (present)
-    return TRUE;
-  _qube_plugin_not_supported (handle->info, operation, error);
-  g_prefix_error (error, "pool '%s': ", handle->name);
-  return FALSE;
-}
-
-#define POOL_LOCK(handle) \
-  g_autoptr(GRecMutexLocker) G_PASTE (locker_, __LINE__) = \
-    g_rec_mutex_locker_new (_qube_plugin_info_get_lock ((handle)->info))
-
-static gboolean pool_volume_remove (QubePoolHandle *handle, const QubeStoreVolume *row,
-                                    const char *qube, GError **error);
-
-/* Only for a qube being created or cloned: its name is free in the store
- * (checked under the store's write lock), so a volume already in the pool
- * under its vid belongs to no qube — a creation killed half way — and is
- * removed before trying again. */
-static gboolean
-pool_volume_create (QubePoolHandle *handle, const QubeStoreVolume *row, const char *qube,
-                    GError **error)
-{
-  g_autofree char *vid = make_vid (qube, row->name);
-  QubeVolumeSpec spec;
-  POOL_LOCK (handle);
-  int rc;
-
-  if (!require_slot (handle, handle->ops->volume_create != NULL, "creating a volume", error))
-    return FALSE;
-  fill_spec (&spec, row, vid);
-  rc = handle->ops->volume_create (handle->pool, &spec);
-  if (rc == QUBE_ABI_E_EXISTS)
-    {
-      g_autoptr(GError) exists = NULL;
-
-      volume_fail (handle, rc, NULL, &exists);
-      g_message ("pool '%s': removing volume '%s' left by an interrupted creation",
-                 handle->name, vid);
-      if (!pool_volume_remove (handle, row, qube, error))
-        return FALSE;
-      rc = handle->ops->volume_create (handle->pool, &spec);
-    }
-  return rc == 0 || volume_fail (handle, rc, NULL, error);
-}
-
-/* Removes a volume; one already gone counts as removed, so that a removal
- * interrupted half way can be repeated. */
-static gboolean
-pool_volume_remove (QubePoolHandle *handle, const QubeStoreVolume *row, const char *qube,
-                    GError **error)
-{
-  g_autofree char *vid = make_vid (qube, row->name);
-  QubeVolumeSpec spec;
-  POOL_LOCK (handle);
-  int rc;
-
-  if (!require_slot (handle, handle->ops->volume_remove != NULL, "removing a volume", error))
-    return FALSE;
-  fill_spec (&spec, row, vid);
-  rc = handle->ops->volume_remove (handle->pool, &spec);
-  if (rc == QUBE_ABI_E_NOT_FOUND)
-    {
-      g_autoptr(GError) gone = NULL;
-      volume_fail (handle, rc, NULL, &gone);
-      return TRUE;
-    }
-  return rc == 0 || volume_fail (handle, rc, NULL, error);
-}
-
-static gboolean
-pool_volume_info (QubePoolHandle *handle, const QubeStoreVolume *row, const char *qube,
-                  QubeVolumeInfo *info, GError **error)
-{
-  g_autofree char *vid = make_vid (qube, row->name);
-  QubeVolumeSpec spec;
-  POOL_LOCK (handle);
-  int rc;
-
-  memset (info, 0, sizeof *info);
-  info->size = sizeof *info;
-  if (!require_slot (handle, handle->ops->volume_info != NULL, "volume info", error))
-    return FALSE;
-  fill_spec (&spec, row, vid);
-  rc = handle->ops->volume_info (handle->pool, &spec, info);
-  return rc == 0 || volume_fail (handle, rc, qube, error);
-}
-
-static gboolean
-pool_volume_stop (QubePoolHandle *handle, const QubeStoreVolume *row, const char *qube,
-                  GError **error)
-{
-  g_autofree char *vid = make_vid (qube, row->name);
-  QubeVolumeSpec spec;
-  POOL_LOCK (handle);
-  int rc;
-
-  if (!require_slot (handle, handle->ops->volume_stop != NULL, "stopping a volume", error))
-    return FALSE;
-  fill_spec (&spec, row, vid);
-  rc = handle->ops->volume_stop (handle->pool, &spec);
-  return rc == 0 || volume_fail (handle, rc, qube, error);
-}
-
-/* ---- the layout of a new qube ---- */
-
-static char *
-read_template (QubeStore *store, gint64 qube_id, GError **error)
-{
-  char *value = NULL;
-
-  if (!_qube_store_get_property (store, qube_id, "template", &value, error))
-    return NULL;
-  if (value == NULL)
-    g_set_error_literal (error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND, "it has no template");
-  return value;
-}
-
-/* The index of the row named `name`, or -1. */
-static int
-find_row (GPtrArray *rows, const char *name)
-{
-  for (guint i = 0; i < rows->len; i++)
-    if (strcmp (((QubeStoreVolume *) rows->pdata[i])->name, name) == 0)
-      return (int) i;
-  return -1;
-}
-
-/* The source of a snapshot of layout entry `entry` for a qube whose
- * template is `template_name`: the source qube's volume record. */
-static QubeStoreVolume *
-find_source (QubeStore *store, const LayoutEntry *entry, const char *template_name,
-             char **source_qube, GError **error)
-{
-  g_auto(QubeStoreQube) qube = { 0 };
-  g_autoptr(GPtrArray) rows = NULL;
-  g_autofree char *owner = g_strdup (template_name);
-  int index;
-
-  if (!_qube_store_get_qube (store, owner, &qube, error))
-    return NULL;
-  if (entry->source_of == SOURCE_TEMPLATE_TEMPLATE)
-    {
-      g_free (owner);
-      owner = read_template (store, qube.id, error);
-      if (owner == NULL)
-        {
-          g_prefix_error (error, "template '%s': ", template_name);
-          return NULL;
-        }
-      if (!_qube_store_get_qube (store, owner, &qube, error))
-        return NULL;
-    }
-  rows = _qube_store_list_volumes (store, qube.id, error);
-  if (rows == NULL)
-    return NULL;
-  index = find_row (rows, entry->source_volume);
-  if (index < 0)
-    {
-      g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND,
-                   "qube '%s' has no volume '%s' to take a snapshot of", owner,
-                   entry->source_volume);
-      return NULL;
-    }
-  *source_qube = g_steal_pointer (&owner);
-  return g_ptr_array_steal_index (rows, (guint) index);
-}
-
-/* The record of the volume `entry` of a new qube. */
-static QubeStoreVolume *
-plan_volume (QubeStore *store, gint64 qube_id, const LayoutEntry *entry,
-             const char *template_name, const char *default_pool, GError **error)
-{
-  g_autoptr(QubeStoreVolume) row = g_new0 (QubeStoreVolume, 1);
-
-  row->qube_id = qube_id;
-  row->name = g_strdup (entry->name);
-  row->flags = entry->flags;
-  row->size = entry->size;
-  row->revisions_to_keep = QUBE_VOLUME_REVISIONS_TO_KEEP;
-  if (entry->source_of != SOURCE_NONE)
-    {
-      g_autofree char *source_qube = NULL;
-      g_autoptr(QubeStoreVolume) source = NULL;
-
-      source = find_source (store, entry, template_name, &source_qube, error);
-      if (source == NULL)
-        return NULL;
-      /* A snapshot lives beside its source, and is as large. */
-      row->pool = g_strdup (source->pool);
-      row->size = source->size;
-      row->source = make_vid (source_qube, source->name);
-    }
-  else
-    row->pool = g_strdup (default_pool);
-  return g_steal_pointer (&row);
-}
-
-/* Volumes made in pools so far, undone on failure. */
-typedef struct {
-  QubePoolHandle *handle;
-  QubeStoreVolume *row;
-} MadeVolume;
-
-static void
-made_volume_free (MadeVolume *made)
-{
-  _qube_pool_handle_unref (made->handle);
-  _qube_store_volume_free (made->row);
-  g_free (made);
-}
-
-static void
-undo_made (GPtrArray *made, const char *qube)
-{
-  for (guint i = made->len; i > 0; i--)
-    {
-      MadeVolume *m = made->pdata[i - 1];
-      g_autoptr(GError) error = NULL;
-
-      if (!pool_volume_remove (m->handle, m->row, qube, &error))
-        g_warning ("qube '%s': cannot remove volume '%s' again: %s", qube, m->row->name,
-                   error->message);
-    }
-  g_ptr_array_set_size (made, 0);
-}
-
-/* Makes `row` in its pool (by cloning `clone_from` of qube `clone_qube`
- * when given) and records it. */
-static gboolean
-make_volume (QubeManager *manager, QubeStore *store, QubeStoreVolume *row, const char *qube,
-             const QubeStoreVolume *clone_from, const char *clone_qube, GPtrArray *made,
-             GError **error)
-{
-  g_autoptr(QubePoolHandle) handle = _qube_pool_open (manager, store, row->pool, error);
-  MadeVolume *m;
-
-  if (handle == NULL)
-    return FALSE;
-  if (clone_from == NULL)
-    {
-      if (!pool_volume_create (handle, row, qube, error))
-        return FALSE;
-    }
-  else
-    {
-      g_autofree char *dst_vid = make_vid (qube, row->name);
-      g_autofree char *src_vid = make_vid (clone_qube, clone_from->name);
-      QubeVolumeSpec dst, src;
-      POOL_LOCK (handle);
-      int rc;
-
-      if (!require_slot (handle, handle->ops->volume_clone != NULL, "cloning a volume",
-                         error))
-        return FALSE;
-      fill_spec (&dst, row, dst_vid);
-      fill_spec (&src, clone_from, src_vid);
-      rc = handle->ops->volume_clone (handle->pool, &dst, handle->pool, &src);
-      if (rc != 0)
-        return volume_fail (handle, rc, NULL, error);
-    }
-  m = g_new0 (MadeVolume, 1);
-  m->handle = _qube_pool_handle_ref (handle);
-  m->row = g_new0 (QubeStoreVolume, 1);
-  *m->row = *row;
-  m->row->name = g_strdup (row->name);
-  m->row->pool = g_strdup (row->pool);
-  m->row->source = g_strdup (row->source);
-  g_ptr_array_add (made, m);
-  return _qube_store_add_volume (store, row, error);
-}
-
-gboolean
-_qube_volumes_create (QubeManager *manager, QubeStore *store, const QubeStoreQube *qube,
-                      QubeClass klass, const char *template_name, GError **error)
-{
-  g_autoptr(GPtrArray) made = g_ptr_array_new_with_free_func ((GDestroyNotify) made_volume_free);
-  g_autofree char *default_pool = NULL;
-
-  if (layout_for (klass)->name == NULL)
-    return TRUE;
-  if (!_qube_global_get (store, "default_pool", &default_pool, NULL, NULL, error))
-    return FALSE;
-  for (const LayoutEntry *e = layout_for (klass); e->name != NULL; e++)
-    {
-      g_autoptr(QubeStoreVolume) row = plan_volume (store, qube->id, e, template_name,
-                                                    default_pool, error);
-
-      if (row == NULL
-          || !make_volume (manager, store, row, qube->name, NULL, NULL, made, error))
-        {
-          undo_made (made, qube->name);
-          return FALSE;
-        }
-    }
-  return TRUE;
-}
-
-gboolean
-_qube_volumes_remove (QubeManager *manager, QubeStore *store, const QubeStoreQube *qube,
-                      GError **error)
-{
-  g_autoptr(GPtrArray) rows = _qube_store_list_volumes (store, qube->id, error);
-  g_autoptr(GPtrArray) handles =
-    g_ptr_array_new_with_free_func ((GDestroyNotify) _qube_pool_handle_unref);
-
-  if (rows == NULL)
-    return FALSE;
-  /* All checked before any is removed: a started one refuses the lot. */
-  for (guint i = 0; i < rows->len; i++)
-    {
-      QubeStoreVolume *row = rows->pdata[i];
-      QubePoolHandle *handle = _qube_pool_open (manager, store, row->pool, error);
-      QubeVolumeInfo info;
-
-      if (handle == NULL)
-        return FALSE;
-      g_ptr_array_add (handles, handle);
-      if (!pool_volume_info (handle, row, qube->name, &info, error))
-        return FALSE;
-      if (info.started)
-        {
-          g_set_error (error, QUBE_ERROR, QUBE_ERROR_IN_USE,
-                       "its volume '%s' in pool '%s' is in use (started)", row->name,
-                       row->pool);
-          return FALSE;
-        }
-    }
-  for (guint i = 0; i < rows->len; i++)
-    if (!pool_volume_remove (handles->pdata[i], rows->pdata[i], qube->name, error))
-      return FALSE;
-  return TRUE;
-}
-
-gboolean
-_qube_volumes_clone (QubeManager *manager, QubeStore *store, const QubeStoreQube *src,
-                     const QubeStoreQube *dst, GError **error)
-{
-  g_autoptr(GPtrArray) made = g_ptr_array_new_with_free_func ((GDestroyNotify) made_volume_free);
-  g_autoptr(GPtrArray) rows = _qube_store_list_volumes (store, src->id, error);
-
-  if (rows == NULL)
-    return FALSE;
-  for (guint i = 0; i < rows->len; i++)
-    {
-      QubeStoreVolume *from = rows->pdata[i];
-      QubeStoreVolume row = *from;
-
-      row.qube_id = dst->id;
-      /* Only an origin has data of its own to copy; snapshots and volatile
-       * volumes are made anew (a snapshot keeps its source). */
-      if (!make_volume (manager, store, &row, dst->name,
-                        (from->flags & QUBE_VOLUME_SAVE_ON_STOP) ? from : NULL, src->name,
-                        made, error))
-        {
-          undo_made (made, dst->name);
-          return FALSE;
-        }
-    }
-  return TRUE;
-}
-
-gboolean
-_qube_volumes_follow_template (QubeManager *manager, QubeStore *store,
-                               const QubeStoreQube *qube, GError **error)
-{
-  QubeClass klass = _qube_class_from_name (qube->klass);
-  g_autoptr(GPtrArray) rows = _qube_store_list_volumes (store, qube->id, error);
-  g_autofree char *template_name = NULL;
-
-  if (rows == NULL)
-    return FALSE;
-  template_name = read_template (store, qube->id, error);
-  if (template_name == NULL)
-    return FALSE;
-  for (guint i = 0; i < rows->len; i++)
-    {
-      QubeStoreVolume *row = rows->pdata[i];
-      const LayoutEntry *entry = layout_entry (klass, row->name);
-      g_autoptr(QubeStoreVolume) planned = NULL;
-
-      if (entry == NULL || entry->source_of == SOURCE_NONE
-          || !(row->flags & QUBE_VOLUME_SNAP_ON_START))
-        continue;
-      planned = plan_volume (store, qube->id, entry, template_name, row->pool, error);
-      if (planned == NULL)
-        return FALSE;
-      planned->flags = row->flags;
-      planned->revisions_to_keep = row->revisions_to_keep;
-      planned->size = MAX (planned->size, row->size);
-      if (strcmp (planned->pool, row->pool) != 0)
-        {
-          /* A snapshot must live in its source's pool: make it there.  It
-           * holds no data of its own, so nothing is lost. */
-          g_autoptr(GPtrArray) made =
-            g_ptr_array_new_with_free_func ((GDestroyNotify) made_volume_free);
-          g_autoptr(QubePoolHandle) old = _qube_pool_open (manager, store, row->pool, error);
-          g_autoptr(QubePoolHandle) handle =
-            _qube_pool_open (manager, store, planned->pool, error);
-
-          if (old == NULL || handle == NULL
-              || !pool_volume_create (handle, planned, qube->name, error))
-            return FALSE;
-          if (!pool_volume_remove (old, row, qube->name, error))
-            {
-              g_autoptr(GError) undo_error = NULL;
-              pool_volume_remove (handle, planned, qube->name, &undo_error);
-              return FALSE;
-            }
-        }
-      if (!_qube_store_update_volume (store, planned, error))
-        return FALSE;
-    }
-  return TRUE;
-}
-
-gboolean
-_qube_volumes_check_formats (QubeVm *vm, const char *backend, guint32 accepted,
-                             GError **error)
-{
-  QubeManager *manager = _qube_vm_get_manager (vm);
-  QubeStore *store = _qube_manager_get_store (manager);
-  g_autoptr(GPtrArray) rows = _qube_store_list_volumes (store, _qube_vm_get_id (vm), error);
-
-  if (rows == NULL)
-    return FALSE;
-  for (guint i = 0; i < rows->len; i++)
-    {
-      QubeStoreVolume *row = rows->pdata[i];
-      g_autoptr(QubePoolHandle) handle = _qube_pool_open (manager, store, row->pool, error);
-      guint32 made, refused;
-
-      if (handle == NULL || !_qube_pool_handle_formats (handle, &made, error))
-        return FALSE;
-      refused = made & ~accepted;
-      if (refused != 0)
-        {
-          g_autoptr(GString) takes = g_string_new (NULL);
-          g_autoptr(GString) makes = g_string_new (NULL);
-
-          for (guint32 bit = 1; bit != 0; bit <<= 1)
-            {
-              if (accepted & bit)
-                g_string_append_printf (takes, "%s%s", takes->len ? " and " : "",
-                                        _qube_block_format_name (bit));
-              if (made & bit)
-                g_string_append_printf (makes, "%s%s", makes->len ? " and " : "",
-                                        _qube_block_format_name (bit));
-            }
-          g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_SUPPORTED,
-                       "qube '%s': backend '%s' accepts %s volumes only, pool '%s' makes "
-                       "%s volumes", qube_vm_get_name (vm), backend,
-                       takes->len ? takes->str : "no", row->pool, makes->str);
-          return FALSE;
-        }
-    }
-  return TRUE;
-}
-
 /* ---- QubeVolume ---- */
 
 struct _QubeVolume {
@@ -743,7 +180,7 @@ volume_new (QubeManager *manager, const char *qube, QubeStoreVolume *row)
   self->qube = g_strdup (qube);
   self->row = *row;
   memset (row, 0, sizeof *row);
-  self->vid = make_vid (qube, self->row.name);
+  self->vid = _qube_volume_vid (qube, self->row.name);
   return self;
 }
 
@@ -1050,7 +487,7 @@ qube_volume_query (QubeVolume *self, guint64 *usage_bytes, gboolean *started,
   if (!self->kernel)
     {
       handle = volume_open_pool (self, "inspect", error);
-      if (handle == NULL || !pool_volume_info (handle, &self->row, self->qube, &info, error))
+      if (handle == NULL || !_qube_pool_volume_info (handle, &self->row, self->qube, &info, error))
         return FALSE;
     }
   if (usage_bytes != NULL)
@@ -1115,15 +552,15 @@ qube_volume_list_revisions (QubeVolume *self, GError **error)
   g_return_val_if_fail (QUBE_IS_VOLUME (self), NULL);
   handle = volume_open_pool (self, "list the revisions of", error);
   if (handle == NULL
-      || !require_slot (handle, handle->ops->volume_revisions != NULL,
+      || !_qube_volume_require_slot (handle, handle->ops->volume_revisions != NULL,
                         "listing revisions", error))
     return NULL;
-  fill_spec (&spec, &self->row, self->vid);
+  _qube_volume_fill_spec (&spec, &self->row, self->vid);
   {
-    POOL_LOCK (handle);
+    QUBE_POOL_LOCK (handle);
     rc = handle->ops->volume_revisions (handle->pool, &spec, &revisions, &n);
     if (rc != 0)
-      return (volume_fail (handle, rc, self->qube, error), NULL);
+      return (_qube_volume_fail (handle, rc, self->qube, error), NULL);
   }
   for (uint32_t i = 0; i < n; i++)
     {
@@ -1160,14 +597,14 @@ qube_volume_revert (QubeVolume *self, const char *revision, GError **error)
   g_return_val_if_fail (QUBE_IS_VOLUME (self), FALSE);
   handle = volume_open_pool (self, "revert", error);
   if (handle == NULL
-      || !require_slot (handle, handle->ops->volume_revert != NULL, "revert", error))
+      || !_qube_volume_require_slot (handle, handle->ops->volume_revert != NULL, "revert", error))
     return FALSE;
-  fill_spec (&spec, &self->row, self->vid);
+  _qube_volume_fill_spec (&spec, &self->row, self->vid);
   {
-    POOL_LOCK (handle);
+    QUBE_POOL_LOCK (handle);
     rc = handle->ops->volume_revert (handle->pool, &spec, revision);
   }
-  return rc == 0 || volume_fail (handle, rc, self->qube, error);
+  return rc == 0 || _qube_volume_fail (handle, rc, self->qube, error);
 }
 
 /**
@@ -1192,14 +629,14 @@ qube_volume_verify (QubeVolume *self, GError **error)
     return TRUE;
   handle = volume_open_pool (self, "verify", error);
   if (handle == NULL
-      || !require_slot (handle, handle->ops->volume_verify != NULL, "verify", error))
+      || !_qube_volume_require_slot (handle, handle->ops->volume_verify != NULL, "verify", error))
     return FALSE;
-  fill_spec (&spec, &self->row, self->vid);
+  _qube_volume_fill_spec (&spec, &self->row, self->vid);
   {
-    POOL_LOCK (handle);
+    QUBE_POOL_LOCK (handle);
     rc = handle->ops->volume_verify (handle->pool, &spec);
   }
-  return rc == 0 || volume_fail (handle, rc, self->qube, error);
+  return rc == 0 || _qube_volume_fail (handle, rc, self->qube, error);
 }
 
 /* "2.0 GiB", with a plain space: messages are plain text. */
@@ -1230,12 +667,12 @@ resize_in_transaction (QubeStore *store, gpointer data, GError **error)
   row.size = resize->size;
   if (!_qube_store_update_volume (store, &row, error))
     return FALSE;
-  fill_spec (&spec, &self->row, self->vid);
+  _qube_volume_fill_spec (&spec, &self->row, self->vid);
   {
-    POOL_LOCK (resize->handle);
+    QUBE_POOL_LOCK (resize->handle);
     rc = resize->handle->ops->volume_resize (resize->handle->pool, &spec, resize->size);
   }
-  return rc == 0 || volume_fail (resize->handle, rc, self->qube, error);
+  return rc == 0 || _qube_volume_fail (resize->handle, rc, self->qube, error);
 }
 
 /**
@@ -1267,7 +704,7 @@ qube_volume_resize (QubeVolume *self, guint64 size_bytes, GError **error)
     }
   handle = volume_open_pool (self, "resize", error);
   if (handle == NULL
-      || !require_slot (handle, handle->ops->volume_resize != NULL, "resize", error))
+      || !_qube_volume_require_slot (handle, handle->ops->volume_resize != NULL, "resize", error))
     return FALSE;
   if (size_bytes == self->row.size)
     return TRUE;
@@ -1384,13 +821,13 @@ transfer_end (QubePoolHandle *handle, QubeVolume *self, gboolean import, gboolea
               GError **error)
 {
   QubeVolumeSpec spec;
-  POOL_LOCK (handle);
+  QUBE_POOL_LOCK (handle);
   int rc;
 
-  fill_spec (&spec, &self->row, self->vid);
+  _qube_volume_fill_spec (&spec, &self->row, self->vid);
   rc = import ? handle->ops->volume_import_end (handle->pool, &spec, commit ? 1 : 0)
               : handle->ops->volume_export_end (handle->pool, &spec);
-  return rc == 0 || volume_fail (handle, rc, self->qube, error);
+  return rc == 0 || _qube_volume_fail (handle, rc, self->qube, error);
 }
 
 /**
@@ -1437,18 +874,18 @@ qube_volume_import_fd (QubeVolume *self, int fd, guint64 size_bytes, QubeProgres
     }
   handle = volume_open_pool (self, "import into", error);
   if (handle == NULL
-      || !require_slot (handle, handle->ops->volume_import_begin != NULL
+      || !_qube_volume_require_slot (handle, handle->ops->volume_import_begin != NULL
                                 && handle->ops->volume_import_end != NULL, "import", error))
     return FALSE;
-  fill_spec (&spec, &self->row, self->vid);
+  _qube_volume_fill_spec (&spec, &self->row, self->vid);
   memset (&dev, 0, sizeof dev);
   dev.size = sizeof dev;
   {
-    POOL_LOCK (handle);
+    QUBE_POOL_LOCK (handle);
     rc = handle->ops->volume_import_begin (handle->pool, &spec,
                                            size_bytes != 0 ? size_bytes : self->row.size, &dev);
     if (rc != 0)
-      return volume_fail (handle, rc, self->qube, error);
+      return _qube_volume_fail (handle, rc, self->qube, error);
   }
   dev.path[sizeof dev.path - 1] = '\0';
   out = open (dev.path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -1608,17 +1045,17 @@ qube_volume_export_fd (QubeVolume *self, int fd, QubeProgressFunc progress, gpoi
   g_return_val_if_fail (QUBE_IS_VOLUME (self), FALSE);
   handle = volume_open_pool (self, "export", error);
   if (handle == NULL
-      || !require_slot (handle, handle->ops->volume_export_begin != NULL
+      || !_qube_volume_require_slot (handle, handle->ops->volume_export_begin != NULL
                                 && handle->ops->volume_export_end != NULL, "export", error))
     return FALSE;
-  fill_spec (&spec, &self->row, self->vid);
+  _qube_volume_fill_spec (&spec, &self->row, self->vid);
   memset (&dev, 0, sizeof dev);
   dev.size = sizeof dev;
   {
-    POOL_LOCK (handle);
+    QUBE_POOL_LOCK (handle);
     rc = handle->ops->volume_export_begin (handle->pool, &spec, &dev);
     if (rc != 0)
-      return volume_fail (handle, rc, self->qube, error);
+      return _qube_volume_fail (handle, rc, self->qube, error);
   }
   dev.path[sizeof dev.path - 1] = '\0';
   in = open (dev.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -1707,7 +1144,7 @@ stop_rows (QubeVm *vm, GPtrArray *rows, guint n, GError **error)
       g_autoptr(QubePoolHandle) handle = _qube_pool_open (manager, store, row->pool,
                                                           &local_error);
 
-      if (handle == NULL || !pool_volume_stop (handle, row, qube, &local_error))
+      if (handle == NULL || !_qube_pool_volume_stop (handle, row, qube, &local_error))
         {
           if (ok)
             g_propagate_error (error, g_steal_pointer (&local_error));
@@ -1754,7 +1191,7 @@ qube_vm_start_volumes (QubeVm *vm, GError **error)
     {
       QubeStoreVolume *row = rows->pdata[i];
       g_autoptr(QubePoolHandle) handle = _qube_pool_open (manager, store, row->pool, error);
-      g_autofree char *vid = make_vid (qube, row->name);
+      g_autofree char *vid = _qube_volume_vid (qube, row->name);
       QubeBlockDevice *device;
       QubeVolumeSpec spec;
       QubeBlockDev dev;
@@ -1762,14 +1199,14 @@ qube_vm_start_volumes (QubeVm *vm, GError **error)
       int rc = 0;
 
       if (handle != NULL
-          && require_slot (handle, handle->ops->volume_start != NULL, "starting a volume",
+          && _qube_volume_require_slot (handle, handle->ops->volume_start != NULL, "starting a volume",
                            error))
         {
-          fill_spec (&spec, row, vid);
+          _qube_volume_fill_spec (&spec, row, vid);
           memset (&dev, 0, sizeof dev);
           dev.size = sizeof dev;
           {
-            POOL_LOCK (handle);
+            QUBE_POOL_LOCK (handle);
             rc = handle->ops->volume_start (handle->pool, &spec, &dev);
           }
           if (rc == 0 && dev.format != QUBE_BLOCK_RAW && dev.format != QUBE_BLOCK_QCOW2)
@@ -1793,7 +1230,7 @@ qube_vm_start_volumes (QubeVm *vm, GError **error)
               continue;
             }
           else
-            volume_fail (handle, rc, NULL, error);
+            _qube_volume_fail (handle, rc, NULL, error);
         }
       g_prefix_error (error, "cannot start the volumes of qube '%s': ", qube);
       /* All or nothing: stop what was started. */
