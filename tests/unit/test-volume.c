@@ -104,36 +104,39 @@ check_bytes (GPtrArray *devices, const char *name, guint8 byte)
                  error ? error->message : "");
 }
 
-/* Starts the qube, checks that each VOLUME, BYTE pair (NULL-terminated)
- * holds a MiB of BYTE, and stops it: what the qube sees at its next start. */
+/* Starts the qube, applies `op` to each VOLUME, BYTE pair of `ap`
+ * (NULL-terminated), and stops it. */
 static void
-expect_at_start (QubeVm *vm, ...)
+cycle (QubeVm *vm, void (*op) (GPtrArray *, const char *, guint8), va_list ap)
 {
   g_autoptr(GPtrArray) devices = start (vm);
-  va_list ap;
 
-  va_start (ap, vm);
   for (const char *name = va_arg (ap, const char *); name != NULL;
        name = va_arg (ap, const char *))
-    check_bytes (devices, name, (guint8) va_arg (ap, int));
-  va_end (ap);
+    op (devices, name, (guint8) va_arg (ap, int));
   stop (vm);
 }
 
-/* Starts the qube, writes a MiB of BYTE into each VOLUME, BYTE pair
- * (NULL-terminated), and stops it. */
+/* What the qube sees at its next start: each VOLUME holds a MiB of BYTE. */
 static void
-write_in_cycle (QubeVm *vm, ...)
+expect_at_start (QubeVm *vm, ...)
 {
-  g_autoptr(GPtrArray) devices = start (vm);
   va_list ap;
 
   va_start (ap, vm);
-  for (const char *name = va_arg (ap, const char *); name != NULL;
-       name = va_arg (ap, const char *))
-    fill (devices, name, (guint8) va_arg (ap, int));
+  cycle (vm, check_bytes, ap);
   va_end (ap);
-  stop (vm);
+}
+
+/* One run of the qube that writes a MiB of BYTE into each VOLUME. */
+static void
+write_in_cycle (QubeVm *vm, ...)
+{
+  va_list ap;
+
+  va_start (ap, vm);
+  cycle (vm, fill, ap);
+  va_end (ap);
 }
 
 static gboolean
