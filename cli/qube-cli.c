@@ -157,6 +157,16 @@ cli_get_manager (Cli *cli, GError **error)
   return cli->manager;
 }
 
+QubeVm *
+cli_lookup_vm (Cli *cli, const char *name, GError **error)
+{
+  QubeManager *manager = cli_get_manager (cli, error);
+
+  if (manager == NULL)
+    return NULL;
+  return qube_manager_lookup (manager, name, error);
+}
+
 /* ---- the Admin API, embedded or through qubed ---- */
 
 /* qubed's socket when this run should use it, else NULL. */

@@ -72,6 +72,9 @@ char *cli_get_state_dir (Cli *cli);
 
 /* The manager of the state directory, opened once. (transfer none) */
 QubeManager *cli_get_manager (Cli *cli, GError **error);
+/* The qube NAME in the in-process store (commands not yet on the Admin
+ * API: pool, volume). */
+QubeVm *cli_lookup_vm (Cli *cli, const char *name, GError **error);
 
 /* One Admin API call as the admin qube (dom0 for the host itself), answered
  * by qubed when its socket exists (`$QUBED_SOCKET`, else qubed's default;
