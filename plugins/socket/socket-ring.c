@@ -1,0 +1,43 @@
+/* socket-ring.c — the receive ring of a socket vchan end (see socket-ring.h). */
+#include "config.h"
+
+#include <string.h>
+
+#include "socket-ring.h"
+
+void
+socket_ring_init (SocketRing *ring, gsize size)
+{
+  g_assert (size > 0 && (size & (size - 1)) == 0);
+  ring->buf = g_malloc (size);
+  ring->size = size;
+  ring->head = 0;
+  ring->tail = 0;
+}
+
+void
+socket_ring_clear (SocketRing *ring)
+{
+  g_clear_pointer (&ring->buf, g_free);
+  ring->size = 0;
+  ring->head = ring->tail = 0;
+}
+
+guint8 *
+socket_ring_write_region (const SocketRing *ring, gsize *len)
+{
+  gsize offset = (gsize) (ring->tail & (ring->size - 1));
+
+  *len = MIN (socket_ring_free (ring), ring->size - offset);
+  return ring->buf + offset;
+}
+
+void
+socket_ring_peek (const SocketRing *ring, void *dest, gsize len)
+{
+  gsize offset = (gsize) (ring->head & (ring->size - 1));
+  gsize first = MIN (len, ring->size - offset);
+
+  memcpy (dest, ring->buf + offset, first);
+  memcpy ((guint8 *) dest + first, ring->buf, len - first);
+}

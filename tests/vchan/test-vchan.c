@@ -1,0 +1,1017 @@
+/* test-vchan.c — the conformance suite every vchan transport plugin passes.
+ *
+ * It checks the libvchan semantics of abi/qube-vchan.h through the plugin's
+ * operation table only: connect/accept, the three is_open states, both
+ * directions at once, short stream reads and writes, all-or-nothing
+ * send/recv, back-pressure, a peer leaving in the middle, async client
+ * init, many ports at once, and 1 GiB streamed with a SHA-256 check.
+ *
+ * The two ends run in two processes (the test and a fork()ed child), as
+ * two qubes would.  Parameters (environment):
+ *   QUBE_VCHAN_PLUGIN   plugin name (default "socket"; argv[1] also works)
+ *   QUBE_VCHAN_ADDRESS  peer address handed to the plugin (e.g. tcp:HOST:PORT)
+ *   QUBE_VCHAN_CONFIG   plugin configuration, "key=value,key=value"
+ *   QUBE_VCHAN_STREAM_MIB  size of the stream test (default 1024)
+ */
+#include "config.h"
+
+#include <check.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "abi/qube-plugin.h"
+#include "abi/qube-vchan.h"
+
+/* ---- loading the plugin -------------------------------------------------- */
+
+static const char *plugin_name;
+static const QubeVchanOps *ops;
+static void *plugin_data;
+static char *tmp_dir;
+static __thread char *last_error;
+
+static void host_log (const QubeHost *host, QubeLogLevel level, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+static void host_set_error (const QubeHost *host, QubeAbiError code, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+
+static void
+host_log (const QubeHost *host, QubeLogLevel level, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  fprintf (stderr, "[%s] ", host->plugin_name);
+  vfprintf (stderr, fmt, ap);
+  fputc ('\n', stderr);
+  va_end (ap);
+}
+
+static void
+host_set_error (const QubeHost *host, QubeAbiError code, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  g_free (last_error);
+  last_error = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+}
+
+static const char *
+host_config_get (const QubeHost *host, const char *key)
+{
+  static GHashTable *config;
+
+  if (config == NULL)
+    {
+      g_auto(GStrv) pairs = g_strsplit (g_getenv ("QUBE_VCHAN_CONFIG") ?: "", ",", -1);
+
+      config = g_hash_table_new (g_str_hash, g_str_equal);
+      for (char **p = pairs; *p != NULL; p++)
+        {
+          char *eq = strchr (*p, '=');
+
+          if (eq != NULL)
+            g_hash_table_insert (config, g_strndup (*p, (gsize) (eq - *p)), g_strdup (eq + 1));
+        }
+    }
+  return g_hash_table_lookup (config, key);
+}
+
+static QubeHost test_host = {
+  .size = sizeof (QubeHost),
+  .abi_minor = QUBE_ABI_MINOR,
+  .log = host_log,
+  .set_error = host_set_error,
+  .config_get = host_config_get,
+};
+
+/* The one place that knows how a plugin is found and loaded: dlopen() of
+ * <dir>/<name>.so from QUBE_PLUGIN_PATH (default: the build tree), the
+ * descriptor's ABI checked, init called. */
+static void
+load_plugin (void)
+{
+  g_autofree char *default_path = g_strdup_printf ("%s/plugins/%s/.libs",
+                                                   g_getenv ("QUBE_TEST_BUILDDIR") ?: ".",
+                                                   plugin_name);
+  const char *search = g_getenv ("QUBE_PLUGIN_PATH") ?: default_path;
+  g_auto(GStrv) dirs = g_strsplit (search, ":", -1);
+  const QubePluginDesc *desc = NULL;
+
+  for (char **d = dirs; *d != NULL && desc == NULL; d++)
+    {
+      g_autofree char *file = g_strdup_printf ("%s/%s.so", *d, plugin_name);
+      void *handle = dlopen (file, RTLD_NOW | RTLD_LOCAL);
+
+      if (handle != NULL)
+        desc = dlsym (handle, QUBE_PLUGIN_DESCRIPTOR_SYMBOL);
+    }
+  ck_assert_msg (desc != NULL, "vchan plugin '%s' not found in %s", plugin_name, search);
+  ck_assert_uint_eq (desc->abi_major, QUBE_ABI_MAJOR);
+  ck_assert_msg (desc->vchan != NULL, "plugin '%s' has no vchan table", plugin_name);
+  test_host.plugin_name = desc->name;
+  test_host.runtime_dir = tmp_dir;
+  test_host.state_dir = tmp_dir;
+  if (desc->init != NULL)
+    ck_assert_msg (desc->init (&test_host, &plugin_data) == 0,
+                   "init of plugin '%s' failed: %s", plugin_name, last_error);
+  ops = desc->vchan;
+}
+
+/* ---- fixtures and helpers ------------------------------------------------ */
+
+static void
+setup (void)
+{
+  g_autoptr(GError) error = NULL;
+
+  tmp_dir = g_dir_make_tmp ("qube-vchan-XXXXXX", &error);
+  g_assert_no_error (error);
+  load_plugin ();
+}
+
+static void
+teardown (void)
+{
+  GDir *dir = g_dir_open (tmp_dir, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (tmp_dir, name, NULL);
+
+      (void) g_unlink (path);
+    }
+  g_clear_pointer (&dir, g_dir_close);
+  (void) g_rmdir (tmp_dir);
+  g_clear_pointer (&tmp_dir, g_free);
+}
+
+/* The address of the other end.  Both ends name the same meeting place: a
+ * host<->qube channel lives in the qube's runtime directory. */
+static QubeVchanPeer
+peer_named (const char *name)
+{
+  QubeVchanPeer peer = {
+    .size = sizeof (QubeVchanPeer),
+    .name = name,
+    .domid = -1,
+    .runtime_dir = tmp_dir,
+    .address = g_getenv ("QUBE_VCHAN_ADDRESS"),
+  };
+
+  return peer;
+}
+
+static QubeVchan *
+server (uint32_t port, size_t read_min, size_t write_min)
+{
+  QubeVchanPeer peer = peer_named ("qube-b");
+  QubeVchan *chan = ops->server_init (plugin_data, &peer, port, read_min, write_min);
+
+  ck_assert_msg (chan != NULL, "server_init on port %u failed: %s", port, last_error);
+  return chan;
+}
+
+/* Connect as a client, waiting for the server to appear (up to 30 s). */
+static QubeVchan *
+client (uint32_t port)
+{
+  QubeVchanPeer peer = peer_named ("qube-a");
+  gint64 deadline = g_get_monotonic_time () + 30 * G_TIME_SPAN_SECOND;
+
+  if (ops->client_init_async != NULL)
+    {
+      QubeVchan *chan = ops->client_init_async (plugin_data, &peer, port);
+      int rc;
+
+      ck_assert_msg (chan != NULL, "client_init_async on port %u failed: %s", port, last_error);
+      while ((rc = ops->client_init_async_finish (chan)) == QUBE_ABI_E_TIMEOUT)
+        {
+          struct pollfd pfd = { .fd = ops->fd (chan), .events = POLLIN };
+
+          ck_assert_msg (g_get_monotonic_time () < deadline, "port %u: no server after 30 s", port);
+          (void) poll (&pfd, 1, 1000);
+          ops->ack (chan);
+        }
+      ck_assert_msg (rc == 0, "connecting to port %u failed: %s", port, last_error);
+      return chan;
+    }
+  for (;;)
+    {
+      QubeVchan *chan = ops->client_init (plugin_data, &peer, port);
+
+      if (chan != NULL)
+        return chan;
+      ck_assert_msg (g_get_monotonic_time () < deadline, "client_init on port %u: %s", port, last_error);
+      g_usleep (20000);
+    }
+}
+
+static void
+write_all (QubeVchan *chan, const void *buf, size_t len)
+{
+  for (size_t done = 0; done < len;)
+    {
+      long n = ops->write (chan, (const guint8 *) buf + done, len - done);
+
+      ck_assert_msg (n > 0, "write failed: %s", last_error);
+      done += (size_t) n;
+    }
+}
+
+static void
+read_all (QubeVchan *chan, void *buf, size_t len)
+{
+  for (size_t done = 0; done < len;)
+    {
+      long n = ops->read (chan, (guint8 *) buf + done, len - done);
+
+      ck_assert_msg (n > 0, "read failed: %s", last_error);
+      done += (size_t) n;
+    }
+}
+
+/* Block until `cond` holds, using the channel's own wait(). */
+#define WAIT_FOR(chan, cond)                                  \
+  G_STMT_START {                                              \
+    while (!(cond))                                           \
+      ck_assert_msg (ops->wait (chan) == 0, "wait failed: %s", last_error); \
+  } G_STMT_END
+
+/* A deterministic pattern, different per stream and offset. */
+static void
+fill_pattern (guint8 *buf, size_t len, guint32 seed, guint64 offset)
+{
+  for (size_t i = 0; i < len; i++)
+    {
+      guint64 x = offset + i;
+
+      buf[i] = (guint8) ((x * 2654435761u) >> 13) ^ (guint8) (x >> 8) ^ (guint8) seed;
+    }
+}
+
+/* The other qube: a fork()ed child running `body`.  A pipe lets the two
+ * sides say "go" to each other outside the channel under test.  Fork
+ * before opening channels: a child of a process with running threads
+ * inherits their locks in whatever state they were. */
+typedef struct {
+  pid_t pid;
+  int to_child;
+  int from_child;
+} Peer;
+
+static int child_in = -1;
+static int child_out = -1;
+
+static Peer
+fork_peer (void (*body) (gpointer), gpointer arg)
+{
+  int down[2], up[2];
+  Peer peer;
+
+  ck_assert_int_eq (pipe (down), 0);
+  ck_assert_int_eq (pipe (up), 0);
+  peer.pid = fork ();
+  ck_assert_int_ge (peer.pid, 0);
+  if (peer.pid == 0)
+    {
+      close (down[1]);
+      close (up[0]);
+      child_in = down[0];
+      child_out = up[1];
+      body (arg);
+      _exit (0);
+    }
+  close (down[0]);
+  close (up[1]);
+  peer.to_child = down[1];
+  peer.from_child = up[0];
+  return peer;
+}
+
+static void
+join_peer (Peer *peer)
+{
+  int status = 0;
+
+  ck_assert_int_eq (waitpid (peer->pid, &status, 0), peer->pid);
+  ck_assert_msg (WIFEXITED (status) && WEXITSTATUS (status) == 0,
+                 "the peer process failed (status %d)", status);
+  close (peer->to_child);
+  close (peer->from_child);
+}
+
+static void
+signal_fd (int fd)
+{
+  char c = 'g';
+
+  ck_assert_int_eq (write (fd, &c, 1), 1);
+}
+
+static void
+await_fd (int fd)
+{
+  char c;
+
+  ck_assert_int_eq (read (fd, &c, 1), 1);
+}
+
+/* In the child, a failed ck_assert ends the child with a failure status
+ * that join_peer() reports. */
+#define CHILD_PORT 7
+
+/* ---- connect/accept and the three states -------------------------------- */
+
+static void
+child_ping_pong (gpointer arg)
+{
+  QubeVchan *chan;
+  char buf[5] = "";
+
+  await_fd (child_in);
+  chan = client (GPOINTER_TO_UINT (arg));
+
+  ck_assert_int_eq (ops->is_open (chan), QUBE_VCHAN_CONNECTED);
+  ck_assert_int_eq (ops->recv (chan, buf, 4), 4);
+  ck_assert_str_eq (buf, "ping");
+  ck_assert_int_eq (ops->send (chan, "pong", 4), 4);
+  await_fd (child_in);
+  ops->close (chan);
+}
+
+START_TEST (test_connect_accept_states)
+{
+  Peer peer = fork_peer (child_ping_pong, GUINT_TO_POINTER (CHILD_PORT));
+  QubeVchan *chan = server (CHILD_PORT, 0, 0);
+  char buf[5] = "";
+
+  /* The child only connects once told to: until then the server waits. */
+  ck_assert_int_eq (ops->is_open (chan), QUBE_VCHAN_WAITING);
+  ck_assert_uint_eq (ops->data_ready (chan), 0);
+  signal_fd (peer.to_child);
+
+  WAIT_FOR (chan, ops->is_open (chan) != QUBE_VCHAN_WAITING);
+  ck_assert_int_eq (ops->is_open (chan), QUBE_VCHAN_CONNECTED);
+  ck_assert_int_eq (ops->send (chan, "ping", 4), 4);
+  ck_assert_int_eq (ops->recv (chan, buf, 4), 4);
+  ck_assert_str_eq (buf, "pong");
+
+  signal_fd (peer.to_child);
+  join_peer (&peer);
+  WAIT_FOR (chan, ops->is_open (chan) == QUBE_VCHAN_DISCONNECTED);
+  ck_assert_int_eq (ops->read (chan, buf, 1), -1);
+  ops->close (chan);
+}
+END_TEST
+
+START_TEST (test_port_taken)
+{
+  QubeVchanPeer peer = peer_named ("qube-b");
+  QubeVchan *chan = server (CHILD_PORT, 0, 0);
+
+  ck_assert_ptr_null (ops->server_init (plugin_data, &peer, CHILD_PORT, 0, 0));
+  ck_assert_ptr_nonnull (last_error);
+  ops->close (chan);
+}
+END_TEST
+
+START_TEST (test_client_without_server)
+{
+  QubeVchanPeer peer = peer_named ("qube-a");
+
+  ck_assert_ptr_null (ops->client_init (plugin_data, &peer, 99));
+  ck_assert_msg (last_error != NULL && *last_error != '\0', "no error message");
+}
+END_TEST
+
+/* ---- both directions at once -------------------------------------------- */
+
+#define ECHO_BYTES (8 * 1024 * 1024)
+
+/* Echo everything back, driven by data_ready/buffer_space and the fd. */
+static void
+child_echo (gpointer arg)
+{
+  QubeVchan *chan = client (GPOINTER_TO_UINT (arg));
+  g_autofree guint8 *buf = g_malloc (ECHO_BYTES);
+  size_t got = 0, sent = 0;
+
+  while (sent < ECHO_BYTES)
+    {
+      struct pollfd pfd = { .fd = ops->fd (chan), .events = POLLIN };
+      gboolean progress = FALSE;
+      size_t n;
+
+      ops->ack (chan);
+      if ((n = ops->data_ready (chan)) > 0)
+        {
+          ck_assert_int_eq (ops->read (chan, buf + got, MIN (n, ECHO_BYTES - got)), MIN (n, ECHO_BYTES - got));
+          got += MIN (n, ECHO_BYTES - got);
+          progress = TRUE;
+        }
+      if (sent < got && (n = ops->buffer_space (chan)) > 0)
+        {
+          ck_assert_int_eq (ops->write (chan, buf + sent, MIN (n, got - sent)), MIN (n, got - sent));
+          sent += MIN (n, got - sent);
+          progress = TRUE;
+        }
+      if (!progress)
+        ck_assert_int_eq (poll (&pfd, 1, 30000), 1);
+    }
+  await_fd (child_in);
+  ops->close (chan);
+}
+
+START_TEST (test_both_directions)
+{
+  Peer peer = fork_peer (child_echo, GUINT_TO_POINTER (CHILD_PORT));
+  QubeVchan *chan = server (CHILD_PORT, 65536, 65536);
+  g_autofree guint8 *out = g_malloc (ECHO_BYTES);
+  g_autofree guint8 *in = g_malloc (ECHO_BYTES);
+  size_t sent = 0, got = 0;
+
+  fill_pattern (out, ECHO_BYTES, 1, 0);
+  WAIT_FOR (chan, ops->is_open (chan) == QUBE_VCHAN_CONNECTED);
+  while (got < ECHO_BYTES)
+    {
+      struct pollfd pfd = { .fd = ops->fd (chan), .events = POLLIN };
+      gboolean progress = FALSE;
+      size_t n;
+
+      ops->ack (chan);
+      if (sent < ECHO_BYTES && (n = ops->buffer_space (chan)) > 0)
+        {
+          /* A stream write moves what fits, never more than asked. */
+          long w = ops->write (chan, out + sent, MIN (n, ECHO_BYTES - sent));
+
+          ck_assert_int_eq (w, MIN (n, ECHO_BYTES - sent));
+          sent += (size_t) w;
+          progress = TRUE;
+        }
+      if ((n = ops->data_ready (chan)) > 0)
+        {
+          long r = ops->read (chan, in + got, ECHO_BYTES - got);
+
+          ck_assert_int_gt (r, 0);
+          ck_assert_int_le (r, ECHO_BYTES - got);
+          got += (size_t) r;
+          progress = TRUE;
+        }
+      if (!progress)
+        ck_assert_int_eq (poll (&pfd, 1, 30000), 1);
+    }
+  ck_assert_msg (memcmp (in, out, ECHO_BYTES) == 0, "the echo differs from what was sent");
+  signal_fd (peer.to_child);
+  join_peer (&peer);
+  ops->close (chan);
+}
+END_TEST
+
+/* ---- short reads and writes ---------------------------------------------- */
+
+static void
+child_send_ten_then_wait (gpointer arg)
+{
+  QubeVchan *chan = client (GPOINTER_TO_UINT (arg));
+
+  ck_assert_int_eq (ops->send (chan, "0123456789", 10), 10);
+  await_fd (child_in);
+  ops->close (chan);
+}
+
+START_TEST (test_short_read)
+{
+  Peer peer = fork_peer (child_send_ten_then_wait, GUINT_TO_POINTER (CHILD_PORT));
+  QubeVchan *chan = server (CHILD_PORT, 0, 0);
+  char buf[100] = "";
+
+  WAIT_FOR (chan, ops->data_ready (chan) == 10);
+  /* Asking for more than is there returns what is there, without blocking. */
+  ck_assert_int_eq (ops->read (chan, buf, sizeof buf), 10);
+  ck_assert_str_eq (buf, "0123456789");
+  ck_assert_uint_eq (ops->data_ready (chan), 0);
+  signal_fd (peer.to_child);
+  join_peer (&peer);
+  ops->close (chan);
+}
+END_TEST
+
+static void
+child_idle_then_drain (gpointer arg)
+{
+  QubeVchan *chan = client (GPOINTER_TO_UINT (arg));
+  guint8 buf[4096];
+
+  await_fd (child_in);
+  while (ops->read (chan, buf, sizeof buf) > 0)
+    ;
+  ops->close (chan);
+}
+
+START_TEST (test_short_write)
+{
+  Peer peer = fork_peer (child_idle_then_drain, GUINT_TO_POINTER (CHILD_PORT));
+  QubeVchan *chan = server (CHILD_PORT, 0, 65536);
+  g_autofree guint8 *buf = g_malloc0 (1024 * 1024);
+  size_t space;
+
+  WAIT_FOR (chan, ops->is_open (chan) == QUBE_VCHAN_CONNECTED);
+  space = ops->buffer_space (chan);
+  ck_assert_uint_ge (space, 65536);
+  ck_assert_uint_lt (space, 1024 * 1024);
+  /* More than fits: the write is short and does not block. */
+  ck_assert_int_eq (ops->write (chan, buf, 1024 * 1024), space);
+  ck_assert_uint_eq (ops->buffer_space (chan), 0);
+  signal_fd (peer.to_child);
+  ops->close (chan);
+  join_peer (&peer);
+}
+END_TEST
+
+/* ---- all-or-nothing ------------------------------------------------------- */
+
+static void
+child_send_in_halves (gpointer arg)
+{
+  QubeVchan *chan = client (GPOINTER_TO_UINT (arg));
+  guint8 msg[1000];
+
+  fill_pattern (msg, sizeof msg, 3, 0);
+  ck_assert_int_eq (ops->send (chan, msg, 500), 500);
+  await_fd (child_in);
+  g_usleep (100000); /* let the reader sit in recv() with half a message */
+  ck_assert_int_eq (ops->send (chan, msg + 500, 500), 500);
+  /* The oversized send failed on the other side: the next message is
+   * exactly this one. */
+  ck_assert_int_eq (ops->recv (chan, msg, 4), 4);
+  ck_assert_int_eq (memcmp (msg, "next", 4), 0);
+  ck_assert_uint_eq (ops->data_ready (chan), 0);
+  ops->close (chan);
+}
+
+START_TEST (test_all_or_nothing)
+{
+  Peer peer = fork_peer (child_send_in_halves, GUINT_TO_POINTER (CHILD_PORT));
+  QubeVchan *chan = server (CHILD_PORT, 65536, 65536);
+  guint8 expected[1000], got[1000];
+  size_t ring;
+  g_autofree guint8 *huge = NULL;
+
+  fill_pattern (expected, sizeof expected, 3, 0);
+  WAIT_FOR (chan, ops->data_ready (chan) >= 500);
+  /* recv() of more than the ring can ever hold fails at once. */
+  ck_assert_int_eq (ops->recv (chan, got, 0), 0);
+  huge = g_malloc0 (64 * 1024 * 1024 + 1);
+  ck_assert_int_eq (ops->recv (chan, huge, 64 * 1024 * 1024 + 1), -1);
+  signal_fd (peer.to_child);
+  /* recv() waits for the whole message, never returns half. */
+  ck_assert_int_eq (ops->recv (chan, got, sizeof got), sizeof got);
+  ck_assert_int_eq (memcmp (got, expected, sizeof got), 0);
+
+  /* send() of more than the ring fails and moves nothing. */
+  ring = ops->buffer_space (chan);
+  ck_assert_uint_ge (ring, 65536);
+  ck_assert_int_eq (ops->send (chan, huge, 64 * 1024 * 1024 + 1), -1);
+  ck_assert_uint_eq (ops->buffer_space (chan), ring);
+  ck_assert_int_eq (ops->send (chan, "next", 4), 4);
+  join_peer (&peer);
+  ops->close (chan);
+}
+END_TEST
+
+/* ---- back-pressure -------------------------------------------------------- */
+
+#define PRESSURE_READ 20000
+
+static void
+child_slow_reader (gpointer arg)
+{
+  QubeVchan *chan = client (GPOINTER_TO_UINT (arg));
+  g_autofree guint8 *buf = g_malloc (4 * 1024 * 1024);
+  size_t total = 0;
+  long n;
+
+  await_fd (child_in);   /* the writer has filled the ring */
+  read_all (chan, buf, PRESSURE_READ);
+  total = PRESSURE_READ;
+  while ((n = ops->read (chan, buf + total, 4 * 1024 * 1024 - total)) > 0)
+    total += (size_t) n;
+  /* Everything written arrived, in order. */
+  {
+    g_autofree guint8 *expected = g_malloc (total);
+
+    fill_pattern (expected, total, 5, 0);
+    ck_assert_int_eq (memcmp (buf, expected, total), 0);
+  }
+  ck_assert_int_eq (write (child_out, &total, sizeof total), sizeof total);
+  ops->close (chan);
+}
+
+START_TEST (test_back_pressure)
+{
+  Peer peer = fork_peer (child_slow_reader, GUINT_TO_POINTER (CHILD_PORT));
+  QubeVchan *chan = server (CHILD_PORT, 0, 65536);
+  g_autofree guint8 *data = g_malloc (4 * 1024 * 1024);
+  size_t written = 0, space, reported = 0;
+
+  fill_pattern (data, 4 * 1024 * 1024, 5, 0);
+  WAIT_FOR (chan, ops->is_open (chan) == QUBE_VCHAN_CONNECTED);
+  /* Fill the ring while nobody reads: space runs out and stays out. */
+  while ((space = ops->buffer_space (chan)) > 0)
+    {
+      long n = ops->write (chan, data + written, MIN (space, 4096));
+
+      ck_assert_int_gt (n, 0);
+      written += (size_t) n;
+    }
+  ck_assert_uint_ge (written, 65536);
+  ck_assert_uint_lt (written, 4 * 1024 * 1024);
+  ck_assert_uint_eq (ops->buffer_space (chan), 0);
+
+  /* The reader drains some: space comes back, and a blocking write
+   * that had to wait goes through. */
+  signal_fd (peer.to_child);
+  WAIT_FOR (chan, ops->buffer_space (chan) > 0);
+  write_all (chan, data + written, PRESSURE_READ + 1000);
+  written += PRESSURE_READ + 1000;
+  ops->close (chan);
+
+  ck_assert_int_eq (read (peer.from_child, &reported, sizeof reported), sizeof reported);
+  ck_assert_uint_eq (reported, written);
+  join_peer (&peer);
+}
+END_TEST
+
+/* ---- the peer leaving in the middle -------------------------------------- */
+
+static void
+child_write_and_leave (gpointer arg)
+{
+  QubeVchan *chan = client (GPOINTER_TO_UINT (arg));
+
+  ck_assert_int_eq (ops->send (chan, "last words", 10), 10);
+  ops->close (chan);
+}
+
+START_TEST (test_peer_leaves)
+{
+  Peer peer = fork_peer (child_write_and_leave, GUINT_TO_POINTER (CHILD_PORT));
+  QubeVchan *chan = server (CHILD_PORT, 0, 0);
+  char buf[20] = "";
+
+  join_peer (&peer);
+  WAIT_FOR (chan, ops->data_ready (chan) == 10 || ops->is_open (chan) == QUBE_VCHAN_DISCONNECTED);
+  /* A message that can never complete fails instead of returning part. */
+  ck_assert_int_eq (ops->recv (chan, buf, 20), -1);
+  /* What the peer sent before leaving is still delivered... */
+  ck_assert_int_eq (ops->read (chan, buf, sizeof buf), 10);
+  ck_assert_int_eq (memcmp (buf, "last words", 10), 0);
+  /* ...then the channel is disconnected, reads and writes fail. */
+  WAIT_FOR (chan, ops->is_open (chan) == QUBE_VCHAN_DISCONNECTED);
+  ck_assert_int_eq (ops->read (chan, buf, 1), -1);
+  ck_assert_int_eq (ops->write (chan, "x", 1), -1);
+  ck_assert_int_eq (ops->send (chan, "x", 1), -1);
+  ck_assert_msg (last_error != NULL && *last_error != '\0', "no error message");
+  ops->close (chan);
+}
+END_TEST
+
+static void
+child_read_some_and_leave (gpointer arg)
+{
+  QubeVchan *chan = client (GPOINTER_TO_UINT (arg));
+  guint8 buf[1000];
+
+  read_all (chan, buf, sizeof buf);
+  ops->close (chan);
+}
+
+START_TEST (test_writer_sees_error)
+{
+  Peer peer = fork_peer (child_read_some_and_leave, GUINT_TO_POINTER (CHILD_PORT));
+  QubeVchan *chan = server (CHILD_PORT, 0, 0);
+  g_autofree guint8 *data = g_malloc0 (1024 * 1024);
+  long n = 0;
+
+  /* The writer keeps writing; once the reader is gone, it gets an error
+   * rather than blocking forever. */
+  for (int i = 0; i < 1000000 && n >= 0; i++)
+    n = ops->write (chan, data, 1024 * 1024);
+  ck_assert_int_eq (n, -1);
+  join_peer (&peer);
+  ck_assert_int_eq (ops->is_open (chan), QUBE_VCHAN_DISCONNECTED);
+  ops->close (chan);
+}
+END_TEST
+
+/* ---- async client init ---------------------------------------------------- */
+
+static void
+child_late_server (gpointer arg)
+{
+  QubeVchan *chan;
+
+  await_fd (child_in);
+  chan = server (GPOINTER_TO_UINT (arg), 0, 0);
+  ck_assert_int_eq (ops->send (chan, "hello", 5), 5);
+  await_fd (child_in);
+  ops->close (chan);
+}
+
+START_TEST (test_async_client_init)
+{
+  QubeVchanPeer peer_desc = peer_named ("qube-a");
+  QubeVchan *chan;
+  Peer peer;
+  char buf[6] = "";
+  int rc;
+
+  if (ops->client_init_async == NULL)
+    {
+      fprintf (stderr, "plugin '%s' has no async client init; nothing to check\n", plugin_name);
+      return;
+    }
+  peer = fork_peer (child_late_server, GUINT_TO_POINTER (CHILD_PORT));
+  /* Started before the server exists: not connected, not failed. */
+  chan = ops->client_init_async (plugin_data, &peer_desc, CHILD_PORT);
+  ck_assert_msg (chan != NULL, "client_init_async failed: %s", last_error);
+  ck_assert_int_eq (ops->client_init_async_finish (chan), QUBE_ABI_E_TIMEOUT);
+  ck_assert_int_ne (ops->is_open (chan), QUBE_VCHAN_CONNECTED);
+
+  signal_fd (peer.to_child);
+  while ((rc = ops->client_init_async_finish (chan)) == QUBE_ABI_E_TIMEOUT)
+    {
+      struct pollfd pfd = { .fd = ops->fd (chan), .events = POLLIN };
+
+      ck_assert_int_eq (poll (&pfd, 1, 30000), 1);
+      ck_assert_int_eq (ops->ack (chan), 0);
+    }
+  ck_assert_msg (rc == 0, "async connect failed: %s", last_error);
+  ck_assert_int_eq (ops->is_open (chan), QUBE_VCHAN_CONNECTED);
+  ck_assert_int_eq (ops->recv (chan, buf, 5), 5);
+  ck_assert_str_eq (buf, "hello");
+  signal_fd (peer.to_child);
+  join_peer (&peer);
+  ops->close (chan);
+}
+END_TEST
+
+/* ---- many ports at once ---------------------------------------------------- */
+
+#define N_PORTS 64
+#define PORT_BASE 1000
+#define PER_PORT (256 * 1024)
+
+typedef struct {
+  QubeVchan *chan;
+  size_t sent;
+  size_t got;
+} PortState;
+
+/* Serve N_PORTS echo channels from one poll() loop. */
+static void
+child_many_echo (gpointer arg)
+{
+  PortState ports[N_PORTS] = { { 0 } };
+  struct pollfd pfds[N_PORTS];
+  g_autofree guint8 *buf = g_malloc ((size_t) N_PORTS * PER_PORT);
+  size_t done = 0;
+
+  for (int i = 0; i < N_PORTS; i++)
+    ports[i].chan = client (PORT_BASE + (uint32_t) i);
+  while (done < N_PORTS)
+    {
+      gboolean progress = FALSE;
+
+      done = 0;
+      for (int i = 0; i < N_PORTS; i++)
+        {
+          PortState *p = &ports[i];
+          guint8 *mine = buf + (size_t) i * PER_PORT;
+          size_t n;
+
+          ops->ack (p->chan);
+          if (p->got < PER_PORT && (n = ops->data_ready (p->chan)) > 0)
+            {
+              ck_assert_int_gt (ops->read (p->chan, mine + p->got, MIN (n, PER_PORT - p->got)), 0);
+              p->got += MIN (n, PER_PORT - p->got);
+              progress = TRUE;
+            }
+          if (p->sent < p->got && (n = ops->buffer_space (p->chan)) > 0)
+            {
+              long w = ops->write (p->chan, mine + p->sent, MIN (n, p->got - p->sent));
+
+              ck_assert_int_gt (w, 0);
+              p->sent += (size_t) w;
+              progress = TRUE;
+            }
+          done += p->sent == PER_PORT;
+          pfds[i].fd = ops->fd (p->chan);
+          pfds[i].events = POLLIN;
+        }
+      if (!progress && done < N_PORTS)
+        ck_assert_int_gt (poll (pfds, N_PORTS, 30000), 0);
+    }
+  await_fd (child_in);
+  for (int i = 0; i < N_PORTS; i++)
+    ops->close (ports[i].chan);
+}
+
+START_TEST (test_many_ports)
+{
+  PortState ports[N_PORTS] = { { 0 } };
+  struct pollfd pfds[N_PORTS];
+  g_autofree guint8 *out = g_malloc ((size_t) N_PORTS * PER_PORT);
+  g_autofree guint8 *in = g_malloc ((size_t) N_PORTS * PER_PORT);
+  Peer peer = fork_peer (child_many_echo, NULL);
+  size_t done = 0;
+
+  for (int i = 0; i < N_PORTS; i++)
+    {
+      ports[i].chan = server (PORT_BASE + (uint32_t) i, 0, 0);
+      fill_pattern (out + (size_t) i * PER_PORT, PER_PORT, (guint32) i, 0);
+    }
+  while (done < N_PORTS)
+    {
+      gboolean progress = FALSE;
+
+      done = 0;
+      for (int i = 0; i < N_PORTS; i++)
+        {
+          PortState *p = &ports[i];
+          size_t n;
+
+          ops->ack (p->chan);
+          if (p->sent < PER_PORT && (n = ops->buffer_space (p->chan)) > 0)
+            {
+              long w = ops->write (p->chan, out + (size_t) i * PER_PORT + p->sent,
+                                   MIN (n, PER_PORT - p->sent));
+
+              ck_assert_int_gt (w, 0);
+              p->sent += (size_t) w;
+              progress = TRUE;
+            }
+          if ((n = ops->data_ready (p->chan)) > 0)
+            {
+              long r = ops->read (p->chan, in + (size_t) i * PER_PORT + p->got, PER_PORT - p->got);
+
+              ck_assert_int_gt (r, 0);
+              p->got += (size_t) r;
+              progress = TRUE;
+            }
+          done += p->got == PER_PORT;
+          pfds[i].fd = ops->fd (p->chan);
+          pfds[i].events = POLLIN;
+        }
+      if (!progress && done < N_PORTS)
+        ck_assert_int_gt (poll (pfds, N_PORTS, 30000), 0);
+    }
+  for (int i = 0; i < N_PORTS; i++)
+    ck_assert_msg (memcmp (in + (size_t) i * PER_PORT, out + (size_t) i * PER_PORT, PER_PORT) == 0,
+                   "port %d: the echo differs (crossed channels?)", PORT_BASE + i);
+  signal_fd (peer.to_child);
+  join_peer (&peer);
+  for (int i = 0; i < N_PORTS; i++)
+    ops->close (ports[i].chan);
+}
+END_TEST
+
+/* ---- a long stream with a checksum ---------------------------------------- */
+
+#define CHUNK (1024 * 1024)
+
+static size_t
+stream_bytes (void)
+{
+  const char *mib = g_getenv ("QUBE_VCHAN_STREAM_MIB");
+
+  return (size_t) (mib != NULL ? g_ascii_strtoull (mib, NULL, 10) : 1024) * 1024 * 1024;
+}
+
+static void
+child_stream (gpointer arg)
+{
+  QubeVchan *chan = client (GPOINTER_TO_UINT (arg));
+  g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autofree guint8 *chunk = g_malloc (CHUNK);
+  size_t total = stream_bytes ();
+  guint8 digest[32];
+  gsize digest_len = sizeof digest;
+
+  fill_pattern (chunk, CHUNK, 9, 0);
+  for (size_t off = 0; off < total; off += CHUNK)
+    {
+      /* Vary every chunk cheaply so that reordering would show. */
+      memcpy (chunk, &off, sizeof off);
+      g_checksum_update (sum, chunk, CHUNK);
+      write_all (chan, chunk, CHUNK);
+    }
+  g_checksum_get_digest (sum, digest, &digest_len);
+  ck_assert_int_eq (ops->send (chan, digest, sizeof digest), sizeof digest);
+  await_fd (child_in);
+  ops->close (chan);
+}
+
+START_TEST (test_stream_checksum)
+{
+  Peer peer = fork_peer (child_stream, GUINT_TO_POINTER (CHILD_PORT));
+  QubeVchan *chan = server (CHILD_PORT, 65536, 65536);
+  g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autofree guint8 *buf = g_malloc (CHUNK);
+  size_t total = stream_bytes ();
+  guint8 digest[32], theirs[32];
+  gsize digest_len = sizeof digest;
+
+  for (size_t got = 0; got < total;)
+    {
+      long n = ops->read (chan, buf, MIN (CHUNK, total - got));
+
+      ck_assert_msg (n > 0, "stream read failed after %zu bytes: %s", got, last_error);
+      g_checksum_update (sum, buf, (gssize) n);
+      got += (size_t) n;
+    }
+  g_checksum_get_digest (sum, digest, &digest_len);
+  ck_assert_int_eq (ops->recv (chan, theirs, sizeof theirs), sizeof theirs);
+  ck_assert_msg (memcmp (digest, theirs, sizeof digest) == 0,
+                 "SHA-256 of the %zu bytes received differs from the sender's", total);
+  signal_fd (peer.to_child);
+  join_peer (&peer);
+  ops->close (chan);
+}
+END_TEST
+
+/* ---- the socket plugin's own rule: TCP only when configured --------------- */
+
+START_TEST (test_socket_tcp_refused)
+{
+  QubeVchanPeer peer = peer_named ("remote");
+
+  peer.address = "tcp:127.0.0.1:40000";
+  ck_assert_ptr_null (ops->server_init (plugin_data, &peer, 1, 0, 0));
+  ck_assert_msg (strstr (last_error, "tcp=enabled") != NULL,
+                 "the refusal does not say how to enable TCP: %s", last_error);
+  ck_assert_ptr_null (ops->client_init (plugin_data, &peer, 1));
+  ck_assert_msg (strstr (last_error, "tcp=enabled") != NULL, "%s", last_error);
+}
+END_TEST
+
+static Suite *
+vchan_suite (void)
+{
+  Suite *s = suite_create (plugin_name);
+  TCase *tc = tcase_create ("semantics");
+  TCase *tc_long = tcase_create ("stream");
+
+  tcase_add_checked_fixture (tc, setup, teardown);
+  tcase_set_timeout (tc, 60);
+  tcase_add_test (tc, test_connect_accept_states);
+  tcase_add_test (tc, test_port_taken);
+  tcase_add_test (tc, test_client_without_server);
+  tcase_add_test (tc, test_both_directions);
+  tcase_add_test (tc, test_short_read);
+  tcase_add_test (tc, test_short_write);
+  tcase_add_test (tc, test_all_or_nothing);
+  tcase_add_test (tc, test_back_pressure);
+  tcase_add_test (tc, test_peer_leaves);
+  tcase_add_test (tc, test_writer_sees_error);
+  tcase_add_test (tc, test_async_client_init);
+  tcase_add_test (tc, test_many_ports);
+  if (strcmp (plugin_name, "socket") == 0 && g_getenv ("QUBE_VCHAN_ADDRESS") == NULL)
+    tcase_add_test (tc, test_socket_tcp_refused);
+  suite_add_tcase (s, tc);
+
+  tcase_add_checked_fixture (tc_long, setup, teardown);
+  tcase_set_timeout (tc_long, 120);
+  tcase_add_test (tc_long, test_stream_checksum);
+  suite_add_tcase (s, tc_long);
+  return s;
+}
+
+int
+main (int argc, char **argv)
+{
+  SRunner *runner;
+  int failed;
+
+  plugin_name = argc > 1 ? argv[1] : g_getenv ("QUBE_VCHAN_PLUGIN") ?: "socket";
+  /* A write to a vanished peer must be an error, not a signal. */
+  signal (SIGPIPE, SIG_IGN);
+  runner = srunner_create (vchan_suite ());
+  srunner_run_all (runner, CK_ENV);
+  failed = srunner_ntests_failed (runner);
+  srunner_free (runner);
+  return failed == 0 ? 0 : 1;
+}
