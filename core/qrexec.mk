@@ -19,12 +19,12 @@ tests_unit_test_qrexec_protocol_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(
 # every harness.
 FUZZ_QREXEC_CC = clang
 FUZZ_QREXEC_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_QREXEC_SOURCES = tests/fuzz/fuzz-qrexec.c core/qrexec-protocol.c core/qube-error.c
-fuzz-qrexec: $(FUZZ_QREXEC_SOURCES:%=$(srcdir)/%) core/qrexec-protocol.h
+FUZZ_QREXEC_SRC = tests/fuzz/fuzz-qrexec.c core/qrexec-protocol.c core/qube-error.c
+fuzz-qrexec: $(FUZZ_QREXEC_SRC:%=$(srcdir)/%) core/qrexec-protocol.h
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CCLD)$(FUZZ_QREXEC_CC) $(FUZZ_QREXEC_FLAGS) -I$(top_builddir) -I$(top_srcdir) \
 	  -I$(top_srcdir)/core $(GLIB_CFLAGS) -o tests/fuzz/fuzz-qrexec \
-	  $(FUZZ_QREXEC_SOURCES:%=$(srcdir)/%) $(GLIB_LIBS)
+	  $(FUZZ_QREXEC_SRC:%=$(srcdir)/%) $(GLIB_LIBS)
 fuzz-run-qrexec: fuzz-qrexec
 	@$(MKDIR_P) tests/fuzz/corpus-qrexec
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

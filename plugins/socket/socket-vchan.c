@@ -37,9 +37,14 @@
 #include "abi/qube-vchan.h"
 #include "socket-ring.h"
 
-/* Rings are at least what qrexec uses and at most what is sane to allocate
- * per channel end. */
-#define RING_MIN ((gsize) 64 * 1024)
+/* Rings are at least 1 MiB, more than the 64 KiB qrexec asks for: a trip
+ * through the socket and the pump costs far more than a shared-memory
+ * index update, and a ring that holds several writes keeps both ends busy
+ * (64 KiB rings move about a third of what 1 MiB rings move here).  The
+ * memory is only touched as data flows.  At most what is sane per end. */
+#define RING_MIN ((gsize) 1024 * 1024)
+/* What a peer may announce: any power of two from qrexec's 64 KiB up. */
+#define RING_PEER_MIN ((gsize) 64 * 1024)
 #define RING_MAX ((gsize) 64 * 1024 * 1024)
 
 /* The framing on the socket, in network byte order.  The server sends
@@ -102,6 +107,7 @@ struct QubeVchan {
   GCond cond;
   ChanPhase phase;
   gboolean ever_connected;
+  gboolean event_pending;   /* the event fd was written and not yet acked */
   char *gone_reason;
   SocketRing rx;
   gsize peer_ring;          /* the peer's receive ring: the most one send() moves */
@@ -216,8 +222,11 @@ chan_notify_locked (QubeVchan *chan)
   guint64 one = 1;
 
   g_cond_broadcast (&chan->cond);
-  if (chan->event_fd >= 0 && write (chan->event_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+  if (chan->event_pending || chan->event_fd < 0)
+    return;
+  if (write (chan->event_fd, &one, sizeof one) < 0 && errno != EAGAIN)
     g_warning ("%s: cannot signal the event fd: %s", chan->what, g_strerror (errno));
+  chan->event_pending = TRUE;
 }
 
 static void
@@ -321,12 +330,14 @@ pump_protocol_error (QubeVchan *chan, const char *reason)
 
   chan->sp->host->log (chan->sp->host, QUBE_LOG_WARNING, "%s: %s", chan->what, msg);
   chan_set_gone (chan, msg);
+  /* Cut the peer off now; the descriptor itself goes at close(). */
+  (void) shutdown (chan->sock, SHUT_RDWR);
 }
 
 static gboolean
 ring_size_valid (guint32 size)
 {
-  return size >= RING_MIN && size <= RING_MAX && (size & (size - 1)) == 0;
+  return size >= RING_PEER_MIN && size <= RING_MAX && (size & (size - 1)) == 0;
 }
 
 /* A whole header is in chan->hdr.  Returns FALSE when the peer is cut off. */
@@ -1225,10 +1236,18 @@ static int
 socket_ack (QubeVchan *chan)
 {
   guint64 count;
+  int err = 0;
 
+  /* Under the lock, so that an event signalled meanwhile is either read
+   * here or signalled again. */
+  g_mutex_lock (&chan->lock);
   if (read (chan->event_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+    err = errno;
+  chan->event_pending = FALSE;
+  g_mutex_unlock (&chan->lock);
+  if (err != 0)
     {
-      chan_error (chan, QUBE_ABI_E_IO, "cannot read the event fd: %s", g_strerror (errno));
+      chan_error (chan, QUBE_ABI_E_IO, "cannot read the event fd: %s", g_strerror (err));
       return -1;
     }
   return 0;

@@ -3,7 +3,8 @@
 # loopback (the mode for qubes on another machine), enabled explicitly.
 QUBE_VCHAN_PLUGIN=socket
 QUBE_VCHAN_CONFIG=tcp=enabled
-QUBE_VCHAN_ADDRESS=${QUBE_VCHAN_ADDRESS:-tcp:127.0.0.1:$((30000 + $$ % 20000))}
+# Below the ephemeral range (32768+), so no client socket holds a port we listen on.
+QUBE_VCHAN_ADDRESS=${QUBE_VCHAN_ADDRESS:-tcp:127.0.0.1:$((10000 + $$ % 18000))}
 QUBE_VCHAN_STREAM_MIB=${QUBE_VCHAN_STREAM_MIB:-256}
 export QUBE_VCHAN_PLUGIN QUBE_VCHAN_CONFIG QUBE_VCHAN_ADDRESS QUBE_VCHAN_STREAM_MIB
 exec "${QUBE_TEST_BUILDDIR:-.}/tests/vchan/test-vchan"
