@@ -18,6 +18,7 @@ struct _QubeQrexecChan {
   GSource *source;
   gboolean connecting;       /* async client, not connected yet */
   gboolean failed;
+  gboolean write_failed;     /* the peer is gone: what it sent can still be read */
   char *reason;
   GByteArray *out;
   gsize out_start;
@@ -38,7 +39,8 @@ chan_fail (QubeQrexecChan *chan, const char *reason)
 static void
 chan_flush (QubeQrexecChan *chan)
 {
-  while (!chan->failed && !chan->connecting && chan->out->len > chan->out_start)
+  while (!chan->failed && !chan->write_failed && !chan->connecting &&
+         chan->out->len > chan->out_start)
     {
       gsize space = chan->ops->buffer_space (chan->vchan);
       gsize want = chan->out->len - chan->out_start;
@@ -49,7 +51,10 @@ chan_flush (QubeQrexecChan *chan)
       n = chan->ops->write (chan->vchan, chan->out->data + chan->out_start, MIN (space, want));
       if (n <= 0)
         {
-          chan_fail (chan, "the peer closed the channel");
+          /* Nothing more will go out; what the peer sent before leaving
+           * is still read. */
+          chan->write_failed = TRUE;
+          chan->out_start = chan->out->len;
           break;
         }
       chan->out_start += (gsize) n;
@@ -224,11 +229,11 @@ _qube_qrexec_chan_read (QubeQrexecChan *chan, void *buf, gsize len)
 gboolean
 _qube_qrexec_chan_send (QubeQrexecChan *chan, const void *data, gsize len)
 {
-  if (chan->failed)
+  if (chan->failed || chan->write_failed)
     return FALSE;
   g_byte_array_append (chan->out, data, (guint) len);
   chan_flush (chan);
-  return !chan->failed;
+  return !chan->failed && !chan->write_failed;
 }
 
 gsize
@@ -242,7 +247,7 @@ _qube_qrexec_chan_room (QubeQrexecChan *chan)
 {
   gsize space;
 
-  if (chan->connecting || chan->failed)
+  if (chan->connecting || chan->failed || chan->write_failed)
     return 0;
   space = chan->ops->buffer_space (chan->vchan);
   return space > _qube_qrexec_chan_queued (chan) ? space - _qube_qrexec_chan_queued (chan) : 0;
