@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -127,15 +128,25 @@ pending_flush (Pending *p, int *fd)
     }
 }
 
-/* Reads a local descriptor into one message; on EOF sends the empty
- * message (for the main stream) and closes it. */
+/* How many messages one read of a local descriptor may fill. */
+#define BATCH 16
+
+/* Reads a local descriptor into as many messages as it has data for (up
+ * to BATCH, laid out header, payload, header, payload... so they leave in
+ * one write); on EOF sends the empty message (for the main stream) and
+ * closes it. */
 static int
 forward_local (DataRelay *r, int *fd, uint32_t type, size_t chunk, char *buf)
 {
+  const size_t slot = sizeof (struct msg_header) + chunk;
+  struct iovec iov[BATCH];
+  size_t total = 0;
   ssize_t n;
 
+  for (int i = 0; i < BATCH; i++)
+    iov[i] = (struct iovec) { buf + i * slot + sizeof (struct msg_header), chunk };
   do
-    n = read (*fd, buf + sizeof (struct msg_header), chunk);
+    n = readv (*fd, iov, BATCH);
   while (n < 0 && errno == EINTR);
   if (n < 0 && errno == EAGAIN)
     return 0;
@@ -146,17 +157,24 @@ forward_local (DataRelay *r, int *fd, uint32_t type, size_t chunk, char *buf)
         return 0;
       return data_send_msg (r->t, r->chan, type, NULL, 0);
     }
-  ((struct msg_header *) buf)->type = type;
-  ((struct msg_header *) buf)->len = (uint32_t) n;
-  /* Header and payload leave in one write, so in one frame. */
-  return r->t->write_all (r->chan, buf, sizeof (struct msg_header) + (size_t) n);
+  for (int i = 0; n > 0; i++)
+    {
+      struct msg_header *hdr = (struct msg_header *) (buf + i * slot);
+      size_t len = (size_t) n < chunk ? (size_t) n : chunk;
+
+      hdr->type = type;
+      hdr->len = (uint32_t) len;
+      total = i * slot + sizeof *hdr + len;
+      n -= (ssize_t) len;
+    }
+  return r->t->write_all (r->chan, buf, total);
 }
 
 int
 data_relay_run (DataRelay *r, int version)
 {
   const size_t chunk = version >= 3 ? MAX_DATA_CHUNK_V3 : MAX_DATA_CHUNK_V2;
-  char *sendbuf = malloc (sizeof (struct msg_header) + MAX_DATA_CHUNK_V3);
+  char *sendbuf = malloc (BATCH * (sizeof (struct msg_header) + MAX_DATA_CHUNK_V3));
   Pending *pend = calloc (1, sizeof *pend);
   struct msg_header hdr;
   size_t hdr_have = 0;

@@ -251,6 +251,8 @@ handle_exec (uint32_t type, uint32_t port, const char *user, const char *command
   close (in[0]);
   close (out[1]);
   close (errp[1]);
+  /* A larger pipe lets one read take several messages' worth. */
+  (void) fcntl (out[0], F_SETPIPE_SZ, 1024 * 1024);
   set_nonblock (in[1]);
   relay = (DataRelay) { .t = transport, .chan = chan, .process_side = 1,
                         .in_fd = out[0], .in2_fd = errp[0], .out_fd = in[1], .err_fd = -1,

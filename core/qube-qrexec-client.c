@@ -24,6 +24,8 @@
 #include "qube-qrexec-client.h"
 #include "qube-qrexec-daemon.h"
 
+/* How much is read from the channel at once. */
+#define RUN_BUF_SIZE (1024 * 1024)
 /* Stop reading stdin while this much waits for the qube's ring. */
 #define STDIN_QUEUE_MAX (1024 * 1024)
 
@@ -39,6 +41,11 @@ typedef struct {
   int exit_code;
   GError *error;
   guint8 *buf;
+  guint8 *inbuf;
+  gboolean stdout_eof;
+  guint32 payload_type;     /* a stdout/stderr payload being passed through */
+  gsize payload_left;
+  gsize pos, end;           /* unprocessed bytes of the block in buf */
 } RunState;
 
 static void
@@ -94,12 +101,12 @@ stdin_cb (int fd, GIOCondition condition, gpointer data)
   gssize n;
 
   do
-    n = read (fd, st->buf, MAX_DATA_CHUNK_V3);
+    n = read (fd, st->inbuf, MAX_DATA_CHUNK_V3);
   while (n < 0 && errno == EINTR);
   if (n < 0 && errno == EAGAIN)
     return G_SOURCE_CONTINUE;
   /* A read error ends the input like EOF does. */
-  _qube_qrexec_append_data (msg, MSG_DATA_STDIN, st->buf, n > 0 ? (gsize) n : 0);
+  _qube_qrexec_append_data (msg, MSG_DATA_STDIN, st->inbuf, n > 0 ? (gsize) n : 0);
   _qube_qrexec_chan_send (st->chan, msg->data, msg->len);
   if (n <= 0)
     {
@@ -110,6 +117,68 @@ stdin_cb (int fd, GIOCondition condition, gpointer data)
   if (_qube_qrexec_chan_queued (st->chan) > STDIN_QUEUE_MAX)
     stdin_watch (st, FALSE);
   return G_SOURCE_CONTINUE;
+}
+
+/* Writes received output where it goes; a reader of ours that went away
+ * only loses its own output. */
+static void
+deliver (RunState *st, guint32 type, const guint8 *p, gsize len)
+{
+  int *fd = type == MSG_DATA_STDOUT ? &st->stdout_fd : &st->stderr_fd;
+
+  if (len > 0 && *fd >= 0 && !write_all (*fd, p, len))
+    *fd = -1;
+}
+
+/* The data path.  Once the hello is done and the parser holds nothing,
+ * bytes are read from the channel in large blocks and non-empty
+ * stdout/stderr messages in them are checked here (the same rules as the
+ * parser's) and written out from the block, without copying them into
+ * messages.  Anything else, from its header on, goes to the parser.
+ * Returns FALSE when the parser must take over or more bytes are needed. */
+static gboolean
+take_direct (RunState *st, QubeQrexecChan *chan)
+{
+  struct msg_header hdr;
+  gsize chunk = _qube_qrexec_parser_get_version (st->parser) >= QREXEC_PROTOCOL_V3
+                ? MAX_DATA_CHUNK_V3 : MAX_DATA_CHUNK_V2;
+
+  if (st->pos == st->end)
+    {
+      if (_qube_qrexec_parser_get_version (st->parser) == 0 ||
+          _qube_qrexec_parser_wanted (st->parser) != sizeof hdr)
+        return FALSE;
+      st->pos = 0;
+      st->end = _qube_qrexec_chan_read (chan, st->buf, RUN_BUF_SIZE);
+      if (st->end == 0)
+        return FALSE;
+    }
+  if (st->payload_left > 0)
+    {
+      gsize n = MIN (st->payload_left, st->end - st->pos);
+
+      deliver (st, st->payload_type, st->buf + st->pos, n);
+      st->pos += n;
+      st->payload_left -= n;
+      return TRUE;
+    }
+  if (st->end - st->pos >= sizeof hdr)
+    {
+      memcpy (&hdr, st->buf + st->pos, sizeof hdr);
+      if ((hdr.type == MSG_DATA_STDOUT || hdr.type == MSG_DATA_STDERR) && hdr.len > 0 &&
+          hdr.len <= chunk && !(hdr.type == MSG_DATA_STDOUT && st->stdout_eof))
+        {
+          st->pos += sizeof hdr;
+          st->payload_type = hdr.type;
+          st->payload_left = hdr.len;
+          return TRUE;
+        }
+    }
+  /* Not a data message, or a header cut in two: the parser takes the rest
+   * of the block. */
+  _qube_qrexec_parser_feed (st->parser, st->buf + st->pos, st->end - st->pos);
+  st->pos = st->end = 0;
+  return FALSE;
 }
 
 static void
@@ -124,6 +193,10 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
       GError *error = NULL;
       gsize n;
 
+      if (take_direct (st, chan))
+        continue;
+      if (st->payload_left > 0)
+        break;      /* the rest of a payload is not there yet */
       if (!_qube_qrexec_parser_next (st->parser, &msg, &error))
         {
           run_fail (st, error);
@@ -131,7 +204,9 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
         }
       if (msg == NULL)
         {
-          n = _qube_qrexec_chan_read (chan, st->buf, 4 * MAX_DATA_CHUNK_V3);
+          gsize want = _qube_qrexec_parser_wanted (st->parser);
+
+          n = _qube_qrexec_chan_read (chan, st->buf, MAX (want, 1));
           if (n == 0)
             break;
           _qube_qrexec_parser_feed (st->parser, st->buf, n);
@@ -141,16 +216,10 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
         {
           gsize len;
           const guint8 *p = g_bytes_get_data (msg->data, &len);
-          int fd = msg->type == MSG_DATA_STDOUT ? st->stdout_fd : st->stderr_fd;
 
-          /* A reader of ours that went away only loses its own output. */
-          if (len > 0 && fd >= 0 && !write_all (fd, p, len))
-            {
-              if (msg->type == MSG_DATA_STDOUT)
-                st->stdout_fd = -1;
-              else
-                st->stderr_fd = -1;
-            }
+          if (msg->type == MSG_DATA_STDOUT && msg->eof)
+            st->stdout_eof = TRUE;
+          deliver (st, msg->type, p, len);
         }
       else if (msg->type == MSG_DATA_EXIT_CODE)
         {
@@ -163,7 +232,7 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
   if (!st->stdin_done && _qube_qrexec_chan_queued (chan) < STDIN_QUEUE_MAX / 4 &&
       _qube_qrexec_chan_is_connected (chan))
     stdin_watch (st, TRUE);
-  if (_qube_qrexec_chan_is_closed (chan, &reason))
+  if (_qube_qrexec_chan_data_ready (chan) == 0 && _qube_qrexec_chan_is_closed (chan, &reason))
     run_fail (st, g_error_new (QUBE_ERROR, QUBE_ERROR_IO,
                                "the connection to qube '%s' ended before the command's exit code: %s",
                                st->qube, reason));
@@ -304,7 +373,8 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
   st.stdout_fd = stdout_fd;
   st.stderr_fd = stderr_fd;
   st.exit_code = QREXEC_EXIT_FAILED;
-  st.buf = g_malloc (4 * MAX_DATA_CHUNK_V3);
+  st.buf = g_malloc (RUN_BUF_SIZE);
+  st.inbuf = g_malloc (MAX_DATA_CHUNK_V3);
   st.parser = _qube_qrexec_parser_new (QUBE_QREXEC_FROM_PROCESS, qube);
   /* A large receive ring: the command's output is what usually flows. */
   st.chan = _qube_qrexec_chan_server (plugin, &peer, port, 8 * 1024 * 1024, 1024 * 1024,
@@ -327,6 +397,7 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
   g_clear_pointer (&st.chan, _qube_qrexec_chan_free);
   _qube_qrexec_parser_free (st.parser);
   g_free (st.buf);
+  g_free (st.inbuf);
   g_main_context_pop_thread_default (context);
   close (sock);
   if (st.error != NULL)
