@@ -23,3 +23,11 @@ if STATIC_AGENT
 agent_qube_agent_LDFLAGS = -all-static
 agent_qrexec_client_vm_LDFLAGS = -all-static
 endif
+
+# Always built for `make check`: the agent linked statically, as minimal
+# guest images need it (tests/qrexec/test-agent-static.sh checks it).
+check_PROGRAMS += agent/qube-agent-static
+agent_qube_agent_static_SOURCES = $(agent_qube_agent_SOURCES)
+agent_qube_agent_static_CFLAGS = $(AGENT_CFLAGS_)
+agent_qube_agent_static_CPPFLAGS = -I$(top_srcdir)/agent
+agent_qube_agent_static_LDFLAGS = -all-static

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -76,12 +77,50 @@ find_service (const char *full_name, const char *service)
   return result;
 }
 
+/* Users and groups come straight from /etc/passwd and /etc/group
+ * (fgetpwent/fgetgrent): a static binary cannot rely on glibc's NSS
+ * modules being present in a minimal guest image. */
+static struct passwd *
+lookup_user (const char *user)
+{
+  FILE *f = fopen ("/etc/passwd", "re");
+  struct passwd *pw = NULL;
+
+  if (f == NULL)
+    return NULL;
+  while ((pw = fgetpwent (f)) != NULL)
+    if (strcmp (pw->pw_name, user) == 0)
+      break;
+  /* pw points into static storage that fclose() leaves alone. */
+  fclose (f);
+  return pw;
+}
+
+/* The user's supplementary groups, as initgroups() would set them. */
+static int
+set_groups (const char *user, gid_t gid)
+{
+  gid_t groups[NGROUPS_MAX];
+  size_t n = 0;
+  FILE *f = fopen ("/etc/group", "re");
+  struct group *gr;
+
+  groups[n++] = gid;
+  while (f != NULL && (gr = fgetgrent (f)) != NULL)
+    for (char **m = gr->gr_mem; m != NULL && *m != NULL; m++)
+      if (strcmp (*m, user) == 0 && gr->gr_gid != gid && n < NGROUPS_MAX)
+        groups[n++] = gr->gr_gid;
+  if (f != NULL)
+    fclose (f);
+  return setgroups (n, groups);
+}
+
 /* In the child that becomes the command: switch to the user, then exec.
  * Failures go to stderr (the caller sees them) and exit 125/127. */
 static void __attribute__ ((noreturn))
 exec_command (const char *user, const char *command)
 {
-  struct passwd *pw = getpwnam (user);
+  struct passwd *pw = lookup_user (user);
 
   if (pw == NULL)
     {
@@ -96,7 +135,7 @@ exec_command (const char *user, const char *command)
                    "the agent does not run as root\n", user);
           _exit (QREXEC_EXIT_FAILED);
         }
-      if (initgroups (pw->pw_name, pw->pw_gid) < 0 || setgid (pw->pw_gid) < 0 ||
+      if (set_groups (pw->pw_name, pw->pw_gid) < 0 || setgid (pw->pw_gid) < 0 ||
           setuid (pw->pw_uid) < 0)
         {
           fprintf (stderr, "qube-agent: cannot switch to user '%s': %s\n", user, strerror (errno));

@@ -20,3 +20,27 @@ tests_qrexec_test_qrexec_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_qrexec_test_qrexec_LDADD = $(GLIB_LIBS) $(CHECK_LIBS)
 EXTRA_tests_qrexec_test_qrexec_DEPENDENCIES = cli/qube$(EXEEXT) agent/qube-agent$(EXEEXT) \
 	agent/qrexec-client-vm$(EXEEXT) tests/qrexec/fixture-qubes$(EXEEXT) $(plugin_LTLIBRARIES)
+
+if HAVE_CHECK
+check_PROGRAMS += tests/qrexec/test-policy-cli
+TESTS += tests/qrexec/test-policy-cli
+UNIT_TESTS += tests/qrexec/test-policy-cli
+endif
+tests_qrexec_test_policy_cli_SOURCES = tests/qrexec/test-policy-cli.c
+tests_qrexec_test_policy_cli_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS) $(CHECK_CFLAGS)
+tests_qrexec_test_policy_cli_LDADD = $(GLIB_LIBS) $(JSON_GLIB_LIBS) $(CHECK_LIBS)
+EXTRA_tests_qrexec_test_policy_cli_DEPENDENCIES = cli/qube$(EXEEXT)
+
+TESTS += tests/qrexec/test-agent-static.sh
+EXTRA_DIST += tests/qrexec/test-agent-static.sh
+
+if HAVE_CHECK
+check_PROGRAMS += tests/qrexec/test-agent-wire
+TESTS += tests/qrexec/test-agent-wire
+UNIT_TESTS += tests/qrexec/test-agent-wire
+endif
+tests_qrexec_test_agent_wire_SOURCES = tests/qrexec/test-agent-wire.c \
+	agent/transport.c agent/transport-socket.c agent/data-io.c
+tests_qrexec_test_agent_wire_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -D_GNU_SOURCE
+tests_qrexec_test_agent_wire_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
+tests_qrexec_test_agent_wire_LDADD = $(GLIB_LIBS) $(CHECK_LIBS)

@@ -322,6 +322,21 @@ START_TEST (test_run_unknown_user_is_125)
 }
 END_TEST
 
+START_TEST (test_run_as_another_user)
+{
+  g_autoptr(Run) run = NULL;
+
+  if (geteuid () != 0)
+    {
+      /* The agent can only switch users as root. */
+      return;
+    }
+  run = qube_run ("run", "--user", "nobody", "work", "--", "id -un");
+  ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+  ck_assert_str_eq (run->out, "nobody\n");
+}
+END_TEST
+
 START_TEST (test_run_missing_service_is_127)
 {
   g_autoptr(Run) run = qube_run ("run", "--service", "test.Missing+x", "work");
@@ -594,6 +609,7 @@ qrexec_suite (void)
   tcase_add_test (run, test_run_stderr_and_exit_codes);
   tcase_add_test (run, test_run_arguments_are_quoted);
   tcase_add_test (run, test_run_unknown_user_is_125);
+  tcase_add_test (run, test_run_as_another_user);
   tcase_add_test (run, test_run_missing_service_is_127);
   tcase_add_test (run, test_run_not_served_qube_fails_clearly);
   tcase_add_test (run, test_service_argument_and_environment);
