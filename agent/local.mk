@@ -31,3 +31,4 @@ agent_qube_agent_static_SOURCES = $(agent_qube_agent_SOURCES)
 agent_qube_agent_static_CFLAGS = $(AGENT_CFLAGS_)
 agent_qube_agent_static_CPPFLAGS = -I$(top_srcdir)/agent
 agent_qube_agent_static_LDFLAGS = -all-static
+EXTRA_DIST += agent/README.md
