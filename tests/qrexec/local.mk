@@ -13,7 +13,7 @@ check_PROGRAMS += tests/qrexec/test-qrexec
 TESTS += tests/qrexec/test-qrexec
 endif
 endif
-tests_qrexec_test_qrexec_SOURCES = tests/qrexec/test-qrexec.c \
+tests_qrexec_test_qrexec_SOURCES = tests/qrexec/test-qrexec.c tests/qrexec/qube-run.h \
 	agent/transport.c agent/transport-socket.c agent/transport.h agent/qrexec-wire.h
 tests_qrexec_test_qrexec_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -D_GNU_SOURCE
 tests_qrexec_test_qrexec_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
@@ -26,7 +26,7 @@ check_PROGRAMS += tests/qrexec/test-policy-cli
 TESTS += tests/qrexec/test-policy-cli
 UNIT_TESTS += tests/qrexec/test-policy-cli
 endif
-tests_qrexec_test_policy_cli_SOURCES = tests/qrexec/test-policy-cli.c
+tests_qrexec_test_policy_cli_SOURCES = tests/qrexec/test-policy-cli.c tests/qrexec/qube-run.h
 tests_qrexec_test_policy_cli_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_qrexec_test_policy_cli_LDADD = $(GLIB_LIBS) $(JSON_GLIB_LIBS) $(CHECK_LIBS)
 EXTRA_tests_qrexec_test_policy_cli_DEPENDENCIES = cli/qube$(EXEEXT)

@@ -10,26 +10,14 @@
 
 #include <glib.h>
 #include <glib/gstdio.h>
+
+#include "qube-run.h"
 #include <json-glib/json-glib.h>
 
 static char *tmp_dir;
 static char *state_dir;
 static char *policy_dir;
 
-typedef struct {
-  int status;
-  char *out;
-  char *err;
-} Run;
-
-static void
-run_free (Run *run)
-{
-  g_free (run->out);
-  g_free (run->err);
-  g_free (run);
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (Run, run_free)
 
 /* Runs `qube ARGS…`; QUBE_POLICY_DIR is set only when `env_policy_dir`. */
 static Run *

@@ -20,6 +20,8 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
+#include "qube-run.h"
+
 #include "transport.h"
 #include "qrexec-wire.h"
 
@@ -30,21 +32,6 @@ static char *fixture_log;
 static GSubprocess *fixture;
 static const AgentTransport *transport = &agent_transport_socket;
 
-typedef struct {
-  int status;
-  char *out;
-  gsize out_len;
-  char *err;
-} Run;
-
-static void
-run_free (Run *run)
-{
-  g_free (run->out);
-  g_free (run->err);
-  g_free (run);
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (Run, run_free)
 
 static char *
 build_path (const char *first, ...)
