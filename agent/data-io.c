@@ -135,6 +135,14 @@ pending_flush (Pending *p, int *fd)
  * to BATCH, laid out header, payload, header, payload... so they leave in
  * one write); on EOF sends the empty message (for the main stream) and
  * closes it. */
+static void
+make_msg_header (void *header, size_t len, void *data)
+{
+  struct msg_header hdr = { *(uint32_t *) data, (uint32_t) len };
+
+  memcpy (header, &hdr, sizeof hdr);
+}
+
 static int
 forward_local (DataRelay *r, int *fd, uint32_t type, size_t chunk, char *buf)
 {
@@ -142,6 +150,17 @@ forward_local (DataRelay *r, int *fd, uint32_t type, size_t chunk, char *buf)
   struct iovec iov[BATCH];
   size_t total = 0;
   ssize_t n;
+
+  /* The process' output pipe straight into the channel when the
+   * transport can; an empty pipe is read below to tell EOF. */
+  if (r->process_side && r->t->splice_from_pipe != NULL)
+    {
+      long moved = r->t->splice_from_pipe (r->chan, *fd, BATCH * chunk, chunk,
+                                           sizeof (struct msg_header), make_msg_header, &type);
+
+      if (moved != 0)
+        return moved < 0 ? -1 : 0;
+    }
 
   for (int i = 0; i < BATCH; i++)
     iov[i] = (struct iovec) { buf + i * slot + sizeof (struct msg_header), chunk };

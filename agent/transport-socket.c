@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -90,9 +91,21 @@ chan_new (void)
   return chan;
 }
 
+/* A send buffer that holds the peer's whole ring, so that a writer with
+ * credit never waits for the kernel (root may go past wmem_max). */
+static void
+size_send_buffer (int sock, size_t bytes)
+{
+  int size = bytes > (size_t) 64 * 1024 * 1024 ? 64 * 1024 * 1024 : (int) bytes;
+
+  if (setsockopt (sock, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+    (void) setsockopt (sock, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+}
+
 static int
 chan_set_rings (AgentChan *chan, size_t rx_size, size_t peer_ring)
 {
+  size_send_buffer (chan->sock, peer_ring);
   chan->rx = malloc (rx_size);
   if (chan->rx == NULL)
     return -1;
@@ -473,6 +486,72 @@ socket_write_all (AgentChan *chan, const void *buf, size_t len)
   return 0;
 }
 
+/* Waits until at least `want` bytes of credit are there (or the peer is
+ * gone): 0 or -1. */
+static int
+wait_credit (AgentChan *chan, size_t want)
+{
+  while (chan->credit < want)
+    {
+      struct pollfd pfd = { .fd = chan->sock, .events = POLLIN };
+
+      if (chan->gone)
+        return -1;
+      if (poll (&pfd, 1, -1) < 0 && errno != EINTR)
+        return cut_off (chan, strerror (errno));
+      if (socket_pump (chan) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+static long
+socket_splice_from_pipe (AgentChan *chan, int fd, size_t max, size_t chunk, size_t header_len,
+                         void (*make_header) (void *header, size_t len, void *data), void *data)
+{
+  int avail = 0;
+  size_t moved = 0;
+
+  if (ioctl (fd, FIONREAD, &avail) < 0 || avail <= 0)
+    return 0;
+  while (moved < (size_t) avail && moved < max)
+    {
+      size_t len = (size_t) avail - moved;
+      unsigned char hdr[8 + 64];
+      uint32_t frame[2];
+      struct iovec iov[1];
+
+      if (len > chunk)
+        len = chunk;
+      if (header_len > 64 || wait_credit (chan, header_len + 1) < 0)
+        return -1;
+      if (header_len + len > chan->credit)
+        len = chan->credit - header_len;
+      frame[0] = htonl (FRAME_DATA);
+      frame[1] = htonl ((uint32_t) (header_len + len));
+      memcpy (hdr, frame, sizeof frame);
+      make_header (hdr + 8, len, data);
+      iov[0] = (struct iovec) { hdr, 8 + header_len };
+      /* The frame and message headers, then the payload spliced behind
+       * them: the pages go from the pipe to the socket. */
+      if (send_all (chan->sock, iov, 1) < 0)
+        return cut_off (chan, strerror (errno));
+      for (size_t left = len; left > 0;)
+        {
+          ssize_t n = splice (fd, NULL, chan->sock, NULL, left, SPLICE_F_MORE);
+
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n <= 0)
+            return cut_off (chan, n < 0 ? strerror (errno) : "the pipe ended inside a message");
+          left -= (size_t) n;
+        }
+      chan->credit -= header_len + len;
+      moved += len;
+    }
+  return (long) moved;
+}
+
 static const char *
 socket_error (AgentChan *chan)
 {
@@ -498,4 +577,5 @@ const AgentTransport agent_transport_socket = {
   .close = socket_close,
   .error = socket_error,
   .gone = socket_gone,
+  .splice_from_pipe = socket_splice_from_pipe,
 };
