@@ -158,8 +158,8 @@ char_allowed (char c, const char *extra)
 }
 
 /* A string in `size` bytes from the peer: NUL-terminated within them (and,
- * with `exact`, at the last byte), not empty, made of allowed characters
- * (any non-NUL byte when `extra` is NULL). */
+ * with `exact`, followed by nothing but NUL padding), not empty, made of
+ * allowed characters (any non-NUL byte when `extra` is NULL). */
 static gboolean
 take_string (QubeQrexecParser *parser, const guint8 *field, gsize size, gboolean exact,
              const char *what, const char *extra, char **out, GError **error)
@@ -170,8 +170,11 @@ take_string (QubeQrexecParser *parser, const guint8 *field, gsize size, gboolean
   if (nul == NULL)
     return parser_fail (parser, error, "%s is not NUL-terminated within its %zu bytes", what, size);
   len = (gsize) (nul - field);
-  if (exact && len != size - 1)
-    return parser_fail (parser, error, "%s has a NUL byte inside it", what);
+  /* A variable-length string fills its space: nothing may hide after its
+   * end but NUL padding. */
+  for (gsize i = len + 1; exact && i < size; i++)
+    if (field[i] != '\0')
+      return parser_fail (parser, error, "%s has a NUL byte inside it", what);
   if (len == 0)
     return parser_fail (parser, error, "%s is empty", what);
   for (gsize i = 0; extra != NULL && i < len; i++)
@@ -294,8 +297,9 @@ parse_exec (QubeQrexecParser *parser, QubeQrexecMessage *msg, const guint8 *p, g
 
   msg->connect_domain = read_u32 (p);
   msg->connect_port = read_u32 (p + 4);
+  /* Qubes sends the ident as a whole struct service_params, padded. */
   if (msg->type == MSG_SERVICE_CONNECT)
-    return take_string (parser, cmd, cmd_len, TRUE, "the request ident", EXTRA_IDENT,
+    return take_string (parser, cmd, cmd_len, FALSE, "the request ident", EXTRA_IDENT,
                         &msg->ident, error);
 
   if (!take_string (parser, cmd, cmd_len, TRUE, "the command line", NULL, &cmdline, error))
@@ -496,23 +500,32 @@ _qube_qrexec_append_exec (GByteArray *out, guint32 type, guint32 connect_domain,
                           guint32 connect_port, const char *cmdline, GError **error)
 {
   struct exec_params params = { .connect_domain = connect_domain, .connect_port = connect_port };
+  struct service_params ident;
+  const void *payload = cmdline;
   gsize len = strlen (cmdline) + 1;
 
   g_return_val_if_fail (type == MSG_EXEC_CMDLINE || type == MSG_JUST_EXEC ||
                         type == MSG_SERVICE_CONNECT, FALSE);
-  if (type == MSG_SERVICE_CONNECT
-      ? !name_ok (cmdline, sizeof (struct service_params), EXTRA_IDENT, "request ident", error)
-      : len > MAX_QREXEC_CMD_LEN)
+  if (type == MSG_SERVICE_CONNECT)
     {
-      if (type != MSG_SERVICE_CONNECT)
-        g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
-                     "qrexec command line of %zu bytes is longer than %lu", len,
-                     (unsigned long) MAX_QREXEC_CMD_LEN);
+      /* The ident travels as a whole, zero-padded struct service_params. */
+      if (!name_ok (cmdline, sizeof ident.ident, EXTRA_IDENT, "request ident", error))
+        return FALSE;
+      memset (&ident, 0, sizeof ident);
+      memcpy (ident.ident, cmdline, len - 1);
+      payload = &ident;
+      len = sizeof ident;
+    }
+  else if (len > MAX_QREXEC_CMD_LEN)
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
+                   "qrexec command line of %zu bytes is longer than %lu", len,
+                   (unsigned long) MAX_QREXEC_CMD_LEN);
       return FALSE;
     }
   append_header (out, type, sizeof params + len);
   g_byte_array_append (out, (const guint8 *) &params, sizeof params);
-  g_byte_array_append (out, (const guint8 *) cmdline, (guint) len);
+  g_byte_array_append (out, payload, (guint) len);
   return TRUE;
 }
 

@@ -20,18 +20,21 @@ tests_unit_test_qrexec_protocol_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(
 FUZZ_QREXEC_CC = clang
 FUZZ_QREXEC_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_QREXEC_SRC = tests/fuzz/fuzz-qrexec.c core/qrexec-protocol.c core/qube-error.c
-fuzz-qrexec: $(FUZZ_QREXEC_SRC:%=$(srcdir)/%) core/qrexec-protocol.h
+tests/fuzz/fuzz-qrexec: $(FUZZ_QREXEC_SRC:%=$(srcdir)/%) $(srcdir)/core/qrexec-protocol.h
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CCLD)$(FUZZ_QREXEC_CC) $(FUZZ_QREXEC_FLAGS) -I$(top_builddir) -I$(top_srcdir) \
-	  -I$(top_srcdir)/core $(GLIB_CFLAGS) -o tests/fuzz/fuzz-qrexec \
+	  -I$(top_srcdir)/core $(GLIB_CFLAGS) -o $@ \
 	  $(FUZZ_QREXEC_SRC:%=$(srcdir)/%) $(GLIB_LIBS)
+fuzz-qrexec: tests/fuzz/fuzz-qrexec
 fuzz-run-qrexec: fuzz-qrexec
 	@$(MKDIR_P) tests/fuzz/corpus-qrexec
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  tests/fuzz/fuzz-qrexec -max_total_time=$(if $(FUZZ_SECONDS),$(FUZZ_SECONDS),60) \
-	  -print_final_stats=1 -artifact_prefix=tests/fuzz/qrexec- tests/fuzz/corpus-qrexec
+	  -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	  -dict=$(srcdir)/tests/fuzz/fuzz-qrexec.dict \
+	  -artifact_prefix=tests/fuzz/ tests/fuzz/corpus-qrexec
 fuzz: fuzz-qrexec
 fuzz-run: fuzz-run-qrexec
 .PHONY: fuzz fuzz-run fuzz-qrexec fuzz-run-qrexec
 CLEANFILES += tests/fuzz/fuzz-qrexec
-EXTRA_DIST += tests/fuzz/fuzz-qrexec.c
+EXTRA_DIST += tests/fuzz/fuzz-qrexec.c tests/fuzz/fuzz-qrexec.dict

@@ -320,8 +320,22 @@ START_TEST (test_daemon_messages)
   ck_assert_str_eq (exec->command, "QUBESRPC qubes.Echo+ dom0");
   ck_assert_uint_eq (exec->connect_port, 513);
 
+  /* NUL padding after a command line is harmless and accepted. */
+  {
+    g_autoptr(QubeQrexecMessage) padded = NULL;
+    struct exec_params params = { 0, 514 };
+
+    g_byte_array_set_size (bytes, 0);
+    append_raw (bytes, MSG_JUST_EXEC, sizeof params + 12, &params, sizeof params);
+    g_byte_array_append (bytes, (const guint8 *) "root:id\0\0\0\0\0", 12);
+    padded = expect_message (parser, bytes);
+    ck_assert_str_eq (padded->command, "id");
+  }
+
   g_byte_array_set_size (bytes, 0);
   ck_assert (_qube_qrexec_append_exec (bytes, MSG_SERVICE_CONNECT, 3, 515, "SOCKET7", &error));
+  /* As Qubes sends it: the ident in a whole, zero-padded 32-byte field. */
+  ck_assert_uint_eq (bytes->len, 8 + 8 + 32);
   connect = expect_message (parser, bytes);
   ck_assert_str_eq (connect->ident, "SOCKET7");
 

@@ -9,4 +9,4 @@ endif
 tests_vchan_test_vchan_SOURCES = tests/vchan/test-vchan.c
 tests_vchan_test_vchan_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_vchan_test_vchan_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
-EXTRA_DIST += tests/vchan/test-vchan-tcp.sh
+EXTRA_DIST += tests/vchan/test-vchan-tcp.sh tests/vchan/README.md

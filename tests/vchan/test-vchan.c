@@ -3,8 +3,9 @@
  * It checks the libvchan semantics of abi/qube-vchan.h through the plugin's
  * operation table only: connect/accept, the three is_open states, both
  * directions at once, short stream reads and writes, all-or-nothing
- * send/recv, back-pressure, a peer leaving in the middle, async client
- * init, many ports at once, and 1 GiB streamed with a SHA-256 check.
+ * send/recv, back-pressure, a peer leaving in the middle, a GLib main
+ * loop driven by fd()/ack(), async client init, many ports at once, and
+ * 1 GiB streamed with a SHA-256 check.
  *
  * The two ends run in two processes (the test and a fork()ed child), as
  * two qubes would.  Parameters (environment):
@@ -32,6 +33,7 @@
 
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <glib-unix.h>
 
 #include "qube-plugin-private.h"
 
@@ -678,6 +680,94 @@ START_TEST (test_writer_sees_error)
 }
 END_TEST
 
+/* ---- from a GLib main loop ------------------------------------------------ */
+
+#define LOOP_BYTES (3 * 1024 * 1024 + 17)
+
+static void
+child_send_pattern_and_leave (gpointer arg)
+{
+  QubeVchan *chan = client (GPOINTER_TO_UINT (arg));
+  g_autofree guint8 *data = g_malloc (LOOP_BYTES);
+
+  fill_pattern (data, LOOP_BYTES, 11, 0);
+  for (size_t off = 0; off < LOOP_BYTES; off += 4000)
+    write_all (chan, data + off, MIN (4000, LOOP_BYTES - off));
+  ops->close (chan);
+}
+
+typedef struct {
+  QubeVchan *chan;
+  GMainLoop *loop;
+  guint8 *got;
+  size_t len;
+  gboolean timed_out;
+} LoopState;
+
+/* What a daemon does: on the fd, ack, then take what is there. */
+static gboolean
+loop_on_event (int fd, GIOCondition condition, gpointer data)
+{
+  LoopState *st = data;
+  size_t n;
+
+  ck_assert_int_eq (ops->ack (st->chan), 0);
+  while ((n = ops->data_ready (st->chan)) > 0)
+    {
+      ck_assert_uint_le (st->len + n, LOOP_BYTES);
+      ck_assert_int_eq (ops->read (st->chan, st->got + st->len, n), n);
+      st->len += n;
+    }
+  if (ops->is_open (st->chan) == QUBE_VCHAN_DISCONNECTED)
+    {
+      g_main_loop_quit (st->loop);
+      return G_SOURCE_REMOVE;
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+loop_timeout (gpointer data)
+{
+  LoopState *st = data;
+
+  st->timed_out = TRUE;
+  g_main_loop_quit (st->loop);
+  return G_SOURCE_REMOVE;
+}
+
+START_TEST (test_main_loop)
+{
+  Peer peer = fork_peer (child_send_pattern_and_leave, GUINT_TO_POINTER (CHILD_PORT));
+  g_autoptr(GMainContext) ctx = g_main_context_new ();
+  g_autoptr(GMainLoop) loop = g_main_loop_new (ctx, FALSE);
+  g_autofree guint8 *expected = g_malloc (LOOP_BYTES);
+  LoopState st = { .loop = loop, .got = g_malloc (LOOP_BYTES) };
+  GSource *watch, *timer;
+
+  st.chan = server (CHILD_PORT, 0, 0);
+  watch = g_unix_fd_source_new (ops->fd (st.chan), G_IO_IN);
+  g_source_set_callback (watch, G_SOURCE_FUNC (loop_on_event), &st, NULL);
+  g_source_attach (watch, ctx);
+  timer = g_timeout_source_new_seconds (30);
+  g_source_set_callback (timer, loop_timeout, &st, NULL);
+  g_source_attach (timer, ctx);
+  g_main_loop_run (loop);
+  g_source_destroy (watch);
+  g_source_unref (watch);
+  g_source_destroy (timer);
+  g_source_unref (timer);
+
+  ck_assert_msg (!st.timed_out, "the main loop saw %zu of %d bytes in 30 s", st.len, LOOP_BYTES);
+  ck_assert_uint_eq (st.len, LOOP_BYTES);
+  fill_pattern (expected, LOOP_BYTES, 11, 0);
+  ck_assert_int_eq (memcmp (st.got, expected, LOOP_BYTES), 0);
+  g_free (st.got);
+  join_peer (&peer);
+  ops->close (st.chan);
+}
+END_TEST
+
 /* ---- async client init ---------------------------------------------------- */
 
 static void
@@ -1029,6 +1119,7 @@ vchan_suite (void)
   tcase_add_test (tc, test_back_pressure);
   tcase_add_test (tc, test_peer_leaves);
   tcase_add_test (tc, test_writer_sees_error);
+  tcase_add_test (tc, test_main_loop);
   tcase_add_test (tc, test_async_client_init);
   tcase_add_test (tc, test_many_ports);
   suite_add_tcase (s, tc);
