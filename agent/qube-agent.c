@@ -372,15 +372,20 @@ handle_control_message (AgentChan *ctrl)
       size_t cmd_len = hdr.len - sizeof *ep;
       char *colon;
 
-      /* The command line must end with its NUL, and hold no other. */
-      if (ep->cmdline[cmd_len - 1] != '\0' || strlen (ep->cmdline) != cmd_len - 1)
-        goto bad_free;
       if (hdr.type == MSG_SERVICE_CONNECT)
         {
-          if (cmd_len > sizeof (struct service_params))
+          /* The request ident, as Qubes sends it: a NUL-terminated string
+           * in a zero-padded struct service_params (or just the string). */
+          if (cmd_len > sizeof (struct service_params) || ep->cmdline[cmd_len - 1] != '\0')
             goto bad_free;
+          for (size_t i = strlen (ep->cmdline); i < cmd_len; i++)
+            if (ep->cmdline[i] != '\0')
+              goto bad_free;
           answer_client (ep->cmdline, MSG_SERVICE_CONNECT, payload, hdr.len);
         }
+      /* A command line ends with its NUL, and holds no other. */
+      else if (ep->cmdline[cmd_len - 1] != '\0' || strlen (ep->cmdline) != cmd_len - 1)
+        goto bad_free;
       else if ((colon = strchr (ep->cmdline, ':')) == NULL || colon == ep->cmdline)
         goto bad_free;
       else
