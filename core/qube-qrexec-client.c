@@ -343,6 +343,12 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
   g_return_val_if_fail (QUBE_IS_MANAGER (manager), FALSE);
   g_return_val_if_fail (qube != NULL && command != NULL && exit_code != NULL, FALSE);
 
+  {
+    g_autoptr(QubeVm) vm = qube_manager_lookup (manager, qube, error);
+
+    if (vm == NULL)
+      return FALSE;
+  }
   runtime_dir = qube_qrexec_qube_runtime_dir (manager, qube);
   socket_path = g_build_filename (runtime_dir, QUBE_QREXEC_CLIENT_SOCKET, NULL);
   cmdline = g_strdup_printf ("%s:%s", user != NULL ? user : "DEFAULT", command);

@@ -6,7 +6,8 @@
  * (QubeQrexecDaemon) for them, as a backend would once it started real
  * VMs.  Used by the qrexec tests and bench/qrexec.
  *
- *   fixture-qubes --state-dir DIR [--policy-dir DIR] [--fake NAME]... NAME...
+ *   fixture-qubes --state-dir DIR [--policy-dir DIR] [--ask-agent PROGRAM]
+ *                 [--fake NAME]... NAME...
  *
  * Creates the qubes that do not exist (StandaloneVM), starts an agent for
  * each NAME (services from STATE/rpc/NAME, trigger socket
@@ -64,6 +65,7 @@ main (int argc, char **argv)
 {
   g_autofree char *state_dir = NULL;
   g_autofree char *policy_dir = NULL;
+  g_autofree char *ask_agent = NULL;
   g_auto(GStrv) fakes = NULL;
   g_auto(GStrv) names = NULL;
   g_autoptr(GOptionContext) context = g_option_context_new ("NAME…");
@@ -75,6 +77,7 @@ main (int argc, char **argv)
   const GOptionEntry entries[] = {
     { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "State directory", "DIR" },
     { "policy-dir", 0, 0, G_OPTION_ARG_FILENAME, &policy_dir, "Policy directory", "DIR" },
+    { "ask-agent", 0, 0, G_OPTION_ARG_FILENAME, &ask_agent, "The prompt agent for ask rules", "PROGRAM" },
     { "fake", 0, 0, G_OPTION_ARG_STRING_ARRAY, &fakes, "A qube whose guest the test plays", "NAME" },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &names, NULL, NULL },
     { NULL }
@@ -96,6 +99,7 @@ main (int argc, char **argv)
   daemon = qube_qrexec_daemon_new (manager);
   if (policy_dir != NULL)
     qube_qrexec_daemon_set_policy_dir (daemon, policy_dir);
+  qube_qrexec_daemon_set_ask_agent (daemon, ask_agent);
 
   for (int pass = 0; pass < 2; pass++)
     for (char **n = pass == 0 ? names : fakes; n != NULL && *n != NULL; n++)

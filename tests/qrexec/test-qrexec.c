@@ -126,6 +126,8 @@ read_log (void)
 static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul", "evil-port",
                                "evil-flood", NULL };
 
+static gboolean with_ask_agent;
+
 static void
 setup (void)
 {
@@ -165,6 +167,7 @@ setup (void)
   add_service ("work", "test.Env", "env | grep ^QREXEC_ | grep -v -e _SOCKET= -e _PATH= | sort");
   add_service ("vault", "test.Env", "env | grep ^QREXEC_ | grep -v -e _SOCKET= -e _PATH= | sort");
   add_service ("vault", "test.Echo", "exec cat");
+  add_service ("vault", "test.Ask", "env | grep ^QREXEC_SERVICE_FULL_NAME=");
   add_service ("work", "test.Pick", "echo generic");
   add_service ("work", "test.Pick+special", "echo special");
   add_service ("work", "test.Exit", "echo \"exiting $1\"; exit \"$1\"");
@@ -180,6 +183,16 @@ setup (void)
   g_ptr_array_add (argv, build_path ("tests/qrexec/fixture-qubes", NULL));
   g_ptr_array_add (argv, g_strdup_printf ("--state-dir=%s", state_dir));
   g_ptr_array_add (argv, g_strdup_printf ("--policy-dir=%s", policy_dir));
+  if (with_ask_agent)
+    {
+      /* A prompt agent that allows a call with argument "yes" to the
+       * first target offered, and refuses anything else. */
+      g_autofree char *agent = g_build_filename (tmp_dir, "ask-agent", NULL);
+
+      write_file (agent, "#!/bin/sh\nif [ \"$3\" = +yes ]; then echo \"allow $5\"; else echo deny; fi\n",
+                  0755);
+      g_ptr_array_add (argv, g_strdup_printf ("--ask-agent=%s", agent));
+    }
   for (const char **f = fakes; *f != NULL; f++)
     g_ptr_array_add (argv, g_strdup_printf ("--fake=%s", *f));
   g_ptr_array_add (argv, g_strdup ("work"));
@@ -194,10 +207,18 @@ setup (void)
 }
 
 static void
+setup_with_ask_agent (void)
+{
+  with_ask_agent = TRUE;
+  setup ();
+}
+
+static void
 teardown (void)
 {
   g_autofree char *cmd = NULL;
 
+  with_ask_agent = FALSE;
   if (fixture != NULL)
     {
       g_subprocess_send_signal (fixture, SIGTERM);
@@ -343,6 +364,16 @@ START_TEST (test_run_not_served_qube_fails_clearly)
 }
 END_TEST
 
+START_TEST (test_run_unknown_qube_fails_clearly)
+{
+  g_autoptr(Run) run = qube_run ("run", "nosuch", "--", "true");
+
+  ck_assert_int_eq (run->status, 125);
+  ck_assert_msg (strstr (run->err, "nosuch") != NULL && strstr (run->err, "not running") == NULL,
+                 "stderr: %s", run->err);
+}
+END_TEST
+
 START_TEST (test_service_argument_and_environment)
 {
   g_autoptr(Run) run = qube_run ("run", "--service", "test.Env+foo", "work");
@@ -435,6 +466,16 @@ END_TEST
 START_TEST (test_call_ask_without_agent_denied)
 {
   assert_refused ("vault", "test.Ask", "call test.Ask from 'work' to 'vault' refused");
+}
+END_TEST
+
+START_TEST (test_call_ask_answered_by_the_agent)
+{
+  g_autoptr(Run) yes = call_from_work (NULL, NULL, "vault", "test.Ask+yes");
+
+  ck_assert_msg (yes->status == 0, "status %d: %s", yes->status, yes->err);
+  ck_assert_msg (strstr (yes->out, "QREXEC_SERVICE_FULL_NAME=test.Ask+yes\n") != NULL, "%s", yes->out);
+  assert_refused ("vault", "test.Ask+no", "call test.Ask+no from 'work' to 'vault' refused");
 }
 END_TEST
 
@@ -599,16 +640,18 @@ qrexec_suite (void)
   tcase_add_test (run, test_run_as_another_user);
   tcase_add_test (run, test_run_missing_service_is_127);
   tcase_add_test (run, test_run_not_served_qube_fails_clearly);
+  tcase_add_test (run, test_run_unknown_qube_fails_clearly);
   tcase_add_test (run, test_service_argument_and_environment);
   tcase_add_test (run, test_service_with_argument_file_first);
+  tcase_add_test (run, test_call_ask_without_agent_denied);
   suite_add_tcase (s, run);
 
-  tcase_add_unchecked_fixture (call, setup, teardown);
+  tcase_add_unchecked_fixture (call, setup_with_ask_agent, teardown);
   tcase_add_test (call, test_call_allowed_with_environment);
   tcase_add_test (call, test_call_passes_data_both_ways);
   tcase_add_test (call, test_call_denied_by_policy);
   tcase_add_test (call, test_call_not_in_policy_denied);
-  tcase_add_test (call, test_call_ask_without_agent_denied);
+  tcase_add_test (call, test_call_ask_answered_by_the_agent);
   tcase_add_test (call, test_call_dispvm_refused_clearly);
   suite_add_tcase (s, call);
 
