@@ -436,6 +436,100 @@ take_request_token (QrexecQube *q)
   return TRUE;
 }
 
+/* Carries out the final decision for a call from `q`. */
+static void
+decide_call (QrexecQube *q, const char *target, const char *ident, const char *service_name,
+             QubePolicyDecision *decision)
+{
+  g_autoptr(GError) error = NULL;
+  const char *resolved;
+  QrexecQube *tq;
+
+  if (qube_policy_decision_get_action (decision) != QUBE_POLICY_ACTION_ALLOW)
+    {
+      g_message ("call %s from '%s' to '%s' refused: %s", service_name, q->name, target,
+                 qube_policy_decision_get_reason (decision));
+      refuse (q, ident);
+      return;
+    }
+  resolved = qube_policy_decision_get_target (decision);
+  if (qube_policy_decision_is_dispvm (decision))
+    {
+      g_message ("call %s from '%s' to '%s' refused: disposable targets (%s) are not supported yet",
+                 service_name, q->name, target, resolved);
+      refuse (q, ident);
+      return;
+    }
+  if (g_strcmp0 (resolved, "dom0") == 0)
+    {
+      g_message ("call %s from '%s' to dom0 refused: services in the admin qube are not supported yet",
+                 service_name, q->name);
+      refuse (q, ident);
+      return;
+    }
+  tq = lookup_connected (q->daemon, resolved);
+  if (tq == NULL)
+    {
+      g_message ("call %s from '%s' to '%s' refused: qube '%s' is not running (no qrexec connection)",
+                 service_name, q->name, target, resolved);
+      refuse (q, ident);
+      return;
+    }
+  if (!call_start (q, tq, ident, service_name, target, qube_policy_decision_get_user (decision), &error))
+    {
+      g_warning ("call %s from '%s' to '%s' failed: %s", service_name, q->name, resolved, error->message);
+      refuse (q, ident);
+    }
+}
+
+/* An `ask` waiting for the prompt agent, which may take as long as a
+ * person does: it runs in a thread, the daemon goes on. */
+typedef struct {
+  char *source, *target, *ident, *service_name;
+  QubePolicyDecision *decision;
+} PendingAsk;
+
+static void
+pending_ask_free (PendingAsk *ask)
+{
+  g_free (ask->source);
+  g_free (ask->target);
+  g_free (ask->ident);
+  g_free (ask->service_name);
+  g_clear_object (&ask->decision);
+  g_free (ask);
+}
+
+static void
+ask_thread (GTask *task, gpointer source_object, gpointer task_data, GCancellable *cancellable)
+{
+  QubeQrexecDaemon *self = source_object;
+  PendingAsk *ask = task_data;
+
+  g_task_return_pointer (task, qube_policy_decision_resolve_ask (ask->decision, self->ask_agent,
+                                                                 cancellable),
+                         g_object_unref);
+}
+
+static void
+ask_done (GObject *source_object, GAsyncResult *result, gpointer user_data)
+{
+  QubeQrexecDaemon *self = QUBE_QREXEC_DAEMON (source_object);
+  PendingAsk *ask = g_task_get_task_data (G_TASK (result));
+  g_autoptr(QubePolicyDecision) decision = g_task_propagate_pointer (G_TASK (result), NULL);
+  QrexecQube *q = g_hash_table_lookup (self->qubes, ask->source);
+
+  if (q == NULL || q->ctrl == NULL)
+    {
+      g_message ("call %s from '%s': the qube went away while the prompt agent was asked",
+                 ask->service_name, ask->source);
+      return;
+    }
+  if (q->active_calls > 0)
+    q->active_calls--;
+  decide_call (q, ask->target, ask->ident, ask->service_name, decision);
+}
+
 /* A service request from qube `q`.  FALSE: the qube misbehaved and its
  * connection was closed. */
 static gboolean
@@ -448,8 +542,6 @@ handle_trigger (QrexecQube *q, const char *target, const char *ident, const char
   g_autoptr(QubePolicy) policy = NULL;
   g_autoptr(QubePolicyDecision) decision = NULL;
   g_autoptr(GError) error = NULL;
-  const char *resolved;
-  QrexecQube *tq;
 
   if (!take_request_token (q))
     {
@@ -470,48 +562,32 @@ handle_trigger (QrexecQube *q, const char *target, const char *ident, const char
   system = policy_snapshot (self);
   policy = qube_policy_load (self->policy_dir);
   decision = qube_policy_evaluate (policy, system, q->name, target, service, argument);
+  if (qube_policy_decision_get_action (decision) == QUBE_POLICY_ACTION_ASK &&
+      self->ask_agent != NULL && *self->ask_agent != '\0')
+    {
+      g_autoptr(GTask) task = g_task_new (self, NULL, ask_done, NULL);
+      PendingAsk *ask = g_new0 (PendingAsk, 1);
+
+      ask->source = g_strdup (q->name);
+      ask->target = g_strdup (target);
+      ask->ident = g_strdup (ident);
+      ask->service_name = g_strdup (service_name);
+      ask->decision = g_steal_pointer (&decision);
+      g_task_set_task_data (task, ask, (GDestroyNotify) pending_ask_free);
+      /* A pending question counts as a call in progress. */
+      q->active_calls++;
+      g_task_run_in_thread (task, ask_thread);
+      return TRUE;
+    }
   if (qube_policy_decision_get_action (decision) == QUBE_POLICY_ACTION_ASK)
     {
-      QubePolicyDecision *answered = qube_policy_decision_resolve_ask (decision, self->ask_agent, NULL);
+      /* No prompt agent: this denies, with the reason saying so. */
+      QubePolicyDecision *answered = qube_policy_decision_resolve_ask (decision, NULL, NULL);
 
       g_object_unref (decision);
       decision = answered;
     }
-  if (qube_policy_decision_get_action (decision) != QUBE_POLICY_ACTION_ALLOW)
-    {
-      g_message ("call %s from '%s' to '%s' refused: %s", service_name, q->name, target,
-                 qube_policy_decision_get_reason (decision));
-      refuse (q, ident);
-      return TRUE;
-    }
-  resolved = qube_policy_decision_get_target (decision);
-  if (qube_policy_decision_is_dispvm (decision))
-    {
-      g_message ("call %s from '%s' to '%s' refused: disposable targets (%s) are not supported yet",
-                 service_name, q->name, target, resolved);
-      refuse (q, ident);
-      return TRUE;
-    }
-  if (g_strcmp0 (resolved, "dom0") == 0)
-    {
-      g_message ("call %s from '%s' to dom0 refused: services in the admin qube are not supported yet",
-                 service_name, q->name);
-      refuse (q, ident);
-      return TRUE;
-    }
-  tq = lookup_connected (self, resolved);
-  if (tq == NULL)
-    {
-      g_message ("call %s from '%s' to '%s' refused: qube '%s' is not running (no qrexec connection)",
-                 service_name, q->name, target, resolved);
-      refuse (q, ident);
-      return TRUE;
-    }
-  if (!call_start (q, tq, ident, service_name, target, qube_policy_decision_get_user (decision), &error))
-    {
-      g_warning ("call %s from '%s' to '%s' failed: %s", service_name, q->name, resolved, error->message);
-      refuse (q, ident);
-    }
+  decide_call (q, target, ident, service_name, decision);
   return TRUE;
 }
 
