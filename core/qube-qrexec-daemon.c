@@ -44,6 +44,8 @@
  * other. */
 #define RELAY_QUEUE_MAX (1024 * 1024)
 #define FIRST_DATA_PORT 513
+/* Both sides of a call must have connected their data channels by then. */
+#define CALL_CONNECT_TIMEOUT_S 30
 
 typedef struct _QrexecQube QrexecQube;
 typedef struct _QrexecCall QrexecCall;
@@ -100,6 +102,7 @@ struct _QrexecCall {
   QubeQrexecParser *target_parser;  /* messages of the process side */
   gboolean exit_passed;
   char *what;
+  GSource *connect_timeout;
 };
 
 static void qube_close (QrexecQube *q, const char *reason);
@@ -185,6 +188,11 @@ call_free (QrexecCall *call)
     source->active_calls--;
   qube_release_port (self, call->source_name, call->source_port);
   qube_release_port (self, call->target_name, call->target_port);
+  if (call->connect_timeout != NULL)
+    {
+      g_source_destroy (call->connect_timeout);
+      g_source_unref (call->connect_timeout);
+    }
   g_clear_pointer (&call->source_chan, _qube_qrexec_chan_free);
   g_clear_pointer (&call->target_chan, _qube_qrexec_chan_free);
   _qube_qrexec_parser_free (call->source_parser);
@@ -273,6 +281,25 @@ call_event (QubeQrexecChan *chan, gpointer user_data)
     }
 }
 
+static gboolean
+call_connect_timeout_cb (gpointer data)
+{
+  QrexecCall *call = data;
+
+  if (_qube_qrexec_chan_is_connected (call->source_chan) &&
+      _qube_qrexec_chan_is_connected (call->target_chan))
+    {
+      g_clear_pointer (&call->connect_timeout, g_source_unref);
+      return G_SOURCE_REMOVE;
+    }
+  g_message ("%s: a side did not connect its data channel in %d s; ending the call",
+             call->what, CALL_CONNECT_TIMEOUT_S);
+  /* call_free() destroys this source: keep it from being destroyed twice. */
+  g_clear_pointer (&call->connect_timeout, g_source_unref);
+  call_free (call);
+  return G_SOURCE_REMOVE;
+}
+
 static char *
 requested_target_words (const char *requested)
 {
@@ -345,6 +372,9 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
   _qube_qrexec_chan_send (call->target_chan, msg->data, msg->len);
   _qube_qrexec_chan_set_callback (call->source_chan, call_event, call);
   _qube_qrexec_chan_set_callback (call->target_chan, call_event, call);
+  call->connect_timeout = g_timeout_source_new_seconds (CALL_CONNECT_TIMEOUT_S);
+  g_source_set_callback (call->connect_timeout, call_connect_timeout_cb, call, NULL);
+  g_source_attach (call->connect_timeout, self->context);
   g_debug ("%s: data ports %u (caller) and %u (service)", call->what, call->source_port,
            call->target_port);
   return TRUE;
