@@ -212,8 +212,10 @@ data_relay_run (DataRelay *r, int version)
       return r->process_side ? -1 : QREXEC_EXIT_FAILED;
     }
   pend->fd = -1;
-  if (!r->process_side && r->in_fd < 0 && data_send_msg (r->t, r->chan, MSG_DATA_STDIN, NULL, 0) < 0)
-    failed = 1;
+  /* The caller keeps reading when a send fails: the process side may
+   * have finished (and closed) with its exit code still on the way. */
+  if (!r->process_side && r->in_fd < 0)
+    (void) data_send_msg (r->t, r->chan, MSG_DATA_STDIN, NULL, 0);
 
   while (!failed)
     {
@@ -350,7 +352,12 @@ data_relay_run (DataRelay *r, int version)
       if (i_in >= 0 && pfd[i_in].revents &&
           forward_local (r, &r->in_fd, r->process_side ? MSG_DATA_STDOUT : MSG_DATA_STDIN,
                          chunk, sendbuf) < 0)
-        failed = 1;
+        {
+          if (r->process_side)
+            failed = 1;
+          else
+            close_fd (&r->in_fd);
+        }
       if (i_in2 >= 0 && pfd[i_in2].revents &&
           forward_local (r, &r->in2_fd, MSG_DATA_STDERR, chunk, sendbuf) < 0)
         failed = 1;

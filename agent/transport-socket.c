@@ -50,6 +50,7 @@ struct AgentChan {
   size_t hdr_have;
   size_t payload_left;
   int gone;
+  int write_broken;               /* a send failed: nothing more goes out */
   char err[256];
 };
 
@@ -350,6 +351,23 @@ cut_off (AgentChan *chan, const char *reason)
   return -1;
 }
 
+/* A send failed.  When the peer closed, the channel is not marked gone:
+ * the pump marks it once it has read everything the peer sent, which may
+ * still be in the socket (a qrexec exit code). */
+static int
+write_failed (AgentChan *chan)
+{
+  int err = errno;
+
+  chan->write_broken = 1;
+  if (err == EPIPE || err == ECONNRESET)
+    {
+      snprintf (chan->err, sizeof chan->err, "%s", strerror (err));
+      return -1;
+    }
+  return cut_off (chan, strerror (err));
+}
+
 static int
 socket_pump (AgentChan *chan)
 {
@@ -442,48 +460,10 @@ socket_take (AgentChan *chan, void *buf, size_t len)
       struct iovec iov = { frame, sizeof frame };
 
       chan->unreported = 0;
-      if (send_all (chan->sock, &iov, 1) < 0)
-        cut_off (chan, strerror (errno));
+      if (!chan->write_broken && send_all (chan->sock, &iov, 1) < 0)
+        write_failed (chan);
     }
   return n;
-}
-
-static int
-socket_write_all (AgentChan *chan, const void *buf, size_t len)
-{
-  const char *p = buf;
-
-  while (len > 0)
-    {
-      size_t n;
-      uint32_t frame[2];
-      struct iovec iov[2];
-
-      while (chan->credit == 0)
-        {
-          struct pollfd pfd = { .fd = chan->sock, .events = POLLIN };
-
-          if (chan->gone)
-            return -1;
-          if (poll (&pfd, 1, -1) < 0 && errno != EINTR)
-            return cut_off (chan, strerror (errno));
-          if (socket_pump (chan) < 0)
-            return -1;
-        }
-      if (chan->gone)
-        return -1;
-      n = len < chan->credit ? len : chan->credit;
-      frame[0] = htonl (FRAME_DATA);
-      frame[1] = htonl ((uint32_t) n);
-      iov[0] = (struct iovec) { frame, sizeof frame };
-      iov[1] = (struct iovec) { (void *) p, n };
-      if (send_all (chan->sock, iov, 2) < 0)
-        return cut_off (chan, strerror (errno));
-      chan->credit -= n;
-      p += n;
-      len -= n;
-    }
-  return 0;
 }
 
 /* Waits until at least `want` bytes of credit are there (or the peer is
@@ -501,6 +481,33 @@ wait_credit (AgentChan *chan, size_t want)
         return cut_off (chan, strerror (errno));
       if (socket_pump (chan) < 0)
         return -1;
+    }
+  return 0;
+}
+
+static int
+socket_write_all (AgentChan *chan, const void *buf, size_t len)
+{
+  const char *p = buf;
+
+  while (len > 0)
+    {
+      size_t n;
+      uint32_t frame[2];
+      struct iovec iov[2];
+
+      if (chan->write_broken || wait_credit (chan, 1) < 0 || chan->gone)
+        return -1;
+      n = len < chan->credit ? len : chan->credit;
+      frame[0] = htonl (FRAME_DATA);
+      frame[1] = htonl ((uint32_t) n);
+      iov[0] = (struct iovec) { frame, sizeof frame };
+      iov[1] = (struct iovec) { (void *) p, n };
+      if (send_all (chan->sock, iov, 2) < 0)
+        return write_failed (chan);
+      chan->credit -= n;
+      p += n;
+      len -= n;
     }
   return 0;
 }
@@ -535,13 +542,15 @@ socket_splice_from_pipe (AgentChan *chan, int fd, size_t max, size_t chunk, size
       /* The frame and message headers, then the payload spliced behind
        * them: the pages go from the pipe to the socket. */
       if (send_all (chan->sock, iov, 1) < 0)
-        return cut_off (chan, strerror (errno));
+        return write_failed (chan);
       for (size_t left = len; left > 0;)
         {
           ssize_t n = splice (fd, NULL, chan->sock, NULL, left, SPLICE_F_MORE);
 
           if (n < 0 && errno == EINTR)
             continue;
+          if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+            return write_failed (chan);
           if (n <= 0)
             return cut_off (chan, n < 0 ? strerror (errno) : "the pipe ended inside a message");
           left -= (size_t) n;

@@ -267,16 +267,32 @@ call_event (QubeQrexecChan *chan, gpointer user_data)
       call_free (call);
       return;
     }
-  if (call->exit_passed && _qube_qrexec_chan_queued (call->source_chan) == 0)
+  if (call->exit_passed)
     {
-      g_debug ("%s: finished", call->what);
-      call_free (call);
+      /* The service may be gone already (it finished before the caller
+       * connected): what matters is that the caller gets everything. */
+      gboolean closed = _qube_qrexec_chan_is_closed (call->source_chan, &reason);
+
+      if (_qube_qrexec_chan_queued (call->source_chan) == 0 &&
+          (closed || _qube_qrexec_chan_is_connected (call->source_chan)))
+        {
+          g_debug ("%s: finished", call->what);
+          call_free (call);
+        }
+      else if (closed)
+        {
+          g_message ("%s: the caller's data channel closed before it got the exit code: %s",
+                     call->what, reason);
+          call_free (call);
+        }
       return;
     }
   if (_qube_qrexec_chan_is_closed (call->source_chan, &reason) ||
       _qube_qrexec_chan_is_closed (call->target_chan, &reason))
     {
-      g_message ("%s: ended before the service's exit code: %s", call->what, reason);
+      g_message ("%s: ended before the service's exit code: the %s's data channel: %s", call->what,
+                 _qube_qrexec_chan_is_closed (call->source_chan, NULL) ? "caller" : "service",
+                 reason);
       call_free (call);
     }
 }
