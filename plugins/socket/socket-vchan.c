@@ -1161,6 +1161,18 @@ chan_write (QubeVchan *chan, const void *buf, size_t len, gboolean all)
 
       if (!peer_closed_errno (err))
         chan_set_gone (chan, reason);
+      else
+        {
+          /* The peer closed: the pump is about to read its last bytes
+           * and the end of the stream; wait for that, so that the writer
+           * sees the channel as the peer left it. */
+          gint64 deadline = g_get_monotonic_time () + G_TIME_SPAN_SECOND;
+
+          g_mutex_lock (&chan->lock);
+          while (chan->phase != PHASE_GONE && g_cond_wait_until (&chan->cond, &chan->lock, deadline))
+            ;
+          g_mutex_unlock (&chan->lock);
+        }
       chan_error (chan, QUBE_ABI_E_IO, "cannot write: %s", reason);
       return -1;
     }
