@@ -11,5 +11,7 @@
 #include "qube-volume.h"
 #include "qube-policy.h"
 #include "qube-admin.h"
+#include "qube-qrexec-daemon.h"
+#include "qube-qrexec-client.h"
 
 #undef QUBE_INSIDE_H
