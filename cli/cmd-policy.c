@@ -99,7 +99,7 @@ policy_check (Cli *cli, const char *dir, char **args)
   manager = cli_get_manager (cli, &error);
   if (manager == NULL)
     return cli_fail (error);
-  system = qube_qrexec_policy_system_new (manager);
+  system = qube_policy_system_new_for_manager (manager, NULL);
   policy = qube_policy_load (dir);
   decision = qube_policy_evaluate (policy, system, args[1], args[2], service, argument);
   if (cli->json)

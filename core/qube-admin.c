@@ -346,60 +346,6 @@ emit (AdminCall *call, const char *subject, const char *event, ...)
 
 /* ---- the policy ---- */
 
-static void
-system_add_vm (QubePolicySystem *system, QubeVm *vm)
-{
-  g_auto(GStrv) tags = qube_vm_list_tags (vm);
-  g_autofree char *for_dispvms = qube_vm_get_property (vm, "template_for_dispvms",
-                                                       NULL, NULL, NULL);
-  g_autofree char *default_dispvm = qube_vm_get_property (vm, "default_dispvm",
-                                                          NULL, NULL, NULL);
-  g_autoptr(GError) error = NULL;
-  const char *name = qube_vm_get_name (vm);
-
-  if (qube_policy_system_has_qube (system, name))
-    return;
-  if (!qube_policy_system_add_qube (system, name, qube_vm_get_klass (vm),
-                                    (const char *const *) tags,
-                                    g_strcmp0 (for_dispvms, "True") == 0,
-                                    default_dispvm != NULL && *default_dispvm != '\0'
-                                    ? default_dispvm : NULL,
-                                    &error))
-    {
-      g_warning ("policy snapshot: %s", error->message);
-      return;
-    }
-  if (!g_str_equal (name, ADMIN_NAME) && g_str_equal (qube_vm_get_state (vm), "Running"))
-    qube_policy_system_set_running (system, name, TRUE, NULL);
-}
-
-/* The qubes as the policy sees them.  An Admin API call names its target,
- * and a call the policy could only answer with a prompt is refused, so
- * the caller, the target and the host decide it: a call costs the same
- * with ten qubes or a thousand.  Listing needs them all. */
-static QubePolicySystem *
-build_system (QubeManager *manager, const char *const *names)
-{
-  QubePolicySystem *system = qube_policy_system_new ();
-
-  if (names == NULL)
-    {
-      g_autoptr(GPtrArray) vms = qube_manager_list_vms (manager);
-
-      for (guint i = 0; i < vms->len; i++)
-        system_add_vm (system, vms->pdata[i]);
-      return system;
-    }
-  for (guint i = 0; names[i] != NULL; i++)
-    {
-      g_autoptr(QubeVm) vm = qube_manager_lookup (manager, names[i], NULL);
-
-      if (vm != NULL)
-        system_add_vm (system, vm);
-    }
-  return system;
-}
-
 static gboolean
 policy_allows (AdminCall *call, const char *service, const char *target,
                const char *arg)
@@ -414,7 +360,7 @@ policy_allows (AdminCall *call, const char *service, const char *target,
     {
       const char *names[] = { ADMIN_NAME, call->source, target, NULL };
 
-      call->system = build_system (call->self->manager, names);
+      call->system = qube_policy_system_new_for_manager (call->self->manager, names);
     }
   decision = qube_policy_evaluate (call->policy, call->system, call->source,
                                    target, service, arg);
@@ -745,7 +691,7 @@ handle_vm_list (AdminCall *call, GError **error)
   if (!call->from_admin)
     {
       g_clear_object (&call->system);
-      call->system = build_system (call->self->manager, NULL);
+      call->system = qube_policy_system_new_for_manager (call->self->manager, NULL);
     }
   for (guint i = 0; i < vms->len; i++)
     {

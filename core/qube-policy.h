@@ -12,6 +12,8 @@
 
 #include <gio/gio.h>
 
+#include "qube-manager.h"
+
 G_BEGIN_DECLS
 
 /**
@@ -43,6 +45,8 @@ const char *qube_policy_action_to_string (QubePolicyAction action);
 G_DECLARE_FINAL_TYPE (QubePolicySystem, qube_policy_system, QUBE, POLICY_SYSTEM, GObject)
 
 QubePolicySystem *qube_policy_system_new (void);
+QubePolicySystem *qube_policy_system_new_for_manager (QubeManager *manager,
+                                                     const char *const *names);
 gboolean qube_policy_system_add_qube (QubePolicySystem *self,
                                       const char *name,
                                       const char *klass,

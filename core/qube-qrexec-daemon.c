@@ -398,56 +398,11 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
 
 /* ---- the policy --------------------------------------------------------- */
 
-/**
- * qube_qrexec_policy_system_new:
- * @manager: a #QubeManager
- *
- * A snapshot of the qubes for policy evaluation: dom0 and every qube of
- * @manager with its class, tags, `template_for_dispvms` and
- * `default_dispvm`; a qube counts as running when its state says so.
- *
- * Returns: (transfer full): a new #QubePolicySystem
- */
-QubePolicySystem *
-qube_qrexec_policy_system_new (QubeManager *manager)
-{
-  QubePolicySystem *system = qube_policy_system_new ();
-  g_autoptr(GPtrArray) vms = NULL;
-  g_autofree char *default_dispvm = NULL;
-
-  g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
-  vms = qube_manager_list_vms (manager);
-  default_dispvm = qube_manager_get_property (manager, "default_dispvm", NULL, NULL);
-  qube_policy_system_add_qube (system, "dom0", "AdminVM", NULL, FALSE,
-                               default_dispvm != NULL && *default_dispvm ? default_dispvm : NULL,
-                               NULL);
-  qube_policy_system_set_running (system, "dom0", TRUE, NULL);
-  for (guint i = 0; i < vms->len; i++)
-    {
-      QubeVm *vm = g_ptr_array_index (vms, i);
-      const char *name = qube_vm_get_name (vm);
-      g_auto(GStrv) tags = qube_vm_list_tags (vm);
-      g_autofree char *for_dispvms = qube_vm_get_property (vm, "template_for_dispvms", NULL, NULL, NULL);
-      g_autofree char *dispvm = qube_vm_get_property (vm, "default_dispvm", NULL, NULL, NULL);
-      g_autoptr(GError) error = NULL;
-
-      if (!qube_policy_system_add_qube (system, name, qube_vm_get_klass (vm),
-                                        (const char *const *) tags,
-                                        g_ascii_strcasecmp (for_dispvms != NULL ? for_dispvms : "", "true") == 0,
-                                        dispvm != NULL && *dispvm ? dispvm : NULL, &error))
-        g_debug ("qube '%s' left out of the policy snapshot: %s", name, error->message);
-      else
-        qube_policy_system_set_running (system, name,
-                                        g_strcmp0 (qube_vm_get_state (vm), "Running") == 0, NULL);
-    }
-  return system;
-}
-
 /* The snapshot as the daemon sees it: running means connected. */
 static QubePolicySystem *
 policy_snapshot (QubeQrexecDaemon *self)
 {
-  QubePolicySystem *system = qube_qrexec_policy_system_new (self->manager);
+  QubePolicySystem *system = qube_policy_system_new_for_manager (self->manager, NULL);
   GHashTableIter iter;
   gpointer key;
 

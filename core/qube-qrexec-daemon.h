@@ -31,6 +31,5 @@ void qube_qrexec_daemon_disconnect (QubeQrexecDaemon *self, const char *name);
 gboolean qube_qrexec_daemon_is_connected (QubeQrexecDaemon *self, const char *name);
 
 char *qube_qrexec_qube_runtime_dir (QubeManager *manager, const char *name);
-QubePolicySystem *qube_qrexec_policy_system_new (QubeManager *manager);
 
 G_END_DECLS
