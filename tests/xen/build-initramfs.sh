@@ -158,6 +158,9 @@ for p in $destdir $programs; do
   rm -rf "$root$p"
   rmdir -p "$(dirname "$root$p")" 2>/dev/null || true
 done
+# That may have emptied and removed a directory dom0 needs (a build tree
+# under /tmp takes /tmp with it): make them again.
+mkdir -p "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp"
 echo "$kver" > "$root/etc/kernel-version"
 cp /boot/vmlinuz-$kver "$root/xentest/guest/vmlinuz"
 # The uncompressed ELF kernel too (for PVH, and to spare libxenguest the
