@@ -11,7 +11,7 @@ top=$PWD
 make -j"$(nproc)" >/dev/null
 
 state=$(mktemp -d /tmp/qube-demo.XXXXXX)
-export QUBE_STATE_DIR="$state" QUBE_PLUGIN_PATH="$top/plugins"
+export QUBE_STATE_DIR="$state" QUBE_PLUGIN_PATH="$top/plugins:$top/plugins/storage-file/.libs"
 qube() {
   printf '\n$ qube %s\n' "$*"
   start=$(date +%s%N)
@@ -23,6 +23,8 @@ echo "libqube demo: state in $state"
 qube plugins
 qube create --class TemplateVM --label black debian-12
 qube create --class AppVM --template debian-12 --label blue work
+qube volume list work
+qube pool info default
 qube create --class AppVM --template debian-12 --label red \
      --property provides_network=True sys-net
 qube prefs work netvm sys-net

@@ -152,3 +152,21 @@ cli_strv_sort (char **strv)
   if (strv != NULL)
     qsort (strv, g_strv_length (strv), sizeof (char *), compare_strings);
 }
+
+char *
+cli_format_size (guint64 bytes)
+{
+  g_autofree char *text = g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
+  g_auto(GStrv) parts = g_strsplit (text, "\u00a0", -1);
+
+  /* GLib puts a no-break space before the unit: scripts split on spaces. */
+  return g_strjoinv (" ", parts);
+}
+
+char *
+cli_format_bytes (guint64 bytes)
+{
+  g_autofree char *human = cli_format_size (bytes);
+
+  return g_strdup_printf ("%s (%" G_GUINT64_FORMAT " bytes)", human, bytes);
+}

@@ -41,6 +41,11 @@ void cli_json_add_int_member (JsonBuilder *builder, const char *member,
 /* Prints a listing: what `builder` built when `json`, else `table`. */
 void cli_print_listing (gboolean json, JsonBuilder *builder, CliTable *table);
 
+/* "2.0 GiB", with a plain space. */
+char *cli_format_size (guint64 bytes);
+/* "2.0 GiB (2147483648 bytes)": a size for a person, exact for a script. */
+char *cli_format_bytes (guint64 bytes);
+
 /* Sorts a NULL-terminated string array in place, byte order. */
 void cli_strv_sort (char **strv);
 

@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "qube-cli.h"
 
@@ -161,4 +162,34 @@ cli_lookup_vm (Cli *cli, const char *name, GError **error)
   if (manager == NULL)
     return NULL;
   return qube_manager_lookup (manager, name, error);
+}
+
+int
+cli_run_group (Cli *cli, const CliCommand *subs, int argc, char **argv)
+{
+  const char *group = cli->command->name;
+  gsize prefix = strlen (group) + 1;
+
+  if (argc < 2)
+    return cli_usage_error (cli, "no subcommand given");
+  if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0)
+    {
+      gsize width = 0;
+
+      for (const CliCommand *c = subs; c->name != NULL; c++)
+        width = MAX (width, strlen (c->name + prefix));
+      printf ("Usage:\n  qube %s SUBCOMMAND [OPTION…] [ARGUMENTS…]\n\n%s\n\nSubcommands:\n",
+              group, cli->command->summary);
+      for (const CliCommand *c = subs; c->name != NULL; c++)
+        printf ("  %-*s  %s\n", (int) width, c->name + prefix, c->summary);
+      printf ("\nRun 'qube %s SUBCOMMAND --help' for the options of one.\n", group);
+      return CLI_EXIT_OK;
+    }
+  for (const CliCommand *c = subs; c->name != NULL; c++)
+    if (strcmp (c->name + prefix, argv[1]) == 0)
+      {
+        cli->command = c;
+        return c->run (cli, argc - 1, argv + 1);
+      }
+  return cli_usage_error (cli, "unknown subcommand '%s'", argv[1]);
 }

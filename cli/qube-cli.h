@@ -45,6 +45,13 @@ extern const CliCommand cli_qube_commands[];
 extern const CliCommand cli_prefs_commands[];
 extern const CliCommand cli_feature_commands[];
 extern const CliCommand cli_tag_commands[];
+extern const CliCommand cli_pool_commands[];
+extern const CliCommand cli_volume_commands[];
+
+/* Runs a command that has subcommands (`qube pool add ...`): argv[0] is
+ * the group, argv[1] the subcommand, looked up in `subs` (a zeroed entry
+ * ends it; each name is "GROUP SUB").  `qube GROUP --help` lists them. */
+int cli_run_group (Cli *cli, const CliCommand *subs, int argc, char **argv);
 
 /* Parses the subcommand's options (`entries` may be NULL) together with the
  * common ones (--state-dir, and --json when `with_json`). On success

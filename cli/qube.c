@@ -15,6 +15,8 @@ static const CliCommand *const command_groups[] = {
   cli_prefs_commands,
   cli_feature_commands,
   cli_tag_commands,
+  cli_pool_commands,
+  cli_volume_commands,
   cli_plugin_commands,
 };
 

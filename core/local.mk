@@ -6,7 +6,9 @@ qube_public_headers = \
 	core/qube-error.h \
 	core/qube-plugin-registry.h \
 	core/qube-vm.h \
-	core/qube-manager.h
+	core/qube-manager.h \
+	core/qube-pool.h \
+	core/qube-volume.h
 
 qubeincludedir = $(includedir)/qube-1
 qubeinclude_HEADERS = $(qube_public_headers)
@@ -28,7 +30,10 @@ core_libqube_internal_la_SOURCES = \
 	core/qube-names.c \
 	core/qube-vm-private.h \
 	core/qube-vm.c \
-	core/qube-manager.c
+	core/qube-manager.c \
+	core/qube-storage-private.h \
+	core/qube-pool.c \
+	core/qube-volume.c
 core_libqube_internal_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(SQLITE_CFLAGS) \
 	-DG_LOG_DOMAIN=\"qube\"
 core_libqube_internal_la_LIBADD = $(GLIB_LIBS) $(SQLITE_LIBS)

@@ -16,6 +16,7 @@
 
 #include "qube-error.h"
 #include "qube-property.h"
+#include "qube-storage-private.h"
 #include "qube-vm-private.h"
 
 #define STORE_FILE_NAME "qubes.db"
@@ -32,6 +33,7 @@ struct _QubeManager {
   GMutex plugins_lock;
   QubeRunningFunc running_func;
   gpointer running_data;
+  QubePoolCache *pool_cache;
 };
 
 enum {
@@ -53,6 +55,8 @@ qube_manager_finalize (GObject *object)
 {
   QubeManager *self = QUBE_MANAGER (object);
 
+  /* Pool instances go before the plugins that opened them. */
+  g_clear_pointer (&self->pool_cache, _qube_pool_cache_free);
   g_clear_pointer (&self->store, _qube_store_close);
   g_clear_object (&self->plugins);
   g_mutex_clear (&self->plugins_lock);
@@ -119,6 +123,7 @@ static void
 qube_manager_init (QubeManager *self)
 {
   g_mutex_init (&self->plugins_lock);
+  self->pool_cache = _qube_pool_cache_new ();
 }
 
 static gboolean
@@ -269,6 +274,12 @@ QubeStore *
 _qube_manager_get_store (QubeManager *self)
 {
   return self->store;
+}
+
+QubePoolCache *
+_qube_manager_get_pool_cache (QubeManager *self)
+{
+  return self->pool_cache;
 }
 
 void
@@ -446,6 +457,11 @@ create_in_transaction (QubeStore *store, gpointer data, GError **error)
   if (create->label != NULL
       && !_qube_property_set (store, create->made, "label", create->label, error))
     goto fail;
+  /* Last: a failure here undoes what it made in the pools, and the
+   * rollback the rest. */
+  if (!_qube_volumes_create (create->self, store, create->made, create->klass, template_name,
+                             error))
+    goto fail;
   return TRUE;
 
 fail:
@@ -465,7 +481,9 @@ fail:
  * @label: (nullable): the label, or %NULL for the default
  * @error: return location for a #GError, or %NULL
  *
- * Creates a qube with a new UUID.  Its volumes are made elsewhere.
+ * Creates a qube with a new UUID, and its volumes in their pools (see
+ * qube-volume.h for the layout of each class; pool `default` is made on
+ * first use).  When any step fails, nothing of it is left.
  *
  * Returns: (transfer full) (nullable): the new qube, or %NULL with @error set
  */
@@ -493,6 +511,11 @@ qube_manager_create_vm (QubeManager *self, const char *klass, const char *name,
       g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
                    "cannot create qube '%s': there is only one AdminVM, '%s'",
                    name != NULL ? name : "", QUBE_STORE_ADMIN_NAME);
+      return NULL;
+    }
+  if (!_qube_pool_ensure_default (self, error))
+    {
+      g_prefix_error (error, "cannot create %s '%s': ", klass, name != NULL ? name : "");
       return NULL;
     }
   if (!_qube_store_transact (self->store, create_in_transaction, &create, error))
@@ -590,7 +613,8 @@ remove_in_transaction (QubeStore *store, gpointer data, GError **error)
       g_set_error (error, QUBE_ERROR, QUBE_ERROR_IN_USE, "%s", users);
       goto fail;
     }
-  if (!_qube_store_remove_qube (store, row.id, error))
+  if (!_qube_volumes_remove (remove->self, store, &row, error)
+      || !_qube_store_remove_qube (store, row.id, error))
     goto fail;
   return TRUE;
 
@@ -609,8 +633,8 @@ fail:
  * @error: return location for a #GError, or %NULL
  *
  * Removes a halted qube that nothing refers to (as template, netvm,
- * default_dispvm or a global default), with its properties, features and
- * tags.  The error lists what still refers to it.
+ * default_dispvm or a global default), with its properties, features,
+ * tags and volumes (refused while a volume is started).  The error lists what still refers to it.
  *
  * Returns: %TRUE when the qube was removed
  */
@@ -627,6 +651,7 @@ qube_manager_remove_vm (QubeManager *self, const char *name, GError **error)
 /* ---- cloning ---- */
 
 typedef struct {
+  QubeManager *self;
   const char *src;
   const char *dst;
   QubeStoreQube *made;
@@ -654,7 +679,8 @@ clone_in_transaction (QubeStore *store, gpointer data, GError **error)
       || (uuid = new_uuid (error)) == NULL
       || !_qube_store_add_qube (store, clone->dst, uuid, src.klass, &id, error)
       || !_qube_store_copy_qube_data (store, src.id, id, error)
-      || !_qube_store_get_qube_by_id (store, id, clone->made, error))
+      || !_qube_store_get_qube_by_id (store, id, clone->made, error)
+      || !_qube_volumes_clone (clone->self, store, &src, clone->made, error))
     goto fail;
   return TRUE;
 
@@ -675,7 +701,8 @@ fail:
  * @error: return location for a #GError, or %NULL
  *
  * Makes a new qube of the same class with the same properties, features
- * and tags, under a new name and a new UUID.  Volumes are copied elsewhere.
+ * and tags, under a new name and a new UUID, and copies of its volumes
+ * (copy-on-write where the pool can).
  *
  * Returns: (transfer full) (nullable): the copy, or %NULL with @error set
  */
@@ -684,7 +711,7 @@ qube_manager_clone_vm (QubeManager *self, const char *src, const char *dst,
                        GError **error)
 {
   g_auto(QubeStoreQube) made = { 0 };
-  CloneData clone = { src, dst, &made };
+  CloneData clone = { self, src, dst, &made };
 
   g_return_val_if_fail (QUBE_IS_MANAGER (self), NULL);
   g_return_val_if_fail (src != NULL, NULL);

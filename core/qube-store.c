@@ -56,6 +56,27 @@ static const char *const migrations[] = {
    * "which qubes carry tag T") without scanning every row. */
   "CREATE INDEX properties_by_value ON properties (name, value);"
   "CREATE INDEX tags_by_tag ON tags (tag);",
+
+  /* 2 -> 3: storage pools (driver and options) and the volumes of each
+   * qube.  A pool cannot go while a volume names it (the foreign key). */
+  "CREATE TABLE pools ("
+  "  name TEXT PRIMARY KEY,"
+  "  driver TEXT NOT NULL) WITHOUT ROWID;"
+  "CREATE TABLE pool_options ("
+  "  pool TEXT NOT NULL REFERENCES pools (name) ON DELETE CASCADE,"
+  "  key TEXT NOT NULL,"
+  "  value TEXT NOT NULL,"
+  "  PRIMARY KEY (pool, key)) WITHOUT ROWID;"
+  "CREATE TABLE volumes ("
+  "  qube_id INTEGER NOT NULL REFERENCES qubes (id) ON DELETE CASCADE,"
+  "  name TEXT NOT NULL,"
+  "  pool TEXT NOT NULL REFERENCES pools (name),"
+  "  flags INTEGER NOT NULL,"
+  "  size INTEGER NOT NULL,"
+  "  source TEXT,"
+  "  revisions_to_keep INTEGER NOT NULL,"
+  "  PRIMARY KEY (qube_id, name)) WITHOUT ROWID;"
+  "CREATE INDEX volumes_by_pool ON volumes (pool);",
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == QUBE_STORE_SCHEMA_VERSION);
@@ -87,6 +108,16 @@ typedef enum {
   STMT_TAG_ADD,
   STMT_TAG_REMOVE,
   STMT_TAG_LIST,
+  STMT_POOL_GET,
+  STMT_POOL_LIST,
+  STMT_POOL_ADD,
+  STMT_POOL_REMOVE,
+  STMT_POOL_OPTION_ADD,
+  STMT_POOL_OPTIONS,
+  STMT_POOL_VOLUMES,
+  STMT_VOLUME_ADD,
+  STMT_VOLUME_UPDATE,
+  STMT_VOLUME_LIST,
   N_STMTS
 } StoreStmt;
 
@@ -150,6 +181,27 @@ static const struct {
                         "remove a tag" },
   [STMT_TAG_LIST] = { "SELECT tag FROM tags WHERE qube_id = ?1 ORDER BY tag",
                       "list tags" },
+  [STMT_POOL_GET] = { "SELECT driver FROM pools WHERE name = ?1", "look up a pool" },
+  [STMT_POOL_LIST] = { "SELECT name FROM pools ORDER BY name", "list pools", TRUE },
+  [STMT_POOL_ADD] = { "INSERT INTO pools (name, driver) VALUES (?1, ?2)", "add a pool" },
+  [STMT_POOL_REMOVE] = { "DELETE FROM pools WHERE name = ?1", "remove a pool" },
+  [STMT_POOL_OPTION_ADD] = { "INSERT INTO pool_options (pool, key, value) VALUES (?1, ?2, ?3)",
+                             "record a pool option" },
+  [STMT_POOL_OPTIONS] = { "SELECT key, value FROM pool_options WHERE pool = ?1 ORDER BY key",
+                          "read the options of a pool" },
+  [STMT_POOL_VOLUMES] = { "SELECT q.name || ':' || v.name FROM volumes v "
+                          "JOIN qubes q ON q.id = v.qube_id WHERE v.pool = ?1 "
+                          "ORDER BY q.name, v.name",
+                          "find the volumes of a pool" },
+  [STMT_VOLUME_ADD] = { "INSERT INTO volumes (qube_id, name, pool, flags, size, source, "
+                        "revisions_to_keep) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        "add a volume" },
+  [STMT_VOLUME_UPDATE] = { "UPDATE volumes SET pool = ?3, flags = ?4, size = ?5, source = ?6, "
+                           "revisions_to_keep = ?7 WHERE qube_id = ?1 AND name = ?2",
+                           "change a volume" },
+  [STMT_VOLUME_LIST] = { "SELECT qube_id, name, pool, flags, size, source, revisions_to_keep "
+                         "FROM volumes WHERE qube_id = ?1 ORDER BY name",
+                         "list the volumes of a qube" },
 };
 
 struct _QubeStore {
@@ -927,4 +979,191 @@ _qube_store_check_query_plans (QubeStore *store, GError **error)
         return store_fail (store, stmt_defs[i].what, error);
     }
   return TRUE;
+}
+
+/* ---- storage pools and volumes ---- */
+
+void
+_qube_store_pool_clear (QubeStorePool *pool)
+{
+  g_clear_pointer (&pool->name, g_free);
+  g_clear_pointer (&pool->driver, g_free);
+  g_clear_pointer (&pool->keys, g_strfreev);
+  g_clear_pointer (&pool->values, g_strfreev);
+}
+
+void
+_qube_store_pool_free (QubeStorePool *pool)
+{
+  if (pool == NULL)
+    return;
+  _qube_store_pool_clear (pool);
+  g_free (pool);
+}
+
+gboolean
+_qube_store_get_pool (QubeStore *store, const char *name, QubeStorePool *out,
+                      GError **error)
+{
+  g_autofree char *driver = NULL;
+  g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) values = g_ptr_array_new_with_free_func (g_free);
+  sqlite3_stmt *stmt;
+  int rc;
+
+  if (!store_query_text (store, STMT_POOL_GET,
+                         store_stmt_bind_text (store, STMT_POOL_GET, name, NULL, NULL, error),
+                         &driver, error))
+    return FALSE;
+  if (driver == NULL)
+    {
+      g_autofree char *shown = _qube_printable (name);
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND, "no such pool '%s'", shown);
+      return FALSE;
+    }
+  stmt = store_stmt_bind_text (store, STMT_POOL_OPTIONS, name, NULL, NULL, error);
+  if (stmt == NULL)
+    return FALSE;
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      g_ptr_array_add (keys, g_strdup ((const char *) sqlite3_column_text (stmt, 0)));
+      g_ptr_array_add (values, g_strdup ((const char *) sqlite3_column_text (stmt, 1)));
+    }
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE)
+    return store_fail (store, stmt_defs[STMT_POOL_OPTIONS].what, error);
+  _qube_store_pool_clear (out);
+  out->name = g_strdup (name);
+  out->driver = g_steal_pointer (&driver);
+  out->keys = strv_from_rows (g_steal_pointer (&keys));
+  out->values = strv_from_rows (g_steal_pointer (&values));
+  return TRUE;
+}
+
+char **
+_qube_store_list_pools (QubeStore *store, GError **error)
+{
+  return strv_from_rows (store_query_column (store, STMT_POOL_LIST,
+                                             store_stmt (store, STMT_POOL_LIST, error),
+                                             error));
+}
+
+gboolean
+_qube_store_add_pool (QubeStore *store, const QubeStorePool *pool, GError **error)
+{
+  if (!store_exec_stmt (store, STMT_POOL_ADD,
+                        store_stmt_bind_text (store, STMT_POOL_ADD, pool->name, pool->driver,
+                                              NULL, error),
+                        error))
+    return FALSE;
+  for (guint i = 0; pool->keys != NULL && pool->keys[i] != NULL; i++)
+    if (!store_exec_stmt (store, STMT_POOL_OPTION_ADD,
+                          store_stmt_bind_text (store, STMT_POOL_OPTION_ADD, pool->name,
+                                                pool->keys[i], pool->values[i], error),
+                          error))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+_qube_store_remove_pool (QubeStore *store, const char *name, GError **error)
+{
+  return store_exec_stmt (store, STMT_POOL_REMOVE,
+                          store_stmt_bind_text (store, STMT_POOL_REMOVE, name, NULL, NULL,
+                                                error),
+                          error);
+}
+
+char **
+_qube_store_list_pool_volumes (QubeStore *store, const char *pool, GError **error)
+{
+  return strv_from_rows (store_query_column (store, STMT_POOL_VOLUMES,
+                                             store_stmt_bind_text (store, STMT_POOL_VOLUMES,
+                                                                   pool, NULL, NULL, error),
+                                             error));
+}
+
+void
+_qube_store_volume_clear (QubeStoreVolume *volume)
+{
+  g_clear_pointer (&volume->name, g_free);
+  g_clear_pointer (&volume->pool, g_free);
+  g_clear_pointer (&volume->source, g_free);
+  volume->qube_id = 0;
+  volume->flags = 0;
+  volume->size = 0;
+  volume->revisions_to_keep = 0;
+}
+
+void
+_qube_store_volume_free (QubeStoreVolume *volume)
+{
+  if (volume == NULL)
+    return;
+  _qube_store_volume_clear (volume);
+  g_free (volume);
+}
+
+static gboolean
+store_write_volume (QubeStore *store, StoreStmt which, const QubeStoreVolume *volume,
+                    GError **error)
+{
+  sqlite3_stmt *stmt = store_stmt_bind (store, which, volume->qube_id, volume->name,
+                                        volume->pool, error);
+
+  if (stmt == NULL)
+    return FALSE;
+  if (sqlite3_bind_int64 (stmt, 4, volume->flags) != SQLITE_OK
+      || sqlite3_bind_int64 (stmt, 5, (sqlite3_int64) volume->size) != SQLITE_OK
+      || (volume->source != NULL
+          && sqlite3_bind_text (stmt, 6, volume->source, -1, SQLITE_STATIC) != SQLITE_OK)
+      || sqlite3_bind_int64 (stmt, 7, volume->revisions_to_keep) != SQLITE_OK)
+    return store_fail (store, stmt_defs[which].what, error);
+  return store_exec_stmt (store, which, stmt, error);
+}
+
+gboolean
+_qube_store_add_volume (QubeStore *store, const QubeStoreVolume *volume, GError **error)
+{
+  return store_write_volume (store, STMT_VOLUME_ADD, volume, error);
+}
+
+gboolean
+_qube_store_update_volume (QubeStore *store, const QubeStoreVolume *volume,
+                           GError **error)
+{
+  return store_write_volume (store, STMT_VOLUME_UPDATE, volume, error);
+}
+
+GPtrArray *
+_qube_store_list_volumes (QubeStore *store, gint64 qube_id, GError **error)
+{
+  g_autoptr(GPtrArray) volumes =
+    g_ptr_array_new_with_free_func ((GDestroyNotify) _qube_store_volume_free);
+  sqlite3_stmt *stmt = store_stmt_bind (store, STMT_VOLUME_LIST, qube_id, NULL, NULL, error);
+  int rc;
+
+  if (stmt == NULL)
+    return NULL;
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      QubeStoreVolume *volume = g_new0 (QubeStoreVolume, 1);
+      const unsigned char *source = sqlite3_column_text (stmt, 5);
+
+      volume->qube_id = sqlite3_column_int64 (stmt, 0);
+      volume->name = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
+      volume->pool = g_strdup ((const char *) sqlite3_column_text (stmt, 2));
+      volume->flags = (guint32) sqlite3_column_int64 (stmt, 3);
+      volume->size = (guint64) sqlite3_column_int64 (stmt, 4);
+      volume->source = source != NULL ? g_strdup ((const char *) source) : NULL;
+      volume->revisions_to_keep = (guint32) sqlite3_column_int64 (stmt, 6);
+      g_ptr_array_add (volumes, volume);
+    }
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE)
+    {
+      store_fail (store, stmt_defs[STMT_VOLUME_LIST].what, error);
+      return NULL;
+    }
+  return g_steal_pointer (&volumes);
 }

@@ -15,7 +15,7 @@ G_BEGIN_DECLS
 
 /* The schema this code writes; older files are migrated on open, newer
  * ones are refused. */
-#define QUBE_STORE_SCHEMA_VERSION 2
+#define QUBE_STORE_SCHEMA_VERSION 3
 
 /* The name and UUID of the admin qube, present in every store. */
 #define QUBE_STORE_ADMIN_NAME "dom0"
@@ -117,6 +117,58 @@ gboolean _qube_store_remove_tag (QubeStore *store, gint64 qube_id,
                                  GError **error);
 char **_qube_store_list_tags (QubeStore *store, gint64 qube_id,
                               GError **error);
+
+/* Storage pools: a driver name and key=value options. */
+typedef struct {
+  char *name;
+  char *driver;
+  char **keys;     /* sorted; values[i] belongs to keys[i] */
+  char **values;
+} QubeStorePool;
+
+void _qube_store_pool_clear (QubeStorePool *pool);
+void _qube_store_pool_free (QubeStorePool *pool);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (QubeStorePool, _qube_store_pool_clear)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QubeStorePool, _qube_store_pool_free)
+
+/* QUBE_ERROR_NOT_FOUND when there is no such pool. */
+gboolean _qube_store_get_pool (QubeStore *store, const char *name,
+                               QubeStorePool *out, GError **error);
+/* Names, sorted. */
+char **_qube_store_list_pools (QubeStore *store, GError **error);
+gboolean _qube_store_add_pool (QubeStore *store, const QubeStorePool *pool,
+                               GError **error);
+gboolean _qube_store_remove_pool (QubeStore *store, const char *name,
+                                  GError **error);
+/* "qube:volume" of every volume in the pool, sorted. */
+char **_qube_store_list_pool_volumes (QubeStore *store, const char *pool,
+                                      GError **error);
+
+/* One row of the volumes table. */
+typedef struct {
+  gint64 qube_id;
+  char *name;
+  char *pool;
+  guint32 flags;            /* QUBE_VOLUME_* of abi/qube-storage.h */
+  guint64 size;
+  char *source;             /* vid "<qube>/<volume>", or NULL */
+  guint32 revisions_to_keep;
+} QubeStoreVolume;
+
+void _qube_store_volume_clear (QubeStoreVolume *volume);
+void _qube_store_volume_free (QubeStoreVolume *volume);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (QubeStoreVolume, _qube_store_volume_clear)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QubeStoreVolume, _qube_store_volume_free)
+
+gboolean _qube_store_add_volume (QubeStore *store, const QubeStoreVolume *volume,
+                                 GError **error);
+/* Rewrites pool, flags, size, source and revisions_to_keep. */
+gboolean _qube_store_update_volume (QubeStore *store,
+                                    const QubeStoreVolume *volume,
+                                    GError **error);
+/* (element-type QubeStoreVolume) sorted by name */
+GPtrArray *_qube_store_list_volumes (QubeStore *store, gint64 qube_id,
+                                     GError **error);
 
 /* PRAGMA integrity_check; FALSE with the first problem reported. */
 gboolean _qube_store_check_integrity (QubeStore *store, GError **error);

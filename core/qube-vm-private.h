@@ -11,6 +11,8 @@ G_BEGIN_DECLS
 /* A view of the qube in `row`, holding a reference on `manager`. */
 QubeVm *_qube_vm_new (QubeManager *manager, const QubeStoreQube *row);
 gint64 _qube_vm_get_id (QubeVm *self);
+/* The manager the qube belongs to. (transfer none) */
+QubeManager *_qube_vm_get_manager (QubeVm *self);
 
 /* Whether the qube runs: the admin qube (the host) always does; for the
  * others the manager's running function answers (the isolation backend),

@@ -11,6 +11,7 @@
 
 #include "qube-error.h"
 #include "qube-property.h"
+#include "qube-storage-private.h"
 #include "qube-vm-private.h"
 
 /* Longest feature value accepted. */
@@ -63,6 +64,12 @@ gint64
 _qube_vm_get_id (QubeVm *self)
 {
   return self->row.id;
+}
+
+QubeManager *
+_qube_vm_get_manager (QubeVm *self)
+{
+  return self->manager;
 }
 
 gboolean
@@ -266,6 +273,22 @@ qube_vm_get_property (QubeVm *self, const char *name, gboolean *is_default,
   return value;
 }
 
+typedef struct {
+  QubeVm *vm;
+  const char *value;
+} TemplateChange;
+
+/* A new template: the qube's snapshots follow it, in the same transaction. */
+static gboolean
+template_change_in_transaction (QubeStore *store, gpointer data, GError **error)
+{
+  TemplateChange *change = data;
+
+  return vm_check_exists (change->vm, error)
+         && _qube_property_set (store, &change->vm->row, "template", change->value, error)
+         && _qube_volumes_follow_template (change->vm->manager, store, &change->vm->row, error);
+}
+
 /**
  * qube_vm_set_property:
  * @self: a #QubeVm
@@ -289,6 +312,12 @@ qube_vm_set_property (QubeVm *self, const char *name, const char *value,
   g_return_val_if_fail (value != NULL, FALSE);
   if (!vm_check_halted_for (self, name, value, error))
     return FALSE;
+  if (strcmp (name, "template") == 0)
+    {
+      TemplateChange change = { self, value };
+      return _qube_store_transact (vm_store (self), template_change_in_transaction, &change,
+                                   error);
+    }
   return vm_change (self, _qube_property_set, name, value, error);
 }
 

@@ -7,6 +7,8 @@
 #include "qube-plugin-registry.h"
 #include "qube-vm.h"
 #include "qube-manager.h"
+#include "qube-pool.h"
+#include "qube-volume.h"
 #include "qube-policy.h"
 
 #undef QUBE_INSIDE_H

@@ -179,9 +179,9 @@ setup (void)
 
   state_dir = g_dir_make_tmp ("qube-cli-XXXXXX", &error);
   ck_assert_msg (state_dir != NULL, "%s", error ? error->message : "");
-  /* An empty plugin directory unless a test says otherwise. */
-  plugin_dir = g_build_filename (state_dir, "no-plugins", NULL);
-  g_mkdir (plugin_dir, 0700);
+  /* The storage plugin (qubes get volumes) unless a test says otherwise. */
+  plugin_dir = g_build_filename (g_getenv ("QUBE_TEST_BUILDDIR"), "plugins", "storage-file",
+                                 ".libs", NULL);
 }
 
 static void
@@ -811,6 +811,297 @@ START_TEST (test_plugins)
 }
 END_TEST
 
+/* ---- qube pool, qube volume ---- */
+
+/* Runs `script` with sh, $QUBE naming the built command and the test's
+ * environment (for redirections such as `$QUBE volume import X - < F`). */
+static QubeRun *
+qube_run_shell (const char *script)
+{
+  g_autofree char *binary = qube_binary ();
+  g_auto(GStrv) envp = g_get_environ ();
+  g_autoptr(GError) error = NULL;
+  const char *argv[] = { "/bin/sh", "-c", script, NULL };
+  QubeRun *run = g_new0 (QubeRun, 1);
+  int wait_status = 0;
+
+  envp = g_environ_setenv (envp, "QUBE", binary, TRUE);
+  envp = g_environ_setenv (envp, "QUBE_STATE_DIR", state_dir, TRUE);
+  envp = g_environ_setenv (envp, "QUBE_PLUGIN_PATH", plugin_dir, TRUE);
+  envp = g_environ_setenv (envp, "LC_ALL", "C.UTF-8", TRUE);
+  if (!g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &run->out,
+                     &run->err, &wait_status, &error))
+    ck_abort_msg ("cannot run sh: %s", error->message);
+  ck_assert_msg (WIFEXITED (wait_status), "sh did not exit normally");
+  run->status = WEXITSTATUS (wait_status);
+  return run;
+}
+
+/* The first `len` bytes of a file, and its size. */
+static char *
+read_prefix (const char *path, gsize len, guint64 *size)
+{
+  g_autofree char *data = g_malloc0 (len);
+  FILE *f = fopen (path, "r");
+
+  ck_assert_msg (f != NULL, "cannot open %s", path);
+  ck_assert_uint_eq (fread (data, 1, len, f), len);
+  ck_assert_int_eq (fseeko (f, 0, SEEK_END), 0);
+  *size = (guint64) ftello (f);
+  fclose (f);
+  return g_steal_pointer (&data);
+}
+
+/* The value of `key` in a two-column `info` listing. */
+static char *
+info_value (const char *text, const char *key)
+{
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+
+  for (char **line = lines; *line != NULL; line++)
+    if (g_str_has_prefix (*line, key) && (*line)[strlen (key)] == ' ')
+      return g_strdup (g_strstrip (*line + strlen (key)));
+  return NULL;
+}
+
+START_TEST (test_pool_commands)
+{
+  g_autofree char *dir = g_build_filename (state_dir, "fast", NULL);
+  g_autofree char *dir_option = g_strconcat ("dir_path=", dir, NULL);
+  g_autoptr(QubeRun) add = qube_run ("pool", "add", "fast", "file", dir_option, "cow=copy");
+  g_autoptr(QubeRun) again = qube_run ("pool", "add", "fast", "file", dir_option);
+  g_autoptr(QubeRun) bad = qube_run ("pool", "add", "broken", "file", "dir_path=not/absolute");
+  g_autoptr(QubeRun) bad_syntax = qube_run ("pool", "add", "broken", "file", "frob");
+  g_autoptr(QubeRun) list = qube_run ("pool", "list");
+  g_autoptr(QubeRun) json = qube_run ("pool", "list", "--json");
+  g_autoptr(QubeRun) info = qube_run ("pool", "info", "fast");
+  g_autoptr(QubeRun) info_json = qube_run ("pool", "info", "fast", "--json");
+  g_autoptr(QubeRun) prefs = qube_run ("global-prefs", "default_pool", "fast");
+  g_autoptr(QubeRun) create = qube_run ("create", "--class", "TemplateVM", "deb");
+  g_autoptr(QubeRun) in_use = qube_run ("pool", "remove", "fast");
+  g_autoptr(QubeRun) help = qube_run ("pool", "--help");
+  g_autoptr(QubeRun) unknown = qube_run ("pool", "frob");
+  g_autoptr(QubeRun) removed_qube = NULL;
+  g_autoptr(QubeRun) removed = NULL;
+  g_autoptr(QubeRun) list_after = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(JsonNode) info_root = NULL;
+  g_auto(GStrv) row = NULL;
+  g_autofree char *mode = NULL;
+  g_autofree char *location = NULL;
+  g_autofree char *real_dir = NULL;
+  JsonObject *fast;
+
+  assert_ok (add);
+  assert_fails_with (again, 1, "cannot add pool 'fast'", "already exists", NULL);
+  assert_fails_with (bad, 1, "cannot add pool 'broken'", "dir_path", "absolute", NULL);
+  assert_fails_with (bad_syntax, 2, "pool add", "'frob'", "KEY=VALUE", NULL);
+
+  assert_ok (list);
+  row = find_row (list->out, "fast");
+  ck_assert_msg (row != NULL && g_strcmp0 (row[1], "file") == 0, "%s", list->out);
+  ck_assert_msg (find_row (list->out, "broken") == NULL, "a refused pool is listed:\n%s",
+                 list->out);
+  assert_ok (json);
+  root = parse_json (json->out);
+  fast = find_json_object (root, "name", "fast");
+  ck_assert (fast != NULL);
+  ck_assert_str_eq (json_object_get_string_member (fast, "driver"), "file");
+  ck_assert_str_eq (json_object_get_string_member (json_object_get_object_member (fast, "options"),
+                                                   "cow"), "copy");
+
+  assert_ok (info);
+  mode = info_value (info->out, "mode");
+  location = info_value (info->out, "location");
+  real_dir = realpath (dir, NULL);
+  ck_assert_str_eq (mode, "copy");
+  ck_assert_str_eq (location, real_dir);
+  ck_assert_msg (info_value (info->out, "size") != NULL && info_value (info->out, "usage"),
+                 "%s", info->out);
+  assert_ok (info_json);
+  info_root = parse_json (info_json->out);
+  ck_assert_int_gt (json_object_get_int_member (json_node_get_object (info_root), "size"), 0);
+  ck_assert_str_eq (json_object_get_string_member (json_node_get_object (info_root), "driver"),
+                    "file");
+
+  /* Volumes live in it: refused, naming them. */
+  assert_ok (prefs);
+  assert_ok (create);
+  assert_fails_with (in_use, 1, "cannot remove pool 'fast'", "deb:private", "deb:root",
+                     "deb:volatile", NULL);
+
+  assert_ok (help);
+  ck_assert_msg (strstr (help->out, "qube pool") && strstr (help->out, "add")
+                 && strstr (help->out, "remove"), "%s", help->out);
+  assert_fails_with (unknown, 2, "unknown subcommand 'frob'", NULL);
+
+  removed_qube = qube_run ("remove", "deb");
+  assert_ok (removed_qube);
+  removed = qube_run ("pool", "remove", "fast");
+  assert_ok (removed);
+  list_after = qube_run ("pool", "list");
+  ck_assert_msg (find_row (list_after->out, "fast") == NULL, "%s", list_after->out);
+}
+END_TEST
+
+START_TEST (test_volume_list_and_info)
+{
+  g_autoptr(QubeRun) list = NULL;
+  g_autoptr(QubeRun) json = NULL;
+  g_autoptr(QubeRun) info = NULL;
+  g_autoptr(QubeRun) info_json = NULL;
+  g_autoptr(QubeRun) missing = NULL;
+  g_autoptr(QubeRun) bad_name = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(JsonNode) info_root = NULL;
+  g_auto(GStrv) root_row = NULL;
+  g_auto(GStrv) private_row = NULL;
+  g_autofree char *source = NULL;
+  JsonObject *object;
+
+  create_template_and_appvm ();
+  list = qube_run ("volume", "list", "work");
+  assert_ok (list);
+  root_row = find_row (list->out, "root");
+  private_row = find_row (list->out, "private");
+  /* VOLUME POOL SIZE(2 fields) USAGE(2 fields) FLAGS SOURCE */
+  ck_assert_msg (root_row != NULL && g_strv_length (root_row) == 8, "%s", list->out);
+  ck_assert_str_eq (root_row[1], "default");
+  ck_assert_str_eq (root_row[2], "20.0");
+  ck_assert_str_eq (root_row[6], "rw,snap_on_start");
+  ck_assert_str_eq (root_row[7], "fedora/root");
+  ck_assert_str_eq (private_row[6], "rw,save_on_stop");
+  ck_assert_msg (find_row (list->out, "volatile") && find_row (list->out, "kernel"), "%s",
+                 list->out);
+
+  json = qube_run ("volume", "list", "work", "--json");
+  assert_ok (json);
+  root = parse_json (json->out);
+  object = find_json_object (root, "name", "private");
+  ck_assert (object != NULL);
+  ck_assert_int_eq (json_object_get_int_member (object, "size"), 2147483648);
+  ck_assert (json_object_get_boolean_member (object, "save_on_stop"));
+
+  info = qube_run ("volume", "info", "work:root");
+  assert_ok (info);
+  source = info_value (info->out, "source");
+  ck_assert_str_eq (source, "fedora/root");
+  info_json = qube_run ("volume", "info", "work:private", "--json");
+  assert_ok (info_json);
+  info_root = parse_json (info_json->out);
+  object = json_node_get_object (info_root);
+  ck_assert_str_eq (json_object_get_string_member (object, "pool"), "default");
+  ck_assert_int_eq (json_object_get_int_member (object, "revisions_to_keep"), 1);
+  ck_assert (!json_object_get_boolean_member (object, "started"));
+
+  missing = qube_run ("volume", "info", "work:swap");
+  assert_fails_with (missing, 1, "qube 'work' has no volume 'swap'", NULL);
+  bad_name = qube_run ("volume", "info", "work");
+  assert_fails_with (bad_name, 1, "QUBE:VOLUME", NULL);
+}
+END_TEST
+
+START_TEST (test_volume_import_export_revert_resize)
+{
+  g_autofree char *in = g_build_filename (state_dir, "in.img", NULL);
+  g_autofree char *out = g_build_filename (state_dir, "out.img", NULL);
+  g_autofree char *big = g_build_filename (state_dir, "big.img", NULL);
+  g_autofree char *script = NULL;
+  g_autofree char *data = NULL;
+  g_autofree char *got = NULL;
+  g_autoptr(QubeRun) import = NULL;
+  g_autoptr(QubeRun) export = NULL;
+  g_autoptr(QubeRun) piped = NULL;
+  g_autoptr(QubeRun) revisions = NULL;
+  g_autoptr(QubeRun) revert_missing = NULL;
+  g_autoptr(QubeRun) revert = NULL;
+  g_autoptr(QubeRun) shrink = NULL;
+  g_autoptr(QubeRun) grow = NULL;
+  g_autoptr(QubeRun) bad_size = NULL;
+  g_autoptr(QubeRun) too_big = NULL;
+  g_autoptr(QubeRun) info = NULL;
+  g_autofree char *size = NULL;
+  gsize len = 1 << 20;
+  guint64 got_len;
+  FILE *f;
+
+  create_template_and_appvm ();
+  data = g_malloc (len);
+  for (gsize i = 0; i < len; i++)
+    data[i] = (char) (i * 31 + 7);
+  ck_assert (g_file_set_contents (in, data, (gssize) len, NULL));
+
+  /* A file in, through a pipe out: the same bytes (no progress bar: not a
+   * terminal), then zeros up to the volume's size. */
+  import = qube_run ("volume", "import", "work:private", in);
+  assert_ok (import);
+  script = g_strdup_printf ("\"$QUBE\" volume export work:private - | head -c %zu > '%s'", len,
+                            out);
+  export = qube_run_shell (script);
+  ck_assert_msg (export->status == 0, "%s", export->err);
+  got = read_prefix (out, len, &got_len);
+  ck_assert_uint_eq (got_len, len);
+  ck_assert (memcmp (got, data, len) == 0);
+
+  /* Standard input in, a file out. */
+  g_free (script);
+  script = g_strdup_printf ("printf 'second revision' | \"$QUBE\" volume import work:private -");
+  piped = qube_run_shell (script);
+  ck_assert_msg (piped->status == 0 && piped->err[0] == '\0', "%s", piped->err);
+  g_clear_pointer (&export, qube_run_free);
+  export = qube_run ("volume", "export", "work:private", out);
+  assert_ok (export);
+  g_clear_pointer (&got, g_free);
+  got = read_prefix (out, 16, &got_len);
+  ck_assert_uint_eq (got_len, 2147483648u);
+  ck_assert (memcmp (got, "second revision", 15) == 0 && got[15] == '\0');
+  g_clear_pointer (&got, g_free);
+
+  /* The first import is the kept revision; reverting to it brings it back. */
+  revisions = qube_run ("volume", "revisions", "work:private");
+  assert_ok (revisions);
+  ck_assert_msg (g_strv_length (g_strsplit (revisions->out, "\n", -1)) == 3, "%s", revisions->out);
+  revert_missing = qube_run ("volume", "revert", "work:private", "1999");
+  assert_fails_with (revert_missing, 1, "qube 'work'", "pool 'default'", "work/private",
+                     "no revision '1999'", NULL);
+  revert = qube_run ("volume", "revert", "work:private");
+  assert_ok (revert);
+  g_free (script);
+  script = g_strdup_printf ("\"$QUBE\" volume export work:private - | head -c %zu > '%s'", len,
+                            out);
+  g_clear_pointer (&export, qube_run_free);
+  export = qube_run_shell (script);
+  got = read_prefix (out, len, &got_len);
+  ck_assert (got_len == len && memcmp (got, data, len) == 0);
+
+  /* Resize: shrinking refused, growing shown. */
+  shrink = qube_run ("volume", "resize", "work:private", "1G");
+  assert_fails_with (shrink, 1, "volume 'private'", "qube 'work'", "pool 'default'",
+                     "shrinking", NULL);
+  bad_size = qube_run ("volume", "resize", "work:private", "lots");
+  assert_fails_with (bad_size, 2, "invalid size 'lots'", NULL);
+  grow = qube_run ("volume", "resize", "work:private", "3G");
+  assert_ok (grow);
+  info = qube_run ("volume", "info", "work:private");
+  size = info_value (info->out, "size");
+  ck_assert_str_eq (size, "3.0 GiB (3221225472 bytes)");
+
+  /* More than the volume holds: refused, nothing changed. */
+  f = fopen (big, "w");
+  ck_assert (f != NULL);
+  ck_assert_int_eq (ftruncate (fileno (f), (off_t) 4 << 30), 0);
+  fclose (f);
+  too_big = qube_run ("volume", "import", "work:private", big);
+  assert_fails_with (too_big, 1, "volume 'private'", "qube 'work'", "pool 'default'",
+                     "does not fit", NULL);
+  g_clear_pointer (&export, qube_run_free);
+  export = qube_run_shell (script);
+  g_clear_pointer (&got, g_free);
+  got = read_prefix (out, len, &got_len);
+  ck_assert (got_len == len && memcmp (got, data, len) == 0);
+}
+END_TEST
+
 static Suite *
 cli_suite (void)
 {
@@ -832,6 +1123,9 @@ cli_suite (void)
   tcase_add_test (tc, test_state_dir_option);
   tcase_add_test (tc, test_plugins_empty);
   tcase_add_test (tc, test_plugins);
+  tcase_add_test (tc, test_pool_commands);
+  tcase_add_test (tc, test_volume_list_and_info);
+  tcase_add_test (tc, test_volume_import_export_revert_resize);
   suite_add_tcase (suite, tc);
   return suite;
 }

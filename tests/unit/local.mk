@@ -36,3 +36,30 @@ tests_unit_test_store_crash_SOURCES = tests/unit/test-store-crash.c $(model_unit
 tests_unit_test_store_crash_CFLAGS = $(model_unit_cflags)
 tests_unit_test_store_crash_LDADD = $(model_unit_ldadd)
 endif
+
+# Pools and volumes with the real storage-file plugin (QUBE_PLUGIN_PATH
+# from AM_TESTS_ENVIRONMENT) and real data; images are written through the
+# storage tests' harness (qemu-io for qcow2).  test-volume also mounts a
+# tmpfs and a loop XFS (as root), so it is not a unit test.
+if HAVE_CHECK
+if BUILD_STORAGE_FILE
+storage_unit_tests = tests/unit/test-pool tests/unit/test-volume
+check_PROGRAMS += $(storage_unit_tests)
+TESTS += $(storage_unit_tests)
+UNIT_TESTS += tests/unit/test-pool
+storage_unit_sources = $(model_unit_fixture) tests/storage/storage-harness.c \
+	tests/storage/storage-harness.h
+storage_unit_cppflags = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/storage \
+	-DQUBE_BUILDDIR=\"$(abs_top_builddir)\"
+
+tests_unit_test_pool_SOURCES = tests/unit/test-pool.c $(storage_unit_sources)
+tests_unit_test_pool_CPPFLAGS = $(storage_unit_cppflags)
+tests_unit_test_pool_CFLAGS = $(model_unit_cflags)
+tests_unit_test_pool_LDADD = $(model_unit_ldadd)
+
+tests_unit_test_volume_SOURCES = tests/unit/test-volume.c $(storage_unit_sources)
+tests_unit_test_volume_CPPFLAGS = $(storage_unit_cppflags)
+tests_unit_test_volume_CFLAGS = $(model_unit_cflags)
+tests_unit_test_volume_LDADD = $(model_unit_ldadd)
+endif
+endif

@@ -1,0 +1,428 @@
+/* cmd-volume.c — `qube volume list|info|import|export|revert|resize|
+ * revisions`: the volumes of one qube, as qvm-volume manages them.  A
+ * volume is named QUBE:VOLUME, e.g. `work:private`. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "output.h"
+#include "qube-cli.h"
+
+/* Looks up QUBE:VOLUME. */
+static QubeVolume *
+lookup_volume (Cli *cli, const char *spec, GError **error)
+{
+  const char *colon = strchr (spec, ':');
+  g_autofree char *qube = NULL;
+  g_autoptr(QubeVm) vm = NULL;
+
+  if (colon == NULL || colon == spec || colon[1] == '\0')
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
+                   "'%s' does not name a volume: expected QUBE:VOLUME, e.g. work:private", spec);
+      return NULL;
+    }
+  qube = g_strndup (spec, colon - spec);
+  vm = cli_lookup_vm (cli, qube, error);
+  if (vm == NULL)
+    return NULL;
+  return qube_vm_get_volume (vm, colon + 1, error);
+}
+
+static char *
+volume_flags (QubeVolume *volume)
+{
+  g_autoptr(GPtrArray) flags = g_ptr_array_new ();
+
+  g_ptr_array_add (flags, qube_volume_get_rw (volume) ? "rw" : "ro");
+  if (qube_volume_get_snap_on_start (volume))
+    g_ptr_array_add (flags, "snap_on_start");
+  if (qube_volume_get_save_on_stop (volume))
+    g_ptr_array_add (flags, "save_on_stop");
+  g_ptr_array_add (flags, NULL);
+  return g_strjoinv (",", (char **) flags->pdata);
+}
+
+static void
+add_bool_member (JsonBuilder *builder, const char *member, gboolean value)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_add_boolean_value (builder, value);
+}
+
+/* What `volume list --json` and `volume info --json` both show. */
+static void
+add_volume_members (JsonBuilder *builder, QubeVolume *volume, guint64 usage)
+{
+  cli_json_add_string_member (builder, "name", qube_volume_get_name (volume));
+  cli_json_add_string_member (builder, "pool", qube_volume_get_pool (volume));
+  cli_json_add_string_member (builder, "vid", qube_volume_get_vid (volume));
+  add_bool_member (builder, "storage", qube_volume_has_storage (volume));
+  cli_json_add_int_member (builder, "size", (gint64) qube_volume_get_size (volume));
+  cli_json_add_int_member (builder, "usage", (gint64) usage);
+  add_bool_member (builder, "rw", qube_volume_get_rw (volume));
+  add_bool_member (builder, "snap_on_start", qube_volume_get_snap_on_start (volume));
+  add_bool_member (builder, "save_on_stop", qube_volume_get_save_on_stop (volume));
+  cli_json_add_string_member (builder, "source", qube_volume_get_source (volume));
+}
+
+static char *
+format_time (gint64 when)
+{
+  g_autoptr(GDateTime) date = when > 0 ? g_date_time_new_from_unix_utc (when) : NULL;
+
+  return date != NULL ? g_date_time_format (date, "%Y-%m-%dT%H:%M:%SZ") : NULL;
+}
+
+static int
+run_volume_list (Cli *cli, int argc, char **argv)
+{
+  static const char *const headers[] = { "VOLUME", "POOL", "SIZE", "USAGE", "FLAGS", "SOURCE" };
+  g_auto(GStrv) args = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeVm) vm = NULL;
+  g_autoptr(GPtrArray) volumes = NULL;
+  g_autoptr(CliTable) table = cli_table_new (G_N_ELEMENTS (headers), headers);
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  int status;
+
+  if (!cli_parse (cli, NULL, TRUE, 1, 1, argc, argv, &args, &status))
+    return status;
+  vm = cli_lookup_vm (cli, args[0], &error);
+  if (vm == NULL || (volumes = qube_vm_list_volumes (vm, &error)) == NULL)
+    return cli_fail (error);
+
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < volumes->len; i++)
+    {
+      QubeVolume *volume = volumes->pdata[i];
+      g_autofree char *flags = volume_flags (volume);
+      g_autofree char *size = NULL;
+      g_autofree char *usage_s = NULL;
+      guint64 usage = 0;
+
+      if (!qube_volume_get_usage (volume, &usage, &error))
+        return cli_fail (error);
+      if (qube_volume_has_storage (volume))
+        {
+          size = cli_format_size (qube_volume_get_size (volume));
+          usage_s = cli_format_size (usage);
+        }
+      cli_table_add (table, qube_volume_get_name (volume));
+      cli_table_add (table, qube_volume_get_pool (volume));
+      cli_table_add (table, size);
+      cli_table_add (table, usage_s);
+      cli_table_add (table, flags);
+      cli_table_add (table, qube_volume_get_source (volume));
+
+      json_builder_begin_object (builder);
+      add_volume_members (builder, volume, usage);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+  cli_print_listing (cli->json, builder, table);
+  return CLI_EXIT_OK;
+}
+
+static int
+run_volume_info (Cli *cli, int argc, char **argv)
+{
+  g_auto(GStrv) args = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeVolume) volume = NULL;
+  g_autoptr(GPtrArray) revisions = NULL;
+  g_autoptr(CliTable) table = cli_table_new (2, NULL);
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autofree char *size_s = NULL;
+  g_autofree char *usage_s = NULL;
+  g_autofree char *keep_s = NULL;
+  g_autofree char *revisions_s = NULL;
+  g_autofree char *created_s = NULL;
+  guint64 usage = 0;
+  gboolean started = FALSE, outdated = FALSE;
+  gint64 created = 0;
+  int status;
+
+  if (!cli_parse (cli, NULL, TRUE, 1, 1, argc, argv, &args, &status))
+    return status;
+  volume = lookup_volume (cli, args[0], &error);
+  if (volume == NULL
+      || !qube_volume_query (volume, &usage, &started, &outdated, &created, &error))
+    return cli_fail (error);
+  if (qube_volume_has_storage (volume))
+    {
+      revisions = qube_volume_list_revisions (volume, &error);
+      if (revisions == NULL)
+        return cli_fail (error);
+    }
+  size_s = cli_format_bytes (qube_volume_get_size (volume));
+  usage_s = cli_format_bytes (usage);
+  keep_s = g_strdup_printf ("%u", qube_volume_get_revisions_to_keep (volume));
+  revisions_s = g_strdup_printf ("%u", revisions != NULL ? revisions->len : 0);
+  created_s = format_time (created);
+  {
+    const char *rows[][2] = {
+      { "qube", qube_volume_get_qube_name (volume) },
+      { "name", qube_volume_get_name (volume) },
+      { "pool", qube_volume_get_pool (volume) },
+      { "vid", qube_volume_get_vid (volume) },
+      { "storage", qube_volume_has_storage (volume) ? "yes" : "none (kernel files)" },
+      { "size", size_s },
+      { "usage", usage_s },
+      { "rw", qube_volume_get_rw (volume) ? "True" : "False" },
+      { "snap_on_start", qube_volume_get_snap_on_start (volume) ? "True" : "False" },
+      { "save_on_stop", qube_volume_get_save_on_stop (volume) ? "True" : "False" },
+      { "source", qube_volume_get_source (volume) },
+      { "revisions_to_keep", keep_s },
+      { "revisions", revisions_s },
+      { "created", created_s },
+      { "started", started ? "True" : "False" },
+      { "is_outdated", outdated ? "True" : "False" },
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS (rows); i++)
+      {
+        cli_table_add (table, rows[i][0]);
+        cli_table_add (table, rows[i][1]);
+      }
+  }
+
+  json_builder_begin_object (builder);
+  cli_json_add_string_member (builder, "qube", qube_volume_get_qube_name (volume));
+  add_volume_members (builder, volume, usage);
+  cli_json_add_int_member (builder, "revisions_to_keep",
+                          qube_volume_get_revisions_to_keep (volume));
+  cli_json_add_int_member (builder, "revisions", revisions != NULL ? revisions->len : 0);
+  cli_json_add_string_member (builder, "created", created_s);
+  add_bool_member (builder, "started", started);
+  add_bool_member (builder, "is_outdated", outdated);
+  json_builder_end_object (builder);
+
+  cli_print_listing (cli->json, builder, table);
+  return CLI_EXIT_OK;
+}
+
+/* The progress line of an import or export, on a terminal only. */
+typedef struct {
+  const char *what;
+  int last_percent;
+  gint64 last_shown;
+} Progress;
+
+static void
+show_progress (guint64 done, guint64 total, gpointer user_data)
+{
+  Progress *progress = user_data;
+  gint64 now = g_get_monotonic_time ();
+  g_autofree char *done_s = cli_format_size (done);
+
+  if (total > 0)
+    {
+      int percent = (int) (done * 100 / total);
+      g_autofree char *total_s = cli_format_size (total);
+      int filled = percent * 30 / 100;
+
+      if (percent == progress->last_percent)
+        return;
+      progress->last_percent = percent;
+      fprintf (stderr, "\r%s [%.*s%*s] %3d%% %s of %s", progress->what, filled,
+               "##############################", 30 - filled, "", percent, done_s, total_s);
+    }
+  else
+    {
+      /* Unknown total: at most a few updates a second. */
+      if (now - progress->last_shown < G_USEC_PER_SEC / 4)
+        return;
+      fprintf (stderr, "\r%s %s", progress->what, done_s);
+    }
+  progress->last_shown = now;
+  fflush (stderr);
+}
+
+static int
+run_transfer (Cli *cli, int argc, char **argv, gboolean import)
+{
+  g_auto(GStrv) args = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeVolume) volume = NULL;
+  g_autofree char *what = NULL;
+  gboolean no_progress = FALSE;
+  Progress progress = { NULL, -1, 0 };
+  QubeProgressFunc progress_func = NULL;
+  gboolean ok;
+  int status;
+  const GOptionEntry entries[] = {
+    { "no-progress", 0, 0, G_OPTION_ARG_NONE, &no_progress,
+      "Show no progress bar even on a terminal", NULL },
+    { NULL }
+  };
+
+  if (!cli_parse (cli, entries, FALSE, 2, 2, argc, argv, &args, &status))
+    return status;
+  volume = lookup_volume (cli, args[0], &error);
+  if (volume == NULL)
+    return cli_fail (error);
+  what = g_strdup_printf ("%s %s", import ? "importing into" : "exporting", args[0]);
+  progress.what = what;
+  if (!no_progress && isatty (STDERR_FILENO))
+    progress_func = show_progress;
+
+  if (import)
+    ok = strcmp (args[1], "-") == 0
+         ? qube_volume_import_fd (volume, STDIN_FILENO, 0, progress_func, &progress, &error)
+         : qube_volume_import_file (volume, args[1], progress_func, &progress, &error);
+  else
+    ok = strcmp (args[1], "-") == 0
+         ? qube_volume_export_fd (volume, STDOUT_FILENO, progress_func, &progress, &error)
+         : qube_volume_export_file (volume, args[1], progress_func, &progress, &error);
+  if (progress_func != NULL && progress.last_shown != 0)
+    fputc ('\n', stderr);
+  if (!ok)
+    return cli_fail (error);
+  return CLI_EXIT_OK;
+}
+
+static int
+run_volume_import (Cli *cli, int argc, char **argv)
+{
+  return run_transfer (cli, argc, argv, TRUE);
+}
+
+static int
+run_volume_export (Cli *cli, int argc, char **argv)
+{
+  return run_transfer (cli, argc, argv, FALSE);
+}
+
+static int
+run_volume_revert (Cli *cli, int argc, char **argv)
+{
+  g_auto(GStrv) args = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeVolume) volume = NULL;
+  int status;
+
+  if (!cli_parse (cli, NULL, FALSE, 1, 2, argc, argv, &args, &status))
+    return status;
+  volume = lookup_volume (cli, args[0], &error);
+  if (volume == NULL || !qube_volume_revert (volume, args[1], &error))
+    return cli_fail (error);
+  return CLI_EXIT_OK;
+}
+
+/* "10G", "512M", "1.5GiB", "4096": binary units, bytes without one. */
+static gboolean
+parse_size (const char *text, guint64 *out)
+{
+  static const struct {
+    const char *suffix;
+    int shift;
+  } units[] = {
+    { "", 0 }, { "B", 0 }, { "K", 10 }, { "KiB", 10 }, { "M", 20 }, { "MiB", 20 },
+    { "G", 30 }, { "GiB", 30 }, { "T", 40 }, { "TiB", 40 },
+  };
+  char *end = NULL;
+  gdouble number;
+
+  if (!g_ascii_isdigit (*text))
+    return FALSE;
+  number = g_ascii_strtod (text, &end);
+  for (gsize i = 0; i < G_N_ELEMENTS (units); i++)
+    if (g_ascii_strcasecmp (end, units[i].suffix) == 0)
+      {
+        gdouble bytes = number * (gdouble) (G_GUINT64_CONSTANT (1) << units[i].shift);
+
+        if (bytes <= 0 || bytes >= 18446744073709551615.0)
+          return FALSE;
+        *out = (guint64) bytes;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+static int
+run_volume_resize (Cli *cli, int argc, char **argv)
+{
+  g_auto(GStrv) args = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeVolume) volume = NULL;
+  guint64 size;
+  int status;
+
+  if (!cli_parse (cli, NULL, FALSE, 2, 2, argc, argv, &args, &status))
+    return status;
+  if (!parse_size (args[1], &size))
+    return cli_usage_error (cli, "invalid size '%s': expected bytes or a number with "
+                            "K, M, G or T (e.g. 10G, 512M)", args[1]);
+  volume = lookup_volume (cli, args[0], &error);
+  if (volume == NULL || !qube_volume_resize (volume, size, &error))
+    return cli_fail (error);
+  return CLI_EXIT_OK;
+}
+
+static int
+run_volume_revisions (Cli *cli, int argc, char **argv)
+{
+  static const char *const headers[] = { "REVISION", "CREATED" };
+  g_auto(GStrv) args = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeVolume) volume = NULL;
+  g_autoptr(GPtrArray) revisions = NULL;
+  g_autoptr(CliTable) table = cli_table_new (G_N_ELEMENTS (headers), headers);
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  int status;
+
+  if (!cli_parse (cli, NULL, TRUE, 1, 1, argc, argv, &args, &status))
+    return status;
+  volume = lookup_volume (cli, args[0], &error);
+  if (volume == NULL || (revisions = qube_volume_list_revisions (volume, &error)) == NULL)
+    return cli_fail (error);
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < revisions->len; i++)
+    {
+      QubeVolumeRevision *revision = revisions->pdata[i];
+      g_autofree char *created = format_time (revision->created);
+
+      cli_table_add (table, revision->name);
+      cli_table_add (table, created);
+      json_builder_begin_object (builder);
+      cli_json_add_string_member (builder, "name", revision->name);
+      cli_json_add_string_member (builder, "created", created);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+  cli_print_listing (cli->json, builder, table);
+  return CLI_EXIT_OK;
+}
+
+static const CliCommand volume_subcommands[] = {
+  { "volume list", "QUBE", "List a qube's volumes with pool, size, usage, flags and source",
+    run_volume_list },
+  { "volume info", "QUBE:VOLUME", "Show everything about one volume", run_volume_info },
+  { "volume import", "QUBE:VOLUME FILE|-",
+    "Replace a volume's data with a raw image (- reads standard input)", run_volume_import },
+  { "volume export", "QUBE:VOLUME FILE|-",
+    "Write a volume's data as a raw image (- writes standard output)", run_volume_export },
+  { "volume revert", "QUBE:VOLUME [REVISION]",
+    "Make a kept revision (default: the newest) the volume's data again", run_volume_revert },
+  { "volume resize", "QUBE:VOLUME SIZE", "Grow a volume (SIZE like 10G, 512M, or bytes)",
+    run_volume_resize },
+  { "volume revisions", "QUBE:VOLUME", "List a volume's kept revisions, newest first",
+    run_volume_revisions },
+  { NULL }
+};
+
+static int
+run_volume (Cli *cli, int argc, char **argv)
+{
+  return cli_run_group (cli, volume_subcommands, argc, argv);
+}
+
+const CliCommand cli_volume_commands[] = {
+  { "volume", "SUBCOMMAND [ARGUMENTS…]",
+    "Manage the volumes of qubes (list, info, import, export, revert, resize, revisions)",
+    run_volume },
+  { NULL }
+};
