@@ -52,6 +52,8 @@ extern const CliCommand cli_volume_commands[];
  * the group, argv[1] the subcommand, looked up in `subs` (a zeroed entry
  * ends it; each name is "GROUP SUB").  `qube GROUP --help` lists them. */
 int cli_run_group (Cli *cli, const CliCommand *subs, int argc, char **argv);
+extern const CliCommand cli_run_commands[];
+extern const CliCommand cli_policy_commands[];
 
 /* Parses the subcommand's options (`entries` may be NULL) together with the
  * common ones (--state-dir, and --json when `with_json`). On success

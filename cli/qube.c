@@ -18,6 +18,8 @@ static const CliCommand *const command_groups[] = {
   cli_pool_commands,
   cli_volume_commands,
   cli_plugin_commands,
+  cli_run_commands,
+  cli_policy_commands,
 };
 
 static const CliCommand *

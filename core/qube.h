@@ -10,5 +10,7 @@
 #include "qube-pool.h"
 #include "qube-volume.h"
 #include "qube-policy.h"
+#include "qube-qrexec-daemon.h"
+#include "qube-qrexec-client.h"
 
 #undef QUBE_INSIDE_H
