@@ -10,6 +10,8 @@ cli_qube_SOURCES = \
 	cli/cmd-prefs.c \
 	cli/cmd-features.c \
 	cli/cmd-tags.c \
-	cli/cmd-plugins.c
+	cli/cmd-plugins.c \
+	cli/cmd-run.c \
+	cli/cmd-policy.c
 cli_qube_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS) -DG_LOG_DOMAIN=\"qube-cli\"
 cli_qube_LDADD = core/libqube-1.la $(GLIB_LIBS) $(JSON_GLIB_LIBS)

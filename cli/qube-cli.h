@@ -45,6 +45,8 @@ extern const CliCommand cli_qube_commands[];
 extern const CliCommand cli_prefs_commands[];
 extern const CliCommand cli_feature_commands[];
 extern const CliCommand cli_tag_commands[];
+extern const CliCommand cli_run_commands[];
+extern const CliCommand cli_policy_commands[];
 
 /* Parses the subcommand's options (`entries` may be NULL) together with the
  * common ones (--state-dir, and --json when `with_json`). On success

@@ -16,6 +16,8 @@ static const CliCommand *const command_groups[] = {
   cli_feature_commands,
   cli_tag_commands,
   cli_plugin_commands,
+  cli_run_commands,
+  cli_policy_commands,
 };
 
 static const CliCommand *

@@ -8,5 +8,7 @@
 #include "qube-vm.h"
 #include "qube-manager.h"
 #include "qube-policy.h"
+#include "qube-qrexec-daemon.h"
+#include "qube-qrexec-client.h"
 
 #undef QUBE_INSIDE_H

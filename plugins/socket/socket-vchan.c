@@ -1075,6 +1075,13 @@ wait_readable_locked (QubeVchan *chan, gsize want, gboolean all)
     }
 }
 
+/* The peer closed its end (the pump will see the end of the stream). */
+static gboolean
+peer_closed_errno (int err)
+{
+  return err == EPIPE || err == ECONNRESET;
+}
+
 static long
 chan_read (QubeVchan *chan, void *buf, size_t len, gboolean all)
 {
@@ -1100,7 +1107,10 @@ chan_read (QubeVchan *chan, void *buf, size_t len, gboolean all)
 
   /* Give the space back at once: a writer waiting to send() a whole
    * message must see all the space there is. */
-  if (!gone && !send_frame (chan, FRAME_CREDIT, NULL, n, &err))
+  /* A peer that closed is noticed by the pump once it has read all the
+   * peer sent: marking the channel gone here would hide bytes still in
+   * the socket. */
+  if (!gone && !send_frame (chan, FRAME_CREDIT, NULL, n, &err) && !peer_closed_errno (err))
     {
       g_autofree char *reason = g_strdup_printf ("connection lost: %s", g_strerror (err));
 
@@ -1149,7 +1159,8 @@ chan_write (QubeVchan *chan, const void *buf, size_t len, gboolean all)
     {
       g_autofree char *reason = g_strdup_printf ("connection lost: %s", g_strerror (err));
 
-      chan_set_gone (chan, reason);
+      if (!peer_closed_errno (err))
+        chan_set_gone (chan, reason);
       chan_error (chan, QUBE_ABI_E_IO, "cannot write: %s", reason);
       return -1;
     }

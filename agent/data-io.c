@@ -1,0 +1,339 @@
+/* data-io.c — the guest side of a qrexec data connection (see data-io.h).
+ * Every header from the peer is checked (type allowed for this side,
+ * length within the chunk size) before its payload is touched. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "data-io.h"
+#include "qrexec-wire.h"
+
+const char *agent_program_name = "qube-agent";
+
+void
+agent_log (const char *fmt, ...)
+{
+  va_list ap;
+
+  fprintf (stderr, "%s: ", agent_program_name);
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fputc ('\n', stderr);
+}
+
+int
+data_send_msg (const AgentTransport *t, AgentChan *chan, uint32_t type,
+               const void *payload, size_t len)
+{
+  struct msg_header hdr = { type, (uint32_t) len };
+
+  if (t->write_all (chan, &hdr, sizeof hdr) < 0)
+    return -1;
+  return len > 0 ? t->write_all (chan, payload, len) : 0;
+}
+
+int
+data_hello (const AgentTransport *t, AgentChan *chan, const char *what)
+{
+  struct peer_info mine = { QREXEC_PROTOCOL_VERSION };
+  struct {
+    struct msg_header hdr;
+    struct peer_info info;
+  } theirs;
+
+  /* Both sides send first and then read: compatible with a peer that
+   * waits for ours before answering, and with one that does not. */
+  if (data_send_msg (t, chan, MSG_HELLO, &mine, sizeof mine) < 0 ||
+      agent_chan_read_exact (t, chan, &theirs, sizeof theirs) < 0)
+    {
+      agent_log ("%s: the peer went away during the hello: %s", what, t->error (chan));
+      return -1;
+    }
+  if (theirs.hdr.type != MSG_HELLO || theirs.hdr.len != sizeof (struct peer_info))
+    {
+      agent_log ("%s: the first message is not a hello (type 0x%x, %u bytes)", what,
+                 theirs.hdr.type, theirs.hdr.len);
+      return -1;
+    }
+  if (theirs.info.version < 2)
+    {
+      agent_log ("%s: the peer speaks qrexec protocol %u, older than 2", what, theirs.info.version);
+      return -1;
+    }
+  return theirs.info.version < QREXEC_PROTOCOL_VERSION ? (int) theirs.info.version
+                                                        : QREXEC_PROTOCOL_VERSION;
+}
+
+int
+data_exit_code (int status)
+{
+  if (WIFEXITED (status))
+    return WEXITSTATUS (status);
+  if (WIFSIGNALED (status))
+    return 128 + WTERMSIG (status);
+  return QREXEC_EXIT_FAILED;
+}
+
+/* Bytes received for a local descriptor and not yet written to it. */
+typedef struct {
+  int fd;
+  char buf[MAX_DATA_CHUNK_V3];
+  size_t off, len;
+  int close_when_flushed;
+} Pending;
+
+static void
+close_fd (int *fd)
+{
+  if (*fd >= 0)
+    close (*fd);
+  *fd = -1;
+}
+
+/* Writes what it can; 0, or -1 when the reader is gone (the data is
+ * dropped and the descriptor closed). */
+static void
+pending_flush (Pending *p, int *fd)
+{
+  while (p->len > 0 && *fd >= 0)
+    {
+      ssize_t n = write (*fd, p->buf + p->off, p->len);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && errno == EAGAIN)
+        return;
+      if (n <= 0)
+        {
+          close_fd (fd);
+          p->len = 0;
+          break;
+        }
+      p->off += (size_t) n;
+      p->len -= (size_t) n;
+    }
+  if (p->len == 0 && p->close_when_flushed)
+    {
+      close_fd (fd);
+      p->close_when_flushed = 0;
+    }
+}
+
+/* Reads a local descriptor into one message; on EOF sends the empty
+ * message (for the main stream) and closes it. */
+static int
+forward_local (DataRelay *r, int *fd, uint32_t type, size_t chunk, char *buf)
+{
+  ssize_t n;
+
+  do
+    n = read (*fd, buf + sizeof (struct msg_header), chunk);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN)
+    return 0;
+  if (n <= 0)
+    {
+      close_fd (fd);
+      if (type == MSG_DATA_STDERR)
+        return 0;
+      return data_send_msg (r->t, r->chan, type, NULL, 0);
+    }
+  ((struct msg_header *) buf)->type = type;
+  ((struct msg_header *) buf)->len = (uint32_t) n;
+  /* Header and payload leave in one write, so in one frame. */
+  return r->t->write_all (r->chan, buf, sizeof (struct msg_header) + (size_t) n);
+}
+
+int
+data_relay_run (DataRelay *r, int version)
+{
+  const size_t chunk = version >= 3 ? MAX_DATA_CHUNK_V3 : MAX_DATA_CHUNK_V2;
+  char *sendbuf = malloc (sizeof (struct msg_header) + MAX_DATA_CHUNK_V3);
+  Pending *pend = calloc (1, sizeof *pend);
+  struct msg_header hdr;
+  size_t hdr_have = 0;
+  size_t payload_left = 0;
+  int in_msg = 0;
+  unsigned char code_buf[4];
+  int exit_code = -1;
+  int failed = 0;
+  int child_done = r->process_side ? 0 : 1;
+
+  if (sendbuf == NULL || pend == NULL)
+    {
+      agent_log ("%s: out of memory", r->what);
+      free (sendbuf);
+      free (pend);
+      return r->process_side ? -1 : QREXEC_EXIT_FAILED;
+    }
+  pend->fd = -1;
+  if (!r->process_side && r->in_fd < 0 && data_send_msg (r->t, r->chan, MSG_DATA_STDIN, NULL, 0) < 0)
+    failed = 1;
+
+  while (!failed)
+    {
+      struct pollfd pfd[4];
+      int nfds = 0, i_chan = -1, i_in = -1, i_in2 = -1, i_out = -1;
+      int *sink;
+
+      /* The process side is done when its outputs are closed and it
+       * exited; the caller when the exit code came. */
+      if (r->process_side && r->in_fd < 0 && r->in2_fd < 0 && !child_done)
+        {
+          int status = 0;
+
+          while (waitpid (r->child, &status, 0) < 0 && errno == EINTR)
+            ;
+          int32_t code = data_exit_code (status);
+
+          child_done = 1;
+          if (data_send_msg (r->t, r->chan, MSG_DATA_EXIT_CODE, &code, sizeof code) < 0)
+            failed = 1;
+          break;
+        }
+      if (!r->process_side && exit_code >= 0 && pend->len == 0)
+        break;
+
+      /* Take in messages while nothing waits to be written locally. */
+      while (pend->len == 0 && !failed && exit_code < 0)
+        {
+          if (!in_msg)
+            {
+              hdr_have += r->t->take (r->chan, (char *) &hdr + hdr_have, sizeof hdr - hdr_have);
+              if (hdr_have < sizeof hdr)
+                break;
+              hdr_have = 0;
+              int ok = r->process_side
+                ? hdr.type == MSG_DATA_STDIN && hdr.len <= chunk
+                : ((hdr.type == MSG_DATA_STDOUT || hdr.type == MSG_DATA_STDERR) && hdr.len <= chunk) ||
+                  (hdr.type == MSG_DATA_EXIT_CODE && hdr.len == sizeof (int32_t));
+              if (!ok)
+                {
+                  agent_log ("%s: refused a message of type 0x%x with %u bytes", r->what,
+                             hdr.type, hdr.len);
+                  failed = 1;
+                  break;
+                }
+              if (hdr.len == 0)
+                {
+                  /* EOF of the main stream. */
+                  if (hdr.type != MSG_DATA_STDERR)
+                    close_fd (&r->out_fd);
+                  continue;
+                }
+              in_msg = 1;
+              payload_left = hdr.len;
+            }
+          if (hdr.type == MSG_DATA_EXIT_CODE)
+            {
+              size_t got = r->t->take (r->chan, code_buf + (4 - payload_left), payload_left);
+
+              payload_left -= got;
+              if (payload_left > 0)
+                break;
+              int32_t code;
+              memcpy (&code, code_buf, 4);
+              exit_code = code < 0 || code > 255 ? QREXEC_EXIT_FAILED : code;
+              in_msg = 0;
+              break;
+            }
+          size_t got = r->t->take (r->chan, pend->buf, payload_left);
+          if (got == 0)
+            break;
+          payload_left -= got;
+          if (payload_left == 0)
+            in_msg = 0;
+          sink = hdr.type == MSG_DATA_STDERR ? &r->err_fd : &r->out_fd;
+          if (*sink >= 0)
+            {
+              pend->fd = *sink;
+              pend->off = 0;
+              pend->len = got;
+              pending_flush (pend, sink);
+            }
+        }
+      if (failed || (!r->process_side && exit_code >= 0 && pend->len == 0))
+        continue;
+      if (r->t->gone (r->chan))
+        {
+          if (!r->process_side)
+            agent_log ("%s: the connection ended before the exit code: %s", r->what,
+                       r->t->error (r->chan));
+          failed = 1;
+          break;
+        }
+
+      pfd[nfds] = (struct pollfd) { .fd = r->t->fd (r->chan), .events = POLLIN };
+      i_chan = nfds++;
+      if (r->in_fd >= 0)
+        {
+          pfd[nfds] = (struct pollfd) { .fd = r->in_fd, .events = POLLIN };
+          i_in = nfds++;
+        }
+      if (r->in2_fd >= 0)
+        {
+          pfd[nfds] = (struct pollfd) { .fd = r->in2_fd, .events = POLLIN };
+          i_in2 = nfds++;
+        }
+      if (pend->len > 0)
+        {
+          pfd[nfds] = (struct pollfd) { .fd = pend->fd, .events = POLLOUT };
+          i_out = nfds++;
+        }
+      if (poll (pfd, (nfds_t) nfds, -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          agent_log ("%s: poll: %s", r->what, strerror (errno));
+          failed = 1;
+          break;
+        }
+      if (pfd[i_chan].revents && r->t->pump (r->chan) < 0 && r->t->ready (r->chan) == 0)
+        {
+          if (!r->process_side)
+            agent_log ("%s: the connection ended before the exit code: %s", r->what,
+                       r->t->error (r->chan));
+          failed = 1;
+          break;
+        }
+      if (i_out >= 0 && pfd[i_out].revents)
+        {
+          int *fdp = pend->fd == r->err_fd ? &r->err_fd : &r->out_fd;
+
+          pending_flush (pend, fdp);
+        }
+      if (i_in >= 0 && pfd[i_in].revents &&
+          forward_local (r, &r->in_fd, r->process_side ? MSG_DATA_STDOUT : MSG_DATA_STDIN,
+                         chunk, sendbuf) < 0)
+        failed = 1;
+      if (i_in2 >= 0 && pfd[i_in2].revents &&
+          forward_local (r, &r->in2_fd, MSG_DATA_STDERR, chunk, sendbuf) < 0)
+        failed = 1;
+    }
+
+  free (sendbuf);
+  free (pend);
+  close_fd (&r->in_fd);
+  close_fd (&r->in2_fd);
+  close_fd (&r->out_fd);
+  if (r->process_side)
+    {
+      if (!child_done)
+        {
+          int status;
+
+          kill (r->child, SIGHUP);
+          waitpid (r->child, &status, 0);
+        }
+      return failed ? -1 : 0;
+    }
+  return failed || exit_code < 0 ? QREXEC_EXIT_FAILED : exit_code;
+}

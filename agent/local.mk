@@ -1,0 +1,25 @@
+# agent: the guest side of qrexec (qube-agent, qrexec-client-vm).  Plain C
+# and libc only, so that both link statically into minimal guest images;
+# they are installed in $(libexecdir)/qube (they run inside qubes, not in
+# dom0).  --enable-static-agent links them with -static.
+agentdir = $(libexecdir)/qube
+agent_PROGRAMS = agent/qube-agent agent/qrexec-client-vm
+AGENT_COMMON = \
+	agent/qrexec-wire.h \
+	agent/agent-config.h \
+	agent/transport.h \
+	agent/transport.c \
+	agent/transport-socket.c \
+	agent/data-io.h \
+	agent/data-io.c
+agent_qube_agent_SOURCES = agent/qube-agent.c $(AGENT_COMMON)
+agent_qrexec_client_vm_SOURCES = agent/qrexec-client-vm.c $(AGENT_COMMON)
+AGENT_CFLAGS_ = $(WARN_CFLAGS) -D_GNU_SOURCE
+agent_qube_agent_CFLAGS = $(AGENT_CFLAGS_)
+agent_qrexec_client_vm_CFLAGS = $(AGENT_CFLAGS_)
+agent_qube_agent_CPPFLAGS = -I$(top_srcdir)/agent
+agent_qrexec_client_vm_CPPFLAGS = -I$(top_srcdir)/agent
+if STATIC_AGENT
+agent_qube_agent_LDFLAGS = -all-static
+agent_qrexec_client_vm_LDFLAGS = -all-static
+endif

@@ -1,0 +1,578 @@
+/* qube-agent.c — the qrexec agent inside a qube.
+ *
+ * Offers the control channel (vchan port 512; the agent is the vchan
+ * server, the daemon in dom0 the client, as in Qubes), exchanges MSG_HELLO,
+ * then runs what the daemon asks: MSG_EXEC_CMDLINE / MSG_JUST_EXEC
+ * ("user:command", or "QUBESRPC service+arg source ..." for a service) in a
+ * child that connects the data channel and relays its I/O; and it forwards
+ * the calls local programs (qrexec-client-vm) make on its trigger socket as
+ * MSG_TRIGGER_SERVICE3, answering them with the daemon's MSG_SERVICE_CONNECT
+ * or MSG_SERVICE_REFUSED.  Every message from the daemon is checked before
+ * use.  Plain C and libc only, so that it links statically.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent-config.h"
+#include "data-io.h"
+#include "qrexec-wire.h"
+
+#define MAX_TRIGGER_CLIENTS 64
+
+typedef struct {
+  int fd;
+  char ident[32];
+} TriggerClient;
+
+static const AgentTransport *transport;
+static const char *transport_arg;
+static const char *default_user = "user";
+static const char *service_path;
+static TriggerClient clients[MAX_TRIGGER_CLIENTS];
+static unsigned next_ident;
+
+/* ---- running a command ---------------------------------------------------- */
+
+/* Looks up a service as Qubes does: in each directory of the path,
+ * "service+arg" first, then "service".  Returns a malloc'ed path. */
+static char *
+find_service (const char *full_name, const char *service)
+{
+  char *dirs = strdup (service_path);
+  char *result = NULL;
+  const char *names[2] = { full_name, service };
+
+  for (int pass = 0; pass < 2 && result == NULL; pass++)
+    {
+      char *save = NULL;
+
+      strcpy (dirs, service_path);
+      for (char *dir = strtok_r (dirs, ":", &save); dir != NULL && result == NULL;
+           dir = strtok_r (NULL, ":", &save))
+        {
+          char path[4096];
+          struct stat st;
+
+          if (snprintf (path, sizeof path, "%s/%s", dir, names[pass]) >= (int) sizeof path)
+            continue;
+          if (stat (path, &st) == 0 && S_ISREG (st.st_mode))
+            result = strdup (path);
+        }
+    }
+  free (dirs);
+  return result;
+}
+
+/* In the child that becomes the command: switch to the user, then exec.
+ * Failures go to stderr (the caller sees them) and exit 125/127. */
+static void __attribute__ ((noreturn))
+exec_command (const char *user, const char *command)
+{
+  struct passwd *pw = getpwnam (user);
+
+  if (pw == NULL)
+    {
+      fprintf (stderr, "qube-agent: cannot run the command as user '%s': no such user\n", user);
+      _exit (QREXEC_EXIT_FAILED);
+    }
+  if (getuid () != pw->pw_uid)
+    {
+      if (geteuid () != 0)
+        {
+          fprintf (stderr, "qube-agent: cannot run the command as user '%s': "
+                   "the agent does not run as root\n", user);
+          _exit (QREXEC_EXIT_FAILED);
+        }
+      if (initgroups (pw->pw_name, pw->pw_gid) < 0 || setgid (pw->pw_gid) < 0 ||
+          setuid (pw->pw_uid) < 0)
+        {
+          fprintf (stderr, "qube-agent: cannot switch to user '%s': %s\n", user, strerror (errno));
+          _exit (QREXEC_EXIT_FAILED);
+        }
+    }
+  setenv ("HOME", pw->pw_dir, 1);
+  setenv ("USER", pw->pw_name, 1);
+  setenv ("LOGNAME", pw->pw_name, 1);
+  if (chdir (pw->pw_dir) < 0)
+    (void) chdir ("/");
+
+  if (strncmp (command, "QUBESRPC ", 9) == 0)
+    {
+      /* "QUBESRPC service+arg source [name|keyword target]" */
+      char *copy = strdup (command + 9);
+      char *save = NULL;
+      char *full = strtok_r (copy, " ", &save);
+      char *source = strtok_r (NULL, " ", &save);
+      char *target_type = strtok_r (NULL, " ", &save);
+      char *target = strtok_r (NULL, " ", &save);
+      char *plus, *service, *path;
+      const char *arg = "";
+
+      if (full == NULL || source == NULL)
+        {
+          fprintf (stderr, "qube-agent: malformed service request '%s'\n", command);
+          _exit (QREXEC_EXIT_FAILED);
+        }
+      service = strdup (full);
+      plus = strchr (service, '+');
+      if (plus != NULL)
+        {
+          *plus = '\0';
+          arg = plus + 1;
+        }
+      if (*service == '\0' || strchr (full, '/') != NULL || strcmp (service, ".") == 0 ||
+          strcmp (service, "..") == 0)
+        {
+          fprintf (stderr, "qube-agent: invalid service name '%s'\n", full);
+          _exit (QREXEC_EXIT_NOT_FOUND);
+        }
+      path = find_service (full, service);
+      if (path == NULL)
+        {
+          fprintf (stderr, "qube-agent: service '%s' not found in %s\n", full, service_path);
+          _exit (QREXEC_EXIT_NOT_FOUND);
+        }
+      setenv ("QREXEC_REMOTE_DOMAIN", source, 1);
+      setenv ("QREXEC_SERVICE_FULL_NAME", full, 1);
+      if (*arg != '\0')
+        setenv ("QREXEC_SERVICE_ARGUMENT", arg, 1);
+      else
+        unsetenv ("QREXEC_SERVICE_ARGUMENT");
+      if (target_type != NULL && target != NULL)
+        {
+          int keyword = strcmp (target_type, "keyword") == 0;
+
+          setenv ("QREXEC_REQUESTED_TARGET_TYPE", target_type, 1);
+          setenv (keyword ? "QREXEC_REQUESTED_TARGET_KEYWORD" : "QREXEC_REQUESTED_TARGET",
+                  target, 1);
+        }
+      if (access (path, X_OK) < 0)
+        {
+          fprintf (stderr, "qube-agent: service file '%s' is not executable\n", path);
+          _exit (QREXEC_EXIT_NOT_FOUND);
+        }
+      if (*arg != '\0')
+        execl (path, path, arg, (char *) NULL);
+      else
+        execl (path, path, (char *) NULL);
+      fprintf (stderr, "qube-agent: cannot run service '%s': %s\n", path, strerror (errno));
+      _exit (QREXEC_EXIT_NOT_FOUND);
+    }
+  execl ("/bin/sh", "sh", "-c", command, (char *) NULL);
+  fprintf (stderr, "qube-agent: cannot run /bin/sh: %s\n", strerror (errno));
+  _exit (QREXEC_EXIT_NOT_FOUND);
+}
+
+static int
+set_nonblock (int fd)
+{
+  int flags = fcntl (fd, F_GETFL);
+
+  return flags < 0 ? -1 : fcntl (fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+/* The child handling one request: connect the data channel, hello, run the
+ * command with its stdio on pipes, relay until it exits. */
+static void __attribute__ ((noreturn))
+handle_exec (uint32_t type, uint32_t port, const char *user, const char *command)
+{
+  char err[512], what[64];
+  AgentChan *chan;
+  int version;
+  int in[2], out[2], errp[2];
+  pid_t pid;
+  DataRelay relay;
+
+  snprintf (what, sizeof what, "data port %u", (unsigned) port);
+  chan = transport->connect (transport_arg, port, AGENT_CONNECT_TIMEOUT_MS, err, sizeof err);
+  if (chan == NULL)
+    {
+      agent_log ("%s: %s", what, err);
+      _exit (1);
+    }
+  version = data_hello (transport, chan, what);
+  if (version < 0)
+    _exit (1);
+
+  if (type == MSG_JUST_EXEC)
+    {
+      /* No I/O: the command runs detached, the caller learns it started. */
+      int32_t code = 0;
+
+      pid = fork ();
+      if (pid == 0)
+        {
+          int null = open ("/dev/null", O_RDWR);
+
+          dup2 (null, 0);
+          dup2 (null, 1);
+          dup2 (null, 2);
+          setsid ();
+          exec_command (user, command);
+        }
+      data_send_msg (transport, chan, MSG_DATA_EXIT_CODE, &code, sizeof code);
+      transport->close (chan);
+      _exit (0);
+    }
+
+  if (pipe2 (in, O_CLOEXEC) < 0 || pipe2 (out, O_CLOEXEC) < 0 || pipe2 (errp, O_CLOEXEC) < 0)
+    {
+      agent_log ("%s: cannot make pipes: %s", what, strerror (errno));
+      _exit (1);
+    }
+  pid = fork ();
+  if (pid < 0)
+    {
+      agent_log ("%s: cannot fork: %s", what, strerror (errno));
+      _exit (1);
+    }
+  if (pid == 0)
+    {
+      dup2 (in[0], 0);
+      dup2 (out[1], 1);
+      dup2 (errp[1], 2);
+      signal (SIGPIPE, SIG_DFL);
+      signal (SIGCHLD, SIG_DFL);
+      exec_command (user, command);
+    }
+  close (in[0]);
+  close (out[1]);
+  close (errp[1]);
+  set_nonblock (in[1]);
+  relay = (DataRelay) { .t = transport, .chan = chan, .process_side = 1,
+                        .in_fd = out[0], .in2_fd = errp[0], .out_fd = in[1], .err_fd = -1,
+                        .child = pid, .what = what };
+  if (data_relay_run (&relay, version) < 0)
+    agent_log ("%s: %s", what, transport->error (chan));
+  transport->close (chan);
+  _exit (0);
+}
+
+/* ---- the control connection ----------------------------------------------- */
+
+static void
+answer_client (const char *ident, uint32_t type, const void *payload, size_t len)
+{
+  for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
+    if (clients[i].fd >= 0 && strcmp (clients[i].ident, ident) == 0)
+      {
+        struct msg_header hdr = { type, (uint32_t) len };
+
+        if (write (clients[i].fd, &hdr, sizeof hdr) != (ssize_t) sizeof hdr ||
+            (len > 0 && write (clients[i].fd, payload, len) != (ssize_t) len))
+          agent_log ("cannot answer the local caller of request %s: %s", ident, strerror (errno));
+        close (clients[i].fd);
+        clients[i].fd = -1;
+        return;
+      }
+  agent_log ("the daemon answered request '%s', which no local caller is waiting for", ident);
+}
+
+/* Reads and handles one message from the daemon; -1 ends the connection. */
+static int
+handle_control_message (AgentChan *ctrl)
+{
+  struct msg_header hdr;
+  char *payload;
+
+  if (agent_chan_read_exact (transport, ctrl, &hdr, sizeof hdr) < 0)
+    {
+      agent_log ("the control connection ended: %s", transport->error (ctrl));
+      return -1;
+    }
+  switch (hdr.type)
+    {
+    case MSG_EXEC_CMDLINE:
+    case MSG_JUST_EXEC:
+    case MSG_SERVICE_CONNECT:
+      if (hdr.len <= sizeof (struct exec_params) || hdr.len > sizeof (struct exec_params) + MAX_QREXEC_CMD_LEN)
+        goto bad;
+      break;
+    case MSG_SERVICE_REFUSED:
+      if (hdr.len != sizeof (struct service_params))
+        goto bad;
+      break;
+    default:
+      goto bad;
+    }
+  payload = malloc (hdr.len + 1);
+  if (payload == NULL || agent_chan_read_exact (transport, ctrl, payload, hdr.len) < 0)
+    {
+      agent_log ("the control connection ended inside a message: %s", transport->error (ctrl));
+      free (payload);
+      return -1;
+    }
+  payload[hdr.len] = '\0';
+
+  if (hdr.type == MSG_SERVICE_REFUSED)
+    {
+      struct service_params *sp = (struct service_params *) payload;
+
+      if (memchr (sp->ident, '\0', sizeof sp->ident) == NULL)
+        goto bad_free;
+      answer_client (sp->ident, MSG_SERVICE_REFUSED, NULL, 0);
+    }
+  else
+    {
+      struct exec_params *ep = (struct exec_params *) payload;
+      size_t cmd_len = hdr.len - sizeof *ep;
+      char *colon;
+
+      /* The command line must end with its NUL, and hold no other. */
+      if (ep->cmdline[cmd_len - 1] != '\0' || strlen (ep->cmdline) != cmd_len - 1)
+        goto bad_free;
+      if (hdr.type == MSG_SERVICE_CONNECT)
+        {
+          if (cmd_len > sizeof (struct service_params))
+            goto bad_free;
+          answer_client (ep->cmdline, MSG_SERVICE_CONNECT, payload, hdr.len);
+        }
+      else if ((colon = strchr (ep->cmdline, ':')) == NULL || colon == ep->cmdline)
+        goto bad_free;
+      else
+        {
+          const char *user;
+          pid_t pid;
+
+          *colon = '\0';
+          user = strcmp (ep->cmdline, "DEFAULT") == 0 ? default_user : ep->cmdline;
+          pid = fork ();
+          if (pid == 0)
+            {
+              transport->close (ctrl);
+              for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
+                if (clients[i].fd >= 0)
+                  close (clients[i].fd);
+              handle_exec (hdr.type, ep->connect_port, user, colon + 1);
+            }
+          if (pid < 0)
+            agent_log ("cannot fork for a request: %s", strerror (errno));
+        }
+    }
+  free (payload);
+  return 0;
+
+bad_free:
+  free (payload);
+bad:
+  agent_log ("the daemon sent an invalid message (type 0x%x, %u bytes): closing the control "
+             "connection", hdr.type, hdr.len);
+  return -1;
+}
+
+/* A local program asks for a call: read its request, forward it. */
+static void
+handle_trigger_client (int fd, AgentChan *ctrl)
+{
+  struct msg_header hdr;
+  struct trigger_service_params3 *params;
+  char *buf = NULL;
+  int slot = -1;
+  size_t got = 0;
+
+  /* The caller is local; a short blocking read of one small request. */
+  if (recv (fd, &hdr, sizeof hdr, MSG_WAITALL) != (ssize_t) sizeof hdr ||
+      hdr.type != MSG_TRIGGER_SERVICE3 || hdr.len <= sizeof *params ||
+      hdr.len > sizeof *params + MAX_SERVICE_NAME_LEN)
+    goto refuse;
+  buf = malloc (hdr.len);
+  while (buf != NULL && got < hdr.len)
+    {
+      ssize_t n = recv (fd, buf + got, hdr.len - got, 0);
+
+      if (n <= 0)
+        goto refuse;
+      got += (size_t) n;
+    }
+  if (buf == NULL)
+    goto refuse;
+  params = (struct trigger_service_params3 *) buf;
+  if (memchr (params->target_domain, '\0', sizeof params->target_domain) == NULL ||
+      buf[hdr.len - 1] != '\0')
+    goto refuse;
+  for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
+    if (clients[i].fd < 0)
+      {
+        slot = i;
+        break;
+      }
+  if (slot < 0)
+    goto refuse;
+  clients[slot].fd = fd;
+  snprintf (clients[slot].ident, sizeof clients[slot].ident, "SOCKET%u", next_ident++);
+  memset (&params->request_id, 0, sizeof params->request_id);
+  strcpy (params->request_id.ident, clients[slot].ident);
+  if (data_send_msg (transport, ctrl, MSG_TRIGGER_SERVICE3, buf, hdr.len) < 0)
+    agent_log ("cannot forward a call to the daemon: %s", transport->error (ctrl));
+  free (buf);
+  return;
+
+refuse:
+  free (buf);
+  hdr = (struct msg_header) { MSG_SERVICE_REFUSED, 0 };
+  (void) !write (fd, &hdr, sizeof hdr);
+  close (fd);
+}
+
+static int
+listen_trigger (const char *path)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  int fd;
+
+  if (strlen (path) >= sizeof sun.sun_path)
+    {
+      agent_log ("trigger socket path '%s' is too long", path);
+      return -1;
+    }
+  strcpy (sun.sun_path, path);
+  unlink (path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || bind (fd, (struct sockaddr *) &sun, sizeof sun) < 0 || listen (fd, 16) < 0 ||
+      chmod (path, 0666) < 0)
+    {
+      agent_log ("cannot listen on '%s': %s", path, strerror (errno));
+      return -1;
+    }
+  return fd;
+}
+
+static void
+serve (AgentChan *ctrl, int trigger_fd)
+{
+  for (;;)
+    {
+      struct pollfd pfd[2 + MAX_TRIGGER_CLIENTS];
+      int nfds = 2;
+
+      while (waitpid (-1, NULL, WNOHANG) > 0)
+        ;
+      /* Whole messages already buffered are handled before polling. */
+      if (transport->ready (ctrl) > 0)
+        {
+          if (handle_control_message (ctrl) < 0)
+            return;
+          continue;
+        }
+      pfd[0] = (struct pollfd) { .fd = transport->fd (ctrl), .events = POLLIN };
+      pfd[1] = (struct pollfd) { .fd = trigger_fd, .events = POLLIN };
+      if (poll (pfd, (nfds_t) nfds, 1000) < 0 && errno != EINTR)
+        return;
+      if (pfd[0].revents && transport->pump (ctrl) < 0 && transport->ready (ctrl) == 0)
+        {
+          agent_log ("the control connection ended: %s", transport->error (ctrl));
+          return;
+        }
+      if (pfd[1].revents)
+        {
+          int fd = accept4 (trigger_fd, NULL, NULL, SOCK_CLOEXEC);
+
+          if (fd >= 0)
+            handle_trigger_client (fd, ctrl);
+        }
+    }
+}
+
+static void
+usage (FILE *out)
+{
+  fprintf (out,
+           "Usage: qube-agent [OPTION...]\n"
+           "The qrexec agent of a qube: runs commands and services for the daemon.\n\n"
+           "  --transport=SPEC       reach the host through SPEC (default: $QUBE_AGENT_TRANSPORT\n"
+           "                         or " AGENT_DEFAULT_TRANSPORT ")\n"
+           "  --trigger-socket=PATH  where qrexec-client-vm asks for calls (default:\n"
+           "                         $QREXEC_AGENT_SOCKET or " AGENT_DEFAULT_TRIGGER_SOCKET ")\n"
+           "  --default-user=USER    the user of DEFAULT requests (default: user)\n"
+           "  --once                 exit when the daemon disconnects\n");
+}
+
+int
+main (int argc, char **argv)
+{
+  const char *spec = agent_env_or ("QUBE_AGENT_TRANSPORT", AGENT_DEFAULT_TRANSPORT);
+  const char *trigger = agent_env_or ("QREXEC_AGENT_SOCKET", AGENT_DEFAULT_TRIGGER_SOCKET);
+  int once = 0;
+  int trigger_fd;
+  static const struct option options[] = {
+    { "transport", required_argument, NULL, 't' },
+    { "trigger-socket", required_argument, NULL, 's' },
+    { "default-user", required_argument, NULL, 'u' },
+    { "once", no_argument, NULL, 'o' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  int c;
+
+  agent_program_name = "qube-agent";
+  service_path = agent_env_or ("QREXEC_SERVICE_PATH", AGENT_DEFAULT_SERVICE_PATH);
+  while ((c = getopt_long (argc, argv, "", options, NULL)) != -1)
+    switch (c)
+      {
+      case 't': spec = optarg; break;
+      case 's': trigger = optarg; break;
+      case 'u': default_user = optarg; break;
+      case 'o': once = 1; break;
+      case 'h': usage (stdout); return 0;
+      default: usage (stderr); return 2;
+      }
+  transport = agent_transport_find (spec, &transport_arg);
+  if (transport == NULL)
+    {
+      agent_log ("unknown transport '%s' (known: socket:DIRECTORY)", spec);
+      return 2;
+    }
+  signal (SIGPIPE, SIG_IGN);
+  for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
+    clients[i].fd = -1;
+  trigger_fd = listen_trigger (trigger);
+  if (trigger_fd < 0)
+    return 1;
+
+  /* The daemon may come and go (restarts): offer the channel again. */
+  for (;;)
+    {
+      char err[512];
+      AgentChan *ctrl = transport->listen (transport_arg, VCHAN_BASE_PORT, 65536, 65536,
+                                           err, sizeof err);
+
+      if (ctrl == NULL)
+        {
+          agent_log ("cannot offer the control channel: %s", err);
+          return 1;
+        }
+      if (transport->accept (ctrl, err, sizeof err) < 0)
+        {
+          agent_log ("control channel: %s", err);
+          transport->close (ctrl);
+          return 1;
+        }
+      if (data_hello (transport, ctrl, "control connection") >= 0)
+        serve (ctrl, trigger_fd);
+      transport->close (ctrl);
+      for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
+        if (clients[i].fd >= 0)
+          {
+            struct msg_header hdr = { MSG_SERVICE_REFUSED, 0 };
+
+            (void) !write (clients[i].fd, &hdr, sizeof hdr);
+            close (clients[i].fd);
+            clients[i].fd = -1;
+          }
+      if (once)
+        return 0;
+    }
+}

@@ -1,0 +1,51 @@
+/* transport.h — how the guest programs reach the host: vchan-like byte
+ * channels addressed by port, behind a small table so that other
+ * transports (virtio-serial, libxenvchan) slot in beside the socket one.
+ *
+ * A transport is named by a spec string "NAME:ARGUMENT" (e.g.
+ * "socket:/run/qube/qubes/work").  Channels are blocking, used by one
+ * thread; agent_chan_fd() is pollable for incoming bytes, after which
+ * agent_chan_pump() moves what arrived into the channel's buffer.
+ * Plain C and libc only: the guest programs link statically.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct AgentChan AgentChan;
+
+typedef struct {
+  const char *name;
+  /* Offer a channel on `port` (the listening half; accept() waits for the
+   * peer).  read_ring is the size of this end's receive buffer. */
+  AgentChan *(*listen) (const char *arg, uint32_t port, size_t read_ring, size_t write_ring,
+                        char *err, size_t errlen);
+  int (*accept) (AgentChan *chan, char *err, size_t errlen);
+  /* Connect to the peer's channel on `port`, waiting up to timeout_ms for
+   * it to be offered. */
+  AgentChan *(*connect) (const char *arg, uint32_t port, int timeout_ms, char *err, size_t errlen);
+  int (*fd) (AgentChan *chan);
+  /* Take in what arrived without blocking: 0, or -1 when the peer is gone
+   * or broke the rules (the reason is in agent_chan_error()). */
+  int (*pump) (AgentChan *chan);
+  size_t (*ready) (AgentChan *chan);
+  /* Copy out up to len buffered bytes (never blocks; returns the count). */
+  size_t (*take) (AgentChan *chan, void *buf, size_t len);
+  /* Write everything, waiting for the peer to make room: 0 or -1. */
+  int (*write_all) (AgentChan *chan, const void *buf, size_t len);
+  /* The listening half is done with (after accept) or the channel is. */
+  void (*close) (AgentChan *chan);
+  const char *(*error) (AgentChan *chan);
+  /* Is the peer gone (after everything it sent was taken)? */
+  int (*gone) (AgentChan *chan);
+} AgentTransport;
+
+extern const AgentTransport agent_transport_socket;
+
+/* The transport a spec names, with *arg pointing at its argument; NULL
+ * when unknown. */
+const AgentTransport *agent_transport_find (const char *spec, const char **arg);
+
+/* Read exactly len bytes, blocking: 0, or -1 when the peer went away. */
+int agent_chan_read_exact (const AgentTransport *t, AgentChan *chan, void *buf, size_t len);

@@ -1,0 +1,51 @@
+/* qube-qrexec-chan.h — a vchan channel driven from a GLib main loop, as the
+ * daemon side of qrexec uses it: the plugin's event fd watched by a
+ * GSource (ack() before looking), non-blocking reads of what is there, and
+ * an outgoing queue written as the peer's ring makes room, so that no peer
+ * can stall the loop.  Internal to the core.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "qube-plugin-private.h"
+
+G_BEGIN_DECLS
+
+typedef struct _QubeQrexecChan QubeQrexecChan;
+
+/* Called after every event (data, room, connection, peer gone); the
+ * callback reads with _qube_qrexec_chan_read() and checks the state. */
+typedef void (*QubeQrexecChanFunc) (QubeQrexecChan *chan, gpointer user_data);
+
+/* Offers a channel (server) or starts connecting to one (async client)
+ * with `peer` on `port`; events are dispatched in `context`. */
+QubeQrexecChan *_qube_qrexec_chan_server (QubePluginInfo *plugin, const QubeVchanPeer *peer,
+                                          guint32 port, gsize read_min, gsize write_min,
+                                          GMainContext *context, GError **error);
+QubeQrexecChan *_qube_qrexec_chan_client (QubePluginInfo *plugin, const QubeVchanPeer *peer,
+                                          guint32 port, GMainContext *context, GError **error);
+void _qube_qrexec_chan_set_callback (QubeQrexecChan *chan, QubeQrexecChanFunc func,
+                                     gpointer user_data);
+void _qube_qrexec_chan_free (QubeQrexecChan *chan);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (QubeQrexecChan, _qube_qrexec_chan_free)
+
+/* Connected (and the client's async connect finished)? */
+gboolean _qube_qrexec_chan_is_connected (QubeQrexecChan *chan);
+/* The peer is gone (or connecting failed) and nothing is left to read;
+ * *reason says why when it is set. */
+gboolean _qube_qrexec_chan_is_closed (QubeQrexecChan *chan, const char **reason);
+
+/* Reads what is buffered, up to `len`, without blocking. */
+gsize _qube_qrexec_chan_read (QubeQrexecChan *chan, void *buf, gsize len);
+gsize _qube_qrexec_chan_data_ready (QubeQrexecChan *chan);
+
+/* Queues bytes to send; they go out as the peer's ring has room.  FALSE
+ * when the channel failed (the bytes are dropped). */
+gboolean _qube_qrexec_chan_send (QubeQrexecChan *chan, const void *data, gsize len);
+/* Bytes queued and not yet accepted by the peer's ring. */
+gsize _qube_qrexec_chan_queued (QubeQrexecChan *chan);
+/* Room in the peer's ring beyond what is queued. */
+gsize _qube_qrexec_chan_room (QubeQrexecChan *chan);
+
+G_END_DECLS

@@ -1,0 +1,339 @@
+/* qube-qrexec-client.c — dom0 runs a command in a qube (see
+ * qube-qrexec-client.h).
+ *
+ * Like Qubes' qrexec-client: ask the daemon serving the qube (its socket
+ * in the qube's runtime directory) to send MSG_EXEC_CMDLINE; the daemon
+ * answers with the data port and the vchan transport; this side offers the
+ * port as the vchan server, exchanges MSG_HELLO with the process side and
+ * passes stdin, stdout and stderr through until MSG_DATA_EXIT_CODE.  Every
+ * message from the qube goes through the validating parser.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+
+#include "qrexec-protocol.h"
+#include "qube-error.h"
+#include "qube-plugin-private.h"
+#include "qube-qrexec-chan.h"
+#include "qube-qrexec-client.h"
+#include "qube-qrexec-daemon.h"
+
+/* Stop reading stdin while this much waits for the qube's ring. */
+#define STDIN_QUEUE_MAX (1024 * 1024)
+
+typedef struct {
+  const char *qube;
+  QubeQrexecChan *chan;
+  QubeQrexecParser *parser;
+  GMainContext *context;
+  int stdin_fd, stdout_fd, stderr_fd;
+  GSource *stdin_source;
+  gboolean stdin_done;
+  gboolean done;
+  int exit_code;
+  GError *error;
+  guint8 *buf;
+} RunState;
+
+static void
+run_fail (RunState *st, GError *error)
+{
+  if (st->error == NULL)
+    st->error = error;
+  else
+    g_error_free (error);
+  st->done = TRUE;
+}
+
+static gboolean
+write_all (int fd, const guint8 *data, gsize len)
+{
+  while (len > 0)
+    {
+      gssize n = write (fd, data, len);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return FALSE;
+      data += n;
+      len -= (gsize) n;
+    }
+  return TRUE;
+}
+
+static gboolean stdin_cb (int fd, GIOCondition condition, gpointer data);
+
+static void
+stdin_watch (RunState *st, gboolean on)
+{
+  if (on && st->stdin_source == NULL && !st->stdin_done)
+    {
+      st->stdin_source = g_unix_fd_source_new (st->stdin_fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+      g_source_set_callback (st->stdin_source, (GSourceFunc) (void (*) (void)) stdin_cb, st, NULL);
+      g_source_attach (st->stdin_source, st->context);
+    }
+  else if (!on && st->stdin_source != NULL)
+    {
+      g_source_destroy (st->stdin_source);
+      g_clear_pointer (&st->stdin_source, g_source_unref);
+    }
+}
+
+static gboolean
+stdin_cb (int fd, GIOCondition condition, gpointer data)
+{
+  RunState *st = data;
+  g_autoptr(GByteArray) msg = g_byte_array_new ();
+  gssize n;
+
+  do
+    n = read (fd, st->buf, MAX_DATA_CHUNK_V3);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN)
+    return G_SOURCE_CONTINUE;
+  /* A read error ends the input like EOF does. */
+  _qube_qrexec_append_data (msg, MSG_DATA_STDIN, st->buf, n > 0 ? (gsize) n : 0);
+  _qube_qrexec_chan_send (st->chan, msg->data, msg->len);
+  if (n <= 0)
+    {
+      st->stdin_done = TRUE;
+      stdin_watch (st, FALSE);
+      return G_SOURCE_REMOVE;
+    }
+  if (_qube_qrexec_chan_queued (st->chan) > STDIN_QUEUE_MAX)
+    stdin_watch (st, FALSE);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+chan_cb (QubeQrexecChan *chan, gpointer data)
+{
+  RunState *st = data;
+  const char *reason = NULL;
+
+  while (!st->done)
+    {
+      g_autoptr(QubeQrexecMessage) msg = NULL;
+      GError *error = NULL;
+      gsize n;
+
+      if (!_qube_qrexec_parser_next (st->parser, &msg, &error))
+        {
+          run_fail (st, error);
+          return;
+        }
+      if (msg == NULL)
+        {
+          n = _qube_qrexec_chan_read (chan, st->buf, 4 * MAX_DATA_CHUNK_V3);
+          if (n == 0)
+            break;
+          _qube_qrexec_parser_feed (st->parser, st->buf, n);
+          continue;
+        }
+      if (msg->type == MSG_DATA_STDOUT || msg->type == MSG_DATA_STDERR)
+        {
+          gsize len;
+          const guint8 *p = g_bytes_get_data (msg->data, &len);
+          int fd = msg->type == MSG_DATA_STDOUT ? st->stdout_fd : st->stderr_fd;
+
+          /* A reader of ours that went away only loses its own output. */
+          if (len > 0 && fd >= 0 && !write_all (fd, p, len))
+            {
+              if (msg->type == MSG_DATA_STDOUT)
+                st->stdout_fd = -1;
+              else
+                st->stderr_fd = -1;
+            }
+        }
+      else if (msg->type == MSG_DATA_EXIT_CODE)
+        {
+          st->exit_code = msg->exit_code;
+          st->done = TRUE;
+        }
+    }
+  if (st->done)
+    return;
+  if (!st->stdin_done && _qube_qrexec_chan_queued (chan) < STDIN_QUEUE_MAX / 4 &&
+      _qube_qrexec_chan_is_connected (chan))
+    stdin_watch (st, TRUE);
+  if (_qube_qrexec_chan_is_closed (chan, &reason))
+    run_fail (st, g_error_new (QUBE_ERROR, QUBE_ERROR_IO,
+                               "the connection to qube '%s' ended before the command's exit code: %s",
+                               st->qube, reason));
+}
+
+/* Asks the daemon: returns the data port and the transport, or FALSE. */
+static gboolean
+ask_daemon (const char *socket_path, const char *qube, guint32 type, const char *cmdline,
+            int *sock_out, guint32 *port, char **transport, GError **error)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  struct msg_header hdr = { type, (guint32) (sizeof (struct exec_params) + strlen (cmdline) + 1) };
+  struct exec_params params = { 0, 0 };
+  g_autofree char *reply = NULL;
+  int sock;
+
+  if (strlen (socket_path) >= sizeof sun.sun_path)
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID, "cannot run a command in qube '%s': "
+                   "socket path '%s' is too long", qube, socket_path);
+      return FALSE;
+    }
+  strcpy (sun.sun_path, socket_path);
+  sock = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sock < 0 || connect (sock, (struct sockaddr *) &sun, sizeof sun) < 0)
+    {
+      int saved = errno;
+
+      if (sock >= 0)
+        close (sock);
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING,
+                   "cannot run a command in qube '%s': it is not running or no qrexec daemon "
+                   "serves it (%s: %s)", qube, socket_path, g_strerror (saved));
+      return FALSE;
+    }
+  if (send (sock, &hdr, sizeof hdr, MSG_NOSIGNAL) != sizeof hdr ||
+      send (sock, &params, sizeof params, MSG_NOSIGNAL) != sizeof params ||
+      send (sock, cmdline, strlen (cmdline) + 1, MSG_NOSIGNAL) != (gssize) strlen (cmdline) + 1 ||
+      recv (sock, &hdr, sizeof hdr, MSG_WAITALL) != sizeof hdr || hdr.len > 4096 ||
+      (reply = g_malloc0 (hdr.len + 1), recv (sock, reply, hdr.len, MSG_WAITALL) != (gssize) hdr.len))
+    {
+      close (sock);
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_IO,
+                   "cannot run a command in qube '%s': the qrexec daemon did not answer", qube);
+      return FALSE;
+    }
+  if (hdr.type == MSG_SERVICE_REFUSED)
+    {
+      close (sock);
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_FAILED, "cannot run a command in qube '%s': %s",
+                   qube, reply);
+      return FALSE;
+    }
+  if (hdr.type != type || hdr.len <= sizeof params || reply[hdr.len - 1] != '\0')
+    {
+      close (sock);
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_PROTOCOL,
+                   "cannot run a command in qube '%s': the qrexec daemon's answer is invalid", qube);
+      return FALSE;
+    }
+  memcpy (&params, reply, sizeof params);
+  *port = params.connect_port;
+  *transport = g_strdup (reply + sizeof params);
+  *sock_out = sock;
+  return TRUE;
+}
+
+/**
+ * qube_qrexec_run:
+ * @manager: the #QubeManager of the qube
+ * @qube: the qube to run the command in
+ * @user: (nullable): the user to run it as; %NULL for the qube's default
+ * @command: the command line (run by the qube's shell), or
+ *   `QUBESRPC SERVICE+ARG dom0` for a service
+ * @flags: #QubeQrexecRunFlags
+ * @stdin_fd: where the command's stdin comes from (ignored with
+ *   %QUBE_QREXEC_RUN_NO_STDIN)
+ * @stdout_fd: where its stdout goes, or -1 to drop it
+ * @stderr_fd: where its stderr goes, or -1 to drop it
+ * @exit_code: (out): its exit code (125 when qrexec failed in the qube,
+ *   127 when the command or service was not found)
+ * @error: return location for a #GError
+ *
+ * Runs a command in a running qube through the qrexec daemon serving it,
+ * passing the data through until the command exits.  Blocks; runs its own
+ * main context.
+ *
+ * Returns: %TRUE when the command ran to its exit code, else %FALSE with
+ *   @error set
+ */
+gboolean
+qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const char *command,
+                 QubeQrexecRunFlags flags, int stdin_fd, int stdout_fd, int stderr_fd,
+                 int *exit_code, GError **error)
+{
+  g_autofree char *runtime_dir = NULL;
+  g_autofree char *socket_path = NULL;
+  g_autofree char *cmdline = NULL;
+  g_autofree char *transport = NULL;
+  g_autoptr(GByteArray) hello = g_byte_array_new ();
+  g_autoptr(GMainContext) context = NULL;
+  QubePluginInfo *plugin;
+  QubeVchanPeer peer;
+  RunState st = { 0, };
+  guint32 port = 0;
+  int sock = -1;
+
+  g_return_val_if_fail (QUBE_IS_MANAGER (manager), FALSE);
+  g_return_val_if_fail (qube != NULL && command != NULL && exit_code != NULL, FALSE);
+
+  runtime_dir = qube_qrexec_qube_runtime_dir (manager, qube);
+  socket_path = g_build_filename (runtime_dir, QUBE_QREXEC_CLIENT_SOCKET, NULL);
+  cmdline = g_strdup_printf ("%s:%s", user != NULL ? user : "DEFAULT", command);
+  if (strlen (cmdline) + 1 > MAX_QREXEC_CMD_LEN)
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
+                   "cannot run a command in qube '%s': the command line is longer than %d bytes",
+                   qube, MAX_QREXEC_CMD_LEN - 1);
+      return FALSE;
+    }
+  if (!ask_daemon (socket_path, qube, MSG_EXEC_CMDLINE, cmdline, &sock, &port, &transport, error))
+    return FALSE;
+  plugin = _qube_plugin_registry_find (qube_manager_get_plugins (manager), QUBE_PLUGIN_KIND_VCHAN,
+                                       transport, error);
+  if (plugin == NULL)
+    {
+      close (sock);
+      return FALSE;
+    }
+
+  context = g_main_context_new ();
+  g_main_context_push_thread_default (context);
+  peer = (QubeVchanPeer) { .size = sizeof peer, .name = qube, .domid = -1,
+                           .runtime_dir = runtime_dir };
+  st.qube = qube;
+  st.context = context;
+  st.stdin_fd = stdin_fd;
+  st.stdout_fd = stdout_fd;
+  st.stderr_fd = stderr_fd;
+  st.exit_code = QREXEC_EXIT_FAILED;
+  st.buf = g_malloc (4 * MAX_DATA_CHUNK_V3);
+  st.parser = _qube_qrexec_parser_new (QUBE_QREXEC_FROM_PROCESS, qube);
+  /* A large receive ring: the command's output is what usually flows. */
+  st.chan = _qube_qrexec_chan_server (plugin, &peer, port, 8 * 1024 * 1024, 1024 * 1024,
+                                      context, &st.error);
+  if (st.chan != NULL)
+    {
+      _qube_qrexec_chan_set_callback (st.chan, chan_cb, &st);
+      _qube_qrexec_append_hello (hello, QREXEC_PROTOCOL_VERSION);
+      if (flags & QUBE_QREXEC_RUN_NO_STDIN)
+        {
+          _qube_qrexec_append_data (hello, MSG_DATA_STDIN, NULL, 0);
+          st.stdin_done = TRUE;
+        }
+      _qube_qrexec_chan_send (st.chan, hello->data, hello->len);
+      while (!st.done)
+        g_main_context_iteration (context, TRUE);
+    }
+
+  stdin_watch (&st, FALSE);
+  g_clear_pointer (&st.chan, _qube_qrexec_chan_free);
+  _qube_qrexec_parser_free (st.parser);
+  g_free (st.buf);
+  g_main_context_pop_thread_default (context);
+  close (sock);
+  if (st.error != NULL)
+    {
+      g_propagate_error (error, st.error);
+      return FALSE;
+    }
+  *exit_code = st.exit_code;
+  return TRUE;
+}

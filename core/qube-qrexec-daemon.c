@@ -1,0 +1,979 @@
+/* qube-qrexec-daemon.c — the dom0 side of qrexec (see qube-qrexec-daemon.h).
+ *
+ * Per qube: the control connection (vchan port 512, the daemon is the
+ * client as in Qubes) with the MSG_HELLO exchange, and a unix socket in
+ * the qube's runtime directory where dom0 programs ask for a command to be
+ * run (the request is forwarded as MSG_EXEC_CMDLINE with a data port the
+ * daemon allocates; the program then offers that port itself).  A
+ * MSG_TRIGGER_SERVICE3 from a qube is decided by the policy; an allowed
+ * call gets a data port in the caller (MSG_SERVICE_CONNECT) and one in the
+ * target (MSG_EXEC_CMDLINE "QUBESRPC ..."), and the daemon joins the two,
+ * re-checking every message it passes on.
+ *
+ * Everything a qube sends is hostile: it goes through the validating
+ * parser, and a qube that breaks the protocol, names a port it was never
+ * offered or floods the daemon loses its control connection with a
+ * warning that names it and the cause; the other qubes go on.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+
+#include "qrexec-protocol.h"
+#include "qube-error.h"
+#include "qube-plugin-private.h"
+#include "qube-policy.h"
+#include "qube-qrexec-chan.h"
+#include "qube-qrexec-daemon.h"
+
+/* Calls a qube may have in progress at once, and how many requests it may
+ * make in a burst and per second after it. */
+#define MAX_CALLS_PER_QUBE 64
+#define REQUEST_BURST 200
+#define REQUESTS_PER_SECOND 100
+/* A local client's request: header, exec_params and "user:command". */
+#define MAX_CLIENT_REQUEST (sizeof (struct msg_header) + sizeof (struct exec_params) + MAX_QREXEC_CMD_LEN)
+/* How much the relay buffers toward one side before it stops reading the
+ * other. */
+#define RELAY_QUEUE_MAX (1024 * 1024)
+#define FIRST_DATA_PORT 513
+
+typedef struct _QrexecQube QrexecQube;
+typedef struct _QrexecCall QrexecCall;
+
+struct _QubeQrexecDaemon {
+  GObject parent_instance;
+  QubeManager *manager;
+  GMainContext *context;
+  char *policy_dir;
+  char *ask_agent;
+  GHashTable *qubes;              /* name -> QrexecQube */
+};
+
+G_DEFINE_FINAL_TYPE (QubeQrexecDaemon, qube_qrexec_daemon, G_TYPE_OBJECT)
+
+struct _QrexecQube {
+  QubeQrexecDaemon *daemon;
+  char *name;
+  char *runtime_dir;
+  char *transport;
+  QubePluginInfo *plugin;
+  QubeQrexecChan *ctrl;
+  QubeQrexecParser *parser;
+  gboolean hello_done;
+  int listen_fd;
+  char *socket_path;
+  GSource *listen_source;
+  GHashTable *ports;              /* data ports offered to this qube (in use) */
+  guint32 next_port;
+  GList *clients;                 /* QrexecClient */
+  guint active_calls;
+  double tokens;
+  gint64 tokens_time;
+};
+
+/* A dom0 program's request on the qube's socket; the port stays reserved
+ * while it is connected. */
+typedef struct {
+  QrexecQube *qube;
+  int fd;
+  GSource *source;
+  GByteArray *buf;
+  guint32 port;
+} QrexecClient;
+
+/* A qube-to-qube call joined by the daemon. */
+struct _QrexecCall {
+  QubeQrexecDaemon *daemon;
+  char *source_name, *target_name;
+  guint32 source_port, target_port;
+  QubeQrexecChan *source_chan;      /* the caller: we are its vchan client */
+  QubeQrexecChan *target_chan;      /* the service: we offer it the channel */
+  QubeQrexecParser *source_parser;  /* messages of the calling side */
+  QubeQrexecParser *target_parser;  /* messages of the process side */
+  gboolean exit_passed;
+  char *what;
+};
+
+static void qube_close (QrexecQube *q, const char *reason);
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/**
+ * qube_qrexec_qube_runtime_dir:
+ * @manager: a #QubeManager
+ * @name: a qube's name
+ *
+ * The runtime directory of a qube: where its vchan transport and the
+ * qrexec daemon keep their sockets while it runs.
+ *
+ * Returns: (transfer full) (type filename): `RUNTIME_DIR/qubes/NAME`
+ */
+char *
+qube_qrexec_qube_runtime_dir (QubeManager *manager, const char *name)
+{
+  g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+  return g_build_filename (qube_manager_get_runtime_dir (manager), "qubes", name, NULL);
+}
+
+static QrexecQube *
+lookup_connected (QubeQrexecDaemon *self, const char *name)
+{
+  QrexecQube *q = g_hash_table_lookup (self->qubes, name);
+
+  return q != NULL && q->ctrl != NULL && q->hello_done ? q : NULL;
+}
+
+static guint32
+qube_allocate_port (QrexecQube *q)
+{
+  for (guint i = 0; i < 65536; i++)
+    {
+      guint32 port = q->next_port++;
+
+      if (q->next_port > 65535)
+        q->next_port = FIRST_DATA_PORT;
+      if (!g_hash_table_contains (q->ports, GUINT_TO_POINTER (port)))
+        {
+          g_hash_table_add (q->ports, GUINT_TO_POINTER (port));
+          return port;
+        }
+    }
+  return 0;
+}
+
+static void
+qube_release_port (QubeQrexecDaemon *self, const char *name, guint32 port)
+{
+  QrexecQube *q = g_hash_table_lookup (self->qubes, name);
+
+  if (q != NULL && port != 0)
+    g_hash_table_remove (q->ports, GUINT_TO_POINTER (port));
+}
+
+static QubeVchanPeer
+qube_peer (QrexecQube *q)
+{
+  return (QubeVchanPeer) { .size = sizeof (QubeVchanPeer), .name = q->name, .domid = -1,
+                           .runtime_dir = q->runtime_dir, .address = NULL };
+}
+
+static void
+ctrl_send (QrexecQube *q, GByteArray *msg)
+{
+  if (q->ctrl != NULL)
+    _qube_qrexec_chan_send (q->ctrl, msg->data, msg->len);
+}
+
+/* ---- qube-to-qube calls ------------------------------------------------- */
+
+static void
+call_free (QrexecCall *call)
+{
+  QubeQrexecDaemon *self = call->daemon;
+  QrexecQube *source = g_hash_table_lookup (self->qubes, call->source_name);
+
+  if (source != NULL && source->active_calls > 0)
+    source->active_calls--;
+  qube_release_port (self, call->source_name, call->source_port);
+  qube_release_port (self, call->target_name, call->target_port);
+  g_clear_pointer (&call->source_chan, _qube_qrexec_chan_free);
+  g_clear_pointer (&call->target_chan, _qube_qrexec_chan_free);
+  _qube_qrexec_parser_free (call->source_parser);
+  _qube_qrexec_parser_free (call->target_parser);
+  g_free (call->source_name);
+  g_free (call->target_name);
+  g_free (call->what);
+  g_free (call);
+}
+
+/* Moves validated messages from one side to the other while the other's
+ * queue has room.  FALSE when the call must end (logged). */
+static gboolean
+call_relay (QrexecCall *call, QubeQrexecChan *from, QubeQrexecParser *parser, QubeQrexecChan *to)
+{
+  guint8 buf[65536];
+
+  while (_qube_qrexec_chan_queued (to) < RELAY_QUEUE_MAX)
+    {
+      g_autoptr(GByteArray) out = g_byte_array_new ();
+      g_autoptr(QubeQrexecMessage) msg = NULL;
+      g_autoptr(GError) error = NULL;
+      gsize n;
+
+      if (!_qube_qrexec_parser_next (parser, &msg, &error))
+        {
+          g_warning ("%s: %s; ending the call", call->what, error->message);
+          return FALSE;
+        }
+      if (msg == NULL)
+        {
+          n = _qube_qrexec_chan_read (from, buf, sizeof buf);
+          if (n == 0)
+            break;
+          _qube_qrexec_parser_feed (parser, buf, n);
+          continue;
+        }
+      switch (msg->type)
+        {
+        case MSG_HELLO:
+          continue;
+        case MSG_DATA_STDIN:
+        case MSG_DATA_STDOUT:
+        case MSG_DATA_STDERR:
+          _qube_qrexec_append_data (out, msg->type, g_bytes_get_data (msg->data, NULL),
+                                    g_bytes_get_size (msg->data));
+          break;
+        case MSG_DATA_EXIT_CODE:
+          /* Only the service's exit code ends the call. */
+          if (from != call->target_chan)
+            continue;
+          _qube_qrexec_append_exit_code (out, msg->exit_code);
+          call->exit_passed = TRUE;
+          break;
+        default:
+          continue;
+        }
+      _qube_qrexec_chan_send (to, out->data, out->len);
+    }
+  return TRUE;
+}
+
+static void
+call_event (QubeQrexecChan *chan, gpointer user_data)
+{
+  QrexecCall *call = user_data;
+  const char *reason = NULL;
+
+  if (!call_relay (call, call->source_chan, call->source_parser, call->target_chan) ||
+      !call_relay (call, call->target_chan, call->target_parser, call->source_chan))
+    {
+      call_free (call);
+      return;
+    }
+  if (call->exit_passed && _qube_qrexec_chan_queued (call->source_chan) == 0)
+    {
+      g_debug ("%s: finished", call->what);
+      call_free (call);
+      return;
+    }
+  if (_qube_qrexec_chan_is_closed (call->source_chan, &reason) ||
+      _qube_qrexec_chan_is_closed (call->target_chan, &reason))
+    {
+      g_message ("%s: ended before the service's exit code: %s", call->what, reason);
+      call_free (call);
+    }
+}
+
+static char *
+requested_target_words (const char *requested)
+{
+  if (requested[0] == '@')
+    return g_strdup_printf ("keyword %s", requested + 1);
+  return g_strdup_printf ("name %s", requested);
+}
+
+/* Starts an allowed call from `source` to `target`. */
+static gboolean
+call_start (QrexecQube *source, QrexecQube *target, const char *ident, const char *service_name,
+            const char *requested, const char *user, GError **error)
+{
+  QubeQrexecDaemon *self = source->daemon;
+  QrexecCall *call = g_new0 (QrexecCall, 1);
+  QubeVchanPeer speer = qube_peer (source), tpeer = qube_peer (target);
+  g_autoptr(GByteArray) msg = g_byte_array_new ();
+  g_autofree char *words = requested_target_words (requested);
+  g_autofree char *cmdline = NULL;
+
+  call->daemon = self;
+  call->source_name = g_strdup (source->name);
+  call->target_name = g_strdup (target->name);
+  call->what = g_strdup_printf ("call %s from '%s' to '%s'", service_name, source->name, target->name);
+  source->active_calls++;
+  call->source_port = qube_allocate_port (source);
+  call->target_port = qube_allocate_port (target);
+  if (call->source_port == 0 || call->target_port == 0)
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_FAILED, "no free data port");
+      call_free (call);
+      return FALSE;
+    }
+  call->source_parser = _qube_qrexec_parser_new (QUBE_QREXEC_FROM_CALLER, source->name);
+  call->target_parser = _qube_qrexec_parser_new (QUBE_QREXEC_FROM_PROCESS, target->name);
+
+  call->target_chan = _qube_qrexec_chan_server (target->plugin, &tpeer, call->target_port,
+                                                4 * 1024 * 1024, 1024 * 1024, self->context, error);
+  if (call->target_chan == NULL)
+    {
+      call_free (call);
+      return FALSE;
+    }
+  cmdline = g_strdup_printf ("%s:QUBESRPC %s %s %s", user != NULL ? user : "DEFAULT",
+                             service_name, source->name, words);
+  if (!_qube_qrexec_append_exec (msg, MSG_EXEC_CMDLINE, 0, call->target_port, cmdline, error))
+    {
+      call_free (call);
+      return FALSE;
+    }
+  ctrl_send (target, msg);
+
+  g_byte_array_set_size (msg, 0);
+  if (!_qube_qrexec_append_exec (msg, MSG_SERVICE_CONNECT, 0, call->source_port, ident, error))
+    {
+      call_free (call);
+      return FALSE;
+    }
+  ctrl_send (source, msg);
+  call->source_chan = _qube_qrexec_chan_client (source->plugin, &speer, call->source_port,
+                                                self->context, error);
+  if (call->source_chan == NULL)
+    {
+      call_free (call);
+      return FALSE;
+    }
+  g_byte_array_set_size (msg, 0);
+  _qube_qrexec_append_hello (msg, QREXEC_PROTOCOL_VERSION);
+  _qube_qrexec_chan_send (call->source_chan, msg->data, msg->len);
+  _qube_qrexec_chan_send (call->target_chan, msg->data, msg->len);
+  _qube_qrexec_chan_set_callback (call->source_chan, call_event, call);
+  _qube_qrexec_chan_set_callback (call->target_chan, call_event, call);
+  g_debug ("%s: data ports %u (caller) and %u (service)", call->what, call->source_port,
+           call->target_port);
+  return TRUE;
+}
+
+/* ---- the policy --------------------------------------------------------- */
+
+/**
+ * qube_qrexec_policy_system_new:
+ * @manager: a #QubeManager
+ *
+ * A snapshot of the qubes for policy evaluation: dom0 and every qube of
+ * @manager with its class, tags, `template_for_dispvms` and
+ * `default_dispvm`; a qube counts as running when its state says so.
+ *
+ * Returns: (transfer full): a new #QubePolicySystem
+ */
+QubePolicySystem *
+qube_qrexec_policy_system_new (QubeManager *manager)
+{
+  QubePolicySystem *system = qube_policy_system_new ();
+  g_autoptr(GPtrArray) vms = NULL;
+  g_autofree char *default_dispvm = NULL;
+
+  g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
+  vms = qube_manager_list_vms (manager);
+  default_dispvm = qube_manager_get_property (manager, "default_dispvm", NULL, NULL);
+  qube_policy_system_add_qube (system, "dom0", "AdminVM", NULL, FALSE,
+                               default_dispvm != NULL && *default_dispvm ? default_dispvm : NULL,
+                               NULL);
+  qube_policy_system_set_running (system, "dom0", TRUE, NULL);
+  for (guint i = 0; i < vms->len; i++)
+    {
+      QubeVm *vm = g_ptr_array_index (vms, i);
+      const char *name = qube_vm_get_name (vm);
+      g_auto(GStrv) tags = qube_vm_list_tags (vm);
+      g_autofree char *for_dispvms = qube_vm_get_property (vm, "template_for_dispvms", NULL, NULL, NULL);
+      g_autofree char *dispvm = qube_vm_get_property (vm, "default_dispvm", NULL, NULL, NULL);
+      g_autoptr(GError) error = NULL;
+
+      if (!qube_policy_system_add_qube (system, name, qube_vm_get_klass (vm),
+                                        (const char *const *) tags,
+                                        g_ascii_strcasecmp (for_dispvms != NULL ? for_dispvms : "", "true") == 0,
+                                        dispvm != NULL && *dispvm ? dispvm : NULL, &error))
+        g_debug ("qube '%s' left out of the policy snapshot: %s", name, error->message);
+      else
+        qube_policy_system_set_running (system, name,
+                                        g_strcmp0 (qube_vm_get_state (vm), "Running") == 0, NULL);
+    }
+  return system;
+}
+
+/* The snapshot as the daemon sees it: running means connected. */
+static QubePolicySystem *
+policy_snapshot (QubeQrexecDaemon *self)
+{
+  QubePolicySystem *system = qube_qrexec_policy_system_new (self->manager);
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, self->qubes);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (qube_policy_system_has_qube (system, key))
+      qube_policy_system_set_running (system, key, lookup_connected (self, key) != NULL, NULL);
+  return system;
+}
+
+static void
+refuse (QrexecQube *q, const char *ident)
+{
+  g_autoptr(GByteArray) msg = g_byte_array_new ();
+
+  if (_qube_qrexec_append_service_refused (msg, ident, NULL))
+    ctrl_send (q, msg);
+}
+
+/* Takes one token of the qube's request budget; FALSE when it is flooding. */
+static gboolean
+take_request_token (QrexecQube *q)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  q->tokens = MIN ((double) REQUEST_BURST,
+                   q->tokens + (double) (now - q->tokens_time) * REQUESTS_PER_SECOND / G_USEC_PER_SEC);
+  q->tokens_time = now;
+  if (q->tokens < 1.0)
+    return FALSE;
+  q->tokens -= 1.0;
+  return TRUE;
+}
+
+/* A service request from qube `q`.  FALSE: the qube misbehaved and its
+ * connection was closed. */
+static gboolean
+handle_trigger (QrexecQube *q, const char *target, const char *ident, const char *service_name)
+{
+  QubeQrexecDaemon *self = q->daemon;
+  g_autofree char *service = NULL;
+  g_autofree char *argument = NULL;
+  g_autoptr(QubePolicySystem) system = NULL;
+  g_autoptr(QubePolicy) policy = NULL;
+  g_autoptr(QubePolicyDecision) decision = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *resolved;
+  QrexecQube *tq;
+
+  if (!take_request_token (q))
+    {
+      qube_close (q, "it sends service requests faster than allowed (flood)");
+      return FALSE;
+    }
+  if (q->active_calls >= MAX_CALLS_PER_QUBE)
+    {
+      qube_close (q, "it has too many calls in progress (flood)");
+      return FALSE;
+    }
+  if (!qube_policy_split_call (service_name, &service, &argument, &error))
+    {
+      g_message ("call %s from '%s' refused: %s", service_name, q->name, error->message);
+      refuse (q, ident);
+      return TRUE;
+    }
+  system = policy_snapshot (self);
+  policy = qube_policy_load (self->policy_dir);
+  decision = qube_policy_evaluate (policy, system, q->name, target, service, argument);
+  if (qube_policy_decision_get_action (decision) == QUBE_POLICY_ACTION_ASK)
+    {
+      QubePolicyDecision *answered = qube_policy_decision_resolve_ask (decision, self->ask_agent, NULL);
+
+      g_object_unref (decision);
+      decision = answered;
+    }
+  if (qube_policy_decision_get_action (decision) != QUBE_POLICY_ACTION_ALLOW)
+    {
+      g_message ("call %s from '%s' to '%s' refused: %s", service_name, q->name, target,
+                 qube_policy_decision_get_reason (decision));
+      refuse (q, ident);
+      return TRUE;
+    }
+  resolved = qube_policy_decision_get_target (decision);
+  if (qube_policy_decision_is_dispvm (decision))
+    {
+      g_message ("call %s from '%s' to '%s' refused: disposable targets (%s) are not supported yet",
+                 service_name, q->name, target, resolved);
+      refuse (q, ident);
+      return TRUE;
+    }
+  if (g_strcmp0 (resolved, "dom0") == 0)
+    {
+      g_message ("call %s from '%s' to dom0 refused: services in the admin qube are not supported yet",
+                 service_name, q->name);
+      refuse (q, ident);
+      return TRUE;
+    }
+  tq = lookup_connected (self, resolved);
+  if (tq == NULL)
+    {
+      g_message ("call %s from '%s' to '%s' refused: qube '%s' is not running (no qrexec connection)",
+                 service_name, q->name, target, resolved);
+      refuse (q, ident);
+      return TRUE;
+    }
+  if (!call_start (q, tq, ident, service_name, target, qube_policy_decision_get_user (decision), &error))
+    {
+      g_warning ("call %s from '%s' to '%s' failed: %s", service_name, q->name, resolved, error->message);
+      refuse (q, ident);
+    }
+  return TRUE;
+}
+
+/* ---- the control connection --------------------------------------------- */
+
+static void
+handle_control_message (QrexecQube *q, QubeQrexecMessage *msg, gboolean *closed)
+{
+  switch (msg->type)
+    {
+    case MSG_HELLO:
+      q->hello_done = TRUE;
+      g_debug ("qube '%s': qrexec protocol %u", q->name, _qube_qrexec_parser_get_version (q->parser));
+      break;
+    case MSG_TRIGGER_SERVICE:
+    case MSG_TRIGGER_SERVICE3:
+      *closed = !handle_trigger (q, msg->target_domain, msg->ident, msg->service_name);
+      break;
+    case MSG_CONNECTION_TERMINATED:
+      /* The agent may only speak of ports this daemon offered it. */
+      if (msg->connect_port < FIRST_DATA_PORT ||
+          !g_hash_table_contains (q->ports, GUINT_TO_POINTER (msg->connect_port)))
+        {
+          g_autofree char *reason = g_strdup_printf ("it reported the end of a connection on data "
+                                                     "port %u, which it was never offered",
+                                                     msg->connect_port);
+
+          qube_close (q, reason);
+          *closed = TRUE;
+        }
+      break;
+    default:
+      break;
+    }
+}
+
+static void
+ctrl_event (QubeQrexecChan *chan, gpointer user_data)
+{
+  QrexecQube *q = user_data;
+  guint8 buf[16384];
+  const char *reason = NULL;
+
+  for (;;)
+    {
+      g_autoptr(QubeQrexecMessage) msg = NULL;
+      g_autoptr(GError) error = NULL;
+      gboolean closed = FALSE;
+      gsize n;
+
+      if (!_qube_qrexec_parser_next (q->parser, &msg, &error))
+        {
+          qube_close (q, error->message);
+          return;
+        }
+      if (msg != NULL)
+        {
+          handle_control_message (q, msg, &closed);
+          if (closed)
+            return;
+          continue;
+        }
+      n = _qube_qrexec_chan_read (q->ctrl, buf, sizeof buf);
+      if (n == 0)
+        break;
+      _qube_qrexec_parser_feed (q->parser, buf, n);
+    }
+  if (_qube_qrexec_chan_is_closed (q->ctrl, &reason))
+    {
+      g_message ("qube '%s': the control connection ended: %s", q->name, reason);
+      g_clear_pointer (&q->ctrl, _qube_qrexec_chan_free);
+      q->hello_done = FALSE;
+    }
+}
+
+/* Drops a qube's control connection because of what it did. */
+static void
+qube_close (QrexecQube *q, const char *reason)
+{
+  g_warning ("qube '%s': %s; closing its qrexec control connection", q->name, reason);
+  g_clear_pointer (&q->ctrl, _qube_qrexec_chan_free);
+  q->hello_done = FALSE;
+}
+
+/* ---- dom0 clients ------------------------------------------------------- */
+
+static void
+client_free (QrexecClient *c)
+{
+  c->qube->clients = g_list_remove (c->qube->clients, c);
+  if (c->port != 0)
+    g_hash_table_remove (c->qube->ports, GUINT_TO_POINTER (c->port));
+  g_source_destroy (c->source);
+  g_source_unref (c->source);
+  close (c->fd);
+  g_byte_array_unref (c->buf);
+  g_free (c);
+}
+
+static void
+client_reply (QrexecClient *c, guint32 type, guint32 port, const char *text)
+{
+  g_autoptr(GByteArray) out = g_byte_array_new ();
+  struct msg_header hdr = { type, 0 };
+  struct exec_params params = { 0, port };
+
+  if (type != MSG_SERVICE_REFUSED)
+    {
+      hdr.len = sizeof params + strlen (text) + 1;
+      g_byte_array_append (out, (const guint8 *) &hdr, sizeof hdr);
+      g_byte_array_append (out, (const guint8 *) &params, sizeof params);
+      g_byte_array_append (out, (const guint8 *) text, strlen (text) + 1);
+    }
+  else
+    {
+      hdr.len = strlen (text) + 1;
+      g_byte_array_append (out, (const guint8 *) &hdr, sizeof hdr);
+      g_byte_array_append (out, (const guint8 *) text, strlen (text) + 1);
+    }
+  /* A small reply on a fresh local socket: it fits. */
+  if (send (c->fd, out->data, out->len, MSG_NOSIGNAL) != (gssize) out->len)
+    g_debug ("qube '%s': a client went away before its reply", c->qube->name);
+}
+
+/* A whole request from a dom0 program: run it in the qube. */
+static gboolean
+client_request (QrexecClient *c)
+{
+  QrexecQube *q = c->qube;
+  struct msg_header hdr;
+  g_autoptr(GByteArray) msg = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+  const char *cmdline;
+  gsize cmd_len;
+
+  memcpy (&hdr, c->buf->data, sizeof hdr);
+  cmdline = (const char *) c->buf->data + sizeof hdr + sizeof (struct exec_params);
+  cmd_len = hdr.len - sizeof (struct exec_params);
+  if (cmd_len == 0 || memchr (cmdline, '\0', cmd_len) != cmdline + cmd_len - 1)
+    {
+      client_reply (c, MSG_SERVICE_REFUSED, 0, "the command line is not one NUL-terminated string");
+      return FALSE;
+    }
+  if (q->ctrl == NULL || !q->hello_done)
+    {
+      client_reply (c, MSG_SERVICE_REFUSED, 0, "the qube's qrexec agent is not connected");
+      return FALSE;
+    }
+  c->port = qube_allocate_port (q);
+  if (c->port == 0 ||
+      !_qube_qrexec_append_exec (msg, hdr.type, 0, c->port, cmdline, &error))
+    {
+      client_reply (c, MSG_SERVICE_REFUSED, 0, error != NULL ? error->message : "no free data port");
+      return FALSE;
+    }
+  ctrl_send (q, msg);
+  /* The reply names the port and the vchan transport to offer it on. */
+  client_reply (c, hdr.type, c->port, q->transport);
+  return TRUE;
+}
+
+static gboolean
+client_event_cb (int fd, GIOCondition condition, gpointer data)
+{
+  QrexecClient *c = data;
+  guint8 buf[4096];
+  gssize n = recv (fd, buf, sizeof buf, MSG_DONTWAIT);
+  struct msg_header hdr;
+
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return G_SOURCE_CONTINUE;
+  if (n <= 0 || c->port != 0)
+    {
+      /* The program finished (or sent more than one request): its port
+       * is free again. */
+      client_free (c);
+      return G_SOURCE_REMOVE;
+    }
+  g_byte_array_append (c->buf, buf, (guint) n);
+  if (c->buf->len < sizeof hdr)
+    return G_SOURCE_CONTINUE;
+  memcpy (&hdr, c->buf->data, sizeof hdr);
+  if ((hdr.type != MSG_EXEC_CMDLINE && hdr.type != MSG_JUST_EXEC) ||
+      hdr.len <= sizeof (struct exec_params) || sizeof hdr + hdr.len > MAX_CLIENT_REQUEST)
+    {
+      client_reply (c, MSG_SERVICE_REFUSED, 0, "not a command request");
+      client_free (c);
+      return G_SOURCE_REMOVE;
+    }
+  if (c->buf->len < sizeof hdr + hdr.len)
+    return G_SOURCE_CONTINUE;
+  if (c->buf->len > sizeof hdr + hdr.len || !client_request (c))
+    {
+      client_free (c);
+      return G_SOURCE_REMOVE;
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+listen_event_cb (int fd, GIOCondition condition, gpointer data)
+{
+  QrexecQube *q = data;
+  QrexecClient *c;
+  int cfd = accept4 (fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+  if (cfd < 0)
+    return G_SOURCE_CONTINUE;
+  c = g_new0 (QrexecClient, 1);
+  c->qube = q;
+  c->fd = cfd;
+  c->buf = g_byte_array_new ();
+  c->source = g_unix_fd_source_new (cfd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+  g_source_set_callback (c->source, (GSourceFunc) (void (*) (void)) client_event_cb, c, NULL);
+  g_source_attach (c->source, q->daemon->context);
+  q->clients = g_list_prepend (q->clients, c);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+qube_listen (QrexecQube *q, GError **error)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+  q->socket_path = g_build_filename (q->runtime_dir, QUBE_QREXEC_CLIENT_SOCKET, NULL);
+  if (strlen (q->socket_path) >= sizeof sun.sun_path)
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
+                   "cannot serve qrexec for qube '%s': socket path '%s' is too long",
+                   q->name, q->socket_path);
+      return FALSE;
+    }
+  strcpy (sun.sun_path, q->socket_path);
+  (void) g_unlink (q->socket_path);
+  q->listen_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (q->listen_fd < 0 || bind (q->listen_fd, (struct sockaddr *) &sun, sizeof sun) < 0 ||
+      listen (q->listen_fd, 64) < 0)
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_IO,
+                   "cannot serve qrexec for qube '%s': cannot listen on '%s': %s",
+                   q->name, q->socket_path, g_strerror (errno));
+      return FALSE;
+    }
+  q->listen_source = g_unix_fd_source_new (q->listen_fd, G_IO_IN);
+  g_source_set_callback (q->listen_source, (GSourceFunc) (void (*) (void)) listen_event_cb, q, NULL);
+  g_source_attach (q->listen_source, q->daemon->context);
+  return TRUE;
+}
+
+static void
+qube_free (QrexecQube *q)
+{
+  while (q->clients != NULL)
+    client_free (q->clients->data);
+  g_clear_pointer (&q->ctrl, _qube_qrexec_chan_free);
+  _qube_qrexec_parser_free (q->parser);
+  if (q->listen_source != NULL)
+    {
+      g_source_destroy (q->listen_source);
+      g_source_unref (q->listen_source);
+    }
+  if (q->listen_fd >= 0)
+    {
+      close (q->listen_fd);
+      (void) g_unlink (q->socket_path);
+    }
+  g_hash_table_unref (q->ports);
+  g_free (q->socket_path);
+  g_free (q->name);
+  g_free (q->runtime_dir);
+  g_free (q->transport);
+  g_free (q);
+}
+
+/* ---- the object ---------------------------------------------------------- */
+
+static void
+qube_qrexec_daemon_finalize (GObject *object)
+{
+  QubeQrexecDaemon *self = QUBE_QREXEC_DAEMON (object);
+
+  g_hash_table_unref (self->qubes);
+  g_clear_object (&self->manager);
+  g_main_context_unref (self->context);
+  g_free (self->policy_dir);
+  g_free (self->ask_agent);
+  G_OBJECT_CLASS (qube_qrexec_daemon_parent_class)->finalize (object);
+}
+
+static void
+qube_qrexec_daemon_class_init (QubeQrexecDaemonClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = qube_qrexec_daemon_finalize;
+}
+
+static void
+qube_qrexec_daemon_init (QubeQrexecDaemon *self)
+{
+  self->qubes = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) qube_free);
+  self->context = g_main_context_ref_thread_default ();
+  self->policy_dir = g_strdup (QUBE_POLICY_DEFAULT_DIR);
+}
+
+/**
+ * qube_qrexec_daemon_new:
+ * @manager: the #QubeManager whose qubes it serves
+ *
+ * Creates the qrexec daemon.  Its sources run in the thread-default main
+ * context of the caller; the policy comes from `$QUBE_POLICY_DIR` or
+ * the default directory until qube_qrexec_daemon_set_policy_dir().
+ *
+ * Returns: (transfer full): a new #QubeQrexecDaemon
+ */
+QubeQrexecDaemon *
+qube_qrexec_daemon_new (QubeManager *manager)
+{
+  QubeQrexecDaemon *self;
+  const char *env = g_getenv ("QUBE_POLICY_DIR");
+
+  g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
+  self = g_object_new (QUBE_TYPE_QREXEC_DAEMON, NULL);
+  self->manager = g_object_ref (manager);
+  if (env != NULL && *env != '\0')
+    qube_qrexec_daemon_set_policy_dir (self, env);
+  return self;
+}
+
+/**
+ * qube_qrexec_daemon_set_policy_dir:
+ * @self: a #QubeQrexecDaemon
+ * @policy_dir: (type filename): the policy directory, read at every call
+ *
+ * Sets where the qrexec policy is read from.
+ */
+void
+qube_qrexec_daemon_set_policy_dir (QubeQrexecDaemon *self, const char *policy_dir)
+{
+  g_return_if_fail (QUBE_IS_QREXEC_DAEMON (self));
+  g_return_if_fail (policy_dir != NULL);
+  g_free (self->policy_dir);
+  self->policy_dir = g_strdup (policy_dir);
+}
+
+/**
+ * qube_qrexec_daemon_set_ask_agent:
+ * @self: a #QubeQrexecDaemon
+ * @agent: (nullable) (type filename): the prompt agent program for `ask`
+ *   rules, or %NULL for none (then `ask` denies)
+ *
+ * Sets the program asked to decide calls that the policy says to ask
+ * about (see qube_policy_decision_resolve_ask()).
+ */
+void
+qube_qrexec_daemon_set_ask_agent (QubeQrexecDaemon *self, const char *agent)
+{
+  g_return_if_fail (QUBE_IS_QREXEC_DAEMON (self));
+  g_free (self->ask_agent);
+  self->ask_agent = g_strdup (agent);
+}
+
+/**
+ * qube_qrexec_daemon_connect:
+ * @self: a #QubeQrexecDaemon
+ * @name: a running qube
+ * @vchan_transport: the vchan plugin that reaches the qube (the backend's
+ *   `vchan_transport`, e.g. "socket")
+ * @error: return location for a #GError
+ *
+ * Starts serving a qube: connects to its agent's control channel (the
+ * MSG_HELLO exchange completes in the main loop) and opens the socket
+ * where dom0 programs ask for commands in it.
+ *
+ * Returns: %TRUE, or %FALSE with @error set
+ */
+gboolean
+qube_qrexec_daemon_connect (QubeQrexecDaemon *self, const char *name,
+                            const char *vchan_transport, GError **error)
+{
+  g_autoptr(QubeVm) vm = NULL;
+  g_autoptr(GByteArray) hello = g_byte_array_new ();
+  QrexecQube *q;
+  QubeVchanPeer peer;
+  g_autoptr(GError) local_error = NULL;
+
+  g_return_val_if_fail (QUBE_IS_QREXEC_DAEMON (self), FALSE);
+  g_return_val_if_fail (name != NULL && vchan_transport != NULL, FALSE);
+
+  vm = qube_manager_lookup (self->manager, name, error);
+  if (vm == NULL)
+    return FALSE;
+  if (g_hash_table_contains (self->qubes, name))
+    qube_qrexec_daemon_disconnect (self, name);
+
+  q = g_new0 (QrexecQube, 1);
+  q->daemon = self;
+  q->name = g_strdup (name);
+  q->transport = g_strdup (vchan_transport);
+  q->runtime_dir = qube_qrexec_qube_runtime_dir (self->manager, name);
+  q->listen_fd = -1;
+  q->ports = g_hash_table_new (g_direct_hash, g_direct_equal);
+  q->next_port = FIRST_DATA_PORT;
+  q->tokens = REQUEST_BURST;
+  q->tokens_time = g_get_monotonic_time ();
+  q->parser = _qube_qrexec_parser_new (QUBE_QREXEC_FROM_AGENT, name);
+  g_hash_table_insert (self->qubes, q->name, q);
+
+  if (g_mkdir_with_parents (q->runtime_dir, 0700) < 0)
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_IO, "cannot serve qrexec for qube '%s': "
+                   "cannot create '%s': %s", name, q->runtime_dir, g_strerror (errno));
+      goto fail;
+    }
+  q->plugin = _qube_plugin_registry_find (qube_manager_get_plugins (self->manager),
+                                          QUBE_PLUGIN_KIND_VCHAN, vchan_transport, &local_error);
+  if (q->plugin == NULL)
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND,
+                   "cannot serve qrexec for qube '%s': %s", name, local_error->message);
+      goto fail;
+    }
+  peer = qube_peer (q);
+  q->ctrl = _qube_qrexec_chan_client (q->plugin, &peer, VCHAN_BASE_PORT, self->context, error);
+  if (q->ctrl == NULL)
+    goto fail;
+  _qube_qrexec_chan_set_callback (q->ctrl, ctrl_event, q);
+  /* The daemon speaks first. */
+  _qube_qrexec_append_hello (hello, QREXEC_PROTOCOL_VERSION);
+  _qube_qrexec_chan_send (q->ctrl, hello->data, hello->len);
+  if (!qube_listen (q, error))
+    goto fail;
+  return TRUE;
+
+fail:
+  g_hash_table_remove (self->qubes, name);
+  return FALSE;
+}
+
+/**
+ * qube_qrexec_daemon_disconnect:
+ * @self: a #QubeQrexecDaemon
+ * @name: a qube's name
+ *
+ * Stops serving a qube (it stopped): closes its control connection and
+ * its socket.
+ */
+void
+qube_qrexec_daemon_disconnect (QubeQrexecDaemon *self, const char *name)
+{
+  g_return_if_fail (QUBE_IS_QREXEC_DAEMON (self));
+  g_hash_table_remove (self->qubes, name);
+}
+
+/**
+ * qube_qrexec_daemon_is_connected:
+ * @self: a #QubeQrexecDaemon
+ * @name: a qube's name
+ *
+ * Returns: whether the qube's agent is connected and its MSG_HELLO came
+ */
+gboolean
+qube_qrexec_daemon_is_connected (QubeQrexecDaemon *self, const char *name)
+{
+  g_return_val_if_fail (QUBE_IS_QREXEC_DAEMON (self), FALSE);
+  return lookup_connected (self, name) != NULL;
+}

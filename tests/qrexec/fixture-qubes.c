@@ -1,0 +1,151 @@
+/* fixture-qubes.c — a test fixture that pretends qubes are running.
+ *
+ * It is not an isolation backend: each "qube" is a qube-agent process on
+ * this host attached through the socket vchan transport in the qube's
+ * runtime directory, and this process hosts the real qrexec daemon
+ * (QubeQrexecDaemon) for them, as a backend would once it started real
+ * VMs.  Used by the qrexec tests and bench/qrexec.
+ *
+ *   fixture-qubes --state-dir DIR [--policy-dir DIR] [--fake NAME]... NAME...
+ *
+ * Creates the qubes that do not exist (StandaloneVM), starts an agent for
+ * each NAME (services from STATE/rpc/NAME, trigger socket
+ * RUNDIR/agent.sock), serves each NAME and each --fake NAME (a qube whose
+ * guest side the test plays itself), prints "ready" once every agent said
+ * hello, and runs until SIGTERM or SIGINT.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+
+#include "qube.h"
+
+static gboolean
+quit_cb (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+static GPid
+start_agent (QubeManager *manager, const char *name, GError **error)
+{
+  g_autofree char *rundir = qube_qrexec_qube_runtime_dir (manager, name);
+  g_autofree char *rpc = g_build_filename (qube_manager_get_state_dir (manager), "rpc", name, NULL);
+  const char *builddir = g_getenv ("QUBE_TEST_BUILDDIR");
+  g_autofree char *agent = g_build_filename (builddir != NULL ? builddir : ".", "agent",
+                                             "qube-agent", NULL);
+  g_autofree char *transport = g_strdup_printf ("socket:%s", rundir);
+  g_autofree char *trigger = g_build_filename (rundir, "agent.sock", NULL);
+  g_auto(GStrv) envp = g_get_environ ();
+  const char *argv[] = { agent, "--default-user", g_get_user_name (), NULL };
+  GPid pid;
+
+  g_mkdir_with_parents (rundir, 0700);
+  g_mkdir_with_parents (rpc, 0755);
+  /* What runs in the "qube" (services, qrexec-client-vm) finds the agent
+   * through these. */
+  envp = g_environ_setenv (envp, "QUBE_AGENT_TRANSPORT", transport, TRUE);
+  envp = g_environ_setenv (envp, "QREXEC_AGENT_SOCKET", trigger, TRUE);
+  envp = g_environ_setenv (envp, "QREXEC_SERVICE_PATH", rpc, TRUE);
+  if (!g_spawn_async (NULL, (char **) argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid, error))
+    return 0;
+  return pid;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autofree char *state_dir = NULL;
+  g_autofree char *policy_dir = NULL;
+  g_auto(GStrv) fakes = NULL;
+  g_auto(GStrv) names = NULL;
+  g_autoptr(GOptionContext) context = g_option_context_new ("NAME…");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeManager) manager = NULL;
+  g_autoptr(QubeQrexecDaemon) daemon = NULL;
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(GArray) pids = g_array_new (FALSE, FALSE, sizeof (GPid));
+  const GOptionEntry entries[] = {
+    { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "State directory", "DIR" },
+    { "policy-dir", 0, 0, G_OPTION_ARG_FILENAME, &policy_dir, "Policy directory", "DIR" },
+    { "fake", 0, 0, G_OPTION_ARG_STRING_ARRAY, &fakes, "A qube whose guest the test plays", "NAME" },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &names, NULL, NULL },
+    { NULL }
+  };
+  gboolean ready = FALSE;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error) || state_dir == NULL)
+    {
+      g_printerr ("fixture-qubes: %s\n", error != NULL ? error->message : "--state-dir is needed");
+      return 2;
+    }
+  manager = qube_manager_new (state_dir, &error);
+  if (manager == NULL)
+    {
+      g_printerr ("fixture-qubes: %s\n", error->message);
+      return 1;
+    }
+  daemon = qube_qrexec_daemon_new (manager);
+  if (policy_dir != NULL)
+    qube_qrexec_daemon_set_policy_dir (daemon, policy_dir);
+
+  for (int pass = 0; pass < 2; pass++)
+    for (char **n = pass == 0 ? names : fakes; n != NULL && *n != NULL; n++)
+      {
+        g_autoptr(QubeVm) vm = qube_manager_lookup (manager, *n, NULL);
+
+        if (vm == NULL)
+          vm = qube_manager_create_vm (manager, "StandaloneVM", *n, NULL, NULL, &error);
+        if (vm == NULL)
+          {
+            g_printerr ("fixture-qubes: %s\n", error->message);
+            return 1;
+          }
+        if (pass == 0)
+          {
+            GPid pid = start_agent (manager, *n, &error);
+
+            if (pid == 0)
+              {
+                g_printerr ("fixture-qubes: cannot start the agent of '%s': %s\n", *n, error->message);
+                return 1;
+              }
+            g_array_append_val (pids, pid);
+          }
+        if (!qube_qrexec_daemon_connect (daemon, *n, "socket", &error))
+          {
+            g_printerr ("fixture-qubes: %s\n", error->message);
+            return 1;
+          }
+      }
+
+  g_unix_signal_add (SIGTERM, quit_cb, loop);
+  g_unix_signal_add (SIGINT, quit_cb, loop);
+  while (!ready)
+    {
+      ready = TRUE;
+      for (char **n = names; n != NULL && *n != NULL; n++)
+        ready &= qube_qrexec_daemon_is_connected (daemon, *n);
+      if (!ready)
+        g_main_context_iteration (NULL, TRUE);
+    }
+  printf ("ready\n");
+  fflush (stdout);
+  g_main_loop_run (loop);
+
+  g_clear_object (&daemon);
+  for (guint i = 0; i < pids->len; i++)
+    {
+      kill (g_array_index (pids, GPid, i), SIGTERM);
+      waitpid (g_array_index (pids, GPid, i), NULL, 0);
+    }
+  return 0;
+}

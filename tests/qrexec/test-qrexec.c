@@ -1,0 +1,634 @@
+/* test-qrexec.c — qrexec end to end: `qube run` in a qube, services and
+ * their environment, qube-to-qube calls under the policy, and guests that
+ * break the protocol.
+ *
+ * The qubes are pretended by tests/qrexec/fixture-qubes (qube-agent
+ * processes on this host over the socket vchan transport, with the real
+ * qrexec daemon); the hostile guests are played by this program, speaking
+ * raw qrexec over the same transport with the guest's transport code.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+
+#include "transport.h"
+#include "qrexec-wire.h"
+
+static char *tmp_dir;
+static char *state_dir;
+static char *policy_dir;
+static char *fixture_log;
+static GSubprocess *fixture;
+static const AgentTransport *transport = &agent_transport_socket;
+
+typedef struct {
+  int status;
+  char *out;
+  gsize out_len;
+  char *err;
+} Run;
+
+static void
+run_free (Run *run)
+{
+  g_free (run->out);
+  g_free (run->err);
+  g_free (run);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Run, run_free)
+
+static char *
+build_path (const char *first, ...)
+{
+  return g_build_filename (g_getenv ("QUBE_TEST_BUILDDIR"), first, NULL);
+}
+
+/* The environment of every `qube` run. */
+static char **
+run_environ (void)
+{
+  g_autofree char *plugins = build_path ("plugins/socket/.libs", NULL);
+  char **envp = g_get_environ ();
+
+  envp = g_environ_setenv (envp, "QUBE_STATE_DIR", state_dir, TRUE);
+  envp = g_environ_setenv (envp, "QUBE_PLUGIN_PATH", plugins, TRUE);
+  envp = g_environ_setenv (envp, "LC_ALL", "C.UTF-8", TRUE);
+  return g_environ_unsetenv (envp, "G_MESSAGES_DEBUG");
+}
+
+/* Runs `qube ARGS…` with stdin from `in_path` (or /dev/null), stdout to
+ * `out_path` (or captured), stderr captured.  g_spawn_sync, not
+ * GSubprocess: tests run in forked children, where GLib's worker thread
+ * that reaps GSubprocess children does not exist. */
+static Run *
+qube_runv (const char *in_path, const char *out_path, const char *const *args)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_auto(GStrv) envp = run_environ ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *out_file = out_path != NULL ? g_strdup (out_path)
+                                               : g_build_filename (tmp_dir, "run.out", NULL);
+  g_autofree char *err_file = g_build_filename (tmp_dir, "run.err", NULL);
+  Run *run = g_new0 (Run, 1);
+  int wait_status = 0;
+
+  g_ptr_array_add (argv, g_strdup ("/bin/sh"));
+  g_ptr_array_add (argv, g_strdup ("-c"));
+  g_ptr_array_add (argv, g_strdup ("exec \"$0\" \"$@\" <\"$RUN_IN\" >\"$RUN_OUT\" 2>\"$RUN_ERR\""));
+  g_ptr_array_add (argv, build_path ("cli/qube", NULL));
+  for (const char *const *a = args; *a != NULL; a++)
+    g_ptr_array_add (argv, g_strdup (*a));
+  g_ptr_array_add (argv, NULL);
+  envp = g_environ_setenv (envp, "RUN_IN", in_path != NULL ? in_path : "/dev/null", TRUE);
+  envp = g_environ_setenv (envp, "RUN_OUT", out_file, TRUE);
+  envp = g_environ_setenv (envp, "RUN_ERR", err_file, TRUE);
+  if (!g_spawn_sync (NULL, (char **) argv->pdata, envp, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL,
+                     &wait_status, &error))
+    ck_abort_msg ("cannot run qube: %s", error->message);
+  ck_assert_msg (WIFEXITED (wait_status), "qube did not exit normally (%d)", wait_status);
+  run->status = WEXITSTATUS (wait_status);
+  if (out_path == NULL)
+    ck_assert (g_file_get_contents (out_file, &run->out, &run->out_len, NULL));
+  ck_assert (g_file_get_contents (err_file, &run->err, NULL, NULL));
+  return run;
+}
+
+#define qube_run(...) qube_runv (NULL, NULL, (const char *const[]) { __VA_ARGS__, NULL })
+#define qube_run_io(in, out, ...) qube_runv (in, out, (const char *const[]) { __VA_ARGS__, NULL })
+
+static void
+write_file (const char *path, const char *text, int mode)
+{
+  ck_assert (g_file_set_contents (path, text, -1, NULL));
+  ck_assert_int_eq (g_chmod (path, mode), 0);
+}
+
+static void
+add_service (const char *qube, const char *name, const char *script)
+{
+  g_autofree char *dir = g_build_filename (state_dir, "rpc", qube, NULL);
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autofree char *text = g_strdup_printf ("#!/bin/sh\n%s\n", script);
+
+  g_mkdir_with_parents (dir, 0755);
+  write_file (path, text, 0755);
+}
+
+static char *
+read_log (void)
+{
+  g_autoptr(GError) error = NULL;
+  char *text = NULL;
+
+  if (!g_file_get_contents (fixture_log, &text, NULL, &error))
+    ck_abort_msg ("cannot read the daemon's log: %s", error->message);
+  return g_steal_pointer (&text);
+}
+
+/* ---- the fixture --------------------------------------------------------- */
+
+static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul", "evil-port",
+                               "evil-flood", NULL };
+
+static void
+setup (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocessLauncher) l = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *policy = NULL;
+  g_autoptr(GDataInputStream) in = NULL;
+  g_autofree char *line = NULL;
+
+  tmp_dir = g_dir_make_tmp ("qube-qrexec-XXXXXX", &error);
+  ck_assert (tmp_dir != NULL);
+  state_dir = g_build_filename (tmp_dir, "state", NULL);
+  policy_dir = g_build_filename (tmp_dir, "policy.d", NULL);
+  fixture_log = g_build_filename (tmp_dir, "fixture.log", NULL);
+  g_mkdir_with_parents (policy_dir, 0755);
+  policy = g_build_filename (policy_dir, "30-test.policy", NULL);
+  write_file (policy,
+              "test.Env   *  work  vault          allow\n"
+              "test.Echo  *  work  vault          allow\n"
+              "test.Env   *  work  sys            deny\n"
+              "test.Ask   *  work  vault          ask\n"
+              "test.Disp  *  work  @dispvm:dvmt   allow\n"
+              "test.Flood *  @anyvm @anyvm        deny\n", 0644);
+
+  /* Qubes the fixture does not make: a disposable template, and one the
+   * policy refuses calls to. */
+  {
+    g_autoptr(Run) r1 = qube_run ("create", "-C", "TemplateVM", "fedora");
+    g_autoptr(Run) r2 = qube_run ("create", "-C", "AppVM", "-t", "fedora",
+                                  "--property", "template_for_dispvms=True", "dvmt");
+    g_autoptr(Run) r3 = qube_run ("create", "-C", "StandaloneVM", "sys");
+
+    ck_assert_msg (r1->status == 0 && r2->status == 0 && r3->status == 0, "%s%s%s",
+                   r1->err, r2->err, r3->err);
+  }
+  add_service ("work", "test.Env", "env | grep ^QREXEC_ | grep -v -e _SOCKET= -e _PATH= | sort");
+  add_service ("vault", "test.Env", "env | grep ^QREXEC_ | grep -v -e _SOCKET= -e _PATH= | sort");
+  add_service ("vault", "test.Echo", "exec cat");
+  add_service ("work", "test.Pick", "echo generic");
+  add_service ("work", "test.Pick+special", "echo special");
+  add_service ("work", "test.Exit", "echo \"exiting $1\"; exit \"$1\"");
+
+  l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  {
+    g_auto(GStrv) envp = run_environ ();
+
+    g_subprocess_launcher_set_environ (l, envp);
+  }
+  g_subprocess_launcher_set_flags (l, G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_subprocess_launcher_set_stderr_file_path (l, fixture_log);
+  g_ptr_array_add (argv, build_path ("tests/qrexec/fixture-qubes", NULL));
+  g_ptr_array_add (argv, g_strdup_printf ("--state-dir=%s", state_dir));
+  g_ptr_array_add (argv, g_strdup_printf ("--policy-dir=%s", policy_dir));
+  for (const char **f = fakes; *f != NULL; f++)
+    g_ptr_array_add (argv, g_strdup_printf ("--fake=%s", *f));
+  g_ptr_array_add (argv, g_strdup ("work"));
+  g_ptr_array_add (argv, g_strdup ("vault"));
+  g_ptr_array_add (argv, NULL);
+  fixture = g_subprocess_launcher_spawnv (l, (const char *const *) argv->pdata, &error);
+  ck_assert_msg (fixture != NULL, "%s", error != NULL ? error->message : "");
+  in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (fixture));
+  line = g_data_input_stream_read_line (in, NULL, NULL, &error);
+  ck_assert_msg (g_strcmp0 (line, "ready") == 0, "the fixture did not start: %s",
+                 error != NULL ? error->message : "");
+}
+
+static void
+teardown (void)
+{
+  g_autofree char *cmd = NULL;
+
+  if (fixture != NULL)
+    {
+      g_subprocess_send_signal (fixture, SIGTERM);
+      g_subprocess_wait (fixture, NULL, NULL);
+      g_clear_object (&fixture);
+    }
+  cmd = g_strdup_printf ("rm -rf '%s'", tmp_dir);
+  (void) !system (cmd);
+}
+
+/* ---- qube run ------------------------------------------------------------ */
+
+static void
+assert_work_still_serves (void)
+{
+  g_autoptr(Run) run = qube_run ("run", "--no-stdin", "work", "--", "echo still here");
+
+  ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+  ck_assert_str_eq (run->out, "still here\n");
+}
+
+static void
+make_random_file (const char *path, gsize size)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed (42);
+  guint32 *data = g_malloc (size + 4);
+
+  for (gsize i = 0; i < size / 4 + 1; i++)
+    data[i] = g_rand_int (rand);
+  /* Bytes that text-minded code mangles. */
+  memcpy (data, "\0\n\r\0\xff", 5);
+  ck_assert (g_file_set_contents (path, (const char *) data, (gssize) size, NULL));
+  g_free (data);
+}
+
+static char *
+file_sha256 (const char *path)
+{
+  g_autoptr(GMappedFile) map = g_mapped_file_new (path, FALSE, NULL);
+
+  ck_assert (map != NULL);
+  return g_compute_checksum_for_data (G_CHECKSUM_SHA256,
+                                      (const guchar *) g_mapped_file_get_contents (map),
+                                      g_mapped_file_get_length (map));
+}
+
+static void
+round_trip (gsize size)
+{
+  g_autofree char *in = g_build_filename (tmp_dir, "in.bin", NULL);
+  g_autofree char *out = g_build_filename (tmp_dir, "out.bin", NULL);
+  g_autofree char *sum_in = NULL;
+  g_autofree char *sum_out = NULL;
+  g_autoptr(Run) run = NULL;
+
+  make_random_file (in, size);
+  run = qube_run_io (in, out, "run", "work", "--", "cat");
+  ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+  sum_in = file_sha256 (in);
+  sum_out = file_sha256 (out);
+  ck_assert_str_eq (sum_out, sum_in);
+}
+
+START_TEST (test_run_binary_round_trip)
+{
+  round_trip (1024 * 1024 + 17);
+}
+END_TEST
+
+START_TEST (test_run_50mb_checksum)
+{
+  round_trip (50 * 1024 * 1024);
+}
+END_TEST
+
+START_TEST (test_run_stderr_and_exit_codes)
+{
+  static const int codes[] = { 0, 1, 42 };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (codes); i++)
+    {
+      g_autofree char *cmd = g_strdup_printf ("echo out; echo err-%d >&2; exit %d", codes[i], codes[i]);
+      g_autofree char *want_err = g_strdup_printf ("err-%d\n", codes[i]);
+      g_autoptr(Run) run = qube_run ("run", "work", "--", cmd);
+
+      ck_assert_int_eq (run->status, codes[i]);
+      ck_assert_str_eq (run->out, "out\n");
+      ck_assert_str_eq (run->err, want_err);
+    }
+}
+END_TEST
+
+START_TEST (test_run_arguments_are_quoted)
+{
+  g_autoptr(Run) run = qube_run ("run", "work", "--", "printf", "%s|", "a b", "$HOME", "it's");
+
+  ck_assert_int_eq (run->status, 0);
+  ck_assert_str_eq (run->out, "a b|$HOME|it's|");
+}
+END_TEST
+
+START_TEST (test_run_unknown_user_is_125)
+{
+  g_autoptr(Run) run = qube_run ("run", "--user", "no-such-user", "work", "--", "true");
+
+  ck_assert_int_eq (run->status, 125);
+  ck_assert_msg (strstr (run->err, "no-such-user") != NULL && strstr (run->err, "no such user") != NULL,
+                 "stderr: %s", run->err);
+}
+END_TEST
+
+START_TEST (test_run_missing_service_is_127)
+{
+  g_autoptr(Run) run = qube_run ("run", "--service", "test.Missing+x", "work");
+
+  ck_assert_int_eq (run->status, 127);
+  ck_assert_msg (strstr (run->err, "test.Missing+x") != NULL, "stderr: %s", run->err);
+}
+END_TEST
+
+START_TEST (test_run_not_served_qube_fails_clearly)
+{
+  g_autoptr(Run) run = qube_run ("run", "sys", "--", "true");
+
+  ck_assert_int_eq (run->status, 125);
+  ck_assert_msg (strstr (run->err, "'sys'") != NULL && strstr (run->err, "not running") != NULL,
+                 "stderr: %s", run->err);
+}
+END_TEST
+
+START_TEST (test_service_argument_and_environment)
+{
+  g_autoptr(Run) run = qube_run ("run", "--service", "test.Env+foo", "work");
+
+  ck_assert_int_eq (run->status, 0);
+  ck_assert_str_eq (run->out,
+                    "QREXEC_REMOTE_DOMAIN=dom0\n"
+                    "QREXEC_SERVICE_ARGUMENT=foo\n"
+                    "QREXEC_SERVICE_FULL_NAME=test.Env+foo\n");
+}
+END_TEST
+
+START_TEST (test_service_with_argument_file_first)
+{
+  g_autoptr(Run) special = qube_run ("run", "--service", "test.Pick+special", "work");
+  g_autoptr(Run) other = qube_run ("run", "--service", "test.Pick+other", "work");
+  g_autoptr(Run) exit42 = qube_run ("run", "--service", "test.Exit+42", "work");
+
+  ck_assert_str_eq (special->out, "special\n");
+  ck_assert_str_eq (other->out, "generic\n");
+  ck_assert_int_eq (exit42->status, 42);
+  ck_assert_str_eq (exit42->out, "exiting 42\n");
+}
+END_TEST
+
+/* ---- qube to qube -------------------------------------------------------- */
+
+static Run *
+call_from_work (const char *in_path, const char *out_path, const char *target, const char *service)
+{
+  g_autofree char *client = build_path ("agent/qrexec-client-vm", NULL);
+
+  return qube_run_io (in_path, out_path, "run", "work", "--", client, target, service);
+}
+
+START_TEST (test_call_allowed_with_environment)
+{
+  g_autoptr(Run) run = call_from_work (NULL, NULL, "vault", "test.Env+bar");
+
+  ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+  ck_assert_str_eq (run->out,
+                    "QREXEC_REMOTE_DOMAIN=work\n"
+                    "QREXEC_REQUESTED_TARGET=vault\n"
+                    "QREXEC_REQUESTED_TARGET_TYPE=name\n"
+                    "QREXEC_SERVICE_ARGUMENT=bar\n"
+                    "QREXEC_SERVICE_FULL_NAME=test.Env+bar\n");
+}
+END_TEST
+
+START_TEST (test_call_passes_data_both_ways)
+{
+  g_autofree char *in = g_build_filename (tmp_dir, "call-in.bin", NULL);
+  g_autofree char *out = g_build_filename (tmp_dir, "call-out.bin", NULL);
+  g_autofree char *sum_in = NULL;
+  g_autofree char *sum_out = NULL;
+  g_autoptr(Run) run = NULL;
+
+  make_random_file (in, 3 * 1024 * 1024 + 5);
+  run = call_from_work (in, out, "vault", "test.Echo");
+  ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+  sum_in = file_sha256 (in);
+  sum_out = file_sha256 (out);
+  ck_assert_str_eq (sum_out, sum_in);
+}
+END_TEST
+
+static void
+assert_refused (const char *target, const char *service, const char *log_words)
+{
+  g_autoptr(Run) run = call_from_work (NULL, NULL, target, service);
+  g_autofree char *log = read_log ();
+
+  ck_assert_int_eq (run->status, 126);
+  ck_assert_msg (strstr (run->err, "Request refused") != NULL, "stderr: %s", run->err);
+  ck_assert_msg (strstr (log, log_words) != NULL, "'%s' not in the daemon's log:\n%s", log_words, log);
+}
+
+START_TEST (test_call_denied_by_policy)
+{
+  assert_refused ("sys", "test.Env", "call test.Env from 'work' to 'sys' refused");
+}
+END_TEST
+
+START_TEST (test_call_not_in_policy_denied)
+{
+  assert_refused ("vault", "test.Unlisted", "call test.Unlisted from 'work' to 'vault' refused");
+}
+END_TEST
+
+START_TEST (test_call_ask_without_agent_denied)
+{
+  assert_refused ("vault", "test.Ask", "call test.Ask from 'work' to 'vault' refused");
+}
+END_TEST
+
+START_TEST (test_call_dispvm_refused_clearly)
+{
+  assert_refused ("@dispvm:dvmt", "test.Disp", "disposable targets (@dispvm:dvmt) are not supported yet");
+}
+END_TEST
+
+/* ---- hostile guests ------------------------------------------------------ */
+
+/* Plays the guest of qube `name`: offers the control channel, answers the
+ * daemon's hello. */
+static AgentChan *
+fake_guest (const char *name)
+{
+  g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", name, NULL);
+  char err[512];
+  AgentChan *chan = transport->listen (rundir, VCHAN_BASE_PORT, 65536, 65536, err, sizeof err);
+  struct { struct msg_header h; struct peer_info p; } hello = { { MSG_HELLO, 4 }, { 3 } }, theirs;
+
+  ck_assert_msg (chan != NULL, "%s", err);
+  ck_assert_msg (transport->accept (chan, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq (transport->write_all (chan, &hello, sizeof hello), 0);
+  ck_assert_int_eq (agent_chan_read_exact (transport, chan, &theirs, sizeof theirs), 0);
+  ck_assert_uint_eq (theirs.h.type, MSG_HELLO);
+  ck_assert_uint_eq (theirs.h.len, 4);
+  ck_assert_uint_eq (theirs.p.version, 3);
+  return chan;
+}
+
+/* The daemon closes the fake guest's connection (reading what it sends
+ * until then), and says why in its log. */
+static void
+assert_cut_off (AgentChan *chan, const char *name, const char *cause)
+{
+  g_autofree char *log = NULL;
+  g_autofree char *who = g_strdup_printf ("qube '%s': ", name);
+  char buf[4096];
+  const char *at;
+
+  for (;;)
+    {
+      struct pollfd pfd = { .fd = transport->fd (chan), .events = POLLIN };
+
+      ck_assert_msg (poll (&pfd, 1, 30000) == 1, "the daemon kept the connection of '%s' open", name);
+      if (transport->pump (chan) < 0)
+        break;
+      while (transport->take (chan, buf, sizeof buf) > 0)
+        ;
+    }
+  log = read_log ();
+  at = strstr (log, who);
+  ck_assert_msg (at != NULL, "no warning about '%s' in the log:\n%s", name, log);
+  at = log + (at - log);
+  ck_assert_msg (at != NULL, "no warning about '%s' in the log:\n%s", name, log);
+  ck_assert_msg (strstr (at, cause) != NULL && strstr (at, "closing its qrexec control connection") != NULL,
+                 "'%s' not in the log:\n%s", cause, log);
+  transport->close (chan);
+  assert_work_still_serves ();
+}
+
+static void
+send_raw (AgentChan *chan, uint32_t type, uint32_t len, const void *payload, size_t payload_len)
+{
+  struct msg_header h = { type, len };
+
+  /* The daemon may close in the middle: that is what is tested. */
+  if (transport->write_all (chan, &h, sizeof h) == 0 && payload_len > 0)
+    (void) transport->write_all (chan, payload, payload_len);
+}
+
+START_TEST (test_hostile_length_beyond_maximum)
+{
+  AgentChan *chan = fake_guest ("evil-len");
+
+  send_raw (chan, MSG_TRIGGER_SERVICE3, 1 << 20, NULL, 0);
+  assert_cut_off (chan, "evil-len", "MSG_TRIGGER_SERVICE3 of 1048576 bytes");
+}
+END_TEST
+
+START_TEST (test_hostile_unknown_type)
+{
+  AgentChan *chan = fake_guest ("evil-type");
+
+  send_raw (chan, 0x999, 0, NULL, 0);
+  assert_cut_off (chan, "evil-type", "unknown message type 0x999");
+}
+END_TEST
+
+START_TEST (test_hostile_truncated_struct)
+{
+  AgentChan *chan = fake_guest ("evil-trunc");
+  char payload[50] = "vault";
+
+  send_raw (chan, MSG_TRIGGER_SERVICE3, sizeof payload, payload, sizeof payload);
+  assert_cut_off (chan, "evil-trunc", "MSG_TRIGGER_SERVICE3 of 50 bytes");
+}
+END_TEST
+
+START_TEST (test_hostile_name_without_nul)
+{
+  AgentChan *chan = fake_guest ("evil-nul");
+  struct {
+    struct trigger_service_params3 p;
+    char name[9];
+  } msg;
+
+  memset (msg.p.target_domain, 'a', sizeof msg.p.target_domain);
+  memset (&msg.p.request_id, 0, sizeof msg.p.request_id);
+  strcpy (msg.p.request_id.ident, "SOCKET1");
+  memcpy (msg.name, "test.Env", 9);
+  send_raw (chan, MSG_TRIGGER_SERVICE3, sizeof msg, &msg, sizeof msg);
+  assert_cut_off (chan, "evil-nul", "the target is not NUL-terminated");
+}
+END_TEST
+
+START_TEST (test_hostile_port_never_offered)
+{
+  AgentChan *chan = fake_guest ("evil-port");
+  struct exec_params p = { 0, 7777 };
+
+  send_raw (chan, MSG_CONNECTION_TERMINATED, sizeof p, &p, sizeof p);
+  assert_cut_off (chan, "evil-port", "data port 7777, which it was never offered");
+}
+END_TEST
+
+START_TEST (test_hostile_flood_of_requests)
+{
+  AgentChan *chan = fake_guest ("evil-flood");
+  struct {
+    struct trigger_service_params3 p;
+    char name[11];
+  } msg;
+
+  memset (&msg, 0, sizeof msg);
+  strcpy (msg.p.target_domain, "vault");
+  strcpy (msg.p.request_id.ident, "SOCKET1");
+  memcpy (msg.name, "test.Flood", 11);
+  for (int i = 0; i < 3000; i++)
+    send_raw (chan, MSG_TRIGGER_SERVICE3, sizeof msg, &msg, sizeof msg);
+  assert_cut_off (chan, "evil-flood", "flood");
+}
+END_TEST
+
+static Suite *
+qrexec_suite (void)
+{
+  Suite *s = suite_create ("qrexec");
+  TCase *run = tcase_create ("qube run");
+  TCase *call = tcase_create ("qube to qube");
+  TCase *hostile = tcase_create ("hostile guests");
+
+  /* One set of pretended qubes for the whole suite. */
+  tcase_add_unchecked_fixture (run, setup, teardown);
+  tcase_set_timeout (run, 120);
+  tcase_add_test (run, test_run_binary_round_trip);
+  tcase_add_test (run, test_run_50mb_checksum);
+  tcase_add_test (run, test_run_stderr_and_exit_codes);
+  tcase_add_test (run, test_run_arguments_are_quoted);
+  tcase_add_test (run, test_run_unknown_user_is_125);
+  tcase_add_test (run, test_run_missing_service_is_127);
+  tcase_add_test (run, test_run_not_served_qube_fails_clearly);
+  tcase_add_test (run, test_service_argument_and_environment);
+  tcase_add_test (run, test_service_with_argument_file_first);
+  suite_add_tcase (s, run);
+
+  tcase_add_unchecked_fixture (call, setup, teardown);
+  tcase_add_test (call, test_call_allowed_with_environment);
+  tcase_add_test (call, test_call_passes_data_both_ways);
+  tcase_add_test (call, test_call_denied_by_policy);
+  tcase_add_test (call, test_call_not_in_policy_denied);
+  tcase_add_test (call, test_call_ask_without_agent_denied);
+  tcase_add_test (call, test_call_dispvm_refused_clearly);
+  suite_add_tcase (s, call);
+
+  tcase_add_unchecked_fixture (hostile, setup, teardown);
+  tcase_set_timeout (hostile, 120);
+  tcase_add_test (hostile, test_hostile_length_beyond_maximum);
+  tcase_add_test (hostile, test_hostile_unknown_type);
+  tcase_add_test (hostile, test_hostile_truncated_struct);
+  tcase_add_test (hostile, test_hostile_name_without_nul);
+  tcase_add_test (hostile, test_hostile_port_never_offered);
+  tcase_add_test (hostile, test_hostile_flood_of_requests);
+  suite_add_tcase (s, hostile);
+  return s;
+}
+
+int
+main (void)
+{
+  SRunner *runner = srunner_create (qrexec_suite ());
+  int failed;
+
+  srunner_run_all (runner, CK_NORMAL);
+  failed = srunner_ntests_failed (runner);
+  srunner_free (runner);
+  return failed == 0 ? 0 : 1;
+}
