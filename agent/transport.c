@@ -8,6 +8,7 @@
 
 static const AgentTransport *const transports[] = {
   &agent_transport_socket,
+  &agent_transport_virtio,
 };
 
 const AgentTransport *

@@ -42,6 +42,8 @@ typedef struct {
 } AgentTransport;
 
 extern const AgentTransport agent_transport_socket;
+/* "virtio:PORT-NAME": kvm qubes (transport-virtio.c). */
+extern const AgentTransport agent_transport_virtio;
 
 /* The transport a spec names, with *arg pointing at its argument; NULL
  * when unknown. */
