@@ -153,8 +153,21 @@ link_open (const char *name, char *err, size_t errlen)
     }
   vlink.owner = getpid ();
   strcpy (vlink.name, name);
-  /* The host speaks first: nothing is sent before its HELLO. */
   vmux_init (&vlink.mux, NULL, NULL);
+  /* If the host is connected it answers; if not, the HELLO is dropped and
+   * the host asks when it connects. */
+  if (vmux_link_up (&vlink.mux) == 0)
+    {
+      const void *out;
+      size_t len;
+
+      ssize_t n;
+
+      vmux_out_peek (&vlink.mux, &out, &len);
+      n = write (vlink.fd, out, len);
+      (void) n;   /* sent or dropped: nothing to keep either way */
+      vmux_out_consumed (&vlink.mux, len);
+    }
   return 0;
 }
 

@@ -167,6 +167,7 @@ vmux_link_up (Vmux *mux)
   mux->payload_chan = NULL;
   mux->payload_left = 0;
   mux->out_off = mux->out_len = 0;
+  mux->answered = 0;
   return queue (mux, VMUX_HELLO, 0, 0, VMUX_VERSION, 0, NULL, 0);
 }
 
@@ -187,6 +188,7 @@ void
 vmux_link_down (Vmux *mux)
 {
   mux->peer_up = 0;
+  mux->answered = 0;
   peer_reset (mux);
   mux->payload_chan = NULL;
   mux->payload_left = 0;
@@ -249,8 +251,20 @@ handle_frame (Vmux *mux)
       peer_reset (mux);
       mux->peer_up = 1;
       mux->sessions++;
-      if (b == 0 && queue (mux, VMUX_HELLO, 0, 0, VMUX_VERSION, 1, NULL, 0) < 0)
-        return -1;
+      /* The side that answers sends its offers after the answer; the side
+       * that asked sends them on the answer, unless both asked at once and
+       * it answered already. */
+      if (b == 0)
+        {
+          if (queue (mux, VMUX_HELLO, 0, 0, VMUX_VERSION, 1, NULL, 0) < 0)
+            return -1;
+          mux->answered = 1;
+        }
+      else if (mux->answered)
+        {
+          notify (mux, NULL);
+          return 0;
+        }
       for (VmuxChan *c = mux->chans; c != NULL; c = c->next)
         if (c->server && c->state == VMUX_CHAN_WAITING && send_offer (mux, c) < 0)
           return -1;

@@ -84,6 +84,7 @@ struct Vmux {
   VmuxChan *chans;
   VmuxOffer *offers;        /* the peer's offers nobody took yet */
   int peer_up;              /* the peer's HELLO arrived on this link */
+  int answered;             /* we answered a HELLO since the link came up */
   unsigned long sessions;   /* HELLOs received so far */
   VmuxNotify notify;
   void *notify_data;
@@ -102,7 +103,9 @@ void vmux_init (Vmux *mux, VmuxNotify notify, void *notify_data);
 /* Frees every channel, offer and buffer. */
 void vmux_clear (Vmux *mux);
 
-/* The link (re)opened: queues our HELLO (the peer answers with its own). */
+/* The link (re)opened: queues our HELLO (the peer answers with its own).
+ * Either side may say HELLO first, or both at once: a HELLO that arrives
+ * while nobody listens is lost, so each side asks when it opens the link. */
 int vmux_link_up (Vmux *mux);
 /* The link broke: connected channels become GONE, the peer's offers are
  * forgotten; our waiting offers stay (they are offered again on the next

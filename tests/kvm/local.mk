@@ -4,6 +4,22 @@ if HAVE_CHECK
 check_PROGRAMS += tests/kvm/test-kvm tests/kvm/test-kvm-qmp tests/kvm/test-kvm-accel
 TESTS += tests/kvm/test-kvm tests/kvm/test-kvm-qmp tests/kvm/test-kvm-accel
 
+# vchan between the host and a real qube: the plugin's vchan side against
+# vchan-peer, a static guest program on agent/transport-virtio.c that the
+# test puts in the qube's initramfs.
+check_PROGRAMS += tests/kvm/test-kvm-vchan tests/kvm/vchan-peer
+TESTS += tests/kvm/test-kvm-vchan
+tests_kvm_test_kvm_vchan_SOURCES = tests/kvm/test-kvm-vchan.c tests/kvm/vchan-peer-proto.h
+tests_kvm_test_kvm_vchan_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
+tests_kvm_test_kvm_vchan_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
+EXTRA_tests_kvm_test_kvm_vchan_DEPENDENCIES = plugins/kvm/kvm.la
+tests_kvm_vchan_peer_SOURCES = tests/kvm/vchan-peer.c tests/kvm/vchan-peer-proto.h \
+	agent/transport.h agent/transport.c agent/transport-socket.c \
+	agent/transport-virtio.c common/vchan-mux.h common/vchan-mux.c
+tests_kvm_vchan_peer_CPPFLAGS = -I$(top_srcdir)/agent -I$(top_srcdir)
+tests_kvm_vchan_peer_CFLAGS = $(WARN_CFLAGS) -D_GNU_SOURCE
+tests_kvm_vchan_peer_LDFLAGS = -all-static
+
 # The QMP client against a scripted monitor.
 tests_kvm_test_kvm_qmp_SOURCES = tests/kvm/test-kvm-qmp.c \
 	plugins/kvm/kvm-qmp.c plugins/kvm/kvm-qmp.h
