@@ -168,7 +168,7 @@ vmux_link_up (Vmux *mux)
   mux->payload_left = 0;
   mux->out_off = mux->out_len = 0;
   mux->answered = 0;
-  return queue (mux, VMUX_HELLO, 0, 0, VMUX_VERSION, 0, NULL, 0);
+  return queue (mux, VMUX_HELLO, 0, VMUX_HELLO_MAGIC, VMUX_VERSION, 0, NULL, 0);
 }
 
 /* The peer's view of every channel is gone: connected channels end. */
@@ -225,6 +225,13 @@ chan_connected (VmuxChan *chan, size_t rx_size, size_t peer_ring)
   return 0;
 }
 
+static int
+is_hello (const unsigned char *h)
+{
+  return h[0] == VMUX_HELLO && h[1] == 0 && h[2] == 0 && h[3] == 0 &&
+         get32 (h + 4) == VMUX_HELLO_MAGIC && get32 (h + 8) == VMUX_VERSION && get32 (h + 12) <= 1;
+}
+
 /* One complete header arrived. */
 static int
 handle_frame (Vmux *mux)
@@ -239,13 +246,11 @@ handle_frame (Vmux *mux)
 
   if ((flags & ~VMUX_F_FROM_SERVER) != 0)
     return fail (mux, "the peer sent unknown frame flags", port);
-  if (type != VMUX_HELLO && !mux->peer_up)
-    return fail (mux, "the peer sent a frame before its hello", port);
 
   switch (type)
     {
     case VMUX_HELLO:
-      if (a != VMUX_VERSION || b > 1 || port != 0 || flags != 0)
+      if (a != VMUX_VERSION || b > 1 || port != VMUX_HELLO_MAGIC || flags != 0)
         return fail (mux, "the peer's hello is not a version 1 hello", port);
       /* A new hello is a new session: whatever the peer knew is gone. */
       peer_reset (mux);
@@ -256,7 +261,7 @@ handle_frame (Vmux *mux)
        * it answered already. */
       if (b == 0)
         {
-          if (queue (mux, VMUX_HELLO, 0, 0, VMUX_VERSION, 1, NULL, 0) < 0)
+          if (queue (mux, VMUX_HELLO, 0, VMUX_HELLO_MAGIC, VMUX_VERSION, 1, NULL, 0) < 0)
             return -1;
           mux->answered = 1;
         }
@@ -411,6 +416,15 @@ vmux_feed (Vmux *mux, const void *buf, size_t len)
           len -= n;
           if (mux->hdr_have < VMUX_HEADER_SIZE)
             continue;
+          if (!mux->peer_up && !is_hello (mux->hdr))
+            {
+              /* Before a session starts the link may still carry the end
+               * of an earlier one: slide to the next HELLO. */
+              memmove (mux->hdr, mux->hdr + 1, VMUX_HEADER_SIZE - 1);
+              mux->hdr_have = VMUX_HEADER_SIZE - 1;
+              mux->skipped++;
+              continue;
+            }
           mux->hdr_have = 0;
           if (handle_frame (mux) < 0)
             return -1;

@@ -24,9 +24,13 @@
 
 #define VMUX_VERSION 1u
 #define VMUX_HEADER_SIZE 16u
+/* A HELLO carries this in its port field ("QVMX"): a receiver that is not
+ * in a session yet skips bytes until a HELLO, so the tail of an earlier
+ * session left in the link cannot be mistaken for frames. */
+#define VMUX_HELLO_MAGIC 0x584d5651u
 
 enum {
-  VMUX_HELLO = 1,     /* a = version, b = 1 when it answers a HELLO */
+  VMUX_HELLO = 1,     /* port = VMUX_HELLO_MAGIC, a = version, b = 1 when it answers */
   VMUX_OFFER = 2,     /* a server offers `port`: a = its read ring, b = its write ring */
   VMUX_CONNECT = 3,   /* a client takes the offer of `port` */
   VMUX_DATA = 4,      /* a = payload length, never beyond the credit */
@@ -85,6 +89,7 @@ struct Vmux {
   VmuxOffer *offers;        /* the peer's offers nobody took yet */
   int peer_up;              /* the peer's HELLO arrived on this link */
   int answered;             /* we answered a HELLO since the link came up */
+  unsigned long skipped;    /* bytes dropped while looking for a HELLO */
   unsigned long sessions;   /* HELLOs received so far */
   VmuxNotify notify;
   void *notify_data;

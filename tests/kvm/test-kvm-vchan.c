@@ -599,7 +599,7 @@ main (void)
     backend->kill (plugin, &ref);
   kill_leftovers ();
   {
-    const char *argv[] = { "rm", "-rf", tmp_dir, NULL };
+    const char *argv[] = { "/bin/rm", "-rf", tmp_dir, NULL };
 
     run (argv, NULL);
   }
