@@ -4,6 +4,13 @@ if HAVE_CHECK
 check_PROGRAMS += tests/kvm/test-kvm tests/kvm/test-kvm-qmp tests/kvm/test-kvm-accel
 TESTS += tests/kvm/test-kvm tests/kvm/test-kvm-qmp tests/kvm/test-kvm-accel
 
+# The vchan multiplexer both sides share, and a peer breaking its rules.
+check_PROGRAMS += tests/kvm/test-vchan-mux
+TESTS += tests/kvm/test-vchan-mux
+tests_kvm_test_vchan_mux_SOURCES = tests/kvm/test-vchan-mux.c common/vchan-mux.c common/vchan-mux.h
+tests_kvm_test_vchan_mux_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_kvm_test_vchan_mux_LDADD = $(CHECK_LIBS)
+
 # vchan between the host and a real qube: the plugin's vchan side against
 # vchan-peer, a static guest program on agent/transport-virtio.c that the
 # test puts in the qube's initramfs.
