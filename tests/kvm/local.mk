@@ -16,7 +16,8 @@ tests_kvm_test_vchan_mux_LDADD = $(CHECK_LIBS)
 # test puts in the qube's initramfs.
 check_PROGRAMS += tests/kvm/test-kvm-vchan tests/kvm/vchan-peer
 TESTS += tests/kvm/test-kvm-vchan
-tests_kvm_test_kvm_vchan_SOURCES = tests/kvm/test-kvm-vchan.c tests/kvm/vchan-peer-proto.h
+tests_kvm_test_kvm_vchan_SOURCES = tests/kvm/test-kvm-vchan.c tests/kvm/vchan-peer-proto.h \
+	tests/kvm/kvm-vchan-fixture.c tests/kvm/kvm-vchan-fixture.h
 tests_kvm_test_kvm_vchan_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_kvm_test_kvm_vchan_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
 EXTRA_tests_kvm_test_kvm_vchan_DEPENDENCIES = plugins/kvm/kvm.la

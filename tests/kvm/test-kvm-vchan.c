@@ -21,21 +21,15 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "qube-plugin-private.h"
+#include "kvm-vchan-fixture.h"
 #include "vchan-peer-proto.h"
 
-#define READY_MARKER "qube-guest: ready"
-#define BOOT_TIMEOUT_S 120
 #define EVENT_TIMEOUT_S 120
 #define RING ((size_t) 256 * 1024)   /* the rings a server gets for read_min 0 */
 
-static char *tmp_dir, *template_dir, *state_dir, *runtime_dir;
-static QubePluginRegistry *registry;
-static QubePluginInfo *info;
-static const QubeBackendOps *backend;
+static KvmTestQube q;
 static const QubeVchanOps *ops;
 static void *plugin;
-static QubeDomainRef ref;
 static QubeVchanPeer peer;
 static QubeVchan *ctrl;
 
@@ -43,11 +37,9 @@ static const char *
 plugin_error (int rc)
 {
   static char *message;
-  g_autoptr(GError) error = NULL;
 
-  _qube_plugin_take_error (info, rc ? rc : QUBE_ABI_E_FAILED, "vchan", &error);
   g_free (message);
-  message = g_strdup (error->message);
+  message = kvm_test_plugin_error (&q, rc);
   return message;
 }
 
@@ -56,23 +48,21 @@ plugin_error (int rc)
 static void
 command (uint32_t op, uint32_t port, uint32_t count, uint32_t size)
 {
-  unsigned char buf[16];
+  g_autoptr(GError) error = NULL;
 
-  peer_put32 (buf, op);
-  peer_put32 (buf + 4, port);
-  peer_put32 (buf + 8, count);
-  peer_put32 (buf + 12, size);
-  ck_assert_msg (ops->send (ctrl, buf, sizeof buf) == sizeof buf, "command: %s", plugin_error (0));
+  ck_assert_msg (kvm_test_peer_command (&q, ctrl, op, port, count, size, &error), "%s",
+                 error ? error->message : "");
 }
 
 static uint64_t
 reply (void)
 {
-  unsigned char buf[16];
+  g_autoptr(GError) error = NULL;
+  guint64 value = 0;
 
-  ck_assert_msg (ops->recv (ctrl, buf, sizeof buf) == sizeof buf, "reply: %s", plugin_error (0));
-  ck_assert_msg (peer_get32 (buf) == 0, "the guest peer failed the command (see the console)");
-  return (uint64_t) peer_get32 (buf + 8) | (uint64_t) peer_get32 (buf + 12) << 32;
+  ck_assert_msg (kvm_test_peer_reply (&q, ctrl, &value, &error), "%s",
+                 error ? error->message : "");
+  return value;
 }
 
 /* Waits on the channel's event fd until `done` says so. */
@@ -363,180 +353,23 @@ stream_bytes (void)
   return (size_t) (mib != NULL ? atoi (mib) : 64) * 1024 * 1024;
 }
 
+/* A large stream each way, every byte checked (the guest checksums what it
+ * gets; what it sends is compared here). */
 START_TEST (test_stream_checksum)
 {
-  const size_t total = stream_bytes ();
-  const size_t chunk = 256 * 1024;
-  g_autofree unsigned char *buf = g_malloc (chunk);
-  uint64_t state = peer_seed (30);
-  PeerSum sum;
-  QubeVchan *srv;
-  gint64 start;
-  size_t done;
+  g_autoptr(GError) error = NULL;
+  double h2g = 0, g2h = 0;
 
-  /* Host to guest. */
-  srv = ops->server_init (plugin, &peer, 30, 0, 1024 * 1024);
-  ck_assert_ptr_nonnull (srv);
-  command (PEER_SINK, 30, 0, 0);
-  wait_until (srv, is_state, QUBE_VCHAN_CONNECTED, "the guest connecting");
-  peer_sum_init (&sum);
-  start = g_get_monotonic_time ();
-  for (done = 0; done < total; done += chunk)
-    {
-      peer_pattern (&state, buf, chunk);
-      peer_sum_add (&sum, buf, chunk);
-      write_all (srv, buf, chunk);
-    }
-  ops->close (srv);
-  ck_assert_uint_eq (reply (), peer_sum_end (&sum));
-  ck_assert_uint_eq (reply (), total);
-  printf ("kvm vchan host->guest: %zu MiB at %.1f MB/s\n", total >> 20,
-          (double) total / (double) (g_get_monotonic_time () - start));
-
-  /* Guest to host. */
-  srv = ops->server_init (plugin, &peer, 31, 1024 * 1024, 0);
-  ck_assert_ptr_nonnull (srv);
-  state = peer_seed (31);
-  start = g_get_monotonic_time ();
-  command (PEER_SOURCE, 31, (uint32_t) ((uint64_t) total >> 32), (uint32_t) total);
-  {
-    g_autofree unsigned char *want = g_malloc (chunk);
-
-    for (done = 0; done < total; done += chunk)
-      {
-        read_all (srv, buf, chunk);
-        peer_pattern (&state, want, chunk);
-        ck_assert_msg (memcmp (buf, want, chunk) == 0, "stream differs in chunk at %zu", done);
-      }
-  }
-  printf ("kvm vchan guest->host: %zu MiB at %.1f MB/s\n", total >> 20,
-          (double) total / (double) (g_get_monotonic_time () - start));
-  reply ();
-  ops->close (srv);
+  ck_assert_msg (kvm_test_stream (&q, ctrl, TRUE, 30, stream_bytes (), &h2g, &error), "%s",
+                 error ? error->message : "");
+  ck_assert_msg (kvm_test_stream (&q, ctrl, FALSE, 31, stream_bytes (), &g2h, &error), "%s",
+                 error ? error->message : "");
+  printf ("kvm vchan: %zu MiB host->guest at %.1f MB/s, guest->host at %.1f MB/s\n",
+          stream_bytes () >> 20, h2g, g2h);
 }
 END_TEST
 
 /* ---- the qube ---- */
-
-static gboolean
-run (const char *const *argv, GError **error)
-{
-  g_autofree char *err = NULL;
-  int status;
-
-  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
-                     NULL, &err, &status, error) ||
-      !g_spawn_check_wait_status (status, error))
-    {
-      g_printerr ("%s failed: %s\n", argv[0], err ? err : "");
-      return FALSE;
-    }
-  return TRUE;
-}
-
-static void
-kill_leftovers (void)
-{
-  g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
-  const char *entry;
-
-  while (proc != NULL && (entry = g_dir_read_name (proc)) != NULL)
-    {
-      g_autofree char *path = g_strdup_printf ("/proc/%s/cmdline", entry);
-      g_autofree char *cmdline = NULL;
-      gsize len;
-      int pid = atoi (entry);
-
-      if (pid > 1 && pid != getpid () && g_file_get_contents (path, &cmdline, &len, NULL) &&
-          memmem (cmdline, len, tmp_dir, strlen (tmp_dir)) != NULL)
-        kill (pid, SIGKILL);
-    }
-}
-
-static gboolean
-boot_qube (void)
-{
-  const char *builddir = g_getenv ("QUBE_TEST_BUILDDIR");
-  const char *srcdir = g_getenv ("QUBE_TEST_SRCDIR");
-  g_autofree char *script = g_build_filename (srcdir ? srcdir : ".", "template",
-                                              "build-template.sh", NULL);
-  g_autofree char *peer_prog = g_build_filename (builddir ? builddir : ".", "tests", "kvm",
-                                                 "vchan-peer", NULL);
-  g_autofree char *plugin_dir = g_build_filename (builddir ? builddir : ".", "plugins", "kvm",
-                                                  ".libs", NULL);
-  g_autofree char *kernel = NULL, *initramfs = NULL, *console = NULL, *backend_id = NULL;
-  g_autoptr(GError) error = NULL;
-  const QubePluginDesc *desc;
-  gint64 deadline;
-  int rc;
-
-  tmp_dir = g_dir_make_tmp ("qube-kvm-vchan-XXXXXX", &error);
-  g_assert_no_error (error);
-  template_dir = g_build_filename (tmp_dir, "template", NULL);
-  state_dir = g_build_filename (tmp_dir, "state", NULL);
-  runtime_dir = g_build_filename (tmp_dir, "run", "vchantest", NULL);
-  g_mkdir_with_parents (state_dir, 0755);
-  g_mkdir_with_parents (runtime_dir, 0755);
-  {
-    const char *argv[] = { "/bin/sh", script, "-x", peer_prog, template_dir, NULL };
-
-    if (!run (argv, &error))
-      return FALSE;
-  }
-  g_setenv ("QUBE_PLUGIN_PATH", plugin_dir, TRUE);
-  registry = qube_plugin_registry_new (state_dir, tmp_dir);
-  info = _qube_plugin_registry_find (registry, QUBE_PLUGIN_KIND_BACKEND, "kvm", &error);
-  if (info == NULL)
-    {
-      g_printerr ("kvm plugin: %s\n", error->message);
-      return FALSE;
-    }
-  desc = _qube_plugin_info_get_desc (info);
-  backend = desc->backend;
-  ops = desc->vchan;
-  plugin = _qube_plugin_info_get_data (info);
-  g_assert (ops != NULL && g_strcmp0 (backend->vchan_transport, "kvm") == 0);
-
-  ref = (QubeDomainRef) { .size = sizeof ref, .name = "vchantest",
-                          .uuid = "5b3a1c7e-0000-4000-8000-00000000c0de",
-                          .runtime_dir = runtime_dir };
-  peer = (QubeVchanPeer) { .size = sizeof peer, .name = "vchantest", .domid = -1,
-                           .runtime_dir = runtime_dir };
-  kernel = g_build_filename (template_dir, "vmlinux", NULL);
-  initramfs = g_build_filename (template_dir, "initramfs.img", NULL);
-  {
-    QubeDomainConfig config = {
-      .size = sizeof config, .ref = ref, .klass = "AppVM",
-      .memory_mib = 256, .maxmem_mib = 256, .vcpus = 1, .virt_mode = "pvh",
-      .kernel = kernel, .initramfs = initramfs, .kernelopts = "qube.run=vchan-peer",
-    };
-
-    rc = backend->create (plugin, &config, &backend_id);
-    if (rc == 0)
-      rc = backend->start (plugin, &ref);
-    if (rc != 0)
-      {
-        g_printerr ("cannot boot the test qube: %s\n", plugin_error (rc));
-        return FALSE;
-      }
-  }
-  console = g_build_filename (runtime_dir, "console.log", NULL);
-  deadline = g_get_monotonic_time () + BOOT_TIMEOUT_S * G_USEC_PER_SEC;
-  for (;;)
-    {
-      g_autofree char *text = NULL;
-
-      g_file_get_contents (console, &text, NULL, NULL);
-      if (text != NULL && strstr (text, READY_MARKER) != NULL)
-        return TRUE;
-      if (g_get_monotonic_time () > deadline)
-        {
-          g_printerr ("the test qube did not come up; console:\n%s\n", text ? text : "");
-          return FALSE;
-        }
-      g_usleep (200 * 1000);
-    }
-}
 
 /* Each case runs in its own process (check forks), which holds the qube's
  * vchan link while it runs: so every case also proves that a new process
@@ -544,20 +377,42 @@ boot_qube (void)
 static void
 setup (void)
 {
-  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  g_autoptr(GError) error = NULL;
 
-  while ((ctrl = ops->client_init (plugin, &peer, 1)) == NULL)
-    {
-      ck_assert_msg (g_get_monotonic_time () < deadline, "no control channel to the guest "
-                     "peer: %s", plugin_error (0));
-      g_usleep (100 * 1000);
-    }
+  ctrl = kvm_test_peer_connect (&q, 60, &error);
+  ck_assert_msg (ctrl != NULL, "%s", error ? error->message : "");
 }
 
 static void
 teardown (void)
 {
   ops->close (ctrl);
+}
+
+static gboolean
+boot (void)
+{
+  g_autofree char *peer_prog = kvm_test_build_path ("tests/kvm/vchan-peer");
+  const char *extra[] = { peer_prog, NULL };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *runtime_dir = NULL;
+
+  if (!kvm_test_qube_prepare (&q, extra, &error))
+    {
+      g_printerr ("%s\n", error->message);
+      return FALSE;
+    }
+  ops = q.ops;
+  plugin = q.plugin;
+  g_assert (ops != NULL && g_strcmp0 (q.backend->vchan_transport, "kvm") == 0);
+  runtime_dir = g_build_filename (q.tmp_dir, "run", "vchantest", NULL);
+  if (!kvm_test_qube_boot (&q, "vchantest", runtime_dir, "qube.run=vchan-peer", &error))
+    {
+      g_printerr ("%s\n", error->message);
+      return FALSE;
+    }
+  peer = q.peer;
+  return TRUE;
 }
 
 int
@@ -572,7 +427,7 @@ main (void)
       printf ("SKIP: qemu-system-x86_64 is not installed (Debian package qemu-system-x86)\n");
       return 77;
     }
-  booted = boot_qube ();
+  booted = boot ();
   if (booted)
     {
       Suite *suite = suite_create ("kvm-vchan");
@@ -595,13 +450,6 @@ main (void)
       failed = srunner_ntests_failed (runner);
       srunner_free (runner);
     }
-  if (backend != NULL && info != NULL)
-    backend->kill (plugin, &ref);
-  kill_leftovers ();
-  {
-    const char *argv[] = { "/bin/rm", "-rf", tmp_dir, NULL };
-
-    run (argv, NULL);
-  }
+  kvm_test_qube_destroy (&q);
   return booted && failed == 0 ? 0 : 1;
 }
