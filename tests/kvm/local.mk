@@ -14,19 +14,28 @@ tests_kvm_test_vchan_mux_LDADD = $(CHECK_LIBS)
 # vchan between the host and a real qube: the plugin's vchan side against
 # vchan-peer, a static guest program on agent/transport-virtio.c that the
 # test puts in the qube's initramfs.
-check_PROGRAMS += tests/kvm/test-kvm-vchan tests/kvm/vchan-peer
+check_PROGRAMS += tests/kvm/test-kvm-vchan
 TESTS += tests/kvm/test-kvm-vchan
 tests_kvm_test_kvm_vchan_SOURCES = tests/kvm/test-kvm-vchan.c tests/kvm/vchan-peer-proto.h \
 	tests/kvm/kvm-vchan-fixture.c tests/kvm/kvm-vchan-fixture.h
 tests_kvm_test_kvm_vchan_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_kvm_test_kvm_vchan_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
 EXTRA_tests_kvm_test_kvm_vchan_DEPENDENCIES = plugins/kvm/kvm.la
+endif
+endif
+
+# The guest peer (static, libc only), also used by bench/vchan.
+if BUILD_KVM
+noinst_PROGRAMS += tests/kvm/vchan-peer
+endif
 tests_kvm_vchan_peer_SOURCES = tests/kvm/vchan-peer.c tests/kvm/vchan-peer-proto.h \
 	agent/transport.h agent/transport.c agent/transport-socket.c \
 	agent/transport-virtio.c common/vchan-mux.h common/vchan-mux.c
 tests_kvm_vchan_peer_CPPFLAGS = -I$(top_srcdir)/agent -I$(top_srcdir)
 tests_kvm_vchan_peer_CFLAGS = $(WARN_CFLAGS) -D_GNU_SOURCE
 tests_kvm_vchan_peer_LDFLAGS = -all-static
+if BUILD_KVM
+if HAVE_CHECK
 
 # The QMP client against a scripted monitor.
 tests_kvm_test_kvm_qmp_SOURCES = tests/kvm/test-kvm-qmp.c \
