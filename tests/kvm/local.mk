@@ -21,6 +21,20 @@ tests_kvm_test_kvm_vchan_SOURCES = tests/kvm/test-kvm-vchan.c tests/kvm/vchan-pe
 tests_kvm_test_kvm_vchan_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_kvm_test_kvm_vchan_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
 EXTRA_tests_kvm_test_kvm_vchan_DEPENDENCIES = plugins/kvm/kvm.la
+
+# The core's qrexec daemon says HELLO to qube-agent in a real qube over the
+# kvm transport; the agent is linked statically for the initramfs.
+check_PROGRAMS += tests/kvm/test-kvm-agent tests/kvm/qube-agent-static
+TESTS += tests/kvm/test-kvm-agent
+tests_kvm_test_kvm_agent_SOURCES = tests/kvm/test-kvm-agent.c \
+	tests/kvm/kvm-vchan-fixture.c tests/kvm/kvm-vchan-fixture.h
+tests_kvm_test_kvm_agent_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
+tests_kvm_test_kvm_agent_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
+EXTRA_tests_kvm_test_kvm_agent_DEPENDENCIES = plugins/kvm/kvm.la
+tests_kvm_qube_agent_static_SOURCES = agent/qube-agent.c $(AGENT_COMMON)
+tests_kvm_qube_agent_static_CPPFLAGS = $(agent_qube_agent_CPPFLAGS)
+tests_kvm_qube_agent_static_CFLAGS = $(AGENT_CFLAGS_)
+tests_kvm_qube_agent_static_LDFLAGS = -all-static
 endif
 endif
 
