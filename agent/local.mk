@@ -4,15 +4,18 @@
 # dom0).  --enable-static-agent links them with -static.
 agentdir = $(libexecdir)/qube
 agent_PROGRAMS = agent/qube-agent agent/qrexec-client-vm
-AGENT_COMMON = \
-	agent/qrexec-wire.h \
-	agent/agent-config.h \
+# Every guest transport (transport.c lists them all): link these together.
+AGENT_TRANSPORT_SOURCES = \
 	agent/transport.h \
 	agent/transport.c \
 	agent/transport-socket.c \
 	agent/transport-virtio.c \
 	common/vchan-mux.h \
-	common/vchan-mux.c \
+	common/vchan-mux.c
+AGENT_COMMON = \
+	agent/qrexec-wire.h \
+	agent/agent-config.h \
+	$(AGENT_TRANSPORT_SOURCES) \
 	agent/data-io.h \
 	agent/data-io.c
 agent_qube_agent_SOURCES = agent/qube-agent.c $(AGENT_COMMON)

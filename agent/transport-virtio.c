@@ -45,27 +45,6 @@ static struct {
 } vlink = { .fd = -1 };
 
 static void
-set_err (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  if (err == NULL || errlen == 0)
-    return;
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-}
-
-static long
-now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
 sleep_ms (int ms)
 {
   struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
@@ -118,37 +97,37 @@ link_open (const char *name, char *err, size_t errlen)
     {
       if (vlink.owner != getpid ())
         {
-          set_err (err, errlen, "the virtio-serial port %s belongs to process %d; a forked "
+          agent_set_error (err, errlen, "the virtio-serial port %s belongs to process %d; a forked "
                    "process cannot share it", vlink.name, (int) vlink.owner);
           return -1;
         }
       if (strcmp (name, vlink.name) != 0)
         {
-          set_err (err, errlen, "this process already uses virtio-serial port %s, not %s",
+          agent_set_error (err, errlen, "this process already uses virtio-serial port %s, not %s",
                    vlink.name, name);
           return -1;
         }
       if (vlink.broken)
         {
-          set_err (err, errlen, "%s", vlink.err);
+          agent_set_error (err, errlen, "%s", vlink.err);
           return -1;
         }
       return 0;
     }
   if (strlen (name) >= sizeof vlink.name)
     {
-      set_err (err, errlen, "virtio-serial port name '%s' is too long", name);
+      agent_set_error (err, errlen, "virtio-serial port name '%s' is too long", name);
       return -1;
     }
   if (find_port (name, path, sizeof path) < 0)
     {
-      set_err (err, errlen, "no virtio-serial port named '%s' in /sys/class/virtio-ports", name);
+      agent_set_error (err, errlen, "no virtio-serial port named '%s' in /sys/class/virtio-ports", name);
       return -1;
     }
   vlink.fd = open (path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (vlink.fd < 0)
     {
-      set_err (err, errlen, "cannot open %s (port %s): %s", path, name, strerror (errno));
+      agent_set_error (err, errlen, "cannot open %s (port %s): %s", path, name, strerror (errno));
       return -1;
     }
   vlink.owner = getpid ();
@@ -275,7 +254,7 @@ chan_new (uint32_t port, char *err, size_t errlen)
   AgentChan *chan = calloc (1, sizeof *chan);
 
   if (chan == NULL)
-    set_err (err, errlen, "out of memory");
+    agent_set_error (err, errlen, "out of memory");
   else
     chan->port = port;
   return chan;
@@ -292,7 +271,7 @@ virtio_listen (const char *arg, uint32_t port, size_t read_ring, size_t write_ri
   chan->vc = vmux_offer (&vlink.mux, port, read_ring, write_ring);
   if (chan->vc == NULL)
     {
-      set_err (err, errlen, "cannot offer vchan port %u: %s", (unsigned) port, vlink.mux.error);
+      agent_set_error (err, errlen, "cannot offer vchan port %u: %s", (unsigned) port, vlink.mux.error);
       free (chan);
       return NULL;
     }
@@ -307,12 +286,12 @@ virtio_accept (AgentChan *chan, char *err, size_t errlen)
     {
       if (link_read () < 0)
         {
-          set_err (err, errlen, "%s", vlink.err);
+          agent_set_error (err, errlen, "%s", vlink.err);
           return -1;
         }
       if (link_flush () < 0)
         {
-          set_err (err, errlen, "%s", vlink.err);
+          agent_set_error (err, errlen, "%s", vlink.err);
           return -1;
         }
       if (chan->vc->state != VMUX_CHAN_WAITING)
@@ -321,7 +300,7 @@ virtio_accept (AgentChan *chan, char *err, size_t errlen)
     }
   if (chan->vc->state != VMUX_CHAN_CONNECTED && vmux_chan_ready (chan->vc) == 0)
     {
-      set_err (err, errlen, "vchan port %u: the host went away", (unsigned) chan->port);
+      agent_set_error (err, errlen, "vchan port %u: the host went away", (unsigned) chan->port);
       return -1;
     }
   return 0;
@@ -330,7 +309,7 @@ virtio_accept (AgentChan *chan, char *err, size_t errlen)
 static AgentChan *
 virtio_connect (const char *arg, uint32_t port, int timeout_ms, char *err, size_t errlen)
 {
-  long deadline = now_ms () + timeout_ms;
+  long deadline = agent_now_ms () + timeout_ms;
   AgentChan *chan;
 
   if (link_open (arg, err, errlen) < 0 || (chan = chan_new (port, err, errlen)) == NULL)
@@ -342,7 +321,7 @@ virtio_connect (const char *arg, uint32_t port, int timeout_ms, char *err, size_
 
       if (link_read () < 0 || link_flush () < 0)
         {
-          set_err (err, errlen, "%s", vlink.err);
+          agent_set_error (err, errlen, "%s", vlink.err);
           break;
         }
       if (vmux_peer_offers (&vlink.mux, port))
@@ -350,17 +329,17 @@ virtio_connect (const char *arg, uint32_t port, int timeout_ms, char *err, size_
           chan->vc = vmux_connect (&vlink.mux, port);
           if (chan->vc == NULL)
             {
-              set_err (err, errlen, "cannot connect to vchan port %u: %s", (unsigned) port,
+              agent_set_error (err, errlen, "cannot connect to vchan port %u: %s", (unsigned) port,
                        vlink.mux.error);
               break;
             }
           link_flush ();
           return chan;
         }
-      left = deadline - now_ms ();
+      left = deadline - agent_now_ms ();
       if (left <= 0)
         {
-          set_err (err, errlen, "vchan port %u was not offered by the host in %d ms",
+          agent_set_error (err, errlen, "vchan port %u was not offered by the host in %d ms",
                    (unsigned) port, timeout_ms);
           break;
         }

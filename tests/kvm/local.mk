@@ -43,8 +43,7 @@ if BUILD_KVM
 noinst_PROGRAMS += tests/kvm/vchan-peer
 endif
 tests_kvm_vchan_peer_SOURCES = tests/kvm/vchan-peer.c tests/kvm/vchan-peer-proto.h \
-	agent/transport.h agent/transport.c agent/transport-socket.c \
-	agent/transport-virtio.c common/vchan-mux.h common/vchan-mux.c
+	$(AGENT_TRANSPORT_SOURCES)
 tests_kvm_vchan_peer_CPPFLAGS = -I$(top_srcdir)/agent -I$(top_srcdir)
 tests_kvm_vchan_peer_CFLAGS = $(WARN_CFLAGS) -D_GNU_SOURCE
 tests_kvm_vchan_peer_LDFLAGS = -all-static
