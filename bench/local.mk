@@ -6,6 +6,10 @@ bench_programs =
 if BUILD_SOCKET
 noinst_PROGRAMS += bench/vchan-socket
 bench_programs += bench/vchan-socket
+if BUILD_KVM
+noinst_PROGRAMS += bench/vchan
+bench_programs += bench/vchan
+endif
 endif
 bench_vchan_socket_SOURCES = bench/vchan-socket.c
 bench_vchan_socket_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) \
@@ -26,6 +30,13 @@ bench_storage_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/storage \
 bench_storage_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
 bench_storage_LDADD = core/libqube-internal.la $(GLIB_LIBS)
 
+# bench/vchan: the kvm transport to a real qube, beside the socket one.
+bench_vchan_SOURCES = bench/vchan.c \
+	tests/kvm/kvm-vchan-fixture.c tests/kvm/kvm-vchan-fixture.h tests/kvm/vchan-peer-proto.h
+bench_vchan_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/kvm
+bench_vchan_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) \
+	-DQUBE_BENCH_BUILDDIR=\"$(abs_top_builddir)\" -DQUBE_BENCH_SRCDIR=\"$(abs_top_srcdir)\"
+bench_vchan_LDADD = core/libqube-internal.la $(GLIB_LIBS)
 bench: $(bench_programs) $(plugin_LTLIBRARIES)
 	@for b in $(bench_programs); do ./$$b || exit 1; done
 .PHONY: bench

@@ -3,7 +3,11 @@
 # packages installed on the host, without mounting anything and without
 # network access.
 #
-#   build-template.sh [-k KERNEL_VERSION] [OUTDIR]
+#   build-template.sh [-k KERNEL_VERSION] [-x PROGRAM]... [OUTDIR]
+#
+# -x adds a statically linked PROGRAM to the initramfs's /bin (a guest-side
+# test peer, for instance; /init runs /bin/NAME when the kernel command line
+# says qube.run=NAME).
 #
 # OUTDIR (default: $QUBE_STATE_DIR/templates/debian-minimal, with
 # QUBE_STATE_DIR defaulting to /var/lib/qube) receives:
@@ -19,13 +23,16 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 kver=
+extra=
 
 die () { echo "build-template: $*" >&2; exit 1; }
 
-while getopts k: opt; do
+while getopts k:x: opt; do
   case $opt in
     k) kver=$OPTARG ;;
-    *) die "usage: build-template.sh [-k KERNEL_VERSION] [OUTDIR]" ;;
+    x) [ -x "$OPTARG" ] || die "-x $OPTARG: not an executable file"
+       extra="$extra $OPTARG" ;;
+    *) die "usage: build-template.sh [-k KERNEL_VERSION] [-x PROGRAM]... [OUTDIR]" ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -118,6 +125,9 @@ while read -r path; do
   esac
 done < "$order"
 cp "$here/init" "$ird/init"
+for prog in $extra; do
+  cp "$prog" "$ird/bin/$(basename "$prog")"
+done
 chmod 0755 "$ird/init"
 echo "$kver" > "$ird/etc/kernel-version"
 find "$ird" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
