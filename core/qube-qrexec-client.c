@@ -24,6 +24,8 @@
 #include "qube-qrexec-client.h"
 #include "qube-qrexec-daemon.h"
 
+/* The qube's agent must connect the data channel by then. */
+#define RUN_CONNECT_TIMEOUT_S 30
 /* How much is read from the channel at once. */
 #define RUN_BUF_SIZE (1024 * 1024)
 /* Stop reading stdin while this much waits for the qube's ring. */
@@ -46,6 +48,7 @@ typedef struct {
   guint32 payload_type;     /* a stdout/stderr payload being passed through */
   gsize payload_left;
   gsize pos, end;           /* unprocessed bytes of the block in buf */
+  gboolean connected;       /* the agent connected the data channel */
 } RunState;
 
 static void
@@ -187,6 +190,8 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
   RunState *st = data;
   const char *reason = NULL;
 
+  if (_qube_qrexec_chan_is_connected (chan))
+    st->connected = TRUE;
   while (!st->done)
     {
       g_autoptr(QubeQrexecMessage) msg = NULL;
@@ -236,6 +241,12 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
     run_fail (st, g_error_new (QUBE_ERROR, QUBE_ERROR_IO,
                                "the connection to qube '%s' ended before the command's exit code: %s",
                                st->qube, reason));
+}
+
+static gboolean
+tick_cb (gpointer data)
+{
+  return G_SOURCE_CONTINUE;
 }
 
 /* Asks the daemon: returns the data port and the transport, or FALSE. */
@@ -395,8 +406,23 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
           st.stdin_done = TRUE;
         }
       _qube_qrexec_chan_send (st.chan, hello->data, hello->len);
+      gint64 deadline = g_get_monotonic_time () + RUN_CONNECT_TIMEOUT_S * G_USEC_PER_SEC;
+      GSource *tick = g_timeout_source_new_seconds (1);
+
+      /* The tick wakes the loop to check the deadline. */
+      g_source_set_callback (tick, tick_cb, NULL, NULL);
+      g_source_attach (tick, context);
       while (!st.done)
-        g_main_context_iteration (context, TRUE);
+        {
+          g_main_context_iteration (context, TRUE);
+          if (!st.done && !st.connected && g_get_monotonic_time () > deadline)
+            run_fail (&st, g_error_new (QUBE_ERROR, QUBE_ERROR_TIMEOUT,
+                                        "cannot run a command in qube '%s': its agent did not "
+                                        "connect the data channel in %d s", qube,
+                                        RUN_CONNECT_TIMEOUT_S));
+        }
+      g_source_destroy (tick);
+      g_source_unref (tick);
     }
 
   stdin_watch (&st, FALSE);

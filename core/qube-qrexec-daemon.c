@@ -44,6 +44,8 @@
  * other. */
 #define RELAY_QUEUE_MAX (1024 * 1024)
 #define FIRST_DATA_PORT 513
+/* Both sides of a call must have connected their data channels by then. */
+#define CALL_CONNECT_TIMEOUT_S 30
 
 typedef struct _QrexecQube QrexecQube;
 typedef struct _QrexecCall QrexecCall;
@@ -100,6 +102,7 @@ struct _QrexecCall {
   QubeQrexecParser *target_parser;  /* messages of the process side */
   gboolean exit_passed;
   char *what;
+  GSource *connect_timeout;
 };
 
 static void qube_close (QrexecQube *q, const char *reason);
@@ -185,6 +188,11 @@ call_free (QrexecCall *call)
     source->active_calls--;
   qube_release_port (self, call->source_name, call->source_port);
   qube_release_port (self, call->target_name, call->target_port);
+  if (call->connect_timeout != NULL)
+    {
+      g_source_destroy (call->connect_timeout);
+      g_source_unref (call->connect_timeout);
+    }
   g_clear_pointer (&call->source_chan, _qube_qrexec_chan_free);
   g_clear_pointer (&call->target_chan, _qube_qrexec_chan_free);
   _qube_qrexec_parser_free (call->source_parser);
@@ -273,6 +281,25 @@ call_event (QubeQrexecChan *chan, gpointer user_data)
     }
 }
 
+static gboolean
+call_connect_timeout_cb (gpointer data)
+{
+  QrexecCall *call = data;
+
+  if (_qube_qrexec_chan_is_connected (call->source_chan) &&
+      _qube_qrexec_chan_is_connected (call->target_chan))
+    {
+      g_clear_pointer (&call->connect_timeout, g_source_unref);
+      return G_SOURCE_REMOVE;
+    }
+  g_message ("%s: a side did not connect its data channel in %d s; ending the call",
+             call->what, CALL_CONNECT_TIMEOUT_S);
+  /* call_free() destroys this source: keep it from being destroyed twice. */
+  g_clear_pointer (&call->connect_timeout, g_source_unref);
+  call_free (call);
+  return G_SOURCE_REMOVE;
+}
+
 static char *
 requested_target_words (const char *requested)
 {
@@ -345,6 +372,9 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
   _qube_qrexec_chan_send (call->target_chan, msg->data, msg->len);
   _qube_qrexec_chan_set_callback (call->source_chan, call_event, call);
   _qube_qrexec_chan_set_callback (call->target_chan, call_event, call);
+  call->connect_timeout = g_timeout_source_new_seconds (CALL_CONNECT_TIMEOUT_S);
+  g_source_set_callback (call->connect_timeout, call_connect_timeout_cb, call, NULL);
+  g_source_attach (call->connect_timeout, self->context);
   g_debug ("%s: data ports %u (caller) and %u (service)", call->what, call->source_port,
            call->target_port);
   return TRUE;
@@ -436,6 +466,100 @@ take_request_token (QrexecQube *q)
   return TRUE;
 }
 
+/* Carries out the final decision for a call from `q`. */
+static void
+decide_call (QrexecQube *q, const char *target, const char *ident, const char *service_name,
+             QubePolicyDecision *decision)
+{
+  g_autoptr(GError) error = NULL;
+  const char *resolved;
+  QrexecQube *tq;
+
+  if (qube_policy_decision_get_action (decision) != QUBE_POLICY_ACTION_ALLOW)
+    {
+      g_message ("call %s from '%s' to '%s' refused: %s", service_name, q->name, target,
+                 qube_policy_decision_get_reason (decision));
+      refuse (q, ident);
+      return;
+    }
+  resolved = qube_policy_decision_get_target (decision);
+  if (qube_policy_decision_is_dispvm (decision))
+    {
+      g_message ("call %s from '%s' to '%s' refused: disposable targets (%s) are not supported yet",
+                 service_name, q->name, target, resolved);
+      refuse (q, ident);
+      return;
+    }
+  if (g_strcmp0 (resolved, "dom0") == 0)
+    {
+      g_message ("call %s from '%s' to dom0 refused: services in the admin qube are not supported yet",
+                 service_name, q->name);
+      refuse (q, ident);
+      return;
+    }
+  tq = lookup_connected (q->daemon, resolved);
+  if (tq == NULL)
+    {
+      g_message ("call %s from '%s' to '%s' refused: qube '%s' is not running (no qrexec connection)",
+                 service_name, q->name, target, resolved);
+      refuse (q, ident);
+      return;
+    }
+  if (!call_start (q, tq, ident, service_name, target, qube_policy_decision_get_user (decision), &error))
+    {
+      g_warning ("call %s from '%s' to '%s' failed: %s", service_name, q->name, resolved, error->message);
+      refuse (q, ident);
+    }
+}
+
+/* An `ask` waiting for the prompt agent, which may take as long as a
+ * person does: it runs in a thread, the daemon goes on. */
+typedef struct {
+  char *source, *target, *ident, *service_name;
+  QubePolicyDecision *decision;
+} PendingAsk;
+
+static void
+pending_ask_free (PendingAsk *ask)
+{
+  g_free (ask->source);
+  g_free (ask->target);
+  g_free (ask->ident);
+  g_free (ask->service_name);
+  g_clear_object (&ask->decision);
+  g_free (ask);
+}
+
+static void
+ask_thread (GTask *task, gpointer source_object, gpointer task_data, GCancellable *cancellable)
+{
+  QubeQrexecDaemon *self = source_object;
+  PendingAsk *ask = task_data;
+
+  g_task_return_pointer (task, qube_policy_decision_resolve_ask (ask->decision, self->ask_agent,
+                                                                 cancellable),
+                         g_object_unref);
+}
+
+static void
+ask_done (GObject *source_object, GAsyncResult *result, gpointer user_data)
+{
+  QubeQrexecDaemon *self = QUBE_QREXEC_DAEMON (source_object);
+  PendingAsk *ask = g_task_get_task_data (G_TASK (result));
+  g_autoptr(QubePolicyDecision) decision = g_task_propagate_pointer (G_TASK (result), NULL);
+  QrexecQube *q = g_hash_table_lookup (self->qubes, ask->source);
+
+  if (q == NULL || q->ctrl == NULL)
+    {
+      g_message ("call %s from '%s': the qube went away while the prompt agent was asked",
+                 ask->service_name, ask->source);
+      return;
+    }
+  if (q->active_calls > 0)
+    q->active_calls--;
+  decide_call (q, ask->target, ask->ident, ask->service_name, decision);
+}
+
 /* A service request from qube `q`.  FALSE: the qube misbehaved and its
  * connection was closed. */
 static gboolean
@@ -448,8 +572,6 @@ handle_trigger (QrexecQube *q, const char *target, const char *ident, const char
   g_autoptr(QubePolicy) policy = NULL;
   g_autoptr(QubePolicyDecision) decision = NULL;
   g_autoptr(GError) error = NULL;
-  const char *resolved;
-  QrexecQube *tq;
 
   if (!take_request_token (q))
     {
@@ -470,48 +592,32 @@ handle_trigger (QrexecQube *q, const char *target, const char *ident, const char
   system = policy_snapshot (self);
   policy = qube_policy_load (self->policy_dir);
   decision = qube_policy_evaluate (policy, system, q->name, target, service, argument);
+  if (qube_policy_decision_get_action (decision) == QUBE_POLICY_ACTION_ASK &&
+      self->ask_agent != NULL && *self->ask_agent != '\0')
+    {
+      g_autoptr(GTask) task = g_task_new (self, NULL, ask_done, NULL);
+      PendingAsk *ask = g_new0 (PendingAsk, 1);
+
+      ask->source = g_strdup (q->name);
+      ask->target = g_strdup (target);
+      ask->ident = g_strdup (ident);
+      ask->service_name = g_strdup (service_name);
+      ask->decision = g_steal_pointer (&decision);
+      g_task_set_task_data (task, ask, (GDestroyNotify) pending_ask_free);
+      /* A pending question counts as a call in progress. */
+      q->active_calls++;
+      g_task_run_in_thread (task, ask_thread);
+      return TRUE;
+    }
   if (qube_policy_decision_get_action (decision) == QUBE_POLICY_ACTION_ASK)
     {
-      QubePolicyDecision *answered = qube_policy_decision_resolve_ask (decision, self->ask_agent, NULL);
+      /* No prompt agent: this denies, with the reason saying so. */
+      QubePolicyDecision *answered = qube_policy_decision_resolve_ask (decision, NULL, NULL);
 
       g_object_unref (decision);
       decision = answered;
     }
-  if (qube_policy_decision_get_action (decision) != QUBE_POLICY_ACTION_ALLOW)
-    {
-      g_message ("call %s from '%s' to '%s' refused: %s", service_name, q->name, target,
-                 qube_policy_decision_get_reason (decision));
-      refuse (q, ident);
-      return TRUE;
-    }
-  resolved = qube_policy_decision_get_target (decision);
-  if (qube_policy_decision_is_dispvm (decision))
-    {
-      g_message ("call %s from '%s' to '%s' refused: disposable targets (%s) are not supported yet",
-                 service_name, q->name, target, resolved);
-      refuse (q, ident);
-      return TRUE;
-    }
-  if (g_strcmp0 (resolved, "dom0") == 0)
-    {
-      g_message ("call %s from '%s' to dom0 refused: services in the admin qube are not supported yet",
-                 service_name, q->name);
-      refuse (q, ident);
-      return TRUE;
-    }
-  tq = lookup_connected (self, resolved);
-  if (tq == NULL)
-    {
-      g_message ("call %s from '%s' to '%s' refused: qube '%s' is not running (no qrexec connection)",
-                 service_name, q->name, target, resolved);
-      refuse (q, ident);
-      return TRUE;
-    }
-  if (!call_start (q, tq, ident, service_name, target, qube_policy_decision_get_user (decision), &error))
-    {
-      g_warning ("call %s from '%s' to '%s' failed: %s", service_name, q->name, resolved, error->message);
-      refuse (q, ident);
-    }
+  decide_call (q, target, ident, service_name, decision);
   return TRUE;
 }
 

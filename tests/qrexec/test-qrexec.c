@@ -466,6 +466,7 @@ END_TEST
 START_TEST (test_call_ask_without_agent_denied)
 {
   assert_refused ("vault", "test.Ask", "call test.Ask from 'work' to 'vault' refused");
+  assert_refused ("vault", "test.Ask", "no prompt agent is configured");
 }
 END_TEST
 
