@@ -124,6 +124,8 @@ qube_manager_init (QubeManager *self)
 {
   g_mutex_init (&self->plugins_lock);
   self->pool_cache = _qube_pool_cache_new ();
+  /* Whether a qube runs is its isolation backend's answer. */
+  self->running_func = _qube_vm_running_func;
 }
 
 static gboolean

@@ -35,4 +35,10 @@ gboolean _qube_key_is_valid (const char *what, const char *key, GError **error);
  * printable UTF-8, else escaped. */
 char *_qube_printable (const char *text);
 
+/* qube-lifecycle.c: the power state as the Admin API names it (Running,
+ * Paused, Transient, Halting, Halted), cleaning up a qube found stopped;
+ * and the manager's default running function. */
+const char *_qube_vm_power_state (QubeVm *vm);
+gboolean _qube_vm_running_func (QubeVm *vm, gpointer user_data);
+
 G_END_DECLS

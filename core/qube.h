@@ -12,5 +12,6 @@
 #include "qube-policy.h"
 #include "qube-qrexec-daemon.h"
 #include "qube-qrexec-client.h"
+#include "qube-lifecycle.h"
 
 #undef QUBE_INSIDE_H
