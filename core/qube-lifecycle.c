@@ -144,6 +144,20 @@ domain_lock (Domain *d, const char *doing, GError **error)
   return TRUE;
 }
 
+/* The start lock, waited for a few seconds: the qube's daemon may be
+ * cleaning up after the guest powered off. */
+static gboolean
+domain_lock_wait (Domain *d, const char *doing, GError **error)
+{
+  for (int i = 0; i < 100; i++)
+    {
+      if (domain_lock (d, doing, i == 99 ? error : NULL))
+        return TRUE;
+      g_usleep (100 * 1000);
+    }
+  return FALSE;
+}
+
 static QubeDomainState
 domain_info (Domain *d, QubeDomainInfo *info, GError **error)
 {
@@ -361,7 +375,6 @@ check_template (QubeVm *vm, GError **error)
   g_autoptr(QubeVm) template_vm = NULL;
   g_autoptr(QubeVolume) root = NULL;
   g_autoptr(GError) local_error = NULL;
-  guint64 usage;
 
   if (!g_str_equal (qube_vm_get_klass (vm), "AppVM") && !g_str_equal (qube_vm_get_klass (vm), "DispVM"))
     return TRUE;
@@ -376,10 +389,9 @@ check_template (QubeVm *vm, GError **error)
                    template_name);
       return FALSE;
     }
-  root = qube_vm_get_volume (g_str_equal (qube_vm_get_klass (vm), "DispVM") ? vm : template_vm,
-                             "root", NULL);
-  if (root != NULL && !g_str_equal (qube_vm_get_klass (vm), "DispVM")
-      && !qube_volume_get_usage (root, &usage, &local_error))
+  /* The snapshot's source is the template's committed root. */
+  root = qube_vm_get_volume (vm, "root", NULL);
+  if (root != NULL && !qube_volume_verify (root, &local_error))
     {
       g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND,
                    "the root volume of its template '%s' is missing: %s", template_name,
@@ -768,8 +780,11 @@ qube_vm_shutdown (QubeVm *vm, gboolean wait, GError **error)
   deadline = g_get_monotonic_time () + (gint64) timeout_s * G_USEC_PER_SEC;
   while (state_is_up (domain_info (d, &info, NULL)) && g_get_monotonic_time () < deadline)
     g_usleep (100 * 1000);
-  if (!domain_lock (d, "shut down", error))
+  if (!domain_lock_wait (d, "shut down", error))
     return FALSE;
+  /* The qube's daemon saw it stop and released everything already. */
+  if (!g_file_test (d->dir, G_FILE_TEST_IS_DIR))
+    return TRUE;
   if (state_is_up (domain_info (d, &info, NULL)))
     g_message ("qube '%s' did not power off in %u s: killed", d->name, timeout_s);
   if (!domain_teardown (d, error))
@@ -797,7 +812,7 @@ qube_vm_kill (QubeVm *vm, GError **error)
 
   g_return_val_if_fail (QUBE_IS_VM (vm), FALSE);
   d = domain_of_started (vm, "kill", error);
-  if (d == NULL || !domain_lock (d, "kill", error))
+  if (d == NULL || !domain_lock_wait (d, "kill", error))
     return FALSE;
   if (!domain_teardown (d, error))
     {

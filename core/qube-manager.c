@@ -293,6 +293,12 @@ _qube_manager_set_running_func (QubeManager *self, QubeRunningFunc func,
 }
 
 gboolean
+_qube_manager_states_from_backend (QubeManager *self)
+{
+  return self->running_func == _qube_vm_running_func;
+}
+
+gboolean
 _qube_manager_is_running (QubeManager *self, QubeVm *vm)
 {
   return self->running_func != NULL && self->running_func (vm, self->running_data);

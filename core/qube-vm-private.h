@@ -26,6 +26,9 @@ QubeStore *_qube_manager_get_store (QubeManager *self);
 void _qube_manager_set_running_func (QubeManager *self, QubeRunningFunc func,
                                      gpointer user_data);
 gboolean _qube_manager_is_running (QubeManager *self, QubeVm *vm);
+/* Whether the running function is the isolation backends' (not one a
+ * caller installed). */
+gboolean _qube_manager_states_from_backend (QubeManager *self);
 
 /* Feature keys, tags, pool and plugin names: [A-Za-z0-9_.-]+, at most
  * 255 bytes; `what` names the kind in the error ("feature name", "tag"). */

@@ -225,6 +225,8 @@ const char *
 qube_vm_get_state (QubeVm *self)
 {
   g_return_val_if_fail (QUBE_IS_VM (self), NULL);
+  if (!_qube_manager_states_from_backend (self->manager))
+    return _qube_vm_is_running (self) ? "Running" : "Halted";
   return _qube_vm_power_state (self);
 }
 

@@ -43,7 +43,10 @@ build_path (const char *first, ...)
 static char **
 run_environ (void)
 {
-  g_autofree char *plugins = build_path ("plugins/socket/.libs", NULL);
+  g_autofree char *socket = build_path ("plugins/socket/.libs", NULL);
+  g_autofree char *storage = build_path ("plugins/storage-file/.libs", NULL);
+  /* Every qube gets volumes: the file pool is needed too. */
+  g_autofree char *plugins = g_strjoin (":", socket, storage, NULL);
   char **envp = g_get_environ ();
 
   envp = g_environ_setenv (envp, "QUBE_STATE_DIR", state_dir, TRUE);
