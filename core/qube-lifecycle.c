@@ -10,6 +10,8 @@
  * besides the backend's and the qrexec daemon's own:
  *   qrexec-daemon.pid   the daemon's pid
  *   qrexec-daemon.log   its messages
+ *   start-times         how long the start's steps took (volumes, the
+ *                       compartment, the guest until its agent answered)
  * and beside it RUNTIME/qubes/NAME.lock, locked (flock) while a process
  * starts or tears down the qube, and RUNTIME/qubes/NAME.console.log, the
  * console of the qube's last run once it stopped.
@@ -48,6 +50,8 @@
 #define CONSOLE_TAIL_LINES 12
 #define DAEMON_PIDFILE "qrexec-daemon.pid"
 #define DAEMON_LOG "qrexec-daemon.log"
+/* How long each step of the last start took, for whoever measures. */
+#define START_TIMES "start-times"
 
 /* A qube's backend and runtime directory. */
 typedef struct {
@@ -657,6 +661,7 @@ qube_vm_start (QubeVm *vm, GError **error)
   QubeDomainInfo info;
   const char *transport;
   gboolean built = FALSE;
+  gint64 t_begin, t_storage, t_built;
 
   g_return_val_if_fail (QUBE_IS_VM (vm), FALSE);
 
@@ -692,16 +697,32 @@ qube_vm_start (QubeVm *vm, GError **error)
                    g_strerror (errno));
       goto fail_early;
     }
+  t_begin = g_get_monotonic_time ();
   devices = qube_vm_start_volumes (vm, &local_error);
   if (devices == NULL)
     goto fail;
+  t_storage = g_get_monotonic_time ();
   built = domain_build (d, devices, &local_error);
   if (!built)
     goto fail;
+  t_built = g_get_monotonic_time ();
   if (!daemon_start (d, transport, feature_seconds (vm, "qrexec-timeout", DEFAULT_START_TIMEOUT_S),
                      &local_error))
     goto fail;
-  g_info ("qube '%s' started", d->name);
+  {
+    gint64 t_ready = g_get_monotonic_time ();
+    g_autofree char *path = g_build_filename (d->dir, START_TIMES, NULL);
+    g_autofree char *text = g_strdup_printf ("storage_us=%" G_GINT64_FORMAT "\n"
+                                             "compartment_us=%" G_GINT64_FORMAT "\n"
+                                             "agent_us=%" G_GINT64_FORMAT "\n",
+                                             t_storage - t_begin, t_built - t_storage,
+                                             t_ready - t_built);
+
+    g_file_set_contents (path, text, -1, NULL);
+    g_info ("qube '%s' started: volumes %" G_GINT64_FORMAT " ms, compartment %" G_GINT64_FORMAT
+            " ms, agent %" G_GINT64_FORMAT " ms", d->name, (t_storage - t_begin) / 1000,
+            (t_built - t_storage) / 1000, (t_ready - t_built) / 1000);
+  }
   return TRUE;
 
 fail:
