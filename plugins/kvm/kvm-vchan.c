@@ -613,7 +613,11 @@ chan_io (QubeVchan *chan, void *buf, size_t len, gboolean writing, gboolean all)
   if (len == 0)
     return 0;
   g_mutex_lock (&link->lock);
-  if (all && chan->vc != NULL && len > (writing ? chan->vc->peer_ring : chan->vc->rx_size))
+  /* An offered channel has no rings yet: wait for the client first. */
+  while (chan->vc != NULL && chan->vc->state == VMUX_CHAN_WAITING && !link->dead)
+    g_cond_wait (&link->cond, &link->lock);
+  if (all && chan->vc != NULL && chan->vc->state != VMUX_CHAN_WAITING &&
+      len > (writing ? chan->vc->peer_ring : chan->vc->rx_size))
     {
       set_error (QUBE_ABI_E_INVALID, "cannot %s %zu bytes at once on %s: its ring holds %zu",
                  writing ? "send" : "receive", len, chan->what,
