@@ -447,7 +447,9 @@ daemon_start (Domain *d, const char *transport, guint timeout_s, GError **error)
   QubeManager *manager = _qube_vm_get_manager (d->vm);
   g_autofree char *program = daemon_program ();
   g_autofree char *log = g_build_filename (d->dir, DAEMON_LOG, NULL);
-  g_autofree char *timeout = g_strdup_printf ("%u", timeout_s);
+  /* The daemon gives up a little later than this side, whose error says
+   * what happened. */
+  g_autofree char *timeout = g_strdup_printf ("%u", timeout_s + 5);
   g_autoptr(GSubprocessLauncher) launcher =
     g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_INHERIT);
   g_autoptr(GSubprocess) proc = NULL;

@@ -42,6 +42,22 @@ struct _QubeQrexecChan {
 /* Buffered per direction on a local socket before its reader waits. */
 #define FD_BUFFER_MAX (4 * 1024 * 1024)
 
+/* Drops the consumed head of a buffer once it is all consumed or large. */
+static void
+buffer_consumed (GByteArray *buf, gsize *start)
+{
+  if (*start == buf->len)
+    {
+      g_byte_array_set_size (buf, 0);
+      *start = 0;
+    }
+  else if (*start > 1024 * 1024)
+    {
+      g_byte_array_remove_range (buf, 0, (guint) *start);
+      *start = 0;
+    }
+}
+
 static void
 chan_fail (QubeQrexecChan *chan, const char *reason)
 {
@@ -75,16 +91,7 @@ chan_flush (QubeQrexecChan *chan)
         }
       chan->out_start += (gsize) n;
     }
-  if (chan->out_start == chan->out->len)
-    {
-      g_byte_array_set_size (chan->out, 0);
-      chan->out_start = 0;
-    }
-  else if (chan->out_start > 1024 * 1024)
-    {
-      g_byte_array_remove_range (chan->out, 0, (guint) chan->out_start);
-      chan->out_start = 0;
-    }
+  buffer_consumed (chan->out, &chan->out_start);
 }
 
 static gboolean
@@ -228,11 +235,7 @@ fd_flush (QubeQrexecChan *chan)
         }
       chan->out_start += (gsize) n;
     }
-  if (chan->out_start == chan->out->len)
-    {
-      g_byte_array_set_size (chan->out, 0);
-      chan->out_start = 0;
-    }
+  buffer_consumed (chan->out, &chan->out_start);
 }
 
 static void
@@ -370,16 +373,7 @@ _qube_qrexec_chan_read (QubeQrexecChan *chan, void *buf, gsize len)
 
       memcpy (buf, chan->in->data + chan->in_start, take);
       chan->in_start += take;
-      if (chan->in_start == chan->in->len)
-        {
-          g_byte_array_set_size (chan->in, 0);
-          chan->in_start = 0;
-        }
-      else if (chan->in_start > 1024 * 1024)
-        {
-          g_byte_array_remove_range (chan->in, 0, (guint) chan->in_start);
-          chan->in_start = 0;
-        }
+      buffer_consumed (chan->in, &chan->in_start);
       if (was_full)
         fd_watch (chan);
       return take;

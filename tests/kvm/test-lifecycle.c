@@ -10,6 +10,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +121,9 @@ assert_nothing_left (QubeManager *manager, QubeVm *vm)
   const char *name = qube_vm_get_name (vm);
   g_autofree char *dir = runtime_dir_of (manager, name);
 
+  /* The qube's daemon may be releasing it right now (Transient). */
+  for (int i = 0; i < 300 && !g_str_equal (qube_vm_get_state (vm), "Halted"); i++)
+    g_usleep (100 * 1000);
   ck_assert_str_eq (qube_vm_get_state (vm), "Halted");
   ck_assert_msg (!g_file_test (dir, G_FILE_TEST_EXISTS), "%s is still there", dir);
   for (int i = 0; i < 50 && processes_of (name) > 0; i++)
@@ -147,6 +151,20 @@ console_of (QubeManager *manager, const char *name)
 
   g_file_get_contents (path, &text, NULL, NULL);
   return text != NULL ? text : g_strdup ("");
+}
+
+/* A copy of the shared template named `template_name`, and an AppVM
+ * `app_name` based on it. */
+static void
+template_with_app (QubeManager *manager, const char *template_name, const char *app_name,
+                   QubeVm **tvm, QubeVm **app)
+{
+  g_autoptr(GError) error = NULL;
+
+  *tvm = qube_manager_clone_vm (manager, TEMPLATE, template_name, &error);
+  ck_assert_msg (*tvm != NULL, "%s", error ? error->message : "");
+  *app = qube_manager_create_vm (manager, "AppVM", app_name, template_name, "green", &error);
+  ck_assert_msg (*app != NULL, "%s", error ? error->message : "");
 }
 
 START_TEST (test_start_pause_shutdown)
@@ -266,10 +284,7 @@ START_TEST (test_template_missing)
   g_autoptr(GError) error = NULL;
   g_autofree char *root_dir = NULL;
 
-  tvm = qube_manager_clone_vm (manager, TEMPLATE, "lost-template", &error);
-  ck_assert_msg (tvm != NULL, "%s", error ? error->message : "");
-  vm = qube_manager_create_vm (manager, "AppVM", "orphan", "lost-template", "red", &error);
-  ck_assert_msg (vm != NULL, "%s", error ? error->message : "");
+  template_with_app (manager, "lost-template", "orphan", &tvm, &vm);
   /* Gone behind the library's back, as a disk failure would do it. */
   root_dir = g_build_filename (state_dir, "pools", "default", "lost-template", "root", NULL);
   {
@@ -376,6 +391,86 @@ START_TEST (test_pool_full)
 }
 END_TEST
 
+/* Runs `command` in the qube through qrexec (as `user`, NULL: the
+ * default); its exit code, and its output in *out. */
+static int
+run_in (QubeManager *manager, const char *name, const char *user, const char *command, char **out)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename (state_dir, "run-output", NULL);
+  int fd = g_open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int exit_code = -1;
+
+  ck_assert_int_ge (fd, 0);
+  ck_assert_msg (qube_qrexec_run (manager, name, user, command, QUBE_QREXEC_RUN_NO_STDIN, -1, fd, 2,
+                                  &exit_code, &error), "%s: %s", command, error ? error->message : "");
+  close (fd);
+  ck_assert (g_file_get_contents (path, out, NULL, NULL));
+  return exit_code;
+}
+
+START_TEST (test_run_and_data)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = create_app (manager, "runner");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *uname = NULL;
+  g_autofree char *hello = NULL;
+  g_autofree char *kept = NULL;
+  g_autofree char *root_file = NULL;
+
+  start_ok (vm);
+  ck_assert_int_eq (run_in (manager, "runner", NULL, "uname -a", &uname), 0);
+  ck_assert_msg (g_str_has_prefix (uname, "Linux runner "), "%s", uname);
+  ck_assert_int_eq (run_in (manager, "runner", NULL, "echo hello > /rw/hello; cat /rw/hello", &hello), 0);
+  ck_assert_str_eq (hello, "hello\n");
+  /* The command's exit code comes back. */
+  {
+    g_autofree char *none = NULL;
+
+    ck_assert_int_eq (run_in (manager, "runner", NULL, "exit 7", &none), 7);
+  }
+  /* A write to root goes to the snapshot. */
+  ck_assert_int_eq (run_in (manager, "runner", "root", "echo x > /etc/scratch && sync", &root_file), 0);
+  ck_assert_msg (qube_vm_shutdown (vm, TRUE, &error), "%s", error ? error->message : "");
+  assert_nothing_left (manager, vm);
+
+  /* Next start: private kept, root anew from the template. */
+  start_ok (vm);
+  ck_assert_int_eq (run_in (manager, "runner", NULL, "cat /rw/hello", &kept), 0);
+  ck_assert_str_eq (kept, "hello\n");
+  g_clear_pointer (&root_file, g_free);
+  ck_assert_int_ne (run_in (manager, "runner", NULL, "test -e /etc/scratch", &root_file), 0);
+  ck_assert_msg (qube_vm_kill (vm, &error), "%s", error ? error->message : "");
+  assert_nothing_left (manager, vm);
+}
+END_TEST
+
+/* What a template's root gets while it runs reaches its AppVMs at their
+ * next start. */
+START_TEST (test_template_update)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) tvm = NULL;
+  g_autoptr(QubeVm) app = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *out = NULL;
+
+  template_with_app (manager, "tpl-upd", "follower", &tvm, &app);
+  start_ok (tvm);
+  ck_assert_int_eq (run_in (manager, "tpl-upd", "root", "echo v2 > /etc/template-version && sync",
+                            &out), 0);
+  ck_assert_msg (qube_vm_shutdown (tvm, TRUE, &error), "%s", error ? error->message : "");
+  assert_nothing_left (manager, tvm);
+  start_ok (app);
+  g_clear_pointer (&out, g_free);
+  ck_assert_int_eq (run_in (manager, "follower", NULL, "cat /etc/template-version", &out), 0);
+  ck_assert_str_eq (out, "v2\n");
+  ck_assert_msg (qube_vm_kill (app, &error), "%s", error ? error->message : "");
+  assert_nothing_left (manager, app);
+}
+END_TEST
+
 static gboolean
 build_template (void)
 {
@@ -441,6 +536,11 @@ main (void)
   tcase_add_test (tc, test_template_missing);
   tcase_add_test (tc, test_two_starts);
   tcase_add_test (tc, test_pool_full);
+  suite_add_tcase (suite, tc);
+  tc = tcase_create ("qrexec");
+  tcase_set_timeout (tc, CASE_TIMEOUT_S);
+  tcase_add_test (tc, test_run_and_data);
+  tcase_add_test (tc, test_template_update);
   suite_add_tcase (suite, tc);
   runner = srunner_create (suite);
   srunner_run_all (runner, CK_NORMAL);
