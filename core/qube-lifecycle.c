@@ -2,14 +2,14 @@
  * their power state as the isolation backend sees it.
  *
  * Start: volumes (storage plugin) → compartment (backend create, start) →
- * the qube's qrexec daemon, a detached qube-qrexec-daemon process that
- * says "ready" once the guest's agent has answered MSG_HELLO.  Any failure
+ * the qrexec daemon (qube-qrexec-daemon, one detached process serving
+ * every running qube of the state directory, spawned when not running)
+ * told to serve the qube, which answers "ready" once the guest's agent
+ * has answered MSG_HELLO.  Any failure
  * unwinds everything made, so a failed start leaves nothing behind.
  *
  * Runtime files, in the qube's runtime directory (RUNTIME/qubes/NAME),
  * besides the backend's and the qrexec daemon's own:
- *   qrexec-daemon.pid   the daemon's pid
- *   qrexec-daemon.log   its messages
  *   start-times         how long the start's steps took (volumes, the
  *                       compartment, the guest until its agent answered)
  * and beside it RUNTIME/qubes/NAME.lock, locked (flock) while a process
@@ -29,6 +29,8 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -48,7 +50,6 @@
 #define DEFAULT_START_TIMEOUT_S 60
 #define DEFAULT_SHUTDOWN_TIMEOUT_S 60
 #define CONSOLE_TAIL_LINES 12
-#define DAEMON_PIDFILE "qrexec-daemon.pid"
 #define DAEMON_LOG "qrexec-daemon.log"
 /* How long each step of the last start took, for whoever measures. */
 #define START_TIMES "start-times"
@@ -239,50 +240,7 @@ console_tail (const char *path)
   return out->len > 0 ? g_string_free (g_steal_pointer (&out), FALSE) : NULL;
 }
 
-static gboolean
-pid_is_daemon_of (pid_t pid, const char *name)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/cmdline", (int) pid);
-  g_autofree char *cmdline = NULL;
-  gsize len;
-  gboolean program = FALSE, qube = FALSE;
-
-  if (!g_file_get_contents (path, &cmdline, &len, NULL))
-    return FALSE;
-  for (gsize off = 0; off < len; off += strlen (cmdline + off) + 1)
-    {
-      const char *arg = cmdline + off;
-
-      if (g_str_has_suffix (arg, QUBE_QREXEC_DAEMON_PROGRAM))
-        program = TRUE;
-      else if (strcmp (arg, name) == 0)
-        qube = TRUE;
-    }
-  return program && qube;
-}
-
-/* Ends the qube's qrexec daemon (not this process, when it is the daemon
- * that noticed its qube has stopped). */
-static void
-daemon_stop (Domain *d)
-{
-  g_autofree char *pidfile = g_build_filename (d->dir, DAEMON_PIDFILE, NULL);
-  g_autofree char *text = NULL;
-  gint64 value;
-  pid_t pid;
-
-  if (!g_file_get_contents (pidfile, &text, NULL, NULL))
-    return;
-  value = g_ascii_strtoll (text, NULL, 10);
-  pid = (pid_t) value;
-  if (value <= 1 || pid == getpid () || !pid_is_daemon_of (pid, d->name))
-    return;
-  kill (pid, SIGTERM);
-  for (int i = 0; i < 100 && pid_is_daemon_of (pid, d->name); i++)
-    g_usleep (20 * 1000);
-  if (pid_is_daemon_of (pid, d->name))
-    kill (pid, SIGKILL);
-}
+static void daemon_stop (Domain *d);
 
 static void
 remove_runtime_dir (Domain *d)
@@ -439,29 +397,35 @@ daemon_child_setup (gpointer user_data)
   setsid ();
 }
 
-/* Spawns the qube's qrexec daemon and waits until it reports MSG_HELLO
- * done, the domain dies, or the timeout passes. */
-static gboolean
-daemon_start (Domain *d, const char *transport, guint timeout_s, GError **error)
+static int
+daemon_connect (const char *socket_path)
 {
-  QubeManager *manager = _qube_vm_get_manager (d->vm);
-  g_autofree char *program = daemon_program ();
-  g_autofree char *log = g_build_filename (d->dir, DAEMON_LOG, NULL);
-  /* The daemon gives up a little later than this side, whose error says
-   * what happened. */
-  g_autofree char *timeout = g_strdup_printf ("%u", timeout_s + 5);
-  g_autoptr(GSubprocessLauncher) launcher =
-    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_INHERIT);
-  g_autoptr(GSubprocess) proc = NULL;
-  const char *argv[] = { program, "--state-dir", qube_manager_get_state_dir (manager),
-                         "--transport", transport, "--timeout", timeout, d->name, NULL };
-  GInputStream *out;
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
   int fd;
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_s * G_USEC_PER_SEC;
-  gint64 next_check = 0;
-  char buf[64];
-  gsize got = 0;
 
+  if (strlen (socket_path) >= sizeof sun.sun_path)
+    return -1;
+  strcpy (sun.sun_path, socket_path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && connect (fd, (struct sockaddr *) &sun, sizeof sun) < 0)
+    {
+      close (fd);
+      fd = -1;
+    }
+  return fd;
+}
+
+static gboolean
+daemon_spawn (QubeManager *manager, GError **error)
+{
+  g_autofree char *program = daemon_program ();
+  g_autofree char *log = g_build_filename (qube_manager_get_runtime_dir (manager),
+                                           DAEMON_LOG, NULL);
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_autoptr(GSubprocess) proc = NULL;
+  const char *argv[] = { program, "--state-dir", qube_manager_get_state_dir (manager), NULL };
+
+  g_subprocess_launcher_set_stdout_file_path (launcher, "/dev/null");
   g_subprocess_launcher_set_stderr_file_path (launcher, log);
   g_subprocess_launcher_setenv (launcher, "QUBE_RUNTIME_DIR", qube_manager_get_runtime_dir (manager), TRUE);
   g_subprocess_launcher_set_child_setup (launcher, daemon_child_setup, NULL, NULL);
@@ -471,19 +435,79 @@ daemon_start (Domain *d, const char *transport, guint timeout_s, GError **error)
       g_prefix_error (error, "cannot run %s: ", program);
       return FALSE;
     }
-  out = g_subprocess_get_stdout_pipe (proc);
-  fd = g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (out));
+  return TRUE;
+}
+
+/* Sends one request line to the qrexec daemon, starting it when
+ * `spawn` and it is not running; the connection, or -1. */
+static int
+daemon_request (QubeManager *manager, const char *line, gboolean spawn, GError **error)
+{
+  g_autofree char *socket_path = g_build_filename (qube_manager_get_runtime_dir (manager),
+                                                   QUBE_QREXEC_DAEMON_SOCKET, NULL);
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  gint64 spawned = 0;
+
+  for (;;)
+    {
+      int fd = daemon_connect (socket_path);
+
+      if (fd >= 0)
+        {
+          if (send (fd, line, strlen (line), MSG_NOSIGNAL) == (gssize) strlen (line))
+            return fd;
+          close (fd);
+        }
+      if (!spawn)
+        return -1;
+      if (g_get_monotonic_time () >= deadline)
+        {
+          g_set_error (error, QUBE_ERROR, QUBE_ERROR_FAILED,
+                       "the qrexec daemon does not listen on %s", socket_path);
+          return -1;
+        }
+      /* Not running, or ending: start the next one (it waits for the
+       * ending one's lock). */
+      if (g_get_monotonic_time () - spawned > 3 * G_USEC_PER_SEC)
+        {
+          if (!daemon_spawn (manager, error))
+            return -1;
+          spawned = g_get_monotonic_time ();
+        }
+      g_usleep (50 * 1000);
+    }
+}
+
+/* The qrexec daemon serves the qube, and answers once the guest's agent
+ * has completed MSG_HELLO; fails when the domain dies or the timeout
+ * passes first. */
+static gboolean
+daemon_start (Domain *d, const char *transport, guint timeout_s, GError **error)
+{
+  QubeManager *manager = _qube_vm_get_manager (d->vm);
+  /* The daemon gives up a little later than this side, whose error says
+   * what happened. */
+  g_autofree char *line = g_strdup_printf ("connect %s %s %u\n", d->name, transport, timeout_s + 5);
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_s * G_USEC_PER_SEC;
+  gint64 next_check = 0;
+  char buf[1024];
+  gsize got = 0;
+  int fd = daemon_request (manager, line, TRUE, error);
+
+  if (fd < 0)
+    return FALSE;
   for (;;)
     {
       struct pollfd pfd = { .fd = fd, .events = POLLIN };
       gint64 now = g_get_monotonic_time ();
+      char *eol;
       int n;
 
       if (now >= deadline)
         {
           g_set_error (error, QUBE_ERROR, QUBE_ERROR_TIMEOUT,
                        "its qrexec agent did not answer in %u s", timeout_s);
-          return FALSE;
+          break;
         }
       if (now >= next_check)
         {
@@ -495,42 +519,69 @@ daemon_start (Domain *d, const char *transport, guint timeout_s, GError **error)
             {
               g_set_error (error, QUBE_ERROR, QUBE_ERROR_FAILED,
                            "the guest stopped before its qrexec agent answered");
-              return FALSE;
+              break;
             }
           next_check = now + G_USEC_PER_SEC / 2;
         }
       n = poll (&pfd, 1, 200);
-      if (n < 0 && errno != EINTR)
-        {
-          g_set_error (error, QUBE_ERROR, QUBE_ERROR_IO, "poll: %s", g_strerror (errno));
-          return FALSE;
-        }
-      if (n > 0)
-        {
-          gssize r = read (fd, buf + got, sizeof buf - 1 - got);
+      if (n <= 0)
+        continue;
+      {
+        gssize r = recv (fd, buf + got, sizeof buf - 1 - got, 0);
 
-          if (r > 0)
-            {
-              got += (gsize) r;
-              buf[got] = '\0';
-              if (strstr (buf, "ready\n") != NULL)
-                return TRUE;
-              if (got == sizeof buf - 1)
-                got = 0;
-              continue;
-            }
-          if (r < 0 && errno == EINTR)
-            continue;
+        if (r < 0 && errno == EINTR)
+          continue;
+        if (r <= 0)
           {
-            g_autofree char *text = NULL;
-
-            g_file_get_contents (log, &text, NULL, NULL);
-            g_set_error (error, QUBE_ERROR, QUBE_ERROR_FAILED, "its qrexec daemon failed: %s",
-                         text != NULL && *text != '\0' ? g_strchomp (text) : "no message");
-            return FALSE;
+            g_set_error (error, QUBE_ERROR, QUBE_ERROR_FAILED,
+                         "the qrexec daemon ended before the qube's agent answered");
+            break;
           }
-        }
+        got += (gsize) r;
+        buf[got] = '\0';
+      }
+      if ((eol = strchr (buf, '\n')) == NULL && got < sizeof buf - 1)
+        continue;
+      if (eol != NULL)
+        *eol = '\0';
+      close (fd);
+      if (g_str_equal (buf, "ready"))
+        return TRUE;
+      {
+        g_autofree char *shown = g_strescape (g_str_has_prefix (buf, "error ") ? buf + 6 : buf, NULL);
+
+        g_set_error (error, QUBE_ERROR, QUBE_ERROR_FAILED, "its qrexec daemon: %s", shown);
+      }
+      return FALSE;
     }
+  close (fd);
+  return FALSE;
+}
+
+/* The qrexec daemon lets go of the qube (not when this process is the
+ * daemon, releasing a qube it saw stop). */
+static void
+daemon_stop (Domain *d)
+{
+  QubeManager *manager = _qube_vm_get_manager (d->vm);
+  g_autofree char *pidfile = g_build_filename (qube_manager_get_runtime_dir (manager),
+                                               "qrexec-daemon.pid", NULL);
+  g_autofree char *text = NULL;
+  g_autofree char *line = g_strdup_printf ("disconnect %s\n", d->name);
+  struct pollfd pfd;
+  char buf[16];
+  int fd;
+
+  if (g_file_get_contents (pidfile, &text, NULL, NULL)
+      && g_ascii_strtoll (text, NULL, 10) == (gint64) getpid ())
+    return;
+  fd = daemon_request (manager, line, FALSE, NULL);
+  if (fd < 0)
+    return;
+  pfd = (struct pollfd) { .fd = fd, .events = POLLIN };
+  if (poll (&pfd, 1, 5000) > 0 && recv (fd, buf, sizeof buf, 0) < 0)
+    g_debug ("qube '%s': no answer from the qrexec daemon", d->name);
+  close (fd);
 }
 
 static void

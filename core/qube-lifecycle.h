@@ -16,11 +16,20 @@ G_BEGIN_DECLS
 /**
  * QUBE_QREXEC_DAEMON_PROGRAM:
  *
- * The program a started qube's qrexec daemon runs (one process per running
- * qube, as Qubes' qrexec-daemon); `$QUBE_QREXEC_DAEMON` overrides where it
- * is looked for.
+ * The program of the qrexec daemon: one process serving every running qube
+ * of a state directory (it holds their vchan links, so it can join calls
+ * between qubes), started by the first qube_vm_start() that needs it;
+ * `$QUBE_QREXEC_DAEMON` overrides where it is looked for.
  */
 #define QUBE_QREXEC_DAEMON_PROGRAM "qube-qrexec-daemon"
+
+/**
+ * QUBE_QREXEC_DAEMON_SOCKET:
+ *
+ * The file name, in the runtime directory, of the socket where the qrexec
+ * daemon serving the running qubes takes their starts and stops.
+ */
+#define QUBE_QREXEC_DAEMON_SOCKET "qrexec-daemon.sock"
 
 gboolean qube_vm_start (QubeVm *vm, GError **error);
 gboolean qube_vm_shutdown (QubeVm *vm, gboolean wait, GError **error);
