@@ -23,7 +23,11 @@ summary=$state/summary
 # Runs `qube ARGS`, shows it and its output, and keeps its time; stops the
 # demo (killing the qube) when it fails.
 must() {
-  printf '\n$ qube %s\n' "$*"
+  shown=
+  for a in "$@"; do
+    case $a in *[\ \;\>]*) shown="$shown '$a'" ;; *) shown="$shown $a" ;; esac
+  done
+  printf '\n$ qube%s\n' "$shown"
   t0=$(date +%s%N)
   if ! "$top/cli/qube" "$@" 2> "$state/stderr"; then
     grep -v 'qube-plugin-kvm-Message' "$state/stderr" || true
@@ -34,7 +38,7 @@ must() {
   grep -v 'qube-plugin-kvm-Message' "$state/stderr" || true
   ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   printf '  (%d ms)\n' "$ms"
-  printf '%-58s %6d ms\n' "qube $*" "$ms" >> "$summary"
+  printf '%-66s %6d ms\n' "qube$shown" "$ms" >> "$summary"
 }
 
 echo "libqube demo: state in $state"
