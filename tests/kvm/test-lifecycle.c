@@ -590,6 +590,16 @@ main (void)
   srunner_run_all (runner, CK_NORMAL);
   failed = srunner_ntests_failed (runner);
   srunner_free (runner);
+  /* A failed case may have left its qubes running: none stays. */
+  {
+    g_autoptr(QubeManager) manager = qube_manager_new (state_dir, NULL);
+    g_autoptr(GPtrArray) vms = manager != NULL ? qube_manager_list_vms (manager) : NULL;
+
+    for (guint i = 0; vms != NULL && i < vms->len; i++)
+      if (!g_str_equal (qube_vm_get_state (vms->pdata[i]), "Halted")
+          && !g_str_equal (qube_vm_get_klass (vms->pdata[i]), "AdminVM"))
+        qube_vm_kill (vms->pdata[i], NULL);
+  }
   if (failed == 0)
     {
       g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", state_dir);
