@@ -193,9 +193,10 @@ list_properties (Cli *cli, const PropertyHolder *holder, gboolean hide_default)
     }
   /* A running qube also shows the acceleration its backend uses, read
    * only ("R"): it is the backend's choice, not a property. */
-  if (G_TYPE_CHECK_INSTANCE_TYPE (holder->target, QUBE_TYPE_VM))
+  if (!g_str_equal (holder->dest, "dom0"))
     {
-      g_autofree char *accel = qube_vm_get_accel (holder->target);
+      g_autoptr(QubeVm) vm = cli_lookup_vm (cli, holder->dest, NULL);
+      g_autofree char *accel = vm != NULL ? qube_vm_get_accel (vm) : NULL;
 
       if (accel != NULL)
         {
