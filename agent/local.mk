@@ -10,6 +10,8 @@ AGENT_TRANSPORT_SOURCES = \
 	agent/transport.c \
 	agent/transport-socket.c \
 	agent/transport-virtio.c \
+	agent/virtio-link.h \
+	agent/virtio-link.c \
 	common/vchan-mux.h \
 	common/vchan-mux.c
 AGENT_COMMON = \

@@ -1,60 +1,39 @@
 /* transport-virtio.c — the guest end of the kvm vchan transport.
  *
- * Every channel of the process travels over one virtio-serial port (the
+ * Every channel of the qube travels over one virtio-serial port (the
  * spec's argument: a port name found in /sys/class/virtio-ports/NAME/name,
  * e.g. "virtio:org.qubes.vchan", or a device path), multiplexed with the
- * protocol of common/vchan-mux.c, which the host side (plugins/kvm) shares.
- *
- * The host starts each session with a HELLO; the guest answers and offers
- * the ports it serves.  While the host is not connected the port reports
- * POLLHUP and writes would block, so waiting is done by short sleeps then.
- * A virtio-serial port can be opened by one process only: the process that
- * opened the link owns it, and a child it forked cannot use it (it is told
- * so).  Plain C and libc only.
+ * protocol of common/vchan-mux.c, which the host side (plugins/kvm)
+ * shares.  Only one process can open the port, so one process owns it
+ * (virtio-link.c, started by the first process that needs it) and every
+ * channel here is a local socket to that process: bytes flow through it
+ * as far as the host's credit allows.  Plain C and libc only.
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/vchan-mux.h"
 #include "transport.h"
+#include "virtio-link.h"
 
-/* Sleep while the host is not connected to the port. */
-#define HOST_ABSENT_SLEEP_MS 20
+#define RX_MAX ((size_t) 256 * 1024)
 
 struct AgentChan {
-  VmuxChan *vc;
+  int fd;
   uint32_t port;
+  unsigned char *rx;
+  size_t rx_off, rx_len;
+  int eof;
   char err[256];
 };
 
-static struct {
-  int fd;
-  pid_t owner;
-  char name[128];
-  Vmux mux;
-  int broken;
-  char err[256];
-} vlink = { .fd = -1 };
-
-static void
-sleep_ms (int ms)
-{
-  struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-
-  nanosleep (&ts, NULL);
-}
-
-/* The /dev path of the virtio-serial port named `name`. */
-static int
-find_port (const char *name, char *path, size_t pathlen)
+int
+vlink_find_port (const char *name, char *path, size_t pathlen)
 {
   DIR *dir;
   struct dirent *e;
@@ -88,175 +67,118 @@ find_port (const char *name, char *path, size_t pathlen)
   return found ? 0 : -1;
 }
 
-static int
-link_open (const char *name, char *err, size_t errlen)
+static void
+put32 (unsigned char *p, uint32_t v)
 {
-  char path[300];
+  p[0] = (unsigned char) v;
+  p[1] = (unsigned char) (v >> 8);
+  p[2] = (unsigned char) (v >> 16);
+  p[3] = (unsigned char) (v >> 24);
+}
 
-  if (vlink.fd >= 0)
-    {
-      if (vlink.owner != getpid ())
-        {
-          agent_set_error (err, errlen, "the virtio-serial port %s belongs to process %d; a forked "
-                   "process cannot share it", vlink.name, (int) vlink.owner);
-          return -1;
-        }
-      if (strcmp (name, vlink.name) != 0)
-        {
-          agent_set_error (err, errlen, "this process already uses virtio-serial port %s, not %s",
-                   vlink.name, name);
-          return -1;
-        }
-      if (vlink.broken)
-        {
-          agent_set_error (err, errlen, "%s", vlink.err);
-          return -1;
-        }
-      return 0;
-    }
-  if (strlen (name) >= sizeof vlink.name)
+/* A connection to the port's link process, starting it if need be. */
+static int
+link_connect (const char *name, char *err, size_t errlen)
+{
+  struct sockaddr_un sun;
+  socklen_t len = vlink_address (name, &sun);
+
+  if (len == 0)
     {
       agent_set_error (err, errlen, "virtio-serial port name '%s' is too long", name);
       return -1;
     }
-  if (find_port (name, path, sizeof path) < 0)
+  for (int attempt = 0; attempt < 2; attempt++)
     {
-      agent_set_error (err, errlen, "no virtio-serial port named '%s' in /sys/class/virtio-ports", name);
-      return -1;
-    }
-  vlink.fd = open (path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
-  if (vlink.fd < 0)
-    {
-      agent_set_error (err, errlen, "cannot open %s (port %s): %s", path, name, strerror (errno));
-      return -1;
-    }
-  vlink.owner = getpid ();
-  strcpy (vlink.name, name);
-  vmux_init (&vlink.mux, NULL, NULL);
-  /* If the host is connected it answers; if not, the HELLO is dropped and
-   * the host asks when it connects. */
-  if (vmux_link_up (&vlink.mux) == 0)
-    {
-      const void *out;
-      size_t len;
+      int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-      ssize_t n;
+      if (fd < 0)
+        {
+          agent_set_error (err, errlen, "cannot create a socket: %s", strerror (errno));
+          return -1;
+        }
+      if (connect (fd, (struct sockaddr *) &sun, len) == 0)
+        return fd;
+      close (fd);
+      if (attempt == 0 && vlink_start (name, err, errlen) < 0)
+        return -1;
+    }
+  agent_set_error (err, errlen, "cannot reach the vchan link of port %s: %s", name,
+                   strerror (errno));
+  return -1;
+}
 
-      vmux_out_peek (&vlink.mux, &out, &len);
-      n = write (vlink.fd, out, len);
-      (void) n;   /* sent or dropped: nothing to keep either way */
-      vmux_out_consumed (&vlink.mux, len);
+static int
+read_reply (AgentChan *chan, char *err, size_t errlen)
+{
+  unsigned char buf[VLINK_REPLY_SIZE];
+  size_t have = 0;
+
+  while (have < sizeof buf)
+    {
+      ssize_t n = recv (chan->fd, buf + have, sizeof buf - have, 0);
+
+      if (n == 0 || (n < 0 && errno != EINTR))
+        {
+          agent_set_error (err, errlen, "vchan port %u: the link process went away",
+                           (unsigned) chan->port);
+          return -1;
+        }
+      if (n > 0)
+        have += (size_t) n;
+    }
+  if (buf[0] != 0)
+    {
+      buf[sizeof buf - 1] = '\0';
+      agent_set_error (err, errlen, "vchan port %u: %s", (unsigned) chan->port, (char *) buf + 4);
+      return -1;
     }
   return 0;
 }
 
 static void
-link_down (const char *why)
+virtio_close (AgentChan *chan)
 {
-  (void) why;
-  if (vlink.mux.peer_up)
-    vmux_link_down (&vlink.mux);
-}
-
-/* Reads what the host sent, without blocking.  -1 once the host broke the
- * protocol (the link is then unusable). */
-static int
-link_read (void)
-{
-  char buf[65536];
-
-  if (vlink.broken)
-    return -1;
-  for (int round = 0; round < 64; round++)
-    {
-      ssize_t n = read (vlink.fd, buf, sizeof buf);
-
-      if (n > 0)
-        {
-          if (vmux_feed (&vlink.mux, buf, (size_t) n) < 0)
-            {
-              snprintf (vlink.err, sizeof vlink.err, "the host broke the vchan protocol: %s",
-                        vlink.mux.error);
-              vlink.broken = 1;
-              link_down (vlink.err);
-              return -1;
-            }
-          continue;
-        }
-      if (n == 0)
-        /* The host side is not connected (any more). */
-        link_down ("the host closed the port");
-      else if (errno != EAGAIN && errno != EINTR)
-        link_down (strerror (errno));
-      return 0;
-    }
-  return 0;
-}
-
-/* Waits up to timeout_ms (-1: forever) for bytes from the host. */
-static void
-link_wait (int timeout_ms)
-{
-  struct pollfd pfd = { .fd = vlink.fd, .events = POLLIN };
-  int r = poll (&pfd, 1, timeout_ms);
-
-  if (r > 0 && (pfd.revents & POLLHUP) && !(pfd.revents & POLLIN))
-    {
-      link_down ("the host is not connected");
-      sleep_ms (timeout_ms >= 0 && timeout_ms < HOST_ABSENT_SLEEP_MS ? timeout_ms
-                                                                     : HOST_ABSENT_SLEEP_MS);
-    }
-}
-
-/* Writes everything queued, taking in what arrives meanwhile.  Output
- * queued while the host is away is dropped (the next session starts over). */
-static int
-link_flush (void)
-{
-  for (;;)
-    {
-      const void *out;
-      size_t len;
-      ssize_t n;
-      struct pollfd pfd = { .fd = vlink.fd, .events = POLLIN | POLLOUT };
-
-      vmux_out_peek (&vlink.mux, &out, &len);
-      if (len == 0 || vlink.broken)
-        return vlink.broken ? -1 : 0;
-      if (!vlink.mux.peer_up)
-        {
-          vmux_out_consumed (&vlink.mux, len);
-          return 0;
-        }
-      n = write (vlink.fd, out, len);
-      if (n > 0)
-        {
-          vmux_out_consumed (&vlink.mux, (size_t) n);
-          continue;
-        }
-      if (n < 0 && errno != EAGAIN && errno != EINTR)
-        {
-          link_down (strerror (errno));
-          continue;
-        }
-      if (poll (&pfd, 1, -1) < 0 && errno != EINTR)
-        return -1;
-      if ((pfd.revents & POLLHUP) && !(pfd.revents & POLLIN))
-        link_down ("the host is not connected");
-      else if ((pfd.revents & POLLIN) && link_read () < 0)
-        return -1;
-    }
+  if (chan == NULL)
+    return;
+  if (chan->fd >= 0)
+    close (chan->fd);
+  free (chan->rx);
+  free (chan);
 }
 
 static AgentChan *
-chan_new (uint32_t port, char *err, size_t errlen)
+request (const char *name, uint32_t op, uint32_t port, uint32_t a, uint32_t b,
+         char *err, size_t errlen)
 {
   AgentChan *chan = calloc (1, sizeof *chan);
+  unsigned char req[VLINK_REQUEST_SIZE];
 
-  if (chan == NULL)
-    agent_set_error (err, errlen, "out of memory");
-  else
-    chan->port = port;
+  if (chan == NULL || (chan->rx = malloc (RX_MAX)) == NULL)
+    {
+      agent_set_error (err, errlen, "out of memory");
+      free (chan);
+      return NULL;
+    }
+  chan->port = port;
+  chan->fd = link_connect (name, err, errlen);
+  if (chan->fd < 0)
+    {
+      virtio_close (chan);
+      return NULL;
+    }
+  put32 (req, op);
+  put32 (req + 4, port);
+  put32 (req + 8, a);
+  put32 (req + 12, b);
+  if (send (chan->fd, req, sizeof req, MSG_NOSIGNAL) != (ssize_t) sizeof req ||
+      read_reply (chan, err, errlen) < 0)
+    {
+      if (err != NULL && err[0] == '\0')
+        agent_set_error (err, errlen, "vchan port %u: %s", (unsigned) port, strerror (errno));
+      virtio_close (chan);
+      return NULL;
+    }
   return chan;
 }
 
@@ -264,142 +186,72 @@ static AgentChan *
 virtio_listen (const char *arg, uint32_t port, size_t read_ring, size_t write_ring,
                char *err, size_t errlen)
 {
-  AgentChan *chan;
-
-  if (link_open (arg, err, errlen) < 0 || (chan = chan_new (port, err, errlen)) == NULL)
-    return NULL;
-  chan->vc = vmux_offer (&vlink.mux, port, read_ring, write_ring);
-  if (chan->vc == NULL)
-    {
-      agent_set_error (err, errlen, "cannot offer vchan port %u: %s", (unsigned) port, vlink.mux.error);
-      free (chan);
-      return NULL;
-    }
-  link_flush ();
-  return chan;
+  return request (arg, VLINK_OP_LISTEN, port, (uint32_t) read_ring, (uint32_t) write_ring,
+                  err, errlen);
 }
 
 static int
 virtio_accept (AgentChan *chan, char *err, size_t errlen)
 {
-  while (chan->vc->state == VMUX_CHAN_WAITING)
-    {
-      if (link_read () < 0)
-        {
-          agent_set_error (err, errlen, "%s", vlink.err);
-          return -1;
-        }
-      if (link_flush () < 0)
-        {
-          agent_set_error (err, errlen, "%s", vlink.err);
-          return -1;
-        }
-      if (chan->vc->state != VMUX_CHAN_WAITING)
-        break;
-      link_wait (-1);
-    }
-  if (chan->vc->state != VMUX_CHAN_CONNECTED && vmux_chan_ready (chan->vc) == 0)
-    {
-      agent_set_error (err, errlen, "vchan port %u: the host went away", (unsigned) chan->port);
-      return -1;
-    }
-  return 0;
+  return read_reply (chan, err, errlen);
 }
 
 static AgentChan *
 virtio_connect (const char *arg, uint32_t port, int timeout_ms, char *err, size_t errlen)
 {
-  long deadline = agent_now_ms () + timeout_ms;
-  AgentChan *chan;
-
-  if (link_open (arg, err, errlen) < 0 || (chan = chan_new (port, err, errlen)) == NULL)
-    return NULL;
-  /* Like libvchan's client, wait for the server to offer the port. */
-  for (;;)
-    {
-      long left;
-
-      if (link_read () < 0 || link_flush () < 0)
-        {
-          agent_set_error (err, errlen, "%s", vlink.err);
-          break;
-        }
-      if (vmux_peer_offers (&vlink.mux, port))
-        {
-          chan->vc = vmux_connect (&vlink.mux, port);
-          if (chan->vc == NULL)
-            {
-              agent_set_error (err, errlen, "cannot connect to vchan port %u: %s", (unsigned) port,
-                       vlink.mux.error);
-              break;
-            }
-          link_flush ();
-          return chan;
-        }
-      left = deadline - agent_now_ms ();
-      if (left <= 0)
-        {
-          agent_set_error (err, errlen, "vchan port %u was not offered by the host in %d ms",
-                   (unsigned) port, timeout_ms);
-          break;
-        }
-      link_wait ((int) (left < 1000 ? left : 1000));
-    }
-  free (chan);
-  return NULL;
+  return request (arg, VLINK_OP_CONNECT, port, (uint32_t) (timeout_ms > 0 ? timeout_ms : 0), 0,
+                  err, errlen);
 }
 
 static int
 virtio_fd (AgentChan *chan)
 {
-  (void) chan;
-  return vlink.fd;
-}
-
-static int
-chan_gone (AgentChan *chan)
-{
-  if (vlink.broken)
-    {
-      snprintf (chan->err, sizeof chan->err, "%s", vlink.err);
-      return -1;
-    }
-  if (chan->vc->state == VMUX_CHAN_GONE)
-    {
-      snprintf (chan->err, sizeof chan->err, "the host closed vchan port %u",
-                (unsigned) chan->port);
-      return -1;
-    }
-  return 0;
-}
-
-static int
-virtio_pump (AgentChan *chan)
-{
-  struct pollfd pfd = { .fd = vlink.fd, .events = POLLIN };
-
-  if (link_read () < 0 || link_flush () < 0)
-    return chan_gone (chan);
-  /* A port the host left reports POLLHUP for ever: notice it here so that
-   * a caller's poll loop ends instead of spinning. */
-  if (poll (&pfd, 1, 0) > 0 && (pfd.revents & POLLHUP) && !(pfd.revents & POLLIN))
-    link_down ("the host is not connected");
-  return chan_gone (chan);
+  return chan->fd;
 }
 
 static size_t
 virtio_ready (AgentChan *chan)
 {
-  return vmux_chan_ready (chan->vc);
+  return chan->rx_len;
+}
+
+static int
+virtio_pump (AgentChan *chan)
+{
+  while (!chan->eof && chan->rx_len < RX_MAX)
+    {
+      ssize_t n;
+
+      if (chan->rx_off > 0)
+        {
+          memmove (chan->rx, chan->rx + chan->rx_off, chan->rx_len);
+          chan->rx_off = 0;
+        }
+      n = recv (chan->fd, chan->rx + chan->rx_len, RX_MAX - chan->rx_len, MSG_DONTWAIT);
+      if (n > 0)
+        {
+          chan->rx_len += (size_t) n;
+          continue;
+        }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        break;
+      chan->eof = 1;
+      snprintf (chan->err, sizeof chan->err, "the host closed vchan port %u",
+                (unsigned) chan->port);
+    }
+  return chan->eof ? -1 : 0;
 }
 
 static size_t
 virtio_take (AgentChan *chan, void *buf, size_t len)
 {
-  size_t n = vmux_chan_read (chan->vc, buf, len);
+  size_t n = len < chan->rx_len ? len : chan->rx_len;
 
-  if (n > 0)
-    link_flush ();
+  memcpy (buf, chan->rx + chan->rx_off, n);
+  chan->rx_off += n;
+  chan->rx_len -= n;
+  if (chan->rx_len == 0)
+    chan->rx_off = 0;
   return n;
 }
 
@@ -410,48 +262,32 @@ virtio_write_all (AgentChan *chan, const void *buf, size_t len)
 
   while (len > 0)
     {
-      size_t n;
+      ssize_t n = send (chan->fd, p, len, MSG_NOSIGNAL);
 
-      if (chan_gone (chan) < 0)
-        return -1;
-      n = vmux_chan_write (chan->vc, p, len);
-      p += n;
-      len -= n;
-      if (link_flush () < 0)
-        return chan_gone (chan);
-      if (n == 0)
+      if (n < 0)
         {
-          link_wait (-1);
-          if (link_read () < 0)
-            return chan_gone (chan);
+          if (errno == EINTR)
+            continue;
+          snprintf (chan->err, sizeof chan->err, "vchan port %u: %s", (unsigned) chan->port,
+                    errno == EPIPE ? "the host closed the channel" : strerror (errno));
+          return -1;
         }
+      p += n;
+      len -= (size_t) n;
     }
   return 0;
-}
-
-static void
-virtio_close (AgentChan *chan)
-{
-  if (chan == NULL)
-    return;
-  if (chan->vc != NULL && vlink.owner == getpid ())
-    {
-      vmux_chan_close (chan->vc);
-      link_flush ();
-    }
-  free (chan);
 }
 
 static const char *
 virtio_error (AgentChan *chan)
 {
-  return chan->err[0] != '\0' ? chan->err : vlink.broken ? vlink.err : "no error";
+  return chan->err[0] != '\0' ? chan->err : "no error";
 }
 
 static int
 virtio_gone (AgentChan *chan)
 {
-  return (vlink.broken || chan->vc->state == VMUX_CHAN_GONE) && vmux_chan_ready (chan->vc) == 0;
+  return chan->eof && chan->rx_len == 0;
 }
 
 const AgentTransport agent_transport_virtio = {

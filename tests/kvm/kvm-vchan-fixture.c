@@ -58,7 +58,10 @@ kvm_test_qube_prepare (KvmTestQube *q, const char *const *extra, GError **error)
   const char *srcdir = g_getenv ("QUBE_TEST_SRCDIR");
   g_autofree char *script = g_build_filename (srcdir ? srcdir : ".", "template",
                                               "build-template.sh", NULL);
-  g_autofree char *plugin_dir = kvm_test_build_path ("plugins/kvm/.libs");
+  g_autofree char *kvm_dir = kvm_test_build_path ("plugins/kvm/.libs");
+  g_autofree char *storage_dir = kvm_test_build_path ("plugins/storage-file/.libs");
+  /* Qubes get volumes: the file pool is needed beside the kvm plugin. */
+  g_autofree char *plugin_dir = g_strjoin (":", kvm_dir, storage_dir, NULL);
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   const QubePluginDesc *desc;
 
