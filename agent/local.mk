@@ -4,12 +4,20 @@
 # dom0).  --enable-static-agent links them with -static.
 agentdir = $(libexecdir)/qube
 agent_PROGRAMS = agent/qube-agent agent/qrexec-client-vm
-AGENT_COMMON = \
-	agent/qrexec-wire.h \
-	agent/agent-config.h \
+# Every guest transport (transport.c lists them all): link these together.
+AGENT_TRANSPORT_SOURCES = \
 	agent/transport.h \
 	agent/transport.c \
 	agent/transport-socket.c \
+	agent/transport-virtio.c \
+	agent/virtio-link.h \
+	agent/virtio-link.c \
+	common/vchan-mux.h \
+	common/vchan-mux.c
+AGENT_COMMON = \
+	agent/qrexec-wire.h \
+	agent/agent-config.h \
+	$(AGENT_TRANSPORT_SOURCES) \
 	agent/data-io.h \
 	agent/data-io.c
 agent_qube_agent_SOURCES = agent/qube-agent.c $(AGENT_COMMON)
@@ -17,8 +25,8 @@ agent_qrexec_client_vm_SOURCES = agent/qrexec-client-vm.c $(AGENT_COMMON)
 AGENT_CFLAGS_ = $(WARN_CFLAGS) -D_GNU_SOURCE
 agent_qube_agent_CFLAGS = $(AGENT_CFLAGS_)
 agent_qrexec_client_vm_CFLAGS = $(AGENT_CFLAGS_)
-agent_qube_agent_CPPFLAGS = -I$(top_srcdir)/agent
-agent_qrexec_client_vm_CPPFLAGS = -I$(top_srcdir)/agent
+agent_qube_agent_CPPFLAGS = -I$(top_srcdir)/agent -I$(top_srcdir)
+agent_qrexec_client_vm_CPPFLAGS = -I$(top_srcdir)/agent -I$(top_srcdir)
 if STATIC_AGENT
 agent_qube_agent_LDFLAGS = -all-static
 agent_qrexec_client_vm_LDFLAGS = -all-static

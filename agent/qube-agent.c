@@ -578,7 +578,7 @@ main (int argc, char **argv)
   transport = agent_transport_find (spec, &transport_arg);
   if (transport == NULL)
     {
-      agent_log ("unknown transport '%s' (known: socket:DIRECTORY)", spec);
+      agent_log ("unknown transport '%s' (known: socket:DIRECTORY, virtio:PORT-NAME)", spec);
       return 2;
     }
   signal (SIGPIPE, SIG_IGN);

@@ -54,18 +54,6 @@ struct AgentChan {
   char err[256];
 };
 
-static void
-set_err (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  if (err == NULL || errlen == 0)
-    return;
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-}
-
 static int
 ring_size_valid (uint32_t size)
 {
@@ -122,7 +110,7 @@ make_path (AgentChan *chan, const char *dir, uint32_t port, char *err, size_t er
 
   if (n < 0 || (size_t) n >= sizeof chan->path)
     {
-      set_err (err, errlen, "socket path for port %u in '%s' is too long", (unsigned) port, dir);
+      agent_set_error (err, errlen, "socket path for port %u in '%s' is too long", (unsigned) port, dir);
       return -1;
     }
   return 0;
@@ -156,7 +144,7 @@ socket_listen (const char *dir, uint32_t port, size_t read_ring, size_t write_ri
 
   if (chan == NULL)
     {
-      set_err (err, errlen, "out of memory");
+      agent_set_error (err, errlen, "out of memory");
       return NULL;
     }
   if (make_path (chan, dir, port, err, errlen) < 0)
@@ -165,12 +153,12 @@ socket_listen (const char *dir, uint32_t port, size_t read_ring, size_t write_ri
   chan->lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (chan->lock_fd < 0)
     {
-      set_err (err, errlen, "cannot open '%s': %s", lock_path, strerror (errno));
+      agent_set_error (err, errlen, "cannot open '%s': %s", lock_path, strerror (errno));
       goto fail;
     }
   if (flock (chan->lock_fd, LOCK_EX | LOCK_NB) < 0)
     {
-      set_err (err, errlen, "port %u is already offered ('%s' is locked)", (unsigned) port, lock_path);
+      agent_set_error (err, errlen, "port %u is already offered ('%s' is locked)", (unsigned) port, lock_path);
       goto fail;
     }
   unlink (chan->path);
@@ -179,7 +167,7 @@ socket_listen (const char *dir, uint32_t port, size_t read_ring, size_t write_ri
   if (chan->listen_fd < 0 || bind (chan->listen_fd, (struct sockaddr *) &sun, sizeof sun) < 0 ||
       listen (chan->listen_fd, 1) < 0)
     {
-      set_err (err, errlen, "cannot listen on '%s': %s", chan->path, strerror (errno));
+      agent_set_error (err, errlen, "cannot listen on '%s': %s", chan->path, strerror (errno));
       goto fail;
     }
   chan->read_ring = ring_round (read_ring);
@@ -237,7 +225,7 @@ socket_accept (AgentChan *chan, char *err, size_t errlen)
   while (sock < 0 && (errno == EINTR || errno == ECONNABORTED));
   if (sock < 0)
     {
-      set_err (err, errlen, "cannot accept on '%s': %s", chan->path, strerror (errno));
+      agent_set_error (err, errlen, "cannot accept on '%s': %s", chan->path, strerror (errno));
       return -1;
     }
   /* One client per channel, as with libvchan. */
@@ -247,19 +235,10 @@ socket_accept (AgentChan *chan, char *err, size_t errlen)
   chan->sock = sock;
   if (chan_set_rings (chan, chan->read_ring, chan->write_ring) < 0 || send_all (sock, &iov, 1) < 0)
     {
-      set_err (err, errlen, "cannot greet the peer on '%s': %s", chan->path, strerror (errno));
+      agent_set_error (err, errlen, "cannot greet the peer on '%s': %s", chan->path, strerror (errno));
       return -1;
     }
   return 0;
-}
-
-static long
-now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static AgentChan *
@@ -267,13 +246,13 @@ socket_connect (const char *dir, uint32_t port, int timeout_ms, char *err, size_
 {
   AgentChan *chan = chan_new ();
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
-  long deadline = now_ms () + timeout_ms;
+  long deadline = agent_now_ms () + timeout_ms;
   uint32_t hello[4];
   size_t have = 0;
 
   if (chan == NULL)
     {
-      set_err (err, errlen, "out of memory");
+      agent_set_error (err, errlen, "out of memory");
       return NULL;
     }
   if (make_path (chan, dir, port, err, errlen) < 0)
@@ -285,14 +264,14 @@ socket_connect (const char *dir, uint32_t port, int timeout_ms, char *err, size_
       chan->sock = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
       if (chan->sock < 0)
         {
-          set_err (err, errlen, "cannot create a socket: %s", strerror (errno));
+          agent_set_error (err, errlen, "cannot create a socket: %s", strerror (errno));
           goto fail;
         }
       if (connect (chan->sock, (struct sockaddr *) &sun, sizeof sun) == 0)
         break;
-      if ((errno != ENOENT && errno != ECONNREFUSED && errno != EAGAIN) || now_ms () >= deadline)
+      if ((errno != ENOENT && errno != ECONNREFUSED && errno != EAGAIN) || agent_now_ms () >= deadline)
         {
-          set_err (err, errlen, "cannot connect to '%s': %s", chan->path, strerror (errno));
+          agent_set_error (err, errlen, "cannot connect to '%s': %s", chan->path, strerror (errno));
           goto fail;
         }
       close (chan->sock);
@@ -302,18 +281,18 @@ socket_connect (const char *dir, uint32_t port, int timeout_ms, char *err, size_
   while (have < sizeof hello)
     {
       struct pollfd pfd = { .fd = chan->sock, .events = POLLIN };
-      long left = deadline - now_ms ();
+      long left = deadline - agent_now_ms ();
       ssize_t n;
 
       if (left <= 0 || poll (&pfd, 1, (int) left) == 0)
         {
-          set_err (err, errlen, "no hello from '%s' in time", chan->path);
+          agent_set_error (err, errlen, "no hello from '%s' in time", chan->path);
           goto fail;
         }
       n = recv (chan->sock, (char *) hello + have, sizeof hello - have, MSG_DONTWAIT);
       if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
         {
-          set_err (err, errlen, "'%s' closed before its hello", chan->path);
+          agent_set_error (err, errlen, "'%s' closed before its hello", chan->path);
           goto fail;
         }
       if (n > 0)
@@ -322,12 +301,12 @@ socket_connect (const char *dir, uint32_t port, int timeout_ms, char *err, size_
   if (ntohl (hello[0]) != HELLO_MAGIC || ntohl (hello[1]) != HELLO_VERSION ||
       !ring_size_valid (ntohl (hello[2])) || !ring_size_valid (ntohl (hello[3])))
     {
-      set_err (err, errlen, "'%s' sent a hello that is not a socket vchan hello", chan->path);
+      agent_set_error (err, errlen, "'%s' sent a hello that is not a socket vchan hello", chan->path);
       goto fail;
     }
   if (chan_set_rings (chan, ntohl (hello[3]), ntohl (hello[2])) < 0)
     {
-      set_err (err, errlen, "out of memory");
+      agent_set_error (err, errlen, "out of memory");
       goto fail;
     }
   return chan;

@@ -1,13 +1,17 @@
 /* transport.c — choosing a guest transport by its spec, and the blocking
  * helpers every transport shares. */
-#include <poll.h>
-#include <string.h>
 #include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "transport.h"
 
 static const AgentTransport *const transports[] = {
   &agent_transport_socket,
+  &agent_transport_virtio,
 };
 
 const AgentTransport *
@@ -25,6 +29,27 @@ agent_transport_find (const char *spec, const char **arg)
         return transports[i];
       }
   return NULL;
+}
+
+void
+agent_set_error (char *err, size_t errlen, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (err == NULL || errlen == 0)
+    return;
+  va_start (ap, fmt);
+  vsnprintf (err, errlen, fmt, ap);
+  va_end (ap);
+}
+
+long
+agent_now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int

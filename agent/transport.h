@@ -51,10 +51,18 @@ typedef struct {
 } AgentTransport;
 
 extern const AgentTransport agent_transport_socket;
+/* "virtio:PORT-NAME": kvm qubes (transport-virtio.c). */
+extern const AgentTransport agent_transport_virtio;
 
 /* The transport a spec names, with *arg pointing at its argument; NULL
  * when unknown. */
 const AgentTransport *agent_transport_find (const char *spec, const char **arg);
+
+/* Helpers for transports: format a message into err (when err is not
+ * NULL), and the monotonic clock in milliseconds. */
+void agent_set_error (char *err, size_t errlen, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+long agent_now_ms (void);
 
 /* Read exactly len bytes, blocking: 0, or -1 when the peer went away. */
 int agent_chan_read_exact (const AgentTransport *t, AgentChan *chan, void *buf, size_t len);

@@ -6,6 +6,10 @@ bench_programs =
 if BUILD_SOCKET
 noinst_PROGRAMS += bench/vchan-socket
 bench_programs += bench/vchan-socket
+if BUILD_KVM
+noinst_PROGRAMS += bench/vchan
+bench_programs += bench/vchan
+endif
 endif
 bench_vchan_socket_SOURCES = bench/vchan-socket.c
 bench_vchan_socket_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) \
@@ -25,6 +29,25 @@ bench_storage_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/storage \
 	-DQUBE_BUILDDIR=\"$(abs_top_builddir)\"
 bench_storage_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
 bench_storage_LDADD = core/libqube-internal.la $(GLIB_LIBS)
+
+# bench/vchan: the kvm transport to a real qube, beside the socket one.
+bench_vchan_SOURCES = bench/vchan.c \
+	tests/kvm/kvm-vchan-fixture.c tests/kvm/kvm-vchan-fixture.h tests/kvm/vchan-peer-proto.h
+bench_vchan_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/kvm
+bench_vchan_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) \
+	-DQUBE_BENCH_BUILDDIR=\"$(abs_top_builddir)\" -DQUBE_BENCH_SRCDIR=\"$(abs_top_srcdir)\"
+bench_vchan_LDADD = core/libqube-internal.la $(GLIB_LIBS)
+# start: cold start of an AppVM until a `true` call returns, beside the
+# same QEMU command booted by hand (needs root and QEMU; TCG here).
+if BUILD_KVM
+noinst_PROGRAMS += bench/start
+bench_programs += bench/start
+endif
+bench_start_SOURCES = bench/start.c
+bench_start_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) -DQUBE_BENCH_BUILDDIR=\"$(abs_top_builddir)\"
+bench_start_LDADD = core/libqube-internal.la $(GLIB_LIBS)
+EXTRA_bench_start_DEPENDENCIES = cli/qube cli/qube-qrexec-daemon \
+	template/qube-agent-static template/qrexec-client-vm-static
 
 bench: $(bench_programs) $(plugin_LTLIBRARIES)
 	@for b in $(bench_programs); do ./$$b || exit 1; done

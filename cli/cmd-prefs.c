@@ -191,6 +191,21 @@ list_properties (Cli *cli, const PropertyHolder *holder, gboolean hide_default)
       cli_table_add (table, value);
       add_json_property (builder, unescaped, value, is_default, type);
     }
+  /* A running qube also shows the acceleration its backend uses, read
+   * only ("R"): it is the backend's choice, not a property. */
+  if (!g_str_equal (holder->dest, "dom0"))
+    {
+      g_autoptr(QubeVm) vm = cli_lookup_vm (cli, holder->dest, NULL);
+      g_autofree char *accel = vm != NULL ? qube_vm_get_accel (vm) : NULL;
+
+      if (accel != NULL)
+        {
+          cli_table_add (table, "accel");
+          cli_table_add (table, "R");
+          cli_table_add (table, accel);
+          add_json_property (builder, "accel", accel, TRUE, QUBE_PROPERTY_TYPE_STR);
+        }
+    }
   json_builder_end_array (builder);
 
   cli_print_listing (cli->json, builder, table);

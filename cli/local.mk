@@ -14,6 +14,9 @@ cli_qube_SOURCES = \
 	cli/cmd-pool.c \
 	cli/cmd-volume.c \
 	cli/cmd-run.c \
-	cli/cmd-policy.c
-cli_qube_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS) -DG_LOG_DOMAIN=\"qube-cli\"
+	cli/cmd-policy.c \
+	cli/cmd-power.c \
+	cli/cmd-template.c
+cli_qube_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS) -DG_LOG_DOMAIN=\"qube-cli\" \
+	-DQUBE_PKGDATADIR=\"$(pkgdatadir)\" -DQUBE_LIBEXECDIR=\"$(libexecdir)/qube\"
 cli_qube_LDADD = core/libqube-1.la $(GLIB_LIBS) $(JSON_GLIB_LIBS)

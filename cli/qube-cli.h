@@ -57,6 +57,8 @@ extern const CliCommand cli_volume_commands[];
 int cli_run_group (Cli *cli, const CliCommand *subs, int argc, char **argv);
 extern const CliCommand cli_run_commands[];
 extern const CliCommand cli_policy_commands[];
+extern const CliCommand cli_power_commands[];
+extern const CliCommand cli_template_commands[];
 
 /* Parses the subcommand's options (`entries` may be NULL) together with the
  * common ones (--state-dir, and --json when `with_json`). On success

@@ -12,6 +12,8 @@
 /* In the order `qube --help` lists them. */
 static const CliCommand *const command_groups[] = {
   cli_qube_commands,
+  cli_power_commands,
+  cli_template_commands,
   cli_prefs_commands,
   cli_feature_commands,
   cli_tag_commands,

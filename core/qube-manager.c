@@ -124,6 +124,8 @@ qube_manager_init (QubeManager *self)
 {
   g_mutex_init (&self->plugins_lock);
   self->pool_cache = _qube_pool_cache_new ();
+  /* Whether a qube runs is its isolation backend's answer. */
+  self->running_func = _qube_vm_running_func;
 }
 
 static gboolean
@@ -288,6 +290,12 @@ _qube_manager_set_running_func (QubeManager *self, QubeRunningFunc func,
 {
   self->running_func = func;
   self->running_data = user_data;
+}
+
+gboolean
+_qube_manager_states_from_backend (QubeManager *self)
+{
+  return self->running_func == _qube_vm_running_func;
 }
 
 gboolean

@@ -1,8 +1,14 @@
 /* qube-qrexec-chan.c — a vchan channel in a GLib main loop (see
  * qube-qrexec-chan.h).  Writes go through the peer's ring only as far as
  * buffer_space() says, so the loop never blocks on a slow or hostile peer.
+ * The same interface over a local stream socket carries a data channel
+ * the qrexec daemon relays (_qube_qrexec_chan_new_fd()).
  */
 #include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include <glib-unix.h>
 
@@ -24,7 +30,33 @@ struct _QubeQrexecChan {
   gsize out_start;
   QubeQrexecChanFunc func;
   gpointer user_data;
+  /* A channel over a local socket (ops == NULL): what was received and
+   * not read yet, and whether the peer ended its side. */
+  int fd;
+  GByteArray *in;
+  gsize in_start;
+  gboolean eof;
+  GMainContext *context;
 };
+
+/* Buffered per direction on a local socket before its reader waits. */
+#define FD_BUFFER_MAX (4 * 1024 * 1024)
+
+/* Drops the consumed head of a buffer once it is all consumed or large. */
+static void
+buffer_consumed (GByteArray *buf, gsize *start)
+{
+  if (*start == buf->len)
+    {
+      g_byte_array_set_size (buf, 0);
+      *start = 0;
+    }
+  else if (*start > 1024 * 1024)
+    {
+      g_byte_array_remove_range (buf, 0, (guint) *start);
+      *start = 0;
+    }
+}
 
 static void
 chan_fail (QubeQrexecChan *chan, const char *reason)
@@ -59,16 +91,7 @@ chan_flush (QubeQrexecChan *chan)
         }
       chan->out_start += (gsize) n;
     }
-  if (chan->out_start == chan->out->len)
-    {
-      g_byte_array_set_size (chan->out, 0);
-      chan->out_start = 0;
-    }
-  else if (chan->out_start > 1024 * 1024)
-    {
-      g_byte_array_remove_range (chan->out, 0, (guint) chan->out_start);
-      chan->out_start = 0;
-    }
+  buffer_consumed (chan->out, &chan->out_start);
 }
 
 static gboolean
@@ -106,6 +129,7 @@ chan_wrap (QubePluginInfo *plugin, QubeVchan *vchan, gboolean connecting, GMainC
 {
   QubeQrexecChan *chan = g_new0 (QubeQrexecChan, 1);
 
+  chan->fd = -1;
   chan->plugin = plugin;
   chan->ops = _qube_plugin_info_get_desc (plugin)->vchan;
   chan->vchan = vchan;
@@ -163,6 +187,115 @@ _qube_qrexec_chan_client (QubePluginInfo *plugin, const QubeVchanPeer *peer, gui
   return chan_wrap (plugin, vchan, TRUE, context);
 }
 
+/* ---- over a local socket ------------------------------------------------ */
+
+static gboolean fd_event_cb (int fd, GIOCondition condition, gpointer data);
+
+/* Watches what the socket can do now: reading while there is room to
+ * keep it, writing while something waits to go out. */
+static void
+fd_watch (QubeQrexecChan *chan)
+{
+  GIOCondition want = 0;
+
+  if (!chan->eof && !chan->failed && chan->in->len - chan->in_start < FD_BUFFER_MAX)
+    want |= G_IO_IN;
+  if (!chan->failed && !chan->write_failed && chan->out->len > chan->out_start)
+    want |= G_IO_OUT;
+  if (chan->source != NULL)
+    {
+      g_source_destroy (chan->source);
+      g_source_unref (chan->source);
+      chan->source = NULL;
+    }
+  if (want == 0)
+    return;
+  chan->source = g_unix_fd_source_new (chan->fd, want);
+  g_source_set_callback (chan->source, (GSourceFunc) (void (*) (void)) fd_event_cb, chan, NULL);
+  g_source_attach (chan->source, chan->context);
+}
+
+static void
+fd_flush (QubeQrexecChan *chan)
+{
+  while (!chan->failed && !chan->write_failed && chan->out->len > chan->out_start)
+    {
+      gssize n = send (chan->fd, chan->out->data + chan->out_start,
+                       chan->out->len - chan->out_start, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && errno == EAGAIN)
+        break;
+      if (n <= 0)
+        {
+          chan->write_failed = TRUE;
+          chan->out_start = chan->out->len;
+          break;
+        }
+      chan->out_start += (gsize) n;
+    }
+  buffer_consumed (chan->out, &chan->out_start);
+}
+
+static void
+fd_fill (QubeQrexecChan *chan)
+{
+  guint8 buf[65536];
+
+  while (!chan->eof && !chan->failed && chan->in->len - chan->in_start < FD_BUFFER_MAX)
+    {
+      gssize n = recv (chan->fd, buf, sizeof buf, MSG_DONTWAIT);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && errno == EAGAIN)
+        break;
+      if (n < 0)
+        {
+          chan_fail (chan, g_strerror (errno));
+          break;
+        }
+      if (n == 0)
+        {
+          chan->eof = TRUE;
+          break;
+        }
+      g_byte_array_append (chan->in, buf, (guint) n);
+    }
+}
+
+static gboolean
+fd_event_cb (int fd, GIOCondition condition, gpointer data)
+{
+  QubeQrexecChan *chan = data;
+
+  (void) fd;
+  (void) condition;
+  fd_fill (chan);
+  fd_flush (chan);
+  fd_watch (chan);
+  if (chan->func != NULL)
+    chan->func (chan, chan->user_data);
+  /* fd_watch() replaced this source, or the callback freed the channel. */
+  return G_SOURCE_REMOVE;
+}
+
+/* A channel over the connected stream socket `fd` (not taken: the caller
+ * closes it after freeing the channel). */
+QubeQrexecChan *
+_qube_qrexec_chan_new_fd (int fd, GMainContext *context)
+{
+  QubeQrexecChan *chan = g_new0 (QubeQrexecChan, 1);
+
+  chan->fd = fd;
+  chan->in = g_byte_array_new ();
+  chan->out = g_byte_array_new ();
+  chan->context = context != NULL ? g_main_context_ref (context) : NULL;
+  fd_watch (chan);
+  return chan;
+}
+
 void
 _qube_qrexec_chan_set_callback (QubeQrexecChan *chan, QubeQrexecChanFunc func, gpointer user_data)
 {
@@ -175,9 +308,19 @@ _qube_qrexec_chan_free (QubeQrexecChan *chan)
 {
   if (chan == NULL)
     return;
-  g_source_destroy (chan->source);
-  g_source_unref (chan->source);
-  chan->ops->close (chan->vchan);
+  if (chan->source != NULL)
+    {
+      g_source_destroy (chan->source);
+      g_source_unref (chan->source);
+    }
+  if (chan->ops != NULL)
+    chan->ops->close (chan->vchan);
+  else
+    {
+      g_byte_array_unref (chan->in);
+      if (chan->context != NULL)
+        g_main_context_unref (chan->context);
+    }
   g_byte_array_unref (chan->out);
   g_free (chan->reason);
   g_free (chan);
@@ -186,6 +329,8 @@ _qube_qrexec_chan_free (QubeQrexecChan *chan)
 gboolean
 _qube_qrexec_chan_is_connected (QubeQrexecChan *chan)
 {
+  if (chan->ops == NULL)
+    return !chan->failed && !chan->eof && !chan->write_failed;
   return !chan->connecting && !chan->failed &&
          chan->ops->is_open (chan->vchan) == QUBE_VCHAN_CONNECTED;
 }
@@ -193,8 +338,10 @@ _qube_qrexec_chan_is_connected (QubeQrexecChan *chan)
 gboolean
 _qube_qrexec_chan_is_closed (QubeQrexecChan *chan, const char **reason)
 {
-  gboolean closed = chan->failed ||
-                    (!chan->connecting && chan->ops->is_open (chan->vchan) == QUBE_VCHAN_DISCONNECTED);
+  gboolean closed = chan->ops == NULL
+                    ? chan->failed || (chan->eof && chan->in->len == chan->in_start)
+                    : chan->failed ||
+                      (!chan->connecting && chan->ops->is_open (chan->vchan) == QUBE_VCHAN_DISCONNECTED);
 
   if (reason != NULL)
     *reason = chan->reason != NULL ? chan->reason : "the peer closed the channel";
@@ -204,6 +351,8 @@ _qube_qrexec_chan_is_closed (QubeQrexecChan *chan, const char **reason)
 gsize
 _qube_qrexec_chan_data_ready (QubeQrexecChan *chan)
 {
+  if (chan->ops == NULL)
+    return chan->in->len - chan->in_start;
   if (chan->connecting || chan->failed)
     return 0;
   return chan->ops->data_ready (chan->vchan);
@@ -217,6 +366,18 @@ _qube_qrexec_chan_read (QubeQrexecChan *chan, void *buf, gsize len)
 
   if (ready == 0 || len == 0)
     return 0;
+  if (chan->ops == NULL)
+    {
+      gsize take = MIN (ready, len);
+      gboolean was_full = ready >= FD_BUFFER_MAX;
+
+      memcpy (buf, chan->in->data + chan->in_start, take);
+      chan->in_start += take;
+      buffer_consumed (chan->in, &chan->in_start);
+      if (was_full)
+        fd_watch (chan);
+      return take;
+    }
   n = chan->ops->read (chan->vchan, buf, MIN (ready, len));
   if (n <= 0)
     {
@@ -232,6 +393,12 @@ _qube_qrexec_chan_send (QubeQrexecChan *chan, const void *data, gsize len)
   if (chan->failed || chan->write_failed)
     return FALSE;
   g_byte_array_append (chan->out, data, (guint) len);
+  if (chan->ops == NULL)
+    {
+      fd_flush (chan);
+      fd_watch (chan);
+      return !chan->failed && !chan->write_failed;
+    }
   chan_flush (chan);
   return !chan->failed && !chan->write_failed;
 }
@@ -249,6 +416,6 @@ _qube_qrexec_chan_room (QubeQrexecChan *chan)
 
   if (chan->connecting || chan->failed || chan->write_failed)
     return 0;
-  space = chan->ops->buffer_space (chan->vchan);
+  space = chan->ops != NULL ? chan->ops->buffer_space (chan->vchan) : FD_BUFFER_MAX;
   return space > _qube_qrexec_chan_queued (chan) ? space - _qube_qrexec_chan_queued (chan) : 0;
 }

@@ -25,6 +25,9 @@ QubeQrexecChan *_qube_qrexec_chan_server (QubePluginInfo *plugin, const QubeVcha
                                           GMainContext *context, GError **error);
 QubeQrexecChan *_qube_qrexec_chan_client (QubePluginInfo *plugin, const QubeVchanPeer *peer,
                                           guint32 port, GMainContext *context, GError **error);
+/* The same interface over a connected local stream socket, which stays
+ * the caller's to close: a data channel the qrexec daemon relays. */
+QubeQrexecChan *_qube_qrexec_chan_new_fd (int fd, GMainContext *context);
 void _qube_qrexec_chan_set_callback (QubeQrexecChan *chan, QubeQrexecChanFunc func,
                                      gpointer user_data);
 void _qube_qrexec_chan_free (QubeQrexecChan *chan);

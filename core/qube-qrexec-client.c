@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -372,12 +373,18 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
     }
   if (!ask_daemon (socket_path, qube, MSG_EXEC_CMDLINE, cmdline, &sock, &port, &transport, error))
     return FALSE;
-  plugin = _qube_plugin_registry_find (qube_manager_get_plugins (manager), QUBE_PLUGIN_KIND_VCHAN,
-                                       transport, error);
-  if (plugin == NULL)
+  /* The daemon relays the data channel over the request's socket when
+   * only it can reach the qube (QUBE_QREXEC_RELAY_TRANSPORT). */
+  plugin = NULL;
+  if (strcmp (transport, QUBE_QREXEC_RELAY_TRANSPORT) != 0)
     {
-      close (sock);
-      return FALSE;
+      plugin = _qube_plugin_registry_find (qube_manager_get_plugins (manager),
+                                           QUBE_PLUGIN_KIND_VCHAN, transport, error);
+      if (plugin == NULL)
+        {
+          close (sock);
+          return FALSE;
+        }
     }
 
   context = g_main_context_new ();
@@ -394,8 +401,10 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
   st.inbuf = g_malloc (MAX_DATA_CHUNK_V3);
   st.parser = _qube_qrexec_parser_new (QUBE_QREXEC_FROM_PROCESS, qube);
   /* A large receive ring: the command's output is what usually flows. */
-  st.chan = _qube_qrexec_chan_server (plugin, &peer, port, 8 * 1024 * 1024, 1024 * 1024,
-                                      context, &st.error);
+  st.chan = plugin == NULL
+            ? _qube_qrexec_chan_new_fd (sock, context)
+            : _qube_qrexec_chan_server (plugin, &peer, port, 8 * 1024 * 1024, 1024 * 1024,
+                                        context, &st.error);
   if (st.chan != NULL)
     {
       _qube_qrexec_chan_set_callback (st.chan, chan_cb, &st);

@@ -70,10 +70,12 @@ struct _QrexecQube {
   QubeQrexecChan *ctrl;
   QubeQrexecParser *parser;
   gboolean hello_done;
+  gboolean relay;                 /* dom0 programs' data channels go through us */
   int listen_fd;
   char *socket_path;
   GSource *listen_source;
   GHashTable *ports;              /* data ports offered to this qube (in use) */
+  GHashTable *relay_ended;        /* relayed calls' ports waiting for the agent's end */
   guint32 next_port;
   GList *clients;                 /* QrexecClient */
   guint active_calls;
@@ -89,6 +91,10 @@ typedef struct {
   GSource *source;
   GByteArray *buf;
   guint32 port;
+  /* A relayed call: the data channel to the qube, the program's socket. */
+  QubeQrexecChan *data_chan;
+  QubeQrexecChan *local;
+  gboolean data_connected;        /* the agent connected: it will report the end */
 } QrexecClient;
 
 /* A qube-to-qube call joined by the daemon. */
@@ -619,6 +625,19 @@ handle_control_message (QrexecQube *q, QubeQrexecMessage *msg, gboolean *closed)
           qube_close (q, reason);
           *closed = TRUE;
         }
+      else
+        {
+          /* A relayed call's port is free once the agent says so. */
+          gboolean held = FALSE;
+
+          for (GList *l = q->clients; l != NULL; l = l->next)
+            held = held || ((QrexecClient *) l->data)->port == msg->connect_port;
+          if (!held && g_hash_table_contains (q->relay_ended, GUINT_TO_POINTER (msg->connect_port)))
+            {
+              g_hash_table_remove (q->relay_ended, GUINT_TO_POINTER (msg->connect_port));
+              g_hash_table_remove (q->ports, GUINT_TO_POINTER (msg->connect_port));
+            }
+        }
       break;
     default:
       break;
@@ -679,10 +698,19 @@ static void
 client_free (QrexecClient *c)
 {
   c->qube->clients = g_list_remove (c->qube->clients, c);
-  if (c->port != 0)
+  /* The agent reports the end of a call it connected: the port stays
+   * taken until then. */
+  if (c->port != 0 && c->data_connected)
+    g_hash_table_add (c->qube->relay_ended, GUINT_TO_POINTER (c->port));
+  else if (c->port != 0)
     g_hash_table_remove (c->qube->ports, GUINT_TO_POINTER (c->port));
-  g_source_destroy (c->source);
-  g_source_unref (c->source);
+  g_clear_pointer (&c->data_chan, _qube_qrexec_chan_free);
+  g_clear_pointer (&c->local, _qube_qrexec_chan_free);
+  if (c->source != NULL)
+    {
+      g_source_destroy (c->source);
+      g_source_unref (c->source);
+    }
   close (c->fd);
   g_byte_array_unref (c->buf);
   g_free (c);
@@ -711,6 +739,29 @@ client_reply (QrexecClient *c, guint32 type, guint32 port, const char *text)
   /* A small reply on a fresh local socket: it fits. */
   if (send (c->fd, out->data, out->len, MSG_NOSIGNAL) != (gssize) out->len)
     g_debug ("qube '%s': a client went away before its reply", c->qube->name);
+}
+
+/* Moves a relayed call's bytes both ways, as far as each side has room;
+ * ends the call when either side has ended and the program has all. */
+static void
+relay_pump (QubeQrexecChan *chan, gpointer user_data)
+{
+  QrexecClient *c = user_data;
+  guint8 buf[65536];
+  gsize room, n;
+
+  (void) chan;
+  if (_qube_qrexec_chan_is_connected (c->data_chan))
+    c->data_connected = TRUE;
+  while ((room = _qube_qrexec_chan_room (c->local)) > 0
+         && (n = _qube_qrexec_chan_read (c->data_chan, buf, MIN (room, sizeof buf))) > 0)
+    _qube_qrexec_chan_send (c->local, buf, n);
+  while ((room = _qube_qrexec_chan_room (c->data_chan)) > 0
+         && (n = _qube_qrexec_chan_read (c->local, buf, MIN (room, sizeof buf))) > 0)
+    _qube_qrexec_chan_send (c->data_chan, buf, n);
+  if ((_qube_qrexec_chan_is_closed (c->data_chan, NULL) && _qube_qrexec_chan_queued (c->local) == 0)
+      || _qube_qrexec_chan_is_closed (c->local, NULL))
+    client_free (c);
 }
 
 /* A whole request from a dom0 program: run it in the qube. */
@@ -744,7 +795,29 @@ client_request (QrexecClient *c)
       client_reply (c, MSG_SERVICE_REFUSED, 0, error != NULL ? error->message : "no free data port");
       return FALSE;
     }
+  if (q->relay)
+    {
+      QubeVchanPeer peer = qube_peer (q);
+
+      /* Offered before the agent hears of it; a large ring, as the
+       * command's output is what usually flows. */
+      c->data_chan = _qube_qrexec_chan_server (q->plugin, &peer, c->port, 8 * 1024 * 1024,
+                                               1024 * 1024, q->daemon->context, &error);
+      if (c->data_chan == NULL)
+        {
+          client_reply (c, MSG_SERVICE_REFUSED, 0, error->message);
+          return FALSE;
+        }
+    }
   ctrl_send (q, msg);
+  if (q->relay)
+    {
+      client_reply (c, hdr.type, c->port, QUBE_QREXEC_RELAY_TRANSPORT);
+      c->local = _qube_qrexec_chan_new_fd (c->fd, q->daemon->context);
+      _qube_qrexec_chan_set_callback (c->data_chan, relay_pump, c);
+      _qube_qrexec_chan_set_callback (c->local, relay_pump, c);
+      return TRUE;
+    }
   /* The reply names the port and the vchan transport to offer it on. */
   client_reply (c, hdr.type, c->port, q->transport);
   return TRUE;
@@ -783,6 +856,13 @@ client_event_cb (int fd, GIOCondition condition, gpointer data)
   if (c->buf->len > sizeof hdr + hdr.len || !client_request (c))
     {
       client_free (c);
+      return G_SOURCE_REMOVE;
+    }
+  if (c->local != NULL)
+    {
+      /* A relayed call: its channel watches the socket from now on. */
+      g_source_destroy (c->source);
+      g_clear_pointer (&c->source, g_source_unref);
       return G_SOURCE_REMOVE;
     }
   return G_SOURCE_CONTINUE;
@@ -856,6 +936,7 @@ qube_free (QrexecQube *q)
       (void) g_unlink (q->socket_path);
     }
   g_hash_table_unref (q->ports);
+  g_clear_pointer (&q->relay_ended, g_hash_table_unref);
   g_free (q->socket_path);
   g_free (q->name);
   g_free (q->runtime_dir);
@@ -986,6 +1067,10 @@ qube_qrexec_daemon_connect (QubeQrexecDaemon *self, const char *name,
   q->daemon = self;
   q->name = g_strdup (name);
   q->transport = g_strdup (vchan_transport);
+  /* One process holds a kvm qube's vchan link (this daemon): dom0
+   * programs' data channels are relayed through it. */
+  q->relay = g_strcmp0 (vchan_transport, "kvm") == 0;
+  q->relay_ended = g_hash_table_new (g_direct_hash, g_direct_equal);
   q->runtime_dir = qube_qrexec_qube_runtime_dir (self->manager, name);
   q->listen_fd = -1;
   q->ports = g_hash_table_new (g_direct_hash, g_direct_equal);

@@ -19,6 +19,15 @@ G_BEGIN_DECLS
  */
 #define QUBE_QREXEC_CLIENT_SOCKET "qrexec.sock"
 
+/**
+ * QUBE_QREXEC_RELAY_TRANSPORT:
+ *
+ * The transport the daemon names in its answer to a dom0 program when it
+ * relays the call's data channel itself over the program's socket: for a
+ * qube whose vchan link only one process may hold (the kvm transport).
+ */
+#define QUBE_QREXEC_RELAY_TRANSPORT "relay"
+
 #define QUBE_TYPE_QREXEC_DAEMON (qube_qrexec_daemon_get_type ())
 G_DECLARE_FINAL_TYPE (QubeQrexecDaemon, qube_qrexec_daemon, QUBE, QREXEC_DAEMON, GObject)
 

@@ -26,6 +26,9 @@ QubeStore *_qube_manager_get_store (QubeManager *self);
 void _qube_manager_set_running_func (QubeManager *self, QubeRunningFunc func,
                                      gpointer user_data);
 gboolean _qube_manager_is_running (QubeManager *self, QubeVm *vm);
+/* Whether the running function is the isolation backends' (not one a
+ * caller installed). */
+gboolean _qube_manager_states_from_backend (QubeManager *self);
 
 /* Feature keys, tags, pool and plugin names: [A-Za-z0-9_.-]+, at most
  * 255 bytes; `what` names the kind in the error ("feature name", "tag"). */
@@ -34,5 +37,11 @@ gboolean _qube_key_is_valid (const char *what, const char *key, GError **error);
 /* A copy of `text` that is safe to show in a message: as is when it is
  * printable UTF-8, else escaped. */
 char *_qube_printable (const char *text);
+
+/* qube-lifecycle.c: the power state as the Admin API names it (Running,
+ * Paused, Transient, Halting, Halted), cleaning up a qube found stopped;
+ * and the manager's default running function. */
+const char *_qube_vm_power_state (QubeVm *vm);
+gboolean _qube_vm_running_func (QubeVm *vm, gpointer user_data);
 
 G_END_DECLS

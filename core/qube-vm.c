@@ -214,16 +214,20 @@ qube_vm_get_klass (QubeVm *self)
  * qube_vm_get_state:
  * @self: a #QubeVm
  *
- * The power state as the Admin API names it.  Without an isolation
- * backend reporting on qubes, only the admin qube runs.
+ * The power state as the Admin API names it, from the qube's isolation
+ * backend.  A qube found stopped since it was started (its guest powered
+ * off, its compartment died) has its volumes stopped here.
  *
- * Returns: `Running` or `Halted`
+ * Returns: `Running`, `Paused`, `Transient` (starting), `Halting`,
+ *   `Halted` or `Unknown`
  */
 const char *
 qube_vm_get_state (QubeVm *self)
 {
   g_return_val_if_fail (QUBE_IS_VM (self), NULL);
-  return _qube_vm_is_running (self) ? "Running" : "Halted";
+  if (!_qube_manager_states_from_backend (self->manager))
+    return _qube_vm_is_running (self) ? "Running" : "Halted";
+  return _qube_vm_power_state (self);
 }
 
 /**

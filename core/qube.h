@@ -13,5 +13,6 @@
 #include "qube-admin.h"
 #include "qube-qrexec-daemon.h"
 #include "qube-qrexec-client.h"
+#include "qube-lifecycle.h"
 
 #undef QUBE_INSIDE_H

@@ -3,7 +3,15 @@
 # packages installed on the host, without mounting anything and without
 # network access.
 #
-#   build-template.sh [-k KERNEL_VERSION] [OUTDIR]
+#   build-template.sh [-k KERNEL_VERSION] [-a PROGRAM]... [-x PROGRAM]... [OUTDIR]
+#
+# -a adds a statically linked guest program of libqube (qube-agent,
+# qrexec-client-vm) to the initramfs's /bin, named without a "-static"
+# suffix; /init starts /bin/qube-agent over the virtio vchan transport.
+#
+# -x adds a statically linked PROGRAM to the initramfs's /bin (a guest-side
+# test peer, for instance; /init runs /bin/NAME when the kernel command line
+# says qube.run=NAME).
 #
 # OUTDIR (default: $QUBE_STATE_DIR/templates/debian-minimal, with
 # QUBE_STATE_DIR defaulting to /var/lib/qube) receives:
@@ -19,13 +27,19 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 kver=
+extra=
 
 die () { echo "build-template: $*" >&2; exit 1; }
 
-while getopts k: opt; do
+agents=
+while getopts k:a:x: opt; do
   case $opt in
     k) kver=$OPTARG ;;
-    *) die "usage: build-template.sh [-k KERNEL_VERSION] [OUTDIR]" ;;
+    a) [ -x "$OPTARG" ] || die "-a $OPTARG: not an executable file"
+       agents="$agents $OPTARG" ;;
+    x) [ -x "$OPTARG" ] || die "-x $OPTARG: not an executable file"
+       extra="$extra $OPTARG" ;;
+    *) die "usage: build-template.sh [-k KERNEL_VERSION] [-a PROGRAM]... [-x PROGRAM]... [OUTDIR]" ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -118,6 +132,12 @@ while read -r path; do
   esac
 done < "$order"
 cp "$here/init" "$ird/init"
+for prog in $extra; do
+  cp "$prog" "$ird/bin/$(basename "$prog")"
+done
+for prog in $agents; do
+  cp "$prog" "$ird/bin/$(basename "$prog" -static)"
+done
 chmod 0755 "$ird/init"
 echo "$kver" > "$ird/etc/kernel-version"
 find "$ird" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
@@ -132,6 +152,11 @@ mkdir -p "$rootd/bin" "$rootd/sbin" "$rootd/etc/qubes-rpc" "$rootd/home/user" \
          "$rootd/run" "$rootd/var/tmp" "$rootd/root" "$rootd/usr/bin" \
          "$rootd/usr/local/etc/qubes-rpc"
 cp "$busybox" "$rootd/bin/busybox"
+# As on Debian, /var/run is /run (a tmpfs in the guest, where the agent's
+# socket lives); the guest programs of libqube are copied to /run/qube-bin
+# at boot.
+ln -s ../run "$rootd/var/run"
+ln -s /run/qube-bin/qrexec-client-vm "$rootd/usr/bin/qrexec-client-vm"
 for applet in $("$rootd/bin/busybox" --list); do
   [ "$applet" = busybox ] || ln -s busybox "$rootd/bin/$applet"
 done

@@ -7,11 +7,30 @@ template_files = template/build-template.sh template/init \
 	template/qubes-rpc/qubes.VMShell
 EXTRA_DIST += $(template_files)
 
-template:
-	$(SHELL) $(srcdir)/template/build-template.sh "$(TEMPLATE_DIR)"
+template: template/qube-agent-static template/qrexec-client-vm-static
+	$(SHELL) $(srcdir)/template/build-template.sh -a template/qube-agent-static \
+	  -a template/qrexec-client-vm-static "$(TEMPLATE_DIR)"
 .PHONY: template
 
 clean-local: clean-template
 clean-template:
 	rm -rf "$(abs_top_builddir)/template/debian-minimal"
 .PHONY: clean-template
+
+# The guest programs a template carries (build-template.sh -a), linked
+# statically; installed beside the builder for `qube template build`.
+templatedir = $(pkgdatadir)/template
+template_SCRIPTS = template/build-template.sh
+template_DATA = template/init
+templaterpcdir = $(pkgdatadir)/template/qubes-rpc
+templaterpc_DATA = template/qubes-rpc/qubes.WaitForRunningSystem template/qubes-rpc/qubes.VMShell
+templatebindir = $(pkgdatadir)/template/bin
+templatebin_PROGRAMS = template/qube-agent-static template/qrexec-client-vm-static
+template_qube_agent_static_SOURCES = $(agent_qube_agent_SOURCES)
+template_qube_agent_static_CPPFLAGS = $(agent_qube_agent_CPPFLAGS)
+template_qube_agent_static_CFLAGS = $(AGENT_CFLAGS_)
+template_qube_agent_static_LDFLAGS = -all-static
+template_qrexec_client_vm_static_SOURCES = $(agent_qrexec_client_vm_SOURCES)
+template_qrexec_client_vm_static_CPPFLAGS = $(agent_qrexec_client_vm_CPPFLAGS)
+template_qrexec_client_vm_static_CFLAGS = $(AGENT_CFLAGS_)
+template_qrexec_client_vm_static_LDFLAGS = -all-static

@@ -37,6 +37,7 @@
 #include "kvm-accel.h"
 #include "kvm-process.h"
 #include "kvm-qmp.h"
+#include "kvm-vchan.h"
 
 #define QMP_TIMEOUT_MS 5000
 /* Spawning QEMU up to its monitor being ready; generous for a loaded host. */
@@ -412,14 +413,17 @@ build_argv (KvmPlugin *self, const QubeDomainConfig *config, const KvmPaths *pat
       ARGF ("virtio-blk-device,drive=disk-%s,serial=%s", disk->volume, disk->volume);
     }
 
+  /* Every qube gets the vchan port (kvm-vchan.c) first, then the ports the
+   * configuration asks for. */
   ports = extra_get (config, "serial-ports");
-  if (ports != NULL && *ports != '\0')
-    {
-      g_auto(GStrv) names = g_strsplit (ports, ",", -1);
-      guint n = g_strv_length (names);
+  {
+    g_autofree char *all_ports = ports != NULL && *ports != '\0'
+      ? g_strconcat (KVM_VCHAN_PORT_NAME ",", ports, NULL) : g_strdup (KVM_VCHAN_PORT_NAME);
+    g_auto(GStrv) names = g_strsplit (all_ports, ",", -1);
+    guint n = g_strv_length (names);
 
       if (n > 30)
-        REFUSE ("cannot create qube '%s': %u serial ports asked for, at most 30", name, n);
+        REFUSE ("cannot create qube '%s': %u serial ports asked for, at most 29", name, n - 1);
       ARG ("-device");
       ARG ("virtio-serial-device,max_ports=31");
       for (guint i = 0; i < n; i++)
@@ -858,6 +862,7 @@ kvm_init (const QubeHost *host, void **plugin_data)
   struct stat st;
 
   self->host = host;
+  kvm_vchan_set_host (host);
   g_mutex_init (&self->lock);
   self->qemu = g_find_program_in_path (qemu != NULL ? qemu : "qemu-system-x86_64");
   self->work_dir = g_build_filename (host->state_dir, "kvm", NULL);
@@ -896,6 +901,7 @@ static const QubeBackendOps kvm_backend = {
   .kill = kvm_kill,
   .info = kvm_info,
   .host_memory = kvm_host_memory,
+  .vchan_transport = "kvm",
 };
 
 QUBE_PLUGIN_DEFINE (.name = "kvm",
@@ -906,4 +912,5 @@ QUBE_PLUGIN_DEFINE (.name = "kvm",
                     .origin = NULL,
                     .init = kvm_init,
                     .probe = kvm_probe,
-                    .backend = &kvm_backend);
+                    .backend = &kvm_backend,
+                    .vchan = &kvm_vchan_ops);

@@ -8,7 +8,11 @@ plugins_kvm_kvm_la_SOURCES = \
 	plugins/kvm/kvm-process.h \
 	plugins/kvm/kvm-process.c \
 	plugins/kvm/kvm-accel.h \
-	plugins/kvm/kvm-accel.c
+	plugins/kvm/kvm-accel.c \
+	plugins/kvm/kvm-vchan.h \
+	plugins/kvm/kvm-vchan.c \
+	common/vchan-mux.h \
+	common/vchan-mux.c
 plugins_kvm_kvm_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS) \
 	-fvisibility=hidden -DG_LOG_DOMAIN=\"qube-kvm\"
 plugins_kvm_kvm_la_LIBADD = $(GLIB_LIBS) $(JSON_GLIB_LIBS)

@@ -14,7 +14,7 @@ TESTS += tests/qrexec/test-qrexec
 endif
 endif
 tests_qrexec_test_qrexec_SOURCES = tests/qrexec/test-qrexec.c tests/qrexec/qube-run.h \
-	agent/transport.c agent/transport-socket.c agent/transport.h agent/qrexec-wire.h
+	$(AGENT_TRANSPORT_SOURCES) agent/qrexec-wire.h
 tests_qrexec_test_qrexec_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -D_GNU_SOURCE
 tests_qrexec_test_qrexec_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_qrexec_test_qrexec_LDADD = $(GLIB_LIBS) $(CHECK_LIBS)
@@ -40,7 +40,7 @@ TESTS += tests/qrexec/test-agent-wire
 UNIT_TESTS += tests/qrexec/test-agent-wire
 endif
 tests_qrexec_test_agent_wire_SOURCES = tests/qrexec/test-agent-wire.c \
-	agent/transport.c agent/transport-socket.c agent/data-io.c
+	$(AGENT_TRANSPORT_SOURCES) agent/data-io.c
 tests_qrexec_test_agent_wire_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -D_GNU_SOURCE
 tests_qrexec_test_agent_wire_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_qrexec_test_agent_wire_LDADD = $(GLIB_LIBS) $(CHECK_LIBS)

@@ -73,8 +73,15 @@ load_plugin (void)
   g_autofree char *conf_path = g_build_filename (tmp_dir, "plugins.conf", NULL);
   g_autoptr(GError) error = NULL;
 
-  if (g_getenv ("QUBE_PLUGIN_PATH") == NULL)
-    g_setenv ("QUBE_PLUGIN_PATH", default_path, TRUE);
+  /* The plugin under test first, then whatever the environment adds (the
+   * test environment names the file pool). */
+  {
+    const char *env = g_getenv ("QUBE_PLUGIN_PATH");
+    g_autofree char *path = env != NULL && *env != '\0'
+                            ? g_strconcat (default_path, ":", env, NULL) : g_strdup (default_path);
+
+    g_setenv ("QUBE_PLUGIN_PATH", path, TRUE);
+  }
   g_string_append_printf (conf, "[%s]\n", plugin_name);
   for (char **p = pairs; *p != NULL; p++)
     if (**p != '\0')

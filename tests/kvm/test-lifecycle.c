@@ -1,0 +1,611 @@
+/* test-lifecycle.c — qubes started, paused, stopped and broken for real:
+ * QEMU microvm qubes under TCG here, through the library's lifecycle
+ * (core/qube-lifecycle.c), the kvm plugin, the storage-file pool and the
+ * per-qube qube-qrexec-daemon.  The template is built once, with
+ * `qube template build`, and shared by every case; each case makes its
+ * own AppVM and checks that nothing of it is left: no QEMU, no daemon, no
+ * runtime directory, no started volume.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <sched.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "qube.h"
+
+#define TEMPLATE "debian-minimal"
+/* A boot takes 3-10 s under TCG on a loaded machine: generous, never a
+ * measure. */
+#define CASE_TIMEOUT_S 600
+
+static char *state_dir;
+static char *builddir;
+
+static QubeManager *
+open_manager (void)
+{
+  g_autoptr(GError) error = NULL;
+  QubeManager *manager = qube_manager_new (state_dir, &error);
+
+  ck_assert_msg (manager != NULL, "%s", error ? error->message : "");
+  return manager;
+}
+
+static QubeVm *
+create_app (QubeManager *manager, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  QubeVm *vm = qube_manager_create_vm (manager, "AppVM", name, TEMPLATE, "blue", &error);
+
+  ck_assert_msg (vm != NULL, "%s", error ? error->message : "");
+  return vm;
+}
+
+/* Processes whose command line names the qube: its QEMU
+ * (process=qube-NAME).  The qrexec daemon serves every qube; that it let
+ * go of this one shows in the runtime directory being gone. */
+static guint
+processes_of (const char *name)
+{
+  g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
+  g_autofree char *qemu_tag = g_strdup_printf ("process=qube-%s", name);
+  const char *entry;
+  guint n = 0;
+
+  while ((entry = g_dir_read_name (proc)) != NULL)
+    {
+      g_autofree char *path = NULL;
+      g_autofree char *cmdline = NULL;
+      g_autofree char *status_path = NULL;
+      g_autofree char *status = NULL;
+      gsize len;
+
+      if (!g_ascii_isdigit (entry[0]))
+        continue;
+      path = g_strdup_printf ("/proc/%s/cmdline", entry);
+      status_path = g_strdup_printf ("/proc/%s/status", entry);
+      if (!g_file_get_contents (path, &cmdline, &len, NULL) || len == 0)
+        continue;
+      /* A zombie waiting for its parent runs nothing. */
+      if (g_file_get_contents (status_path, &status, NULL, NULL) && strstr (status, "State:\tZ") != NULL)
+        continue;
+      for (gsize off = 0; off < len; off += strlen (cmdline + off) + 1)
+        {
+          const char *arg = cmdline + off;
+
+          if (strstr (arg, qemu_tag) != NULL)
+            n++;
+        }
+    }
+  return n;
+}
+
+static char *
+runtime_dir_of (QubeManager *manager, const char *name)
+{
+  return qube_qrexec_qube_runtime_dir (manager, name);
+}
+
+static gboolean
+volume_started (QubeVm *vm, const char *volume)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeVolume) v = qube_vm_get_volume (vm, volume, &error);
+  gboolean started = FALSE;
+
+  ck_assert_msg (v != NULL, "%s", error ? error->message : "");
+  ck_assert_msg (qube_volume_query (v, NULL, &started, NULL, NULL, &error), "%s",
+                 error ? error->message : "");
+  return started;
+}
+
+/* Nothing of the qube is left running or started. */
+static void
+assert_nothing_left (QubeManager *manager, QubeVm *vm)
+{
+  const char *name = qube_vm_get_name (vm);
+  g_autofree char *dir = runtime_dir_of (manager, name);
+
+  /* The qube's daemon may be releasing it right now (Transient). */
+  for (int i = 0; i < 300 && !g_str_equal (qube_vm_get_state (vm), "Halted"); i++)
+    g_usleep (100 * 1000);
+  ck_assert_str_eq (qube_vm_get_state (vm), "Halted");
+  ck_assert_msg (!g_file_test (dir, G_FILE_TEST_EXISTS), "%s is still there", dir);
+  for (int i = 0; i < 50 && processes_of (name) > 0; i++)
+    g_usleep (100 * 1000);
+  ck_assert_msg (processes_of (name) == 0, "a process of qube '%s' is still running", name);
+  ck_assert (!volume_started (vm, "root"));
+  ck_assert (!volume_started (vm, "private"));
+  ck_assert (!volume_started (vm, "volatile"));
+}
+
+static void
+start_ok (QubeVm *vm)
+{
+  g_autoptr(GError) error = NULL;
+
+  ck_assert_msg (qube_vm_start (vm, &error), "%s", error ? error->message : "");
+}
+
+static char *
+console_of (QubeManager *manager, const char *name)
+{
+  g_autofree char *dir = runtime_dir_of (manager, name);
+  g_autofree char *path = g_strconcat (dir, ".console.log", NULL);
+  char *text = NULL;
+
+  g_file_get_contents (path, &text, NULL, NULL);
+  return text != NULL ? text : g_strdup ("");
+}
+
+/* A copy of the shared template named `template_name`, and an AppVM
+ * `app_name` based on it. */
+static void
+template_with_app (QubeManager *manager, const char *template_name, const char *app_name,
+                   QubeVm **tvm, QubeVm **app)
+{
+  g_autoptr(GError) error = NULL;
+
+  *tvm = qube_manager_clone_vm (manager, TEMPLATE, template_name, &error);
+  ck_assert_msg (*tvm != NULL, "%s", error ? error->message : "");
+  *app = qube_manager_create_vm (manager, "AppVM", app_name, template_name, "green", &error);
+  ck_assert_msg (*app != NULL, "%s", error ? error->message : "");
+}
+
+START_TEST (test_start_pause_shutdown)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = create_app (manager, "life");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *accel = NULL;
+  g_autofree char *dir = runtime_dir_of (manager, "life");
+
+  start_ok (vm);
+  ck_assert_str_eq (qube_vm_get_state (vm), "Running");
+  ck_assert (g_file_test (dir, G_FILE_TEST_IS_DIR));
+  ck_assert_uint_eq (processes_of ("life"), 1);
+  accel = qube_vm_get_accel (vm);
+  ck_assert (accel != NULL && (g_str_equal (accel, "tcg") || g_str_equal (accel, "kvm")));
+  /* A running qube cannot be removed, a second start is refused. */
+  ck_assert (!qube_manager_remove_vm (manager, "life", &error));
+  ck_assert (g_error_matches (error, QUBE_ERROR, QUBE_ERROR_RUNNING));
+  g_clear_error (&error);
+  ck_assert (!qube_vm_start (vm, &error));
+  ck_assert_msg (strstr (error->message, "already running") != NULL, "%s", error->message);
+  g_clear_error (&error);
+
+  ck_assert_msg (qube_vm_pause (vm, &error), "%s", error ? error->message : "");
+  ck_assert_str_eq (qube_vm_get_state (vm), "Paused");
+  ck_assert_msg (qube_vm_unpause (vm, &error), "%s", error ? error->message : "");
+  ck_assert_str_eq (qube_vm_get_state (vm), "Running");
+
+  ck_assert_msg (qube_vm_shutdown (vm, TRUE, &error), "%s", error ? error->message : "");
+  assert_nothing_left (manager, vm);
+  /* The guest powered off by itself (ACPI), it was not killed. */
+  {
+    g_autofree char *console = console_of (manager, "life");
+
+    ck_assert_msg (strstr (console, "qube-guest: powering off") != NULL, "%s", console);
+  }
+  ck_assert (!qube_vm_shutdown (vm, TRUE, &error));
+  ck_assert (g_error_matches (error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING));
+}
+END_TEST
+
+/* The private volume is formatted at the first start and kept: the second
+ * start does not format it again; root and volatile start anew. */
+START_TEST (test_private_persists)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = create_app (manager, "keep");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *first = NULL;
+  g_autofree char *second = NULL;
+
+  start_ok (vm);
+  ck_assert_msg (qube_vm_shutdown (vm, TRUE, &error), "%s", error ? error->message : "");
+  first = console_of (manager, "keep");
+  ck_assert_msg (strstr (first, "formatting the fresh private volume") != NULL, "%s", first);
+  start_ok (vm);
+  ck_assert_msg (qube_vm_kill (vm, &error), "%s", error ? error->message : "");
+  second = console_of (manager, "keep");
+  ck_assert_msg (strstr (second, "formatting the fresh private volume") == NULL, "%s", second);
+  ck_assert_msg (strstr (second, "cannot mount volume private") == NULL, "%s", second);
+  assert_nothing_left (manager, vm);
+}
+END_TEST
+
+/* QEMU killed from outside: the next look reports the qube halted and
+ * releases what it had. */
+START_TEST (test_qemu_killed)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = create_app (manager, "victim");
+  g_autofree char *dir = runtime_dir_of (manager, "victim");
+  g_autofree char *pidfile = g_build_filename (dir, "qemu.pid", NULL);
+  g_autofree char *text = NULL;
+  pid_t pid;
+
+  start_ok (vm);
+  ck_assert (g_file_get_contents (pidfile, &text, NULL, NULL));
+  pid = (pid_t) atoi (text);
+  ck_assert_int_gt (pid, 1);
+  ck_assert_int_eq (kill (pid, SIGKILL), 0);
+  for (int i = 0; i < 100 && kill (pid, 0) == 0; i++)
+    g_usleep (50 * 1000);
+  assert_nothing_left (manager, vm);
+}
+END_TEST
+
+/* The guest never answers (no agent: its initramfs runs a shell instead
+ * of /init): the start fails in the qube's qrexec-timeout with the
+ * console's last lines, and nothing is left. */
+START_TEST (test_no_hello)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = create_app (manager, "mute");
+  g_autoptr(GError) error = NULL;
+
+  ck_assert_msg (qube_vm_set_property (vm, "kernelopts", "rdinit=/bin/sh", &error), "%s",
+                 error ? error->message : "");
+  ck_assert_msg (qube_vm_set_feature (vm, "qrexec-timeout", "8", &error), "%s",
+                 error ? error->message : "");
+  ck_assert (!qube_vm_start (vm, &error));
+  ck_assert_msg (g_error_matches (error, QUBE_ERROR, QUBE_ERROR_TIMEOUT), "%s", error->message);
+  ck_assert_msg (strstr (error->message, "cannot start qube 'mute'") != NULL, "%s", error->message);
+  ck_assert_msg (strstr (error->message, "did not answer in 8 s") != NULL, "%s", error->message);
+  ck_assert_msg (strstr (error->message, "console's last lines") != NULL, "%s", error->message);
+  assert_nothing_left (manager, vm);
+}
+END_TEST
+
+/* The template's root volume is gone: a clear error before anything is
+ * made. */
+START_TEST (test_template_missing)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) tvm = NULL;
+  g_autoptr(QubeVm) vm = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *root_dir = NULL;
+
+  template_with_app (manager, "lost-template", "orphan", &tvm, &vm);
+  /* Gone behind the library's back, as a disk failure would do it. */
+  root_dir = g_build_filename (state_dir, "pools", "default", "lost-template", "root", NULL);
+  {
+    g_autoptr(GDir) d = g_dir_open (root_dir, 0, NULL);
+    const char *entry;
+
+    ck_assert (d != NULL);
+    while ((entry = g_dir_read_name (d)) != NULL)
+      if (g_str_has_suffix (entry, ".qcow2"))
+        {
+          g_autofree char *path = g_build_filename (root_dir, entry, NULL);
+          ck_assert_int_eq (g_unlink (path), 0);
+        }
+  }
+  ck_assert (!qube_vm_start (vm, &error));
+  ck_assert_msg (strstr (error->message, "cannot start qube 'orphan'") != NULL
+                 && strstr (error->message, "lost-template") != NULL, "%s", error->message);
+  assert_nothing_left (manager, vm);
+}
+END_TEST
+
+typedef struct {
+  const char *name;
+  gboolean ok;
+  char *message;
+} StartRace;
+
+static gpointer
+race_start (gpointer data)
+{
+  StartRace *r = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = qube_manager_lookup (manager, r->name, NULL);
+
+  r->ok = vm != NULL && qube_vm_start (vm, &error);
+  r->message = error != NULL ? g_strdup (error->message) : NULL;
+  return NULL;
+}
+
+/* Two starts of one qube at once: one wins, the other is told why. */
+START_TEST (test_two_starts)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = create_app (manager, "twice");
+  g_autoptr(GError) error = NULL;
+  StartRace a = { "twice", FALSE, NULL }, b = { "twice", FALSE, NULL };
+  GThread *ta = g_thread_new ("start-a", race_start, &a);
+  GThread *tb = g_thread_new ("start-b", race_start, &b);
+  StartRace *loser;
+
+  g_thread_join (ta);
+  g_thread_join (tb);
+  ck_assert_msg (a.ok != b.ok, "a: %s, b: %s", a.message ? a.message : "started",
+                 b.message ? b.message : "started");
+  loser = a.ok ? &b : &a;
+  ck_assert_msg (strstr (loser->message, "another process is starting") != NULL
+                 || strstr (loser->message, "already running") != NULL, "%s", loser->message);
+  ck_assert_str_eq (qube_vm_get_state (vm), "Running");
+  ck_assert_uint_eq (processes_of ("twice"), 1);
+  ck_assert_msg (qube_vm_kill (vm, &error), "%s", error ? error->message : "");
+  assert_nothing_left (manager, vm);
+  g_free (a.message);
+  g_free (b.message);
+}
+END_TEST
+
+/* The qube's pool has no space left when it starts. */
+START_TEST (test_pool_full)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeStoragePool) pool = NULL;
+  g_autoptr(QubeVm) vm = NULL;
+  g_autofree char *dir = g_build_filename (state_dir, "small", NULL);
+  g_autofree char *dir_opt = g_strdup_printf ("dir_path=%s/pool", dir);
+  g_autofree char *pool_dir = g_build_filename (dir, "pool", NULL);
+  const char *options[] = { dir_opt, NULL };
+
+  g_mkdir_with_parents (dir, 0700);
+  /* The small file system lives in this test's own mount namespace, so it
+   * goes away with the test, however it ends. */
+  ck_assert_msg (unshare (CLONE_NEWNS) == 0 && mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0,
+                 "cannot make a private mount namespace: %s", g_strerror (errno));
+  /* Room for the qube's volumes when it is created (the pool checks their
+   * sizes, which sparse files never use up)... */
+  if (mount ("tmpfs", dir, "tmpfs", 0, "size=16g") < 0)
+    {
+      /* Root and tmpfs are there in CI; say so if not. */
+      ck_abort_msg ("cannot mount a small tmpfs for the pool: %s", g_strerror (errno));
+    }
+  g_mkdir_with_parents (pool_dir, 0700);
+  pool = qube_manager_add_pool (manager, "small", "file", options, &error);
+  ck_assert_msg (pool != NULL, "%s", error ? error->message : "");
+  ck_assert (qube_manager_set_property (manager, "default_pool", "small", &error));
+  vm = create_app (manager, "cramped");
+  ck_assert (qube_manager_reset_property (manager, "default_pool", &error));
+  /* ... and almost none when it starts. */
+  ck_assert_msg (mount ("tmpfs", dir, "tmpfs", MS_REMOUNT, "size=2m") == 0, "remount: %s",
+                 g_strerror (errno));
+  ck_assert (!qube_vm_start (vm, &error));
+  ck_assert_msg (strstr (error->message, "cannot start qube 'cramped'") != NULL
+                 && strstr (error->message, "free") != NULL, "%s", error->message);
+  assert_nothing_left (manager, vm);
+  ck_assert_msg (qube_manager_remove_vm (manager, "cramped", &error), "%s",
+                 error ? error->message : "");
+}
+END_TEST
+
+/* Runs `command` in the qube through qrexec (as `user`, NULL: the
+ * default); its exit code, and its output in *out. */
+static int
+run_in (QubeManager *manager, const char *name, const char *user, const char *command, char **out)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename (state_dir, "run-output", NULL);
+  int fd = g_open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int exit_code = -1;
+
+  ck_assert_int_ge (fd, 0);
+  ck_assert_msg (qube_qrexec_run (manager, name, user, command, QUBE_QREXEC_RUN_NO_STDIN, -1, fd, 2,
+                                  &exit_code, &error), "%s: %s", command, error ? error->message : "");
+  close (fd);
+  ck_assert (g_file_get_contents (path, out, NULL, NULL));
+  return exit_code;
+}
+
+START_TEST (test_run_and_data)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = create_app (manager, "runner");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *uname = NULL;
+  g_autofree char *hello = NULL;
+  g_autofree char *kept = NULL;
+  g_autofree char *root_file = NULL;
+
+  start_ok (vm);
+  ck_assert_int_eq (run_in (manager, "runner", NULL, "uname -a", &uname), 0);
+  ck_assert_msg (g_str_has_prefix (uname, "Linux runner "), "%s", uname);
+  ck_assert_int_eq (run_in (manager, "runner", NULL, "echo hello > /rw/hello; cat /rw/hello", &hello), 0);
+  ck_assert_str_eq (hello, "hello\n");
+  /* The command's exit code comes back. */
+  {
+    g_autofree char *none = NULL;
+
+    ck_assert_int_eq (run_in (manager, "runner", NULL, "exit 7", &none), 7);
+  }
+  /* A write to root goes to the snapshot. */
+  ck_assert_int_eq (run_in (manager, "runner", "root", "echo x > /etc/scratch && sync", &root_file), 0);
+  ck_assert_msg (qube_vm_shutdown (vm, TRUE, &error), "%s", error ? error->message : "");
+  assert_nothing_left (manager, vm);
+
+  /* Next start: private kept, root anew from the template. */
+  start_ok (vm);
+  ck_assert_int_eq (run_in (manager, "runner", NULL, "cat /rw/hello", &kept), 0);
+  ck_assert_str_eq (kept, "hello\n");
+  g_clear_pointer (&root_file, g_free);
+  ck_assert_int_ne (run_in (manager, "runner", NULL, "test -e /etc/scratch", &root_file), 0);
+  ck_assert_msg (qube_vm_kill (vm, &error), "%s", error ? error->message : "");
+  assert_nothing_left (manager, vm);
+}
+END_TEST
+
+/* What a template's root gets while it runs reaches its AppVMs at their
+ * next start. */
+START_TEST (test_template_update)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) tvm = NULL;
+  g_autoptr(QubeVm) app = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *out = NULL;
+
+  template_with_app (manager, "tpl-upd", "follower", &tvm, &app);
+  start_ok (tvm);
+  ck_assert_int_eq (run_in (manager, "tpl-upd", "root", "echo v2 > /etc/template-version && sync",
+                            &out), 0);
+  ck_assert_msg (qube_vm_shutdown (tvm, TRUE, &error), "%s", error ? error->message : "");
+  assert_nothing_left (manager, tvm);
+  start_ok (app);
+  g_clear_pointer (&out, g_free);
+  ck_assert_int_eq (run_in (manager, "follower", NULL, "cat /etc/template-version", &out), 0);
+  ck_assert_str_eq (out, "v2\n");
+  ck_assert_msg (qube_vm_kill (app, &error), "%s", error ? error->message : "");
+  assert_nothing_left (manager, app);
+}
+END_TEST
+
+/* Three qubes at once, calling each other through qrexec-client-vm under
+ * the policy written in main(): q1 may call q2, not q3; q2 may not call
+ * q1 (no rule). */
+START_TEST (test_three_qubes_policy)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) q1 = create_app (manager, "q1");
+  g_autoptr(QubeVm) q2 = create_app (manager, "q2");
+  g_autoptr(QubeVm) q3 = create_app (manager, "q3");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *allowed = NULL;
+  g_autofree char *denied = NULL;
+  g_autofree char *unlisted = NULL;
+
+  start_ok (q1);
+  start_ok (q2);
+  start_ok (q3);
+  ck_assert_int_eq (run_in (manager, "q1", NULL,
+                            "echo 'uname -n' | qrexec-client-vm q2 qubes.VMShell", &allowed), 0);
+  ck_assert_str_eq (allowed, "q2\n");
+  ck_assert_int_eq (run_in (manager, "q1", NULL,
+                            "echo 'uname -n' | qrexec-client-vm q3 qubes.VMShell", &denied), 126);
+  ck_assert_str_eq (denied, "");
+  ck_assert_int_eq (run_in (manager, "q2", NULL,
+                            "echo 'uname -n' | qrexec-client-vm q1 qubes.VMShell", &unlisted), 126);
+  for (QubeVm **vm = (QubeVm *[]) { q1, q2, q3, NULL }; *vm != NULL; vm++)
+    {
+      ck_assert_msg (qube_vm_kill (*vm, &error), "%s", error ? error->message : "");
+      assert_nothing_left (manager, *vm);
+    }
+}
+END_TEST
+
+static gboolean
+build_template (void)
+{
+  g_autofree char *qube = g_build_filename (builddir, "cli", "qube", NULL);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *argv[] = { qube, "--state-dir", state_dir, "template", "build", TEMPLATE, NULL };
+  int status;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, 0, NULL, NULL, &out, &err, &status, &error)
+      || !g_spawn_check_wait_status (status, &error))
+    {
+      g_printerr ("qube template build: %s\n%s%s", error->message, out ? out : "", err ? err : "");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+int
+main (void)
+{
+  g_autofree char *qemu = g_find_program_in_path ("qemu-system-x86_64");
+  g_autofree char *plugin_path = NULL;
+  g_autofree char *daemon = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *env_builddir = g_getenv ("QUBE_TEST_BUILDDIR");
+  const char *old_path = g_getenv ("QUBE_PLUGIN_PATH");
+  Suite *suite;
+  TCase *tc;
+  SRunner *runner;
+  int failed;
+
+  if (qemu == NULL)
+    {
+      printf ("SKIP: qemu-system-x86_64 is not installed (Debian package qemu-system-x86)\n");
+      return 77;
+    }
+  if (!g_file_test ("/boot", G_FILE_TEST_IS_DIR) || geteuid () != 0)
+    {
+      printf ("SKIP: building the template needs root (to read /boot/vmlinuz-*)\n");
+      return 77;
+    }
+  builddir = g_strdup (env_builddir != NULL ? env_builddir : ".");
+  plugin_path = g_strdup_printf ("%s/plugins/kvm/.libs:%s/plugins/storage-file/.libs%s%s",
+                                 builddir, builddir, old_path ? ":" : "", old_path ? old_path : "");
+  g_setenv ("QUBE_PLUGIN_PATH", plugin_path, TRUE);
+  daemon = g_build_filename (builddir, "cli", "qube-qrexec-daemon", NULL);
+  g_setenv ("QUBE_QREXEC_DAEMON", daemon, TRUE);
+  g_unsetenv ("QUBE_RUNTIME_DIR");
+  state_dir = g_dir_make_tmp ("qube-lifecycle-XXXXXX", &error);
+  g_assert_no_error (error);
+  if (!build_template ())
+    return 1;
+  /* The policy the qrexec daemon (spawned by the first start) reads. */
+  {
+    g_autofree char *policy_dir = g_build_filename (state_dir, "policy.d", NULL);
+    g_autofree char *policy = g_build_filename (policy_dir, "30-test.policy", NULL);
+
+    g_mkdir_with_parents (policy_dir, 0700);
+    g_file_set_contents (policy, "qubes.VMShell * q1 q2 allow\n"
+                                 "qubes.VMShell * q1 q3 deny\n", -1, &error);
+    g_assert_no_error (error);
+    g_setenv ("QUBE_POLICY_DIR", policy_dir, TRUE);
+  }
+
+  suite = suite_create ("lifecycle");
+  tc = tcase_create ("qubes");
+  tcase_set_timeout (tc, CASE_TIMEOUT_S);
+  tcase_add_test (tc, test_start_pause_shutdown);
+  tcase_add_test (tc, test_private_persists);
+  tcase_add_test (tc, test_qemu_killed);
+  tcase_add_test (tc, test_no_hello);
+  tcase_add_test (tc, test_template_missing);
+  tcase_add_test (tc, test_two_starts);
+  tcase_add_test (tc, test_pool_full);
+  suite_add_tcase (suite, tc);
+  tc = tcase_create ("qrexec");
+  tcase_set_timeout (tc, CASE_TIMEOUT_S);
+  tcase_add_test (tc, test_run_and_data);
+  tcase_add_test (tc, test_template_update);
+  tcase_add_test (tc, test_three_qubes_policy);
+  suite_add_tcase (suite, tc);
+  runner = srunner_create (suite);
+  srunner_run_all (runner, CK_NORMAL);
+  failed = srunner_ntests_failed (runner);
+  srunner_free (runner);
+  /* A failed case may have left its qubes running: none stays. */
+  {
+    g_autoptr(QubeManager) manager = qube_manager_new (state_dir, NULL);
+    g_autoptr(GPtrArray) vms = manager != NULL ? qube_manager_list_vms (manager) : NULL;
+
+    for (guint i = 0; vms != NULL && i < vms->len; i++)
+      if (!g_str_equal (qube_vm_get_state (vms->pdata[i]), "Halted")
+          && !g_str_equal (qube_vm_get_klass (vms->pdata[i]), "AdminVM"))
+        qube_vm_kill (vms->pdata[i], NULL);
+  }
+  if (failed == 0)
+    {
+      g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", state_dir);
+      int status;
+
+      g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL);
+    }
+  return failed == 0 ? 0 : 1;
+}
