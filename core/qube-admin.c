@@ -341,7 +341,29 @@ emit (AdminCall *call, const char *subject, const char *event, ...)
     g_ptr_array_add (kwargs, (gpointer) s);
   va_end (ap);
   g_ptr_array_add (kwargs, NULL);
-  g_signal_emit (call->self, signals[SIGNAL_EVENT], 0, subject, event, kwargs->pdata);
+  qube_admin_emit_event (call->self, subject, event, (const char *const *) kwargs->pdata);
+}
+
+/**
+ * qube_admin_emit_event:
+ * @self: a #QubeAdmin
+ * @subject: the qube the event is about, or "" for the host itself
+ * @event: the event, e.g. `domain-start`
+ * @kwargs: (array zero-terminated=1) (nullable): key, value, key, value...
+ *
+ * Sends an event that did not come from an Admin API call (a qube that
+ * stopped by itself, a disposable made in the background) to the
+ * admin.Events subscribers, through #QubeAdmin::event.
+ */
+void
+qube_admin_emit_event (QubeAdmin *self, const char *subject, const char *event,
+                       const char *const *kwargs)
+{
+  static const char *const none[] = { NULL };
+
+  g_return_if_fail (QUBE_IS_ADMIN (self));
+  g_return_if_fail (subject != NULL && event != NULL);
+  g_signal_emit (self, signals[SIGNAL_EVENT], 0, subject, event, kwargs != NULL ? kwargs : none);
 }
 
 /* ---- the policy ---- */

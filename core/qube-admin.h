@@ -36,6 +36,8 @@ G_DECLARE_FINAL_TYPE (QubeAdmin, qube_admin, QUBE, ADMIN, GObject)
 
 QubeAdmin *qube_admin_new (QubeManager *manager, const char *policy_dir);
 QubeManager *qube_admin_get_manager (QubeAdmin *self);
+void qube_admin_emit_event (QubeAdmin *self, const char *subject, const char *event,
+                            const char *const *kwargs);
 
 GBytes *qube_admin_call (QubeAdmin *self, const char *source,
                          const char *method, const char *arg,
