@@ -182,8 +182,6 @@ client_request (Client *c)
   uint32_t a = get32 (c->req + 8), b = get32 (c->req + 12);
 
   c->port = port;
-  if (getenv ("QUBE_VLINK_DEBUG") || 1)
-    fprintf (stderr, "vlink: request op %u port %u peer_up %d sessions %lu offers %p\n", (unsigned) op, (unsigned) port, mux.peer_up, mux.sessions, (void *) mux.offers);
   if (op == VLINK_OP_LISTEN)
     {
       c->vc = vmux_offer (&mux, port, a, b);
@@ -229,12 +227,14 @@ client_step (Client *c, short revents)
     case PHASE_OFFERED:
       if (revents & (POLLHUP | POLLERR | POLLIN))
         return -1;    /* the process gave up before the host came */
-      if (c->vc->state != VMUX_CHAN_WAITING)
-        {
-          reply (c, 0, "connected");
-          c->phase = PHASE_STREAM;
-        }
-      return 0;
+      if (c->vc->state == VMUX_CHAN_WAITING)
+        return 0;
+      reply (c, 0, "connected");
+      c->phase = PHASE_STREAM;
+      /* What the host sent with its connect is in the ring already and
+       * no further event may come for it: move it on now. */
+      revents = 0;
+      break;
 
     case PHASE_WAIT_OFFER:
       if (revents & (POLLHUP | POLLERR))
@@ -249,10 +249,11 @@ client_step (Client *c, short revents)
             }
           reply (c, 0, "connected");
           c->phase = PHASE_STREAM;
+          revents = 0;
+          break;
         }
-      else if (agent_now_ms () >= c->deadline)
+      if (agent_now_ms () >= c->deadline)
         {
-          fprintf (stderr, "vlink: timeout port %u peer_up %d sessions %lu offers %p absent %d\n", (unsigned) c->port, mux.peer_up, mux.sessions, (void *) mux.offers, host_absent);
           snprintf (buf, sizeof buf, "vchan port %u was not offered by the host in time",
                     (unsigned) c->port);
           reply (c, 1, buf);
