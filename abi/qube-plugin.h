@@ -25,7 +25,7 @@ extern "C" {
  * ABI minor: the core accepts a plugin built against an older or equal
  * minor and refuses a newer one. */
 #define QUBE_ABI_MAJOR 1
-#define QUBE_ABI_MINOR 0
+#define QUBE_ABI_MINOR 1
 
 /* The one symbol every plugin exports. */
 #define QUBE_PLUGIN_DESCRIPTOR_SYMBOL "qube_plugin_descriptor"
@@ -172,6 +172,13 @@ typedef struct QubePluginDesc {
   const struct QubeVchanOps *vchan;
   const struct QubeStorageOps *storage;
   const struct QubeNetOps *net;
+
+  /* Since 1.1.  Writes one NUL-terminated line into buf (at most buflen
+   * bytes) saying how the plugin works on this host right now, for
+   * `qube plugins`: e.g. the kvm backend's "acceleration: tcg (cannot
+   * open /dev/kvm)".  Must be cheap (no guest booted to find out).
+   * Returns 0, or an error code.  May be NULL. */
+  int (*describe)(void *plugin_data, char *buf, size_t buflen);
 } QubePluginDesc;
 
 /* True when `table`, a pointer to a struct of type `type` with a

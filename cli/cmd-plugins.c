@@ -30,7 +30,7 @@ static const struct {
 static int
 run_plugins (Cli *cli, int argc, char **argv)
 {
-  static const char *const headers[] = { "NAME", "STATUS", "KINDS", "VERSION", "PATH", "REASON" };
+  static const char *const headers[] = { "NAME", "STATUS", "KINDS", "VERSION", "PATH", "DETAIL" };
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
   QubeManager *manager;
@@ -56,21 +56,27 @@ run_plugins (Cli *cli, int argc, char **argv)
       const char *reason = qube_plugin_info_get_reason (info);
       g_autoptr(GPtrArray) kind_list = g_ptr_array_new ();
       g_autofree char *kinds_text = NULL;
+      g_autofree char *detail = NULL;
 
       for (gsize k = 0; k < G_N_ELEMENTS (kind_names); k++)
         if (kinds & kind_names[k].kind)
           g_ptr_array_add (kind_list, (gpointer) kind_names[k].name);
       g_ptr_array_add (kind_list, NULL);
       kinds_text = g_strjoinv (",", (char **) kind_list->pdata);
+      /* Why it is not usable, or else how it works here (e.g. kvm's
+       * acceleration). */
       if (plugin_status == QUBE_PLUGIN_LOADED)
-        reason = NULL;
+        {
+          reason = NULL;
+          detail = qube_plugin_info_get_detail (info);
+        }
 
       cli_table_add (table, qube_plugin_info_get_name (info));
       cli_table_add (table, status_name (plugin_status));
       cli_table_add (table, kinds_text);
       cli_table_add (table, qube_plugin_info_get_version (info));
       cli_table_add (table, qube_plugin_info_get_path (info));
-      cli_table_add (table, reason);
+      cli_table_add (table, reason != NULL ? reason : detail);
 
       json_builder_begin_object (builder);
       cli_json_add_string_member (builder, "name", qube_plugin_info_get_name (info));
@@ -87,6 +93,7 @@ run_plugins (Cli *cli, int argc, char **argv)
       cli_json_add_int_member (builder, "abi_minor", qube_plugin_info_get_abi_minor (info));
       cli_json_add_string_member (builder, "path", qube_plugin_info_get_path (info));
       cli_json_add_string_member (builder, "reason", reason);
+      cli_json_add_string_member (builder, "detail", detail);
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);

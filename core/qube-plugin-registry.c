@@ -176,6 +176,41 @@ qube_plugin_info_get_reason (QubePluginInfo *self)
 }
 
 /**
+ * qube_plugin_info_get_detail:
+ * @self: a #QubePluginInfo
+ *
+ * How a loaded plugin works on this host right now, in one line, as the
+ * plugin itself says it (e.g. the kvm backend's acceleration: `acceleration:
+ * tcg (cannot open /dev/kvm: No such file or directory)`).  Asked anew at
+ * each call.
+ *
+ * Returns: (transfer full) (nullable): the detail, or %NULL when the plugin
+ *   is not loaded or has nothing to say
+ */
+char *
+qube_plugin_info_get_detail (QubePluginInfo *self)
+{
+  char buf[512] = "";
+  int rc;
+
+  g_return_val_if_fail (QUBE_IS_PLUGIN_INFO (self), NULL);
+  if (self->status == QUBE_PLUGIN_REFUSED || self->desc == NULL ||
+      self->desc->size < SIZE_UP_TO (QubePluginDesc, describe) || self->desc->describe == NULL)
+    return NULL;
+  g_rec_mutex_lock (&self->lock);
+  rc = self->desc->describe (self->data, buf, sizeof buf);
+  g_rec_mutex_unlock (&self->lock);
+  buf[sizeof buf - 1] = '\0';
+  /* One line: a plugin's text never breaks a listing. */
+  for (char *c = buf; *c != '\0'; c++)
+    if (*c == '\n' || *c == '\r' || *c == '\t')
+      *c = ' ';
+  if (rc != 0 || buf[0] == '\0' || !g_utf8_validate (buf, -1, NULL))
+    return NULL;
+  return g_strdup (buf);
+}
+
+/**
  * qube_plugin_info_get_description:
  * @self: a #QubePluginInfo
  *

@@ -58,6 +58,7 @@ const char *qube_plugin_info_get_name (QubePluginInfo *self);
 const char *qube_plugin_info_get_path (QubePluginInfo *self);
 QubePluginStatus qube_plugin_info_get_status (QubePluginInfo *self);
 const char *qube_plugin_info_get_reason (QubePluginInfo *self);
+char *qube_plugin_info_get_detail (QubePluginInfo *self);
 const char *qube_plugin_info_get_description (QubePluginInfo *self);
 const char *qube_plugin_info_get_version (QubePluginInfo *self);
 const char *qube_plugin_info_get_license (QubePluginInfo *self);

@@ -175,7 +175,7 @@ kvm_accel_choose (const char *forced, const char *cache_dir, const char *qemu,
       if (c_accel != NULL && (g_str_equal (c_accel, "kvm") || g_str_equal (c_accel, "tcg")) &&
           g_strcmp0 (c_qemu, qemu_id) == 0 &&
           g_strcmp0 (c_kernel, kernel_release) == 0)
-        return choice_new (c_accel, g_strdup_printf ("%s (measured earlier)",
+        return choice_new (c_accel, g_strdup_printf ("%s; measured earlier",
                                                      c_reason ? c_reason : c_accel));
     }
 

@@ -229,7 +229,7 @@ choose_accel (KvmPlugin *self, const char *kernel)
           g_mutex_unlock (&self->lock);
           return accel;
         }
-      self->host->log (self->host, QUBE_LOG_MESSAGE, "acceleration: %s (%s)",
+      self->host->log (self->host, QUBE_LOG_INFO, "acceleration: %s (%s)",
                        choice->accel, choice->reason);
       self->accel = choice;
     }
@@ -304,7 +304,25 @@ build_argv (KvmPlugin *self, const QubeDomainConfig *config, const KvmPaths *pat
   ARG ("-machine");
   ARG ("microvm,acpi=on,pcie=off");
   ARG ("-accel");
-  ARG (accel);
+  if (g_str_equal (accel, "tcg"))
+    {
+      /* TCG's translation cache is most of QEMU's own memory; its size is
+       * a setting (MiB) because a small one costs boot time. */
+      const char *tb = self->host->config_get (self->host, "tcg-cache-mib");
+      guint64 mib = 0;
+
+      if (tb != NULL && *tb != '\0' &&
+          (!g_ascii_string_to_unsigned (tb, 10, 4, 4096, &mib, NULL)))
+        self->host->log (self->host, QUBE_LOG_WARNING,
+                         "ignoring tcg-cache-mib '%s': it must be a number of MiB from 4 to 4096",
+                         tb);
+      if (mib != 0)
+        ARGF ("tcg,tb-size=%" G_GUINT64_FORMAT, mib);
+      else
+        ARG ("tcg");
+    }
+  else
+    ARG (accel);
   if (g_str_equal (accel, "kvm"))
     {
       ARG ("-cpu");
@@ -904,6 +922,36 @@ static const QubeBackendOps kvm_backend = {
   .vchan_transport = "kvm",
 };
 
+/* For `qube plugins`: the acceleration qubes get, from what is known
+ * without booting anything (the setting, the measurement cached by an
+ * earlier start, or /dev/kvm missing). */
+static int
+kvm_describe (void *plugin, char *buf, size_t buflen)
+{
+  KvmPlugin *self = plugin;
+  const char *forced = forced_accel (self);
+  g_autoptr(KvmAccelChoice) choice = NULL;
+
+  if (forced != NULL)
+    {
+      g_snprintf (buf, buflen, "acceleration: %s (chosen by configuration)", forced);
+      return 0;
+    }
+  g_mutex_lock (&self->lock);
+  if (self->accel != NULL)
+    g_snprintf (buf, buflen, "acceleration: %s (%s)", self->accel->accel, self->accel->reason);
+  g_mutex_unlock (&self->lock);
+  if (buf[0] != '\0')
+    return 0;
+  choice = kvm_accel_choose (NULL, self->work_dir, self->qemu, self->qemu_id, NULL);
+  if (choice->settled)
+    g_snprintf (buf, buflen, "acceleration: %s (%s)", choice->accel, choice->reason);
+  else
+    g_snprintf (buf, buflen, "acceleration: tcg until KVM is measured at the first start "
+                "(/dev/kvm is there)");
+  return 0;
+}
+
 QUBE_PLUGIN_DEFINE (.name = "kvm",
                     .description = "qubes as QEMU microvm virtual machines (KVM or TCG)",
                     .version = PACKAGE_VERSION,
@@ -913,4 +961,5 @@ QUBE_PLUGIN_DEFINE (.name = "kvm",
                     .init = kvm_init,
                     .probe = kvm_probe,
                     .backend = &kvm_backend,
-                    .vchan = &kvm_vchan_ops);
+                    .vchan = &kvm_vchan_ops,
+                    .describe = kvm_describe);

@@ -177,6 +177,15 @@ START_TEST (test_start_pause_shutdown)
   ck_assert_uint_eq (processes_of ("life"), 1);
   accel = qube_vm_get_accel (vm);
   ck_assert (accel != NULL && (g_str_equal (accel, "tcg") || g_str_equal (accel, "kvm")));
+  /* `qube plugins` says the same acceleration. */
+  {
+    QubePluginInfo *kvm = qube_plugin_registry_lookup (qube_manager_get_plugins (manager), "kvm");
+    g_autofree char *detail = kvm != NULL ? qube_plugin_info_get_detail (kvm) : NULL;
+    g_autofree char *expect = g_strdup_printf ("acceleration: %s ", accel);
+
+    ck_assert_msg (detail != NULL && g_str_has_prefix (detail, expect), "kvm plugin detail: %s",
+                   detail ? detail : "(none)");
+  }
   /* A running qube cannot be removed, a second start is refused. */
   ck_assert (!qube_manager_remove_vm (manager, "life", &error));
   ck_assert (g_error_matches (error, QUBE_ERROR, QUBE_ERROR_RUNNING));

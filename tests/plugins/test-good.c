@@ -80,6 +80,14 @@ good_init (const QubeHost *host, void **plugin_data)
   return QUBE_ABI_OK;
 }
 
+static int
+good_describe (void *plugin_data, char *buf, size_t buflen)
+{
+  (void) plugin_data;
+  snprintf (buf, buflen, "records calls;\nline two");
+  return 0;
+}
+
 QUBE_PLUGIN_DEFINE (.name = "test-good",
                     .description = "a test backend that records its calls",
                     .version = "1.2.3",
@@ -87,4 +95,5 @@ QUBE_PLUGIN_DEFINE (.name = "test-good",
                     .source = "libqube-tests",
                     .init = good_init,
                     .backend = &good_backend,
-                    .storage = &good_storage);
+                    .storage = &good_storage,
+                    .describe = good_describe);

@@ -209,6 +209,11 @@ START_TEST (test_good_plugin_is_loaded)
   ck_assert_uint_eq (qube_plugin_info_get_abi_minor (info), QUBE_ABI_MINOR);
   ck_assert_int_eq (qube_plugin_info_get_kinds (info),
                     QUBE_PLUGIN_KIND_BACKEND | QUBE_PLUGIN_KIND_STORAGE);
+  /* The plugin's own line for `qube plugins`, flattened to one line. */
+  {
+    g_autofree char *detail = qube_plugin_info_get_detail (info);
+    ck_assert_str_eq (detail, "records calls; line two");
+  }
 
   /* init() got this plugin's own host table. */
   ck_assert_ptr_nonnull (data);
@@ -235,10 +240,10 @@ static const struct {
     { "cannot be loaded as a shared object",
       "undefined symbol: qube_test_symbol_nobody_defines" } },
   { "test-abi-major.so", "test-abi-major",
-    { "built for plugin ABI 2.0", "this libqube has plugin ABI 1.0",
+    { "built for plugin ABI 2.0", "this libqube has plugin ABI 1.1",
       "major version must match" } },
   { "test-abi-minor.so", "test-abi-minor",
-    { "built for plugin ABI 1.1", "newer than this libqube's plugin ABI 1.0" } },
+    { "built for plugin ABI 1.2", "newer than this libqube's plugin ABI 1.1" } },
   { "test-bad-name.so", "test-bad-name",
     { "name 'Test_Bad_Name' is not valid", "a-z, 0-9 and '-'" } },
   { "test-bad-table.so", "test-bad-table",
@@ -261,6 +266,7 @@ START_TEST (test_bad_plugin_is_refused_with_reason)
       ck_assert_reason_has (info, refusals[_i].reason[j]);
   /* A refused plugin hands out nothing to call. */
   ck_assert_ptr_null (_qube_plugin_info_get_desc (info));
+  ck_assert_ptr_null (qube_plugin_info_get_detail (info));
 }
 END_TEST
 
