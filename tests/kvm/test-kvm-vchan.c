@@ -331,7 +331,7 @@ START_TEST (test_many_ports)
     {
       chans[i] = connect_port (100 + (uint32_t) i);
       memset (out[i], 'a' + i % 26, sizeof out[i]);
-      snprintf (out[i], 16, "port %d", 100 + i);
+      snprintf (out[i], 16, "port %u", 100u + (unsigned) i);
       ck_assert_int_eq (ops->send (chans[i], out[i], sizeof out[i]), (long) sizeof out[i]);
     }
   /* Each channel gets back its own bytes, none of another's. */
