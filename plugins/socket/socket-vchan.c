@@ -23,6 +23,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -712,11 +714,48 @@ pump_close_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* TCP only: wait (at most LINGER_S) until the peer's kernel has taken
+ * everything written, with the end of the stream behind it.  A process
+ * commonly exits right after close(); the pump's linger dies with it, and
+ * closing a TCP socket that holds unread bytes (the peer's credit frames)
+ * resets the connection and discards whatever is still queued to be
+ * sent.  Bytes the peer acknowledged are safe: they are read before the
+ * reset is seen.  A unix socket queues written bytes at the peer at once,
+ * so it needs none of this. */
+static void
+close_flush_tcp (QubeVchan *chan)
+{
+  gint64 deadline = g_get_monotonic_time () + LINGER_S * G_TIME_SPAN_SECOND;
+  gboolean connected;
+
+  g_mutex_lock (&chan->lock);
+  connected = chan->ever_connected && chan->sock >= 0;
+  g_mutex_unlock (&chan->lock);
+  if (!connected || chan->addr.ss_family == AF_UNIX)
+    return;
+  (void) shutdown (chan->sock, SHUT_WR);
+  while (g_get_monotonic_time () < deadline)
+    {
+      struct tcp_info info = { 0, };
+      socklen_t info_len = sizeof info;
+      int queued = 0;
+
+      /* A reset or closed connection will deliver nothing more. */
+      if (getsockopt (chan->sock, IPPROTO_TCP, TCP_INFO, &info, &info_len) < 0 ||
+          info.tcpi_state == TCP_CLOSE ||
+          ioctl (chan->sock, SIOCOUTQ, &queued) < 0 || queued == 0)
+        return;
+      /* Acknowledgements raise no event the socket can be polled for. */
+      g_usleep (1000);
+    }
+}
+
 static void
 socket_close (QubeVchan *chan)
 {
   if (chan == NULL)
     return;
+  close_flush_tcp (chan);
   chan_set_gone (chan, "the channel was closed");
   /* Sources and descriptors belong to the pump thread: it tears them down,
    * taking over the application's reference. */
