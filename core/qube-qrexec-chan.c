@@ -378,7 +378,9 @@ _qube_qrexec_chan_read (QubeQrexecChan *chan, void *buf, gsize len)
         fd_watch (chan);
       return take;
     }
-  n = chan->ops->read (chan->vchan, buf, MIN (ready, len));
+  /* Not capped at what is ready: a transport may hand over more without
+   * blocking (the socket plugin reads on from its socket). */
+  n = chan->ops->read (chan->vchan, buf, len);
   if (n <= 0)
     {
       chan_fail (chan, "cannot read from the channel");
