@@ -378,9 +378,7 @@ _qube_qrexec_chan_read (QubeQrexecChan *chan, void *buf, gsize len)
         fd_watch (chan);
       return take;
     }
-  /* Not capped at what is ready: a transport may hand over more without
-   * blocking (the socket plugin reads on from its socket). */
-  n = chan->ops->read (chan->vchan, buf, len);
+  n = chan->ops->read (chan->vchan, buf, MIN (ready, len));
   if (n <= 0)
     {
       chan_fail (chan, "cannot read from the channel");

@@ -100,12 +100,6 @@ struct QubeVchan {
   GSource *listen_source;
   GSource *sock_source;
   GSource *retry_source;
-
-  /* The receiving side of the socket: whoever holds rx_lock reads it and
-   * owns the frame being parsed.  That is the pump, or the application
-   * thread when its read() has emptied the ring and takes the rest
-   * straight from the socket into its own buffer (one copy less). */
-  GMutex rx_lock;
   guint8 hdr[HELLO_LEN];
   gsize hdr_have;
   gsize payload_left;
@@ -198,7 +192,6 @@ chan_unref (gpointer data)
     return;
   socket_ring_clear (&chan->rx);
   g_mutex_clear (&chan->lock);
-  g_mutex_clear (&chan->rx_lock);
   g_cond_clear (&chan->cond);
   g_free (chan->gone_reason);
   g_free (chan->what);
@@ -431,14 +424,12 @@ typedef enum {
   RX_STOP,      /* the peer is gone or was cut off */
 } RxStatus;
 
-/* One receive from the socket, with rx_lock held: payload bytes of the
- * current data frame, into `direct` when given (the caller emptied the
- * ring and takes them itself; *direct_got says how many) or else into the
- * ring; or a frame header.  A receive that finishes a payload also takes
- * the header behind it, when the bytes are there: one system call per
- * frame instead of two. */
+/* One receive from the socket: payload bytes of the current data frame
+ * into the ring, or a frame header.  A receive that finishes a payload
+ * also takes the header behind it when the bytes are there: one system
+ * call per frame instead of two. */
 static RxStatus
-rx_step (QubeVchan *chan, guint8 *direct, gsize direct_room, gsize *direct_got, gboolean *notify)
+rx_step (QubeVchan *chan, gboolean *notify)
 {
   gsize need = (!chan->server && !chan->ever_connected) ? HELLO_LEN : FRAME_LEN;
   struct iovec iov[2];
@@ -451,19 +442,11 @@ rx_step (QubeVchan *chan, guint8 *direct, gsize direct_room, gsize *direct_got, 
       gsize room;
       guint8 *dest;
 
-      if (direct != NULL)
-        {
-          dest = direct;
-          room = direct_room;
-        }
-      else
-        {
-          g_mutex_lock (&chan->lock);
-          dest = socket_ring_write_region (&chan->rx, &room);
-          g_mutex_unlock (&chan->lock);
-          /* The header check guaranteed the room: only we fill the ring. */
-          g_assert (room > 0);
-        }
+      g_mutex_lock (&chan->lock);
+      dest = socket_ring_write_region (&chan->rx, &room);
+      g_mutex_unlock (&chan->lock);
+      /* The header check guaranteed the room: only we fill the ring. */
+      g_assert (room > 0);
       payload = MIN (room, chan->payload_left);
       iov[0] = (struct iovec) { dest, payload };
       if (payload == chan->payload_left)
@@ -482,16 +465,11 @@ rx_step (QubeVchan *chan, guint8 *direct, gsize direct_room, gsize *direct_got, 
 
       if (got > 0)
         {
-          if (direct != NULL)
-            *direct_got = got;
-          else
-            {
-              g_mutex_lock (&chan->lock);
-              chan->rx.tail += (guint64) got;
-              g_mutex_unlock (&chan->lock);
-              *notify = TRUE;
-            }
+          g_mutex_lock (&chan->lock);
+          chan->rx.tail += (guint64) got;
+          g_mutex_unlock (&chan->lock);
           chan->payload_left -= got;
+          *notify = TRUE;
         }
       chan->hdr_have += (gsize) n - got;
       if (chan->hdr_have == need && !pump_handle_header (chan, notify))
@@ -522,13 +500,9 @@ pump_sock_cb (int fd, GIOCondition condition, gpointer data)
   gboolean notify = FALSE;
   RxStatus status = RX_MORE;
 
-  /* The application may be reading the socket itself (chan_read); it
-   * holds the lock only while the socket has bytes for it. */
-  g_mutex_lock (&chan->rx_lock);
   /* Bounded, so that one busy channel does not starve the others. */
   for (int round = 0; round < 64 && status == RX_MORE; round++)
-    status = rx_step (chan, NULL, 0, NULL, &notify);
-  g_mutex_unlock (&chan->rx_lock);
+    status = rx_step (chan, &notify);
 
   if (notify)
     {
@@ -948,7 +922,6 @@ chan_new (SocketPlugin *sp, const QubeVchanPeer *peer, uint32_t port, gboolean s
   chan->lock_fd = chan->listen_fd = chan->sock = -1;
   chan->event_fd = -1;
   g_mutex_init (&chan->lock);
-  g_mutex_init (&chan->rx_lock);
   g_cond_init (&chan->cond);
   chan->phase = PHASE_WAITING;
   return chan;
@@ -1194,35 +1167,6 @@ chan_read (QubeVchan *chan, void *buf, size_t len, gboolean all)
   chan->rx.head += n;
   gone = chan->phase == PHASE_GONE;
   g_mutex_unlock (&chan->lock);
-
-  /* A stream read that emptied the ring goes on with what the socket
-   * holds now, straight into the caller's buffer: while data flows, the
-   * bytes are copied once instead of socket -> ring -> buffer, and the
-   * pump has less to wake up for.  Never blocks; skipped when the pump
-   * is busy with the socket (its bytes land in the ring, read next). */
-  if (!all && !gone && n < len && g_mutex_trylock (&chan->rx_lock))
-    {
-      gboolean notify = FALSE;
-      gboolean empty;
-      RxStatus status = RX_MORE;
-
-      g_mutex_lock (&chan->lock);
-      empty = socket_ring_fill (&chan->rx) == 0;
-      g_mutex_unlock (&chan->lock);
-      while (empty && n < len && status == RX_MORE)
-        {
-          gsize got = 0;
-
-          status = rx_step (chan, (guint8 *) buf + n, len - n, &got, &notify);
-          n += got;
-        }
-      g_mutex_unlock (&chan->rx_lock);
-      g_mutex_lock (&chan->lock);
-      if (notify)
-        chan_notify_locked (chan);
-      gone = chan->phase == PHASE_GONE;
-      g_mutex_unlock (&chan->lock);
-    }
 
   /* Give the space back at once: a writer waiting to send() a whole
    * message must see all the space there is. */
