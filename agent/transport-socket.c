@@ -501,8 +501,10 @@ socket_splice_from_pipe (AgentChan *chan, int fd, size_t max, size_t chunk, size
   int avail = 0;
   size_t moved = 0;
 
-  if (header_len > 64 || ioctl (fd, FIONREAD, &avail) < 0 || avail <= 0)
-    return header_len > 64 ? -1 : 0;
+  if (header_len > 64)
+    return cut_off (chan, "a message header longer than 64 bytes");
+  if (ioctl (fd, FIONREAD, &avail) < 0 || avail <= 0)
+    return 0;
   while (moved < (size_t) avail && moved < max)
     {
       size_t lens[SPLICE_FRAME_MSGS];
