@@ -491,6 +491,9 @@ socket_write_all (AgentChan *chan, const void *buf, size_t len)
   return 0;
 }
 
+/* How many messages one data frame may carry. */
+#define SPLICE_FRAME_MSGS 16
+
 static long
 socket_splice_from_pipe (AgentChan *chan, int fd, size_t max, size_t chunk, size_t header_len,
                          void (*make_header) (void *header, size_t len, void *data), void *data)
@@ -498,44 +501,68 @@ socket_splice_from_pipe (AgentChan *chan, int fd, size_t max, size_t chunk, size
   int avail = 0;
   size_t moved = 0;
 
+  if (header_len > 64)
+    return cut_off (chan, "a message header longer than 64 bytes");
   if (ioctl (fd, FIONREAD, &avail) < 0 || avail <= 0)
     return 0;
   while (moved < (size_t) avail && moved < max)
     {
-      size_t len = (size_t) avail - moved;
-      unsigned char hdr[8 + 64];
-      uint32_t frame[2];
-      struct iovec iov[1];
+      size_t lens[SPLICE_FRAME_MSGS];
+      size_t left, room, total = 0;
+      int n_msgs = 0;
 
-      if (len > chunk)
-        len = chunk;
-      if (header_len > 64 || wait_credit (chan, header_len + 1) < 0)
+      if (wait_credit (chan, header_len + 1) < 0)
         return -1;
-      if (header_len + len > chan->credit)
-        len = chan->credit - header_len;
-      frame[0] = htonl (FRAME_DATA);
-      frame[1] = htonl ((uint32_t) (header_len + len));
-      memcpy (hdr, frame, sizeof frame);
-      make_header (hdr + 8, len, data);
-      iov[0] = (struct iovec) { hdr, 8 + header_len };
-      /* The frame and message headers, then the payload spliced behind
-       * them: the pages go from the pipe to the socket. */
-      if (send_all (chan->sock, iov, 1) < 0)
-        return write_failed (chan);
-      for (size_t left = len; left > 0;)
+      /* One frame carries as many messages as the pipe holds and the
+       * credit allows: the host takes a frame's payload in one receive. */
+      left = ((size_t) avail < max ? (size_t) avail : max) - moved;
+      room = chan->credit;
+      while (left > 0 && room > header_len && n_msgs < SPLICE_FRAME_MSGS)
         {
-          ssize_t n = splice (fd, NULL, chan->sock, NULL, left, SPLICE_F_MORE);
+          size_t len = left < chunk ? left : chunk;
 
-          if (n < 0 && errno == EINTR)
-            continue;
-          if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
-            return write_failed (chan);
-          if (n <= 0)
-            return cut_off (chan, n < 0 ? strerror (errno) : "the pipe ended inside a message");
-          left -= (size_t) n;
+          if (len > room - header_len)
+            len = room - header_len;
+          lens[n_msgs++] = len;
+          total += header_len + len;
+          room -= header_len + len;
+          left -= len;
         }
-      chan->credit -= header_len + len;
-      moved += len;
+      for (int i = 0; i < n_msgs; i++)
+        {
+          unsigned char hdr[8 + 64];
+          size_t hdr_len = header_len;
+          struct iovec iov[1];
+
+          /* The frame header before the first message's; then each
+           * message's header with its payload spliced behind it: the
+           * pages go from the pipe to the socket. */
+          if (i == 0)
+            {
+              uint32_t frame[2] = { htonl (FRAME_DATA), htonl ((uint32_t) total) };
+
+              memcpy (hdr, frame, sizeof frame);
+              hdr_len += sizeof frame;
+            }
+          make_header (hdr + hdr_len - header_len, lens[i], data);
+          iov[0] = (struct iovec) { hdr, hdr_len };
+          if (send_all (chan->sock, iov, 1) < 0)
+            return write_failed (chan);
+          for (size_t rest = lens[i]; rest > 0;)
+            {
+              ssize_t n = splice (fd, NULL, chan->sock, NULL, rest, SPLICE_F_MORE);
+
+              if (n < 0 && errno == EINTR)
+                continue;
+              if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+                return write_failed (chan);
+              if (n <= 0)
+                return cut_off (chan, n < 0 ? strerror (errno) : "the pipe ended inside a message");
+              rest -= (size_t) n;
+            }
+          moved += lens[i];
+        }
+      chan->credit -= total;
     }
   return (long) moved;
 }

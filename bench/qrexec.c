@@ -110,7 +110,9 @@ main (void)
   g_autofree char *state = NULL;
   g_autofree char *rpc = NULL;
   g_autofree char *fixture_path = g_build_filename (builddir, "tests/qrexec/fixture-qubes", NULL);
-  g_autofree char *plugins = g_build_filename (builddir, "plugins/socket/.libs", NULL);
+  /* Every qube gets volumes: the file pool's plugin is needed too. */
+  g_autofree char *plugins = g_strdup_printf ("%s/plugins/socket/.libs:%s/plugins/storage-file/.libs",
+                                              builddir, builddir);
   g_autofree char *state_arg = NULL;
   g_autofree char *stream_cmd = NULL;
   g_autoptr(GSubprocessLauncher) launcher = NULL;

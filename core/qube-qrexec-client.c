@@ -11,8 +11,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -31,6 +33,9 @@
 #define RUN_BUF_SIZE (1024 * 1024)
 /* Stop reading stdin while this much waits for the qube's ring. */
 #define STDIN_QUEUE_MAX (1024 * 1024)
+/* Payloads of one block gathered into one writev(): a 1 MiB block holds
+ * 16 full messages. */
+#define RUN_IOV_MAX 64
 
 typedef struct {
   const char *qube;
@@ -50,6 +55,12 @@ typedef struct {
   gsize payload_left;
   gsize pos, end;           /* unprocessed bytes of the block in buf */
   gboolean connected;       /* the agent connected the data channel */
+  /* Output gathered for one descriptor and not written yet; it points
+   * into buf (or a parsed message), so it is written before either is
+   * reused. */
+  int *out_fd;
+  struct iovec out_iov[RUN_IOV_MAX];
+  int out_n;
 } RunState;
 
 static void
@@ -63,18 +74,27 @@ run_fail (RunState *st, GError *error)
 }
 
 static gboolean
-write_all (int fd, const guint8 *data, gsize len)
+writev_all (int fd, struct iovec *iov, int n_iov)
 {
-  while (len > 0)
+  while (n_iov > 0)
     {
-      gssize n = write (fd, data, len);
+      gssize n = writev (fd, iov, MIN (n_iov, IOV_MAX));
 
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0)
         return FALSE;
-      data += n;
-      len -= (gsize) n;
+      while (n_iov > 0 && (gsize) n >= iov->iov_len)
+        {
+          n -= (gssize) iov->iov_len;
+          iov++;
+          n_iov--;
+        }
+      if (n_iov > 0)
+        {
+          iov->iov_base = (guint8 *) iov->iov_base + n;
+          iov->iov_len -= (gsize) n;
+        }
     }
   return TRUE;
 }
@@ -123,15 +143,29 @@ stdin_cb (int fd, GIOCondition condition, gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
-/* Writes received output where it goes; a reader of ours that went away
- * only loses its own output. */
+/* Writes the gathered output; a reader of ours that went away only loses
+ * its own output. */
+static void
+deliver_flush (RunState *st)
+{
+  if (st->out_n > 0 && *st->out_fd >= 0 && !writev_all (*st->out_fd, st->out_iov, st->out_n))
+    *st->out_fd = -1;
+  st->out_n = 0;
+}
+
+/* Received output for stdout or stderr, gathered so that the payloads of
+ * several messages leave in one system call. */
 static void
 deliver (RunState *st, guint32 type, const guint8 *p, gsize len)
 {
   int *fd = type == MSG_DATA_STDOUT ? &st->stdout_fd : &st->stderr_fd;
 
-  if (len > 0 && *fd >= 0 && !write_all (*fd, p, len))
-    *fd = -1;
+  if (len == 0 || *fd < 0)
+    return;
+  if (st->out_n > 0 && (st->out_fd != fd || st->out_n == RUN_IOV_MAX))
+    deliver_flush (st);
+  st->out_fd = fd;
+  st->out_iov[st->out_n++] = (struct iovec) { (void *) p, len };
 }
 
 /* The data path.  Once the hello is done and the parser holds nothing,
@@ -152,6 +186,7 @@ take_direct (RunState *st, QubeQrexecChan *chan)
       if (_qube_qrexec_parser_get_version (st->parser) == 0 ||
           _qube_qrexec_parser_wanted (st->parser) != sizeof hdr)
         return FALSE;
+      deliver_flush (st);
       st->pos = 0;
       st->end = _qube_qrexec_chan_read (chan, st->buf, RUN_BUF_SIZE);
       if (st->end == 0)
@@ -179,7 +214,8 @@ take_direct (RunState *st, QubeQrexecChan *chan)
         }
     }
   /* Not a data message, or a header cut in two: the parser takes the rest
-   * of the block. */
+   * of the block (and buf is read into next). */
+  deliver_flush (st);
   _qube_qrexec_parser_feed (st->parser, st->buf + st->pos, st->end - st->pos);
   st->pos = st->end = 0;
   return FALSE;
@@ -205,6 +241,7 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
         break;      /* the rest of a payload is not there yet */
       if (!_qube_qrexec_parser_next (st->parser, &msg, &error))
         {
+          deliver_flush (st);
           run_fail (st, error);
           return;
         }
@@ -212,6 +249,7 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
         {
           gsize want = _qube_qrexec_parser_wanted (st->parser);
 
+          deliver_flush (st);
           n = _qube_qrexec_chan_read (chan, st->buf, MAX (want, 1));
           if (n == 0)
             break;
@@ -225,7 +263,9 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
 
           if (msg->type == MSG_DATA_STDOUT && msg->eof)
             st->stdout_eof = TRUE;
+          /* The message is freed at the end of this round. */
           deliver (st, msg->type, p, len);
+          deliver_flush (st);
         }
       else if (msg->type == MSG_DATA_EXIT_CODE)
         {
@@ -233,6 +273,8 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
           st->done = TRUE;
         }
     }
+  /* buf is read into again at the next event. */
+  deliver_flush (st);
   if (st->done)
     return;
   if (!st->stdin_done && _qube_qrexec_chan_queued (chan) < STDIN_QUEUE_MAX / 4 &&
@@ -400,10 +442,9 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
   st.buf = g_malloc (RUN_BUF_SIZE);
   st.inbuf = g_malloc (MAX_DATA_CHUNK_V3);
   st.parser = _qube_qrexec_parser_new (QUBE_QREXEC_FROM_PROCESS, qube);
-  /* A large receive ring: the command's output is what usually flows. */
   st.chan = plugin == NULL
             ? _qube_qrexec_chan_new_fd (sock, context)
-            : _qube_qrexec_chan_server (plugin, &peer, port, 8 * 1024 * 1024, 1024 * 1024,
+            : _qube_qrexec_chan_server (plugin, &peer, port, QUBE_QREXEC_DATA_RING, 1024 * 1024,
                                         context, &st.error);
   if (st.chan != NULL)
     {

@@ -799,9 +799,8 @@ client_request (QrexecClient *c)
     {
       QubeVchanPeer peer = qube_peer (q);
 
-      /* Offered before the agent hears of it; a large ring, as the
-       * command's output is what usually flows. */
-      c->data_chan = _qube_qrexec_chan_server (q->plugin, &peer, c->port, 8 * 1024 * 1024,
+      /* Offered before the agent hears of it. */
+      c->data_chan = _qube_qrexec_chan_server (q->plugin, &peer, c->port, QUBE_QREXEC_DATA_RING,
                                                1024 * 1024, q->daemon->context, &error);
       if (c->data_chan == NULL)
         {

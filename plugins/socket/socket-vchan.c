@@ -23,6 +23,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -416,70 +418,91 @@ pump_handle_header (QubeVchan *chan, gboolean *notify)
     }
 }
 
+typedef enum {
+  RX_MORE,      /* something moved: call again */
+  RX_DRAINED,   /* the socket holds nothing more now */
+  RX_STOP,      /* the peer is gone or was cut off */
+} RxStatus;
+
+/* One receive from the socket: payload bytes of the current data frame
+ * into the ring, or a frame header.  A receive that finishes a payload
+ * also takes the header behind it when the bytes are there: one system
+ * call per frame instead of two. */
+static RxStatus
+rx_step (QubeVchan *chan, gboolean *notify)
+{
+  gsize need = (!chan->server && !chan->ever_connected) ? HELLO_LEN : FRAME_LEN;
+  struct iovec iov[2];
+  struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 1 };
+  gsize payload = 0;
+  ssize_t n;
+
+  if (chan->payload_left > 0)
+    {
+      gsize room;
+      guint8 *dest;
+
+      g_mutex_lock (&chan->lock);
+      dest = socket_ring_write_region (&chan->rx, &room);
+      g_mutex_unlock (&chan->lock);
+      /* The header check guaranteed the room: only we fill the ring. */
+      g_assert (room > 0);
+      payload = MIN (room, chan->payload_left);
+      iov[0] = (struct iovec) { dest, payload };
+      if (payload == chan->payload_left)
+        {
+          iov[1] = (struct iovec) { chan->hdr, need };
+          msg.msg_iovlen = 2;
+        }
+    }
+  else
+    iov[0] = (struct iovec) { chan->hdr + chan->hdr_have, need - chan->hdr_have };
+
+  n = recvmsg (chan->sock, &msg, MSG_DONTWAIT);
+  if (n > 0)
+    {
+      gsize got = MIN ((gsize) n, payload);
+
+      if (got > 0)
+        {
+          g_mutex_lock (&chan->lock);
+          chan->rx.tail += (guint64) got;
+          g_mutex_unlock (&chan->lock);
+          chan->payload_left -= got;
+          *notify = TRUE;
+        }
+      chan->hdr_have += (gsize) n - got;
+      if (chan->hdr_have == need && !pump_handle_header (chan, notify))
+        return RX_STOP;
+      return RX_MORE;
+    }
+  if (n == 0)
+    {
+      chan_set_gone (chan, chan->ever_connected
+                     ? "the peer closed the channel"
+                     : "the server closed the connection before its hello");
+      return RX_STOP;
+    }
+  if (errno == EAGAIN || errno == EINTR)
+    return RX_DRAINED;
+  {
+    g_autofree char *reason = g_strdup_printf ("connection lost: %s", g_strerror (errno));
+
+    chan_set_gone (chan, reason);
+  }
+  return RX_STOP;
+}
+
 static gboolean
 pump_sock_cb (int fd, GIOCondition condition, gpointer data)
 {
   QubeVchan *chan = data;
   gboolean notify = FALSE;
-  gboolean keep = TRUE;
+  RxStatus status = RX_MORE;
 
   /* Bounded, so that one busy channel does not starve the others. */
-  for (int round = 0; round < 64 && keep; round++)
-    {
-      ssize_t n;
-
-      if (chan->payload_left > 0)
-        {
-          gsize room;
-          guint8 *dest;
-
-          g_mutex_lock (&chan->lock);
-          dest = socket_ring_write_region (&chan->rx, &room);
-          g_mutex_unlock (&chan->lock);
-          /* The header check guaranteed the room: only we fill the ring. */
-          g_assert (room > 0);
-          n = recv (fd, dest, MIN (room, chan->payload_left), MSG_DONTWAIT);
-          if (n > 0)
-            {
-              g_mutex_lock (&chan->lock);
-              chan->rx.tail += (guint64) n;
-              g_mutex_unlock (&chan->lock);
-              chan->payload_left -= (gsize) n;
-              notify = TRUE;
-              continue;
-            }
-        }
-      else
-        {
-          gsize need = (!chan->server && !chan->ever_connected) ? HELLO_LEN : FRAME_LEN;
-
-          n = recv (fd, chan->hdr + chan->hdr_have, need - chan->hdr_have, MSG_DONTWAIT);
-          if (n > 0)
-            {
-              chan->hdr_have += (gsize) n;
-              if (chan->hdr_have == need && !pump_handle_header (chan, &notify))
-                keep = FALSE;
-              continue;
-            }
-        }
-
-      if (n == 0)
-        {
-          chan_set_gone (chan, chan->ever_connected
-                         ? "the peer closed the channel"
-                         : "the server closed the connection before its hello");
-          keep = FALSE;
-        }
-      else if (errno == EAGAIN || errno == EINTR)
-        break;
-      else
-        {
-          g_autofree char *reason = g_strdup_printf ("connection lost: %s", g_strerror (errno));
-
-          chan_set_gone (chan, reason);
-          keep = FALSE;
-        }
-    }
+  for (int round = 0; round < 64 && status == RX_MORE; round++)
+    status = rx_step (chan, &notify);
 
   if (notify)
     {
@@ -487,9 +510,12 @@ pump_sock_cb (int fd, GIOCondition condition, gpointer data)
       chan_notify_locked (chan);
       g_mutex_unlock (&chan->lock);
     }
-  if (!keep)
-    g_clear_pointer (&chan->sock_source, g_source_unref);
-  return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+  if (status == RX_STOP)
+    {
+      g_clear_pointer (&chan->sock_source, g_source_unref);
+      return G_SOURCE_REMOVE;
+    }
+  return G_SOURCE_CONTINUE;
 }
 
 /* ---- server side --------------------------------------------------------- */
@@ -712,11 +738,48 @@ pump_close_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* TCP only: wait (at most LINGER_S) until the peer's kernel has taken
+ * everything written, with the end of the stream behind it.  A process
+ * commonly exits right after close(); the pump's linger dies with it, and
+ * closing a TCP socket that holds unread bytes (the peer's credit frames)
+ * resets the connection and discards whatever is still queued to be
+ * sent.  Bytes the peer acknowledged are safe: they are read before the
+ * reset is seen.  A unix socket queues written bytes at the peer at once,
+ * so it needs none of this. */
+static void
+close_flush_tcp (QubeVchan *chan)
+{
+  gint64 deadline = g_get_monotonic_time () + LINGER_S * G_TIME_SPAN_SECOND;
+  gboolean connected;
+
+  g_mutex_lock (&chan->lock);
+  connected = chan->ever_connected && chan->sock >= 0;
+  g_mutex_unlock (&chan->lock);
+  if (!connected || chan->addr.ss_family == AF_UNIX)
+    return;
+  (void) shutdown (chan->sock, SHUT_WR);
+  while (g_get_monotonic_time () < deadline)
+    {
+      struct tcp_info info = { 0, };
+      socklen_t info_len = sizeof info;
+      int queued = 0;
+
+      /* A reset or closed connection will deliver nothing more. */
+      if (getsockopt (chan->sock, IPPROTO_TCP, TCP_INFO, &info, &info_len) < 0 ||
+          info.tcpi_state == TCP_CLOSE ||
+          ioctl (chan->sock, SIOCOUTQ, &queued) < 0 || queued == 0)
+        return;
+      /* Acknowledgements raise no event the socket can be polled for. */
+      g_usleep (1000);
+    }
+}
+
 static void
 socket_close (QubeVchan *chan)
 {
   if (chan == NULL)
     return;
+  close_flush_tcp (chan);
   chan_set_gone (chan, "the channel was closed");
   /* Sources and descriptors belong to the pump thread: it tears them down,
    * taking over the application's reference. */
