@@ -3,8 +3,11 @@
  * One request per connection in the qubesd wire format (see qube-admin.h);
  * the calls themselves are answered by QubeAdmin.  Two sockets: the local
  * one, whose clients are the admin qube (source must be dom0), and the
- * qrexec one, for the qrexec daemon forwarding a qube's `admin.*` call
- * with the caller's name as source (the policy then decides).  Both accept
+ * qrexec one (RUNTIME_DIR/qubed-qrexec.sock), for the qrexec daemon
+ * forwarding a qube's `admin.*` call with the caller's name as source (the
+ * policy then decides).  A timer notices qubes that changed state without
+ * an Admin API call (a QEMU that died, a guest that powered off) and sends
+ * their events.  Both accept
  * only peers running as root or as the daemon's own user.  Everything runs
  * on one GLib main loop; no client, however slow, can block it: reads and
  * writes are asynchronous, idle clients time out, and admin.Events
@@ -33,6 +36,8 @@ typedef struct {
   guint client_timeout;
   gsize event_queue_max;
   guint n_clients;
+  /* The power state last reported for each qube: name -> state. */
+  GHashTable *states;
 } Daemon;
 
 typedef struct {
@@ -366,6 +371,90 @@ on_incoming (GSocketService *service, GSocketConnection *conn, GObject *source_o
   return TRUE;
 }
 
+/* ---- qubes that change state by themselves ---- */
+
+/* The event a change of power state is reported as, or NULL. */
+static const char *
+state_event (const char *before, const char *after)
+{
+  gboolean was_up = !g_str_equal (before, "Halted");
+  gboolean is_up = !g_str_equal (after, "Halted");
+
+  if (was_up && !is_up)
+    return "domain-shutdown";
+  if (!was_up && is_up)
+    return "domain-start";
+  if (g_str_equal (after, "Paused") && !g_str_equal (before, "Paused"))
+    return "domain-paused";
+  if (g_str_equal (before, "Paused") && g_str_equal (after, "Running"))
+    return "domain-unpaused";
+  return NULL;
+}
+
+/* Events the Admin API sent (or this watcher) keep the known states
+ * current, so that a change is reported once. */
+static void
+on_state_event (QubeAdmin *admin, const char *subject, const char *event,
+                const char *const *kwargs, gpointer user_data)
+{
+  Daemon *d = user_data;
+  const char *state = NULL;
+
+  if (g_str_equal (event, "domain-start") || g_str_equal (event, "domain-unpaused"))
+    state = "Running";
+  else if (g_str_equal (event, "domain-shutdown"))
+    state = "Halted";
+  else if (g_str_equal (event, "domain-paused"))
+    state = "Paused";
+  if (state != NULL && *subject != '\0')
+    g_hash_table_insert (d->states, g_strdup (subject), g_strdup (state));
+}
+
+/* Looks at every qube's power state: a qube whose QEMU died, one stopped
+ * from inside, one started or stopped by another program on the same
+ * state directory is reported as Qubes reports it.  `report`: FALSE at
+ * start-up, when the states are only learnt. */
+static void
+watch_states (Daemon *d, gboolean report)
+{
+  g_autoptr(GPtrArray) vms = qube_manager_list_vms (qube_admin_get_manager (d->admin));
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  GHashTableIter iter;
+  gpointer key;
+
+  for (guint i = 0; i < vms->len; i++)
+    {
+      QubeVm *vm = vms->pdata[i];
+      const char *name = qube_vm_get_name (vm);
+      const char *state = qube_vm_get_state (vm);
+      const char *before = g_hash_table_lookup (d->states, name);
+      const char *event = before != NULL ? state_event (before, state) : NULL;
+
+      g_hash_table_add (seen, (gpointer) name);
+      /* A qube on its way up or down is reported once it got there. */
+      if (before != NULL && (g_str_equal (state, "Transient") || g_str_equal (state, "Halting")
+                             || g_str_equal (state, "Unknown")))
+        continue;
+      if (report && event != NULL)
+        {
+          g_message ("qube '%s' went from %s to %s by itself", name, before, state);
+          qube_admin_emit_event (d->admin, name, event, NULL);
+        }
+      g_hash_table_insert (d->states, g_strdup (name), g_strdup (state));
+    }
+  g_hash_table_iter_init (&iter, d->states);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (!g_hash_table_contains (seen, key))
+      g_hash_table_iter_remove (&iter);
+}
+
+static gboolean
+on_watch_timeout (gpointer user_data)
+{
+  watch_states (user_data, TRUE);
+  return G_SOURCE_CONTINUE;
+}
+
 /* ---- sockets ---- */
 
 /* A socket file left by a daemon that died is removed; one that answers
@@ -484,6 +573,7 @@ main (int argc, char **argv)
   gboolean foreground = FALSE;
   int client_timeout = 10;
   int event_queue_max = 1024 * 1024;
+  int watch_interval = 2;
   Daemon d = { 0 };
   GOptionEntry entries[] = {
     { "foreground", 0, 0, G_OPTION_ARG_NONE, &foreground,
@@ -493,7 +583,8 @@ main (int argc, char **argv)
       "$XDG_RUNTIME_DIR/qubed.sock when not root)", "PATH" },
     { "qrexec-socket", 0, 0, G_OPTION_ARG_FILENAME, &qrexec_socket_path,
       "The socket the qrexec daemon forwards qubes' admin.* calls to "
-      "(default qubed-qrexec.sock beside the local socket)", "PATH" },
+      "(default qubed-qrexec.sock in the state directory's runtime directory, "
+      "where the qrexec daemon looks for it)", "PATH" },
     { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
       "The state directory (default $QUBE_STATE_DIR, else /var/lib/qube)", "DIR" },
     { "policy-dir", 0, 0, G_OPTION_ARG_FILENAME, &policy_dir,
@@ -504,6 +595,9 @@ main (int argc, char **argv)
     { "event-queue-max", 0, 0, G_OPTION_ARG_INT, &event_queue_max,
       "Bytes of events queued for one admin.Events subscriber before it is "
       "dropped (default 1 MiB)", "BYTES" },
+    { "watch-interval", 0, 0, G_OPTION_ARG_INT, &watch_interval,
+      "Seconds between looks at the qubes' power states, for the events of "
+      "qubes that stop by themselves (default 2)", "SECONDS" },
     { NULL }
   };
 
@@ -515,7 +609,7 @@ main (int argc, char **argv)
       g_printerr ("qubed: %s\n", error->message);
       return 2;
     }
-  if (argc > 1 || client_timeout <= 0 || event_queue_max <= 0)
+  if (argc > 1 || client_timeout <= 0 || event_queue_max <= 0 || watch_interval <= 0)
     {
       g_printerr ("qubed: unexpected arguments or values; see qubed --help\n");
       return 2;
@@ -525,22 +619,24 @@ main (int argc, char **argv)
 
   if (socket_path == NULL)
     socket_path = default_socket ("qubed.sock");
-  if (qrexec_socket_path == NULL)
-    {
-      g_autofree char *dir = g_path_get_dirname (socket_path);
-      qrexec_socket_path = g_build_filename (dir, "qubed-qrexec.sock", NULL);
-    }
-
   manager = qube_manager_new (state_dir, &error);
   if (manager == NULL)
     {
       g_printerr ("qubed: %s\n", error->message);
       return 1;
     }
+  /* Where the qrexec daemon of this state directory looks for it. */
+  if (qrexec_socket_path == NULL)
+    qrexec_socket_path = g_build_filename (qube_manager_get_runtime_dir (manager),
+                                           QUBE_ADMIN_QREXEC_SOCKET, NULL);
   d.admin = qube_admin_new (manager, policy_dir);
   d.loop = g_main_loop_new (NULL, FALSE);
   d.client_timeout = (guint) client_timeout;
   d.event_queue_max = (gsize) event_queue_max;
+  d.states = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  /* Qubes running from before (a restart after a crash) are found again. */
+  watch_states (&d, FALSE);
+  g_signal_connect (d.admin, "event", G_CALLBACK (on_state_event), &d);
 
   local = listen_on (&d, socket_path, FALSE, &error);
   if (local != NULL)
@@ -552,6 +648,7 @@ main (int argc, char **argv)
         g_unlink (socket_path);
       return 1;
     }
+  g_timeout_add_seconds ((guint) watch_interval, on_watch_timeout, &d);
   g_unix_signal_add (SIGTERM, on_quit_signal, &d);
   g_unix_signal_add (SIGINT, on_quit_signal, &d);
   g_message ("serving %s (state %s) on %s and %s", "the Admin API",
@@ -566,5 +663,6 @@ main (int argc, char **argv)
   g_unlink (qrexec_socket_path);
   g_main_loop_unref (d.loop);
   g_object_unref (d.admin);
+  g_hash_table_unref (d.states);
   return 0;
 }
