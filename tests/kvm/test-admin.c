@@ -1,0 +1,477 @@
+/* test-admin.c — the Admin API with real qubes: qubed starts and stops
+ * QEMU microvm qubes (TCG here), and a management qube manages the qubes
+ * it made, calling through qrexec-client-vm as Qubes' management qubes do:
+ * its admin.* calls go to the qrexec daemon, which forwards them to qubed,
+ * which the policy lets decide.  admin.Events shows the lifecycle, also of
+ * a qube whose QEMU died by itself; qubed killed with SIGKILL comes back
+ * and finds the running qubes again.
+ *
+ * Two qubes boot at most (the machine is small): "mgmt" and its "child".
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "qube.h"
+#include "qubed-fixture.h"
+
+#define TEMPLATE "debian-minimal"
+/* Boots take 3-10 s under TCG on a loaded machine: generous, never a
+ * measure. */
+#define CASE_TIMEOUT_S 900
+/* How long a read of admin.Events may wait before the test gives up
+ * rather than hang; not a measure either. */
+#define EVENT_WAIT_S 300
+
+static char *state_dir;
+static char *builddir;
+static char *policy_dir;
+static char *socket_path;
+static char *qrexec_socket_path;
+static char *log_path;
+static GSubprocess *qubed;
+
+/* The policy of the delegation: mgmt creates AppVMs, and manages only
+ * the qubes that carry created-by-mgmt. */
+static const char policy[] =
+  "admin.vm.Create.AppVM * mgmt @adminvm allow target=dom0\n"
+  "admin.vm.Start * mgmt @tag:created-by-mgmt allow target=dom0\n"
+  "admin.vm.Kill * mgmt @tag:created-by-mgmt allow target=dom0\n"
+  "admin.vm.Remove * mgmt @tag:created-by-mgmt allow target=dom0\n"
+  "admin.vm.List * mgmt @tag:created-by-mgmt allow target=dom0\n"
+  "admin.vm.property.Get * mgmt @tag:created-by-mgmt allow target=dom0\n"
+  "admin.vm.property.Set * mgmt @tag:created-by-mgmt allow target=dom0\n"
+  "admin.vm.tag.List * mgmt @tag:created-by-mgmt allow target=dom0\n";
+
+static void
+start_qubed (void)
+{
+  g_autofree char *program = g_build_filename (builddir, "daemon", "qubed", NULL);
+  g_autoptr(GError) error = NULL;
+  const char *extra[] = { "--watch-interval", "1", NULL };
+
+  qubed = qubed_fixture_spawn (program, state_dir, policy_dir, socket_path, qrexec_socket_path,
+                               log_path, NULL, extra, &error);
+  ck_assert_msg (qubed != NULL, "cannot start qubed: %s", error ? error->message : "");
+}
+
+static void
+write_all (int fd, const void *data, gsize len)
+{
+  const char *p = data;
+
+  while (len > 0)
+    {
+      ssize_t n = send (fd, p, len, MSG_NOSIGNAL);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      ck_assert_msg (n > 0, "send: %s", g_strerror (errno));
+      p += n;
+      len -= (gsize) n;
+    }
+}
+
+/* One call as dom0 on qubed's socket: its whole reply. */
+static GByteArray *
+admin (const char *header, const char *payload)
+{
+  int fd = qubed_fixture_connect (socket_path);
+  GByteArray *reply;
+
+  ck_assert_msg (fd >= 0, "cannot connect to %s", socket_path);
+  write_all (fd, header, strlen (header) + 1);
+  if (payload != NULL)
+    write_all (fd, payload, strlen (payload));
+  shutdown (fd, SHUT_WR);
+  reply = qubed_fixture_read_all (fd);
+  close (fd);
+  return reply;
+}
+
+static gboolean
+bytes_equal (const guint8 *data, gsize len, const char *expected, gsize expected_len)
+{
+  return len == expected_len && memcmp (data, expected, len) == 0;
+}
+
+/* NULs shown as '|', for messages. */
+static char *
+show (const guint8 *data, gsize len)
+{
+  char *s = g_malloc (len + 1);
+
+  for (gsize i = 0; i < len; i++)
+    s[i] = data[i] == '\0' ? '|' : (char) data[i];
+  s[len] = '\0';
+  return s;
+}
+
+/* An OK reply with exactly `content`. */
+static void
+assert_ok (GByteArray *reply, const char *content)
+{
+  g_autoptr(GByteArray) r = reply;
+  g_autoptr(GString) expected = g_string_new_len ("0\0", 2);
+  g_autofree char *shown = show (r->data, r->len);
+
+  g_string_append (expected, content);
+  ck_assert_msg (bytes_equal (r->data, r->len, expected->str, expected->len),
+                 "expected OK '%s', got '%s'", content, shown);
+}
+
+/* Runs `command` in qube `name` (as its default user); its exit code,
+ * and its whole output in *out. */
+static int
+run_in (const char *name, const char *command, GBytes **out)
+{
+  g_autoptr(QubeManager) manager = qube_manager_new (state_dir, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename (state_dir, "run-output", NULL);
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  int fd = g_open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int exit_code = -1;
+
+  ck_assert_int_ge (fd, 0);
+  ck_assert_msg (qube_qrexec_run (manager, name, NULL, command, QUBE_QREXEC_RUN_NO_STDIN, -1, fd,
+                                  2, &exit_code, &error),
+                 "%s: %s", command, error ? error->message : "");
+  close (fd);
+  ck_assert (g_file_get_contents (path, &text, &len, NULL));
+  *out = g_bytes_new_take (g_steal_pointer (&text), len);
+  return exit_code;
+}
+
+/* What mgmt gets for `qrexec-client-vm TARGET SERVICE` with `input` on
+ * stdin: the reply bytes, and the exit code. */
+static int
+mgmt_call (const char *target, const char *service, const char *input, GBytes **reply)
+{
+  g_autofree char *command = g_strdup_printf ("printf '%s' | qrexec-client-vm %s %s",
+                                              input != NULL ? input : "", target, service);
+
+  return run_in ("mgmt", command, reply);
+}
+
+static void
+assert_mgmt_ok (const char *target, const char *service, const char *input, const char *content)
+{
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GString) expected = g_string_new_len ("0\0", 2);
+  int code = mgmt_call (target, service, input, &reply);
+  gsize len;
+  const guint8 *data = g_bytes_get_data (reply, &len);
+  g_autofree char *shown = show (data, len);
+
+  g_string_append (expected, content);
+  ck_assert_msg (code == 0 && bytes_equal (data, len, expected->str, expected->len),
+                 "mgmt: %s to %s: exit %d, '%s'; expected '%s'", service, target, code, shown,
+                 content);
+}
+
+/* Refused by the policy: qrexec's 126, and nothing on stdout. */
+static void
+assert_mgmt_denied (const char *target, const char *service)
+{
+  g_autoptr(GBytes) reply = NULL;
+  int code = mgmt_call (target, service, NULL, &reply);
+
+  ck_assert_msg (code == 126 && g_bytes_get_size (reply) == 0,
+                 "mgmt: %s to %s: expected a refusal, got exit %d and %zu bytes", service, target,
+                 code, g_bytes_get_size (reply));
+}
+
+static int
+subscribe (void)
+{
+  const char *header = "admin.Events dom0 name dom0";
+  int fd = qubed_fixture_connect (socket_path);
+  struct timeval tv = { .tv_sec = EVENT_WAIT_S };
+
+  ck_assert_int_ge (fd, 0);
+  write_all (fd, header, strlen (header) + 1);
+  shutdown (fd, SHUT_WR);
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+/* Reads events until `event` about `subject`; the events passed on the
+ * way are appended to `seen` ("subject:event\n"). */
+static void
+wait_event (int fd, const char *subject, const char *event, GString *seen)
+{
+  for (;;)
+    {
+      g_autoptr(GPtrArray) fields = g_ptr_array_new_with_free_func (g_free);
+      GString *field = g_string_new (NULL);
+      char header[2];
+      gboolean done = FALSE;
+
+      ck_assert_msg (recv (fd, header, 2, MSG_WAITALL) == 2 && header[0] == '1',
+                     "admin.Events ended before %s of '%s'; seen:\n%s", event, subject, seen->str);
+      /* subject, event, then key/value pairs up to an empty key */
+      while (!done)
+        {
+          char ch;
+
+          ck_assert_int_eq (recv (fd, &ch, 1, 0), 1);
+          if (ch != '\0')
+            {
+              g_string_append_c (field, ch);
+              continue;
+            }
+          done = fields->len >= 2 && fields->len % 2 == 0 && field->len == 0;
+          g_ptr_array_add (fields, g_string_free (field, FALSE));
+          field = g_string_new (NULL);
+        }
+      g_string_free (field, TRUE);
+      g_string_append_printf (seen, "%s:%s\n", (char *) fields->pdata[0],
+                              (char *) fields->pdata[1]);
+      if (g_str_equal (fields->pdata[0], subject) && g_str_equal (fields->pdata[1], event))
+        return;
+    }
+}
+
+/* The QEMU of qube `name` (its command line says process=qube-NAME). */
+static pid_t
+qemu_of (const char *name)
+{
+  g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
+  g_autofree char *tag = g_strdup_printf ("process=qube-%s", name);
+  const char *entry;
+
+  while ((entry = g_dir_read_name (proc)) != NULL)
+    {
+      g_autofree char *path = g_strdup_printf ("/proc/%s/cmdline", entry);
+      g_autofree char *cmdline = NULL;
+      gsize len;
+
+      if (!g_ascii_isdigit (entry[0]) || !g_file_get_contents (path, &cmdline, &len, NULL))
+        continue;
+      for (gsize off = 0; off < len; off += strlen (cmdline + off) + 1)
+        if (strstr (cmdline + off, tag) != NULL)
+          return (pid_t) atoi (entry);
+    }
+  return 0;
+}
+
+static char *
+vm_line (const char *name, const char *klass, const char *state)
+{
+  g_autoptr(QubeManager) manager = qube_manager_new (state_dir, NULL);
+  g_autoptr(QubeVm) vm = qube_manager_lookup (manager, name, NULL);
+
+  ck_assert_ptr_nonnull (vm);
+  return g_strdup_printf ("%s class=%s state=%s uuid=%s\n", name, klass, state,
+                          qube_vm_get_uuid (vm));
+}
+
+START_TEST (test_delegation)
+{
+  g_autoptr(GString) seen = g_string_new (NULL);
+  g_autofree char *mgmt_running = NULL;
+  g_autofree char *child_running = NULL;
+  g_autofree char *child_halted = NULL;
+  g_autofree char *log = NULL;
+  int events;
+  pid_t qemu;
+
+  start_qubed ();
+  events = subscribe ();
+  wait_event (events, "", "connection-established", seen);
+
+  /* dom0 makes the management qube and a qube of its own, and starts the
+   * management qube through qubed. */
+  assert_ok (admin ("admin.vm.Create.AppVM+" TEMPLATE " dom0 keyword adminvm",
+                    "name=mgmt label=purple"), "");
+  assert_ok (admin ("admin.vm.Create.AppVM+" TEMPLATE " dom0 keyword adminvm",
+                    "name=other label=red"), "");
+  assert_ok (admin ("admin.vm.Start dom0 name mgmt", NULL), "");
+  wait_event (events, "mgmt", "domain-pre-start", seen);
+  wait_event (events, "mgmt", "domain-start", seen);
+  mgmt_running = vm_line ("mgmt", "AppVM", "Running");
+  assert_ok (admin ("admin.vm.List dom0 name mgmt", NULL), mgmt_running);
+
+  /* mgmt creates a qube over qrexec: it carries created-by-mgmt. */
+  assert_mgmt_ok ("dom0", "admin.vm.Create.AppVM+" TEMPLATE, "name=child label=green", "");
+  wait_event (events, "", "domain-add", seen);
+  assert_ok (admin ("admin.vm.tag.List dom0 name child", NULL), "created-by-mgmt\n");
+  /* ... configures it, starts it, sees it run. */
+  assert_mgmt_ok ("child", "admin.vm.property.Set+memory", "300", "");
+  assert_mgmt_ok ("child", "admin.vm.property.Get+memory", NULL, "default=False type=int 300");
+  assert_mgmt_ok ("child", "admin.vm.Start", NULL, "");
+  wait_event (events, "child", "domain-start", seen);
+  child_running = vm_line ("child", "AppVM", "Running");
+  assert_mgmt_ok ("child", "admin.vm.List", NULL, child_running);
+
+  /* Every other qube is refused, and the tag cannot be forged. */
+  assert_mgmt_denied ("other", "admin.vm.Start");
+  assert_mgmt_denied ("other", "admin.vm.property.Get+memory");
+  assert_mgmt_denied ("mgmt", "admin.vm.Kill");
+  assert_mgmt_denied ("other", "admin.vm.tag.Set+created-by-mgmt");
+  assert_mgmt_denied ("dom0", "admin.vm.Create.TemplateVM");
+  assert_ok (admin ("admin.vm.List dom0 name other", NULL), vm_line ("other", "AppVM", "Halted"));
+
+  /* qubed dies with SIGKILL while both qubes run, and a new one finds
+   * them again; mgmt's calls reach the new one. */
+  g_subprocess_send_signal (qubed, SIGKILL);
+  g_subprocess_wait (qubed, NULL, NULL);
+  g_clear_object (&qubed);
+  close (events);
+  start_qubed ();
+  events = subscribe ();
+  wait_event (events, "", "connection-established", seen);
+  assert_ok (admin ("admin.vm.List dom0 name mgmt", NULL), mgmt_running);
+  assert_ok (admin ("admin.vm.List dom0 name child", NULL), child_running);
+  assert_mgmt_ok ("child", "admin.vm.property.Get+memory", NULL, "default=False type=int 300");
+
+  /* The child's QEMU dies by itself: qubed notices and says so. */
+  qemu = qemu_of ("child");
+  ck_assert_int_gt (qemu, 0);
+  ck_assert_int_eq (kill (qemu, SIGKILL), 0);
+  wait_event (events, "child", "domain-shutdown", seen);
+  child_halted = vm_line ("child", "AppVM", "Halted");
+  assert_ok (admin ("admin.vm.List dom0 name child", NULL), child_halted);
+  ck_assert (g_file_get_contents (log_path, &log, NULL, NULL));
+  ck_assert_msg (strstr (log, "qube 'child' went from Running to Halted by itself") != NULL,
+                 "%s", log);
+
+  /* mgmt starts it again, kills it, and removes it. */
+  assert_mgmt_ok ("child", "admin.vm.Start", NULL, "");
+  wait_event (events, "child", "domain-start", seen);
+  assert_mgmt_ok ("child", "admin.vm.Kill", NULL, "");
+  wait_event (events, "child", "domain-shutdown", seen);
+  assert_mgmt_ok ("child", "admin.vm.Remove", NULL, "");
+  wait_event (events, "", "domain-delete", seen);
+  {
+    g_autoptr(GByteArray) gone = admin ("admin.vm.List dom0 name child", NULL);
+
+    ck_assert (gone->len > 2 && gone->data[0] == '2');
+  }
+
+  assert_ok (admin ("admin.vm.Kill dom0 name mgmt", NULL), "");
+  wait_event (events, "mgmt", "domain-shutdown", seen);
+  assert_ok (admin ("admin.vm.List dom0 name mgmt", NULL), vm_line ("mgmt", "AppVM", "Halted"));
+  close (events);
+}
+END_TEST
+
+static gboolean
+build_template (void)
+{
+  g_autofree char *qube = g_build_filename (builddir, "cli", "qube", NULL);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *argv[] = { qube, "--state-dir", state_dir, "template", "build", TEMPLATE, NULL };
+  int status;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, 0, NULL, NULL, &out, &err, &status, &error)
+      || !g_spawn_check_wait_status (status, &error))
+    {
+      g_printerr ("qube template build: %s\n%s%s", error->message, out ? out : "", err ? err : "");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+int
+main (void)
+{
+  g_autofree char *qemu = g_find_program_in_path ("qemu-system-x86_64");
+  g_autofree char *plugin_path = NULL;
+  g_autofree char *daemon = NULL;
+  g_autofree char *policy_file = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *env_builddir = g_getenv ("QUBE_TEST_BUILDDIR");
+  const char *old_path = g_getenv ("QUBE_PLUGIN_PATH");
+  Suite *suite;
+  TCase *tc;
+  SRunner *runner;
+  int failed;
+
+  if (qemu == NULL)
+    {
+      printf ("SKIP: qemu-system-x86_64 is not installed (Debian package qemu-system-x86)\n");
+      return 77;
+    }
+  if (!g_file_test ("/boot", G_FILE_TEST_IS_DIR) || geteuid () != 0)
+    {
+      printf ("SKIP: building the template needs root (to read /boot/vmlinuz-*)\n");
+      return 77;
+    }
+  builddir = g_strdup (env_builddir != NULL ? env_builddir : ".");
+  plugin_path = g_strdup_printf ("%s/plugins/kvm/.libs:%s/plugins/storage-file/.libs%s%s",
+                                 builddir, builddir, old_path ? ":" : "", old_path ? old_path : "");
+  g_setenv ("QUBE_PLUGIN_PATH", plugin_path, TRUE);
+  daemon = g_build_filename (builddir, "cli", "qube-qrexec-daemon", NULL);
+  g_setenv ("QUBE_QREXEC_DAEMON", daemon, TRUE);
+  g_unsetenv ("QUBE_RUNTIME_DIR");
+  state_dir = g_dir_make_tmp ("qube-admin-XXXXXX", &error);
+  g_assert_no_error (error);
+  if (!build_template ())
+    return 1;
+  /* qubed and the qrexec daemon it spawns read the same policy. */
+  policy_dir = g_build_filename (state_dir, "policy.d", NULL);
+  policy_file = g_build_filename (policy_dir, "30-admin.policy", NULL);
+  g_mkdir_with_parents (policy_dir, 0700);
+  g_file_set_contents (policy_file, policy, -1, &error);
+  g_assert_no_error (error);
+  g_setenv ("QUBE_POLICY_DIR", policy_dir, TRUE);
+  socket_path = g_build_filename (state_dir, "qubed.sock", NULL);
+  log_path = g_build_filename (state_dir, "qubed.log", NULL);
+  {
+    g_autoptr(QubeManager) manager = qube_manager_new (state_dir, &error);
+
+    g_assert_no_error (error);
+    /* Where the qrexec daemon looks for qubed. */
+    qrexec_socket_path = g_build_filename (qube_manager_get_runtime_dir (manager),
+                                           QUBE_ADMIN_QREXEC_SOCKET, NULL);
+  }
+
+  suite = suite_create ("admin");
+  tc = tcase_create ("delegation");
+  tcase_set_timeout (tc, CASE_TIMEOUT_S);
+  tcase_add_test (tc, test_delegation);
+  suite_add_tcase (suite, tc);
+  runner = srunner_create (suite);
+  /* One process: the case uses the qubed this one started. */
+  srunner_set_fork_status (runner, CK_NOFORK);
+  srunner_run_all (runner, CK_NORMAL);
+  failed = srunner_ntests_failed (runner);
+  srunner_free (runner);
+  /* A failed case may have left its qubes running: none stays. */
+  {
+    g_autoptr(QubeManager) manager = qube_manager_new (state_dir, NULL);
+    g_autoptr(GPtrArray) vms = manager != NULL ? qube_manager_list_vms (manager) : NULL;
+
+    for (guint i = 0; vms != NULL && i < vms->len; i++)
+      if (!g_str_equal (qube_vm_get_state (vms->pdata[i]), "Halted")
+          && !g_str_equal (qube_vm_get_klass (vms->pdata[i]), "AdminVM"))
+        qube_vm_kill (vms->pdata[i], NULL);
+  }
+  if (qubed != NULL)
+    {
+      g_subprocess_send_signal (qubed, SIGTERM);
+      g_subprocess_wait (qubed, NULL, NULL);
+      g_clear_object (&qubed);
+    }
+  if (failed == 0)
+    qubed_fixture_remove_tree (state_dir);
+  else
+    g_printerr ("test-admin: the state directory %s is kept (qubed's log: %s)\n", state_dir,
+                log_path);
+  return failed == 0 ? 0 : 1;
+}
