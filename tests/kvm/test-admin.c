@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -278,6 +279,44 @@ vm_line (const char *name, const char *klass, const char *state)
                           qube_vm_get_uuid (vm));
 }
 
+/* Runs the built `qube` command: through qubed (QUBED_SOCKET), or
+ * embedded on the state directory.  Its exit status. */
+static int
+qube_cli (gboolean embedded, ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_auto(GStrv) envp = g_get_environ ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *err = NULL;
+  int wait_status = 0;
+  const char *arg;
+  va_list ap;
+
+  g_ptr_array_add (argv, g_build_filename (builddir, "cli", "qube", NULL));
+  if (embedded)
+    {
+      g_ptr_array_add (argv, g_strdup ("--embedded"));
+      envp = g_environ_setenv (envp, "QUBE_STATE_DIR", state_dir, TRUE);
+      envp = g_environ_unsetenv (envp, "QUBED_SOCKET");
+    }
+  else
+    {
+      envp = g_environ_unsetenv (envp, "QUBE_STATE_DIR");
+      envp = g_environ_setenv (envp, "QUBED_SOCKET", socket_path, TRUE);
+    }
+  va_start (ap, embedded);
+  while ((arg = va_arg (ap, const char *)) != NULL)
+    g_ptr_array_add (argv, g_strdup (arg));
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+  ck_assert_msg (g_spawn_sync (NULL, (char **) argv->pdata, envp, G_SPAWN_STDOUT_TO_DEV_NULL,
+                               NULL, NULL, NULL, &err, &wait_status, &error),
+                 "%s", error ? error->message : "");
+  if (!WIFEXITED (wait_status) || WEXITSTATUS (wait_status) != 0)
+    g_printerr ("qube: %s", err);
+  return WIFEXITED (wait_status) ? WEXITSTATUS (wait_status) : -1;
+}
+
 START_TEST (test_delegation)
 {
   g_autoptr(GString) seen = g_string_new (NULL);
@@ -298,7 +337,8 @@ START_TEST (test_delegation)
                     "name=mgmt label=purple"), "");
   assert_ok (admin ("admin.vm.Create.AppVM+" TEMPLATE " dom0 keyword adminvm",
                     "name=other label=red"), "");
-  assert_ok (admin ("admin.vm.Start dom0 name mgmt", NULL), "");
+  /* `qube start` goes through qubed when its socket is there. */
+  ck_assert_int_eq (qube_cli (FALSE, "start", "mgmt", NULL), 0);
   wait_event (events, "mgmt", "domain-pre-start", seen);
   wait_event (events, "mgmt", "domain-start", seen);
   mgmt_running = vm_line ("mgmt", "AppVM", "Running");
@@ -361,10 +401,42 @@ START_TEST (test_delegation)
     ck_assert (gone->len > 2 && gone->data[0] == '2');
   }
 
-  assert_ok (admin ("admin.vm.Kill dom0 name mgmt", NULL), "");
+  /* The embedded CLI stops it behind qubed's back: qubed notices. */
+  ck_assert_int_eq (qube_cli (TRUE, "kill", "mgmt", NULL), 0);
   wait_event (events, "mgmt", "domain-shutdown", seen);
   assert_ok (admin ("admin.vm.List dom0 name mgmt", NULL), vm_line ("mgmt", "AppVM", "Halted"));
   close (events);
+}
+END_TEST
+
+/* examples/admin-daemon.py on a real qube: Qube-1.0 from Python creates
+ * a qube, starts it, runs a command in it, stops and removes it. */
+START_TEST (test_python_example)
+{
+  const char *srcdir = g_getenv ("QUBE_TEST_SRCDIR");
+  g_autofree char *example = g_build_filename (srcdir != NULL ? srcdir : builddir, "examples",
+                                               "admin-daemon.py", NULL);
+  g_autofree char *libs = g_build_filename (builddir, "core", ".libs", NULL);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_auto(GStrv) envp = g_get_environ ();
+  g_autoptr(GError) error = NULL;
+  const char *argv[] = { "/usr/bin/python3", example, state_dir, TEMPLATE, NULL };
+  int wait_status = 0;
+
+  envp = g_environ_setenv (envp, "GI_TYPELIB_PATH", builddir, TRUE);
+  envp = g_environ_setenv (envp, "LD_LIBRARY_PATH", libs, TRUE);
+  ck_assert_msg (g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &out,
+                               &err, &wait_status, &error),
+                 "%s", error ? error->message : "");
+  ck_assert_msg (WIFEXITED (wait_status) && WEXITSTATUS (wait_status) == 0,
+                 "the example failed:\n%s%s", out, err);
+  ck_assert_msg (strstr (out, "event: work domain-start \n") != NULL, "%s", out);
+  ck_assert_msg (strstr (out, "run: exit 0: hello from work\n") != NULL, "%s", out);
+  ck_assert_msg (strstr (out, "event: work domain-shutdown \n") != NULL, "%s", out);
+  ck_assert_msg (strstr (out, "work is Halted\n") != NULL, "%s", out);
+  ck_assert_msg (strstr (out, "event: dom0 domain-delete vm work") != NULL, "%s", out);
+  ck_assert_msg (strstr (err, "CRITICAL") == NULL && strstr (err, "Warning") == NULL, "%s", err);
 }
 END_TEST
 
@@ -446,6 +518,21 @@ main (void)
   tcase_set_timeout (tc, CASE_TIMEOUT_S);
   tcase_add_test (tc, test_delegation);
   suite_add_tcase (suite, tc);
+  {
+    g_autofree char *typelib = g_build_filename (builddir, "Qube-1.0.typelib", NULL);
+
+    /* Built with introspection only. */
+    if (g_file_test (typelib, G_FILE_TEST_EXISTS))
+      {
+        tc = tcase_create ("python");
+        tcase_set_timeout (tc, CASE_TIMEOUT_S);
+        tcase_add_test (tc, test_python_example);
+        suite_add_tcase (suite, tc);
+      }
+    else
+      printf ("test-admin: no Qube-1.0.typelib (built without introspection): "
+              "the Python example is not run\n");
+  }
   runner = srunner_create (suite);
   /* One process: the case uses the qubed this one started. */
   srunner_set_fork_status (runner, CK_NOFORK);
