@@ -7,7 +7,8 @@
  * forwarding a qube's `admin.*` call with the caller's name as source (the
  * policy then decides).  A timer notices qubes that changed state without
  * an Admin API call (a QEMU that died, a guest that powered off) and sends
- * their events.  Both accept
+ * their events.  Lifecycle calls (a start lasts as long as the boot) run
+ * in a worker thread, so the main loop never waits for a qube.  Both accept
  * only peers running as root or as the daemon's own user.  Everything runs
  * on one GLib main loop; no client, however slow, can block it: reads and
  * writes are asynchronous, idle clients time out, and admin.Events
@@ -38,6 +39,12 @@ typedef struct {
   guint n_clients;
   /* The power state last reported for each qube: name -> state. */
   GHashTable *states;
+  /* Lifecycle calls run here, one at a time, off the main loop. */
+  GThreadPool *worker;
+  char *state_dir;
+  char *policy_dir;
+  /* Qubes with a lifecycle call in the worker: name -> count. */
+  GHashTable *busy;
 } Daemon;
 
 typedef struct {
@@ -255,16 +262,146 @@ subscribe (Client *c, const char *source, GBytes *allowed)
 
 /* ---- requests ---- */
 
+/* ---- lifecycle calls, off the main loop ----
+ *
+ * Starting a qube takes as long as its boot; the main loop must go on
+ * serving the other clients meanwhile.  Such calls run in one worker
+ * thread, on a QubeAdmin of its own over its own QubeManager (the state is
+ * shared through the store and the runtime directory, as between
+ * processes); the worker's events are sent on from the main loop, in
+ * order, and its reply written from there. */
+
+typedef struct {
+  Daemon *daemon;
+  Client *client;
+  GBytes *request;
+  char *dest;
+  GBytes *reply;
+} Work;
+
+typedef struct {
+  Daemon *daemon;
+  char *subject;
+  char *event;
+  char **kwargs;
+} ForwardedEvent;
+
+static void
+forwarded_event_free (ForwardedEvent *e)
+{
+  g_free (e->subject);
+  g_free (e->event);
+  g_strfreev (e->kwargs);
+  g_free (e);
+}
+
+static gboolean
+emit_forwarded (gpointer data)
+{
+  ForwardedEvent *e = data;
+
+  qube_admin_emit_event (e->daemon->admin, e->subject, e->event,
+                         (const char *const *) e->kwargs);
+  return G_SOURCE_REMOVE;
+}
+
+/* In the worker: an event of its QubeAdmin, for the main loop. */
+static void
+on_worker_event (QubeAdmin *admin, const char *subject, const char *event,
+                 const char *const *kwargs, gpointer user_data)
+{
+  ForwardedEvent *e = g_new0 (ForwardedEvent, 1);
+
+  e->daemon = user_data;
+  e->subject = g_strdup (subject);
+  e->event = g_strdup (event);
+  e->kwargs = g_strdupv ((char **) kwargs);
+  g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, emit_forwarded, e,
+                              (GDestroyNotify) forwarded_event_free);
+}
+
+static gboolean
+work_done (gpointer data)
+{
+  Work *w = data;
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (w->daemon->busy, w->dest));
+
+  if (n > 1)
+    g_hash_table_insert (w->daemon->busy, g_strdup (w->dest), GUINT_TO_POINTER (n - 1));
+  else
+    g_hash_table_remove (w->daemon->busy, w->dest);
+  if (!w->client->closed)
+    send_reply (w->client, w->reply);
+  client_unref (w->client);
+  g_bytes_unref (w->request);
+  g_bytes_unref (w->reply);
+  g_free (w->dest);
+  g_free (w);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+worker_run (gpointer data, gpointer user_data)
+{
+  static QubeAdmin *admin;
+  Work *w = data;
+  Daemon *d = user_data;
+
+  /* The worker's own Admin API, made once, used only in this thread. */
+  if (admin == NULL)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(QubeManager) manager = qube_manager_new (d->state_dir, &error);
+
+      if (manager == NULL)
+        {
+          w->reply = qube_admin_encode_exception ("QubesException", error->message);
+          g_main_context_invoke (NULL, work_done, w);
+          return;
+        }
+      admin = qube_admin_new (manager, d->policy_dir);
+      g_signal_connect (admin, "event", G_CALLBACK (on_worker_event), d);
+    }
+  w->reply = qube_admin_handle_request (admin, w->request, w->client->trust_source);
+  /* After the events it sent: the same queue keeps them in order. */
+  g_main_context_invoke (NULL, work_done, w);
+}
+
+/* The calls that wait on a qube's backend (a start waits for the boot). */
+static gboolean
+is_lifecycle (const char *method)
+{
+  static const char *const slow[] = { "admin.vm.Start", "admin.vm.Shutdown", "admin.vm.Kill",
+                                      "admin.vm.Pause", "admin.vm.Unpause", NULL };
+
+  return g_strv_contains (slow, method);
+}
+
 static void
 handle_request (Client *c)
 {
   g_autoptr(GBytes) request = g_byte_array_free_to_bytes (g_steal_pointer (&c->request));
-  g_autofree char *method = NULL, *source = NULL;
+  g_autofree char *method = NULL, *source = NULL, *dest = NULL;
   g_autoptr(GBytes) reply = NULL;
+  gboolean parsed = qube_admin_parse_request (request, &method, NULL, &source, &dest, NULL,
+                                              NULL);
 
+  if (parsed && is_lifecycle (method))
+    {
+      Work *w = g_new0 (Work, 1);
+      Daemon *d = c->daemon;
+      guint n = GPOINTER_TO_UINT (g_hash_table_lookup (d->busy, dest));
+
+      w->daemon = d;
+      w->client = client_ref (c);
+      w->request = g_bytes_ref (request);
+      w->dest = g_steal_pointer (&dest);
+      g_hash_table_insert (d->busy, g_strdup (w->dest), GUINT_TO_POINTER (n + 1));
+      g_thread_pool_push (d->worker, w, NULL);
+      return;
+    }
   reply = qube_admin_handle_request (c->daemon->admin, request, c->trust_source);
-  if (qube_admin_parse_request (request, &method, NULL, &source, NULL, NULL, NULL)
-      && g_str_equal (method, "admin.Events"))
+  if (parsed && g_str_equal (method, "admin.Events"))
     {
       subscribe (c, source, reply);
       return;
@@ -431,6 +568,9 @@ watch_states (Daemon *d, gboolean report)
       const char *event = before != NULL ? state_event (before, state) : NULL;
 
       g_hash_table_add (seen, (gpointer) name);
+      /* A lifecycle call in progress reports the change itself. */
+      if (g_hash_table_contains (d->busy, name))
+        continue;
       /* A qube on its way up or down is reported once it got there. */
       if (before != NULL && (g_str_equal (state, "Transient") || g_str_equal (state, "Halting")
                              || g_str_equal (state, "Unknown")))
@@ -634,6 +774,10 @@ main (int argc, char **argv)
   d.client_timeout = (guint) client_timeout;
   d.event_queue_max = (gsize) event_queue_max;
   d.states = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  d.busy = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  d.state_dir = g_strdup (qube_manager_get_state_dir (manager));
+  d.policy_dir = g_strdup (policy_dir);
+  d.worker = g_thread_pool_new (worker_run, &d, 1, FALSE, NULL);
   /* Qubes running from before (a restart after a crash) are found again. */
   watch_states (&d, FALSE);
   g_signal_connect (d.admin, "event", G_CALLBACK (on_state_event), &d);
@@ -659,10 +803,15 @@ main (int argc, char **argv)
 
   g_socket_service_stop (local);
   g_socket_service_stop (qrexec);
+  /* A start or stop under way is finished, not cut off half-way. */
+  g_thread_pool_free (d.worker, FALSE, TRUE);
   g_unlink (socket_path);
   g_unlink (qrexec_socket_path);
   g_main_loop_unref (d.loop);
   g_object_unref (d.admin);
   g_hash_table_unref (d.states);
+  g_hash_table_unref (d.busy);
+  g_free (d.state_dir);
+  g_free (d.policy_dir);
   return 0;
 }

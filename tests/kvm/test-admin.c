@@ -327,7 +327,8 @@ START_TEST (test_delegation)
   int events;
   pid_t qemu;
 
-  start_qubed ();
+  if (qubed == NULL)
+    start_qubed ();
   events = subscribe ();
   wait_event (events, "", "connection-established", seen);
 
@@ -405,6 +406,51 @@ START_TEST (test_delegation)
   ck_assert_int_eq (qube_cli (TRUE, "kill", "mgmt", NULL), 0);
   wait_event (events, "mgmt", "domain-shutdown", seen);
   assert_ok (admin ("admin.vm.List dom0 name mgmt", NULL), vm_line ("mgmt", "AppVM", "Halted"));
+  close (events);
+}
+END_TEST
+
+/* A start that cannot succeed (the guest never runs its agent) holds the
+ * worker until its qrexec-timeout: qubed answers other calls meanwhile,
+ * then reports the failure, and nothing of the qube is left. */
+START_TEST (test_failed_start_in_background)
+{
+  g_autoptr(GString) seen = g_string_new (NULL);
+  g_autoptr(GByteArray) reply = NULL;
+  g_autoptr(GByteArray) list = NULL;
+  g_autofree char *shown = NULL;
+  const char *header = "admin.vm.Start dom0 name mute";
+  char probe;
+  int events, pending;
+
+  if (qubed == NULL)
+    start_qubed ();
+  events = subscribe ();
+  wait_event (events, "", "connection-established", seen);
+  assert_ok (admin ("admin.vm.Create.AppVM+" TEMPLATE " dom0 keyword adminvm", "name=mute"), "");
+  assert_ok (admin ("admin.vm.property.Set+kernelopts dom0 name mute", "rdinit=/bin/sh"), "");
+  assert_ok (admin ("admin.vm.feature.Set+qrexec-timeout dom0 name mute", "15"), "");
+
+  pending = qubed_fixture_connect (socket_path);
+  ck_assert_int_ge (pending, 0);
+  write_all (pending, header, strlen (header) + 1);
+  shutdown (pending, SHUT_WR);
+  wait_event (events, "mute", "domain-pre-start", seen);
+  /* The start goes on; the daemon answers. */
+  list = admin ("admin.vm.List dom0 name mute", NULL);
+  ck_assert (list->len > 2 && list->data[0] == '0');
+  ck_assert_int_eq (recv (pending, &probe, 1, MSG_DONTWAIT), -1);
+  ck_assert_int_eq (errno, EAGAIN);
+
+  wait_event (events, "mute", "domain-start-failed", seen);
+  reply = qubed_fixture_read_all (pending);
+  close (pending);
+  shown = show (reply->data, reply->len);
+  ck_assert_msg (reply->len > 2 && reply->data[0] == '2' && strstr (shown, "did not answer") != NULL,
+                 "%s", shown);
+  assert_ok (admin ("admin.vm.List dom0 name mute", NULL), vm_line ("mute", "AppVM", "Halted"));
+  assert_ok (admin ("admin.vm.Remove dom0 name mute", NULL), "");
+  ck_assert_int_eq (qemu_of ("mute"), 0);
   close (events);
 }
 END_TEST
@@ -517,6 +563,7 @@ main (void)
   tc = tcase_create ("delegation");
   tcase_set_timeout (tc, CASE_TIMEOUT_S);
   tcase_add_test (tc, test_delegation);
+  tcase_add_test (tc, test_failed_start_in_background);
   suite_add_tcase (suite, tc);
   {
     g_autofree char *typelib = g_build_filename (builddir, "Qube-1.0.typelib", NULL);
