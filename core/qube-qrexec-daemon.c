@@ -430,6 +430,7 @@ typedef struct {
   GByteArray *input;
   gboolean asked;                 /* the request went to qubed */
   gboolean replied;               /* the reply and exit code are queued */
+  GSource *timeout;               /* until the payload is whole */
 } AdminForward;
 
 static void
@@ -440,6 +441,11 @@ admin_forward_free (AdminForward *fwd)
   if (source != NULL && source->active_calls > 0)
     source->active_calls--;
   qube_release_port (fwd->daemon, fwd->source_name, fwd->port);
+  if (fwd->timeout != NULL)
+    {
+      g_source_destroy (fwd->timeout);
+      g_source_unref (fwd->timeout);
+    }
   g_clear_pointer (&fwd->chan, _qube_qrexec_chan_free);
   _qube_qrexec_parser_free (fwd->parser);
   g_byte_array_unref (fwd->input);
@@ -600,7 +606,13 @@ admin_forward_event (QubeQrexecChan *chan, gpointer user_data)
       {
         g_autoptr(GTask) task = g_task_new (fwd->daemon, NULL, admin_exchange_done, NULL);
 
+        g_debug ("%s: %u bytes of payload; asking qubed", fwd->what, fwd->input->len);
         fwd->asked = TRUE;
+        if (fwd->timeout != NULL)
+          {
+            g_source_destroy (fwd->timeout);
+            g_clear_pointer (&fwd->timeout, g_source_unref);
+          }
         g_task_set_task_data (task, fwd, NULL);
         g_task_run_in_thread (task, admin_exchange_thread);
       }
@@ -611,6 +623,20 @@ admin_forward_event (QubeQrexecChan *chan, gpointer user_data)
                  fwd->what, reason);
       admin_forward_free (fwd);
     }
+}
+
+static gboolean
+admin_forward_timeout_cb (gpointer data)
+{
+  AdminForward *fwd = data;
+
+  g_message ("%s: the caller did not connect and send its payload in %d s; ending the call",
+             fwd->what, CALL_CONNECT_TIMEOUT_S);
+  /* admin_forward_free() destroys this source: keep it from being
+   * destroyed twice. */
+  g_clear_pointer (&fwd->timeout, g_source_unref);
+  admin_forward_free (fwd);
+  return G_SOURCE_REMOVE;
 }
 
 /* Takes an allowed admin.* call from `source` to the admin qube. */
@@ -675,6 +701,9 @@ admin_forward_start (QrexecQube *source, const char *ident, const char *service_
   _qube_qrexec_append_hello (msg, QREXEC_PROTOCOL_VERSION);
   _qube_qrexec_chan_send (fwd->chan, msg->data, msg->len);
   _qube_qrexec_chan_set_callback (fwd->chan, admin_forward_event, fwd);
+  fwd->timeout = g_timeout_source_new_seconds (CALL_CONNECT_TIMEOUT_S);
+  g_source_set_callback (fwd->timeout, admin_forward_timeout_cb, fwd, NULL);
+  g_source_attach (fwd->timeout, self->context);
   g_debug ("%s: data port %u", fwd->what, fwd->port);
   return TRUE;
 }

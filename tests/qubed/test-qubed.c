@@ -50,17 +50,7 @@ connect_to (const char *path)
 static void
 write_all (int fd, const void *data, gsize len)
 {
-  const char *p = data;
-
-  while (len > 0)
-    {
-      ssize_t n = send (fd, p, len, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
-      ck_assert_msg (n > 0, "send: %s", g_strerror (errno));
-      p += n;
-      len -= n;
-    }
+  ck_assert_msg (qubed_fixture_write_all (fd, data, len), "send: %s", g_strerror (errno));
 }
 
 static GByteArray *
