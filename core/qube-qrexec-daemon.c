@@ -377,19 +377,18 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
   ctrl_send (target, msg);
 
   g_byte_array_set_size (msg, 0);
-  if (!_qube_qrexec_append_exec (msg, MSG_SERVICE_CONNECT, 0, call->source_port, ident, error))
+  /* The caller's channel waits for its offer before the caller hears of
+   * the port: an offer made before the channel existed would wake no
+   * one. */
+  call->source_chan = _qube_qrexec_chan_client (source->plugin, &speer, call->source_port,
+                                                self->context, error);
+  if (call->source_chan == NULL
+      || !_qube_qrexec_append_exec (msg, MSG_SERVICE_CONNECT, 0, call->source_port, ident, error))
     {
       call_free (call);
       return FALSE;
     }
   ctrl_send (source, msg);
-  call->source_chan = _qube_qrexec_chan_client (source->plugin, &speer, call->source_port,
-                                                self->context, error);
-  if (call->source_chan == NULL)
-    {
-      call_free (call);
-      return FALSE;
-    }
   g_byte_array_set_size (msg, 0);
   _qube_qrexec_append_hello (msg, QREXEC_PROTOCOL_VERSION);
   _qube_qrexec_chan_send (call->source_chan, msg->data, msg->len);
@@ -685,18 +684,17 @@ admin_forward_start (QrexecQube *source, const char *ident, const char *service_
       admin_forward_free (fwd);
       return FALSE;
     }
-  if (!_qube_qrexec_append_exec (msg, MSG_SERVICE_CONNECT, 0, fwd->port, ident, error))
+  /* The channel waits for the caller's offer before the caller hears of
+   * the port: an offer made before the channel existed would wake no
+   * one. */
+  fwd->chan = _qube_qrexec_chan_client (source->plugin, &peer, fwd->port, self->context, error);
+  if (fwd->chan == NULL
+      || !_qube_qrexec_append_exec (msg, MSG_SERVICE_CONNECT, 0, fwd->port, ident, error))
     {
       admin_forward_free (fwd);
       return FALSE;
     }
   ctrl_send (source, msg);
-  fwd->chan = _qube_qrexec_chan_client (source->plugin, &peer, fwd->port, self->context, error);
-  if (fwd->chan == NULL)
-    {
-      admin_forward_free (fwd);
-      return FALSE;
-    }
   g_byte_array_set_size (msg, 0);
   _qube_qrexec_append_hello (msg, QREXEC_PROTOCOL_VERSION);
   _qube_qrexec_chan_send (fwd->chan, msg->data, msg->len);
