@@ -563,14 +563,15 @@ watch_states (Daemon *d, gboolean report)
     {
       QubeVm *vm = vms->pdata[i];
       const char *name = qube_vm_get_name (vm);
-      const char *state = qube_vm_get_state (vm);
-      const char *before = g_hash_table_lookup (d->states, name);
-      const char *event = before != NULL ? state_event (before, state) : NULL;
+      const char *state, *before, *event;
 
       g_hash_table_add (seen, (gpointer) name);
       /* A lifecycle call in progress reports the change itself. */
       if (g_hash_table_contains (d->busy, name))
         continue;
+      state = qube_vm_get_state (vm);
+      before = g_hash_table_lookup (d->states, name);
+      event = before != NULL ? state_event (before, state) : NULL;
       /* A qube on its way up or down is reported once it got there. */
       if (before != NULL && (g_str_equal (state, "Transient") || g_str_equal (state, "Halting")
                              || g_str_equal (state, "Unknown")))
