@@ -1,5 +1,8 @@
 /* cmd-pool.c — `qube pool add|list|info|remove`: the storage pools that
- * hold the volumes of qubes, as qvm-pool manages them. */
+ * hold the volumes of qubes, as qvm-pool manages them.  add, list and
+ * remove go through the Admin API (qubed when it runs, else in-process);
+ * info shows what only the library tells (mode, location, formats,
+ * volumes) and reads the store itself. */
 #include "config.h"
 
 #include <string.h>
@@ -26,23 +29,46 @@ run_pool_add (Cli *cli, int argc, char **argv)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeStoragePool) pool = NULL;
-  QubeManager *manager;
+  g_autoptr(GString) payload = g_string_new (NULL);
+  g_autofree char *done = NULL;
   int status;
 
   if (!cli_parse (cli, NULL, FALSE, 2, -1, argc, argv, &args, &status))
     return status;
   for (char **option = args + 2; *option != NULL; option++)
-    if (strchr (*option, '=') == NULL || **option == '=')
+    if (strchr (*option, '=') == NULL || **option == '=' || strchr (*option, '\n') != NULL)
       return cli_usage_error (cli, "invalid option '%s': expected KEY=VALUE", *option);
-  manager = cli_get_manager (cli, &error);
-  if (manager == NULL)
-    return cli_fail (error);
-  pool = qube_manager_add_pool (manager, args[0], args[1], (const char *const *) args + 2,
-                                &error);
-  if (pool == NULL)
+  /* admin.pool.Add+DRIVER: `name=NAME` and the options, a line each. */
+  g_string_append_printf (payload, "name=%s\n", args[0]);
+  for (char **option = args + 2; *option != NULL; option++)
+    g_string_append_printf (payload, "%s\n", *option);
+  done = cli_admin_call (cli, "admin.pool.Add", args[1], "dom0", payload->str, &error);
+  if (done == NULL)
     return cli_fail (error);
   return CLI_EXIT_OK;
+}
+
+/* A pool's driver and options from admin.pool.Info (`key=value` lines:
+ * its configuration, then size= and usage=). */
+static gboolean
+pool_config (Cli *cli, const char *name, char **driver, GStrv *options, GError **error)
+{
+  g_auto(GStrv) lines = cli_admin_call_lines (cli, "admin.pool.Info", name, "dom0", error);
+  g_autoptr(GPtrArray) rest = g_ptr_array_new_with_free_func (g_free);
+
+  if (lines == NULL)
+    return FALSE;
+  for (char **line = lines; *line != NULL; line++)
+    {
+      if (g_str_has_prefix (*line, "driver="))
+        *driver = g_strdup (*line + strlen ("driver="));
+      else if (!g_str_has_prefix (*line, "name=") && !g_str_has_prefix (*line, "size=")
+               && !g_str_has_prefix (*line, "usage="))
+        g_ptr_array_add (rest, g_strdup (*line));
+    }
+  g_ptr_array_add (rest, NULL);
+  *options = (GStrv) g_ptr_array_free (g_steal_pointer (&rest), FALSE);
+  return *driver != NULL;
 }
 
 static int
@@ -51,35 +77,33 @@ run_pool_list (Cli *cli, int argc, char **argv)
   static const char *const headers[] = { "NAME", "DRIVER", "OPTIONS" };
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) pools = NULL;
+  g_auto(GStrv) names = NULL;
   g_autoptr(CliTable) table = cli_table_new (G_N_ELEMENTS (headers), headers);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
-  QubeManager *manager;
   int status;
 
   if (!cli_parse (cli, NULL, TRUE, 0, 0, argc, argv, &args, &status))
     return status;
-  manager = cli_get_manager (cli, &error);
-  if (manager == NULL)
+  names = cli_admin_call_lines (cli, "admin.pool.List", NULL, "dom0", &error);
+  if (names == NULL)
     return cli_fail (error);
-  pools = qube_manager_list_pools (manager, &error);
-  if (pools == NULL)
-    return cli_fail (error);
-
   json_builder_begin_array (builder);
-  for (guint i = 0; i < pools->len; i++)
+  for (char **name = names; *name != NULL; name++)
     {
-      QubeStoragePool *pool = pools->pdata[i];
-      g_auto(GStrv) options = qube_storage_pool_get_options (pool);
-      g_autofree char *joined = g_strjoinv (" ", options);
+      g_autofree char *driver = NULL;
+      g_auto(GStrv) options = NULL;
+      g_autofree char *joined = NULL;
 
-      cli_table_add (table, qube_storage_pool_get_name (pool));
-      cli_table_add (table, qube_storage_pool_get_driver (pool));
+      if (!pool_config (cli, *name, &driver, &options, &error))
+        return cli_fail (error);
+      joined = g_strjoinv (" ", options);
+      cli_table_add (table, *name);
+      cli_table_add (table, driver);
       cli_table_add (table, joined);
 
       json_builder_begin_object (builder);
-      cli_json_add_string_member (builder, "name", qube_storage_pool_get_name (pool));
-      cli_json_add_string_member (builder, "driver", qube_storage_pool_get_driver (pool));
+      cli_json_add_string_member (builder, "name", *name);
+      cli_json_add_string_member (builder, "driver", driver);
       add_options_member (builder, options);
       json_builder_end_object (builder);
     }
@@ -175,17 +199,18 @@ run_pool_remove (Cli *cli, int argc, char **argv)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  QubeManager *manager;
   int status;
 
   if (!cli_parse (cli, NULL, FALSE, 1, -1, argc, argv, &args, &status))
     return status;
-  manager = cli_get_manager (cli, &error);
-  if (manager == NULL)
-    return cli_fail (error);
   for (char **name = args; *name != NULL; name++)
-    if (!qube_manager_remove_pool (manager, *name, &error))
-      return cli_fail (error);
+    {
+      g_autofree char *done = cli_admin_call (cli, "admin.pool.Remove", *name, "dom0", NULL,
+                                              &error);
+
+      if (done == NULL)
+        return cli_fail (error);
+    }
   return CLI_EXIT_OK;
 }
 

@@ -1,29 +1,29 @@
 /* cmd-power.c — `qube start`, `qube shutdown`, `qube kill`, `qube pause`,
  * `qube unpause`: a qube's power state, as qvm-start, qvm-shutdown,
- * qvm-kill, qvm-pause and qvm-unpause change it.  The library does the
- * work (qube-lifecycle.h); a started qube outlives this command. */
+ * qvm-kill, qvm-pause and qvm-unpause change it, through the Admin API
+ * (qubed when it runs, else in-process); a started qube outlives this
+ * command. */
 #include "config.h"
-
-#include <string.h>
 
 #include "qube-cli.h"
 
-typedef gboolean (*PowerFunc) (QubeVm *vm, GError **error);
-
+/* One Admin API call per qube named. */
 static int
-run_power (Cli *cli, int argc, char **argv, PowerFunc func)
+run_power (Cli *cli, int argc, char **argv, const char *method, const GOptionEntry *entries,
+           const gboolean *wait)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
   int status;
 
-  if (!cli_parse (cli, NULL, FALSE, 1, -1, argc, argv, &args, &status))
+  if (!cli_parse (cli, entries, FALSE, 1, -1, argc, argv, &args, &status))
     return status;
   for (char **name = args; *name != NULL; name++)
     {
-      g_autoptr(QubeVm) vm = cli_lookup_vm (cli, *name, &error);
+      g_autofree char *done = cli_admin_call (cli, method, wait != NULL && *wait ? "wait" : NULL,
+                                              *name, NULL, &error);
 
-      if (vm == NULL || !func (vm, &error))
+      if (done == NULL)
         return cli_fail (error);
     }
   return CLI_EXIT_OK;
@@ -32,50 +32,38 @@ run_power (Cli *cli, int argc, char **argv, PowerFunc func)
 static int
 run_start (Cli *cli, int argc, char **argv)
 {
-  return run_power (cli, argc, argv, qube_vm_start);
+  return run_power (cli, argc, argv, "admin.vm.Start", NULL, NULL);
 }
 
 static int
 run_kill (Cli *cli, int argc, char **argv)
 {
-  return run_power (cli, argc, argv, qube_vm_kill);
+  return run_power (cli, argc, argv, "admin.vm.Kill", NULL, NULL);
 }
 
 static int
 run_pause (Cli *cli, int argc, char **argv)
 {
-  return run_power (cli, argc, argv, qube_vm_pause);
+  return run_power (cli, argc, argv, "admin.vm.Pause", NULL, NULL);
 }
 
 static int
 run_unpause (Cli *cli, int argc, char **argv)
 {
-  return run_power (cli, argc, argv, qube_vm_unpause);
+  return run_power (cli, argc, argv, "admin.vm.Unpause", NULL, NULL);
 }
 
 static int
 run_shutdown (Cli *cli, int argc, char **argv)
 {
-  g_auto(GStrv) args = NULL;
-  g_autoptr(GError) error = NULL;
   gboolean wait = FALSE;
-  int status;
   const GOptionEntry entries[] = {
     { "wait", 0, 0, G_OPTION_ARG_NONE, &wait,
       "Wait until the qube has stopped (killing it after its shutdown-timeout)", NULL },
     { NULL }
   };
 
-  if (!cli_parse (cli, entries, FALSE, 1, -1, argc, argv, &args, &status))
-    return status;
-  for (char **name = args; *name != NULL; name++)
-    {
-      g_autoptr(QubeVm) vm = cli_lookup_vm (cli, *name, &error);
-
-      if (vm == NULL || !qube_vm_shutdown (vm, wait, &error))
-        return cli_fail (error);
-    }
-  return CLI_EXIT_OK;
+  return run_power (cli, argc, argv, "admin.vm.Shutdown", entries, &wait);
 }
 
 const CliCommand cli_power_commands[] = {

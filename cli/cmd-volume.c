@@ -1,6 +1,9 @@
 /* cmd-volume.c — `qube volume list|info|import|export|revert|resize|
  * revisions`: the volumes of one qube, as qvm-volume manages them.  A
- * volume is named QUBE:VOLUME, e.g. `work:private`. */
+ * volume is named QUBE:VOLUME, e.g. `work:private`.  revert and resize go
+ * through the Admin API (qubed when it runs, else in-process); the others
+ * show what the Admin API does not carry (revision times, started), or
+ * move whole images, and work on the state directory in-process. */
 #include "config.h"
 
 #include <stdio.h>
@@ -11,25 +14,37 @@
 #include "output.h"
 #include "qube-cli.h"
 
-/* Looks up QUBE:VOLUME. */
-static QubeVolume *
-lookup_volume (Cli *cli, const char *spec, GError **error)
+/* Splits QUBE:VOLUME. */
+static gboolean
+split_spec (const char *spec, char **qube, char **volume, GError **error)
 {
   const char *colon = strchr (spec, ':');
-  g_autofree char *qube = NULL;
-  g_autoptr(QubeVm) vm = NULL;
 
   if (colon == NULL || colon == spec || colon[1] == '\0')
     {
       g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
                    "'%s' does not name a volume: expected QUBE:VOLUME, e.g. work:private", spec);
-      return NULL;
+      return FALSE;
     }
-  qube = g_strndup (spec, colon - spec);
+  *qube = g_strndup (spec, colon - spec);
+  *volume = g_strdup (colon + 1);
+  return TRUE;
+}
+
+/* Looks up QUBE:VOLUME. */
+static QubeVolume *
+lookup_volume (Cli *cli, const char *spec, GError **error)
+{
+  g_autofree char *qube = NULL;
+  g_autofree char *name = NULL;
+  g_autoptr(QubeVm) vm = NULL;
+
+  if (!split_spec (spec, &qube, &name, error))
+    return NULL;
   vm = cli_lookup_vm (cli, qube, error);
   if (vm == NULL)
     return NULL;
-  return qube_vm_get_volume (vm, colon + 1, error);
+  return qube_vm_get_volume (vm, name, error);
 }
 
 static char *
@@ -296,18 +311,39 @@ run_volume_export (Cli *cli, int argc, char **argv)
   return run_transfer (cli, argc, argv, FALSE);
 }
 
+/* Through the Admin API: admin.vm.volume.Revert wants a revision, so
+ * none given means the newest kept one (ListSnapshots lists newest
+ * first). */
 static int
 run_volume_revert (Cli *cli, int argc, char **argv)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVolume) volume = NULL;
+  g_autofree char *qube = NULL;
+  g_autofree char *volume = NULL;
+  g_autofree char *done = NULL;
+  g_auto(GStrv) revisions = NULL;
+  const char *revision;
   int status;
 
   if (!cli_parse (cli, NULL, FALSE, 1, 2, argc, argv, &args, &status))
     return status;
-  volume = lookup_volume (cli, args[0], &error);
-  if (volume == NULL || !qube_volume_revert (volume, args[1], &error))
+  if (!split_spec (args[0], &qube, &volume, &error))
+    return cli_fail (error);
+  revision = args[1];
+  if (revision == NULL)
+    {
+      revisions = cli_admin_call_lines (cli, "admin.vm.volume.ListSnapshots", volume, qube,
+                                        &error);
+      if (revisions == NULL)
+        return cli_fail (error);
+      if (revisions[0] == NULL)
+        return cli_fail_printf ("cannot revert volume '%s' of qube '%s': it has no kept "
+                                "revision", volume, qube);
+      revision = revisions[0];
+    }
+  done = cli_admin_call (cli, "admin.vm.volume.Revert", volume, qube, revision, &error);
+  if (done == NULL)
     return cli_fail (error);
   return CLI_EXIT_OK;
 }
@@ -347,7 +383,10 @@ run_volume_resize (Cli *cli, int argc, char **argv)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVolume) volume = NULL;
+  g_autofree char *qube = NULL;
+  g_autofree char *volume = NULL;
+  g_autofree char *bytes = NULL;
+  g_autofree char *done = NULL;
   guint64 size;
   int status;
 
@@ -356,8 +395,11 @@ run_volume_resize (Cli *cli, int argc, char **argv)
   if (!parse_size (args[1], &size))
     return cli_usage_error (cli, "invalid size '%s': expected bytes or a number with "
                             "K, M, G or T (e.g. 10G, 512M)", args[1]);
-  volume = lookup_volume (cli, args[0], &error);
-  if (volume == NULL || !qube_volume_resize (volume, size, &error))
+  if (!split_spec (args[0], &qube, &volume, &error))
+    return cli_fail (error);
+  bytes = g_strdup_printf ("%" G_GUINT64_FORMAT, size);
+  done = cli_admin_call (cli, "admin.vm.volume.Resize", volume, qube, bytes, &error);
+  if (done == NULL)
     return cli_fail (error);
   return CLI_EXIT_OK;
 }

@@ -234,6 +234,8 @@ error_code_for (const char *exception)
     return QUBE_ERROR_IN_USE;
   if (g_str_equal (exception, "QubesVMNotHaltedError"))
     return QUBE_ERROR_RUNNING;
+  if (g_str_equal (exception, "QubesVMNotRunningError"))
+    return QUBE_ERROR_NOT_RUNNING;
   if (g_str_equal (exception, "PermissionDenied"))
     return QUBE_ERROR_DENIED;
   if (g_str_equal (exception, "ProtocolError"))

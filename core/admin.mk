@@ -12,6 +12,7 @@ tests/fuzz/fuzz-admin: $(FUZZ_ADMIN_SRC:%=$(srcdir)/%)
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CCLD)$(FUZZ_QREXEC_CC) $(FUZZ_QREXEC_FLAGS) -I$(top_builddir) -I$(top_srcdir) \
 	  -I$(top_srcdir)/core -DQUBE_PLUGIN_DIR=\"$(plugindir)\" -DG_LOG_DOMAIN=\"qube\" \
+	  -DQUBE_LIBEXECDIR=\"$(libexecdir)/qube\" \
 	  $(GLIB_CFLAGS) $(SQLITE_CFLAGS) -o $@ \
 	  $(FUZZ_ADMIN_SRC:%=$(srcdir)/%) $(GLIB_LIBS) $(SQLITE_LIBS) $(LIBS)
 fuzz-admin: tests/fuzz/fuzz-admin

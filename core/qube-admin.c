@@ -10,10 +10,17 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <sys/mman.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "qube-admin.h"
 #include "qube-error.h"
+#include "qube-lifecycle.h"
+#include "qube-plugin-private.h"
+#include "qube-pool.h"
+#include "qube-volume.h"
 #include "qube-policy.h"
 #include "qube-policy-private.h"
 #include "qube-property.h"
@@ -744,9 +751,12 @@ handle_current_state (AdminCall *call, GError **error)
 }
 
 /* The `name=NAME [label=LABEL]` payload of admin.vm.Create.<Class> and
- * admin.vm.Clone (label: NULL to refuse one). */
+ * admin.vm.Clone (label: NULL to refuse one); admin.vm.CreateInPool.<Class>
+ * also takes `pool=POOL` and `pool:VOLUME=POOL` (pools: NULL to refuse
+ * them), returned as "*=POOL" and "VOLUME=POOL". */
 static gboolean
-parse_create_payload (AdminCall *call, char **name, char **label, GError **error)
+parse_create_payload (AdminCall *call, char **name, char **label, GPtrArray *pools,
+                      GError **error)
 {
   g_autofree char *text = payload_string (call, error);
   g_auto(GStrv) params = NULL;
@@ -763,6 +773,24 @@ parse_create_payload (AdminCall *call, char **name, char **label, GError **error
         return fail (call, "ProtocolError", error, "invalid parameter '%s' for %s",
                      params[i], call->method);
       *eq = '\0';
+      if (pools != NULL && (g_str_equal (params[i], "pool")
+                            || g_str_has_prefix (params[i], "pool:")))
+        {
+          const char *volume = params[i][4] == ':' ? params[i] + 5 : "*";
+          g_autofree char *prefix = g_strconcat (volume, "=", NULL);
+
+          if ((*volume != '*' && !_qube_key_is_valid ("volume name", volume, error))
+              || !_qube_key_is_valid ("pool name", eq + 1, error))
+            {
+              call->exception = "ProtocolError";
+              return FALSE;
+            }
+          for (guint j = 0; j < pools->len; j++)
+            if (g_str_has_prefix (pools->pdata[j], prefix))
+              return fail (call, "ProtocolError", error, "duplicated parameter '%s'", params[i]);
+          g_ptr_array_add (pools, g_strconcat (prefix, eq + 1, NULL));
+          continue;
+        }
       if (g_str_equal (params[i], "name"))
         slot = name;
       else if (g_str_equal (params[i], "label") && label != NULL)
@@ -782,6 +810,12 @@ parse_create_payload (AdminCall *call, char **name, char **label, GError **error
       call->exception = "QubesValueError";
       return FALSE;
     }
+  /* qubesd: either one pool for all, or pools per volume. */
+  if (pools != NULL && pools->len > 1)
+    for (guint j = 0; j < pools->len; j++)
+      if (g_str_has_prefix (pools->pdata[j], "*="))
+        return fail (call, "ProtocolError", error,
+                     "pool= and pool:VOLUME= cannot be given together");
   return TRUE;
 }
 
@@ -805,19 +839,36 @@ tag_created_by (AdminCall *call, QubeVm *vm, GError **error)
   return FALSE;
 }
 
+/* admin.vm.Create.<Class> and admin.vm.CreateInPool.<Class>. */
 static gboolean
 handle_vm_create (AdminCall *call, GError **error)
 {
-  const char *klass = call->method + strlen ("admin.vm.Create.");
+  gboolean in_pool = g_str_has_prefix (call->method, "admin.vm.CreateInPool.");
+  const char *klass = strrchr (call->method, '.') + 1;
+  g_autoptr(GPtrArray) pools = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *name = NULL;
   g_autofree char *label = NULL;
   g_autoptr(QubeVm) vm = NULL;
 
-  if (!parse_create_payload (call, &name, &label, error))
+  if (!parse_create_payload (call, &name, &label, in_pool ? pools : NULL, error))
     return FALSE;
+  /* A missing pool is a bad value; a missing template a missing qube. */
+  for (guint i = 0; i < pools->len; i++)
+    {
+      g_autoptr(QubeStoragePool) pool =
+        qube_manager_lookup_pool (call->self->manager, strchr (pools->pdata[i], '=') + 1, error);
+
+      if (pool == NULL)
+        {
+          call->exception = "QubesValueError";
+          return FALSE;
+        }
+    }
+  g_ptr_array_add (pools, NULL);
   /* A missing template is QubesVMNotFoundError, as in qubesd. */
-  vm = qube_manager_create_vm (call->self->manager, klass, name,
-                               *call->arg != '\0' ? call->arg : NULL, label, error);
+  vm = _qube_manager_create_vm_in_pools (call->self->manager, klass, name,
+                                         *call->arg != '\0' ? call->arg : NULL, label,
+                                         (const char *const *) pools->pdata, error);
   if (vm == NULL)
     return FALSE;
   if (!tag_created_by (call, vm, error))
@@ -834,7 +885,7 @@ handle_vm_clone (AdminCall *call, GError **error)
   g_autofree char *name = NULL;
   g_autoptr(QubeVm) vm = NULL;
 
-  if (!parse_create_payload (call, &name, NULL, error))
+  if (!parse_create_payload (call, &name, NULL, NULL, error))
     return FALSE;
   vm = qube_manager_clone_vm (call->self->manager, qube_vm_get_name (call->vm), name, error);
   if (vm == NULL || !tag_created_by (call, vm, error))
@@ -853,6 +904,417 @@ handle_vm_remove (AdminCall *call, GError **error)
   if (!qube_manager_remove_vm (call->self->manager, name, error))
     return FALSE;
   emit (call, "", "domain-delete", "vm", name, NULL);
+  return TRUE;
+}
+
+/* ---- lifecycle ---- */
+
+typedef gboolean (*VmPowerFunc) (QubeVm *vm, GError **error);
+
+/* Runs one lifecycle step, with Qubes' events before (when `pre`) and
+ * after it; a failed start is `domain-start-failed` with the reason. */
+static gboolean
+power_step (AdminCall *call, VmPowerFunc func, const char *pre, const char *done,
+            const char *failed, GError **error)
+{
+  const char *name = qube_vm_get_name (call->vm);
+  g_autoptr(GError) local_error = NULL;
+
+  if (pre != NULL)
+    emit (call, name, pre, NULL);
+  if (!func (call->vm, &local_error))
+    {
+      /* What is missing for a start (a kernel, a template's volume) is not
+       * a missing qube. */
+      if (g_error_matches (local_error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND))
+        call->exception = "QubesException";
+      if (failed != NULL)
+        emit (call, name, failed, "reason", local_error->message, NULL);
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  if (done != NULL)
+    emit (call, name, done, NULL);
+  return TRUE;
+}
+
+static gboolean
+handle_vm_start (AdminCall *call, GError **error)
+{
+  return power_step (call, qube_vm_start, "domain-pre-start", "domain-start",
+                     "domain-start-failed", error);
+}
+
+static gboolean
+shutdown_wait (QubeVm *vm, GError **error)
+{
+  return qube_vm_shutdown (vm, TRUE, error);
+}
+
+static gboolean
+shutdown_nowait (QubeVm *vm, GError **error)
+{
+  return qube_vm_shutdown (vm, FALSE, error);
+}
+
+/* admin.vm.Shutdown[+force][+wait]: without wait the qube stops later,
+ * and domain-shutdown is sent when that is noticed. */
+static gboolean
+handle_vm_shutdown (AdminCall *call, GError **error)
+{
+  g_auto(GStrv) words = g_strsplit (call->arg, "+", -1);
+  gboolean wait = FALSE;
+
+  for (guint i = 0; *call->arg != '\0' && words[i] != NULL; i++)
+    {
+      if (g_str_equal (words[i], "wait"))
+        wait = TRUE;
+      /* Nothing holds a shutdown back here, so force changes nothing. */
+      else if (!g_str_equal (words[i], "force"))
+        return fail (call, "ProtocolError", error,
+                     "invalid argument for %s: expected force, wait or force+wait",
+                     call->method);
+    }
+  if (wait)
+    return power_step (call, shutdown_wait, "domain-pre-shutdown", "domain-shutdown", NULL,
+                       error);
+  return power_step (call, shutdown_nowait, "domain-pre-shutdown", NULL, NULL, error);
+}
+
+static gboolean
+handle_vm_kill (AdminCall *call, GError **error)
+{
+  return power_step (call, qube_vm_kill, NULL, "domain-shutdown", NULL, error);
+}
+
+static gboolean
+handle_vm_pause (AdminCall *call, GError **error)
+{
+  return power_step (call, qube_vm_pause, NULL, "domain-paused", NULL, error);
+}
+
+static gboolean
+handle_vm_unpause (AdminCall *call, GError **error)
+{
+  return power_step (call, qube_vm_unpause, NULL, "domain-unpaused", NULL, error);
+}
+
+/* ---- volumes ---- */
+
+static gboolean
+handle_volume_list (AdminCall *call, GError **error)
+{
+  g_autoptr(GPtrArray) volumes = qube_vm_list_volumes (call->vm, error);
+
+  if (volumes == NULL)
+    return FALSE;
+  for (guint i = 0; i < volumes->len; i++)
+    g_string_append_printf (call->out, "%s\n", qube_volume_get_name (volumes->pdata[i]));
+  return TRUE;
+}
+
+/* The volume the argument names; a missing one is a value error, as
+ * in qubesd. */
+static QubeVolume *
+arg_volume (AdminCall *call, GError **error)
+{
+  QubeVolume *volume;
+
+  if (!_qube_key_is_valid ("volume name", call->arg, error))
+    return NULL;
+  volume = qube_vm_get_volume (call->vm, call->arg, error);
+  if (volume == NULL)
+    call->exception = "QubesValueError";
+  return volume;
+}
+
+static const char *
+py_bool (gboolean value)
+{
+  return value ? "True" : "False";
+}
+
+static gboolean
+handle_volume_info (AdminCall *call, GError **error)
+{
+  g_autoptr(QubeVolume) volume = arg_volume (call, error);
+  guint64 usage = 0;
+  gboolean outdated = FALSE;
+
+  if (volume == NULL)
+    return FALSE;
+  /* A volume without storage (kernel) uses nothing and is never outdated. */
+  if (qube_volume_has_storage (volume)
+      && !qube_volume_query (volume, &usage, NULL, &outdated, NULL, error))
+    return FALSE;
+  g_string_append_printf (call->out,
+                          "pool=%s\nvid=%s\nsize=%" G_GUINT64_FORMAT "\nusage=%" G_GUINT64_FORMAT
+                          "\nrw=%s\nsource=%s\nsave_on_stop=%s\nsnap_on_start=%s\n"
+                          "revisions_to_keep=%u\nephemeral=False\nis_outdated=%s\n",
+                          qube_volume_get_pool (volume), qube_volume_get_vid (volume),
+                          qube_volume_get_size (volume), usage,
+                          py_bool (qube_volume_get_rw (volume)),
+                          qube_volume_get_source (volume) != NULL
+                            ? qube_volume_get_source (volume) : "",
+                          py_bool (qube_volume_get_save_on_stop (volume)),
+                          py_bool (qube_volume_get_snap_on_start (volume)),
+                          qube_volume_get_revisions_to_keep (volume), py_bool (outdated));
+  return TRUE;
+}
+
+static gboolean
+handle_volume_list_snapshots (AdminCall *call, GError **error)
+{
+  g_autoptr(QubeVolume) volume = arg_volume (call, error);
+  g_autoptr(GPtrArray) revisions = NULL;
+
+  if (volume == NULL)
+    return FALSE;
+  if (!qube_volume_has_storage (volume))
+    return TRUE;
+  revisions = qube_volume_list_revisions (volume, error);
+  if (revisions == NULL)
+    return FALSE;
+  for (guint i = 0; i < revisions->len; i++)
+    g_string_append_printf (call->out, "%s\n",
+                            ((QubeVolumeRevision *) revisions->pdata[i])->name);
+  return TRUE;
+}
+
+static gboolean
+handle_volume_revert (AdminCall *call, GError **error)
+{
+  g_autoptr(QubeVolume) volume = arg_volume (call, error);
+  g_autofree char *revision = NULL;
+
+  if (volume == NULL || (revision = payload_string (call, error)) == NULL)
+    return FALSE;
+  /* No such revision is a bad value, not a missing qube. */
+  call->exception = "QubesValueError";
+  if (!_qube_key_is_valid ("revision", revision, error)
+      || !qube_volume_revert (volume, revision, error))
+    {
+      if (error != NULL && !g_error_matches (*error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND)
+          && !g_error_matches (*error, QUBE_ERROR, QUBE_ERROR_INVALID))
+        call->exception = NULL;
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+handle_volume_resize (AdminCall *call, GError **error)
+{
+  g_autoptr(QubeVolume) volume = arg_volume (call, error);
+  g_autofree char *text = NULL;
+  guint64 size;
+
+  if (volume == NULL || (text = payload_string (call, error)) == NULL)
+    return FALSE;
+  if (!g_ascii_string_to_unsigned (text, 10, 1, G_MAXINT64, &size, NULL))
+    return fail (call, "QubesValueError", error,
+                 "invalid size for %s of qube '%s': expected a number of bytes",
+                 call->arg, qube_vm_get_name (call->vm));
+  return qube_volume_resize (volume, size, error);
+}
+
+/* admin.vm.volume.Import: the payload is the volume's new data. */
+static gboolean
+handle_volume_import (AdminCall *call, GError **error)
+{
+  g_autoptr(QubeVolume) volume = arg_volume (call, error);
+  gsize len;
+  const guint8 *data = g_bytes_get_data (call->payload, &len);
+  gsize off = 0;
+  gboolean ok;
+  int fd;
+
+  if (volume == NULL)
+    return FALSE;
+  /* The library reads a file descriptor: an anonymous file holds the
+   * data (at most QUBE_ADMIN_REQUEST_MAX). */
+  fd = memfd_create ("qube-admin-import", MFD_CLOEXEC);
+  if (fd < 0)
+    return fail (call, "QubesException", error, "cannot import into volume %s of qube '%s': %s",
+                 call->arg, qube_vm_get_name (call->vm), g_strerror (errno));
+  while (off < len)
+    {
+      ssize_t n = write (fd, data + off, len - off);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          int saved_errno = errno;
+
+          close (fd);
+          return fail (call, "QubesException", error,
+                       "cannot import into volume %s of qube '%s': %s", call->arg,
+                       qube_vm_get_name (call->vm), g_strerror (saved_errno));
+        }
+      off += (gsize) n;
+    }
+  ok = lseek (fd, 0, SEEK_SET) == 0
+       && qube_volume_import_fd (volume, fd, len, NULL, NULL, error);
+  close (fd);
+  return ok;
+}
+
+/* ---- pools ---- */
+
+static int
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+static gboolean
+handle_pool_list (AdminCall *call, GError **error)
+{
+  g_autoptr(GPtrArray) pools = qube_manager_list_pools (call->self->manager, error);
+
+  if (pools == NULL)
+    return FALSE;
+  for (guint i = 0; i < pools->len; i++)
+    g_string_append_printf (call->out, "%s\n", qube_storage_pool_get_name (pools->pdata[i]));
+  return TRUE;
+}
+
+/* One line per driver; its parameters are the driver's own business (the
+ * plugin ABI does not declare them), so none are listed. */
+static gboolean
+handle_pool_list_drivers (AdminCall *call, GError **error)
+{
+  QubePluginRegistry *plugins = qube_manager_get_plugins (call->self->manager);
+  g_autoptr(GPtrArray) infos = NULL;
+  g_autoptr(GPtrArray) drivers = g_ptr_array_new ();
+
+  qube_plugin_registry_load (plugins);
+  infos = qube_plugin_registry_list (plugins);
+  for (guint i = 0; i < infos->len; i++)
+    {
+      QubePluginInfo *info = infos->pdata[i];
+      const QubePluginDesc *desc;
+
+      if (qube_plugin_info_get_status (info) != QUBE_PLUGIN_LOADED
+          || !(qube_plugin_info_get_kinds (info) & QUBE_PLUGIN_KIND_STORAGE))
+        continue;
+      desc = _qube_plugin_info_get_desc (info);
+      g_ptr_array_add (drivers, (gpointer) desc->storage->driver);
+    }
+  g_ptr_array_sort (drivers, compare_strings);
+  for (guint i = 0; i < drivers->len; i++)
+    if (i == 0 || !g_str_equal (drivers->pdata[i], drivers->pdata[i - 1]))
+      g_string_append_printf (call->out, "%s\n", (const char *) drivers->pdata[i]);
+  return TRUE;
+}
+
+/* A missing pool is QubesValueError, as in qubesd. */
+static QubeStoragePool *
+arg_pool (AdminCall *call, GError **error)
+{
+  QubeStoragePool *pool;
+
+  if (!_qube_key_is_valid ("pool name", call->arg, error))
+    return NULL;
+  pool = qube_manager_lookup_pool (call->self->manager, call->arg, error);
+  if (pool == NULL)
+    call->exception = "QubesValueError";
+  return pool;
+}
+
+static gboolean
+handle_pool_info (AdminCall *call, GError **error)
+{
+  g_autoptr(QubeStoragePool) pool = arg_pool (call, error);
+  g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func (g_free);
+  g_auto(GStrv) options = NULL;
+  guint64 size = 0, usage = 0;
+
+  if (pool == NULL)
+    return FALSE;
+  /* The pool's configuration sorted by key, then its figures when the
+   * driver gives them. */
+  options = qube_storage_pool_get_options (pool);
+  g_ptr_array_add (lines, g_strconcat ("driver=", qube_storage_pool_get_driver (pool), NULL));
+  g_ptr_array_add (lines, g_strconcat ("name=", qube_storage_pool_get_name (pool), NULL));
+  for (guint i = 0; options[i] != NULL; i++)
+    g_ptr_array_add (lines, g_strdup (options[i]));
+  g_ptr_array_sort (lines, compare_strings);
+  for (guint i = 0; i < lines->len; i++)
+    g_string_append_printf (call->out, "%s\n", (const char *) lines->pdata[i]);
+  if (qube_storage_pool_query (pool, &size, &usage, NULL, NULL, NULL, NULL))
+    g_string_append_printf (call->out, "size=%" G_GUINT64_FORMAT "\nusage=%" G_GUINT64_FORMAT "\n",
+                            size, usage);
+  return TRUE;
+}
+
+/* admin.pool.Add+DRIVER, payload `name=NAME\nkey=value\n...`. */
+static gboolean
+handle_pool_add (AdminCall *call, GError **error)
+{
+  g_autofree char *text = payload_string (call, error);
+  g_auto(GStrv) lines = NULL;
+  g_autoptr(GPtrArray) options = g_ptr_array_new ();
+  g_autoptr(QubeStoragePool) pool = NULL;
+  g_autoptr(GError) local_error = NULL;
+  const char *name = NULL;
+
+  if (text == NULL)
+    return FALSE;
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      const char *eq = strchr (lines[i], '=');
+
+      if (*lines[i] == '\0')
+        continue;
+      if (eq == NULL || eq == lines[i])
+        return fail (call, "ProtocolError", error, "invalid pool parameter line for %s",
+                     call->method);
+      if (g_str_has_prefix (lines[i], "name="))
+        {
+          if (name != NULL)
+            return fail (call, "ProtocolError", error, "duplicated parameter 'name'");
+          name = eq + 1;
+        }
+      else
+        g_ptr_array_add (options, lines[i]);
+    }
+  if (name == NULL)
+    return fail (call, "ProtocolError", error, "%s needs name=", call->method);
+  g_ptr_array_add (options, NULL);
+  pool = qube_manager_add_pool (call->self->manager, name, call->arg,
+                                (const char *const *) options->pdata, &local_error);
+  if (pool == NULL)
+    {
+      /* A driver no plugin provides is not a missing qube. */
+      if (g_error_matches (local_error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND))
+        call->exception = "QubesException";
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  emit (call, "", "pool-add", "pool", name, NULL);
+  return TRUE;
+}
+
+static gboolean
+handle_pool_remove (AdminCall *call, GError **error)
+{
+  g_autoptr(GError) local_error = NULL;
+
+  if (!_qube_key_is_valid ("pool name", call->arg, error))
+    return FALSE;
+  if (!qube_manager_remove_pool (call->self->manager, call->arg, &local_error))
+    {
+      if (g_error_matches (local_error, QUBE_ERROR, QUBE_ERROR_IN_USE))
+        call->exception = "QubesPoolInUseError";
+      else if (g_error_matches (local_error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND))
+        call->exception = "QubesValueError";
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  emit (call, "", "pool-delete", "pool", call->arg, NULL);
   return TRUE;
 }
 
@@ -876,16 +1338,16 @@ static const AdminMethod methods[] = {
   { "admin.vmclass.List", METHOD_GLOBAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vmclass_list },
   { "admin.vm.List", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vm_list },
   { "admin.vm.Create.", METHOD_GLOBAL | METHOD_PREFIX, handle_vm_create },
-  { "admin.vm.CreateInPool.", METHOD_GLOBAL | METHOD_PREFIX, handle_not_supported },
+  { "admin.vm.CreateInPool.", METHOD_GLOBAL | METHOD_PREFIX, handle_vm_create },
   { "admin.vm.CreateDisposable", METHOD_LOCAL | METHOD_NO_ARG, handle_not_supported },
   { "admin.vm.Clone", METHOD_LOCAL | METHOD_NO_ARG, handle_vm_clone },
   { "admin.vm.Remove", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vm_remove },
   { "admin.vm.CurrentState", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_current_state },
-  { "admin.vm.Start", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_not_supported },
-  { "admin.vm.Shutdown", METHOD_LOCAL | METHOD_NO_PAYLOAD, handle_not_supported },
-  { "admin.vm.Pause", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_not_supported },
-  { "admin.vm.Unpause", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_not_supported },
-  { "admin.vm.Kill", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_not_supported },
+  { "admin.vm.Start", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vm_start },
+  { "admin.vm.Shutdown", METHOD_LOCAL | METHOD_NO_PAYLOAD, handle_vm_shutdown },
+  { "admin.vm.Pause", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vm_pause },
+  { "admin.vm.Unpause", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vm_unpause },
+  { "admin.vm.Kill", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vm_kill },
   { "admin.vm.property.List", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_property_list },
   { "admin.vm.property.Get", METHOD_LOCAL | METHOD_NEED_ARG | METHOD_NO_PAYLOAD, handle_property_get },
   { "admin.vm.property.GetAll", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_property_get_all },
@@ -904,17 +1366,17 @@ static const AdminMethod methods[] = {
   { "admin.vm.tag.Get", METHOD_LOCAL | METHOD_NEED_ARG | METHOD_NO_PAYLOAD, handle_tag_get },
   { "admin.vm.tag.Set", METHOD_LOCAL | METHOD_NEED_ARG | METHOD_NO_PAYLOAD, handle_tag_set },
   { "admin.vm.tag.Remove", METHOD_LOCAL | METHOD_NEED_ARG | METHOD_NO_PAYLOAD, handle_tag_remove },
-  { "admin.vm.volume.List", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_not_supported },
-  { "admin.vm.volume.Info", METHOD_LOCAL | METHOD_NEED_ARG | METHOD_NO_PAYLOAD, handle_not_supported },
-  { "admin.vm.volume.ListSnapshots", METHOD_LOCAL | METHOD_NEED_ARG | METHOD_NO_PAYLOAD, handle_not_supported },
-  { "admin.vm.volume.Revert", METHOD_LOCAL | METHOD_NEED_ARG, handle_not_supported },
-  { "admin.vm.volume.Resize", METHOD_LOCAL | METHOD_NEED_ARG, handle_not_supported },
-  { "admin.vm.volume.Import", METHOD_LOCAL | METHOD_NEED_ARG, handle_not_supported },
-  { "admin.pool.List", METHOD_GLOBAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_not_supported },
-  { "admin.pool.ListDrivers", METHOD_GLOBAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_not_supported },
-  { "admin.pool.Info", METHOD_GLOBAL | METHOD_NEED_ARG | METHOD_NO_PAYLOAD, handle_not_supported },
-  { "admin.pool.Add", METHOD_GLOBAL | METHOD_NEED_ARG, handle_not_supported },
-  { "admin.pool.Remove", METHOD_GLOBAL | METHOD_NEED_ARG | METHOD_NO_PAYLOAD, handle_not_supported },
+  { "admin.vm.volume.List", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_volume_list },
+  { "admin.vm.volume.Info", METHOD_LOCAL | METHOD_NEED_ARG | METHOD_NO_PAYLOAD, handle_volume_info },
+  { "admin.vm.volume.ListSnapshots", METHOD_LOCAL | METHOD_NEED_ARG | METHOD_NO_PAYLOAD, handle_volume_list_snapshots },
+  { "admin.vm.volume.Revert", METHOD_LOCAL | METHOD_NEED_ARG, handle_volume_revert },
+  { "admin.vm.volume.Resize", METHOD_LOCAL | METHOD_NEED_ARG, handle_volume_resize },
+  { "admin.vm.volume.Import", METHOD_LOCAL | METHOD_NEED_ARG, handle_volume_import },
+  { "admin.pool.List", METHOD_GLOBAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_pool_list },
+  { "admin.pool.ListDrivers", METHOD_GLOBAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_pool_list_drivers },
+  { "admin.pool.Info", METHOD_GLOBAL | METHOD_NEED_ARG | METHOD_NO_PAYLOAD, handle_pool_info },
+  { "admin.pool.Add", METHOD_GLOBAL | METHOD_NEED_ARG, handle_pool_add },
+  { "admin.pool.Remove", METHOD_GLOBAL | METHOD_NEED_ARG | METHOD_NO_PAYLOAD, handle_pool_remove },
   { "admin.Events", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_events },
 };
 

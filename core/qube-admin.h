@@ -31,6 +31,15 @@ G_BEGIN_DECLS
  */
 #define QUBE_ADMIN_HEADER_MAX 1024
 
+/**
+ * QUBE_ADMIN_QREXEC_SOCKET:
+ *
+ * The file name, in the runtime directory of a state directory, of the
+ * socket where qubed takes the `admin.*` calls of qubes that the qrexec
+ * daemon forwards (the caller's name as source).
+ */
+#define QUBE_ADMIN_QREXEC_SOCKET "qubed-qrexec.sock"
+
 #define QUBE_TYPE_ADMIN (qube_admin_get_type ())
 G_DECLARE_FINAL_TYPE (QubeAdmin, qube_admin, QUBE, ADMIN, GObject)
 

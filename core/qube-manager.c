@@ -343,6 +343,9 @@ typedef struct {
   const char *name;
   const char *template_name;
   const char *label;
+  /* Where the new volumes go, instead of default_pool: "VOLUME=POOL"
+   * items, "*" for every volume (NULL: the default). */
+  const char *const *pools;
   QubeStoreQube *made;
 } CreateData;
 
@@ -468,7 +471,7 @@ create_in_transaction (QubeStore *store, gpointer data, GError **error)
   /* Last: a failure here undoes what it made in the pools, and the
    * rollback the rest. */
   if (!_qube_volumes_create (create->self, store, create->made, create->klass, template_name,
-                             error))
+                             create->pools, error))
     goto fail;
   return TRUE;
 
@@ -500,8 +503,20 @@ qube_manager_create_vm (QubeManager *self, const char *klass, const char *name,
                         const char *template_name, const char *label,
                         GError **error)
 {
+  return _qube_manager_create_vm_in_pools (self, klass, name, template_name, label, NULL, error);
+}
+
+/* qube_manager_create_vm() with the new qube's own volumes in the pools
+ * `pools` names ("VOLUME=POOL", or "*=POOL" for all of them); the
+ * snapshots of a template's volumes stay beside their sources. */
+QubeVm *
+_qube_manager_create_vm_in_pools (QubeManager *self, const char *klass, const char *name,
+                                  const char *template_name, const char *label,
+                                  const char *const *pools, GError **error)
+{
   g_auto(QubeStoreQube) made = { 0 };
-  CreateData create = { self, _qube_class_from_name (klass), name, template_name, label, &made };
+  CreateData create = { self, _qube_class_from_name (klass), name, template_name, label, pools,
+                        &made };
 
   g_return_val_if_fail (QUBE_IS_MANAGER (self), NULL);
   g_return_val_if_fail (klass != NULL, NULL);

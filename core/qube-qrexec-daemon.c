@@ -23,10 +23,12 @@
 #include <unistd.h>
 
 #include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 
 #include "qrexec-protocol.h"
+#include "qube-admin.h"
 #include "qube-error.h"
 #include "qube-plugin-private.h"
 #include "qube-policy.h"
@@ -375,19 +377,18 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
   ctrl_send (target, msg);
 
   g_byte_array_set_size (msg, 0);
-  if (!_qube_qrexec_append_exec (msg, MSG_SERVICE_CONNECT, 0, call->source_port, ident, error))
+  /* The caller's channel waits for its offer before the caller hears of
+   * the port: an offer made before the channel existed would wake no
+   * one. */
+  call->source_chan = _qube_qrexec_chan_client (source->plugin, &speer, call->source_port,
+                                                self->context, error);
+  if (call->source_chan == NULL
+      || !_qube_qrexec_append_exec (msg, MSG_SERVICE_CONNECT, 0, call->source_port, ident, error))
     {
       call_free (call);
       return FALSE;
     }
   ctrl_send (source, msg);
-  call->source_chan = _qube_qrexec_chan_client (source->plugin, &speer, call->source_port,
-                                                self->context, error);
-  if (call->source_chan == NULL)
-    {
-      call_free (call);
-      return FALSE;
-    }
   g_byte_array_set_size (msg, 0);
   _qube_qrexec_append_hello (msg, QREXEC_PROTOCOL_VERSION);
   _qube_qrexec_chan_send (call->source_chan, msg->data, msg->len);
@@ -399,6 +400,309 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
   g_source_attach (call->connect_timeout, self->context);
   g_debug ("%s: data ports %u (caller) and %u (service)", call->what, call->source_port,
            call->target_port);
+  return TRUE;
+}
+
+/* ---- admin.* calls to the admin qube -------------------------------------
+ *
+ * An allowed `admin.*` call whose target is the admin qube goes to qubed,
+ * on its qrexec socket (RUNTIME_DIR/qubed-qrexec.sock): the daemon takes
+ * the caller's data channel, reads its stdin (the payload) to EOF, sends
+ * qubed `service source dest_type dest\0payload` with the caller's name
+ * as source and the target it asked for as dest, and writes qubed's reply
+ * back as the caller's stdout.  qubed decides the call by the policy once
+ * more, with the dest qube as target.  Without a qubed there is nothing
+ * to answer, and the call is refused. */
+
+/* How long qubed may take to answer one call (a start boots a qube). */
+#define ADMIN_REPLY_TIMEOUT_S 300
+
+typedef struct {
+  QubeQrexecDaemon *daemon;
+  char *source_name;
+  char *what;
+  char *header;                   /* qubed's request header, NUL excluded */
+  char *socket_path;
+  guint32 port;
+  QubeQrexecChan *chan;           /* the caller's data channel */
+  QubeQrexecParser *parser;
+  GByteArray *input;
+  gboolean asked;                 /* the request went to qubed */
+  gboolean replied;               /* the reply and exit code are queued */
+  GSource *timeout;               /* until the payload is whole */
+} AdminForward;
+
+static void
+admin_forward_free (AdminForward *fwd)
+{
+  QrexecQube *source = g_hash_table_lookup (fwd->daemon->qubes, fwd->source_name);
+
+  if (source != NULL && source->active_calls > 0)
+    source->active_calls--;
+  qube_release_port (fwd->daemon, fwd->source_name, fwd->port);
+  if (fwd->timeout != NULL)
+    {
+      g_source_destroy (fwd->timeout);
+      g_source_unref (fwd->timeout);
+    }
+  g_clear_pointer (&fwd->chan, _qube_qrexec_chan_free);
+  _qube_qrexec_parser_free (fwd->parser);
+  g_byte_array_unref (fwd->input);
+  g_free (fwd->source_name);
+  g_free (fwd->what);
+  g_free (fwd->header);
+  g_free (fwd->socket_path);
+  g_free (fwd);
+}
+
+static char *
+admin_socket_path (QubeQrexecDaemon *self)
+{
+  return g_build_filename (qube_manager_get_runtime_dir (self->manager),
+                           QUBE_ADMIN_QREXEC_SOCKET, NULL);
+}
+
+/* In a worker thread: one request to qubed, its whole reply back. */
+static void
+admin_exchange_thread (GTask *task, gpointer source_object, gpointer task_data,
+                       GCancellable *cancellable)
+{
+  AdminForward *fwd = task_data;
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (fwd->socket_path);
+  g_autoptr(GSocketConnection) conn = NULL;
+  g_autoptr(GByteArray) reply = g_byte_array_new ();
+  GError *error = NULL;
+  GOutputStream *out;
+  GInputStream *in;
+  guint8 buf[16384];
+  gssize n;
+
+  g_socket_client_set_timeout (client, ADMIN_REPLY_TIMEOUT_S);
+  conn = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), cancellable, &error);
+  if (conn == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  out = g_io_stream_get_output_stream (G_IO_STREAM (conn));
+  in = g_io_stream_get_input_stream (G_IO_STREAM (conn));
+  if (!g_output_stream_write_all (out, fwd->header, strlen (fwd->header) + 1, NULL,
+                                  cancellable, &error)
+      || !g_output_stream_write_all (out, fwd->input->data, fwd->input->len, NULL,
+                                     cancellable, &error)
+      || !g_socket_shutdown (g_socket_connection_get_socket (conn), FALSE, TRUE, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  while ((n = g_input_stream_read (in, buf, sizeof buf, cancellable, &error)) > 0)
+    {
+      if (reply->len + (gsize) n > QUBE_ADMIN_REQUEST_MAX * 64)
+        {
+          g_task_return_new_error (task, QUBE_ERROR, QUBE_ERROR_PROTOCOL,
+                                   "qubed's reply is over %d bytes", QUBE_ADMIN_REQUEST_MAX * 64);
+          return;
+        }
+      g_byte_array_append (reply, buf, n);
+    }
+  if (n < 0)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_return_pointer (task, g_byte_array_free_to_bytes (g_steal_pointer (&reply)),
+                         (GDestroyNotify) g_bytes_unref);
+}
+
+/* qubed answered (or could not be reached): the reply goes to the caller
+ * as its stdout, the exit code 0 for an OK reply, 1 for an exception, 125
+ * when qubed gave none. */
+static void
+admin_exchange_done (GObject *source_object, GAsyncResult *result, gpointer user_data)
+{
+  AdminForward *fwd = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) reply = g_task_propagate_pointer (G_TASK (result), &error);
+  g_autoptr(GByteArray) out = g_byte_array_new ();
+  gint32 exit_code = 125;
+
+  if (fwd->chan == NULL || _qube_qrexec_chan_is_closed (fwd->chan, NULL))
+    {
+      g_message ("%s: the caller went away before qubed's reply", fwd->what);
+      admin_forward_free (fwd);
+      return;
+    }
+  if (reply == NULL)
+    g_message ("%s: no reply from qubed at %s: %s", fwd->what, fwd->socket_path, error->message);
+  else
+    {
+      gsize len;
+      const guint8 *data = g_bytes_get_data (reply, &len);
+
+      for (gsize off = 0; off < len; off += MAX_DATA_CHUNK_V3)
+        _qube_qrexec_append_data (out, MSG_DATA_STDOUT, data + off, MIN (len - off,
+                                                                         MAX_DATA_CHUNK_V3));
+      exit_code = len >= 2 && data[0] == '0' && data[1] == '\0' ? 0 : 1;
+    }
+  _qube_qrexec_append_data (out, MSG_DATA_STDOUT, NULL, 0);
+  _qube_qrexec_append_exit_code (out, exit_code);
+  _qube_qrexec_chan_send (fwd->chan, out->data, out->len);
+  fwd->replied = TRUE;
+  if (_qube_qrexec_chan_queued (fwd->chan) == 0 && _qube_qrexec_chan_is_connected (fwd->chan))
+    admin_forward_free (fwd);
+}
+
+static void
+admin_forward_event (QubeQrexecChan *chan, gpointer user_data)
+{
+  AdminForward *fwd = user_data;
+  const char *reason = NULL;
+  guint8 buf[65536];
+
+  if (fwd->replied)
+    {
+      if (_qube_qrexec_chan_queued (chan) == 0 || _qube_qrexec_chan_is_closed (chan, NULL))
+        admin_forward_free (fwd);
+      return;
+    }
+  while (!fwd->asked)
+    {
+      g_autoptr(QubeQrexecMessage) msg = NULL;
+      g_autoptr(GError) error = NULL;
+      gsize n;
+
+      if (!_qube_qrexec_parser_next (fwd->parser, &msg, &error))
+        {
+          g_warning ("%s: %s; ending the call", fwd->what, error->message);
+          admin_forward_free (fwd);
+          return;
+        }
+      if (msg == NULL)
+        {
+          n = _qube_qrexec_chan_read (chan, buf, sizeof buf);
+          if (n == 0)
+            break;
+          _qube_qrexec_parser_feed (fwd->parser, buf, n);
+          continue;
+        }
+      if (msg->type != MSG_DATA_STDIN)
+        continue;
+      if (g_bytes_get_size (msg->data) > 0)
+        {
+          if (fwd->input->len + g_bytes_get_size (msg->data) > QUBE_ADMIN_REQUEST_MAX)
+            {
+              g_message ("%s: payload over %d bytes; ending the call", fwd->what,
+                         QUBE_ADMIN_REQUEST_MAX);
+              admin_forward_free (fwd);
+              return;
+            }
+          g_byte_array_append (fwd->input, g_bytes_get_data (msg->data, NULL),
+                               g_bytes_get_size (msg->data));
+          continue;
+        }
+      /* EOF on stdin: the request is whole. */
+      {
+        g_autoptr(GTask) task = g_task_new (fwd->daemon, NULL, admin_exchange_done, NULL);
+
+        g_debug ("%s: %u bytes of payload; asking qubed", fwd->what, fwd->input->len);
+        fwd->asked = TRUE;
+        if (fwd->timeout != NULL)
+          {
+            g_source_destroy (fwd->timeout);
+            g_clear_pointer (&fwd->timeout, g_source_unref);
+          }
+        g_task_set_task_data (task, fwd, NULL);
+        g_task_run_in_thread (task, admin_exchange_thread);
+      }
+    }
+  if (!fwd->asked && _qube_qrexec_chan_is_closed (chan, &reason))
+    {
+      g_message ("%s: the caller's data channel closed before its payload ended: %s",
+                 fwd->what, reason);
+      admin_forward_free (fwd);
+    }
+}
+
+static gboolean
+admin_forward_timeout_cb (gpointer data)
+{
+  AdminForward *fwd = data;
+
+  g_message ("%s: the caller did not connect and send its payload in %d s; ending the call",
+             fwd->what, CALL_CONNECT_TIMEOUT_S);
+  /* admin_forward_free() destroys this source: keep it from being
+   * destroyed twice. */
+  g_clear_pointer (&fwd->timeout, g_source_unref);
+  admin_forward_free (fwd);
+  return G_SOURCE_REMOVE;
+}
+
+/* Takes an allowed admin.* call from `source` to the admin qube. */
+static gboolean
+admin_forward_start (QrexecQube *source, const char *ident, const char *service_name,
+                     const char *requested, GError **error)
+{
+  QubeQrexecDaemon *self = source->daemon;
+  g_autofree char *socket_path = admin_socket_path (self);
+  g_autoptr(GByteArray) msg = g_byte_array_new ();
+  QubeVchanPeer peer = qube_peer (source);
+  AdminForward *fwd;
+  const char *dest;
+
+  if (!g_file_test (socket_path, G_FILE_TEST_EXISTS))
+    return g_set_error (error, QUBE_ERROR, QUBE_ERROR_UNAVAILABLE,
+                        "no qubed serves the Admin API (%s does not exist)", socket_path),
+           FALSE;
+  /* The dest is the qube the caller named; a keyword other than the admin
+   * qube's names none. */
+  if (g_str_equal (requested, "@adminvm") || g_str_equal (requested, "dom0"))
+    dest = "keyword adminvm";
+  else if (requested[0] != '@' && qube_name_is_valid (requested, NULL))
+    dest = NULL;
+  else
+    return g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
+                        "an Admin API call names a qube or @adminvm, not '%s'", requested),
+           FALSE;
+
+  fwd = g_new0 (AdminForward, 1);
+  fwd->daemon = self;
+  fwd->source_name = g_strdup (source->name);
+  fwd->what = g_strdup_printf ("call %s from '%s' to dom0 for '%s'", service_name, source->name,
+                               requested);
+  fwd->header = dest != NULL
+                ? g_strdup_printf ("%s %s %s", service_name, source->name, dest)
+                : g_strdup_printf ("%s %s name %s", service_name, source->name, requested);
+  fwd->socket_path = g_steal_pointer (&socket_path);
+  fwd->input = g_byte_array_new ();
+  fwd->parser = _qube_qrexec_parser_new (QUBE_QREXEC_FROM_CALLER, source->name);
+  source->active_calls++;
+  fwd->port = qube_allocate_port (source);
+  if (fwd->port == 0)
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_FAILED, "no free data port");
+      admin_forward_free (fwd);
+      return FALSE;
+    }
+  /* The channel waits for the caller's offer before the caller hears of
+   * the port: an offer made before the channel existed would wake no
+   * one. */
+  fwd->chan = _qube_qrexec_chan_client (source->plugin, &peer, fwd->port, self->context, error);
+  if (fwd->chan == NULL
+      || !_qube_qrexec_append_exec (msg, MSG_SERVICE_CONNECT, 0, fwd->port, ident, error))
+    {
+      admin_forward_free (fwd);
+      return FALSE;
+    }
+  ctrl_send (source, msg);
+  g_byte_array_set_size (msg, 0);
+  _qube_qrexec_append_hello (msg, QREXEC_PROTOCOL_VERSION);
+  _qube_qrexec_chan_send (fwd->chan, msg->data, msg->len);
+  _qube_qrexec_chan_set_callback (fwd->chan, admin_forward_event, fwd);
+  fwd->timeout = g_timeout_source_new_seconds (CALL_CONNECT_TIMEOUT_S);
+  g_source_set_callback (fwd->timeout, admin_forward_timeout_cb, fwd, NULL);
+  g_source_attach (fwd->timeout, self->context);
+  g_debug ("%s: data port %u", fwd->what, fwd->port);
   return TRUE;
 }
 
@@ -469,9 +773,18 @@ decide_call (QrexecQube *q, const char *target, const char *ident, const char *s
     }
   if (g_strcmp0 (resolved, "dom0") == 0)
     {
-      g_message ("call %s from '%s' to dom0 refused: services in the admin qube are not supported yet",
-                 service_name, q->name);
-      refuse (q, ident);
+      if (!g_str_has_prefix (service_name, "admin."))
+        {
+          g_message ("call %s from '%s' to dom0 refused: the admin qube serves only the "
+                     "Admin API (admin.*)", service_name, q->name);
+          refuse (q, ident);
+        }
+      else if (!admin_forward_start (q, ident, service_name, target, &error))
+        {
+          g_message ("call %s from '%s' to dom0 refused: %s", service_name, q->name,
+                     error->message);
+          refuse (q, ident);
+        }
       return;
     }
   tq = lookup_connected (q->daemon, resolved);

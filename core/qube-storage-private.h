@@ -51,11 +51,13 @@ gboolean _qube_pool_handle_formats (QubePoolHandle *handle, guint32 *formats,
 gboolean _qube_pool_ensure_default (QubeManager *manager, GError **error);
 
 /* The layout of `klass` made for the new qube `qube` (template: the
- * template's name, or NULL): rows recorded and volumes made in their pools.
+ * template's name, or NULL): rows recorded and volumes made in their pools
+ * (default_pool, or what `pools` says: "VOLUME=POOL", "*=POOL").
  * On failure the volumes made so far are removed again. */
 gboolean _qube_volumes_create (QubeManager *manager, QubeStore *store,
                                const QubeStoreQube *qube, QubeClass klass,
-                               const char *template_name, GError **error);
+                               const char *template_name, const char *const *pools,
+                               GError **error);
 /* Removes the qube's volumes from their pools (refused while any is
  * started); the rows go with the qube's row. */
 gboolean _qube_volumes_remove (QubeManager *manager, QubeStore *store,

@@ -22,6 +22,10 @@ gboolean _qube_vm_is_running (QubeVm *self);
 typedef gboolean (*QubeRunningFunc) (QubeVm *vm, gpointer user_data);
 
 QubeStore *_qube_manager_get_store (QubeManager *self);
+QubeVm *_qube_manager_create_vm_in_pools (QubeManager *self, const char *klass,
+                                          const char *name, const char *template_name,
+                                          const char *label, const char *const *pools,
+                                          GError **error);
 /* Installs what tells whether a qube runs (NULL: none runs). */
 void _qube_manager_set_running_func (QubeManager *self, QubeRunningFunc func,
                                      gpointer user_data);

@@ -251,9 +251,28 @@ make_volume (QubeManager *manager, QubeStore *store, QubeStoreVolume *row, const
   return _qube_store_add_volume (store, row, error);
 }
 
+/* The pool `pools` names for volume `name` ("name=POOL" before "*=POOL"),
+ * else `fallback`. */
+static const char *
+pool_for (const char *const *pools, const char *name, const char *fallback)
+{
+  const char *all = NULL;
+  gsize len = strlen (name);
+
+  for (guint i = 0; pools != NULL && pools[i] != NULL; i++)
+    {
+      if (strncmp (pools[i], name, len) == 0 && pools[i][len] == '=')
+        return pools[i] + len + 1;
+      if (g_str_has_prefix (pools[i], "*="))
+        all = pools[i] + 2;
+    }
+  return all != NULL ? all : fallback;
+}
+
 gboolean
 _qube_volumes_create (QubeManager *manager, QubeStore *store, const QubeStoreQube *qube,
-                      QubeClass klass, const char *template_name, GError **error)
+                      QubeClass klass, const char *template_name, const char *const *pools,
+                      GError **error)
 {
   g_autoptr(GPtrArray) made = g_ptr_array_new_with_free_func ((GDestroyNotify) made_volume_free);
   g_autofree char *default_pool = NULL;
@@ -265,7 +284,8 @@ _qube_volumes_create (QubeManager *manager, QubeStore *store, const QubeStoreQub
   for (const LayoutEntry *e = layout_for (klass); e->name != NULL; e++)
     {
       g_autoptr(QubeStoreVolume) row = plan_volume (store, qube->id, e, template_name,
-                                                    default_pool, error);
+                                                    pool_for (pools, e->name, default_pool),
+                                                    error);
 
       if (row == NULL
           || !make_volume (manager, store, row, qube->name, NULL, NULL, made, error))

@@ -3,8 +3,12 @@
  * One request per connection in the qubesd wire format (see qube-admin.h);
  * the calls themselves are answered by QubeAdmin.  Two sockets: the local
  * one, whose clients are the admin qube (source must be dom0), and the
- * qrexec one, for the qrexec daemon forwarding a qube's `admin.*` call
- * with the caller's name as source (the policy then decides).  Both accept
+ * qrexec one (RUNTIME_DIR/qubed-qrexec.sock), for the qrexec daemon
+ * forwarding a qube's `admin.*` call with the caller's name as source (the
+ * policy then decides).  A timer notices qubes that changed state without
+ * an Admin API call (a QEMU that died, a guest that powered off) and sends
+ * their events.  Lifecycle calls (a start lasts as long as the boot) run
+ * in a worker thread, so the main loop never waits for a qube.  Both accept
  * only peers running as root or as the daemon's own user.  Everything runs
  * on one GLib main loop; no client, however slow, can block it: reads and
  * writes are asynchronous, idle clients time out, and admin.Events
@@ -33,6 +37,14 @@ typedef struct {
   guint client_timeout;
   gsize event_queue_max;
   guint n_clients;
+  /* The power state last reported for each qube: name -> state. */
+  GHashTable *states;
+  /* Lifecycle calls run here, one at a time, off the main loop. */
+  GThreadPool *worker;
+  char *state_dir;
+  char *policy_dir;
+  /* Qubes with a lifecycle call in the worker: name -> count. */
+  GHashTable *busy;
 } Daemon;
 
 typedef struct {
@@ -250,16 +262,146 @@ subscribe (Client *c, const char *source, GBytes *allowed)
 
 /* ---- requests ---- */
 
+/* ---- lifecycle calls, off the main loop ----
+ *
+ * Starting a qube takes as long as its boot; the main loop must go on
+ * serving the other clients meanwhile.  Such calls run in one worker
+ * thread, on a QubeAdmin of its own over its own QubeManager (the state is
+ * shared through the store and the runtime directory, as between
+ * processes); the worker's events are sent on from the main loop, in
+ * order, and its reply written from there. */
+
+typedef struct {
+  Daemon *daemon;
+  Client *client;
+  GBytes *request;
+  char *dest;
+  GBytes *reply;
+} Work;
+
+typedef struct {
+  Daemon *daemon;
+  char *subject;
+  char *event;
+  char **kwargs;
+} ForwardedEvent;
+
+static void
+forwarded_event_free (ForwardedEvent *e)
+{
+  g_free (e->subject);
+  g_free (e->event);
+  g_strfreev (e->kwargs);
+  g_free (e);
+}
+
+static gboolean
+emit_forwarded (gpointer data)
+{
+  ForwardedEvent *e = data;
+
+  qube_admin_emit_event (e->daemon->admin, e->subject, e->event,
+                         (const char *const *) e->kwargs);
+  return G_SOURCE_REMOVE;
+}
+
+/* In the worker: an event of its QubeAdmin, for the main loop. */
+static void
+on_worker_event (QubeAdmin *admin, const char *subject, const char *event,
+                 const char *const *kwargs, gpointer user_data)
+{
+  ForwardedEvent *e = g_new0 (ForwardedEvent, 1);
+
+  e->daemon = user_data;
+  e->subject = g_strdup (subject);
+  e->event = g_strdup (event);
+  e->kwargs = g_strdupv ((char **) kwargs);
+  g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, emit_forwarded, e,
+                              (GDestroyNotify) forwarded_event_free);
+}
+
+static gboolean
+work_done (gpointer data)
+{
+  Work *w = data;
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (w->daemon->busy, w->dest));
+
+  if (n > 1)
+    g_hash_table_insert (w->daemon->busy, g_strdup (w->dest), GUINT_TO_POINTER (n - 1));
+  else
+    g_hash_table_remove (w->daemon->busy, w->dest);
+  if (!w->client->closed)
+    send_reply (w->client, w->reply);
+  client_unref (w->client);
+  g_bytes_unref (w->request);
+  g_bytes_unref (w->reply);
+  g_free (w->dest);
+  g_free (w);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+worker_run (gpointer data, gpointer user_data)
+{
+  static QubeAdmin *admin;
+  Work *w = data;
+  Daemon *d = user_data;
+
+  /* The worker's own Admin API, made once, used only in this thread. */
+  if (admin == NULL)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(QubeManager) manager = qube_manager_new (d->state_dir, &error);
+
+      if (manager == NULL)
+        {
+          w->reply = qube_admin_encode_exception ("QubesException", error->message);
+          g_main_context_invoke (NULL, work_done, w);
+          return;
+        }
+      admin = qube_admin_new (manager, d->policy_dir);
+      g_signal_connect (admin, "event", G_CALLBACK (on_worker_event), d);
+    }
+  w->reply = qube_admin_handle_request (admin, w->request, w->client->trust_source);
+  /* After the events it sent: the same queue keeps them in order. */
+  g_main_context_invoke (NULL, work_done, w);
+}
+
+/* The calls that wait on a qube's backend (a start waits for the boot). */
+static gboolean
+is_lifecycle (const char *method)
+{
+  static const char *const slow[] = { "admin.vm.Start", "admin.vm.Shutdown", "admin.vm.Kill",
+                                      "admin.vm.Pause", "admin.vm.Unpause", NULL };
+
+  return g_strv_contains (slow, method);
+}
+
 static void
 handle_request (Client *c)
 {
   g_autoptr(GBytes) request = g_byte_array_free_to_bytes (g_steal_pointer (&c->request));
-  g_autofree char *method = NULL, *source = NULL;
+  g_autofree char *method = NULL, *source = NULL, *dest = NULL;
   g_autoptr(GBytes) reply = NULL;
+  gboolean parsed = qube_admin_parse_request (request, &method, NULL, &source, &dest, NULL,
+                                              NULL);
 
+  if (parsed && is_lifecycle (method))
+    {
+      Work *w = g_new0 (Work, 1);
+      Daemon *d = c->daemon;
+      guint n = GPOINTER_TO_UINT (g_hash_table_lookup (d->busy, dest));
+
+      w->daemon = d;
+      w->client = client_ref (c);
+      w->request = g_bytes_ref (request);
+      w->dest = g_steal_pointer (&dest);
+      g_hash_table_insert (d->busy, g_strdup (w->dest), GUINT_TO_POINTER (n + 1));
+      g_thread_pool_push (d->worker, w, NULL);
+      return;
+    }
   reply = qube_admin_handle_request (c->daemon->admin, request, c->trust_source);
-  if (qube_admin_parse_request (request, &method, NULL, &source, NULL, NULL, NULL)
-      && g_str_equal (method, "admin.Events"))
+  if (parsed && g_str_equal (method, "admin.Events"))
     {
       subscribe (c, source, reply);
       return;
@@ -364,6 +506,94 @@ on_incoming (GSocketService *service, GSocketConnection *conn, GObject *source_o
                              sizeof c->chunk, G_PRIORITY_DEFAULT, c->cancellable,
                              request_read, c);
   return TRUE;
+}
+
+/* ---- qubes that change state by themselves ---- */
+
+/* The event a change of power state is reported as, or NULL. */
+static const char *
+state_event (const char *before, const char *after)
+{
+  gboolean was_up = !g_str_equal (before, "Halted");
+  gboolean is_up = !g_str_equal (after, "Halted");
+
+  if (was_up && !is_up)
+    return "domain-shutdown";
+  if (!was_up && is_up)
+    return "domain-start";
+  if (g_str_equal (after, "Paused") && !g_str_equal (before, "Paused"))
+    return "domain-paused";
+  if (g_str_equal (before, "Paused") && g_str_equal (after, "Running"))
+    return "domain-unpaused";
+  return NULL;
+}
+
+/* Events the Admin API sent (or this watcher) keep the known states
+ * current, so that a change is reported once. */
+static void
+on_state_event (QubeAdmin *admin, const char *subject, const char *event,
+                const char *const *kwargs, gpointer user_data)
+{
+  Daemon *d = user_data;
+  const char *state = NULL;
+
+  if (g_str_equal (event, "domain-start") || g_str_equal (event, "domain-unpaused"))
+    state = "Running";
+  else if (g_str_equal (event, "domain-shutdown"))
+    state = "Halted";
+  else if (g_str_equal (event, "domain-paused"))
+    state = "Paused";
+  if (state != NULL && *subject != '\0')
+    g_hash_table_insert (d->states, g_strdup (subject), g_strdup (state));
+}
+
+/* Looks at every qube's power state: a qube whose QEMU died, one stopped
+ * from inside, one started or stopped by another program on the same
+ * state directory is reported as Qubes reports it.  `report`: FALSE at
+ * start-up, when the states are only learnt. */
+static void
+watch_states (Daemon *d, gboolean report)
+{
+  g_autoptr(GPtrArray) vms = qube_manager_list_vms (qube_admin_get_manager (d->admin));
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  GHashTableIter iter;
+  gpointer key;
+
+  for (guint i = 0; i < vms->len; i++)
+    {
+      QubeVm *vm = vms->pdata[i];
+      const char *name = qube_vm_get_name (vm);
+      const char *state, *before, *event;
+
+      g_hash_table_add (seen, (gpointer) name);
+      /* A lifecycle call in progress reports the change itself. */
+      if (g_hash_table_contains (d->busy, name))
+        continue;
+      state = qube_vm_get_state (vm);
+      before = g_hash_table_lookup (d->states, name);
+      event = before != NULL ? state_event (before, state) : NULL;
+      /* A qube on its way up or down is reported once it got there. */
+      if (before != NULL && (g_str_equal (state, "Transient") || g_str_equal (state, "Halting")
+                             || g_str_equal (state, "Unknown")))
+        continue;
+      if (report && event != NULL)
+        {
+          g_message ("qube '%s' went from %s to %s by itself", name, before, state);
+          qube_admin_emit_event (d->admin, name, event, NULL);
+        }
+      g_hash_table_insert (d->states, g_strdup (name), g_strdup (state));
+    }
+  g_hash_table_iter_init (&iter, d->states);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (!g_hash_table_contains (seen, key))
+      g_hash_table_iter_remove (&iter);
+}
+
+static gboolean
+on_watch_timeout (gpointer user_data)
+{
+  watch_states (user_data, TRUE);
+  return G_SOURCE_CONTINUE;
 }
 
 /* ---- sockets ---- */
@@ -484,6 +714,7 @@ main (int argc, char **argv)
   gboolean foreground = FALSE;
   int client_timeout = 10;
   int event_queue_max = 1024 * 1024;
+  int watch_interval = 2;
   Daemon d = { 0 };
   GOptionEntry entries[] = {
     { "foreground", 0, 0, G_OPTION_ARG_NONE, &foreground,
@@ -493,7 +724,8 @@ main (int argc, char **argv)
       "$XDG_RUNTIME_DIR/qubed.sock when not root)", "PATH" },
     { "qrexec-socket", 0, 0, G_OPTION_ARG_FILENAME, &qrexec_socket_path,
       "The socket the qrexec daemon forwards qubes' admin.* calls to "
-      "(default qubed-qrexec.sock beside the local socket)", "PATH" },
+      "(default qubed-qrexec.sock in the state directory's runtime directory, "
+      "where the qrexec daemon looks for it)", "PATH" },
     { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
       "The state directory (default $QUBE_STATE_DIR, else /var/lib/qube)", "DIR" },
     { "policy-dir", 0, 0, G_OPTION_ARG_FILENAME, &policy_dir,
@@ -504,6 +736,9 @@ main (int argc, char **argv)
     { "event-queue-max", 0, 0, G_OPTION_ARG_INT, &event_queue_max,
       "Bytes of events queued for one admin.Events subscriber before it is "
       "dropped (default 1 MiB)", "BYTES" },
+    { "watch-interval", 0, 0, G_OPTION_ARG_INT, &watch_interval,
+      "Seconds between looks at the qubes' power states, for the events of "
+      "qubes that stop by themselves (default 2)", "SECONDS" },
     { NULL }
   };
 
@@ -515,7 +750,7 @@ main (int argc, char **argv)
       g_printerr ("qubed: %s\n", error->message);
       return 2;
     }
-  if (argc > 1 || client_timeout <= 0 || event_queue_max <= 0)
+  if (argc > 1 || client_timeout <= 0 || event_queue_max <= 0 || watch_interval <= 0)
     {
       g_printerr ("qubed: unexpected arguments or values; see qubed --help\n");
       return 2;
@@ -525,22 +760,28 @@ main (int argc, char **argv)
 
   if (socket_path == NULL)
     socket_path = default_socket ("qubed.sock");
-  if (qrexec_socket_path == NULL)
-    {
-      g_autofree char *dir = g_path_get_dirname (socket_path);
-      qrexec_socket_path = g_build_filename (dir, "qubed-qrexec.sock", NULL);
-    }
-
   manager = qube_manager_new (state_dir, &error);
   if (manager == NULL)
     {
       g_printerr ("qubed: %s\n", error->message);
       return 1;
     }
+  /* Where the qrexec daemon of this state directory looks for it. */
+  if (qrexec_socket_path == NULL)
+    qrexec_socket_path = g_build_filename (qube_manager_get_runtime_dir (manager),
+                                           QUBE_ADMIN_QREXEC_SOCKET, NULL);
   d.admin = qube_admin_new (manager, policy_dir);
   d.loop = g_main_loop_new (NULL, FALSE);
   d.client_timeout = (guint) client_timeout;
   d.event_queue_max = (gsize) event_queue_max;
+  d.states = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  d.busy = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  d.state_dir = g_strdup (qube_manager_get_state_dir (manager));
+  d.policy_dir = g_strdup (policy_dir);
+  d.worker = g_thread_pool_new (worker_run, &d, 1, FALSE, NULL);
+  /* Qubes running from before (a restart after a crash) are found again. */
+  watch_states (&d, FALSE);
+  g_signal_connect (d.admin, "event", G_CALLBACK (on_state_event), &d);
 
   local = listen_on (&d, socket_path, FALSE, &error);
   if (local != NULL)
@@ -552,6 +793,7 @@ main (int argc, char **argv)
         g_unlink (socket_path);
       return 1;
     }
+  g_timeout_add_seconds ((guint) watch_interval, on_watch_timeout, &d);
   g_unix_signal_add (SIGTERM, on_quit_signal, &d);
   g_unix_signal_add (SIGINT, on_quit_signal, &d);
   g_message ("serving %s (state %s) on %s and %s", "the Admin API",
@@ -562,9 +804,15 @@ main (int argc, char **argv)
 
   g_socket_service_stop (local);
   g_socket_service_stop (qrexec);
+  /* A start or stop under way is finished, not cut off half-way. */
+  g_thread_pool_free (d.worker, FALSE, TRUE);
   g_unlink (socket_path);
   g_unlink (qrexec_socket_path);
   g_main_loop_unref (d.loop);
   g_object_unref (d.admin);
+  g_hash_table_unref (d.states);
+  g_hash_table_unref (d.busy);
+  g_free (d.state_dir);
+  g_free (d.policy_dir);
   return 0;
 }

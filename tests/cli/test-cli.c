@@ -895,6 +895,46 @@ info_value (const char *text, const char *key)
   return NULL;
 }
 
+/* The power commands on qubes that cannot run here (no kernel, no
+ * backend plugin; tests/kvm starts real ones): one-line errors naming the
+ * qube, in-process and through qubed. */
+START_TEST (test_power_errors)
+{
+  g_autoptr(QubeRun) start = NULL;
+  g_autoptr(QubeRun) pause = NULL;
+  g_autoptr(QubeRun) unpause = NULL;
+  g_autoptr(QubeRun) kill_run = NULL;
+  g_autoptr(QubeRun) shutdown = NULL;
+  g_autoptr(QubeRun) missing = NULL;
+  g_autoptr(QubeRun) admin_qube = NULL;
+  g_autoptr(QubeRun) bad_option = NULL;
+  g_autoptr(QubeRun) list = NULL;
+
+  create_template_and_appvm ();
+  start = qube_run ("start", "work");
+  assert_fails_with (start, 1, "cannot start qube 'work'", NULL);
+  pause = qube_run ("pause", "work");
+  assert_fails_with (pause, 1, "cannot pause qube 'work'", NULL);
+  unpause = qube_run ("unpause", "work");
+  assert_fails_with (unpause, 1, "cannot unpause qube 'work'", NULL);
+  kill_run = qube_run ("kill", "work");
+  assert_fails_with (kill_run, 1, "cannot kill qube 'work'", NULL);
+  shutdown = qube_run ("shutdown", "--wait", "work");
+  assert_fails_with (shutdown, 1, "cannot shut down qube 'work'", NULL);
+  missing = qube_run ("start", "nosuch");
+  assert_fails_with (missing, 1, "nosuch", NULL);
+  admin_qube = qube_run ("start", "dom0");
+  assert_fails_with (admin_qube, 1, "cannot start qube 'dom0': it is the admin qube", NULL);
+  bad_option = qube_run ("shutdown", "--now", "work");
+  assert_fails_with (bad_option, 2, "--now", NULL);
+  /* Nothing was left half-started. */
+  list = qube_run ("list");
+  assert_ok (list);
+  ck_assert_msg (strstr (list->out, "Halted") != NULL && strstr (list->out, "Running\n") == NULL
+                 && strstr (list->out, "Transient") == NULL, "%s", list->out);
+}
+END_TEST
+
 START_TEST (test_pool_commands)
 {
   g_autofree char *dir = g_build_filename (state_dir, "fast", NULL);
@@ -1154,6 +1194,7 @@ cli_suite (void)
   tcase_add_test (tc, test_state_dir_option);
   tcase_add_test (tc, test_plugins_empty);
   tcase_add_test (tc, test_plugins);
+  tcase_add_test (tc, test_power_errors);
   tcase_add_test (tc, test_pool_commands);
   tcase_add_test (tc, test_volume_list_and_info);
   tcase_add_test (tc, test_volume_import_export_revert_resize);

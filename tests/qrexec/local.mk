@@ -19,7 +19,8 @@ tests_qrexec_test_qrexec_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -D_GNU_
 tests_qrexec_test_qrexec_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_qrexec_test_qrexec_LDADD = $(GLIB_LIBS) $(CHECK_LIBS)
 EXTRA_tests_qrexec_test_qrexec_DEPENDENCIES = cli/qube$(EXEEXT) agent/qube-agent$(EXEEXT) \
-	agent/qrexec-client-vm$(EXEEXT) tests/qrexec/fixture-qubes$(EXEEXT) $(plugin_LTLIBRARIES)
+	agent/qrexec-client-vm$(EXEEXT) tests/qrexec/fixture-qubes$(EXEEXT) $(plugin_LTLIBRARIES) \
+	daemon/qubed$(EXEEXT)
 
 if HAVE_CHECK
 check_PROGRAMS += tests/qrexec/test-policy-cli

@@ -154,7 +154,11 @@ setup (void)
               "test.Env   *  work  sys            deny\n"
               "test.Ask   *  work  vault          ask\n"
               "test.Disp  *  work  @dispvm:dvmt   allow\n"
-              "test.Flood *  @anyvm @anyvm        deny\n", 0644);
+              "test.Flood *  @anyvm @anyvm        deny\n"
+              "test.Env   *  work  @adminvm       allow\n"
+              "admin.vm.List         *  work  @adminvm  allow target=dom0\n"
+              "admin.vm.feature.Set  *  work  work      allow target=dom0\n"
+              "admin.vm.feature.Get  *  work  work      allow target=dom0\n", 0644);
 
   /* Qubes the fixture does not make: a disposable template, and one the
    * policy refuses calls to. */
@@ -489,6 +493,121 @@ START_TEST (test_call_dispvm_refused_clearly)
 }
 END_TEST
 
+/* ---- admin.* calls to dom0, forwarded to qubed ----------------------------- */
+
+/* A qubed on the fixture's state directory; its qrexec socket is where
+ * the qrexec daemon looks.  g_spawn, not GSubprocess (forked children). */
+static GPid
+start_qubed (void)
+{
+  g_autofree char *qubed = build_path ("daemon/qubed", NULL);
+  g_autofree char *socket = g_build_filename (tmp_dir, "qubed.sock", NULL);
+  g_autofree char *qrexec_socket = g_build_filename (state_dir, "run", "qubed-qrexec.sock", NULL);
+  g_autofree char *log = g_build_filename (tmp_dir, "qubed.log", NULL);
+  g_auto(GStrv) envp = run_environ ();
+  g_autoptr(GError) error = NULL;
+  const char *argv[] = { "/bin/sh", "-c", "exec \"$0\" \"$@\" 2>\"$QUBED_LOG\"", qubed,
+                         "--foreground", "--socket", socket, "--state-dir", state_dir,
+                         "--policy-dir", policy_dir, NULL };
+  GPid pid;
+
+  envp = g_environ_setenv (envp, "QUBED_LOG", log, TRUE);
+  ck_assert_msg (g_spawn_async (NULL, (char **) argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                                &pid, &error), "%s", error ? error->message : "");
+  for (int tries = 0; !g_file_test (qrexec_socket, G_FILE_TEST_EXISTS); tries++)
+    {
+      ck_assert_msg (tries < 3000 && waitpid (pid, NULL, WNOHANG) == 0, "qubed did not come up");
+      g_usleep (10000);
+    }
+  return pid;
+}
+
+static void
+stop_qubed (GPid pid)
+{
+  kill (pid, SIGTERM);
+  waitpid (pid, NULL, 0);
+}
+
+/* A call from work with `input` on its stdin; its exit code, and its
+ * stdout in *out (NULs kept). */
+static int
+admin_from_work (const char *target, const char *service, const char *input, gsize input_len,
+                 GString **out)
+{
+  g_autofree char *in = g_build_filename (tmp_dir, "admin-in", NULL);
+  g_autofree char *out_path = g_build_filename (tmp_dir, "admin-out", NULL);
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  g_autoptr(Run) run = NULL;
+
+  ck_assert (g_file_set_contents (in, input != NULL ? input : "", input != NULL ? input_len : 0,
+                                  NULL));
+  run = call_from_work (in, out_path, target, service);
+  ck_assert (g_file_get_contents (out_path, &data, &len, NULL));
+  *out = g_string_new_len (data, len);
+  return run->status;
+}
+
+#define assert_reply(got, expected)                                                \
+  G_STMT_START {                                                                   \
+    ck_assert_msg ((got)->len == sizeof (expected) - 1                             \
+                   && memcmp ((got)->str, expected, (got)->len) == 0,              \
+                   "unexpected reply of %zu bytes: '%s'", (got)->len, (got)->str + 2); \
+  } G_STMT_END
+
+START_TEST (test_admin_without_qubed_refused)
+{
+  assert_refused ("dom0", "admin.vm.List", "no qubed serves the Admin API");
+}
+END_TEST
+
+START_TEST (test_other_service_to_dom0_refused)
+{
+  assert_refused ("dom0", "test.Env", "the admin qube serves only the Admin API");
+}
+END_TEST
+
+START_TEST (test_admin_through_qubed)
+{
+  GPid qubed = start_qubed ();
+  g_autoptr(GString) set = NULL, got = NULL, list = NULL, missing = NULL, big_reply = NULL;
+  g_autoptr(GString) denied = NULL, after = NULL;
+  g_autofree char *big = g_malloc0 (1024 * 1024 + 10);
+  g_autofree char *log = NULL;
+  static const char list_prefix[] = "0\0dom0 class=AdminVM state=Running uuid=";
+  int status;
+
+  /* The payload goes to qubed, the reply comes back as stdout. */
+  ck_assert_int_eq (admin_from_work ("work", "admin.vm.feature.Set+os", "Linux", 5, &set), 0);
+  assert_reply (set, "0\0");
+  ck_assert_int_eq (admin_from_work ("work", "admin.vm.feature.Get+os", NULL, 0, &got), 0);
+  assert_reply (got, "0\0Linux");
+  /* dom0 as @adminvm: the host's list, what work may see of it. */
+  ck_assert_int_eq (admin_from_work ("@adminvm", "admin.vm.List", NULL, 0, &list), 0);
+  ck_assert_msg (list->len > 2 && memcmp (list->str, list_prefix, sizeof list_prefix - 1) == 0
+                 && memchr (list->str + 2, '\n', list->len - 2) == list->str + list->len - 1,
+                 "%s", list->str + 2);
+  /* An exception reply: exit code 1. */
+  ck_assert_int_eq (admin_from_work ("work", "admin.vm.feature.Get+nosuch", NULL, 0, &missing), 1);
+  ck_assert_msg (missing->len > 30 && memcmp (missing->str, "2\0QubesFeatureNotFoundError\0", 29) == 0,
+                 "%s", missing->str);
+  /* Another qube: refused by the policy before qubed sees it. */
+  ck_assert_int_eq (admin_from_work ("vault", "admin.vm.feature.Get+os", NULL, 0, &denied), 126);
+  ck_assert_uint_eq (denied->len, 0);
+  /* A payload over the limit ends the call; nothing is stored. */
+  memset (big, 'x', 1024 * 1024 + 10);
+  status = admin_from_work ("work", "admin.vm.feature.Set+big", big, 1024 * 1024 + 10, &big_reply);
+  ck_assert_int_ne (status, 0);
+  ck_assert_uint_eq (big_reply->len, 0);
+  ck_assert_int_eq (admin_from_work ("work", "admin.vm.feature.Get+big", NULL, 0, &after), 1);
+  log = read_log ();
+  ck_assert_msg (strstr (log, "payload over 1048576 bytes") != NULL, "%s", log);
+  assert_work_still_serves ();
+  stop_qubed (qubed);
+}
+END_TEST
+
 /* ---- hostile guests ------------------------------------------------------ */
 
 /* Plays the guest of qube `name`: offers the control channel, answers the
@@ -657,6 +776,9 @@ qrexec_suite (void)
   tcase_add_test (call, test_call_not_in_policy_denied);
   tcase_add_test (call, test_call_ask_answered_by_the_agent);
   tcase_add_test (call, test_call_dispvm_refused_clearly);
+  tcase_add_test (call, test_admin_without_qubed_refused);
+  tcase_add_test (call, test_other_service_to_dom0_refused);
+  tcase_add_test (call, test_admin_through_qubed);
   suite_add_tcase (s, call);
 
   tcase_add_unchecked_fixture (hostile, setup, teardown);

@@ -34,6 +34,25 @@ qubed_fixture_connect (const char *path)
   return fd;
 }
 
+gboolean
+qubed_fixture_write_all (int fd, const void *data, gsize len)
+{
+  const char *p = data;
+
+  while (len > 0)
+    {
+      ssize_t n = send (fd, p, len, MSG_NOSIGNAL);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return FALSE;
+      p += n;
+      len -= (gsize) n;
+    }
+  return TRUE;
+}
+
 GByteArray *
 qubed_fixture_read_all (int fd)
 {

@@ -7,6 +7,9 @@
 /* A connected unix stream socket, or -1 when nobody listens at `path`. */
 int qubed_fixture_connect (const char *path);
 
+/* Sends all of `data` (no SIGPIPE); FALSE with errno set on failure. */
+gboolean qubed_fixture_write_all (int fd, const void *data, gsize len);
+
 /* Everything `fd` reads until end of file (or an error). */
 GByteArray *qubed_fixture_read_all (int fd);
 

@@ -50,17 +50,7 @@ connect_to (const char *path)
 static void
 write_all (int fd, const void *data, gsize len)
 {
-  const char *p = data;
-
-  while (len > 0)
-    {
-      ssize_t n = send (fd, p, len, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
-      ck_assert_msg (n > 0, "send: %s", g_strerror (errno));
-      p += n;
-      len -= n;
-    }
+  ck_assert_msg (qubed_fixture_write_all (fd, data, len), "send: %s", g_strerror (errno));
 }
 
 static GByteArray *
@@ -338,9 +328,19 @@ START_TEST (test_lifecycle_formats)
   make_template_and_work ();
   assert_ok (call ("admin.vm.CurrentState dom0 name work", NULL),
              "mem=0 mem_static_max=0 cputime=0 power_state=Halted");
+  /* No kernel to boot here (tests/kvm boots real ones): the start fails
+   * with the reason, and nothing is left running. */
   assert_exception (call ("admin.vm.Start dom0 name work", NULL), "QubesException");
-  assert_exception (call ("admin.vm.volume.List dom0 name work", NULL), "QubesException");
-  assert_exception (call ("admin.pool.List dom0 name dom0", NULL), "QubesException");
+  assert_ok (call ("admin.vm.CurrentState dom0 name work", NULL),
+             "mem=0 mem_static_max=0 cputime=0 power_state=Halted");
+  assert_exception (call ("admin.vm.Pause dom0 name work", NULL), "QubesVMNotRunningError");
+  assert_exception (call ("admin.vm.Unpause dom0 name work", NULL), "QubesVMNotRunningError");
+  assert_exception (call ("admin.vm.Kill dom0 name work", NULL), "QubesVMNotRunningError");
+  assert_exception (call ("admin.vm.Shutdown dom0 name work", NULL), "QubesVMNotRunningError");
+  assert_exception (call ("admin.vm.Shutdown+force+wait dom0 name work", NULL),
+                    "QubesVMNotRunningError");
+  assert_exception (call ("admin.vm.Shutdown+now dom0 name work", NULL), "ProtocolError");
+  assert_exception (call ("admin.vm.Start dom0 name dom0", NULL), "QubesValueError");
   assert_exception (call ("admin.vm.Create.AppVM+fedora dom0 name dom0", "name=work label=red"),
                     "QubesValueError");
   assert_exception (call ("admin.vm.Create.AppVM+nosuch dom0 name dom0", "name=x label=red"),
@@ -355,6 +355,108 @@ START_TEST (test_lifecycle_formats)
   assert_ok (call ("admin.vm.Remove dom0 name work2", NULL), "");
   assert_ok (call ("admin.vm.Remove dom0 name work", NULL), "");
   assert_exception (call ("admin.vm.List dom0 name work", NULL), "QubesVMNotFoundError");
+}
+END_TEST
+
+static void
+string_free (GString *s)
+{
+  g_string_free (s, TRUE);
+}
+
+START_TEST (test_storage_formats)
+{
+  g_autofree char *fast = g_build_filename (fx.dir, "fast", NULL);
+  g_autofree char *add = g_strdup_printf ("name=fast\ndir_path=%s\n", fast);
+  g_autofree char *info_prefix = g_strdup_printf ("0%cdir_path=%s\ndriver=file\nname=fast\nsize=",
+                                                  0, fast);
+  g_autoptr(GString) info = NULL;
+  g_autoptr(GString) snapshots = NULL;
+  g_autoptr(GString) drivers = NULL;
+  g_autofree char *revision = NULL;
+
+  make_template_and_work ();
+  assert_ok (call ("admin.vm.volume.List dom0 name work", NULL),
+             "kernel\nprivate\nroot\nvolatile\n");
+  info = call ("admin.vm.volume.Info+root dom0 name work", NULL);
+  ck_assert_msg (g_str_has_prefix (info->str + 2, "pool=default\nvid=work/root\nsize=21474836480\n"
+                                                  "usage="), "%s", info->str + 2);
+  ck_assert_ptr_nonnull (strstr (info->str + 2, "\nrw=True\nsource=fedora/root\nsave_on_stop=False\n"
+                                                "snap_on_start=True\nrevisions_to_keep=1\n"
+                                                "ephemeral=False\nis_outdated=False\n"));
+  assert_exception (call ("admin.vm.volume.Info+nosuch dom0 name work", NULL), "QubesValueError");
+  assert_exception (call ("admin.vm.volume.Info dom0 name work", NULL), "ProtocolError");
+
+  /* Resize, then import: the old data becomes a revision to revert to. */
+  assert_ok (call ("admin.vm.volume.Resize+private dom0 name work", "3221225472"), "");
+  g_clear_pointer (&info, string_free);
+  info = call ("admin.vm.volume.Info+private dom0 name work", NULL);
+  ck_assert_ptr_nonnull (strstr (info->str + 2, "\nsize=3221225472\n"));
+  assert_exception (call ("admin.vm.volume.Resize+private dom0 name work", "big"),
+                    "QubesValueError");
+  assert_ok (call ("admin.vm.volume.ListSnapshots+private dom0 name work", NULL), "");
+  assert_ok (call ("admin.vm.volume.Import+private dom0 name work", "new data"), "");
+  snapshots = call ("admin.vm.volume.ListSnapshots+private dom0 name work", NULL);
+  ck_assert_msg (snapshots->len > 3 && snapshots->str[0] == '0'
+                 && snapshots->str[snapshots->len - 1] == '\n'
+                 && memchr (snapshots->str + 2, '\n', snapshots->len - 3) == NULL,
+                 "expected one revision, got '%s'", snapshots->str + 2);
+  revision = g_strndup (snapshots->str + 2, snapshots->len - 3);
+  assert_ok (call ("admin.vm.volume.Revert+private dom0 name work", revision), "");
+  assert_exception (call ("admin.vm.volume.Revert+private dom0 name work", "nosuch"),
+                    "QubesValueError");
+  assert_exception (call ("admin.vm.volume.Import+kernel dom0 name work", "x"),
+                    "QubesException");
+
+  /* Pools. */
+  assert_ok (call ("admin.pool.List dom0 name dom0", NULL), "default\n");
+  drivers = call ("admin.pool.ListDrivers dom0 name dom0", NULL);
+  ck_assert (drivers->str[0] == '0' && strstr (drivers->str + 2, "file\n") != NULL);
+  ck_assert_int_eq (g_mkdir (fast, 0700), 0);
+  assert_ok (call ("admin.pool.Add+file dom0 name dom0", add), "");
+  assert_exception (call ("admin.pool.Add+file dom0 name dom0", add), "QubesValueError");
+  assert_exception (call ("admin.pool.Add+nosuch dom0 name dom0", "name=x\n"), "QubesException");
+  assert_exception (call ("admin.pool.Add+file dom0 name dom0", "dir_path=/tmp\n"),
+                    "ProtocolError");
+  assert_ok (call ("admin.pool.List dom0 name dom0", NULL), "default\nfast\n");
+  g_clear_pointer (&info, string_free);
+  info = call ("admin.pool.Info+fast dom0 name dom0", NULL);
+  ck_assert_msg (info->len > strlen (info_prefix + 2) + 2
+                 && memcmp (info->str, info_prefix, strlen (info_prefix + 2) + 2) == 0
+                 && strstr (info->str + 2, "\nusage=") != NULL, "%s", info->str + 2);
+  assert_exception (call ("admin.pool.Info+nosuch dom0 name dom0", NULL), "QubesValueError");
+
+  /* A qube made in the new pool, which then cannot go while it is used. */
+  assert_ok (call ("admin.vm.CreateInPool.AppVM+fedora dom0 name dom0",
+                   "name=inpool label=red pool=fast"), "");
+  g_clear_pointer (&info, string_free);
+  info = call ("admin.vm.volume.Info+private dom0 name inpool", NULL);
+  ck_assert (g_str_has_prefix (info->str + 2, "pool=fast\nvid=inpool/private\n"));
+  g_clear_pointer (&info, string_free);
+  /* The root snapshot stays beside the template's root. */
+  info = call ("admin.vm.volume.Info+root dom0 name inpool", NULL);
+  ck_assert (g_str_has_prefix (info->str + 2, "pool=default\n"));
+  assert_ok (call ("admin.vm.CreateInPool.StandaloneVM dom0 name dom0",
+                   "name=split pool:private=fast"), "");
+  g_clear_pointer (&info, string_free);
+  info = call ("admin.vm.volume.Info+private dom0 name split", NULL);
+  ck_assert (g_str_has_prefix (info->str + 2, "pool=fast\n"));
+  g_clear_pointer (&info, string_free);
+  info = call ("admin.vm.volume.Info+root dom0 name split", NULL);
+  ck_assert (g_str_has_prefix (info->str + 2, "pool=default\n"));
+  assert_exception (call ("admin.vm.CreateInPool.AppVM+fedora dom0 name dom0",
+                          "name=x pool=fast pool:root=default"), "ProtocolError");
+  assert_exception (call ("admin.vm.CreateInPool.AppVM+fedora dom0 name dom0",
+                          "name=x pool=nosuch"), "QubesValueError");
+  assert_exception (call ("admin.vm.List dom0 name x", NULL), "QubesVMNotFoundError");
+  assert_exception (call ("admin.vm.Create.AppVM+fedora dom0 name dom0", "name=x pool=fast"),
+                    "ProtocolError");
+  assert_exception (call ("admin.pool.Remove+fast dom0 name dom0", NULL), "QubesPoolInUseError");
+  assert_ok (call ("admin.vm.Remove dom0 name inpool", NULL), "");
+  assert_ok (call ("admin.vm.Remove dom0 name split", NULL), "");
+  assert_ok (call ("admin.pool.Remove+fast dom0 name dom0", NULL), "");
+  assert_ok (call ("admin.pool.List dom0 name dom0", NULL), "default\n");
+  assert_exception (call ("admin.pool.Remove+fast dom0 name dom0", NULL), "QubesValueError");
 }
 END_TEST
 
@@ -800,6 +902,7 @@ qubed_suite (void)
   tcase_add_test (tc, test_property_formats);
   tcase_add_test (tc, test_feature_and_tag_formats);
   tcase_add_test (tc, test_lifecycle_formats);
+  tcase_add_test (tc, test_storage_formats);
   tcase_add_test (tc, test_bad_requests);
   suite_add_tcase (s, tc);
 
