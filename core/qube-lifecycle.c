@@ -1018,3 +1018,18 @@ _qube_vm_running_func (QubeVm *vm, gpointer user_data)
   d = domain_open (vm, NULL);
   return d != NULL && state_is_up (domain_info (d, &info, NULL));
 }
+
+/* For disposables (qube-dispvm.c): the qrexec daemon program, whose
+ * worker modes build and discard disposables off the caller's path, and
+ * one request to the running daemon (no spawn). */
+char *
+_qube_qrexec_daemon_program (void)
+{
+  return daemon_program ();
+}
+
+int
+_qube_qrexec_daemon_request (QubeManager *manager, const char *line, GError **error)
+{
+  return daemon_request (manager, line, FALSE, error);
+}

@@ -43,5 +43,9 @@ char *_qube_printable (const char *text);
  * and the manager's default running function. */
 const char *_qube_vm_power_state (QubeVm *vm);
 gboolean _qube_vm_running_func (QubeVm *vm, gpointer user_data);
+/* qube-lifecycle.c: the qrexec daemon program, and one request line sent
+ * to the running daemon (the connection, or -1 when none runs). */
+char *_qube_qrexec_daemon_program (void);
+int _qube_qrexec_daemon_request (QubeManager *manager, const char *line, GError **error);
 
 G_END_DECLS
