@@ -285,15 +285,17 @@ run_worker (QubeManager *manager, const char *discard, const char *start, gboole
 
   if (discard != NULL)
     {
-      g_autoptr(QubeVm) vm = qube_manager_lookup (manager, discard, &error);
+      /* Gone already: another worker (the call's end, the qube's stop)
+       * was first. */
+      g_autoptr(QubeVm) vm = qube_manager_lookup (manager, discard, NULL);
 
-      if (vm == NULL || !qube_dispvm_destroy (vm, &error))
+      if (vm != NULL && !qube_dispvm_destroy (vm, &error))
         {
           g_printerr ("qube-qrexec-daemon: cannot discard disposable '%s': %s\n", discard,
                       error->message);
           g_clear_error (&error);
         }
-      else
+      else if (vm != NULL)
         g_message ("disposable '%s' discarded", discard);
       preload = TRUE;
     }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "qube-admin.h"
+#include "qube-dispvm.h"
 #include "qube-error.h"
 #include "qube-policy.h"
 #include "qube-policy-private.h"
@@ -843,6 +844,27 @@ handle_vm_clone (AdminCall *call, GError **error)
   return TRUE;
 }
 
+/* admin.vm.CreateDisposable: dest is a disposable template, or a qube
+ * whose default_dispvm says which one.  The reply is the name of a new
+ * running unnamed disposable (a preloaded one when one is ready), which
+ * is destroyed, volumes and all, once it stops (auto_cleanup). */
+static gboolean
+handle_vm_create_disposable (AdminCall *call, GError **error)
+{
+  QubeManager *manager = call->self->manager;
+  g_autofree char *dvm = qube_dispvm_template_for (manager, qube_vm_get_name (call->vm), error);
+  g_autoptr(QubeVm) vm = NULL;
+
+  if (dvm == NULL)
+    return FALSE;
+  vm = qube_dispvm_new (manager, dvm, TRUE, NULL, error);
+  if (vm == NULL || !tag_created_by (call, vm, error))
+    return FALSE;
+  g_string_append (call->out, qube_vm_get_name (vm));
+  emit (call, "", "domain-add", "vm", qube_vm_get_name (vm), NULL);
+  return TRUE;
+}
+
 static gboolean
 handle_vm_remove (AdminCall *call, GError **error)
 {
@@ -877,7 +899,7 @@ static const AdminMethod methods[] = {
   { "admin.vm.List", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vm_list },
   { "admin.vm.Create.", METHOD_GLOBAL | METHOD_PREFIX, handle_vm_create },
   { "admin.vm.CreateInPool.", METHOD_GLOBAL | METHOD_PREFIX, handle_not_supported },
-  { "admin.vm.CreateDisposable", METHOD_LOCAL | METHOD_NO_ARG, handle_not_supported },
+  { "admin.vm.CreateDisposable", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vm_create_disposable },
   { "admin.vm.Clone", METHOD_LOCAL | METHOD_NO_ARG, handle_vm_clone },
   { "admin.vm.Remove", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vm_remove },
   { "admin.vm.CurrentState", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_current_state },

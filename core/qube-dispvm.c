@@ -431,6 +431,16 @@ spawn_worker (QubeManager *manager, const char *mode, const char *arg, gboolean 
   return proc;
 }
 
+/* A worker starting a disposable of `dvm` cold, its name on its stdout
+ * once it runs (for the qrexec daemon, which must not block). */
+GSubprocess *
+_qube_dispvm_spawn_start (QubeManager *manager, const char *dvm, GError **error)
+{
+  if (!qube_name_is_valid (dvm, error))
+    return NULL;
+  return spawn_worker (manager, "--start-dispvm", dvm, TRUE, error);
+}
+
 /**
  * qube_dispvm_destroy_detached:
  * @manager: a #QubeManager

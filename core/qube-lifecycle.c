@@ -1020,16 +1020,9 @@ _qube_vm_running_func (QubeVm *vm, gpointer user_data)
 }
 
 /* For disposables (qube-dispvm.c): the qrexec daemon program, whose
- * worker modes build and discard disposables off the caller's path, and
- * one request to the running daemon (no spawn). */
+ * worker modes build and discard disposables off the caller's path. */
 char *
 _qube_qrexec_daemon_program (void)
 {
   return daemon_program ();
-}
-
-int
-_qube_qrexec_daemon_request (QubeManager *manager, const char *line, GError **error)
-{
-  return daemon_request (manager, line, FALSE, error);
 }

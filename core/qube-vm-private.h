@@ -43,9 +43,13 @@ char *_qube_printable (const char *text);
  * and the manager's default running function. */
 const char *_qube_vm_power_state (QubeVm *vm);
 gboolean _qube_vm_running_func (QubeVm *vm, gpointer user_data);
-/* qube-lifecycle.c: the qrexec daemon program, and one request line sent
- * to the running daemon (the connection, or -1 when none runs). */
+/* qube-lifecycle.c: the qrexec daemon program (its worker modes serve
+ * disposables). */
 char *_qube_qrexec_daemon_program (void);
-int _qube_qrexec_daemon_request (QubeManager *manager, const char *line, GError **error);
+/* qube-dispvm.c: a worker starting a disposable of `dvm`; it prints the
+ * disposable's name once it runs. */
+struct _GSubprocess;
+struct _GSubprocess *_qube_dispvm_spawn_start (QubeManager *manager, const char *dvm,
+                                               GError **error);
 
 G_END_DECLS
