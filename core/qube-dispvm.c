@@ -33,6 +33,14 @@
  * serves every preloaded qube and so runs while any exists, and qubed
  * spawn the filler when a queue is short.  Only a process holding
  * fill.lock starts preloads, so two fillers never overfill a queue.
+ * Without qubed, preloading lives in the qrexec daemon: it runs as long
+ * as any qube (a preload among them) does, and starts with the first.
+ *
+ * Removing a disposable template that has preloads is refused, as for any
+ * template in use: the preloads are qubes made from it, and the error
+ * names them.  Draining the queue silently instead would destroy running
+ * qubes as a side effect of a removal that might then fail for another
+ * reason; `preload-dispvm-max` 0 drains it first, on purpose.
  */
 #include "config.h"
 
