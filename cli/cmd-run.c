@@ -2,8 +2,9 @@
  * qube through qrexec, with stdin, stdout and stderr passed through and
  * the command's exit code as this command's exit status (as qvm-run
  * --pass-io does).  With --dispvm[=TEMPLATE] the command runs in a new
- * disposable (a preloaded one when ready), destroyed once the command
- * ended by a detached process, so that this command returns at once. */
+ * disposable (a preloaded one when ready), destroyed once this command
+ * ended (however it ended) by a detached process, so that this command
+ * returns at once. */
 #include "config.h"
 
 #include <string.h>
@@ -49,11 +50,20 @@ run_in_dispvm (QubeManager *manager, const char *dvm, const char *user, const ch
   vm = qube_dispvm_new (manager, template_name, TRUE, NULL, error);
   if (vm == NULL)
     return FALSE;
-  ok = qube_qrexec_run (manager, qube_vm_get_name (vm), user, command, flags, 0, 1, 2,
-                        exit_code, error);
-  if (!qube_dispvm_destroy_detached (manager, qube_vm_get_name (vm), &cleanup_error))
-    g_printerr ("qube run: %s\n", cleanup_error->message);
-  return ok;
+  /* Destroyed when this command ends, even by ^C; if that cannot be
+   * arranged, right after the call. */
+  if (!qube_dispvm_destroy_at_exit (manager, qube_vm_get_name (vm), &cleanup_error))
+    {
+      g_printerr ("qube run: %s\n", cleanup_error->message);
+      g_clear_error (&cleanup_error);
+      ok = qube_qrexec_run (manager, qube_vm_get_name (vm), user, command, flags, 0, 1, 2,
+                            exit_code, error);
+      if (!qube_dispvm_destroy_detached (manager, qube_vm_get_name (vm), &cleanup_error))
+        g_printerr ("qube run: %s\n", cleanup_error->message);
+      return ok;
+    }
+  return qube_qrexec_run (manager, qube_vm_get_name (vm), user, command, flags, 0, 1, 2,
+                          exit_code, error);
 }
 
 static int

@@ -23,6 +23,8 @@
  * disposable workers, which never take the daemon's lock:
  *   --preload-dispvms        fills the preload queues, then ends
  *   --discard-dispvm NAME    destroys a disposable, then fills the queues
+ *   --discard-dispvm-at-eof NAME   the same once its stdin ends (the
+ *                            process using the disposable ended)
  *   --start-dispvm TEMPLATE  starts a disposable and prints its name (for
  *                            a qrexec call to @dispvm with none preloaded)
  */
@@ -381,12 +383,15 @@ main (int argc, char **argv)
   g_autoptr(GMainLoop) loop = NULL;
   const char *runtime_dir;
   g_autofree char *discard = NULL;
+  g_autofree char *discard_at_eof = NULL;
   g_autofree char *start_dispvm = NULL;
   gboolean preload = FALSE;
   Daemon d = { 0 };
   const GOptionEntry entries[] = {
     { "discard-dispvm", 0, 0, G_OPTION_ARG_STRING, &discard,
       "Destroy the disposable NAME, fill the preload queues, and end", "NAME" },
+    { "discard-dispvm-at-eof", 0, 0, G_OPTION_ARG_STRING, &discard_at_eof,
+      "The same once standard input ends (its writer, the disposable's user, ended)", "NAME" },
     { "start-dispvm", 0, 0, G_OPTION_ARG_STRING, &start_dispvm,
       "Start a disposable of TEMPLATE, print its name, and end", "TEMPLATE" },
     { "preload-dispvms", 0, 0, G_OPTION_ARG_NONE, &preload,
@@ -414,6 +419,15 @@ main (int argc, char **argv)
     {
       fprintf (stderr, "qube-qrexec-daemon: %s\n", error->message);
       return 1;
+    }
+  if (discard_at_eof != NULL)
+    {
+      char buf[256];
+
+      /* Nothing is ever written: only the end counts. */
+      while (read (0, buf, sizeof buf) > 0 || errno == EINTR)
+        ;
+      discard = g_steal_pointer (&discard_at_eof);
     }
   if (discard != NULL || start_dispvm != NULL || preload)
     return run_worker (manager, discard, start_dispvm, preload);

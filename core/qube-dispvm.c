@@ -424,11 +424,17 @@ spawn_worker (QubeManager *manager, const char *mode, const char *arg, gboolean 
   GSubprocess *proc;
 
   g_mkdir_with_parents (qube_manager_get_runtime_dir (manager), 0700);
-  launcher = g_subprocess_launcher_new (pipe_stdout ? G_SUBPROCESS_FLAGS_STDOUT_PIPE
-                                        : G_SUBPROCESS_FLAGS_NONE);
+  /* A worker waiting for the caller's end reads a pipe from it. */
+  gboolean pipe_stdin = g_str_has_suffix (mode, "-at-eof");
+
+  launcher = g_subprocess_launcher_new ((pipe_stdout ? G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                         : G_SUBPROCESS_FLAGS_NONE)
+                                        | (pipe_stdin ? G_SUBPROCESS_FLAGS_STDIN_PIPE
+                                           : G_SUBPROCESS_FLAGS_NONE));
   if (!pipe_stdout)
     g_subprocess_launcher_set_stdout_file_path (launcher, "/dev/null");
-  g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
+  if (!pipe_stdin)
+    g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
   g_subprocess_launcher_set_stderr_file_path (launcher, log);
   g_subprocess_launcher_setenv (launcher, "QUBE_RUNTIME_DIR",
                                 qube_manager_get_runtime_dir (manager), TRUE);
@@ -472,6 +478,40 @@ qube_dispvm_destroy_detached (QubeManager *manager, const char *name, GError **e
     return FALSE;
   proc = spawn_worker (manager, "--discard-dispvm", name, FALSE, error);
   return proc != NULL;
+}
+
+/**
+ * qube_dispvm_destroy_at_exit:
+ * @manager: a #QubeManager
+ * @name: a disposable's name
+ * @error: return location for a #GError, or %NULL
+ *
+ * Makes sure the disposable is destroyed once the calling process ends,
+ * however it ends (returning, ^C, killed): a detached process waits for
+ * the end of a pipe this process holds open, then destroys it (see
+ * qube_dispvm_destroy_detached()).  For commands that run one call in a
+ * disposable.
+ *
+ * Returns: %TRUE when the waiting process was started
+ */
+gboolean
+qube_dispvm_destroy_at_exit (QubeManager *manager, const char *name, GError **error)
+{
+  static GPtrArray *held;
+  g_autoptr(GSubprocess) proc = NULL;
+
+  g_return_val_if_fail (QUBE_IS_MANAGER (manager), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+  if (!qube_name_is_valid (name, error))
+    return FALSE;
+  proc = spawn_worker (manager, "--discard-dispvm-at-eof", name, FALSE, error);
+  if (proc == NULL)
+    return FALSE;
+  /* The write end stays open until this process ends. */
+  if (held == NULL)
+    held = g_ptr_array_new ();
+  g_ptr_array_add (held, g_object_ref (g_subprocess_get_stdin_pipe (proc)));
+  return TRUE;
 }
 
 /* A cold start: made and started here. */

@@ -22,9 +22,10 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "kvm-qube-fixture.h"
 #include "qube.h"
 
-#define TEMPLATE "debian-minimal"
+#define TEMPLATE KVM_QUBE_TEMPLATE
 /* A boot takes 3-10 s under TCG on a loaded machine: generous, never a
  * measure. */
 #define CASE_TIMEOUT_S 600
@@ -503,72 +504,19 @@ START_TEST (test_three_qubes_policy)
 }
 END_TEST
 
-static gboolean
-build_template (void)
-{
-  g_autofree char *qube = g_build_filename (builddir, "cli", "qube", NULL);
-  g_autofree char *out = NULL;
-  g_autofree char *err = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *argv[] = { qube, "--state-dir", state_dir, "template", "build", TEMPLATE, NULL };
-  int status;
-
-  if (!g_spawn_sync (NULL, (char **) argv, NULL, 0, NULL, NULL, &out, &err, &status, &error)
-      || !g_spawn_check_wait_status (status, &error))
-    {
-      g_printerr ("qube template build: %s\n%s%s", error->message, out ? out : "", err ? err : "");
-      return FALSE;
-    }
-  return TRUE;
-}
-
 int
 main (void)
 {
-  g_autofree char *qemu = g_find_program_in_path ("qemu-system-x86_64");
-  g_autofree char *plugin_path = NULL;
-  g_autofree char *daemon = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *env_builddir = g_getenv ("QUBE_TEST_BUILDDIR");
-  const char *old_path = g_getenv ("QUBE_PLUGIN_PATH");
   Suite *suite;
   TCase *tc;
   SRunner *runner;
   int failed;
+  int ready = kvm_qube_fixture_setup ("lifecycle", "qubes.VMShell * q1 q2 allow\n"
+                                                   "qubes.VMShell * q1 q3 deny\n",
+                                      &state_dir, &builddir);
 
-  if (qemu == NULL)
-    {
-      printf ("SKIP: qemu-system-x86_64 is not installed (Debian package qemu-system-x86)\n");
-      return 77;
-    }
-  if (!g_file_test ("/boot", G_FILE_TEST_IS_DIR) || geteuid () != 0)
-    {
-      printf ("SKIP: building the template needs root (to read /boot/vmlinuz-*)\n");
-      return 77;
-    }
-  builddir = g_strdup (env_builddir != NULL ? env_builddir : ".");
-  plugin_path = g_strdup_printf ("%s/plugins/kvm/.libs:%s/plugins/storage-file/.libs%s%s",
-                                 builddir, builddir, old_path ? ":" : "", old_path ? old_path : "");
-  g_setenv ("QUBE_PLUGIN_PATH", plugin_path, TRUE);
-  daemon = g_build_filename (builddir, "cli", "qube-qrexec-daemon", NULL);
-  g_setenv ("QUBE_QREXEC_DAEMON", daemon, TRUE);
-  g_unsetenv ("QUBE_RUNTIME_DIR");
-  state_dir = g_dir_make_tmp ("qube-lifecycle-XXXXXX", &error);
-  g_assert_no_error (error);
-  if (!build_template ())
-    return 1;
-  /* The policy the qrexec daemon (spawned by the first start) reads. */
-  {
-    g_autofree char *policy_dir = g_build_filename (state_dir, "policy.d", NULL);
-    g_autofree char *policy = g_build_filename (policy_dir, "30-test.policy", NULL);
-
-    g_mkdir_with_parents (policy_dir, 0700);
-    g_file_set_contents (policy, "qubes.VMShell * q1 q2 allow\n"
-                                 "qubes.VMShell * q1 q3 deny\n", -1, &error);
-    g_assert_no_error (error);
-    g_setenv ("QUBE_POLICY_DIR", policy_dir, TRUE);
-  }
-
+  if (ready != 0)
+    return ready;
   suite = suite_create ("lifecycle");
   tc = tcase_create ("qubes");
   tcase_set_timeout (tc, CASE_TIMEOUT_S);
@@ -590,22 +538,6 @@ main (void)
   srunner_run_all (runner, CK_NORMAL);
   failed = srunner_ntests_failed (runner);
   srunner_free (runner);
-  /* A failed case may have left its qubes running: none stays. */
-  {
-    g_autoptr(QubeManager) manager = qube_manager_new (state_dir, NULL);
-    g_autoptr(GPtrArray) vms = manager != NULL ? qube_manager_list_vms (manager) : NULL;
-
-    for (guint i = 0; vms != NULL && i < vms->len; i++)
-      if (!g_str_equal (qube_vm_get_state (vms->pdata[i]), "Halted")
-          && !g_str_equal (qube_vm_get_klass (vms->pdata[i]), "AdminVM"))
-        qube_vm_kill (vms->pdata[i], NULL);
-  }
-  if (failed == 0)
-    {
-      g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", state_dir);
-      int status;
-
-      g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL);
-    }
+  kvm_qube_fixture_teardown (state_dir, failed == 0);
   return failed == 0 ? 0 : 1;
 }
