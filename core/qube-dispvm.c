@@ -435,7 +435,13 @@ spawn_worker (QubeManager *manager, const char *mode, const char *arg, gboolean 
     g_subprocess_launcher_set_stdout_file_path (launcher, "/dev/null");
   if (!pipe_stdin)
     g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
-  g_subprocess_launcher_set_stderr_file_path (launcher, log);
+  {
+    /* Appended to: workers run side by side. */
+    int log_fd = open (log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+    if (log_fd >= 0)
+      g_subprocess_launcher_take_stderr_fd (launcher, log_fd);
+  }
   g_subprocess_launcher_setenv (launcher, "QUBE_RUNTIME_DIR",
                                 qube_manager_get_runtime_dir (manager), TRUE);
   g_subprocess_launcher_set_child_setup (launcher, worker_child_setup, NULL, NULL);
