@@ -60,6 +60,7 @@
 #include "qube-error.h"
 #include "qube-lifecycle.h"
 #include "qube-qrexec-client.h"
+#include "qube-qrexec-daemon.h"
 #include "qube-volume.h"
 #include "qube-vm-private.h"
 
@@ -397,7 +398,24 @@ qube_dispvm_destroy (QubeVm *vm, GError **error)
   auto_cleanup = qube_vm_get_property (vm, "auto_cleanup", NULL, NULL, NULL);
   if (g_strcmp0 (auto_cleanup, "True") != 0)
     return TRUE;
-  return qube_manager_remove_vm (manager, qube_vm_get_name (vm), error);
+  if (!qube_manager_remove_vm (manager, qube_vm_get_name (vm), error))
+    return FALSE;
+  /* What the lifecycle keeps of a stopped qube (its last console, its
+   * start lock) goes with the qube. */
+  {
+    g_autofree char *dir = qube_qrexec_qube_runtime_dir (manager, qube_vm_get_name (vm));
+
+    for (const char *const *suffix = (const char *[]) { ".console.log", ".lock", NULL };
+         *suffix != NULL; suffix++)
+      {
+        g_autofree char *path = g_strconcat (dir, *suffix, NULL);
+
+        if (g_unlink (path) < 0 && errno != ENOENT)
+          g_warning ("disposable '%s': cannot remove %s: %s", qube_vm_get_name (vm), path,
+                     g_strerror (errno));
+      }
+  }
+  return TRUE;
 }
 
 static void

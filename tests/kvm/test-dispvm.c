@@ -101,24 +101,29 @@ qemu_runs (const char *name)
 }
 
 /* Nothing of the disposable is left: no record, no QEMU, no runtime
- * directory, no volume file.  Cleanup happens in the background, so
+ * directory or file, no volume file.  Cleanup happens in the background, so
  * this waits for it. */
 static void
 assert_disposable_gone (QubeManager *manager, const char *name)
 {
   g_autofree char *dir = qube_qrexec_qube_runtime_dir (manager, name);
   g_autofree char *volumes = g_build_filename (state_dir, "pools", "default", name, NULL);
+  /* Runtime files the lifecycle keeps of a stopped qube. */
+  g_autofree char *console = g_strconcat (dir, ".console.log", NULL);
+  g_autofree char *lock = g_strconcat (dir, ".lock", NULL);
   gboolean gone = FALSE;
 
   for (int i = 0; i < GONE_WAIT_S * 10 && !gone; i++)
     {
       g_autoptr(QubeVm) vm = qube_manager_lookup (manager, name, NULL);
 
-      gone = vm == NULL && !qemu_runs (name) && !g_file_test (dir, G_FILE_TEST_EXISTS);
+      gone = vm == NULL && !qemu_runs (name) && !g_file_test (dir, G_FILE_TEST_EXISTS)
+             && !g_file_test (console, G_FILE_TEST_EXISTS) && !g_file_test (lock, G_FILE_TEST_EXISTS);
       if (!gone)
         g_usleep (100 * 1000);
     }
-  ck_assert_msg (gone, "disposable '%s' is still there (record, QEMU or %s)", name, dir);
+  ck_assert_msg (gone, "disposable '%s' is still there (record, QEMU, %s or its .console.log "
+                 "or .lock)", name, dir);
   ck_assert_msg (!g_file_test (volumes, G_FILE_TEST_EXISTS), "%s is still there", volumes);
 }
 
