@@ -230,7 +230,10 @@ queue_save (Queue *q, GError **error)
 
       g_string_append_printf (text, "%s %s\n", e->name, entry_state_names[e->state]);
     }
-  if (!g_file_set_contents (q->path, text->str, (gssize) text->len, error))
+  /* Replaced whole, not flushed: runtime state, gone at reboot anyway,
+   * and saved on the path of every request. */
+  if (!g_file_set_contents_full (q->path, text->str, (gssize) text->len,
+                                 G_FILE_SET_CONTENTS_CONSISTENT, 0600, error))
     {
       g_prefix_error (error, "cannot save the preload queue of '%s': ", q->dvm);
       return FALSE;
@@ -1114,7 +1117,10 @@ qube_dispvm_preload_wanted (QubeManager *manager)
       guint n = g_strv_length (queued);
 
       queued_total += n;
-      if (n > max || (n < max && !failed_recently (manager, name)))
+      /* Short, but the last preload failed or memory is short: a filler
+       * would do nothing now. */
+      if (n > max || (n < max && !failed_recently (manager, name)
+                      && memory_allows (manager, dvms->pdata[i], NULL)))
         return TRUE;
     }
   /* Entries of templates not counted above (removed, or no longer
