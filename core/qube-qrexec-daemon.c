@@ -33,6 +33,7 @@
 #include "qube-qrexec-chan.h"
 #include "qube-qrexec-daemon.h"
 #include "qube-dispvm.h"
+#include "qube-dispvm-private.h"
 #include "qube-vm-private.h"
 
 /* Calls a qube may have in progress at once, and how many requests it may

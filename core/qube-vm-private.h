@@ -46,10 +46,5 @@ gboolean _qube_vm_running_func (QubeVm *vm, gpointer user_data);
 /* qube-lifecycle.c: the qrexec daemon program (its worker modes serve
  * disposables). */
 char *_qube_qrexec_daemon_program (void);
-/* qube-dispvm.c: a worker starting a disposable of `dvm`; it prints the
- * disposable's name once it runs. */
-struct _GSubprocess;
-struct _GSubprocess *_qube_dispvm_spawn_start (QubeManager *manager, const char *dvm,
-                                               GError **error);
 
 G_END_DECLS
