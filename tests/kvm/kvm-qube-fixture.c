@@ -2,6 +2,7 @@
  * kvm-qube-fixture.h). */
 #include "config.h"
 
+#include <check.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -102,8 +103,26 @@ kvm_qube_fixture_teardown (const char *state_dir, gboolean passed)
   if (passed)
     {
       g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", state_dir);
+      g_autofree char *pidfile = manager != NULL
+        ? g_build_filename (qube_manager_get_runtime_dir (manager), "qrexec-daemon.pid", NULL)
+        : NULL;
       int status;
 
+      /* The qrexec daemon (and the disposable workers it spawns) end a
+       * few seconds after the last qube; then nothing writes there. */
+      for (int i = 0; pidfile != NULL && i < 300 && g_file_test (pidfile, G_FILE_TEST_EXISTS); i++)
+        g_usleep (100 * 1000);
       g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL);
     }
+}
+
+/* The test's state directory, opened (asserted, in a test case). */
+QubeManager *
+kvm_qube_fixture_open_manager (const char *state_dir)
+{
+  g_autoptr(GError) error = NULL;
+  QubeManager *manager = qube_manager_new (state_dir, &error);
+
+  ck_assert_msg (manager != NULL, "%s", error ? error->message : "");
+  return manager;
 }

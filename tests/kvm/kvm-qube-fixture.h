@@ -7,8 +7,11 @@
 
 #include <glib.h>
 
+#include "qube.h"
+
 #define KVM_QUBE_TEMPLATE "debian-minimal"
 
 int kvm_qube_fixture_setup (const char *name, const char *policy, char **state_dir,
                             char **builddir);
 void kvm_qube_fixture_teardown (const char *state_dir, gboolean passed);
+QubeManager *kvm_qube_fixture_open_manager (const char *state_dir);

@@ -33,11 +33,7 @@ static char *builddir;
 static QubeManager *
 open_manager (void)
 {
-  g_autoptr(GError) error = NULL;
-  QubeManager *manager = qube_manager_new (state_dir, &error);
-
-  ck_assert_msg (manager != NULL, "%s", error ? error->message : "");
-  return manager;
+  return kvm_qube_fixture_open_manager (state_dir);
 }
 
 /* A disposable template `name` of the shared template. */
@@ -219,6 +215,31 @@ wait_ready (QubeManager *manager, const char *dvm, guint n)
   ck_abort_msg ("the preload queue of '%s' never held %u ready entries", dvm, n);
 }
 
+/* preload-dispvm-max of `dvm` set to `max` and the queue filled: its
+ * ready entries, `max` of them. */
+static GPtrArray *
+preload (QubeManager *manager, QubeVm *dvm, guint max)
+{
+  g_autofree char *value = g_strdup_printf ("%u", max);
+  GPtrArray *ready;
+
+  set_feature (dvm, "preload-dispvm-max", value);
+  fill (manager, TRUE);
+  ready = queued (manager, qube_vm_get_name (dvm), "ready");
+  ck_assert_uint_eq (ready->len, max);
+  return ready;
+}
+
+/* preload-dispvm-max 0: the queue drains, no disposable of `dvm` stays. */
+static void
+drain (QubeManager *manager, QubeVm *dvm)
+{
+  set_feature (dvm, "preload-dispvm-max", "0");
+  fill (manager, TRUE);
+  ck_assert_uint_eq (queued (manager, qube_vm_get_name (dvm), NULL)->len, 0);
+  assert_no_disposable_of (manager, qube_vm_get_name (dvm));
+}
+
 /* ---- disposables -------------------------------------------------------- */
 
 START_TEST (test_run_dispvm)
@@ -380,9 +401,7 @@ START_TEST (test_preload_queue)
 
   set_feature (dvm, "preload-dispvm-max", "2");
   ck_assert (qube_dispvm_preload_wanted (manager));
-  fill (manager, TRUE);
-  ready = queued (manager, "dvm-pre", "ready");
-  ck_assert_uint_eq (ready->len, 2);
+  ready = preload (manager, dvm, 2);
   first = g_strdup (ready->pdata[0]);
   ck_assert_uint_eq (count_events (manager, "dvm-pre", "start", NULL), 2);
   /* Paused and hidden from listings. */
@@ -446,10 +465,7 @@ START_TEST (test_preload_queue)
   }
 
   /* Max 0 drains the queue. */
-  set_feature (dvm, "preload-dispvm-max", "0");
-  fill (manager, TRUE);
-  ck_assert_uint_eq (queued (manager, "dvm-pre", NULL)->len, 0);
-  assert_no_disposable_of (manager, "dvm-pre");
+  drain (manager, dvm);
 }
 END_TEST
 
@@ -511,19 +527,14 @@ START_TEST (test_preload_template_removed)
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) ready = NULL;
 
-  set_feature (dvm, "preload-dispvm-max", "1");
-  fill (manager, TRUE);
-  ready = queued (manager, "dvm-gone", "ready");
-  ck_assert_uint_eq (ready->len, 1);
+  ready = preload (manager, dvm, 1);
   ck_assert (!qube_manager_remove_vm (manager, "dvm-gone", &error));
   ck_assert_msg (g_error_matches (error, QUBE_ERROR, QUBE_ERROR_IN_USE)
                  && strstr (error->message, ready->pdata[0]) != NULL, "%s", error->message);
   g_clear_error (&error);
   /* The preload is still good. */
   ck_assert_uint_eq (queued (manager, "dvm-gone", "ready")->len, 1);
-  set_feature (dvm, "preload-dispvm-max", "0");
-  fill (manager, TRUE);
-  assert_no_disposable_of (manager, "dvm-gone");
+  drain (manager, dvm);
   ck_assert_msg (qube_manager_remove_vm (manager, "dvm-gone", &error), "%s",
                  error ? error->message : "");
   /* Its queue goes with it. */
@@ -544,10 +555,7 @@ START_TEST (test_concurrent_requests)
   GSubprocess *procs[8];
   guint from_queue = 0;
 
-  set_feature (dvm, "preload-dispvm-max", "2");
-  fill (manager, TRUE);
-  ready = queued (manager, "dvm-many", "ready");
-  ck_assert_uint_eq (ready->len, 2);
+  ready = preload (manager, dvm, 2);
   /* No refill while the requests run: the counts stay exact. */
   set_feature (dvm, "preload-dispvm-max", "0");
   for (guint i = 0; i < G_N_ELEMENTS (procs); i++)
@@ -598,10 +606,7 @@ START_TEST (test_call_crashes_disposable)
   g_autofree char *out = NULL;
   g_autofree char *next = NULL;
 
-  set_feature (dvm, "preload-dispvm-max", "1");
-  fill (manager, TRUE);
-  ready = queued (manager, "dvm-crash", "ready");
-  ck_assert_uint_eq (ready->len, 1);
+  ready = preload (manager, dvm, 1);
   set_feature (dvm, "preload-dispvm-max", "0");
   ck_assert_int_ne (qube_cli (&out, "run", "--user=root", "--dispvm=dvm-crash", "--", "sh", "-c",
                               "echo o > /proc/sysrq-trigger; sleep 60", NULL), 0);

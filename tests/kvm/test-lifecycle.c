@@ -36,11 +36,7 @@ static char *builddir;
 static QubeManager *
 open_manager (void)
 {
-  g_autoptr(GError) error = NULL;
-  QubeManager *manager = qube_manager_new (state_dir, &error);
-
-  ck_assert_msg (manager != NULL, "%s", error ? error->message : "");
-  return manager;
+  return kvm_qube_fixture_open_manager (state_dir);
 }
 
 static QubeVm *
