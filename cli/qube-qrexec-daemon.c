@@ -425,8 +425,13 @@ main (int argc, char **argv)
       char buf[256];
 
       /* Nothing is ever written: only the end counts. */
-      while (read (0, buf, sizeof buf) > 0 || errno == EINTR)
-        ;
+      for (;;)
+        {
+          gssize n = read (0, buf, sizeof buf);
+
+          if (n == 0 || (n < 0 && errno != EINTR))
+            break;
+        }
       discard = g_steal_pointer (&discard_at_eof);
     }
   if (discard != NULL || start_dispvm != NULL || preload)
