@@ -52,3 +52,14 @@ EXTRA_bench_start_DEPENDENCIES = cli/qube cli/qube-qrexec-daemon \
 bench: $(bench_programs) $(plugin_LTLIBRARIES)
 	@for b in $(bench_programs); do ./$$b || exit 1; done
 .PHONY: bench
+# dispvm: `qube run --dispvm` requests, normal against preloaded,
+# sequential and 4 at once (needs root and QEMU; TCG here).
+if BUILD_KVM
+noinst_PROGRAMS += bench/dispvm
+bench_programs += bench/dispvm
+endif
+bench_dispvm_SOURCES = bench/dispvm.c
+bench_dispvm_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) -DQUBE_BENCH_BUILDDIR=\"$(abs_top_builddir)\"
+bench_dispvm_LDADD = core/libqube-1.la $(GLIB_LIBS)
+EXTRA_bench_dispvm_DEPENDENCIES = cli/qube cli/qube-qrexec-daemon \
+	template/qube-agent-static template/qrexec-client-vm-static

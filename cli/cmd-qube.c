@@ -121,9 +121,15 @@ run_list (Cli *cli, int argc, char **argv)
   g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(CliTable) table = cli_table_new (G_N_ELEMENTS (headers), headers);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
+  gboolean all = FALSE;
   int status;
+  const GOptionEntry entries[] = {
+    { "all", 'a', 0, G_OPTION_ARG_NONE, &all,
+      "Also list internal qubes (preloaded disposables waiting in their queue)", NULL },
+    { NULL }
+  };
 
-  if (!cli_parse (cli, NULL, TRUE, 0, -1, argc, argv, &args, &status))
+  if (!cli_parse (cli, entries, TRUE, 0, -1, argc, argv, &args, &status))
     return status;
 
   /* All qubes (sorted by name), or the ones named, in that order. */
@@ -154,6 +160,18 @@ run_list (Cli *cli, int argc, char **argv)
 
       if (!parse_listed_qube (lines->pdata[i], &q))
         return cli_fail_printf ("malformed qube list line '%s'", (char *) lines->pdata[i]);
+      /* Hidden unless asked for, or named. */
+      if (!all && args[0] == NULL)
+        {
+          g_autofree char *internal = cli_admin_call (cli, "admin.vm.feature.Get", "internal",
+                                                      q.name, NULL, NULL);
+
+          if (internal != NULL && *internal != '\0' && !g_str_equal (internal, "0"))
+            {
+              listed_qube_clear (&q);
+              continue;
+            }
+        }
       label = get_listed_property (cli, q.name, "label");
       template_name = get_listed_property (cli, q.name, "template");
       netvm = get_listed_property (cli, q.name, "netvm");
@@ -228,7 +246,7 @@ run_remove (Cli *cli, int argc, char **argv)
 
 const CliCommand cli_qube_commands[] = {
   { "create", "NAME", "Create a qube", run_create },
-  { "list", "[NAME…]", "List qubes with their state, class, label, template and netvm", run_list },
+  { "list", "[--all] [NAME…]", "List qubes with their state, class, label, template and netvm", run_list },
   { "clone", "SOURCE DESTINATION", "Copy a qube under a new name", run_clone },
   { "remove", "NAME…", "Remove qubes", run_remove },
   { NULL }

@@ -1,7 +1,10 @@
 /* cmd-run.c — `qube run`: run a command or call a service in a running
  * qube through qrexec, with stdin, stdout and stderr passed through and
  * the command's exit code as this command's exit status (as qvm-run
- * --pass-io does). */
+ * --pass-io does).  With --dispvm[=TEMPLATE] the command runs in a new
+ * disposable (a preloaded one when ready), destroyed once this command
+ * ended (however it ended) by a detached process, so that this command
+ * returns at once. */
 #include "config.h"
 
 #include <string.h>
@@ -11,6 +14,57 @@
 /* qube run's own failures (no daemon, connection lost) are qrexec
  * failures for the caller, as in Qubes. */
 #define RUN_EXIT_QREXEC_FAILED 125
+
+/* --dispvm takes an optional value: GOption hands it to a callback,
+ * without user data for main entries. */
+static gboolean dispvm_wanted;
+static char *dispvm_template;
+
+static gboolean
+dispvm_option_cb (const char *option_name, const char *value, gpointer data, GError **error)
+{
+  (void) option_name;
+  (void) data;
+  (void) error;
+  dispvm_wanted = TRUE;
+  g_free (dispvm_template);
+  dispvm_template = value != NULL && *value != '\0' ? g_strdup (value) : NULL;
+  return TRUE;
+}
+
+/* Runs `command` in a new disposable of `dvm` (NULL: the global
+ * default_dispvm); the disposable is handed to a detached process for
+ * destruction whatever happened. */
+static gboolean
+run_in_dispvm (QubeManager *manager, const char *dvm, const char *user, const char *command,
+               QubeQrexecRunFlags flags, int *exit_code, GError **error)
+{
+  g_autofree char *template_name = dvm != NULL ? g_strdup (dvm)
+                                   : qube_dispvm_template_for (manager, NULL, error);
+  g_autoptr(QubeVm) vm = NULL;
+  g_autoptr(GError) cleanup_error = NULL;
+  gboolean ok;
+
+  if (template_name == NULL)
+    return FALSE;
+  vm = qube_dispvm_new (manager, template_name, TRUE, NULL, error);
+  if (vm == NULL)
+    return FALSE;
+  /* Destroyed when this command ends, even by ^C; if that cannot be
+   * arranged, right after the call. */
+  if (!qube_dispvm_destroy_at_exit (manager, qube_vm_get_name (vm), &cleanup_error))
+    {
+      g_printerr ("qube run: %s\n", cleanup_error->message);
+      g_clear_error (&cleanup_error);
+      ok = qube_qrexec_run (manager, qube_vm_get_name (vm), user, command, flags, 0, 1, 2,
+                            exit_code, error);
+      if (!qube_dispvm_destroy_detached (manager, qube_vm_get_name (vm), &cleanup_error))
+        g_printerr ("qube run: %s\n", cleanup_error->message);
+      return ok;
+    }
+  return qube_qrexec_run (manager, qube_vm_get_name (vm), user, command, flags, 0, 1, 2,
+                          exit_code, error);
+}
 
 static int
 run_run (Cli *cli, int argc, char **argv)
@@ -30,30 +84,38 @@ run_run (Cli *cli, int argc, char **argv)
       "Call the qrexec service SERVICE[+ARGUMENT] instead of a command", "SERVICE" },
     { "no-stdin", 0, 0, G_OPTION_ARG_NONE, &no_stdin,
       "Give the command an empty stdin", NULL },
+    { "dispvm", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK, (gpointer) dispvm_option_cb,
+      "Run in a new disposable of TEMPLATE (default: the global default_dispvm); "
+      "then no NAME is given", "TEMPLATE" },
     { NULL }
   };
+  char **cmd;
 
-  if (!cli_parse (cli, entries, FALSE, 1, -1, argc, argv, &args, &status))
+  if (!cli_parse (cli, entries, FALSE, 0, -1, argc, argv, &args, &status))
     return status;
+  if (!dispvm_wanted && args[0] == NULL)
+    return cli_usage_error (cli, "missing arguments, expected %s", "NAME");
+  /* With --dispvm every argument belongs to the command. */
+  cmd = dispvm_wanted ? args : args + 1;
   if (service != NULL)
     {
-      if (args[1] != NULL)
-        return cli_usage_error (cli, "--service takes no command ('%s')", args[1]);
+      if (dispvm_wanted ? args[0] != NULL : args[1] != NULL)
+        return cli_usage_error (cli, "--service takes no command ('%s')", cmd[0]);
       if (*service == '\0' || *service == '+' || strchr (service, ' ') != NULL ||
           strchr (service, '/') != NULL)
         return cli_usage_error (cli, "'%s' is not a service name SERVICE[+ARGUMENT]", service);
       command = g_strdup_printf ("QUBESRPC %s dom0", service);
     }
-  else if (args[1] == NULL)
+  else if (cmd[0] == NULL)
     return cli_usage_error (cli, "no command given (qube run NAME -- COMMAND…)");
-  else if (args[2] == NULL)
+  else if (cmd[1] == NULL)
     /* One argument is a shell command line, as for qvm-run. */
-    command = g_strdup (args[1]);
+    command = g_strdup (cmd[0]);
   else
     {
       GString *line = g_string_new (NULL);
 
-      for (char **a = args + 1; *a != NULL; a++)
+      for (char **a = cmd; *a != NULL; a++)
         {
           g_autofree char *quoted = g_shell_quote (*a);
 
@@ -63,9 +125,14 @@ run_run (Cli *cli, int argc, char **argv)
     }
 
   manager = cli_get_manager (cli, &error);
-  if (manager == NULL || !qube_qrexec_run (manager, args[0], user, command,
-                                           no_stdin ? QUBE_QREXEC_RUN_NO_STDIN : QUBE_QREXEC_RUN_NONE,
-                                           0, 1, 2, &exit_code, &error))
+  if (manager == NULL
+      || !(dispvm_wanted
+           ? run_in_dispvm (manager, dispvm_template, user, command,
+                            no_stdin ? QUBE_QREXEC_RUN_NO_STDIN : QUBE_QREXEC_RUN_NONE,
+                            &exit_code, &error)
+           : qube_qrexec_run (manager, args[0], user, command,
+                              no_stdin ? QUBE_QREXEC_RUN_NO_STDIN : QUBE_QREXEC_RUN_NONE,
+                              0, 1, 2, &exit_code, &error)))
     {
       cli_fail (error);
       return RUN_EXIT_QREXEC_FAILED;
@@ -74,7 +141,7 @@ run_run (Cli *cli, int argc, char **argv)
 }
 
 const CliCommand cli_run_commands[] = {
-  { "run", "NAME [--] COMMAND… | --service SERVICE[+ARG] NAME",
+  { "run", "NAME [--] COMMAND… | --service SERVICE[+ARG] NAME | --dispvm[=TEMPLATE] [--] COMMAND…",
     "Run a command or call a service in a running qube", run_run },
   { NULL }
 };

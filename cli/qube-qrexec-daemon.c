@@ -16,6 +16,17 @@
  * qube left for a few seconds it ends.  RUNTIME/qrexec-daemon.lock keeps
  * it single; its pid is in RUNTIME/qrexec-daemon.pid, its messages in
  * RUNTIME/qrexec-daemon.log.
+ *
+ * Disposables: a served unnamed disposable (auto_cleanup) found stopped
+ * is removed; every few seconds, when a preload queue is short or long,
+ * a filler is spawned (see qube-dispvm.c).  The same program runs the
+ * disposable workers, which never take the daemon's lock:
+ *   --preload-dispvms        fills the preload queues, then ends
+ *   --discard-dispvm NAME    destroys a disposable, then fills the queues
+ *   --discard-dispvm-at-eof NAME   the same once its stdin ends (the
+ *                            process using the disposable ended)
+ *   --start-dispvm TEMPLATE  starts a disposable and prints its name (for
+ *                            a qrexec call to @dispvm with none preloaded)
  */
 #include "config.h"
 
@@ -36,6 +47,8 @@
 #define WATCH_INTERVAL_MS 1000
 #define IDLE_EXIT_S 5
 #define LOCK_WAIT_S 10
+/* How often the preload queues are looked at. */
+#define PRELOAD_CHECK_MS 2000
 
 typedef struct {
   QubeManager *manager;
@@ -219,9 +232,23 @@ watch_qubes (gpointer user_data)
     }
   for (guint i = 0; i < gone->len; i++)
     {
+      g_autoptr(QubeVm) vm = qube_manager_lookup (d->manager, gone->pdata[i], NULL);
+      g_autofree char *auto_cleanup = NULL;
+
       g_message ("qube '%s' stopped: its qrexec connection ends", (char *) gone->pdata[i]);
       qube_qrexec_daemon_disconnect (d->daemon, gone->pdata[i]);
       g_hash_table_remove (d->served, gone->pdata[i]);
+      /* An unnamed disposable that stopped (it crashed, or powered off)
+       * is discarded. */
+      if (vm != NULL)
+        auto_cleanup = qube_vm_get_property (vm, "auto_cleanup", NULL, NULL, NULL);
+      if (g_strcmp0 (auto_cleanup, "True") == 0)
+        {
+          g_autoptr(GError) error = NULL;
+
+          if (!qube_dispvm_destroy_detached (d->manager, gone->pdata[i], &error))
+            g_warning ("%s", error->message);
+        }
     }
   if (g_hash_table_size (d->served) > 0 || d->pending != NULL)
     d->idle_since = 0;
@@ -237,6 +264,62 @@ watch_qubes (gpointer user_data)
       g_main_loop_quit (d->loop);
     }
   return G_SOURCE_CONTINUE;
+}
+
+/* Spawns the filler when a preload queue is short or long. */
+static gboolean
+check_preloads (gpointer user_data)
+{
+  Daemon *d = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (qube_dispvm_preload_wanted (d->manager)
+      && !qube_dispvm_preload_fill_detached (d->manager, &error))
+    g_warning ("%s", error->message);
+  return G_SOURCE_CONTINUE;
+}
+
+/* The worker modes; the exit status. */
+static int
+run_worker (QubeManager *manager, const char *discard, const char *start, gboolean preload)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (discard != NULL)
+    {
+      /* Gone already: another worker (the call's end, the qube's stop)
+       * was first. */
+      g_autoptr(QubeVm) vm = qube_manager_lookup (manager, discard, NULL);
+
+      if (vm != NULL && !qube_dispvm_destroy (vm, &error))
+        {
+          g_printerr ("qube-qrexec-daemon: cannot discard disposable '%s': %s\n", discard,
+                      error->message);
+          g_clear_error (&error);
+        }
+      else if (vm != NULL)
+        g_message ("disposable '%s' discarded", discard);
+      preload = TRUE;
+    }
+  if (start != NULL)
+    {
+      g_autoptr(QubeVm) vm = qube_dispvm_new (manager, start, FALSE, NULL, &error);
+
+      if (vm == NULL)
+        {
+          g_printerr ("qube-qrexec-daemon: %s\n", error->message);
+          return 1;
+        }
+      printf ("%s\n", qube_vm_get_name (vm));
+      fflush (stdout);
+      return 0;
+    }
+  if (preload && !qube_dispvm_preload_fill (manager, &error))
+    {
+      g_printerr ("qube-qrexec-daemon: %s\n", error->message);
+      return 1;
+    }
+  return 0;
 }
 
 static gboolean
@@ -299,8 +382,20 @@ main (int argc, char **argv)
   g_autoptr(QubeQrexecDaemon) daemon = NULL;
   g_autoptr(GMainLoop) loop = NULL;
   const char *runtime_dir;
+  g_autofree char *discard = NULL;
+  g_autofree char *discard_at_eof = NULL;
+  g_autofree char *start_dispvm = NULL;
+  gboolean preload = FALSE;
   Daemon d = { 0 };
   const GOptionEntry entries[] = {
+    { "discard-dispvm", 0, 0, G_OPTION_ARG_STRING, &discard,
+      "Destroy the disposable NAME, fill the preload queues, and end", "NAME" },
+    { "discard-dispvm-at-eof", 0, 0, G_OPTION_ARG_STRING, &discard_at_eof,
+      "The same once standard input ends (its writer, the disposable's user, ended)", "NAME" },
+    { "start-dispvm", 0, 0, G_OPTION_ARG_STRING, &start_dispvm,
+      "Start a disposable of TEMPLATE, print its name, and end", "TEMPLATE" },
+    { "preload-dispvms", 0, 0, G_OPTION_ARG_NONE, &preload,
+      "Fill the preload queues of disposables, and end", NULL },
     { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "The state directory", "DIR" },
     { "policy-dir", 0, 0, G_OPTION_ARG_FILENAME, &policy_dir,
       "The qrexec policy directory (default: $QUBE_POLICY_DIR, else the system's)", "DIR" },
@@ -325,6 +420,22 @@ main (int argc, char **argv)
       fprintf (stderr, "qube-qrexec-daemon: %s\n", error->message);
       return 1;
     }
+  if (discard_at_eof != NULL)
+    {
+      char buf[256];
+
+      /* Nothing is ever written: only the end counts. */
+      for (;;)
+        {
+          gssize n = read (0, buf, sizeof buf);
+
+          if (n == 0 || (n < 0 && errno != EINTR))
+            break;
+        }
+      discard = g_steal_pointer (&discard_at_eof);
+    }
+  if (discard != NULL || start_dispvm != NULL || preload)
+    return run_worker (manager, discard, start_dispvm, preload);
   runtime_dir = qube_manager_get_runtime_dir (manager);
   g_mkdir_with_parents (runtime_dir, 0700);
   lock_path = g_build_filename (runtime_dir, "qrexec-daemon.lock", NULL);
@@ -358,6 +469,7 @@ main (int argc, char **argv)
   g_unix_signal_add (SIGINT, on_term, &d);
   g_timeout_add (WATCH_INTERVAL_MS, watch_qubes, &d);
   g_timeout_add (50, pending_tick, &d);
+  g_timeout_add (PRELOAD_CHECK_MS, check_preloads, &d);
   g_main_loop_run (loop);
 
   /* New starts spawn a new daemon, which waits for this one's lock. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "qube-admin.h"
+#include "qube-dispvm.h"
 #include "qube-error.h"
 #include "qube-lifecycle.h"
 #include "qube-plugin-private.h"
@@ -894,6 +895,27 @@ handle_vm_clone (AdminCall *call, GError **error)
   return TRUE;
 }
 
+/* admin.vm.CreateDisposable: dest is a disposable template, or a qube
+ * whose default_dispvm says which one.  The reply is the name of a new
+ * running unnamed disposable (a preloaded one when one is ready), which
+ * is destroyed, volumes and all, once it stops (auto_cleanup). */
+static gboolean
+handle_vm_create_disposable (AdminCall *call, GError **error)
+{
+  QubeManager *manager = call->self->manager;
+  g_autofree char *dvm = qube_dispvm_template_for (manager, qube_vm_get_name (call->vm), error);
+  g_autoptr(QubeVm) vm = NULL;
+
+  if (dvm == NULL)
+    return FALSE;
+  vm = qube_dispvm_new (manager, dvm, TRUE, NULL, error);
+  if (vm == NULL || !tag_created_by (call, vm, error))
+    return FALSE;
+  g_string_append (call->out, qube_vm_get_name (vm));
+  emit (call, "", "domain-add", "vm", qube_vm_get_name (vm), NULL);
+  return TRUE;
+}
+
 static gboolean
 handle_vm_remove (AdminCall *call, GError **error)
 {
@@ -1318,14 +1340,6 @@ handle_pool_remove (AdminCall *call, GError **error)
   return TRUE;
 }
 
-/* Methods whose library side does not exist yet. */
-static gboolean
-handle_not_supported (AdminCall *call, GError **error)
-{
-  return fail (call, "QubesException", error,
-               "%s is not supported yet by this version of libqube", call->method);
-}
-
 /* The checks (policy, dest) are the call's; an OK says the caller may
  * subscribe, and streaming the events is the caller's job. */
 static gboolean
@@ -1339,7 +1353,7 @@ static const AdminMethod methods[] = {
   { "admin.vm.List", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vm_list },
   { "admin.vm.Create.", METHOD_GLOBAL | METHOD_PREFIX, handle_vm_create },
   { "admin.vm.CreateInPool.", METHOD_GLOBAL | METHOD_PREFIX, handle_vm_create },
-  { "admin.vm.CreateDisposable", METHOD_LOCAL | METHOD_NO_ARG, handle_not_supported },
+  { "admin.vm.CreateDisposable", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vm_create_disposable },
   { "admin.vm.Clone", METHOD_LOCAL | METHOD_NO_ARG, handle_vm_clone },
   { "admin.vm.Remove", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_vm_remove },
   { "admin.vm.CurrentState", METHOD_LOCAL | METHOD_NO_ARG | METHOD_NO_PAYLOAD, handle_current_state },

@@ -1018,3 +1018,11 @@ _qube_vm_running_func (QubeVm *vm, gpointer user_data)
   d = domain_open (vm, NULL);
   return d != NULL && state_is_up (domain_info (d, &info, NULL));
 }
+
+/* For disposables (qube-dispvm.c): the qrexec daemon program, whose
+ * worker modes build and discard disposables off the caller's path. */
+char *
+_qube_qrexec_daemon_program (void)
+{
+  return daemon_program ();
+}

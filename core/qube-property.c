@@ -142,6 +142,9 @@ static const PropSpec qube_props[] = {
     .default_kind = DEFAULT_CONST, .default_value = "False" },
   { .name = "include_in_backups", .type = QUBE_PROPERTY_TYPE_BOOL, .classes = QUBE_CLASS_ANY,
     .default_kind = DEFAULT_CONST, .default_value = "True" },
+  /* An unnamed disposable: removed, volumes and all, once it stops. */
+  { .name = "auto_cleanup", .type = QUBE_PROPERTY_TYPE_BOOL, .classes = QUBE_CLASS_DISP,
+    .default_kind = DEFAULT_CONST, .default_value = "False" },
 };
 
 static const PropSpec global_props[] = {

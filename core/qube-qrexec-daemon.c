@@ -34,6 +34,9 @@
 #include "qube-policy.h"
 #include "qube-qrexec-chan.h"
 #include "qube-qrexec-daemon.h"
+#include "qube-dispvm.h"
+#include "qube-dispvm-private.h"
+#include "qube-vm-private.h"
 
 /* Calls a qube may have in progress at once, and how many requests it may
  * make in a burst and per second after it. */
@@ -111,6 +114,7 @@ struct _QrexecCall {
   gboolean exit_passed;
   char *what;
   GSource *connect_timeout;
+  gboolean dispose_target;          /* the target is a disposable made for it */
 };
 
 static void qube_close (QrexecQube *q, const char *reason);
@@ -186,6 +190,16 @@ ctrl_send (QrexecQube *q, GByteArray *msg)
 
 /* ---- qube-to-qube calls ------------------------------------------------- */
 
+/* A disposable whose call ended: destroyed by a worker, off this loop. */
+static void
+dispose (QubeQrexecDaemon *self, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!qube_dispvm_destroy_detached (self->manager, name, &error))
+    g_warning ("disposable '%s': %s", name, error->message);
+}
+
 static void
 call_free (QrexecCall *call)
 {
@@ -205,6 +219,8 @@ call_free (QrexecCall *call)
   g_clear_pointer (&call->target_chan, _qube_qrexec_chan_free);
   _qube_qrexec_parser_free (call->source_parser);
   _qube_qrexec_parser_free (call->target_parser);
+  if (call->dispose_target)
+    dispose (self, call->target_name);
   g_free (call->source_name);
   g_free (call->target_name);
   g_free (call->what);
@@ -335,7 +351,7 @@ requested_target_words (const char *requested)
 /* Starts an allowed call from `source` to `target`. */
 static gboolean
 call_start (QrexecQube *source, QrexecQube *target, const char *ident, const char *service_name,
-            const char *requested, const char *user, GError **error)
+            const char *requested, const char *user, gboolean dispose_target, GError **error)
 {
   QubeQrexecDaemon *self = source->daemon;
   QrexecCall *call = g_new0 (QrexecCall, 1);
@@ -345,6 +361,7 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
   g_autofree char *cmdline = NULL;
 
   call->daemon = self;
+  call->dispose_target = dispose_target;
   call->source_name = g_strdup (source->name);
   call->target_name = g_strdup (target->name);
   call->what = g_strdup_printf ("call %s from '%s' to '%s'", service_name, source->name, target->name);
@@ -747,6 +764,131 @@ take_request_token (QrexecQube *q)
   return TRUE;
 }
 
+/* A call to a new disposable waiting for a worker to start one. */
+typedef struct {
+  QubeQrexecDaemon *daemon;
+  char *source, *target, *ident, *service_name, *dvm, *user;
+} PendingDispvm;
+
+static void
+pending_dispvm_free (PendingDispvm *p)
+{
+  g_free (p->source);
+  g_free (p->target);
+  g_free (p->ident);
+  g_free (p->service_name);
+  g_free (p->dvm);
+  g_free (p->user);
+  g_free (p);
+}
+
+/* Joins the call from `source` to the running disposable `name`, which is
+ * destroyed once the call ends (or now, when it cannot start). */
+static void
+call_disposable (QrexecQube *source, const char *target, const char *ident,
+                 const char *service_name, const char *name, const char *user)
+{
+  QrexecQube *tq = lookup_connected (source->daemon, name);
+  g_autoptr(GError) error = NULL;
+
+  if (tq == NULL)
+    {
+      g_message ("call %s from '%s' to '%s' refused: disposable '%s' has no qrexec connection",
+                 service_name, source->name, target, name);
+      refuse (source, ident);
+      dispose (source->daemon, name);
+      return;
+    }
+  g_message ("call %s from '%s' to '%s': in disposable '%s'", service_name, source->name, target,
+             name);
+  /* On failure call_free() has disposed of the disposable. */
+  if (!call_start (source, tq, ident, service_name, target, user, TRUE, &error))
+    {
+      g_warning ("call %s from '%s' to '%s' failed: %s", service_name, source->name, name,
+                 error->message);
+      refuse (source, ident);
+    }
+}
+
+static void
+dispvm_started (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  PendingDispvm *p = user_data;
+  QubeQrexecDaemon *self = p->daemon;
+  g_autofree char *out = NULL;
+  g_autoptr(GError) error = NULL;
+  QrexecQube *q;
+  GSubprocess *proc = G_SUBPROCESS (object);
+
+  if (!g_subprocess_communicate_utf8_finish (proc, result, &out, NULL, &error))
+    g_warning ("call %s from '%s': the disposable's worker: %s", p->service_name, p->source,
+               error->message);
+  if (out != NULL)
+    g_strchomp (out);
+  q = g_hash_table_lookup (self->qubes, p->source);
+  if (q != NULL && q->active_calls > 0)
+    q->active_calls--;
+  if (out == NULL || !g_subprocess_get_if_exited (proc) || g_subprocess_get_exit_status (proc) != 0
+      || !qube_name_is_valid (out, NULL))
+    {
+      g_message ("call %s from '%s' to '%s' refused: no disposable of '%s' could be started "
+                 "(see dispvm-worker.log)", p->service_name, p->source, p->target, p->dvm);
+      if (q != NULL && q->ctrl != NULL)
+        refuse (q, p->ident);
+    }
+  else if (q == NULL || q->ctrl == NULL)
+    {
+      g_message ("call %s from '%s': the caller went away while its disposable started",
+                 p->service_name, p->source);
+      dispose (self, out);
+    }
+  else
+    call_disposable (q, p->target, p->ident, p->service_name, out, p->user);
+  pending_dispvm_free (p);
+  g_object_unref (proc);
+}
+
+/* An allowed call to a new disposable of `dvm`: a preloaded one at once,
+ * else one a worker starts (the call waits, the daemon goes on). */
+static void
+call_dispvm (QrexecQube *q, const char *target, const char *ident, const char *service_name,
+             const char *dvm, const char *user)
+{
+  QubeQrexecDaemon *self = q->daemon;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeVm) vm = qube_dispvm_preload_take (self->manager, dvm, &error);
+  GSubprocess *proc;
+  PendingDispvm *p;
+
+  if (error != NULL)
+    g_message ("no preloaded disposable of '%s': %s", dvm, error->message);
+  g_clear_error (&error);
+  if (vm != NULL)
+    {
+      call_disposable (q, target, ident, service_name, qube_vm_get_name (vm), user);
+      return;
+    }
+  proc = _qube_dispvm_spawn_start (self->manager, dvm, &error);
+  if (proc == NULL)
+    {
+      g_warning ("call %s from '%s' to '%s' refused: %s", service_name, q->name, target,
+                 error->message);
+      refuse (q, ident);
+      return;
+    }
+  p = g_new0 (PendingDispvm, 1);
+  p->daemon = self;
+  p->source = g_strdup (q->name);
+  p->target = g_strdup (target);
+  p->ident = g_strdup (ident);
+  p->service_name = g_strdup (service_name);
+  p->dvm = g_strdup (dvm);
+  p->user = g_strdup (user);
+  /* A disposable being started counts as a call in progress. */
+  q->active_calls++;
+  g_subprocess_communicate_utf8_async (proc, NULL, NULL, dispvm_started, p);
+}
+
 /* Carries out the final decision for a call from `q`. */
 static void
 decide_call (QrexecQube *q, const char *target, const char *ident, const char *service_name,
@@ -766,9 +908,8 @@ decide_call (QrexecQube *q, const char *target, const char *ident, const char *s
   resolved = qube_policy_decision_get_target (decision);
   if (qube_policy_decision_is_dispvm (decision))
     {
-      g_message ("call %s from '%s' to '%s' refused: disposable targets (%s) are not supported yet",
-                 service_name, q->name, target, resolved);
-      refuse (q, ident);
+      call_dispvm (q, target, ident, service_name, resolved + strlen ("@dispvm:"),
+                   qube_policy_decision_get_user (decision));
       return;
     }
   if (g_strcmp0 (resolved, "dom0") == 0)
@@ -795,7 +936,8 @@ decide_call (QrexecQube *q, const char *target, const char *ident, const char *s
       refuse (q, ident);
       return;
     }
-  if (!call_start (q, tq, ident, service_name, target, qube_policy_decision_get_user (decision), &error))
+  if (!call_start (q, tq, ident, service_name, target, qube_policy_decision_get_user (decision),
+                   FALSE, &error))
     {
       g_warning ("call %s from '%s' to '%s' failed: %s", service_name, q->name, resolved, error->message);
       refuse (q, ident);

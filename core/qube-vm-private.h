@@ -47,5 +47,8 @@ char *_qube_printable (const char *text);
  * and the manager's default running function. */
 const char *_qube_vm_power_state (QubeVm *vm);
 gboolean _qube_vm_running_func (QubeVm *vm, gpointer user_data);
+/* qube-lifecycle.c: the qrexec daemon program (its worker modes serve
+ * disposables). */
+char *_qube_qrexec_daemon_program (void);
 
 G_END_DECLS

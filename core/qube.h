@@ -14,5 +14,6 @@
 #include "qube-qrexec-daemon.h"
 #include "qube-qrexec-client.h"
 #include "qube-lifecycle.h"
+#include "qube-dispvm.h"
 
 #undef QUBE_INSIDE_H

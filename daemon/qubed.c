@@ -13,10 +13,16 @@
  * on one GLib main loop; no client, however slow, can block it: reads and
  * writes are asynchronous, idle clients time out, and admin.Events
  * subscribers have a bounded queue.
+ *
+ * Disposables: at start, and whenever a preload queue is short, qubed
+ * spawns the filler (qube_dispvm_preload_fill_detached()); the queue
+ * changes that any process makes (see qube-dispvm.c) reach admin.Events
+ * as domain-preload-dispvm-{start,used,removed} events.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
 #include <glib-unix.h>
@@ -34,6 +40,8 @@
 typedef struct {
   QubeAdmin *admin;
   GMainLoop *loop;
+  char *preload_events;       /* the file of preload queue changes */
+  goffset preload_events_read;
   guint client_timeout;
   gsize event_queue_max;
   guint n_clients;
@@ -681,6 +689,73 @@ notify_ready (void)
     g_warning ("cannot notify systemd through %s: %s", path, error->message);
 }
 
+/* Spawns the filler when a preload queue is short or long. */
+static gboolean
+check_preloads (gpointer user_data)
+{
+  Daemon *d = user_data;
+  QubeManager *manager = qube_admin_get_manager (d->admin);
+  g_autoptr(GError) error = NULL;
+
+  if (qube_dispvm_preload_wanted (manager)
+      && !qube_dispvm_preload_fill_detached (manager, &error))
+    g_warning ("%s", error->message);
+  return G_SOURCE_CONTINUE;
+}
+
+/* Passes the preload queue changes appended since the last look to
+ * admin.Events: lines `TEMPLATE EVENT NAME [REASON]`. */
+static gboolean
+read_preload_events (gpointer user_data)
+{
+  Daemon *d = user_data;
+  char buf[65536];
+  GStatBuf st;
+  gssize n;
+  char *end;
+  int fd;
+  g_auto(GStrv) lines = NULL;
+
+  if (g_stat (d->preload_events, &st) < 0 || st.st_size == d->preload_events_read)
+    return G_SOURCE_CONTINUE;
+  /* The filler truncates a long file: start over. */
+  if (st.st_size < d->preload_events_read)
+    d->preload_events_read = 0;
+  fd = open (d->preload_events, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return G_SOURCE_CONTINUE;
+  n = pread (fd, buf, sizeof buf - 1, d->preload_events_read);
+  close (fd);
+  if (n <= 0)
+    return G_SOURCE_CONTINUE;
+  buf[n] = '\0';
+  /* Only whole lines; the rest is read next time. */
+  end = g_strrstr_len (buf, n, "\n");
+  if (end == NULL)
+    return G_SOURCE_CONTINUE;
+  *end = '\0';
+  d->preload_events_read += end - buf + 1;
+  lines = g_strsplit (buf, "\n", -1);
+  for (char **l = lines; *l != NULL; l++)
+    {
+      g_auto(GStrv) words = g_strsplit (*l, " ", 4);
+      const char *kwargs[] = { "dispvm", NULL, NULL, NULL, NULL };
+
+      if (g_strv_length (words) < 3 || !g_str_has_prefix (words[1], "domain-preload-dispvm-")
+          || !qube_name_is_valid (words[0], NULL) || !qube_name_is_valid (words[2], NULL)
+          || !g_utf8_validate (*l, -1, NULL))
+        continue;
+      kwargs[1] = words[2];
+      if (words[3] != NULL)
+        {
+          kwargs[2] = "reason";
+          kwargs[3] = words[3];
+        }
+      qube_admin_emit_event (d->admin, words[0], words[1], kwargs);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
 static gboolean
 on_quit_signal (gpointer user_data)
 {
@@ -796,6 +871,17 @@ main (int argc, char **argv)
   g_timeout_add_seconds ((guint) watch_interval, on_watch_timeout, &d);
   g_unix_signal_add (SIGTERM, on_quit_signal, &d);
   g_unix_signal_add (SIGINT, on_quit_signal, &d);
+  /* Preloaded disposables: the queues filled now and kept filled; their
+   * changes from here on become events. */
+  {
+    GStatBuf st;
+
+    d.preload_events = qube_dispvm_events_path (manager);
+    d.preload_events_read = g_stat (d.preload_events, &st) == 0 ? st.st_size : 0;
+    check_preloads (&d);
+    g_timeout_add_seconds (2, check_preloads, &d);
+    g_timeout_add (100, read_preload_events, &d);
+  }
   g_message ("serving %s (state %s) on %s and %s", "the Admin API",
              qube_manager_get_state_dir (manager), socket_path, qrexec_socket_path);
   notify_ready ();
@@ -814,5 +900,6 @@ main (int argc, char **argv)
   g_hash_table_unref (d.busy);
   g_free (d.state_dir);
   g_free (d.policy_dir);
+  g_free (d.preload_events);
   return 0;
 }

@@ -7,6 +7,13 @@
  * names.  Every change is made under a temporary name, flushed, then
  * committed by replacing volume.conf; any file volume.conf does not account
  * for is a leftover that the next operation on the volume removes.
+ *
+ * Several processes use a pool at once (each `qube` command, the qrexec
+ * daemon, qubed), and each tidies what it opens: an operation holds an
+ * flock() on the volume's directory while it runs, and only the holder
+ * tidies, so that nobody removes the files of an operation in progress in
+ * another process.  A volume being made (.NAME.creating) is locked by its
+ * maker likewise.
  */
 #include "config.h"
 
@@ -16,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,8 +43,26 @@ typedef struct
   char *name;
   int qube_fd;
   int fd;              /* volume directory, -1 when the volume does not exist */
+  gboolean locked;     /* fd is flock()ed: no other process works on it */
   SfMeta *meta;
 } SfVolume;
+
+/* How long an operation waits for another process's one on the same
+ * volume (a tidy takes milliseconds) before going on without tidying. */
+#define VOLUME_LOCK_WAIT_MS 2000
+
+static gboolean
+lock_dir (int fd, int wait_ms)
+{
+  for (int waited = 0;; waited += 10)
+    {
+      if (flock (fd, LOCK_EX | LOCK_NB) == 0)
+        return TRUE;
+      if (errno != EWOULDBLOCK || waited >= wait_ms)
+        return FALSE;
+      g_usleep (10 * 1000);
+    }
+}
 
 static void
 sf_volume_free (SfVolume *v)
@@ -66,6 +92,9 @@ volume_tidy (SfVolume *v)
   DIR *dir;
   struct dirent *de;
 
+  /* Another process's operation may be making these files. */
+  if (!v->locked)
+    return;
   g_hash_table_add (keep, g_strdup (SF_META_FILE));
   if (meta->current != NULL)
     g_hash_table_add (keep, sf_rev_file (pool, meta->current));
@@ -98,8 +127,8 @@ volume_tidy (SfVolume *v)
 /* Opens the volume named by `vid`.  When it does not exist: with
  * `must_exist` an error, otherwise a volume with fd == -1. */
 static SfVolume *
-volume_open (QubePool *pool, const char *vid, gboolean must_exist,
-             GError **error)
+volume_open_full (QubePool *pool, const char *vid, gboolean must_exist,
+                  int lock_wait_ms, GError **error)
 {
   g_autoptr (SfVolume) v = g_new0 (SfVolume, 1);
 
@@ -138,8 +167,16 @@ volume_open (QubePool *pool, const char *vid, gboolean must_exist,
   v->meta = sf_meta_load (v->fd, vid, error);
   if (v->meta == NULL)
     return NULL;
+  v->locked = lock_dir (v->fd, lock_wait_ms);
   volume_tidy (v);
   return g_steal_pointer (&v);
+}
+
+static SfVolume *
+volume_open (QubePool *pool, const char *vid, gboolean must_exist,
+             GError **error)
+{
+  return volume_open_full (pool, vid, must_exist, VOLUME_LOCK_WAIT_MS, error);
 }
 
 static gboolean
@@ -307,9 +344,10 @@ fail:
 void
 sf_volume_tidy_vid (QubePool *pool, const char *vid)
 {
-  g_autoptr (SfVolume) v = volume_open (pool, vid, FALSE, NULL);
+  /* Opening a volume tidies it, unless another process works on it. */
+  g_autoptr (SfVolume) v = volume_open_full (pool, vid, FALSE, 0, NULL);
 
-  (void) v; /* opening a volume tidies it */
+  (void) v;
 }
 
 /* An ABI entry point (whose parameters include `pool`) that runs `call`,
@@ -365,6 +403,8 @@ do_create (QubePool *pool, const QubeVolumeSpec *spec, GError **error)
   creating = g_strdup_printf (".%s.creating", v->name);
   sf_remove_tree (v->qube_fd, creating);
   fd = sf_open_dir (v->qube_fd, creating, TRUE);
+  if (fd >= 0)
+    (void) flock (fd, LOCK_EX | LOCK_NB);
   if (fd < 0)
     {
       g_set_error (error, SF_ERROR, sf_error_from_errno (errno),
@@ -1084,6 +1124,8 @@ do_clone (QubePool *pool, const QubeVolumeSpec *dst, QubePool *src_pool,
     {
       sf_remove_tree (v->qube_fd, creating);
       fd = sf_open_dir (v->qube_fd, creating, TRUE);
+      if (fd >= 0)
+        (void) flock (fd, LOCK_EX | LOCK_NB);
     }
   else
     fd = -1;

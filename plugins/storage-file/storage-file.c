@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -189,7 +190,13 @@ pool_tidy (QubePool *pool)
               (g_str_has_suffix (ve->d_name, ".creating") ||
                g_str_has_suffix (ve->d_name, ".removing")))
             {
-              sf_remove_tree (qube_fd, ve->d_name);
+              int fd = sf_open_dir (qube_fd, ve->d_name, FALSE);
+
+              /* A volume another process is making is locked. */
+              if (fd >= 0 && flock (fd, LOCK_EX | LOCK_NB) == 0)
+                sf_remove_tree (qube_fd, ve->d_name);
+              if (fd >= 0)
+                close (fd);
               continue;
             }
           if (sf_name_is_valid (ve->d_name))

@@ -5,7 +5,7 @@ if HAVE_CHECK
 check_PROGRAMS += tests/kvm/test-admin
 TESTS += tests/kvm/test-admin
 tests_kvm_test_admin_SOURCES = tests/kvm/test-admin.c \
-	tests/kvm/kvm-qube-env.h tests/kvm/kvm-qube-env.c \
+	tests/kvm/kvm-qube-fixture.c tests/kvm/kvm-qube-fixture.h \
 	tests/qubed/qubed-fixture.h tests/qubed/qubed-fixture.c
 tests_kvm_test_admin_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS) \
 	-I$(top_srcdir)/tests/qubed -DG_LOG_DOMAIN=\"test-admin\"

@@ -24,11 +24,11 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "kvm-qube-env.h"
+#include "kvm-qube-fixture.h"
 #include "qube.h"
 #include "qubed-fixture.h"
 
-#define TEMPLATE "debian-minimal"
+#define TEMPLATE KVM_QUBE_TEMPLATE
 /* Boots take 3-10 s under TCG on a loaded machine: generous, never a
  * measure. */
 #define CASE_TIMEOUT_S 900
@@ -479,7 +479,6 @@ END_TEST
 int
 main (void)
 {
-  g_autofree char *policy_file = NULL;
   g_autoptr(GError) error = NULL;
   Suite *suite;
   TCase *tc;
@@ -487,16 +486,11 @@ main (void)
   int failed;
   int ready;
 
-  ready = kvm_qube_env_setup ("qube-admin-XXXXXX", TEMPLATE, &builddir, &state_dir);
+  /* qubed and the qrexec daemon it spawns read the same policy. */
+  ready = kvm_qube_fixture_setup ("admin", policy, &state_dir, &builddir);
   if (ready != 0)
     return ready;
-  /* qubed and the qrexec daemon it spawns read the same policy. */
-  policy_dir = g_build_filename (state_dir, "policy.d", NULL);
-  policy_file = g_build_filename (policy_dir, "30-admin.policy", NULL);
-  g_mkdir_with_parents (policy_dir, 0700);
-  g_file_set_contents (policy_file, policy, -1, &error);
-  g_assert_no_error (error);
-  g_setenv ("QUBE_POLICY_DIR", policy_dir, TRUE);
+  policy_dir = g_strdup (g_getenv ("QUBE_POLICY_DIR"));
   socket_path = g_build_filename (state_dir, "qubed.sock", NULL);
   log_path = g_build_filename (state_dir, "qubed.log", NULL);
   {
@@ -535,18 +529,16 @@ main (void)
   srunner_run_all (runner, CK_NORMAL);
   failed = srunner_ntests_failed (runner);
   srunner_free (runner);
-  /* A failed case may have left its qubes running: none stays. */
-  kvm_qube_env_kill_running (state_dir);
   if (qubed != NULL)
     {
       g_subprocess_send_signal (qubed, SIGTERM);
       g_subprocess_wait (qubed, NULL, NULL);
       g_clear_object (&qubed);
     }
-  if (failed == 0)
-    qubed_fixture_remove_tree (state_dir);
-  else
+  if (failed != 0)
     g_printerr ("test-admin: the state directory %s is kept (qubed's log: %s)\n", state_dir,
                 log_path);
+  /* A failed case may have left its qubes running: none stays. */
+  kvm_qube_fixture_teardown (state_dir, failed == 0);
   return failed == 0 ? 0 : 1;
 }

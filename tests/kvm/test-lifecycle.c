@@ -22,10 +22,10 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "kvm-qube-env.h"
+#include "kvm-qube-fixture.h"
 #include "qube.h"
 
-#define TEMPLATE "debian-minimal"
+#define TEMPLATE KVM_QUBE_TEMPLATE
 /* A boot takes 3-10 s under TCG on a loaded machine: generous, never a
  * measure. */
 #define CASE_TIMEOUT_S 600
@@ -36,11 +36,7 @@ static char *builddir;
 static QubeManager *
 open_manager (void)
 {
-  g_autoptr(GError) error = NULL;
-  QubeManager *manager = qube_manager_new (state_dir, &error);
-
-  ck_assert_msg (manager != NULL, "%s", error ? error->message : "");
-  return manager;
+  return kvm_qube_fixture_open_manager (state_dir);
 }
 
 static QubeVm *
@@ -81,13 +77,22 @@ processes_of (const char *name)
       /* A zombie waiting for its parent runs nothing. */
       if (g_file_get_contents (status_path, &status, NULL, NULL) && strstr (status, "State:\tZ") != NULL)
         continue;
-      for (gsize off = 0; off < len; off += strlen (cmdline + off) + 1)
-        {
-          const char *arg = cmdline + off;
+      /* This test's qube: its QEMU names it and uses this state
+       * directory's runtime files (other suites may boot qubes of the
+       * same name at the same time). */
+      {
+        gboolean named = FALSE, ours = FALSE;
 
-          if (strstr (arg, qemu_tag) != NULL)
-            n++;
-        }
+        for (gsize off = 0; off < len; off += strlen (cmdline + off) + 1)
+          {
+            const char *arg = cmdline + off;
+
+            named = named || strstr (arg, qemu_tag) != NULL;
+            ours = ours || strstr (arg, state_dir) != NULL;
+          }
+        if (named && ours)
+          n++;
+      }
     }
   return n;
 }
@@ -516,28 +521,16 @@ END_TEST
 int
 main (void)
 {
-  g_autoptr(GError) error = NULL;
   Suite *suite;
   TCase *tc;
   SRunner *runner;
   int failed;
-  int ready;
+  int ready = kvm_qube_fixture_setup ("lifecycle", "qubes.VMShell * q1 q2 allow\n"
+                                                   "qubes.VMShell * q1 q3 deny\n",
+                                      &state_dir, &builddir);
 
-  ready = kvm_qube_env_setup ("qube-lifecycle-XXXXXX", TEMPLATE, &builddir, &state_dir);
   if (ready != 0)
     return ready;
-  /* The policy the qrexec daemon (spawned by the first start) reads. */
-  {
-    g_autofree char *policy_dir = g_build_filename (state_dir, "policy.d", NULL);
-    g_autofree char *policy = g_build_filename (policy_dir, "30-test.policy", NULL);
-
-    g_mkdir_with_parents (policy_dir, 0700);
-    g_file_set_contents (policy, "qubes.VMShell * q1 q2 allow\n"
-                                 "qubes.VMShell * q1 q3 deny\n", -1, &error);
-    g_assert_no_error (error);
-    g_setenv ("QUBE_POLICY_DIR", policy_dir, TRUE);
-  }
-
   suite = suite_create ("lifecycle");
   tc = tcase_create ("qubes");
   tcase_set_timeout (tc, CASE_TIMEOUT_S);
@@ -559,14 +552,6 @@ main (void)
   srunner_run_all (runner, CK_NORMAL);
   failed = srunner_ntests_failed (runner);
   srunner_free (runner);
-  /* A failed case may have left its qubes running: none stays. */
-  kvm_qube_env_kill_running (state_dir);
-  if (failed == 0)
-    {
-      g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", state_dir);
-      int status;
-
-      g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL);
-    }
+  kvm_qube_fixture_teardown (state_dir, failed == 0);
   return failed == 0 ? 0 : 1;
 }

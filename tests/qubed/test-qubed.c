@@ -10,6 +10,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
@@ -856,6 +857,38 @@ START_TEST (test_events)
 }
 END_TEST
 
+/* The preload queues' changes, appended to their events file by
+ * whichever process made them, reach admin.Events; lines that are not
+ * such events are passed over. */
+START_TEST (test_preload_events)
+{
+  g_autoptr(QubeManager) manager = qube_manager_new (fx.state_dir, NULL);
+  g_autofree char *path = qube_dispvm_events_path (manager);
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autofree char *e1 = NULL, *e2 = NULL, *e3 = NULL;
+  const char *lines = "dvm domain-preload-dispvm-start disp12\n"
+                      "dvm something-else disp12\n"
+                      "../x domain-preload-dispvm-used disp12\n"
+                      "dvm domain-preload-dispvm-removed disp12 outdated: its root changed\n";
+  int all, fd;
+
+  all = subscribe (fx.socket, "admin.Events dom0 name dom0");
+  e1 = read_event (all);
+  ck_assert_str_eq (e1, "1||connection-established||");
+  ck_assert_int_eq (g_mkdir_with_parents (dir, 0700), 0);
+  fd = open (path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+  ck_assert_int_ge (fd, 0);
+  ck_assert_int_eq (write (fd, lines, strlen (lines)), (gssize) strlen (lines));
+  close (fd);
+  e2 = read_event (all);
+  ck_assert_str_eq (e2, "1|dvm|domain-preload-dispvm-start|dispvm|disp12||");
+  e3 = read_event (all);
+  ck_assert_str_eq (e3, "1|dvm|domain-preload-dispvm-removed|dispvm|disp12|reason|"
+                        "outdated: its root changed||");
+  close (all);
+}
+END_TEST
+
 START_TEST (test_slow_subscriber_is_dropped)
 {
   int slow;
@@ -927,6 +960,7 @@ qubed_suite (void)
   tcase_set_timeout (tc, 120);
   tcase_add_test (tc, test_mgmt_delegation);
   tcase_add_test (tc, test_events);
+  tcase_add_test (tc, test_preload_events);
   suite_add_tcase (s, tc);
   return s;
 }

@@ -1,0 +1,25 @@
+/* qube-dispvm-private.h — what the disposables (qube-dispvm.c) and their
+ * preload queues (qube-dispvm-preload.c) share. */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "qube-manager.h"
+#include "qube-vm.h"
+
+G_BEGIN_DECLS
+
+/* Whether the qube is a disposable template (template_for_dispvms). */
+gboolean _qube_dispvm_is_template (QubeVm *vm);
+/* A new unnamed DispVM record of `dvm` (not started), auto_cleanup, with
+ * the template's features; `internal`: hidden (a preload). */
+QubeVm *_qube_dispvm_create (QubeManager *manager, const char *dvm, gboolean internal,
+                             GError **error);
+/* The qrexec daemon program in a worker MODE (--discard-dispvm, ...). */
+GSubprocess *_qube_dispvm_spawn_worker (QubeManager *manager, const char *mode, const char *arg,
+                                        gboolean pipe_stdout, GError **error);
+/* A worker starting a disposable of `dvm`; it prints the disposable's
+ * name once it runs (for the qrexec daemon, which must not block). */
+GSubprocess *_qube_dispvm_spawn_start (QubeManager *manager, const char *dvm, GError **error);
+
+G_END_DECLS

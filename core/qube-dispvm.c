@@ -1,0 +1,385 @@
+/* qube-dispvm.c — disposables (see qube-dispvm.h): made, started,
+ * destroyed, and the worker processes that do that off the caller's path.
+ *
+ * A disposable is a DispVM made from a disposable template (an AppVM with
+ * template_for_dispvms=True): its root a snapshot of that template's
+ * template's root, its private a snapshot of the disposable template's
+ * private, both discarded with its volatile volume at stop.  Unnamed ones
+ * (`dispNNNN`, property auto_cleanup=True) are removed altogether once
+ * their call ends or they stop.  Destruction and cold starts that must not
+ * block the caller run in a worker: the qrexec daemon program with
+ * --discard-dispvm NAME, --discard-dispvm-at-eof NAME or --start-dispvm
+ * TEMPLATE.  The preload queues are in qube-dispvm-preload.c.
+ */
+#include "config.h"
+
+#undef G_LOG_DOMAIN
+#define G_LOG_DOMAIN "qube-dispvm"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+
+#include "qube-dispvm.h"
+#include "qube-dispvm-private.h"
+#include "qube-error.h"
+#include "qube-lifecycle.h"
+#include "qube-qrexec-daemon.h"
+#include "qube-vm-private.h"
+
+#define ADMIN_NAME "dom0"
+
+gboolean
+_qube_dispvm_is_template (QubeVm *vm)
+{
+  g_autofree char *value = qube_vm_get_property (vm, "template_for_dispvms", NULL, NULL, NULL);
+
+  return g_str_equal (qube_vm_get_klass (vm), "AppVM") && g_strcmp0 (value, "True") == 0;
+}
+
+/**
+ * qube_dispvm_template_for:
+ * @manager: a #QubeManager
+ * @qube: (nullable): the qube asking, or %NULL (or `dom0`) for the host
+ * @error: return location for a #GError, or %NULL
+ *
+ * The disposable template a request from @qube uses: @qube itself when it
+ * is a disposable template, else its `default_dispvm` (for the host, the
+ * global `default_dispvm`).
+ *
+ * Returns: (transfer full): the template's name, or %NULL with @error set
+ *   when there is none
+ */
+char *
+qube_dispvm_template_for (QubeManager *manager, const char *qube, GError **error)
+{
+  g_autofree char *value = NULL;
+
+  g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
+  if (qube == NULL || g_str_equal (qube, ADMIN_NAME))
+    {
+      value = qube_manager_get_property (manager, "default_dispvm", NULL, error);
+      qube = ADMIN_NAME;
+    }
+  else
+    {
+      g_autoptr(QubeVm) vm = qube_manager_lookup (manager, qube, error);
+
+      if (vm == NULL)
+        return NULL;
+      if (_qube_dispvm_is_template (vm))
+        return g_strdup (qube);
+      value = qube_vm_get_property (vm, "default_dispvm", NULL, NULL, error);
+    }
+  if (value == NULL)
+    return NULL;
+  if (*value == '\0')
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_FOUND,
+                   "qube '%s' has no disposable template (its default_dispvm is empty)", qube);
+      return NULL;
+    }
+  return g_steal_pointer (&value);
+}
+
+/* Features a disposable takes from its template (not the template's own
+ * preload settings). */
+static gboolean
+copy_features (QubeVm *from, QubeVm *to, GError **error)
+{
+  g_auto(GStrv) keys = qube_vm_list_features (from);
+
+  for (char **k = keys; k != NULL && *k != NULL; k++)
+    {
+      g_autofree char *value = NULL;
+
+      if (g_str_has_prefix (*k, "preload-dispvm") || g_str_equal (*k, "internal"))
+        continue;
+      value = qube_vm_get_feature (from, *k);
+      if (value != NULL && !qube_vm_set_feature (to, *k, value, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* A new unnamed DispVM record of `dvm` (not started). */
+QubeVm *
+_qube_dispvm_create (QubeManager *manager, const char *dvm, gboolean internal, GError **error)
+{
+  g_autoptr(QubeVm) tvm = qube_manager_lookup (manager, dvm, error);
+  g_autofree char *label = NULL;
+  g_autoptr(QubeVm) vm = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  if (tvm == NULL)
+    return NULL;
+  if (!_qube_dispvm_is_template (tvm))
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
+                   "cannot create a disposable of '%s': it does not have "
+                   "template_for_dispvms=True", dvm);
+      return NULL;
+    }
+  label = qube_vm_get_property (tvm, "label", NULL, NULL, NULL);
+  vm = qube_manager_create_vm (manager, "DispVM", NULL, dvm, label, error);
+  if (vm == NULL)
+    return NULL;
+  if (!qube_vm_set_property (vm, "auto_cleanup", "True", &local_error)
+      || !copy_features (tvm, vm, &local_error)
+      || (internal && !qube_vm_set_feature (vm, "internal", "1", &local_error)))
+    {
+      qube_manager_remove_vm (manager, qube_vm_get_name (vm), NULL);
+      g_set_error (error, local_error->domain, local_error->code,
+                   "cannot create a disposable of '%s': %s", dvm, local_error->message);
+      return NULL;
+    }
+  return g_steal_pointer (&vm);
+}
+
+/**
+ * qube_dispvm_destroy:
+ * @vm: a disposable
+ * @error: return location for a #GError, or %NULL
+ *
+ * Destroys a disposable: its compartment is killed, its runtime files and
+ * volumes are removed, and (an unnamed one, auto_cleanup=True) its record
+ * too.  Blocks for as long as that takes: callers that must not wait use
+ * qube_dispvm_destroy_detached().
+ *
+ * Returns: %TRUE when nothing of it is left
+ */
+gboolean
+qube_dispvm_destroy (QubeVm *vm, GError **error)
+{
+  QubeManager *manager;
+  g_autofree char *auto_cleanup = NULL;
+  g_autoptr(GError) local_error = NULL;
+  const char *state;
+
+  g_return_val_if_fail (QUBE_IS_VM (vm), FALSE);
+  manager = _qube_vm_get_manager (vm);
+  if (!g_str_equal (qube_vm_get_klass (vm), "DispVM"))
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
+                   "cannot destroy qube '%s': it is not a disposable", qube_vm_get_name (vm));
+      return FALSE;
+    }
+  state = qube_vm_get_state (vm);
+  if (!g_str_equal (state, "Halted") && !qube_vm_kill (vm, &local_error)
+      && !g_error_matches (local_error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING))
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  auto_cleanup = qube_vm_get_property (vm, "auto_cleanup", NULL, NULL, NULL);
+  if (g_strcmp0 (auto_cleanup, "True") != 0)
+    return TRUE;
+  if (!qube_manager_remove_vm (manager, qube_vm_get_name (vm), error))
+    return FALSE;
+  /* What the lifecycle keeps of a stopped qube (its last console, its
+   * start lock) goes with the qube. */
+  {
+    g_autofree char *dir = qube_qrexec_qube_runtime_dir (manager, qube_vm_get_name (vm));
+
+    for (const char *const *suffix = (const char *[]) { ".console.log", ".lock", NULL };
+         *suffix != NULL; suffix++)
+      {
+        g_autofree char *path = g_strconcat (dir, *suffix, NULL);
+
+        if (g_unlink (path) < 0 && errno != ENOENT)
+          g_warning ("disposable '%s': cannot remove %s: %s", qube_vm_get_name (vm), path,
+                     g_strerror (errno));
+      }
+  }
+  return TRUE;
+}
+
+static void
+worker_child_setup (gpointer user_data)
+{
+  (void) user_data;
+  /* Outlives the caller, and a ^C meant for it must not reach it. */
+  setsid ();
+}
+
+/* Runs the qrexec daemon program in one of its worker modes: detached
+ * (its own session, no stdin/stdout, messages to the daemon log), or with
+ * stdout a pipe for the caller. */
+GSubprocess *
+_qube_dispvm_spawn_worker (QubeManager *manager, const char *mode, const char *arg, gboolean pipe_stdout,
+              GError **error)
+{
+  g_autofree char *program = _qube_qrexec_daemon_program ();
+  g_autofree char *log = g_build_filename (qube_manager_get_runtime_dir (manager),
+                                           "dispvm-worker.log", NULL);
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  const char *argv[] = { program, "--state-dir", qube_manager_get_state_dir (manager), mode, arg,
+                         NULL };
+  GSubprocess *proc;
+
+  g_mkdir_with_parents (qube_manager_get_runtime_dir (manager), 0700);
+  /* A worker waiting for the caller's end reads a pipe from it. */
+  gboolean pipe_stdin = g_str_has_suffix (mode, "-at-eof");
+
+  launcher = g_subprocess_launcher_new ((pipe_stdout ? G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                         : G_SUBPROCESS_FLAGS_NONE)
+                                        | (pipe_stdin ? G_SUBPROCESS_FLAGS_STDIN_PIPE
+                                           : G_SUBPROCESS_FLAGS_NONE));
+  if (!pipe_stdout)
+    g_subprocess_launcher_set_stdout_file_path (launcher, "/dev/null");
+  if (!pipe_stdin)
+    g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
+  {
+    /* Appended to: workers run side by side. */
+    int log_fd = open (log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+    if (log_fd >= 0)
+      g_subprocess_launcher_take_stderr_fd (launcher, log_fd);
+  }
+  g_subprocess_launcher_setenv (launcher, "QUBE_RUNTIME_DIR",
+                                qube_manager_get_runtime_dir (manager), TRUE);
+  g_subprocess_launcher_set_child_setup (launcher, worker_child_setup, NULL, NULL);
+  proc = g_subprocess_launcher_spawnv (launcher, argv, error);
+  if (proc == NULL)
+    g_prefix_error (error, "cannot run %s %s: ", program, mode);
+  return proc;
+}
+
+/* A worker starting a disposable of `dvm` cold, its name on its stdout
+ * once it runs (for the qrexec daemon, which must not block). */
+GSubprocess *
+_qube_dispvm_spawn_start (QubeManager *manager, const char *dvm, GError **error)
+{
+  if (!qube_name_is_valid (dvm, error))
+    return NULL;
+  return _qube_dispvm_spawn_worker (manager, "--start-dispvm", dvm, TRUE, error);
+}
+
+/**
+ * qube_dispvm_destroy_detached:
+ * @manager: a #QubeManager
+ * @name: a disposable's name
+ * @error: return location for a #GError, or %NULL
+ *
+ * Hands the destruction of a disposable (see qube_dispvm_destroy()) to a
+ * detached process, which then refills the preload queues; returns at
+ * once, so that cleanup never delays the caller.
+ *
+ * Returns: %TRUE when the process was started
+ */
+gboolean
+qube_dispvm_destroy_detached (QubeManager *manager, const char *name, GError **error)
+{
+  g_autoptr(GSubprocess) proc = NULL;
+
+  g_return_val_if_fail (QUBE_IS_MANAGER (manager), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+  if (!qube_name_is_valid (name, error))
+    return FALSE;
+  proc = _qube_dispvm_spawn_worker (manager, "--discard-dispvm", name, FALSE, error);
+  return proc != NULL;
+}
+
+/**
+ * qube_dispvm_destroy_at_exit:
+ * @manager: a #QubeManager
+ * @name: a disposable's name
+ * @error: return location for a #GError, or %NULL
+ *
+ * Makes sure the disposable is destroyed once the calling process ends,
+ * however it ends (returning, ^C, killed): a detached process waits for
+ * the end of a pipe this process holds open, then destroys it (see
+ * qube_dispvm_destroy_detached()).  For commands that run one call in a
+ * disposable.
+ *
+ * Returns: %TRUE when the waiting process was started
+ */
+gboolean
+qube_dispvm_destroy_at_exit (QubeManager *manager, const char *name, GError **error)
+{
+  static GPtrArray *held;
+  g_autoptr(GSubprocess) proc = NULL;
+
+  g_return_val_if_fail (QUBE_IS_MANAGER (manager), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+  if (!qube_name_is_valid (name, error))
+    return FALSE;
+  proc = _qube_dispvm_spawn_worker (manager, "--discard-dispvm-at-eof", name, FALSE, error);
+  if (proc == NULL)
+    return FALSE;
+  /* The write end stays open until this process ends. */
+  if (held == NULL)
+    held = g_ptr_array_new ();
+  g_ptr_array_add (held, g_object_ref (g_subprocess_get_stdin_pipe (proc)));
+  return TRUE;
+}
+
+/* A cold start: made and started here. */
+static QubeVm *
+start_cold (QubeManager *manager, const char *dvm, GError **error)
+{
+  g_autoptr(QubeVm) vm = _qube_dispvm_create (manager, dvm, FALSE, error);
+  g_autoptr(GError) local_error = NULL;
+
+  if (vm == NULL)
+    return NULL;
+  if (!qube_vm_start (vm, &local_error))
+    {
+      if (!qube_manager_remove_vm (manager, qube_vm_get_name (vm), NULL))
+        g_warning ("disposable '%s' of '%s' could not be removed after its failed start",
+                   qube_vm_get_name (vm), dvm);
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
+  return g_steal_pointer (&vm);
+}
+
+/**
+ * qube_dispvm_new:
+ * @manager: a #QubeManager
+ * @dvm_template: the disposable template
+ * @use_preload: take a preloaded disposable when one is ready
+ * @preloaded: (out) (optional): whether the disposable was preloaded
+ * @error: return location for a #GError, or %NULL
+ *
+ * A new running unnamed disposable (`dispNNNN`, auto_cleanup=True) of the
+ * template: the first ready preloaded one, unpaused, or else one
+ * started now.  The caller destroys it when its call ends
+ * (qube_dispvm_destroy_detached()); stopped, it is removed by whoever
+ * sees it stopped.  A caller that is the qrexec daemon itself uses
+ * qube_dispvm_preload_take() and a worker instead: a cold start asks that
+ * daemon to serve the new qube and waits for its answer.
+ *
+ * Returns: (transfer full): the running disposable, or %NULL with @error
+ */
+QubeVm *
+qube_dispvm_new (QubeManager *manager, const char *dvm_template, gboolean use_preload,
+                 gboolean *preloaded, GError **error)
+{
+  g_autoptr(QubeVm) vm = NULL;
+
+  g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
+  g_return_val_if_fail (dvm_template != NULL, NULL);
+  if (preloaded != NULL)
+    *preloaded = FALSE;
+  if (use_preload)
+    {
+      g_autoptr(GError) local_error = NULL;
+
+      vm = qube_dispvm_preload_take (manager, dvm_template, &local_error);
+      if (local_error != NULL)
+        g_message ("no preloaded disposable of '%s': %s", dvm_template, local_error->message);
+      if (vm != NULL)
+        {
+          if (preloaded != NULL)
+            *preloaded = TRUE;
+          return g_steal_pointer (&vm);
+        }
+    }
+  return start_cold (manager, dvm_template, error);
+}
+
