@@ -3,7 +3,8 @@
 # needs, builds, builds the minimal template from the host's Debian
 # packages, creates the AppVM `work`, starts it as a real virtual machine
 # (QEMU, KVM when it works, else TCG), runs commands in it through qrexec,
-# shuts it down, and prints what happened with timings.  Run as root.
+# runs one in a disposable, shuts it down, and prints what happened with
+# timings.  Run as root.
 set -eu
 cd "$(dirname "$0")"
 top=$PWD
@@ -49,6 +50,11 @@ accel=$("$top/cli/qube" prefs work 2>/dev/null | awk '$1 == "accel" { print $3 }
 must list
 must run work -- uname -a
 must run work -- sh -c 'echo hello > /rw/hello; cat /rw/hello'
+# A disposable: a fresh qube for one command, destroyed when it ends.
+must create --class AppVM --template debian-minimal --label red work-dvm
+must prefs work-dvm template_for_dispvms True
+must run --dispvm=work-dvm -- sh -c 'echo "in $(hostname), a disposable"; ls /rw'
+must list
 must pause work
 must list
 must unpause work
