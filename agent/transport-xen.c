@@ -26,10 +26,14 @@
 /* Rings below 16 KiB live inside the shared page and cost an event round
  * trip per KiB (see plugins/xen/README.md). */
 #define XEN_RING_MIN (16 * 1024)
+/* ... and larger requests get 256 KiB: the grant references of both rings
+ * share one page, and gntalloc grants 1024 pages in all by default. */
+#define XEN_RING_MAX (256 * 1024)
 
 struct AgentChan {
   struct libxenvchan *v;
   uint32_t port;
+  pid_t owner;       /* the process that made it */
   char err[256];
 };
 
@@ -86,6 +90,12 @@ self_domid (char *err, size_t errlen)
   return (int) v;
 }
 
+static size_t
+ring_size (size_t wanted)
+{
+  return wanted < XEN_RING_MIN ? XEN_RING_MIN : wanted > XEN_RING_MAX ? XEN_RING_MAX : wanted;
+}
+
 static AgentChan *
 chan_new (struct libxenvchan *v, uint32_t port, char *err, size_t errlen)
 {
@@ -105,6 +115,7 @@ chan_new (struct libxenvchan *v, uint32_t port, char *err, size_t errlen)
   v->blocking = 0;
   chan->v = v;
   chan->port = port;
+  chan->owner = getpid ();
   return chan;
 }
 
@@ -120,9 +131,7 @@ xen_listen (const char *arg, uint32_t port, size_t read_ring, size_t write_ring,
   if (self < 0)
     return NULL;
   snprintf (path, sizeof path, "/local/domain/%d/data/vchan/%d/%u", self, peer, (unsigned) port);
-  v = libxenvchan_server_init (NULL, peer, path,
-                               read_ring > XEN_RING_MIN ? read_ring : XEN_RING_MIN,
-                               write_ring > XEN_RING_MIN ? write_ring : XEN_RING_MIN);
+  v = libxenvchan_server_init (NULL, peer, path, ring_size (read_ring), ring_size (write_ring));
   if (v == NULL)
     {
       agent_set_error (err, errlen, "cannot offer vchan port %u to domain %d: %s",
@@ -293,7 +302,12 @@ xen_close (AgentChan *chan)
 {
   if (chan == NULL)
     return;
-  libxenvchan_close (chan->v);
+  /* A forked child lets go of its copy only: libxenvchan_close() would
+   * tell the peer, through the shared page, that the channel is closed.
+   * The descriptors are close-on-exec and the mappings end with the
+   * child. */
+  if (chan->owner == getpid ())
+    libxenvchan_close (chan->v);
   free (chan);
 }
 

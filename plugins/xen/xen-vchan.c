@@ -25,6 +25,12 @@
 #include "xen-vchan.h"
 
 #define XEN_VCHAN_RING_MIN (16 * 1024)
+/* Larger requests get rings of this size: libxenvchan keeps the grant
+ * references of both rings in the one shared page (and refuses rings over
+ * 1 MiB), and a domain's gntalloc grants 1024 pages in all by default, so
+ * 256 KiB rings (128 pages a channel) leave room for several channels at
+ * once.  The size of a ring only bounds how much is in flight. */
+#define XEN_VCHAN_RING_MAX (256 * 1024)
 
 static void xen_vchan_close (QubeVchan *chan);
 
@@ -168,13 +174,15 @@ xen_vchan_server_init (void *plugin, const QubeVchanPeer *peer, uint32_t port,
    * which cost one event round trip per KiB; 16 KiB rings take 4 grant
    * pages each, so dom0's default gntalloc limit (1024) still allows over
    * 100 channels. */
-  vchan = libxenvchan_server_init (NULL, other, path, MAX (read_min, XEN_VCHAN_RING_MIN),
-                                   MAX (write_min, XEN_VCHAN_RING_MIN));
+  vchan = libxenvchan_server_init (NULL, other, path,
+                                   CLAMP (read_min, XEN_VCHAN_RING_MIN, XEN_VCHAN_RING_MAX),
+                                   CLAMP (write_min, XEN_VCHAN_RING_MIN, XEN_VCHAN_RING_MAX));
   if (vchan == NULL)
     {
       close (lock_fd);
       host->set_error (host, QUBE_ABI_E_IO, "cannot offer vchan port %u to '%s': %s",
-                       port, peer->name != NULL ? peer->name : "?", g_strerror (errno));
+                       port, peer->name != NULL ? peer->name : "?",
+                       errno != 0 ? g_strerror (errno) : "libxenvchan refused the rings");
       return NULL;
     }
   chan = chan_new (host, vchan,
