@@ -52,3 +52,15 @@ EXTRA_bench_start_DEPENDENCIES = cli/qube cli/qube-qrexec-daemon \
 bench: $(bench_programs) $(plugin_LTLIBRARIES)
 	@for b in $(bench_programs); do ./$$b || exit 1; done
 .PHONY: bench
+
+# start-xen: the xen backend's cold start inside Xen booted under QEMU, beside
+# a plain `xl create` of the same kernel and initramfs (a script: it builds
+# the images as `make check-xen` does and boots them).
+if BUILD_XEN
+bench_programs += bench/start-xen
+endif
+EXTRA_DIST += bench/start-xen bench/start-xen-dom0.sh
+clean-local: clean-bench-xen
+clean-bench-xen:
+	rm -rf "$(abs_top_builddir)/bench/xen-out"
+.PHONY: clean-bench-xen

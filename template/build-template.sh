@@ -173,6 +173,7 @@ nobody:x:65534:65534:nobody:/nonexistent:/bin/false
 PASSWD
 cat > "$rootd/etc/group" <<'GROUP'
 root:x:0:
+qubes:x:98:user
 user:x:1000:
 nogroup:x:65534:
 GROUP

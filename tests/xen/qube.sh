@@ -7,49 +7,13 @@
 # and pause, unpause and shutdown behave as with kvm.
 . /xentest/lib.sh
 
-state=/var/lib/qube-xentest
-tpl=debian-minimal
 log=/tmp/qube.log
-# The pool refuses volumes it could never hold (the template's root is
-# 20 GiB): a tmpfs whose limit is larger than dom0's memory; its images
-# are sparse.
-mkdir -p $state
-mount -t tmpfs -o size=100g,mode=0700 tmpfs $state
-export QUBE_STATE_DIR=$state
-export QUBE_POLICY_DIR=$state/policy.d
+xentest_qube_state
 mkdir -p $QUBE_POLICY_DIR
 cat > $QUBE_POLICY_DIR/30-xentest.policy <<'POLICY'
 qubes.VMShell * work other allow
 qubes.VMShell * other work deny
 POLICY
-
-# must TEST COMMAND...: runs COMMAND, failing TEST (and the script) when it fails.
-must () {
-  name=$1
-  shift
-  if ! "$@" > $log 2>&1; then
-    xentest_fail $name "$* failed: $(tail -n 8 $log | tr '\n' ' ')"
-    return 1
-  fi
-}
-
-# Where the template's kernel and initramfs are found (the kernel is the one
-# dom0's test guest has, the template was built from the same one).
-setup () {
-  [ "$(cat /xentest/template/kernel-version)" = "$(cat /etc/kernel-version)" ] || {
-    xentest_fail qube-setup "the template's kernel is not dom0's guest kernel"; return 1; }
-  mkdir -p $state/kernels/$tpl
-  ln -s /xentest/guest/vmlinux $state/kernels/$tpl/vmlinux
-  cp /xentest/template/initramfs.img $state/kernels/$tpl/
-  must qube-setup qube pool add default file dir_path=$state/pools/default cow=copy &&
-  must qube-setup qube create --class TemplateVM --label black --property kernel=$tpl $tpl &&
-  must qube-setup qube volume import $tpl:root /xentest/template/root.img &&
-  for vm in work other; do
-    must qube-setup qube create --template $tpl --label red --property backend=xen \
-      --property virt_mode=pv --property memory=160 --property maxmem=160 \
-      --property vcpus=1 --property kernel=$tpl $vm || return 1
-  done
-}
 
 # state_is QUBE STATE: `qube list` shows QUBE in STATE.
 state_is () {
@@ -60,6 +24,7 @@ start () {
   t0=$(xentest_now_ms)
   if qube start $1 > $log 2>&1 && state_is $1 Running; then
     xentest_time qube-start-$1-ms $(( $(xentest_now_ms) - t0 ))
+    echo "XENTEST INFO start of $1:" $(cat $QUBE_STATE_DIR/run/qubes/$1/start-times 2>/dev/null)
     xentest_pass qube-start-$1
   else
     xentest_fail qube-start-$1 "$(tail -n 12 $log | tr '\n' ' ')"
@@ -68,7 +33,8 @@ start () {
   fi
 }
 
-if ! setup; then
+if ! xentest_qube_setup work other > $log 2>&1; then
+  xentest_fail qube-setup "$(tail -n 8 $log | tr '\n' ' ')"
   exit 0
 fi
 xentest_pass qube-setup
@@ -146,3 +112,10 @@ if start work; then
   fi
   qube kill work > /dev/null 2>&1
 fi
+
+# When something failed: what dom0's kernel said, its memory, and whether
+# the files the qubes were made from are still intact.
+echo "XENTEST INFO dom0 memory: $(free -m | awk 'NR == 2 { print "used " $3 " MiB, free " $4 " MiB" }')"
+dmesg | grep -v -i -E 'blkback|vif|xenbus|loop[0-9]' | tail -n 25 | sed 's/^/  dmesg| /'
+md5sum /xentest/template/initramfs.img $QUBE_STATE_DIR/kernels/debian-minimal/initramfs.img \
+  /usr/lib/x86_64-linux-gnu/libgmodule-2.0.so.0 | sed 's/^/  md5| /'

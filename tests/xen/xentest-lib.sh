@@ -26,3 +26,37 @@ xentest_wait_console () {
 xentest_console_tail () {
   tail -n "${2:-15}" "/var/log/xen/console/guest-$1.log" 2>/dev/null | sed 's/^/  | /'
 }
+
+# The state of `qube` in dom0 (exported: QUBE_STATE_DIR, QUBE_POLICY_DIR).
+# The pool refuses volumes it could never hold (the template's root is
+# 20 GiB): the state lives on a tmpfs whose limit is larger than dom0's
+# memory; the images are sparse.
+xentest_qube_state () {
+  export QUBE_STATE_DIR=/var/lib/qube-xentest
+  export QUBE_POLICY_DIR=$QUBE_STATE_DIR/policy.d
+  if ! grep -q " $QUBE_STATE_DIR " /proc/mounts; then
+    mkdir -p $QUBE_STATE_DIR
+    mount -t tmpfs -o size=100g,mode=0700 tmpfs $QUBE_STATE_DIR
+  fi
+}
+
+# xentest_qube_setup APPVM...: the TemplateVM debian-minimal from the
+# template in /xentest/template (its kernel is the test guest's: same
+# version checked) in a raw ("copy") file pool, as `qube template build`
+# would make it, and PV AppVMs on the xen backend.  Prints what failed.
+xentest_qube_setup () {
+  tpl=debian-minimal
+  [ "$(cat /xentest/template/kernel-version)" = "$(cat /etc/kernel-version)" ] || {
+    echo "the template's kernel is not dom0's guest kernel"; return 1; }
+  mkdir -p $QUBE_STATE_DIR/kernels/$tpl
+  ln -sf /xentest/guest/vmlinux $QUBE_STATE_DIR/kernels/$tpl/vmlinux
+  cp /xentest/template/initramfs.img $QUBE_STATE_DIR/kernels/$tpl/
+  qube pool add default file dir_path=$QUBE_STATE_DIR/pools/default cow=copy &&
+  qube create --class TemplateVM --label black --property kernel=$tpl $tpl &&
+  qube volume import $tpl:root /xentest/template/root.img || return 1
+  for vm in "$@"; do
+    qube create --template $tpl --label red --property backend=xen \
+      --property virt_mode=pv --property memory=160 --property maxmem=160 \
+      --property vcpus=1 --property kernel=$tpl $vm || return 1
+  done
+}
