@@ -8,7 +8,7 @@ xentest_files = tests/xen/build-initramfs.sh tests/xen/run-xen.sh \
 EXTRA_DIST += $(xentest_files)
 
 XENTEST_DIR = $(abs_top_builddir)/tests/xen/out
-XENTEST_TIMEOUT ?= 600
+XENTEST_TIMEOUT ?= 900
 
 # One boot runs the toolstack smoke test, then the installed build (plugins
 # included) driven through the registry by xen-driver, then `qube` running

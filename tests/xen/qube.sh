@@ -8,6 +8,8 @@
 . /xentest/lib.sh
 
 log=/tmp/qube.log
+failed=
+fail () { xentest_fail "$@"; failed=1; }
 xentest_qube_state
 mkdir -p $QUBE_POLICY_DIR
 cat > $QUBE_POLICY_DIR/30-xentest.policy <<'POLICY'
@@ -27,14 +29,14 @@ start () {
     echo "XENTEST INFO start of $1:" $(cat $QUBE_STATE_DIR/run/qubes/$1/start-times 2>/dev/null)
     xentest_pass qube-start-$1
   else
-    xentest_fail qube-start-$1 "$(tail -n 12 $log | tr '\n' ' ')"
+    fail qube-start-$1 "$(tail -n 12 $log | tr '\n' ' ')"
     xentest_console_tail $1 25
     return 1
   fi
 }
 
 if ! xentest_qube_setup work other > $log 2>&1; then
-  xentest_fail qube-setup "$(tail -n 8 $log | tr '\n' ' ')"
+  fail qube-setup "$(tail -n 8 $log | tr '\n' ' ')"
   exit 0
 fi
 xentest_pass qube-setup
@@ -47,7 +49,7 @@ if start work; then
     "0|Linux work "*) xentest_time qube-run-uname-ms $(( $(xentest_now_ms) - t0 ))
                       xentest_pass qube-run-uname
                       echo "XENTEST INFO uname in work: $out" ;;
-    *) xentest_fail qube-run-uname "exit $rc, output '$out', $(tail -n 5 $log | tr '\n' ' ')" ;;
+    *) fail qube-run-uname "exit $rc, output '$out', $(tail -n 5 $log | tr '\n' ' ')" ;;
   esac
   # The guest's xvdb is the private volume, mounted on /rw: it keeps what
   # the qube writes there.
@@ -56,7 +58,7 @@ if start work; then
 1" ]; then
     xentest_pass qube-run-private-volume
   else
-    xentest_fail qube-run-private-volume "output '$out', $(tail -n 5 $log | tr '\n' ' ')"
+    fail qube-run-private-volume "output '$out', $(tail -n 5 $log | tr '\n' ' ')"
   fi
 fi
 
@@ -67,7 +69,7 @@ if start other; then
   if [ $rc -eq 0 ] && [ "$out" = other ]; then
     xentest_pass qube-qrexec-call-allowed
   else
-    xentest_fail qube-qrexec-call-allowed "exit $rc, output '$out', $(tail -n 5 $log | tr '\n' ' ')"
+    fail qube-qrexec-call-allowed "exit $rc, output '$out', $(tail -n 5 $log | tr '\n' ' ')"
   fi
   # other may not call work: refused with 126, and nothing ran.
   out=$(qube run other -- sh -c "echo 'touch /tmp/ran; uname -n' | qrexec-client-vm work qubes.VMShell" 2>$log)
@@ -76,29 +78,31 @@ if start other; then
   if [ $rc -eq 126 ] && [ -z "$out" ] && [ "$ran" = no ]; then
     xentest_pass qube-qrexec-call-denied
   else
-    xentest_fail qube-qrexec-call-denied "exit $rc, output '$out', ran: $ran"
+    fail qube-qrexec-call-denied "exit $rc, output '$out', ran: $ran"
   fi
 fi
 
 if qube pause work > $log 2>&1 && state_is work Paused && xl list work 2>/dev/null | grep -q ' --p'; then
   xentest_pass qube-pause
 else
-  xentest_fail qube-pause "$(tail -n 3 $log | tr '\n' ' '); $(qube list 2>&1 | tr '\n' ' ')"
+  fail qube-pause "$(tail -n 3 $log | tr '\n' ' '); $(qube list 2>&1 | tr '\n' ' ')"
 fi
 if qube unpause work > $log 2>&1 && state_is work Running &&
    [ "$(qube run work -- echo back 2>>$log)" = back ]; then
   xentest_pass qube-unpause
 else
-  xentest_fail qube-unpause "$(tail -n 3 $log | tr '\n' ' ')"
+  fail qube-unpause "$(tail -n 3 $log | tr '\n' ' ')"
 fi
 
 for vm in work other; do
+  : > /var/log/xen/console/guest-$vm.log
   t0=$(xentest_now_ms)
   if qube shutdown --wait $vm > $log 2>&1 && state_is $vm Halted && ! xl domid $vm > /dev/null 2>&1; then
     xentest_time qube-shutdown-$vm-ms $(( $(xentest_now_ms) - t0 ))
     xentest_pass qube-shutdown-$vm
+    xentest_console_tail $vm 6
   else
-    xentest_fail qube-shutdown-$vm "$(tail -n 3 $log | tr '\n' ' '); $(xl list 2>&1 | tail -n +2 | tr '\n' ' ')"
+    fail qube-shutdown-$vm "$(tail -n 3 $log | tr '\n' ' '); $(xl list 2>&1 | tail -n +2 | tr '\n' ' ')"
     qube kill $vm > /dev/null 2>&1
   fi
 done
@@ -108,14 +112,16 @@ if start work; then
   if [ "$(qube run work -- cat /rw/kept 2>$log)" = kept ]; then
     xentest_pass qube-private-kept
   else
-    xentest_fail qube-private-kept "$(tail -n 3 $log | tr '\n' ' ')"
+    fail qube-private-kept "$(tail -n 3 $log | tr '\n' ' ')"
+    ls -ls $QUBE_STATE_DIR/pools/default/work/private/ | sed 's/^/  private| /'
+    grep -l kept $QUBE_STATE_DIR/pools/default/work/private/* | sed 's/^/  has kept| /'
+    qube run work -- sh -c 'ls -la /rw; mount' 2>&1 | sed 's/^/  guest| /'
   fi
   qube kill work > /dev/null 2>&1
 fi
 
-# When something failed: what dom0's kernel said, its memory, and whether
-# the files the qubes were made from are still intact.
-echo "XENTEST INFO dom0 memory: $(free -m | awk 'NR == 2 { print "used " $3 " MiB, free " $4 " MiB" }')"
-dmesg | grep -v -i -E 'blkback|vif|xenbus|loop[0-9]' | tail -n 25 | sed 's/^/  dmesg| /'
-md5sum /xentest/template/initramfs.img $QUBE_STATE_DIR/kernels/debian-minimal/initramfs.img \
-  /usr/lib/x86_64-linux-gnu/libgmodule-2.0.so.0 | sed 's/^/  md5| /'
+# When something failed: what dom0's kernel said and its memory.
+if [ -n "$failed" ]; then
+  echo "XENTEST INFO dom0 memory: $(free -m | awk 'NR == 2 { print "used " $3 " MiB, free " $4 " MiB" }')"
+  dmesg | tail -n 25 | sed 's/^/  dmesg| /'
+fi

@@ -57,6 +57,8 @@ xentest_qube_setup () {
   for vm in "$@"; do
     qube create --template $tpl --label red --property backend=xen \
       --property virt_mode=pv --property memory=160 --property maxmem=160 \
-      --property vcpus=1 --property kernel=$tpl $vm || return 1
+      --property vcpus=1 --property kernel=$tpl $vm &&
+    # Xen nested in QEMU's emulation on a shared machine can take minutes.
+    qube features $vm qrexec-timeout 240 || return 1
   done
 }
