@@ -49,6 +49,8 @@ UNIT_TESTS += tests/xen/test-xen-plugin
 tests_xen_test_xen_plugin_SOURCES = tests/xen/test-xen-plugin.c
 tests_xen_test_xen_plugin_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_xen_test_xen_plugin_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
+# A qube's start goes through the storage-file pool to the xen plugin.
+EXTRA_tests_xen_test_xen_plugin_DEPENDENCIES = $(plugin_LTLIBRARIES)
 endif
 # Run inside Xen by check-xen: drives the plugin through the registry.
 check_PROGRAMS += tests/xen/xen-driver
