@@ -1,7 +1,8 @@
 # start-xen-dom0.sh — run in dom0 (Xen under QEMU) by bench/start-xen: cold
 # starts of a Xen AppVM until a `true` call through qrexec returns, beside
 # `xl create` of the same kernel and initramfs (no disks, no libqube) until
-# the guest's /init prints its ready line on the console.  Each figure is a
+# the guest's /init prints its ready line on the console, and the same with
+# the three volumes of a qube.  Each figure is a
 # XENTEST TIME line; the host side takes the medians.
 . /xentest/lib.sh
 
@@ -18,42 +19,62 @@ if ! qube start bench > $log 2>&1 || ! qube kill bench >> $log 2>&1; then
   exit 0
 fi
 
-i=0
-while [ $i -lt $runs ]; do
-  i=$((i + 1))
+run=0
+while [ $run -lt $runs ]; do
+  run=$((run + 1))
   t0=$(xentest_now_ms)
   if qube start bench > $log 2>&1 && qube run --no-stdin bench -- true >> $log 2>&1; then
     xentest_time bench-qube-ms $(( $(xentest_now_ms) - t0 ))
-    echo "XENTEST INFO start $i:" $(cat $QUBE_STATE_DIR/run/qubes/bench/start-times 2>/dev/null)
+    echo "XENTEST INFO start $run:" $(cat $QUBE_STATE_DIR/run/qubes/bench/start-times 2>/dev/null)
   else
-    xentest_fail bench-qube "run $i: $(tail -n 8 $log | tr '\n' ' ')"
+    xentest_fail bench-qube "run $run: $(tail -n 8 $log | tr '\n' ' ')"
   fi
   qube kill bench > /dev/null 2>&1
 done
 
-i=0
-while [ $i -lt $runs ]; do
-  i=$((i + 1))
-  name=xlbase$i
-  cat > /tmp/$name.cfg <<CFG
-name = "$name"
+# xl_boot NAME DISKS KEY: xl create of the template's kernel and initramfs
+# as domain NAME with DISKS (an xl disk list, may be empty) until the ready
+# line; reports bench-KEY-ms.  (xentest_wait_console uses $i: the loops count in $run.)
+xl_boot () {
+  cat > /tmp/$1.cfg <<CFG
+name = "$1"
 type = "pv"
 kernel = "$QUBE_STATE_DIR/kernels/debian-minimal/vmlinux"
 ramdisk = "$QUBE_STATE_DIR/kernels/debian-minimal/initramfs.img"
-extra = "console=hvc0 qube.name=$name"
+extra = "console=hvc0 qube.name=$1"
 memory = 160
 maxmem = 160
 vcpus = 1
+disk = [ $2 ]
 on_poweroff = "destroy"
 on_crash = "destroy"
 CFG
   t0=$(xentest_now_ms)
-  if xl create /tmp/$name.cfg > $log 2>&1 && xentest_wait_console $name 300 'qube-guest: ready'; then
-    xentest_time bench-xl-ms $(( $(xentest_now_ms) - t0 ))
+  if xl create /tmp/$1.cfg > $log 2>&1 && xentest_wait_console $1 300 'qube-guest: ready'; then
+    xentest_time bench-$3-ms $(( $(xentest_now_ms) - t0 ))
   else
-    xentest_fail bench-xl "run $i: $(tail -n 5 $log | tr '\n' ' ')"
-    xentest_console_tail $name
+    xentest_fail bench-$3 "$1: $(tail -n 5 $log | tr '\n' ' ')"
+    xentest_console_tail $1
   fi
-  xl destroy $name > /dev/null 2>&1
+  xl destroy $1 > /dev/null 2>&1
+}
+
+run=0
+while [ $run -lt $runs ]; do
+  run=$((run + 1))
+  xl_boot xlbase$run "" xl
+done
+
+# The same with the three volumes a qube has (the template's root read-only,
+# the qube's committed private volume, a fresh volatile one): Xen's own
+# cost of disks, without libqube.
+private=$(ls $QUBE_STATE_DIR/pools/default/bench/private/rev-*.img | tail -n 1)
+truncate -s 10G /tmp/xl-volatile.img
+run=0
+while [ $run -lt $runs ]; do
+  run=$((run + 1))
+  xl_boot xldisks$run "'format=raw,vdev=xvda,access=ro,target=/xentest/template/root.img', \
+'format=raw,vdev=xvdb,access=rw,target=$private', \
+'format=raw,vdev=xvdc,access=rw,target=/tmp/xl-volatile.img'" xl-disks
 done
 xentest_pass bench
