@@ -79,4 +79,5 @@ while [ $run -lt $runs ]; do
 'format=raw,vdev=xvdb,access=rw,target=$private', \
 'format=raw,vdev=xvdc,access=rw,target=/tmp/xl-volatile.img'" xl-disks
 done
+xentest_crashes
 xentest_pass bench

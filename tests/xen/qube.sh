@@ -125,3 +125,4 @@ if [ -n "$failed" ]; then
   echo "XENTEST INFO dom0 memory: $(free -m | awk 'NR == 2 { print "used " $3 " MiB, free " $4 " MiB" }')"
   dmesg | tail -n 25 | sed 's/^/  dmesg| /'
 fi
+xentest_crashes

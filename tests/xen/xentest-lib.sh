@@ -62,3 +62,9 @@ xentest_qube_setup () {
     qube features $vm qrexec-timeout 240 || return 1
   done
 }
+
+# What dom0's kernel said of programs that crashed (process, address and
+# the file it was in), as INFO lines.
+xentest_crashes () {
+  dmesg | grep -a -E 'segfault|general protection|trap ' | tail -n 10 | sed 's/^/XENTEST INFO crash: /'
+}
