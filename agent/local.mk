@@ -20,9 +20,17 @@ AGENT_COMMON = \
 	$(AGENT_TRANSPORT_SOURCES) \
 	agent/data-io.h \
 	agent/data-io.c
+if BUILD_XEN
+AGENT_COMMON += agent/transport-xen.c
+endif
 agent_qube_agent_SOURCES = agent/qube-agent.c $(AGENT_COMMON)
 agent_qrexec_client_vm_SOURCES = agent/qrexec-client-vm.c $(AGENT_COMMON)
 AGENT_CFLAGS_ = $(WARN_CFLAGS) -D_GNU_SOURCE
+if BUILD_XEN
+AGENT_CFLAGS_ += -DAGENT_HAVE_XEN
+endif
+agent_qube_agent_LDADD = $(AGENT_XEN_LIBS)
+agent_qrexec_client_vm_LDADD = $(AGENT_XEN_LIBS)
 agent_qube_agent_CFLAGS = $(AGENT_CFLAGS_)
 agent_qrexec_client_vm_CFLAGS = $(AGENT_CFLAGS_)
 agent_qube_agent_CPPFLAGS = -I$(top_srcdir)/agent -I$(top_srcdir)
@@ -39,4 +47,5 @@ agent_qube_agent_static_SOURCES = $(agent_qube_agent_SOURCES)
 agent_qube_agent_static_CFLAGS = $(AGENT_CFLAGS_)
 agent_qube_agent_static_CPPFLAGS = -I$(top_srcdir)/agent
 agent_qube_agent_static_LDFLAGS = -all-static
+agent_qube_agent_static_LDADD = $(AGENT_XEN_LIBS)
 EXTRA_DIST += agent/README.md

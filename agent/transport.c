@@ -12,6 +12,9 @@
 static const AgentTransport *const transports[] = {
   &agent_transport_socket,
   &agent_transport_virtio,
+#ifdef AGENT_HAVE_XEN
+  &agent_transport_xen,
+#endif
 };
 
 const AgentTransport *

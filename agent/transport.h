@@ -53,6 +53,9 @@ typedef struct {
 extern const AgentTransport agent_transport_socket;
 /* "virtio:PORT-NAME": kvm qubes (transport-virtio.c). */
 extern const AgentTransport agent_transport_virtio;
+/* "xen:DOMID" (default dom0): Xen qubes, over libxenvchan
+ * (transport-xen.c; built when the Xen libraries are). */
+extern const AgentTransport agent_transport_xen;
 
 /* The transport a spec names, with *arg pointing at its argument; NULL
  * when unknown. */

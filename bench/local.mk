@@ -63,3 +63,15 @@ bench_dispvm_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) -DQUBE_BENCH_BUILDDIR=\"$(abs_
 bench_dispvm_LDADD = core/libqube-1.la $(GLIB_LIBS)
 EXTRA_bench_dispvm_DEPENDENCIES = cli/qube cli/qube-qrexec-daemon \
 	template/qube-agent-static template/qrexec-client-vm-static
+
+# start-xen: the xen backend's cold start inside Xen booted under QEMU, beside
+# a plain `xl create` of the same kernel and initramfs (a script: it builds
+# the images as `make check-xen` does and boots them).
+if BUILD_XEN
+bench_programs += bench/start-xen
+endif
+EXTRA_DIST += bench/start-xen bench/start-xen-dom0.sh
+clean-local: clean-bench-xen
+clean-bench-xen:
+	rm -rf "$(abs_top_builddir)/bench/xen-out"
+.PHONY: clean-bench-xen

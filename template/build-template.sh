@@ -16,7 +16,9 @@
 # OUTDIR (default: $QUBE_STATE_DIR/templates/debian-minimal, with
 # QUBE_STATE_DIR defaulting to /var/lib/qube) receives:
 #   vmlinux        the uncompressed kernel, booted as PVH by the kvm plugin
-#   initramfs.img  busybox-static, the kernel modules a qube needs, /init
+#                  and as a PV domain by the xen plugin
+#   initramfs.img  busybox-static, the kernel modules a qube needs (the
+#                  virtio ones for kvm, the Xen frontends), /init
 #   root.img       the template's root volume (ext4, made with mke2fs -d)
 #   manifest       kernel version, package versions, module load order
 #
@@ -91,7 +93,7 @@ tail -c +$((offset + 1)) "$vmlinuz" | xz -dc --single-stream > "$work/vmlinux" \
 # a module's dependencies, most basic last).
 wanted="virtio_ring virtio virtio_mmio virtio_pci_legacy_dev virtio_pci_modern_dev
 virtio_pci virtio_blk virtio_console crc32c_generic crc16 mbcache jbd2 ext4
-button evdev"
+button evdev xen-blkfront xen-evtchn xen-gntdev xen-gntalloc"
 order=$work/load-order
 : > "$order"
 add_module () {
@@ -120,6 +122,10 @@ cp "$busybox" "$ird/bin/busybox"
 for applet in $("$ird/bin/busybox" --list); do
   [ "$applet" = busybox ] || ln -s busybox "$ird/bin/$applet"
 done
+# A Xen PV shutdown request makes the kernel run /sbin/poweroff, which
+# signals /init.
+mkdir -p "$ird/sbin"
+ln -s ../bin/busybox "$ird/sbin/poweroff"
 n=0
 while read -r path; do
   n=$((n + 1))
@@ -167,6 +173,7 @@ nobody:x:65534:65534:nobody:/nonexistent:/bin/false
 PASSWD
 cat > "$rootd/etc/group" <<'GROUP'
 root:x:0:
+qubes:x:98:user
 user:x:1000:
 nogroup:x:65534:
 GROUP

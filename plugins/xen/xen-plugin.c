@@ -399,7 +399,9 @@ build_config (XenPlugin *self, const QubeDomainConfig *config,
   d->b_info.kernel = g_strdup (config->kernel);
   if (config->initramfs != NULL)
     d->b_info.ramdisk = g_strdup (config->initramfs);
-  d->b_info.cmdline = g_strdup_printf ("console=hvc0%s%s",
+  /* The qube's name on the command line too: the guest's /init reads it
+   * before it could reach xenstore. */
+  d->b_info.cmdline = g_strdup_printf ("console=hvc0 qube.name=%s%s%s", name,
                                        config->kernelopts != NULL ? " " : "",
                                        config->kernelopts != NULL ? config->kernelopts : "");
 

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/file.h>
 #include <unistd.h>
 #include <glib.h>
@@ -24,6 +25,14 @@
 #include "xen-vchan.h"
 
 #define XEN_VCHAN_RING_MIN (16 * 1024)
+/* Larger requests get rings of this size: libxenvchan keeps the grant
+ * references of both rings in the one shared page (and refuses rings over
+ * 1 MiB), and a domain's gntalloc grants 1024 pages in all by default, so
+ * 256 KiB rings (128 pages a channel) leave room for several channels at
+ * once.  The size of a ring only bounds how much is in flight. */
+#define XEN_VCHAN_RING_MAX (256 * 1024)
+
+static void xen_vchan_close (QubeVchan *chan);
 
 struct QubeVchan
 {
@@ -31,6 +40,13 @@ struct QubeVchan
   struct libxenvchan *vchan;
   char *what;          /* "vchan port N to/from PEER", for errors */
   int lock_fd;         /* server: the port's lock (see lock_port), else -1 */
+  /* An asynchronous client: an epoll set that holds the xenstore watch on
+   * the server's entries while connecting, then the event channel, so that
+   * fd() stays one descriptor. */
+  int epoll_fd;
+  struct xs_handle *watch;
+  char *path;
+  int peer_domid;
 };
 
 /* The domain id of this domain, and of the peer: the peer's domid field,
@@ -131,8 +147,10 @@ chan_new (const QubeHost *host, struct libxenvchan *vchan, char *what)
   chan->vchan = vchan;
   chan->what = what;
   chan->lock_fd = -1;
+  chan->epoll_fd = -1;
   /* We wait for events ourselves (see the file comment). */
-  vchan->blocking = 0;
+  if (vchan != NULL)
+    vchan->blocking = 0;
   return chan;
 }
 
@@ -156,13 +174,15 @@ xen_vchan_server_init (void *plugin, const QubeVchanPeer *peer, uint32_t port,
    * which cost one event round trip per KiB; 16 KiB rings take 4 grant
    * pages each, so dom0's default gntalloc limit (1024) still allows over
    * 100 channels. */
-  vchan = libxenvchan_server_init (NULL, other, path, MAX (read_min, XEN_VCHAN_RING_MIN),
-                                   MAX (write_min, XEN_VCHAN_RING_MIN));
+  vchan = libxenvchan_server_init (NULL, other, path,
+                                   CLAMP (read_min, XEN_VCHAN_RING_MIN, XEN_VCHAN_RING_MAX),
+                                   CLAMP (write_min, XEN_VCHAN_RING_MIN, XEN_VCHAN_RING_MAX));
   if (vchan == NULL)
     {
       close (lock_fd);
       host->set_error (host, QUBE_ABI_E_IO, "cannot offer vchan port %u to '%s': %s",
-                       port, peer->name != NULL ? peer->name : "?", g_strerror (errno));
+                       port, peer->name != NULL ? peer->name : "?",
+                       errno != 0 ? g_strerror (errno) : "libxenvchan refused the rings");
       return NULL;
     }
   chan = chan_new (host, vchan,
@@ -195,6 +215,67 @@ xen_vchan_client_init (void *plugin, const QubeVchanPeer *peer, uint32_t port)
   return chan_new (host, vchan,
                    g_strdup_printf ("vchan port %u of '%s'", port,
                                     peer->name != NULL ? peer->name : "?"));
+}
+
+/* Starts connecting to a server that may not be there yet: its xenstore
+ * entries are watched, and each change is a try (the first comes at once,
+ * when the watch is set). */
+static QubeVchan *
+xen_vchan_client_init_async (void *plugin, const QubeVchanPeer *peer, uint32_t port)
+{
+  const QubeHost *host = ((XenVchanPluginHead *) plugin)->host;
+  const char *peer_name = peer->name != NULL ? peer->name : "?";
+  struct epoll_event ev = { .events = EPOLLIN };
+  QubeVchan *chan;
+  int self, other;
+
+  if (!resolve_domids (host, peer, &self, &other))
+    return NULL;
+  chan = chan_new (host, NULL, g_strdup_printf ("vchan port %u of '%s'", port, peer_name));
+  chan->peer_domid = other;
+  chan->path = g_strdup_printf ("/local/domain/%d/data/vchan/%d/%u", other, self, port);
+  chan->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
+  chan->watch = xs_open (0);
+  if (chan->epoll_fd < 0 || chan->watch == NULL
+      || !xs_watch (chan->watch, chan->path, "vchan")
+      || (ev.data.fd = xs_fileno (chan->watch)) < 0
+      || epoll_ctl (chan->epoll_fd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0)
+    {
+      host->set_error (host, QUBE_ABI_E_IO, "cannot connect to vchan port %u of '%s': "
+                       "cannot watch %s: %s", port, peer_name, chan->path, g_strerror (errno));
+      xen_vchan_close (chan);
+      return NULL;
+    }
+  return chan;
+}
+
+static int
+xen_vchan_client_init_async_finish (QubeVchan *chan)
+{
+  struct epoll_event ev = { .events = EPOLLIN };
+  struct libxenvchan *vchan;
+  char **event;
+
+  if (chan->vchan != NULL)
+    return QUBE_ABI_OK;
+  while ((event = xs_check_watch (chan->watch)) != NULL)
+    free (event);
+  vchan = libxenvchan_client_init (NULL, chan->peer_domid, chan->path);
+  if (vchan == NULL)
+    return QUBE_ABI_E_TIMEOUT;
+  vchan->blocking = 0;
+  chan->vchan = vchan;
+  epoll_ctl (chan->epoll_fd, EPOLL_CTL_DEL, xs_fileno (chan->watch), NULL);
+  xs_close (chan->watch);
+  chan->watch = NULL;
+  ev.data.fd = libxenvchan_fd_for_select (vchan);
+  if (epoll_ctl (chan->epoll_fd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0)
+    {
+      chan->host->set_error (chan->host, QUBE_ABI_E_IO, "%s: cannot watch its events: %s",
+                             chan->what, g_strerror (errno));
+      return QUBE_ABI_E_IO;
+    }
+  return QUBE_ABI_OK;
 }
 
 static long
@@ -313,7 +394,7 @@ xen_vchan_send (QubeVchan *chan, const void *buf, size_t len)
 static size_t
 xen_vchan_data_ready (QubeVchan *chan)
 {
-  int n = libxenvchan_data_ready (chan->vchan);
+  int n = chan->vchan != NULL ? libxenvchan_data_ready (chan->vchan) : 0;
 
   return n > 0 ? (size_t) n : 0;
 }
@@ -323,7 +404,7 @@ xen_vchan_buffer_space (QubeVchan *chan)
 {
   int n;
 
-  if (libxenvchan_is_open (chan->vchan) != QUBE_VCHAN_CONNECTED)
+  if (chan->vchan == NULL || libxenvchan_is_open (chan->vchan) != QUBE_VCHAN_CONNECTED)
     return 0;
   n = libxenvchan_buffer_space (chan->vchan);
   return n > 0 ? (size_t) n : 0;
@@ -333,7 +414,7 @@ static int
 xen_vchan_is_open (QubeVchan *chan)
 {
   /* libxenvchan answers 0 closed, 1 connected, 2 server waiting: ours. */
-  int state = libxenvchan_is_open (chan->vchan);
+  int state = chan->vchan != NULL ? libxenvchan_is_open (chan->vchan) : 2;
 
   return state == 1 ? QUBE_VCHAN_CONNECTED
        : state == 2 ? QUBE_VCHAN_WAITING : QUBE_VCHAN_DISCONNECTED;
@@ -342,14 +423,20 @@ xen_vchan_is_open (QubeVchan *chan)
 static int
 xen_vchan_fd (QubeVchan *chan)
 {
+  if (chan->epoll_fd >= 0)
+    return chan->epoll_fd;
   return libxenvchan_fd_for_select (chan->vchan);
 }
 
 static int
 xen_vchan_ack (QubeVchan *chan)
 {
-  struct pollfd pfd = { .fd = libxenvchan_fd_for_select (chan->vchan), .events = POLLIN };
+  struct pollfd pfd = { .fd = -1, .events = POLLIN };
 
+  /* Still connecting: the watch's events are taken by the next try. */
+  if (chan->vchan == NULL)
+    return 0;
+  pfd.fd = libxenvchan_fd_for_select (chan->vchan);
   /* Each pending event is consumed (and its port unmasked) by one wait. */
   while (poll (&pfd, 1, 0) > 0 && (pfd.revents & POLLIN))
     if (!wait_event (chan))
@@ -360,6 +447,11 @@ xen_vchan_ack (QubeVchan *chan)
 static int
 xen_vchan_wait (QubeVchan *chan)
 {
+  if (chan->vchan == NULL)
+    {
+      chan->host->set_error (chan->host, QUBE_ABI_E_INVALID, "%s: not connected yet", chan->what);
+      return -1;
+    }
   return wait_event (chan) ? 0 : -1;
 }
 
@@ -368,7 +460,13 @@ xen_vchan_close (QubeVchan *chan)
 {
   if (chan == NULL)
     return;
-  libxenvchan_close (chan->vchan);
+  if (chan->vchan != NULL)
+    libxenvchan_close (chan->vchan);
+  if (chan->watch != NULL)
+    xs_close (chan->watch);
+  if (chan->epoll_fd >= 0)
+    close (chan->epoll_fd);
+  g_free (chan->path);
   /* After the xenstore entries are gone: the port may be offered again. */
   if (chan->lock_fd >= 0)
     close (chan->lock_fd);
@@ -380,6 +478,8 @@ const QubeVchanOps xen_vchan_ops = {
   .size = sizeof (QubeVchanOps),
   .server_init = xen_vchan_server_init,
   .client_init = xen_vchan_client_init,
+  .client_init_async = xen_vchan_client_init_async,
+  .client_init_async_finish = xen_vchan_client_init_async_finish,
   .read = xen_vchan_read,
   .write = xen_vchan_write,
   .recv = xen_vchan_recv,

@@ -35,6 +35,7 @@ tests_kvm_qube_agent_static_SOURCES = agent/qube-agent.c $(AGENT_COMMON)
 tests_kvm_qube_agent_static_CPPFLAGS = $(agent_qube_agent_CPPFLAGS)
 tests_kvm_qube_agent_static_CFLAGS = $(AGENT_CFLAGS_)
 tests_kvm_qube_agent_static_LDFLAGS = -all-static
+tests_kvm_qube_agent_static_LDADD = $(AGENT_XEN_LIBS)
 endif
 endif
 

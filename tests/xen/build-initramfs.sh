@@ -5,25 +5,32 @@
 # libraries, busybox-static, the Xen kernel modules, a tiny PV guest
 # (kernel + initramfs) and the test script to run.
 #
-#   build-initramfs.sh [-d DESTDIR] [-p PROGRAM]... OUTDIR TEST_SCRIPT...
+#   build-initramfs.sh [-d DESTDIR] [-p PROGRAM]... [-t TEMPLATE] OUTDIR TEST_SCRIPT...
 #
 # DESTDIR is a `make install DESTDIR=` tree copied into dom0 as is, with the
 # shared libraries of every ELF file in it; each PROGRAM is a host program
-# copied into /usr/local/bin with its libraries.  The TEST_SCRIPTs run in
-# dom0 in the order given.
+# copied into /usr/local/bin with its libraries.  TEMPLATE is the output of
+# template/build-template.sh: its initramfs.img and root.img go to
+# /xentest/template (its kernel is the test guest's, which dom0 has
+# already).  The TEST_SCRIPTs run in dom0 in the order given.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 die () { echo "build-initramfs: $*" >&2; exit 1; }
 
-usage="usage: build-initramfs.sh [-d DESTDIR] [-p PROGRAM]... OUTDIR TEST_SCRIPT..."
+usage="usage: build-initramfs.sh [-d DESTDIR] [-p PROGRAM]... [-t TEMPLATE] OUTDIR TEST_SCRIPT..."
 destdir=
 programs=
-while getopts d:p: opt; do
+template=
+while getopts d:p:t: opt; do
   case $opt in
     d) destdir=$(cd "$OPTARG" && pwd) || die "no directory $OPTARG" ;;
     p) [ -x "$OPTARG" ] || die "$OPTARG is not an executable"
        programs="$programs $(cd "$(dirname "$OPTARG")" && pwd)/$(basename "$OPTARG")" ;;
+    t) template=$(cd "$OPTARG" && pwd) || die "no directory $OPTARG"
+       for f in initramfs.img root.img manifest; do
+         [ -r "$template/$f" ] || die "$template/$f missing (run template/build-template.sh)"
+       done ;;
     *) die "$usage" ;;
   esac
 done
@@ -162,6 +169,11 @@ done
 # under /tmp takes /tmp with it): make them again.
 mkdir -p "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp"
 echo "$kver" > "$root/etc/kernel-version"
+if [ -n "$template" ]; then
+  mkdir -p "$root/xentest/template"
+  cp "$template/initramfs.img" "$template/root.img" "$root/xentest/template/"
+  sed -n 's/^kernel=//p' "$template/manifest" > "$root/xentest/template/kernel-version"
+fi
 cp /boot/vmlinuz-$kver "$root/xentest/guest/vmlinuz"
 # The uncompressed ELF kernel too (for PVH, and to spare libxenguest the
 # decompression): the bzImage carries it as one xz stream.

@@ -1,7 +1,8 @@
 /* test-xen-plugin.c — tests of plugins/xen outside Xen: the plugin loads,
  * `qube plugins` shows it as unavailable with the reason (no
  * /proc/xen/privcmd), and asking for the xen backend or the xen vchan
- * transport fails with that reason.
+ * transport fails with that reason, and so does starting a qube with
+ * backend=xen.
  * Inside a Xen dom0 the behaviour under test cannot happen, so the test
  * skips there (tests/xen covers the real thing). */
 #include "config.h"
@@ -15,6 +16,8 @@
 #include <glib/gstdio.h>
 
 #include "qube-error.h"
+#include "qube-lifecycle.h"
+#include "qube-manager.h"
 #include "qube-plugin-private.h"
 
 static char *tmp_dir;
@@ -146,6 +149,35 @@ START_TEST (test_operations_refuse_outside_xen)
 }
 END_TEST
 
+/* Through the core: a qube with backend=xen does not start, the error
+ * says why, and the start leaves nothing behind. */
+START_TEST (test_start_refused_outside_xen)
+{
+  const char *builddir = g_getenv ("QUBE_TEST_BUILDDIR");
+  g_autofree char *path = g_strdup_printf ("%s/plugins/xen/.libs:%s/plugins/storage-file/.libs",
+                                           builddir, builddir);
+  g_autofree char *state_dir = g_build_filename (tmp_dir, "state", NULL);
+  g_autofree char *runtime_dir = NULL;
+  g_autoptr(QubeManager) manager = NULL;
+  g_autoptr(QubeVm) vm = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_setenv ("QUBE_PLUGIN_PATH", path, TRUE);
+  manager = qube_manager_new (state_dir, &error);
+  ck_assert_msg (manager != NULL, "%s", error ? error->message : "");
+  vm = qube_manager_create_vm (manager, "StandaloneVM", "work", NULL, "red", &error);
+  ck_assert_msg (vm != NULL, "%s", error ? error->message : "");
+  ck_assert_msg (qube_vm_set_property (vm, "backend", "xen", &error), "%s", error->message);
+  ck_assert (!qube_vm_start (vm, &error));
+  ck_assert_msg (strstr (error->message, "cannot start qube 'work'") != NULL &&
+                 strstr (error->message, "/proc/xen/privcmd") != NULL,
+                 "the start error does not say why: %s", error->message);
+  ck_assert_str_eq (qube_vm_get_state (vm), "Halted");
+  runtime_dir = g_build_filename (qube_manager_get_runtime_dir (manager), "qubes", "work", NULL);
+  ck_assert_msg (!g_file_test (runtime_dir, G_FILE_TEST_EXISTS), "%s was left", runtime_dir);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -164,6 +196,7 @@ main (void)
   tcase_add_test (tc, test_backend_xen_refused_with_reason);
   tcase_add_test (tc, test_vchan_xen_refused_with_reason);
   tcase_add_test (tc, test_operations_refuse_outside_xen);
+  tcase_add_test (tc, test_start_refused_outside_xen);
   suite_add_tcase (s, tc);
   sr = srunner_create (s);
   srunner_run_all (sr, CK_NORMAL);
