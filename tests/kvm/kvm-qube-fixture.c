@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -125,4 +126,48 @@ kvm_qube_fixture_open_manager (const char *state_dir)
 
   ck_assert_msg (manager != NULL, "%s", error ? error->message : "");
   return manager;
+}
+
+/* QEMU processes (not zombies) of the qube `name` of `state_dir`: their
+ * command line tags the qube (-name ...,process=qube-NAME) and uses the
+ * state directory's runtime files, so that suites booting qubes of the
+ * same name at the same time do not see each other's. */
+guint
+kvm_qube_fixture_qemu_count (const char *state_dir, const char *name)
+{
+  g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
+  g_autofree char *qemu_tag = g_strdup_printf (",process=qube-%s", name);
+  const char *entry;
+  guint n = 0;
+
+  while (proc != NULL && (entry = g_dir_read_name (proc)) != NULL)
+    {
+      g_autofree char *path = NULL;
+      g_autofree char *cmdline = NULL;
+      g_autofree char *status_path = NULL;
+      g_autofree char *status = NULL;
+      gboolean named = FALSE, ours = FALSE;
+      gsize len;
+
+      if (!g_ascii_isdigit (entry[0]))
+        continue;
+      path = g_strdup_printf ("/proc/%s/cmdline", entry);
+      status_path = g_strdup_printf ("/proc/%s/status", entry);
+      if (!g_file_get_contents (path, &cmdline, &len, NULL) || len == 0)
+        continue;
+      /* A zombie waiting for its parent runs nothing. */
+      if (g_file_get_contents (status_path, &status, NULL, NULL) &&
+          strstr (status, "State:\tZ") != NULL)
+        continue;
+      for (gsize off = 0; off < len; off += strlen (cmdline + off) + 1)
+        {
+          const char *arg = cmdline + off;
+
+          named = named || g_str_has_suffix (arg, qemu_tag);
+          ours = ours || strstr (arg, state_dir) != NULL;
+        }
+      if (named && ours)
+        n++;
+    }
+  return n;
 }

@@ -84,16 +84,11 @@ qube_cli (char **out, const char *first, ...)
   return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
 }
 
-/* Whether a process of the qube (its QEMU, tagged process=qube-NAME)
- * runs. */
+/* Whether the qube's QEMU runs. */
 static gboolean
 qemu_runs (const char *name)
 {
-  g_autofree char *cmd = g_strdup_printf ("pgrep -f 'process=qube-%s( |,|$)'", name);
-  int status;
-
-  g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL);
-  return WIFEXITED (status) && WEXITSTATUS (status) == 0;
+  return kvm_qube_fixture_qemu_count (state_dir, name) > 0;
 }
 
 /* Nothing of the disposable is left: no record, no QEMU, no runtime

@@ -49,52 +49,12 @@ create_app (QubeManager *manager, const char *name)
   return vm;
 }
 
-/* Processes whose command line names the qube: its QEMU
- * (process=qube-NAME).  The qrexec daemon serves every qube; that it let
- * go of this one shows in the runtime directory being gone. */
+/* The qube's QEMU processes.  The qrexec daemon serves every qube; that
+ * it let go of this one shows in the runtime directory being gone. */
 static guint
 processes_of (const char *name)
 {
-  g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
-  g_autofree char *qemu_tag = g_strdup_printf ("process=qube-%s", name);
-  const char *entry;
-  guint n = 0;
-
-  while ((entry = g_dir_read_name (proc)) != NULL)
-    {
-      g_autofree char *path = NULL;
-      g_autofree char *cmdline = NULL;
-      g_autofree char *status_path = NULL;
-      g_autofree char *status = NULL;
-      gsize len;
-
-      if (!g_ascii_isdigit (entry[0]))
-        continue;
-      path = g_strdup_printf ("/proc/%s/cmdline", entry);
-      status_path = g_strdup_printf ("/proc/%s/status", entry);
-      if (!g_file_get_contents (path, &cmdline, &len, NULL) || len == 0)
-        continue;
-      /* A zombie waiting for its parent runs nothing. */
-      if (g_file_get_contents (status_path, &status, NULL, NULL) && strstr (status, "State:\tZ") != NULL)
-        continue;
-      /* This test's qube: its QEMU names it and uses this state
-       * directory's runtime files (other suites may boot qubes of the
-       * same name at the same time). */
-      {
-        gboolean named = FALSE, ours = FALSE;
-
-        for (gsize off = 0; off < len; off += strlen (cmdline + off) + 1)
-          {
-            const char *arg = cmdline + off;
-
-            named = named || strstr (arg, qemu_tag) != NULL;
-            ours = ours || strstr (arg, state_dir) != NULL;
-          }
-        if (named && ours)
-          n++;
-      }
-    }
-  return n;
+  return kvm_qube_fixture_qemu_count (state_dir, name);
 }
 
 static char *
