@@ -1,8 +1,6 @@
 /* cmd-pool.c — `qube pool add|list|info|remove`: the storage pools that
- * hold the volumes of qubes, as qvm-pool manages them.  add, list and
- * remove go through the Admin API (qubed when it runs, else in-process);
- * info shows what only the library tells (mode, location, formats,
- * volumes) and reads the store itself. */
+ * hold the volumes of qubes, as qvm-pool manages them, all through the
+ * Admin API (qubed when it runs, else in-process). */
 #include "config.h"
 
 #include <string.h>
@@ -48,27 +46,45 @@ run_pool_add (Cli *cli, int argc, char **argv)
   return CLI_EXIT_OK;
 }
 
-/* A pool's driver and options from admin.pool.Info (`key=value` lines:
- * its configuration, then size= and usage=). */
-static gboolean
-pool_config (Cli *cli, const char *name, char **driver, GStrv *options, GError **error)
+/* admin.pool.Info: a table of its keys, and the pool's options.  The
+ * reply is the configuration (driver=, name= and the options, sorted),
+ * then the figures from size= on and the pool's volumes= last; the
+ * options are the configuration's lines but driver= and name=. */
+static GHashTable *
+pool_info (Cli *cli, const char *name, GStrv *options, GError **error)
 {
-  g_auto(GStrv) lines = cli_admin_call_lines (cli, "admin.pool.Info", name, "dom0", error);
+  g_auto(GStrv) lines = NULL;
+  g_autoptr(GHashTable) info = cli_admin_call_info (cli, "admin.pool.Info", name, "dom0", &lines,
+                                                    error);
   g_autoptr(GPtrArray) rest = g_ptr_array_new_with_free_func (g_free);
 
-  if (lines == NULL)
-    return FALSE;
+  if (info == NULL)
+    return NULL;
   for (char **line = lines; *line != NULL; line++)
     {
-      if (g_str_has_prefix (*line, "driver="))
-        *driver = g_strdup (*line + strlen ("driver="));
-      else if (!g_str_has_prefix (*line, "name=") && !g_str_has_prefix (*line, "size=")
-               && !g_str_has_prefix (*line, "usage="))
+      if (g_str_has_prefix (*line, "size=") || g_str_has_prefix (*line, "volumes="))
+        break;
+      if (!g_str_has_prefix (*line, "driver=") && !g_str_has_prefix (*line, "name="))
         g_ptr_array_add (rest, g_strdup (*line));
     }
   g_ptr_array_add (rest, NULL);
   *options = (GStrv) g_ptr_array_free (g_steal_pointer (&rest), FALSE);
-  return *driver != NULL;
+  if (cli_info_string (info, "driver") == NULL)
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_PROTOCOL,
+                   "cannot read pool '%s': its information names no driver", name);
+      return NULL;
+    }
+  return g_steal_pointer (&info);
+}
+
+/* A space-separated value of an Info reply as a list. */
+static GStrv
+info_words (GHashTable *info, const char *key)
+{
+  const char *value = cli_info_string (info, key);
+
+  return value != NULL ? g_strsplit (value, " ", -1) : g_new0 (char *, 1);
 }
 
 static int
@@ -90,12 +106,15 @@ run_pool_list (Cli *cli, int argc, char **argv)
   json_builder_begin_array (builder);
   for (char **name = names; *name != NULL; name++)
     {
-      g_autofree char *driver = NULL;
+      g_autoptr(GHashTable) info = NULL;
       g_auto(GStrv) options = NULL;
       g_autofree char *joined = NULL;
+      const char *driver;
 
-      if (!pool_config (cli, *name, &driver, &options, &error))
+      info = pool_info (cli, *name, &options, &error);
+      if (info == NULL)
         return cli_fail (error);
+      driver = cli_info_string (info, "driver");
       joined = g_strjoinv (" ", options);
       cli_table_add (table, *name);
       cli_table_add (table, driver);
@@ -117,51 +136,46 @@ run_pool_info (Cli *cli, int argc, char **argv)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeStoragePool) pool = NULL;
+  g_autoptr(GHashTable) info = NULL;
   g_autoptr(CliTable) table = cli_table_new (2, NULL);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
-  g_autofree char *mode = NULL;
-  g_autofree char *location = NULL;
   g_autofree char *size_s = NULL;
   g_autofree char *usage_s = NULL;
-  g_autofree char *formats_s = NULL;
   g_autofree char *options_s = NULL;
-  g_autofree char *volumes_s = NULL;
   g_auto(GStrv) formats = NULL;
   g_auto(GStrv) options = NULL;
   g_auto(GStrv) volumes = NULL;
-  guint64 size = 0, usage = 0;
-  QubeManager *manager;
+  guint64 size, usage;
   int status;
 
   if (!cli_parse (cli, NULL, TRUE, 1, 1, argc, argv, &args, &status))
     return status;
-  manager = cli_get_manager (cli, &error);
-  if (manager == NULL)
+  info = pool_info (cli, args[0], &options, &error);
+  if (info == NULL)
     return cli_fail (error);
-  pool = qube_manager_lookup_pool (manager, args[0], &error);
-  if (pool == NULL
-      || !qube_storage_pool_query (pool, &size, &usage, &mode, &location, &formats, &error)
-      || (volumes = qube_storage_pool_list_volumes (pool, &error)) == NULL)
-    return cli_fail (error);
-  options = qube_storage_pool_get_options (pool);
+  /* Without figures the pool's driver could not be asked. */
+  if (!g_hash_table_contains (info, "size"))
+    return cli_fail_printf ("cannot query pool '%s': its driver gives no size or usage",
+                            args[0]);
+  size = cli_info_uint (info, "size");
+  usage = cli_info_uint (info, "usage");
+  formats = info_words (info, "formats");
+  volumes = info_words (info, "volumes");
 
   size_s = cli_format_bytes (size);
   usage_s = cli_format_bytes (usage);
-  formats_s = g_strjoinv (" ", formats);
   options_s = g_strjoinv (" ", options);
-  volumes_s = g_strjoinv (" ", volumes);
   {
     const char *rows[][2] = {
-      { "name", qube_storage_pool_get_name (pool) },
-      { "driver", qube_storage_pool_get_driver (pool) },
-      { "mode", mode },
-      { "location", location },
+      { "name", cli_info_string (info, "name") },
+      { "driver", cli_info_string (info, "driver") },
+      { "mode", cli_info_string (info, "mode") },
+      { "location", cli_info_string (info, "location") },
       { "size", size_s },
       { "usage", usage_s },
-      { "formats", formats_s },
+      { "formats", cli_info_string (info, "formats") },
       { "options", options_s },
-      { "volumes", volumes_s },
+      { "volumes", cli_info_string (info, "volumes") },
     };
     for (gsize i = 0; i < G_N_ELEMENTS (rows); i++)
       {
@@ -171,10 +185,10 @@ run_pool_info (Cli *cli, int argc, char **argv)
   }
 
   json_builder_begin_object (builder);
-  cli_json_add_string_member (builder, "name", qube_storage_pool_get_name (pool));
-  cli_json_add_string_member (builder, "driver", qube_storage_pool_get_driver (pool));
-  cli_json_add_string_member (builder, "mode", mode);
-  cli_json_add_string_member (builder, "location", location);
+  cli_json_add_string_member (builder, "name", cli_info_string (info, "name"));
+  cli_json_add_string_member (builder, "driver", cli_info_string (info, "driver"));
+  cli_json_add_string_member (builder, "mode", cli_info_string (info, "mode"));
+  cli_json_add_string_member (builder, "location", cli_info_string (info, "location"));
   cli_json_add_int_member (builder, "size", (gint64) size);
   cli_json_add_int_member (builder, "usage", (gint64) usage);
   json_builder_set_member_name (builder, "formats");

@@ -1,9 +1,10 @@
 /* cmd-volume.c — `qube volume list|info|import|export|revert|resize|
  * revisions`: the volumes of one qube, as qvm-volume manages them.  A
- * volume is named QUBE:VOLUME, e.g. `work:private`.  revert and resize go
- * through the Admin API (qubed when it runs, else in-process); the others
- * show what the Admin API does not carry (revision times, started), or
- * move whole images, and work on the state directory in-process. */
+ * volume is named QUBE:VOLUME, e.g. `work:private`.  All but import and
+ * export go through the Admin API (qubed when it runs, else in-process);
+ * those two move whole images, which the Admin API cannot carry (its
+ * Import is bounded by the request size and it has no export), and work
+ * on the state directory in-process. */
 #include "config.h"
 
 #include <stdio.h>
@@ -47,15 +48,22 @@ lookup_volume (Cli *cli, const char *spec, GError **error)
   return qube_vm_get_volume (vm, name, error);
 }
 
+/* admin.vm.volume.Info of QUBE's VOLUME as a table of its keys. */
+static GHashTable *
+volume_info (Cli *cli, const char *qube, const char *volume, GError **error)
+{
+  return cli_admin_call_info (cli, "admin.vm.volume.Info", volume, qube, NULL, error);
+}
+
 static char *
-volume_flags (QubeVolume *volume)
+volume_flags (GHashTable *info)
 {
   g_autoptr(GPtrArray) flags = g_ptr_array_new ();
 
-  g_ptr_array_add (flags, qube_volume_get_rw (volume) ? "rw" : "ro");
-  if (qube_volume_get_snap_on_start (volume))
+  g_ptr_array_add (flags, cli_info_bool (info, "rw") ? "rw" : "ro");
+  if (cli_info_bool (info, "snap_on_start"))
     g_ptr_array_add (flags, "snap_on_start");
-  if (qube_volume_get_save_on_stop (volume))
+  if (cli_info_bool (info, "save_on_stop"))
     g_ptr_array_add (flags, "save_on_stop");
   g_ptr_array_add (flags, NULL);
   return g_strjoinv (",", (char **) flags->pdata);
@@ -70,18 +78,18 @@ add_bool_member (JsonBuilder *builder, const char *member, gboolean value)
 
 /* What `volume list --json` and `volume info --json` both show. */
 static void
-add_volume_members (JsonBuilder *builder, QubeVolume *volume, guint64 usage)
+add_volume_members (JsonBuilder *builder, const char *name, GHashTable *info)
 {
-  cli_json_add_string_member (builder, "name", qube_volume_get_name (volume));
-  cli_json_add_string_member (builder, "pool", qube_volume_get_pool (volume));
-  cli_json_add_string_member (builder, "vid", qube_volume_get_vid (volume));
-  add_bool_member (builder, "storage", qube_volume_has_storage (volume));
-  cli_json_add_int_member (builder, "size", (gint64) qube_volume_get_size (volume));
-  cli_json_add_int_member (builder, "usage", (gint64) usage);
-  add_bool_member (builder, "rw", qube_volume_get_rw (volume));
-  add_bool_member (builder, "snap_on_start", qube_volume_get_snap_on_start (volume));
-  add_bool_member (builder, "save_on_stop", qube_volume_get_save_on_stop (volume));
-  cli_json_add_string_member (builder, "source", qube_volume_get_source (volume));
+  cli_json_add_string_member (builder, "name", name);
+  cli_json_add_string_member (builder, "pool", cli_info_string (info, "pool"));
+  cli_json_add_string_member (builder, "vid", cli_info_string (info, "vid"));
+  add_bool_member (builder, "storage", cli_info_bool (info, "storage"));
+  cli_json_add_int_member (builder, "size", (gint64) cli_info_uint (info, "size"));
+  cli_json_add_int_member (builder, "usage", (gint64) cli_info_uint (info, "usage"));
+  add_bool_member (builder, "rw", cli_info_bool (info, "rw"));
+  add_bool_member (builder, "snap_on_start", cli_info_bool (info, "snap_on_start"));
+  add_bool_member (builder, "save_on_stop", cli_info_bool (info, "save_on_stop"));
+  cli_json_add_string_member (builder, "source", cli_info_string (info, "source"));
 }
 
 static char *
@@ -98,43 +106,42 @@ run_volume_list (Cli *cli, int argc, char **argv)
   static const char *const headers[] = { "VOLUME", "POOL", "SIZE", "USAGE", "FLAGS", "SOURCE" };
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) vm = NULL;
-  g_autoptr(GPtrArray) volumes = NULL;
+  g_auto(GStrv) names = NULL;
   g_autoptr(CliTable) table = cli_table_new (G_N_ELEMENTS (headers), headers);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   int status;
 
   if (!cli_parse (cli, NULL, TRUE, 1, 1, argc, argv, &args, &status))
     return status;
-  vm = cli_lookup_vm (cli, args[0], &error);
-  if (vm == NULL || (volumes = qube_vm_list_volumes (vm, &error)) == NULL)
+  names = cli_admin_call_lines (cli, "admin.vm.volume.List", NULL, args[0], &error);
+  if (names == NULL)
     return cli_fail (error);
 
   json_builder_begin_array (builder);
-  for (guint i = 0; i < volumes->len; i++)
+  for (char **name = names; *name != NULL; name++)
     {
-      QubeVolume *volume = volumes->pdata[i];
-      g_autofree char *flags = volume_flags (volume);
+      g_autoptr(GHashTable) info = volume_info (cli, args[0], *name, &error);
+      g_autofree char *flags = NULL;
       g_autofree char *size = NULL;
-      g_autofree char *usage_s = NULL;
-      guint64 usage = 0;
+      g_autofree char *usage = NULL;
 
-      if (!qube_volume_get_usage (volume, &usage, &error))
+      if (info == NULL)
         return cli_fail (error);
-      if (qube_volume_has_storage (volume))
+      flags = volume_flags (info);
+      if (cli_info_bool (info, "storage"))
         {
-          size = cli_format_size (qube_volume_get_size (volume));
-          usage_s = cli_format_size (usage);
+          size = cli_format_size (cli_info_uint (info, "size"));
+          usage = cli_format_size (cli_info_uint (info, "usage"));
         }
-      cli_table_add (table, qube_volume_get_name (volume));
-      cli_table_add (table, qube_volume_get_pool (volume));
+      cli_table_add (table, *name);
+      cli_table_add (table, cli_info_string (info, "pool"));
       cli_table_add (table, size);
-      cli_table_add (table, usage_s);
+      cli_table_add (table, usage);
       cli_table_add (table, flags);
-      cli_table_add (table, qube_volume_get_source (volume));
+      cli_table_add (table, cli_info_string (info, "source"));
 
       json_builder_begin_object (builder);
-      add_volume_members (builder, volume, usage);
+      add_volume_members (builder, *name, info);
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
@@ -142,60 +149,68 @@ run_volume_list (Cli *cli, int argc, char **argv)
   return CLI_EXIT_OK;
 }
 
+/* The kept revisions in an Info reply: its `revision.NAME=CREATED` lines,
+ * newest first. */
+static GPtrArray *
+info_revisions (char **lines)
+{
+  GPtrArray *revisions = g_ptr_array_new_with_free_func (g_free);
+
+  for (char **line = lines; *line != NULL; line++)
+    if (g_str_has_prefix (*line, "revision.") && strrchr (*line, '=') != NULL)
+      g_ptr_array_add (revisions, g_strdup (*line + strlen ("revision.")));
+  return revisions;
+}
+
 static int
 run_volume_info (Cli *cli, int argc, char **argv)
 {
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVolume) volume = NULL;
+  g_autofree char *qube = NULL;
+  g_autofree char *name = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_autoptr(GHashTable) info = NULL;
   g_autoptr(GPtrArray) revisions = NULL;
   g_autoptr(CliTable) table = cli_table_new (2, NULL);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   g_autofree char *size_s = NULL;
   g_autofree char *usage_s = NULL;
-  g_autofree char *keep_s = NULL;
   g_autofree char *revisions_s = NULL;
   g_autofree char *created_s = NULL;
-  guint64 usage = 0;
-  gboolean started = FALSE, outdated = FALSE;
-  gint64 created = 0;
+  gboolean storage;
   int status;
 
   if (!cli_parse (cli, NULL, TRUE, 1, 1, argc, argv, &args, &status))
     return status;
-  volume = lookup_volume (cli, args[0], &error);
-  if (volume == NULL
-      || !qube_volume_query (volume, &usage, &started, &outdated, &created, &error))
+  if (!split_spec (args[0], &qube, &name, &error)
+      || (info = cli_admin_call_info (cli, "admin.vm.volume.Info", name, qube, &lines,
+                                      &error)) == NULL)
     return cli_fail (error);
-  if (qube_volume_has_storage (volume))
-    {
-      revisions = qube_volume_list_revisions (volume, &error);
-      if (revisions == NULL)
-        return cli_fail (error);
-    }
-  size_s = cli_format_bytes (qube_volume_get_size (volume));
-  usage_s = cli_format_bytes (usage);
-  keep_s = g_strdup_printf ("%u", qube_volume_get_revisions_to_keep (volume));
-  revisions_s = g_strdup_printf ("%u", revisions != NULL ? revisions->len : 0);
-  created_s = format_time (created);
+  revisions = info_revisions (lines);
+  storage = cli_info_bool (info, "storage");
+  size_s = cli_format_bytes (cli_info_uint (info, "size"));
+  usage_s = cli_format_bytes (cli_info_uint (info, "usage"));
+  revisions_s = g_strdup_printf ("%u", revisions->len);
+  created_s = format_time ((gint64) cli_info_uint (info, "created"));
   {
     const char *rows[][2] = {
-      { "qube", qube_volume_get_qube_name (volume) },
-      { "name", qube_volume_get_name (volume) },
-      { "pool", qube_volume_get_pool (volume) },
-      { "vid", qube_volume_get_vid (volume) },
-      { "storage", qube_volume_has_storage (volume) ? "yes" : "none (kernel files)" },
+      { "qube", qube },
+      { "name", name },
+      { "pool", cli_info_string (info, "pool") },
+      { "vid", cli_info_string (info, "vid") },
+      { "storage", storage ? "yes" : "none (kernel files)" },
       { "size", size_s },
       { "usage", usage_s },
-      { "rw", qube_volume_get_rw (volume) ? "True" : "False" },
-      { "snap_on_start", qube_volume_get_snap_on_start (volume) ? "True" : "False" },
-      { "save_on_stop", qube_volume_get_save_on_stop (volume) ? "True" : "False" },
-      { "source", qube_volume_get_source (volume) },
-      { "revisions_to_keep", keep_s },
+      { "rw", cli_info_bool (info, "rw") ? "True" : "False" },
+      { "snap_on_start", cli_info_bool (info, "snap_on_start") ? "True" : "False" },
+      { "save_on_stop", cli_info_bool (info, "save_on_stop") ? "True" : "False" },
+      { "source", cli_info_string (info, "source") },
+      { "revisions_to_keep", cli_info_string (info, "revisions_to_keep") },
       { "revisions", revisions_s },
       { "created", created_s },
-      { "started", started ? "True" : "False" },
-      { "is_outdated", outdated ? "True" : "False" },
+      { "started", cli_info_bool (info, "started") ? "True" : "False" },
+      { "is_outdated", cli_info_bool (info, "is_outdated") ? "True" : "False" },
     };
     for (gsize i = 0; i < G_N_ELEMENTS (rows); i++)
       {
@@ -205,14 +220,14 @@ run_volume_info (Cli *cli, int argc, char **argv)
   }
 
   json_builder_begin_object (builder);
-  cli_json_add_string_member (builder, "qube", qube_volume_get_qube_name (volume));
-  add_volume_members (builder, volume, usage);
+  cli_json_add_string_member (builder, "qube", qube);
+  add_volume_members (builder, name, info);
   cli_json_add_int_member (builder, "revisions_to_keep",
-                          qube_volume_get_revisions_to_keep (volume));
-  cli_json_add_int_member (builder, "revisions", revisions != NULL ? revisions->len : 0);
+                          (gint64) cli_info_uint (info, "revisions_to_keep"));
+  cli_json_add_int_member (builder, "revisions", revisions->len);
   cli_json_add_string_member (builder, "created", created_s);
-  add_bool_member (builder, "started", started);
-  add_bool_member (builder, "is_outdated", outdated);
+  add_bool_member (builder, "started", cli_info_bool (info, "started"));
+  add_bool_member (builder, "is_outdated", cli_info_bool (info, "is_outdated"));
   json_builder_end_object (builder);
 
   cli_print_listing (cli->json, builder, table);
@@ -404,33 +419,44 @@ run_volume_resize (Cli *cli, int argc, char **argv)
   return CLI_EXIT_OK;
 }
 
+/* The names from admin.vm.volume.ListSnapshots (newest first), their
+ * times from the revision.NAME= keys of admin.vm.volume.Info. */
 static int
 run_volume_revisions (Cli *cli, int argc, char **argv)
 {
   static const char *const headers[] = { "REVISION", "CREATED" };
   g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVolume) volume = NULL;
-  g_autoptr(GPtrArray) revisions = NULL;
+  g_autofree char *qube = NULL;
+  g_autofree char *volume = NULL;
+  g_auto(GStrv) names = NULL;
+  g_autoptr(GHashTable) info = NULL;
   g_autoptr(CliTable) table = cli_table_new (G_N_ELEMENTS (headers), headers);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   int status;
 
   if (!cli_parse (cli, NULL, TRUE, 1, 1, argc, argv, &args, &status))
     return status;
-  volume = lookup_volume (cli, args[0], &error);
-  if (volume == NULL || (revisions = qube_volume_list_revisions (volume, &error)) == NULL)
+  if (!split_spec (args[0], &qube, &volume, &error)
+      || (info = volume_info (cli, qube, volume, &error)) == NULL)
+    return cli_fail (error);
+  /* ListSnapshots lists none for kernel files: say why instead. */
+  if (!cli_info_bool (info, "storage"))
+    return cli_fail_printf ("cannot list the revisions of volume '%s' of qube '%s': it has no "
+                            "storage (kernel files)", volume, qube);
+  names = cli_admin_call_lines (cli, "admin.vm.volume.ListSnapshots", volume, qube, &error);
+  if (names == NULL)
     return cli_fail (error);
   json_builder_begin_array (builder);
-  for (guint i = 0; i < revisions->len; i++)
+  for (char **name = names; *name != NULL; name++)
     {
-      QubeVolumeRevision *revision = revisions->pdata[i];
-      g_autofree char *created = format_time (revision->created);
+      g_autofree char *key = g_strconcat ("revision.", *name, NULL);
+      g_autofree char *created = format_time ((gint64) cli_info_uint (info, key));
 
-      cli_table_add (table, revision->name);
+      cli_table_add (table, *name);
       cli_table_add (table, created);
       json_builder_begin_object (builder);
-      cli_json_add_string_member (builder, "name", revision->name);
+      cli_json_add_string_member (builder, "name", *name);
       cli_json_add_string_member (builder, "created", created);
       json_builder_end_object (builder);
     }

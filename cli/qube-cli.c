@@ -310,6 +310,56 @@ cli_admin_call_lines (Cli *cli, const char *method, const char *arg, const char 
   return lines;
 }
 
+GHashTable *
+cli_admin_call_info (Cli *cli, const char *method, const char *arg, const char *dest,
+                     char ***lines_out, GError **error)
+{
+  g_auto(GStrv) lines = cli_admin_call_lines (cli, method, arg, dest, error);
+  GHashTable *info;
+
+  if (lines == NULL)
+    return NULL;
+  info = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  for (char **line = lines; *line != NULL; line++)
+    {
+      const char *eq = strchr (*line, '=');
+
+      /* The first of a key counts; a line without '=' is no key's. */
+      if (eq != NULL)
+        {
+          g_autofree char *key = g_strndup (*line, eq - *line);
+
+          if (!g_hash_table_contains (info, key))
+            g_hash_table_insert (info, g_steal_pointer (&key), g_strdup (eq + 1));
+        }
+    }
+  if (lines_out != NULL)
+    *lines_out = g_steal_pointer (&lines);
+  return info;
+}
+
+gboolean
+cli_info_bool (GHashTable *info, const char *key)
+{
+  return g_strcmp0 (g_hash_table_lookup (info, key), "True") == 0;
+}
+
+guint64
+cli_info_uint (GHashTable *info, const char *key)
+{
+  const char *value = g_hash_table_lookup (info, key);
+
+  return value != NULL ? g_ascii_strtoull (value, NULL, 10) : 0;
+}
+
+const char *
+cli_info_string (GHashTable *info, const char *key)
+{
+  const char *value = g_hash_table_lookup (info, key);
+
+  return value != NULL && *value != '\0' ? value : NULL;
+}
+
 void
 cli_admin_close (Cli *cli)
 {

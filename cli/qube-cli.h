@@ -76,8 +76,8 @@ char *cli_get_state_dir (Cli *cli);
 
 /* The manager of the state directory, opened once. (transfer none) */
 QubeManager *cli_get_manager (Cli *cli, GError **error);
-/* The qube NAME in the in-process store (commands not yet on the Admin
- * API: pool, volume). */
+/* The qube NAME in the in-process store (for what the Admin API does not
+ * carry: volume import and export). */
 QubeVm *cli_lookup_vm (Cli *cli, const char *name, GError **error);
 
 /* One Admin API call as the admin qube (dom0 for the host itself), answered
@@ -94,6 +94,17 @@ char *cli_admin_call (Cli *cli, const char *method, const char *arg,
 /* The same, for replies that are one item per line. (transfer full) */
 char **cli_admin_call_lines (Cli *cli, const char *method, const char *arg,
                              const char *dest, GError **error);
+
+/* The same, for an Info reply (`key=value` lines): a table of key to
+ * value (the first line of a key counts), and the lines themselves in
+ * *lines_out when that is not NULL.  (transfer full) */
+GHashTable *cli_admin_call_info (Cli *cli, const char *method, const char *arg,
+                                 const char *dest, char ***lines_out, GError **error);
+/* A value of such a table: "True" (FALSE when absent), a number (0 when
+ * absent), a string (NULL when absent or empty). */
+gboolean cli_info_bool (GHashTable *info, const char *key);
+guint64 cli_info_uint (GHashTable *info, const char *key);
+const char *cli_info_string (GHashTable *info, const char *key);
 
 /* Releases what the calls opened. */
 void cli_admin_close (Cli *cli);

@@ -1060,14 +1060,18 @@ static gboolean
 handle_volume_info (AdminCall *call, GError **error)
 {
   g_autoptr(QubeVolume) volume = arg_volume (call, error);
+  g_autoptr(GPtrArray) revisions = NULL;
   guint64 usage = 0;
-  gboolean outdated = FALSE;
+  gboolean outdated = FALSE, started = FALSE;
+  gint64 created = 0;
 
   if (volume == NULL)
     return FALSE;
-  /* A volume without storage (kernel) uses nothing and is never outdated. */
+  /* A volume without storage (kernel) uses nothing, is never outdated and
+   * keeps no revisions. */
   if (qube_volume_has_storage (volume)
-      && !qube_volume_query (volume, &usage, NULL, &outdated, NULL, error))
+      && (!qube_volume_query (volume, &usage, &started, &outdated, &created, error)
+          || (revisions = qube_volume_list_revisions (volume, error)) == NULL))
     return FALSE;
   g_string_append_printf (call->out,
                           "pool=%s\nvid=%s\nsize=%" G_GUINT64_FORMAT "\nusage=%" G_GUINT64_FORMAT
@@ -1081,6 +1085,19 @@ handle_volume_info (AdminCall *call, GError **error)
                           py_bool (qube_volume_get_save_on_stop (volume)),
                           py_bool (qube_volume_get_snap_on_start (volume)),
                           qube_volume_get_revisions_to_keep (volume), py_bool (outdated));
+  /* Beyond qubesd's keys (its clients skip unknown ones): whether the
+   * volume has storage, whether its qube runs on it, when its current
+   * revision was made, and when each kept revision was (newest first, as
+   * ListSnapshots lists them), all times in Unix seconds, 0 unknown. */
+  g_string_append_printf (call->out, "storage=%s\nstarted=%s\ncreated=%" G_GINT64_FORMAT "\n",
+                          py_bool (qube_volume_has_storage (volume)), py_bool (started), created);
+  for (guint i = 0; revisions != NULL && i < revisions->len; i++)
+    {
+      QubeVolumeRevision *revision = revisions->pdata[i];
+
+      g_string_append_printf (call->out, "revision.%s=%" G_GINT64_FORMAT "\n", revision->name,
+                              revision->created);
+    }
   return TRUE;
 }
 
@@ -1251,6 +1268,11 @@ handle_pool_info (AdminCall *call, GError **error)
   g_autoptr(QubeStoragePool) pool = arg_pool (call, error);
   g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func (g_free);
   g_auto(GStrv) options = NULL;
+  g_auto(GStrv) formats = NULL;
+  g_auto(GStrv) volumes = NULL;
+  g_autofree char *mode = NULL;
+  g_autofree char *location = NULL;
+  g_autofree char *joined = NULL;
   guint64 size = 0, usage = 0;
 
   if (pool == NULL)
@@ -1265,9 +1287,24 @@ handle_pool_info (AdminCall *call, GError **error)
   g_ptr_array_sort (lines, compare_strings);
   for (guint i = 0; i < lines->len; i++)
     g_string_append_printf (call->out, "%s\n", (const char *) lines->pdata[i]);
-  if (qube_storage_pool_query (pool, &size, &usage, NULL, NULL, NULL, NULL))
-    g_string_append_printf (call->out, "size=%" G_GUINT64_FORMAT "\nusage=%" G_GUINT64_FORMAT "\n",
-                            size, usage);
+  if (qube_storage_pool_query (pool, &size, &usage, &mode, &location, &formats, NULL))
+    {
+      g_autofree char *formats_s = g_strjoinv (" ", formats);
+
+      g_string_append_printf (call->out, "size=%" G_GUINT64_FORMAT "\nusage=%" G_GUINT64_FORMAT "\n",
+                              size, usage);
+      /* Beyond qubesd's keys (its clients skip unknown ones): how the
+       * driver works, where, the formats it makes. */
+      g_string_append_printf (call->out, "mode=%s\nlocation=%s\nformats=%s\n",
+                              mode != NULL ? mode : "", location != NULL ? location : "",
+                              formats_s);
+    }
+  /* And the volumes it holds (QUBE:VOLUME, space-separated). */
+  volumes = qube_storage_pool_list_volumes (pool, error);
+  if (volumes == NULL)
+    return FALSE;
+  joined = g_strjoinv (" ", volumes);
+  g_string_append_printf (call->out, "volumes=%s\n", joined);
   return TRUE;
 }
 

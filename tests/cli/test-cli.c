@@ -80,6 +80,61 @@ qube_runv (const char *const *args)
 
 #define qube_run(...) qube_runv ((const char *const[]) { __VA_ARGS__, NULL })
 
+/* `text` with the value of each `usage` row or member left out: a file
+ * pool's usage is that of its filesystem, which other programs change
+ * between two runs. */
+static char *
+without_usage (const char *text)
+{
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+
+  for (char **line = lines; *line != NULL; line++)
+    {
+      char *start = *line + strspn (*line, " ");
+
+      if (g_str_has_prefix (start, "usage "))
+        start[strlen ("usage ")] = '\0';
+      else if (g_str_has_prefix (start, "\"usage\" :"))
+        start[strlen ("\"usage\" :")] = '\0';
+    }
+  return g_strjoinv ("\n", lines);
+}
+
+/* Runs `qube ARGS...` and, when the runs go through qubed, again with
+ * --embedded: both must end the same, byte for byte (but the pool's usage
+ * when `pool_usage`).  Returns the first run. */
+static QubeRun *
+qube_run_both_ways_v (gboolean pool_usage, const char *const *args)
+{
+  QubeRun *run = qube_runv (args);
+  g_autoptr(GPtrArray) embedded_args = g_ptr_array_new ();
+  g_autoptr(QubeRun) embedded = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *embedded_out = NULL;
+
+  if (qubed == NULL)
+    return run;
+  g_ptr_array_add (embedded_args, "--embedded");
+  for (const char *const *a = args; *a != NULL; a++)
+    g_ptr_array_add (embedded_args, (gpointer) *a);
+  g_ptr_array_add (embedded_args, NULL);
+  embedded = qube_runv ((const char *const *) embedded_args->pdata);
+  out = pool_usage ? without_usage (run->out) : g_strdup (run->out);
+  embedded_out = pool_usage ? without_usage (embedded->out) : g_strdup (embedded->out);
+  ck_assert_msg (run->status == embedded->status,
+                 "exit status %d through qubed, %d embedded", run->status, embedded->status);
+  ck_assert_msg (g_str_equal (out, embedded_out),
+                 "output through qubed:\n%s\nembedded:\n%s", run->out, embedded->out);
+  ck_assert_msg (g_str_equal (run->err, embedded->err),
+                 "stderr through qubed: %s\nembedded: %s", run->err, embedded->err);
+  return run;
+}
+
+#define qube_run_both_ways(...) \
+  qube_run_both_ways_v (FALSE, (const char *const[]) { __VA_ARGS__, NULL })
+#define qube_run_pool_both_ways(...) \
+  qube_run_both_ways_v (TRUE, (const char *const[]) { __VA_ARGS__, NULL })
+
 /* The command succeeded silently on stderr. */
 static void
 assert_ok (QubeRun *run)
@@ -943,10 +998,10 @@ START_TEST (test_pool_commands)
   g_autoptr(QubeRun) again = qube_run ("pool", "add", "fast", "file", dir_option);
   g_autoptr(QubeRun) bad = qube_run ("pool", "add", "broken", "file", "dir_path=not/absolute");
   g_autoptr(QubeRun) bad_syntax = qube_run ("pool", "add", "broken", "file", "frob");
-  g_autoptr(QubeRun) list = qube_run ("pool", "list");
-  g_autoptr(QubeRun) json = qube_run ("pool", "list", "--json");
-  g_autoptr(QubeRun) info = qube_run ("pool", "info", "fast");
-  g_autoptr(QubeRun) info_json = qube_run ("pool", "info", "fast", "--json");
+  g_autoptr(QubeRun) list = qube_run_both_ways ("pool", "list");
+  g_autoptr(QubeRun) json = qube_run_both_ways ("pool", "list", "--json");
+  g_autoptr(QubeRun) info = qube_run_pool_both_ways ("pool", "info", "fast");
+  g_autoptr(QubeRun) info_json = qube_run_pool_both_ways ("pool", "info", "fast", "--json");
   g_autoptr(QubeRun) prefs = qube_run ("global-prefs", "default_pool", "fast");
   g_autoptr(QubeRun) create = qube_run ("create", "--class", "TemplateVM", "deb");
   g_autoptr(QubeRun) in_use = qube_run ("pool", "remove", "fast");
@@ -1010,7 +1065,7 @@ START_TEST (test_pool_commands)
   assert_ok (removed_qube);
   removed = qube_run ("pool", "remove", "fast");
   assert_ok (removed);
-  list_after = qube_run ("pool", "list");
+  list_after = qube_run_both_ways ("pool", "list");
   ck_assert_msg (find_row (list_after->out, "fast") == NULL, "%s", list_after->out);
 }
 END_TEST
@@ -1023,6 +1078,9 @@ START_TEST (test_volume_list_and_info)
   g_autoptr(QubeRun) info_json = NULL;
   g_autoptr(QubeRun) missing = NULL;
   g_autoptr(QubeRun) bad_name = NULL;
+  g_autoptr(QubeRun) kernel = NULL;
+  g_autoptr(QubeRun) pool = NULL;
+  g_autofree char *storage = NULL;
   g_autoptr(JsonNode) root = NULL;
   g_autoptr(JsonNode) info_root = NULL;
   g_auto(GStrv) root_row = NULL;
@@ -1031,7 +1089,7 @@ START_TEST (test_volume_list_and_info)
   JsonObject *object;
 
   create_template_and_appvm ();
-  list = qube_run ("volume", "list", "work");
+  list = qube_run_both_ways ("volume", "list", "work");
   assert_ok (list);
   root_row = find_row (list->out, "root");
   private_row = find_row (list->out, "private");
@@ -1045,7 +1103,7 @@ START_TEST (test_volume_list_and_info)
   ck_assert_msg (find_row (list->out, "volatile") && find_row (list->out, "kernel"), "%s",
                  list->out);
 
-  json = qube_run ("volume", "list", "work", "--json");
+  json = qube_run_both_ways ("volume", "list", "work", "--json");
   assert_ok (json);
   root = parse_json (json->out);
   object = find_json_object (root, "name", "private");
@@ -1053,11 +1111,11 @@ START_TEST (test_volume_list_and_info)
   ck_assert_int_eq (json_object_get_int_member (object, "size"), 2147483648);
   ck_assert (json_object_get_boolean_member (object, "save_on_stop"));
 
-  info = qube_run ("volume", "info", "work:root");
+  info = qube_run_both_ways ("volume", "info", "work:root");
   assert_ok (info);
   source = info_value (info->out, "source");
   ck_assert_str_eq (source, "fedora/root");
-  info_json = qube_run ("volume", "info", "work:private", "--json");
+  info_json = qube_run_both_ways ("volume", "info", "work:private", "--json");
   assert_ok (info_json);
   info_root = parse_json (info_json->out);
   object = json_node_get_object (info_root);
@@ -1065,7 +1123,17 @@ START_TEST (test_volume_list_and_info)
   ck_assert_int_eq (json_object_get_int_member (object, "revisions_to_keep"), 1);
   ck_assert (!json_object_get_boolean_member (object, "started"));
 
-  missing = qube_run ("volume", "info", "work:swap");
+  /* The kernel volume is files, not storage. */
+  kernel = qube_run_both_ways ("volume", "info", "work:kernel");
+  assert_ok (kernel);
+  storage = info_value (kernel->out, "storage");
+  ck_assert_str_eq (storage, "none (kernel files)");
+  /* The default pool lists the qubes' volumes. */
+  pool = qube_run_pool_both_ways ("pool", "info", "default", "--json");
+  assert_ok (pool);
+  ck_assert_msg (strstr (pool->out, "\"work:private\"") != NULL, "%s", pool->out);
+
+  missing = qube_run_both_ways ("volume", "info", "work:swap");
   assert_fails_with (missing, 1, "qube 'work' has no volume 'swap'", NULL);
   bad_name = qube_run ("volume", "info", "work");
   assert_fails_with (bad_name, 1, "QUBE:VOLUME", NULL);
@@ -1091,6 +1159,9 @@ START_TEST (test_volume_import_export_revert_resize)
   g_autoptr(QubeRun) bad_size = NULL;
   g_autoptr(QubeRun) too_big = NULL;
   g_autoptr(QubeRun) info = NULL;
+  g_autoptr(QubeRun) revisions_json = NULL;
+  g_autoptr(JsonNode) revisions_root = NULL;
+  g_autofree char *kept = NULL;
   g_autofree char *size = NULL;
   gsize len = 1 << 20;
   guint64 got_len;
@@ -1129,9 +1200,22 @@ START_TEST (test_volume_import_export_revert_resize)
   g_clear_pointer (&got, g_free);
 
   /* The first import is the kept revision; reverting to it brings it back. */
-  revisions = qube_run ("volume", "revisions", "work:private");
+  revisions = qube_run_both_ways ("volume", "revisions", "work:private");
   assert_ok (revisions);
   ck_assert_msg (g_strv_length (g_strsplit (revisions->out, "\n", -1)) == 3, "%s", revisions->out);
+  /* The kept revision has a time; the volume counts it. */
+  revisions_json = qube_run_both_ways ("volume", "revisions", "work:private", "--json");
+  assert_ok (revisions_json);
+  revisions_root = parse_json (revisions_json->out);
+  ck_assert_int_eq (json_array_get_length (json_node_get_array (revisions_root)), 1);
+  ck_assert_msg (g_str_has_prefix (json_object_get_string_member (
+                   json_array_get_object_element (json_node_get_array (revisions_root), 0),
+                   "created"), "20"), "%s", revisions_json->out);
+  info = qube_run_both_ways ("volume", "info", "work:private");
+  assert_ok (info);
+  kept = info_value (info->out, "revisions");
+  ck_assert_str_eq (kept, "1");
+  g_clear_pointer (&info, qube_run_free);
   revert_missing = qube_run ("volume", "revert", "work:private", "1999");
   assert_fails_with (revert_missing, 1, "qube 'work'", "pool 'default'", "work/private",
                      "no revision '1999'", NULL);

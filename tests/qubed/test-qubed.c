@@ -384,7 +384,13 @@ START_TEST (test_storage_formats)
                                                   "usage="), "%s", info->str + 2);
   ck_assert_ptr_nonnull (strstr (info->str + 2, "\nrw=True\nsource=fedora/root\nsave_on_stop=False\n"
                                                 "snap_on_start=True\nrevisions_to_keep=1\n"
-                                                "ephemeral=False\nis_outdated=False\n"));
+                                                "ephemeral=False\nis_outdated=False\n"
+                                                "storage=True\nstarted=False\ncreated="));
+  g_clear_pointer (&info, string_free);
+  /* Kernel files: no storage, no revisions. */
+  info = call ("admin.vm.volume.Info+kernel dom0 name work", NULL);
+  ck_assert_msg (strstr (info->str + 2, "\nstorage=False\nstarted=False\ncreated=0\n") != NULL
+                 && strstr (info->str + 2, "revision.") == NULL, "%s", info->str + 2);
   assert_exception (call ("admin.vm.volume.Info+nosuch dom0 name work", NULL), "QubesValueError");
   assert_exception (call ("admin.vm.volume.Info dom0 name work", NULL), "ProtocolError");
 
@@ -403,6 +409,17 @@ START_TEST (test_storage_formats)
                  && memchr (snapshots->str + 2, '\n', snapshots->len - 3) == NULL,
                  "expected one revision, got '%s'", snapshots->str + 2);
   revision = g_strndup (snapshots->str + 2, snapshots->len - 3);
+  /* Info gives the kept revision's time. */
+  {
+    g_autofree char *key = g_strdup_printf ("\nrevision.%s=", revision);
+    const char *at = NULL;
+
+    g_clear_pointer (&info, string_free);
+    info = call ("admin.vm.volume.Info+private dom0 name work", NULL);
+    at = strstr (info->str + 2, key);
+    ck_assert_msg (at != NULL && g_ascii_isdigit (at[strlen (key)]) && at[strlen (key)] != '0',
+                   "%s", info->str + 2);
+  }
   assert_ok (call ("admin.vm.volume.Revert+private dom0 name work", revision), "");
   assert_exception (call ("admin.vm.volume.Revert+private dom0 name work", "nosuch"),
                     "QubesValueError");
@@ -425,6 +442,10 @@ START_TEST (test_storage_formats)
   ck_assert_msg (info->len > strlen (info_prefix + 2) + 2
                  && memcmp (info->str, info_prefix, strlen (info_prefix + 2) + 2) == 0
                  && strstr (info->str + 2, "\nusage=") != NULL, "%s", info->str + 2);
+  ck_assert_msg (strstr (info->str + 2, "\nmode=") != NULL
+                 && strstr (info->str + 2, "\nlocation=/") != NULL
+                 && strstr (info->str + 2, "\nformats=") != NULL
+                 && g_str_has_suffix (info->str + 2, "\nvolumes=\n"), "%s", info->str + 2);
   assert_exception (call ("admin.pool.Info+nosuch dom0 name dom0", NULL), "QubesValueError");
 
   /* A qube made in the new pool, which then cannot go while it is used. */
