@@ -22,10 +22,10 @@ done
 : > "$log"
 start=$(date +%s%N)
 # QEMU's multiboot loader takes the modules as "path args,path args".
-timeout -k 5 "$limit" qemu-system-x86_64 -accel tcg -cpu max,-smap,-smep,-pcid,-invpcid \
+timeout -k 5 "$limit" qemu-system-x86_64 -accel tcg -cpu qemu64 \
   -machine q35 -m 2048 -nodefaults -display none -serial stdio -no-reboot \
   -kernel "$outdir/xen" \
-  -append "console=com1 com1=115200,8n1 dom0_mem=768M,max:768M smap=0 smep=0 xpti=0 pcid=0 noreboot" \
+  -append "console=com1 com1=115200,8n1 dom0_mem=768M,max:768M smap=0 smep=0 noreboot" \
   -initrd "$outdir/vmlinuz console=hvc0 quiet,$outdir/dom0-initrd.gz" \
   < /dev/null > "$log" 2>&1 &
 qpid=$!
