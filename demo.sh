@@ -9,10 +9,11 @@ set -eu
 cd "$(dirname "$0")"
 top=$PWD
 [ "$(id -u)" = 0 ] || { echo "demo.sh: run it as root (it boots qubes under QEMU)"; exit 1; }
+echo "libqube demo: installing packages and building (log: /tmp/qube-demo-build.log)"
 ./.ci/deps >/tmp/qube-demo-deps.log 2>&1 || { tail -n 20 /tmp/qube-demo-deps.log; exit 1; }
-[ -x configure ] || ./autogen.sh >/dev/null 2>&1
-[ -f Makefile ] || ./configure --enable-werror >/dev/null
-make -j"$(nproc)" >/dev/null
+{ { [ -x configure ] || ./autogen.sh; } && { [ -f Makefile ] || ./configure --enable-werror; } \
+  && make -j"$(nproc)"; } >/tmp/qube-demo-build.log 2>&1 \
+  || { tail -n 30 /tmp/qube-demo-build.log; echo "demo.sh: the build failed"; exit 1; }
 
 state=$(mktemp -d /tmp/qube-demo.XXXXXX)
 export QUBE_STATE_DIR="$state"
