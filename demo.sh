@@ -32,12 +32,12 @@ must() {
   printf '\n$ qube%s\n' "$shown"
   t0=$(date +%s%N)
   if ! "$top/cli/qube" "$@" 2> "$state/stderr"; then
-    grep -v 'qube-plugin-kvm-Message' "$state/stderr" || true
+    cat "$state/stderr"
     echo "demo.sh: 'qube $*' failed; qube state kept in $state"
     "$top/cli/qube" kill work >/dev/null 2>&1 || true
     exit 1
   fi
-  grep -v 'qube-plugin-kvm-Message' "$state/stderr" || true
+  cat "$state/stderr"
   ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   printf '  (%d ms)\n' "$ms"
   printf '%-66s %6d ms\n' "qube$shown" "$ms" >> "$summary"
