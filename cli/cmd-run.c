@@ -43,6 +43,7 @@ run_in_dispvm (QubeManager *manager, const char *dvm, const char *user, const ch
                                    : qube_dispvm_template_for (manager, NULL, error);
   g_autoptr(QubeVm) vm = NULL;
   g_autoptr(GError) cleanup_error = NULL;
+  gboolean destroy_after = FALSE;
   gboolean ok;
 
   if (template_name == NULL)
@@ -56,14 +57,14 @@ run_in_dispvm (QubeManager *manager, const char *dvm, const char *user, const ch
     {
       g_printerr ("qube run: %s\n", cleanup_error->message);
       g_clear_error (&cleanup_error);
-      ok = qube_qrexec_run (manager, qube_vm_get_name (vm), user, command, flags, 0, 1, 2,
-                            exit_code, error);
-      if (!qube_dispvm_destroy_detached (manager, qube_vm_get_name (vm), &cleanup_error))
-        g_printerr ("qube run: %s\n", cleanup_error->message);
-      return ok;
+      destroy_after = TRUE;
     }
-  return qube_qrexec_run (manager, qube_vm_get_name (vm), user, command, flags, 0, 1, 2,
-                          exit_code, error);
+  ok = qube_qrexec_run (manager, qube_vm_get_name (vm), user, command, flags, 0, 1, 2,
+                        exit_code, error);
+  if (destroy_after
+      && !qube_dispvm_destroy_detached (manager, qube_vm_get_name (vm), &cleanup_error))
+    g_printerr ("qube run: %s\n", cleanup_error->message);
+  return ok;
 }
 
 static int
@@ -90,6 +91,7 @@ run_run (Cli *cli, int argc, char **argv)
     { NULL }
   };
   char **cmd;
+  QubeQrexecRunFlags flags;
 
   if (!cli_parse (cli, entries, FALSE, 0, -1, argc, argv, &args, &status))
     return status;
@@ -124,15 +126,13 @@ run_run (Cli *cli, int argc, char **argv)
       command = g_string_free (line, FALSE);
     }
 
+  flags = no_stdin ? QUBE_QREXEC_RUN_NO_STDIN : QUBE_QREXEC_RUN_NONE;
   manager = cli_get_manager (cli, &error);
   if (manager == NULL
       || !(dispvm_wanted
-           ? run_in_dispvm (manager, dispvm_template, user, command,
-                            no_stdin ? QUBE_QREXEC_RUN_NO_STDIN : QUBE_QREXEC_RUN_NONE,
-                            &exit_code, &error)
-           : qube_qrexec_run (manager, args[0], user, command,
-                              no_stdin ? QUBE_QREXEC_RUN_NO_STDIN : QUBE_QREXEC_RUN_NONE,
-                              0, 1, 2, &exit_code, &error)))
+           ? run_in_dispvm (manager, dispvm_template, user, command, flags, &exit_code, &error)
+           : qube_qrexec_run (manager, args[0], user, command, flags, 0, 1, 2, &exit_code,
+                              &error)))
     {
       cli_fail (error);
       return RUN_EXIT_QREXEC_FAILED;
