@@ -187,6 +187,12 @@ queue_open (QubeManager *manager, const char *dvm, GError **error)
   q->path = dispvm_file (manager, dvm, ".queue");
   q->lock_fd = -1;
   q->entries = g_ptr_array_new_with_free_func ((GDestroyNotify) entry_free);
+  /* The name becomes part of file names: nothing but a qube name. */
+  if (!qube_name_is_valid (dvm, error))
+    {
+      g_prefix_error (error, "cannot open the preload queue of '%s': ", dvm);
+      return NULL;
+    }
   if (g_mkdir_with_parents (dir, 0700) < 0
       || (q->lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0
       || flock (q->lock_fd, LOCK_EX) < 0)
@@ -799,8 +805,7 @@ qube_dispvm_preload_list (QubeManager *manager, const char *dvm_template)
 
   g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
   g_return_val_if_fail (dvm_template != NULL, NULL);
-  if (qube_name_is_valid (dvm_template, NULL))
-    q = queue_open (manager, dvm_template, NULL);
+  q = queue_open (manager, dvm_template, NULL);
   for (guint i = 0; q != NULL && i < q->entries->len; i++)
     {
       Entry *e = q->entries->pdata[i];
