@@ -56,6 +56,7 @@
 #include "qube-lifecycle.h"
 #include "qube-qrexec-client.h"
 #include "qube-qrexec-daemon.h"
+#include "qube-store.h"
 #include "qube-volume.h"
 #include "qube-vm-private.h"
 
@@ -66,7 +67,6 @@
  * while: a guest that never comes up must not be booted in a loop. */
 #define FAILED_PAUSE_S 30
 #define EVENTS_MAX_BYTES (1024 * 1024)
-#define ADMIN_NAME "dom0"
 
 typedef enum {
   ENTRY_STARTING,
@@ -283,7 +283,7 @@ preload_max (QubeManager *manager, QubeVm *dvm)
   global = qube_manager_get_property (manager, "default_dispvm", NULL, NULL);
   if (g_strcmp0 (global, qube_vm_get_name (dvm)) != 0)
     return 0;
-  admin = qube_manager_lookup (manager, ADMIN_NAME, NULL);
+  admin = qube_manager_lookup (manager, QUBE_STORE_ADMIN_NAME, NULL);
   return feature_uint (admin, PRELOAD_MAX_FEATURE, PRELOAD_LIMIT, NULL);
 }
 
@@ -298,7 +298,7 @@ preload_threshold (QubeManager *manager, QubeVm *dvm)
 
   if (set)
     return n;
-  admin = qube_manager_lookup (manager, ADMIN_NAME, NULL);
+  admin = qube_manager_lookup (manager, QUBE_STORE_ADMIN_NAME, NULL);
   return feature_uint (admin, PRELOAD_THRESHOLD_FEATURE, G_MAXINT, NULL);
 }
 
