@@ -56,6 +56,7 @@
 #include "qube-lifecycle.h"
 #include "qube-qrexec-client.h"
 #include "qube-qrexec-daemon.h"
+#include "qube-store.h"
 #include "qube-volume.h"
 #include "qube-vm-private.h"
 
@@ -66,7 +67,6 @@
  * while: a guest that never comes up must not be booted in a loop. */
 #define FAILED_PAUSE_S 30
 #define EVENTS_MAX_BYTES (1024 * 1024)
-#define ADMIN_NAME "dom0"
 
 typedef enum {
   ENTRY_STARTING,
@@ -187,6 +187,12 @@ queue_open (QubeManager *manager, const char *dvm, GError **error)
   q->path = dispvm_file (manager, dvm, ".queue");
   q->lock_fd = -1;
   q->entries = g_ptr_array_new_with_free_func ((GDestroyNotify) entry_free);
+  /* The name becomes part of file names: nothing but a qube name. */
+  if (!qube_name_is_valid (dvm, error))
+    {
+      g_prefix_error (error, "cannot open the preload queue of '%s': ", dvm);
+      return NULL;
+    }
   if (g_mkdir_with_parents (dir, 0700) < 0
       || (q->lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0
       || flock (q->lock_fd, LOCK_EX) < 0)
@@ -277,7 +283,7 @@ preload_max (QubeManager *manager, QubeVm *dvm)
   global = qube_manager_get_property (manager, "default_dispvm", NULL, NULL);
   if (g_strcmp0 (global, qube_vm_get_name (dvm)) != 0)
     return 0;
-  admin = qube_manager_lookup (manager, ADMIN_NAME, NULL);
+  admin = qube_manager_lookup (manager, QUBE_STORE_ADMIN_NAME, NULL);
   return feature_uint (admin, PRELOAD_MAX_FEATURE, PRELOAD_LIMIT, NULL);
 }
 
@@ -292,7 +298,7 @@ preload_threshold (QubeManager *manager, QubeVm *dvm)
 
   if (set)
     return n;
-  admin = qube_manager_lookup (manager, ADMIN_NAME, NULL);
+  admin = qube_manager_lookup (manager, QUBE_STORE_ADMIN_NAME, NULL);
   return feature_uint (admin, PRELOAD_THRESHOLD_FEATURE, G_MAXINT, NULL);
 }
 
@@ -799,8 +805,7 @@ qube_dispvm_preload_list (QubeManager *manager, const char *dvm_template)
 
   g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
   g_return_val_if_fail (dvm_template != NULL, NULL);
-  if (qube_name_is_valid (dvm_template, NULL))
-    q = queue_open (manager, dvm_template, NULL);
+  q = queue_open (manager, dvm_template, NULL);
   for (guint i = 0; q != NULL && i < q->entries->len; i++)
     {
       Entry *e = q->entries->pdata[i];

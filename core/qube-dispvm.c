@@ -29,9 +29,8 @@
 #include "qube-error.h"
 #include "qube-lifecycle.h"
 #include "qube-qrexec-daemon.h"
+#include "qube-store.h"
 #include "qube-vm-private.h"
-
-#define ADMIN_NAME "dom0"
 
 gboolean
 _qube_dispvm_is_template (QubeVm *vm)
@@ -60,10 +59,10 @@ qube_dispvm_template_for (QubeManager *manager, const char *qube, GError **error
   g_autofree char *value = NULL;
 
   g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
-  if (qube == NULL || g_str_equal (qube, ADMIN_NAME))
+  if (qube == NULL || g_str_equal (qube, QUBE_STORE_ADMIN_NAME))
     {
       value = qube_manager_get_property (manager, "default_dispvm", NULL, error);
-      qube = ADMIN_NAME;
+      qube = QUBE_STORE_ADMIN_NAME;
     }
   else
     {

@@ -286,10 +286,18 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
                                st->qube, reason));
 }
 
+/* The agent had its time to connect the data channel. */
 static gboolean
-tick_cb (gpointer data)
+connect_timeout_cb (gpointer data)
 {
-  return G_SOURCE_CONTINUE;
+  RunState *st = data;
+
+  if (!st->done && !st->connected)
+    run_fail (st, g_error_new (QUBE_ERROR, QUBE_ERROR_TIMEOUT,
+                               "cannot run a command in qube '%s': its agent did not "
+                               "connect the data channel in %d s", st->qube,
+                               RUN_CONNECT_TIMEOUT_S));
+  return G_SOURCE_REMOVE;
 }
 
 /* Asks the daemon: returns the data port and the transport, or FALSE. */
@@ -456,23 +464,14 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
           st.stdin_done = TRUE;
         }
       _qube_qrexec_chan_send (st.chan, hello->data, hello->len);
-      gint64 deadline = g_get_monotonic_time () + RUN_CONNECT_TIMEOUT_S * G_USEC_PER_SEC;
-      GSource *tick = g_timeout_source_new_seconds (1);
+      GSource *timeout = g_timeout_source_new_seconds (RUN_CONNECT_TIMEOUT_S);
 
-      /* The tick wakes the loop to check the deadline. */
-      g_source_set_callback (tick, tick_cb, NULL, NULL);
-      g_source_attach (tick, context);
+      g_source_set_callback (timeout, connect_timeout_cb, &st, NULL);
+      g_source_attach (timeout, context);
       while (!st.done)
-        {
-          g_main_context_iteration (context, TRUE);
-          if (!st.done && !st.connected && g_get_monotonic_time () > deadline)
-            run_fail (&st, g_error_new (QUBE_ERROR, QUBE_ERROR_TIMEOUT,
-                                        "cannot run a command in qube '%s': its agent did not "
-                                        "connect the data channel in %d s", qube,
-                                        RUN_CONNECT_TIMEOUT_S));
-        }
-      g_source_destroy (tick);
-      g_source_unref (tick);
+        g_main_context_iteration (context, TRUE);
+      g_source_destroy (timeout);
+      g_source_unref (timeout);
     }
 
   stdin_watch (&st, FALSE);
