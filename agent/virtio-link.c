@@ -370,9 +370,7 @@ serve (int listen_fd)
           if (poll (&p, 1, 0) > 0 && !((p.revents & POLLHUP) && !(p.revents & POLLIN)))
             host_absent = 0;
         }
-      else if (pfd[1].revents & POLLIN)
-        vport_read ();
-      else if (pfd[1].revents & POLLHUP)
+      else if ((pfd[1].revents & POLLHUP) && !(pfd[1].revents & POLLIN))
         {
           link_down ();
           host_absent = 1;
