@@ -370,9 +370,7 @@ serve (int listen_fd)
           if (poll (&p, 1, 0) > 0 && !((p.revents & POLLHUP) && !(p.revents & POLLIN)))
             host_absent = 0;
         }
-      else if (pfd[1].revents & POLLIN)
-        vport_read ();
-      else if (pfd[1].revents & POLLHUP)
+      else if ((pfd[1].revents & POLLHUP) && !(pfd[1].revents & POLLIN))
         {
           link_down ();
           host_absent = 1;
@@ -436,10 +434,16 @@ vlink_start (const char *name, char *err, size_t errlen)
   if (listen_fd < 0 || bind (listen_fd, (struct sockaddr *) &sun, sun_len) < 0 ||
       listen (listen_fd, 64) < 0)
     {
-      /* Another process started the link meanwhile: use it. */
+      int saved = errno;
+
       if (listen_fd >= 0)
         close (listen_fd);
-      return errno == EADDRINUSE ? 0 : -1;
+      /* Another process started the link meanwhile: use it. */
+      if (saved == EADDRINUSE)
+        return 0;
+      agent_set_error (err, errlen, "cannot listen for vchan users of port %s: %s", name,
+                       strerror (saved));
+      return -1;
     }
   fd = open (path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
