@@ -713,7 +713,6 @@ qube_vm_start (QubeVm *vm, GError **error)
   const QubePluginDesc *desc;
   QubeDomainInfo info;
   const char *transport;
-  gboolean built = FALSE;
   gint64 t_begin, t_storage, t_built;
 
   g_return_val_if_fail (QUBE_IS_VM (vm), FALSE);
@@ -755,8 +754,7 @@ qube_vm_start (QubeVm *vm, GError **error)
   if (devices == NULL)
     goto fail;
   t_storage = g_get_monotonic_time ();
-  built = domain_build (d, devices, &local_error);
-  if (!built)
+  if (!domain_build (d, devices, &local_error))
     goto fail;
   t_built = g_get_monotonic_time ();
   if (!daemon_start (d, transport, feature_seconds (vm, "qrexec-timeout", DEFAULT_START_TIMEOUT_S),

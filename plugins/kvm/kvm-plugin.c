@@ -931,6 +931,7 @@ kvm_describe (void *plugin, char *buf, size_t buflen)
   KvmPlugin *self = plugin;
   const char *forced = forced_accel (self);
   g_autoptr(KvmAccelChoice) choice = NULL;
+  gboolean known;
 
   if (forced != NULL)
     {
@@ -938,10 +939,11 @@ kvm_describe (void *plugin, char *buf, size_t buflen)
       return 0;
     }
   g_mutex_lock (&self->lock);
-  if (self->accel != NULL)
+  known = self->accel != NULL;
+  if (known)
     g_snprintf (buf, buflen, "acceleration: %s (%s)", self->accel->accel, self->accel->reason);
   g_mutex_unlock (&self->lock);
-  if (buf[0] != '\0')
+  if (known)
     return 0;
   choice = kvm_accel_choose (NULL, self->work_dir, self->qemu, self->qemu_id, NULL);
   if (choice->settled)
