@@ -844,14 +844,14 @@ do_revert (QubePool *pool, const QubeVolumeSpec *spec, const char *revision,
           target = g_strdup (revision);
       if (target == NULL)
         {
-          g_autofree char *list = NULL;
+          g_autoptr (GString) list = g_string_new (NULL);
 
-          g_ptr_array_add (v->meta->kept, NULL);
-          list = g_strjoinv (", ", (char **) v->meta->kept->pdata);
-          g_ptr_array_remove_index (v->meta->kept, v->meta->kept->len - 1);
+          for (guint i = 0; i < v->meta->kept->len; i++)
+            g_string_append_printf (list, "%s%s", i > 0 ? ", " : "",
+                                    (const char *) v->meta->kept->pdata[i]);
           g_set_error (error, SF_ERROR, QUBE_ABI_E_NOT_FOUND,
                        "it has no revision '%s' (kept: %s)", revision,
-                       list[0] ? list : "none");
+                       list->len > 0 ? list->str : "none");
           return FALSE;
         }
     }
