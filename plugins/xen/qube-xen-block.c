@@ -7,7 +7,8 @@
  * `physical-device-path` in the backend's xenstore directory.  It then waits
  * until blkback has opened the device, so that when libxl reports the disk
  * added the plugin may drop its own hold on the loop device (which clears
- * itself when its last user closes it).  "remove" has nothing to undo.
+ * itself when its last user closes it), and sets `hotplug-status`.
+ * "remove" has nothing to undo.
  *
  *   qube-xen-block add|remove     (XENBUS_PATH=backend/vbd/DOMID/DEVID)
  *
@@ -104,8 +105,10 @@ add (unsigned int domid, unsigned int devid)
   until = g_get_monotonic_time () + BLKBACK_WAIT_MS * 1000;
   for (unsigned int i = 0;; i++)
     {
+      /* hotplug-status as Xen's scripts leave it, for tools that read it. */
       if (access (sysfs, F_OK) == 0)
-        return 0;
+        return write_key ("hotplug-status", "connected")
+                 ? 0 : fail ("cannot write hotplug-status: %s", g_strerror (errno));
       if (g_get_monotonic_time () > until)
         return fail ("blkback did not open %s (%s) within %d s", params, node,
                      BLKBACK_WAIT_MS / 1000);
