@@ -19,13 +19,21 @@ if ! qube start bench > $log 2>&1 || ! qube kill bench >> $log 2>&1; then
   exit 0
 fi
 
+# The guest's own uptime when its /init said it was ready, from the last
+# ready line on the console of domain $1.
+guest_ready () {
+  grep -a -o 'qube-guest: ready (up [0-9.]* s)' /var/log/xen/console/guest-$1.log 2>/dev/null |
+    tail -n 1 | sed 's/qube-guest: //'
+}
+
 run=0
 while [ $run -lt $runs ]; do
   run=$((run + 1))
   t0=$(xentest_now_ms)
   if qube start bench > $log 2>&1 && qube run --no-stdin bench -- true >> $log 2>&1; then
     xentest_time bench-qube-ms $(( $(xentest_now_ms) - t0 ))
-    echo "XENTEST INFO start $run:" $(cat $QUBE_STATE_DIR/run/qubes/bench/start-times 2>/dev/null)
+    echo "XENTEST INFO start $run:" $(cat $QUBE_STATE_DIR/run/qubes/bench/start-times 2>/dev/null) \
+      "guest $(guest_ready bench)"
   else
     xentest_fail bench-qube "run $run: $(tail -n 8 $log | tr '\n' ' ')"
   fi
@@ -52,6 +60,7 @@ CFG
   t0=$(xentest_now_ms)
   if xl create /tmp/$1.cfg > $log 2>&1 && xentest_wait_console $1 120 'qube-guest: ready'; then
     xentest_time bench-$3-ms $(( $(xentest_now_ms) - t0 ))
+    echo "XENTEST INFO $1: guest $(guest_ready $1)"
   else
     # A baseline boot that hangs (the nested guest kernel now and then
     # does) is left out of the figures, and said.

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libxl.h>
@@ -33,6 +34,7 @@
 #include "abi/qube-plugin.h"
 #include "abi/qube-backend.h"
 
+#include "xen-loop.h"
 #include "xen-store.h"
 #include "xen-vchan.h"
 
@@ -313,6 +315,56 @@ fill_disk (XenPlugin *self, const char *qube, const QubeDiskSpec *spec,
   disk->backend = LIBXL_DISK_BACKEND_PHY;
   disk->format = LIBXL_DISK_FORMAT_RAW;
   disk->readwrite = spec->readonly ? 0 : 1;
+  /* Our own hotplug program: it only names the block device to blkback
+   * (attach_loop() already made a file into one). */
+  disk->script = g_strdup (QUBE_XEN_BLOCK_SCRIPT);
+  return QUBE_ABI_OK;
+}
+
+/* Gives blkback a block device for the disk: a regular file becomes a loop
+ * device (read-only where the volume is), added to `loops`, which holds it
+ * until libxl has handed it to blkback; a block device is used as is. */
+static int
+attach_loop (XenPlugin *self, const char *qube, const QubeDiskSpec *spec,
+             libxl_device_disk *disk, GPtrArray *loops)
+{
+  g_autoptr(GError) error = NULL;
+  XenLoop *loop;
+  struct stat st;
+
+  if (stat (spec->path, &st) != 0)
+    {
+      int saved_errno = errno;
+
+      self->host->set_error (self->host, QUBE_ABI_E_NOT_FOUND,
+                             "cannot attach volume '%s' of qube '%s': %s: %s",
+                             spec->volume != NULL ? spec->volume : "?", qube,
+                             spec->path, g_strerror (saved_errno));
+      return QUBE_ABI_E_NOT_FOUND;
+    }
+  if (S_ISBLK (st.st_mode))
+    return QUBE_ABI_OK;
+  if (!S_ISREG (st.st_mode))
+    {
+      self->host->set_error (self->host, QUBE_ABI_E_INVALID,
+                             "cannot attach volume '%s' of qube '%s': %s is "
+                             "neither a file nor a block device",
+                             spec->volume != NULL ? spec->volume : "?", qube,
+                             spec->path);
+      return QUBE_ABI_E_INVALID;
+    }
+  loop = xen_loop_attach (spec->path, spec->readonly, &error);
+  if (loop == NULL)
+    {
+      self->host->set_error (self->host, QUBE_ABI_E_FAILED,
+                             "cannot attach volume '%s' of qube '%s': %s",
+                             spec->volume != NULL ? spec->volume : "?", qube,
+                             error->message);
+      return QUBE_ABI_E_FAILED;
+    }
+  g_ptr_array_add (loops, loop);
+  free (disk->pdev_path);
+  disk->pdev_path = g_strdup (loop->path);
   return QUBE_ABI_OK;
 }
 
@@ -441,6 +493,9 @@ xen_create (void *plugin_data, const QubeDomainConfig *config, char **backend_id
   XenPlugin *self = plugin_data;
   g_autoptr(GError) error = NULL;
   g_autofree char *started = NULL;
+  /* Freed last: after a failure, only once the domain (and so blkback's
+   * hold) is gone, so no loop device is reused while blkback could open it. */
+  g_autoptr(GPtrArray) loops = g_ptr_array_new_with_free_func ((GDestroyNotify) xen_loop_free);
   libxl_domain_config d;
   uint32_t domid = (uint32_t) INVALID_DOMID;
   int rc;
@@ -448,6 +503,13 @@ xen_create (void *plugin_data, const QubeDomainConfig *config, char **backend_id
   rc = ensure_open (self);
   if (rc != QUBE_ABI_OK)
     return rc;
+  if (!xen_store_check_qube_keys (config, &error))
+    {
+      self->host->set_error (self->host, QUBE_ABI_E_INVALID,
+                             "cannot create qube '%s': %s", config->ref.name,
+                             error->message);
+      return QUBE_ABI_E_INVALID;
+    }
   if (find_domain (self, &config->ref, &domid, &error) || error != NULL)
     {
       self->host->set_error (self->host, QUBE_ABI_E_EXISTS,
@@ -459,6 +521,8 @@ xen_create (void *plugin_data, const QubeDomainConfig *config, char **backend_id
 
   libxl_domain_config_init (&d);
   rc = build_config (self, config, &d);
+  for (int i = 0; rc == QUBE_ABI_OK && i < d.num_disks; i++)
+    rc = attach_loop (self, config->ref.name, &config->disks[i], &d.disks[i], loops);
   if (rc != QUBE_ABI_OK)
     {
       /* libxl's dispose frees with free(), which g_malloc memory allows. */
@@ -660,6 +724,7 @@ xen_attach_disk (void *plugin_data, const QubeDomainRef *ref,
                  const QubeDiskSpec *spec)
 {
   XenPlugin *self = plugin_data;
+  g_autoptr(GPtrArray) loops = g_ptr_array_new_with_free_func ((GDestroyNotify) xen_loop_free);
   libxl_device_disk disk;
   uint32_t domid;
   int rc = require_domain (self, ref, "attach a volume to", &domid);
@@ -677,6 +742,12 @@ xen_attach_disk (void *plugin_data, const QubeDomainRef *ref,
   rc = fill_disk (self, ref->name, spec, 0, &disk);
   if (rc != QUBE_ABI_OK)
     return rc;
+  rc = attach_loop (self, ref->name, spec, &disk, loops);
+  if (rc != QUBE_ABI_OK)
+    {
+      libxl_device_disk_dispose (&disk);
+      return rc;
+    }
   clear_libxl_reason ();
   if (libxl_device_disk_add (self->ctx, domid, &disk, NULL) != 0)
     {
@@ -685,6 +756,8 @@ xen_attach_disk (void *plugin_data, const QubeDomainRef *ref,
                              spec->path, disk.vdev, ref->name,
                              libxl_reason (ERROR_FAIL));
       rc = QUBE_ABI_E_FAILED;
+      /* Take the half-made backend away before the loop device goes. */
+      libxl_device_disk_destroy (self->ctx, domid, &disk, NULL);
     }
   libxl_device_disk_dispose (&disk);
   return rc;

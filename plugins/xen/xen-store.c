@@ -51,13 +51,8 @@ write_key (struct xs_handle *xs, xs_transaction_t t, uint32_t domid,
 }
 
 gboolean
-xen_store_write_qube_keys (uint32_t domid, const QubeDomainConfig *config,
-                           GError **error)
+xen_store_check_qube_keys (const QubeDomainConfig *config, GError **error)
 {
-  g_autofree char *base = g_strdup_printf ("/local/domain/%u/qube", domid);
-  struct xs_handle *xs;
-  gboolean ok = FALSE;
-
   for (uint32_t i = 0; i < config->n_extra; i++)
     {
       const char *key = config->extra[i].key;
@@ -72,6 +67,19 @@ xen_store_write_qube_keys (uint32_t domid, const QubeDomainConfig *config,
           return FALSE;
         }
     }
+  return TRUE;
+}
+
+gboolean
+xen_store_write_qube_keys (uint32_t domid, const QubeDomainConfig *config,
+                           GError **error)
+{
+  g_autofree char *base = g_strdup_printf ("/local/domain/%u/qube", domid);
+  struct xs_handle *xs;
+  gboolean ok = FALSE;
+
+  if (!xen_store_check_qube_keys (config, error))
+    return FALSE;
 
   xs = xs_open (0);
   if (xs == NULL)

@@ -10,6 +10,11 @@
 
 G_BEGIN_DECLS
 
+/* Checks that every extra setting "xenstore.KEY" names a key xenstore
+ * accepts; xen_create() asks before it makes anything. */
+gboolean xen_store_check_qube_keys (const QubeDomainConfig *config,
+                                    GError **error);
+
 /* Writes name, uuid and type (the qube's class) for `domid`, plus every
  * extra setting "xenstore.KEY" of the qube's backend features as KEY, in one
  * transaction; fails naming the key and the errno text. */

@@ -131,4 +131,52 @@ if $drv create victim --kernel $guest/vmlinux --initrd $guest/initrd.gz > /tmp/v
 else
   xentest_fail plugin-kill-running "$(tail -n 3 /tmp/victim; xl list 2>&1 | tail -n +2 | tr '\n' ' ')"
 fi
+
+# A raw file becomes a loop device of the plugin's own (read-only for a
+# read-only volume) that goes away with the domain; a create that fails,
+# early (a bad xenstore key) or in libxl (no such kernel), leaves no loop
+# device, domain or backend entry behind.
+loops_of () { grep -lx "$1" /sys/block/loop*/loop/backing_file 2>/dev/null; }
+no_loops_of () {
+  i=0
+  while [ -n "$(loops_of "$1")" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  [ -z "$(loops_of "$1")" ]
+}
+vbds=$(xenstore-list /local/domain/0/backend/vbd 2>/dev/null | tr '\n' ' ')
+dd if=/dev/zero of=/tmp/file.img bs=1M count=8 2>/dev/null
+if $drv create filevm --kernel $guest/vmlinux --initrd $guest/initrd.gz \
+     --disk /tmp/file.img:raw:ro > /tmp/filevm 2>&1 && $drv start filevm 2>>/tmp/filevm &&
+   xentest_wait_console filevm 120 'XENTEST-DOMU-DISK xvda 16384'; then
+  ro=$(cat "/sys/block/$(loops_of /tmp/file.img | cut -d/ -f4)/ro" 2>&1)
+  if $drv kill filevm 2>>/tmp/filevm && [ "$ro" = 1 ] && no_loops_of /tmp/file.img; then
+    xentest_pass plugin-file-volume
+  else
+    xentest_fail plugin-file-volume "read-only: $ro; after kill: $(loops_of /tmp/file.img) $(tail -n 2 /tmp/filevm)"
+  fi
+else
+  xentest_fail plugin-file-volume "$(tail -n 3 /tmp/filevm | tr '\n' ' ')"
+  xentest_console_tail filevm
+  $drv kill filevm 2>/dev/null
+fi
+if ! $drv create bad --kernel $guest/vmlinux --initrd $guest/initrd.gz \
+       --disk /tmp/file.img:raw --set xenstore.a/b=1 > /tmp/bad 2>&1 &&
+   grep -q "'xenstore.a/b' of qube 'bad' is not a valid xenstore key" /tmp/bad &&
+   ! xl domid bad > /dev/null 2>&1 && no_loops_of /tmp/file.img; then
+  xentest_pass plugin-bad-key-makes-nothing
+else
+  xentest_fail plugin-bad-key-makes-nothing "$(cat /tmp/bad) $(loops_of /tmp/file.img)"
+fi
+if ! $drv create bad --kernel /nonexistent/vmlinux --disk /tmp/file.img:raw > /tmp/bad 2>&1 &&
+   ! xl domid bad > /dev/null 2>&1 && no_loops_of /tmp/file.img &&
+   [ "$(xenstore-list /local/domain/0/backend/vbd 2>/dev/null | tr '\n' ' ')" = "$vbds" ]; then
+  xentest_pass plugin-failed-create-clean
+else
+  xentest_fail plugin-failed-create-clean "$(tail -n 2 /tmp/bad | tr '\n' ' ') loops: $(loops_of /tmp/file.img)"
+fi
+# The plugin never tears down a block device it was given.
+if losetup "$loopdev" > /dev/null 2>&1; then
+  xentest_pass plugin-block-device-kept
+else
+  xentest_fail plugin-block-device-kept "$loopdev was detached"
+fi
 losetup -d "$loopdev" 2>/dev/null
