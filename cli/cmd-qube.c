@@ -8,21 +8,41 @@
 #include "output.h"
 #include "qube-cli.h"
 
-/* A property shown in a listing, or NULL when the class has no such
- * property or it is empty (a qube without netvm). */
-static char *
-get_listed_property (Cli *cli, const char *name, const char *property)
+/* The properties of qube `name` shown in a listing, from one
+ * admin.vm.property.GetAll: property → value, without the properties the
+ * class lacks or that are empty (a qube without netvm).  Each line is
+ * "PROPERTY default=… type=… VALUE", with backslash and newline escaped. */
+static GHashTable *
+get_listed_properties (Cli *cli, const char *name)
 {
-  g_autofree char *reply = cli_admin_call (cli, "admin.vm.property.Get", property, name,
-                                           NULL, NULL);
-  const char *value;
+  g_auto(GStrv) lines = cli_admin_call_lines (cli, "admin.vm.property.GetAll", NULL, name, NULL);
+  GHashTable *props = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 
-  /* "default=… type=… VALUE": the value follows the second space. */
-  value = reply != NULL ? strchr (reply, ' ') : NULL;
-  value = value != NULL ? strchr (value + 1, ' ') : NULL;
-  if (value == NULL || value[1] == '\0')
-    return NULL;
-  return g_strdup (value + 1);
+  for (char **l = lines; l != NULL && *l != NULL; l++)
+    {
+      /* The value follows the third space. */
+      const char *value = strchr (*l, ' ');
+      GString *unescaped;
+
+      for (int i = 0; i < 2 && value != NULL; i++)
+        value = strchr (value + 1, ' ');
+      if (value == NULL || value[1] == '\0')
+        continue;
+      unescaped = g_string_new (NULL);
+      for (const char *p = value + 1; *p != '\0'; p++)
+        {
+          if (p[0] == '\\' && (p[1] == 'n' || p[1] == '\\'))
+            {
+              p++;
+              g_string_append_c (unescaped, *p == 'n' ? '\n' : '\\');
+            }
+          else
+            g_string_append_c (unescaped, *p);
+        }
+      g_hash_table_replace (props, g_strndup (*l, (gsize) (strchr (*l, ' ') - *l)),
+                            g_string_free (unescaped, FALSE));
+    }
+  return props;
 }
 
 /* One admin.vm.List line: "NAME class=CLASS state=STATE uuid=UUID". */
@@ -156,7 +176,8 @@ run_list (Cli *cli, int argc, char **argv)
   for (guint i = 0; i < lines->len; i++)
     {
       ListedQube q = { NULL };
-      g_autofree char *label = NULL, *template_name = NULL, *netvm = NULL;
+      g_autoptr(GHashTable) props = NULL;
+      const char *label, *template_name, *netvm;
 
       if (!parse_listed_qube (lines->pdata[i], &q))
         return cli_fail_printf ("malformed qube list line '%s'", (char *) lines->pdata[i]);
@@ -172,9 +193,10 @@ run_list (Cli *cli, int argc, char **argv)
               continue;
             }
         }
-      label = get_listed_property (cli, q.name, "label");
-      template_name = get_listed_property (cli, q.name, "template");
-      netvm = get_listed_property (cli, q.name, "netvm");
+      props = get_listed_properties (cli, q.name);
+      label = g_hash_table_lookup (props, "label");
+      template_name = g_hash_table_lookup (props, "template");
+      netvm = g_hash_table_lookup (props, "netvm");
 
       cli_table_add (table, q.name);
       cli_table_add (table, q.state);

@@ -184,10 +184,8 @@ find_qubed_socket (Cli *cli)
     path = g_strdup (env);
   else if (state_env != NULL && *state_env != '\0')
     return NULL;
-  else if (geteuid () == 0)
-    path = g_strdup ("/run/qubed.sock");
   else
-    path = g_build_filename (g_get_user_runtime_dir (), "qubed.sock", NULL);
+    path = qube_admin_default_socket ();
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     return NULL;
   return g_steal_pointer (&path);

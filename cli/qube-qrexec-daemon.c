@@ -10,6 +10,8 @@
  *   connect NAME TRANSPORT TIMEOUT   → "ready" once the guest's agent
  *                                      answered MSG_HELLO, or "error TEXT"
  *   disconnect NAME                  → "ok"
+ * A client has a few seconds to send its line; requests are read as they
+ * come, so a slow client holds up no other.
  * Every second it looks at the state of the qubes it serves: a qube found
  * stopped (its guest powered off, its QEMU died) is released there and
  * then (volumes stopped, runtime directory removed) and let go.  With no
@@ -56,21 +58,43 @@ typedef struct {
   GMainLoop *loop;
   GHashTable *served;     /* name → transport */
   GList *pending;         /* Pending */
+  GList *clients;         /* Client: requests being read */
   gint64 idle_since;
   int listen_fd;
   guint listen_source;
   char *socket_path;
 } Daemon;
 
-/* A start waiting for its qube's agent. */
+/* A start waiting for its qube's agent: its connection is retried while
+ * the guest boots, then the daemon's ::connected signal answers it. */
 typedef struct {
+  Daemon *d;
   int fd;
   char *name;
   char *transport;
-  gint64 deadline;
   gboolean connected;     /* qube_qrexec_daemon_connect() succeeded */
   char *last_error;
+  guint retry_ms;
+  GSource *retry;         /* the next connection attempt */
+  GSource *deadline;      /* the start's timeout */
 } Pending;
+
+/* A connection whose request line is still coming. */
+typedef struct {
+  Daemon *d;
+  int fd;
+  char line[512];
+  gsize got;
+  GSource *io;
+  GSource *timeout;
+} Client;
+
+/* The first connection attempts follow the guest's boot closely; later
+ * ones less often. */
+#define CONNECT_RETRY_FIRST_MS 50
+#define CONNECT_RETRY_MAX_MS 400
+/* A client has this long to send its request line. */
+#define REQUEST_TIMEOUT_S 5
 
 static void
 reply (int fd, const char *text)
@@ -82,8 +106,20 @@ reply (int fd, const char *text)
 }
 
 static void
+source_clear (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+static void
 pending_free (Pending *p)
 {
+  source_clear (&p->retry);
+  source_clear (&p->deadline);
   close (p->fd);
   g_free (p->name);
   g_free (p->transport);
@@ -91,54 +127,77 @@ pending_free (Pending *p)
   g_free (p);
 }
 
-/* Advances the waiting starts: connect while the guest boots, then wait
- * for its HELLO. */
-static gboolean
-pending_tick (gpointer user_data)
+/* Answers a start and forgets it. */
+static void
+pending_done (Pending *p, const char *text)
+{
+  reply (p->fd, text);
+  p->d->pending = g_list_remove (p->d->pending, p);
+  pending_free (p);
+}
+
+/* The agent of a served qube said HELLO: its starts are answered. */
+static void
+on_qube_connected (QubeQrexecDaemon *daemon, const char *name, gpointer user_data)
 {
   Daemon *d = user_data;
   GList *l = d->pending;
 
+  (void) daemon;
   while (l != NULL)
     {
       Pending *p = l->data;
-      GList *next = l->next;
-      g_autoptr(GError) error = NULL;
-      gboolean done = FALSE;
 
-      if (!p->connected)
-        {
-          p->connected = qube_qrexec_daemon_connect (d->daemon, p->name, p->transport, &error);
-          if (!p->connected)
-            {
-              g_free (p->last_error);
-              p->last_error = g_strdup (error->message);
-            }
-        }
-      if (p->connected && qube_qrexec_daemon_is_connected (d->daemon, p->name))
-        {
-          g_hash_table_replace (d->served, g_strdup (p->name), g_strdup (p->transport));
-          reply (p->fd, "ready");
-          done = TRUE;
-        }
-      else if (g_get_monotonic_time () >= p->deadline)
-        {
-          g_autofree char *text = g_strdup_printf ("error %s", p->last_error != NULL
-                                                   ? p->last_error : "no MSG_HELLO from its agent");
-
-          if (p->connected)
-            qube_qrexec_daemon_disconnect (d->daemon, p->name);
-          reply (p->fd, text);
-          done = TRUE;
-        }
-      if (done)
-        {
-          d->pending = g_list_delete_link (d->pending, l);
-          pending_free (p);
-        }
-      l = next;
+      l = l->next;
+      if (!p->connected || !g_str_equal (p->name, name))
+        continue;
+      g_hash_table_replace (d->served, g_strdup (p->name), g_strdup (p->transport));
+      pending_done (p, "ready");
     }
-  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+pending_timeout_cb (gpointer user_data)
+{
+  Pending *p = user_data;
+  g_autofree char *text = g_strdup_printf ("error %s", p->last_error != NULL
+                                           ? p->last_error : "no MSG_HELLO from its agent");
+
+  g_clear_pointer (&p->deadline, g_source_unref);
+  if (p->connected)
+    qube_qrexec_daemon_disconnect (p->d->daemon, p->name);
+  pending_done (p, text);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean pending_retry_cb (gpointer user_data);
+
+/* Connects to the qube's agent while its guest boots: until it works,
+ * again after a while. */
+static void
+pending_connect (Pending *p)
+{
+  g_autoptr(GError) error = NULL;
+
+  p->connected = qube_qrexec_daemon_connect (p->d->daemon, p->name, p->transport, &error);
+  if (p->connected)
+    return;
+  g_free (p->last_error);
+  p->last_error = g_strdup (error->message);
+  p->retry = g_timeout_source_new (p->retry_ms);
+  g_source_set_callback (p->retry, pending_retry_cb, p, NULL);
+  g_source_attach (p->retry, NULL);
+  p->retry_ms = MIN (p->retry_ms * 2, CONNECT_RETRY_MAX_MS);
+}
+
+static gboolean
+pending_retry_cb (gpointer user_data)
+{
+  Pending *p = user_data;
+
+  g_clear_pointer (&p->retry, g_source_unref);
+  pending_connect (p);
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -153,15 +212,19 @@ handle_request (Daemon *d, int fd, char *line)
       guint64 timeout_s = 60;
 
       g_ascii_string_to_unsigned (words[3], 10, 1, 3600, &timeout_s, NULL);
+      p->d = d;
       p->fd = fd;
       p->name = g_strdup (words[1]);
       p->transport = g_strdup (words[2]);
-      p->deadline = g_get_monotonic_time () + (gint64) timeout_s * G_USEC_PER_SEC;
+      p->retry_ms = CONNECT_RETRY_FIRST_MS;
+      p->deadline = g_timeout_source_new_seconds ((guint) timeout_s);
+      g_source_set_callback (p->deadline, pending_timeout_cb, p, NULL);
+      g_source_attach (p->deadline, NULL);
       /* A start after a stop the daemon did not see yet. */
       if (g_hash_table_remove (d->served, p->name))
         qube_qrexec_daemon_disconnect (d->daemon, p->name);
       d->pending = g_list_append (d->pending, p);
-      pending_tick (d);
+      pending_connect (p);
       return;
     }
   if (n == 2 && g_str_equal (words[0], "disconnect"))
@@ -176,39 +239,84 @@ handle_request (Daemon *d, int fd, char *line)
   close (fd);
 }
 
+/* Forgets a client; its connection is closed unless `keep_fd`. */
+static void
+client_free (Client *c, gboolean keep_fd)
+{
+  c->d->clients = g_list_remove (c->d->clients, c);
+  source_clear (&c->io);
+  source_clear (&c->timeout);
+  if (!keep_fd)
+    close (c->fd);
+  g_free (c);
+}
+
+static gboolean
+client_timeout_cb (gpointer user_data)
+{
+  Client *c = user_data;
+
+  g_debug ("a client sent no whole request in %d s", REQUEST_TIMEOUT_S);
+  client_free (c, FALSE);
+  return G_SOURCE_REMOVE;
+}
+
+/* Reads what a client sent so far, and serves its line once whole. */
+static gboolean
+client_read_cb (int fd, GIOCondition condition, gpointer user_data)
+{
+  Client *c = user_data;
+  gssize r = recv (fd, c->line + c->got, sizeof c->line - 1 - c->got, MSG_DONTWAIT);
+  Daemon *d = c->d;
+  char line[sizeof c->line];
+
+  (void) condition;
+  if (r < 0 && (errno == EAGAIN || errno == EINTR))
+    return G_SOURCE_CONTINUE;
+  if (r <= 0)
+    {
+      client_free (c, FALSE);
+      return G_SOURCE_REMOVE;
+    }
+  c->got += (gsize) r;
+  c->line[c->got] = '\0';
+  if (memchr (c->line, '\n', c->got) == NULL && c->got < sizeof c->line - 1)
+    return G_SOURCE_CONTINUE;
+  /* A line longer than any request is not one. */
+  if (memchr (c->line, '\n', c->got) == NULL)
+    {
+      client_free (c, FALSE);
+      return G_SOURCE_REMOVE;
+    }
+  memcpy (line, c->line, c->got + 1);
+  fd = c->fd;
+  client_free (c, TRUE);
+  handle_request (d, fd, line);
+  return G_SOURCE_REMOVE;
+}
+
+/* A new client: its request is read as it comes, from the main loop, so
+ * a slow one delays nobody else. */
 static gboolean
 listen_cb (int fd, GIOCondition condition, gpointer user_data)
 {
   Daemon *d = user_data;
-  int cfd = accept4 (fd, NULL, NULL, SOCK_CLOEXEC);
-  char line[512];
-  gsize got = 0;
+  int cfd = accept4 (fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  Client *c;
 
   (void) condition;
   if (cfd < 0)
     return G_SOURCE_CONTINUE;
-  /* The starter writes its one line at once; a bounded wait for it. */
-  {
-    struct timeval tv = { 5, 0 };
-    setsockopt (cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
-  while (got < sizeof line - 1)
-    {
-      gssize r = recv (cfd, line + got, sizeof line - 1 - got, 0);
-
-      if (r <= 0)
-        break;
-      got += (gsize) r;
-      if (memchr (line, '\n', got) != NULL)
-        break;
-    }
-  line[got] = '\0';
-  if (memchr (line, '\n', got) == NULL)
-    {
-      close (cfd);
-      return G_SOURCE_CONTINUE;
-    }
-  handle_request (d, cfd, line);
+  c = g_new0 (Client, 1);
+  c->d = d;
+  c->fd = cfd;
+  c->io = g_unix_fd_source_new (cfd, G_IO_IN);
+  g_source_set_callback (c->io, (GSourceFunc) (void (*) (void)) client_read_cb, c, NULL);
+  g_source_attach (c->io, NULL);
+  c->timeout = g_timeout_source_new_seconds (REQUEST_TIMEOUT_S);
+  g_source_set_callback (c->timeout, client_timeout_cb, c, NULL);
+  g_source_attach (c->timeout, NULL);
+  d->clients = g_list_prepend (d->clients, c);
   return G_SOURCE_CONTINUE;
 }
 
@@ -250,7 +358,7 @@ watch_qubes (gpointer user_data)
             g_warning ("%s", error->message);
         }
     }
-  if (g_hash_table_size (d->served) > 0 || d->pending != NULL)
+  if (g_hash_table_size (d->served) > 0 || d->pending != NULL || d->clients != NULL)
     d->idle_since = 0;
   else if (d->idle_since == 0)
     d->idle_since = g_get_monotonic_time ();
@@ -464,11 +572,11 @@ main (int argc, char **argv)
   d.daemon = daemon;
   d.loop = loop;
   d.served = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_signal_connect (daemon, "connected", G_CALLBACK (on_qube_connected), &d);
   d.listen_source = g_unix_fd_add (d.listen_fd, G_IO_IN, listen_cb, &d);
   g_unix_signal_add (SIGTERM, on_term, &d);
   g_unix_signal_add (SIGINT, on_term, &d);
   g_timeout_add (WATCH_INTERVAL_MS, watch_qubes, &d);
-  g_timeout_add (50, pending_tick, &d);
   g_timeout_add (PRELOAD_CHECK_MS, check_preloads, &d);
   g_main_loop_run (loop);
 
@@ -479,6 +587,8 @@ main (int argc, char **argv)
       close (d.listen_fd);
     }
   g_list_free_full (d.pending, (GDestroyNotify) pending_free);
+  while (d.clients != NULL)
+    client_free (d.clients->data, FALSE);
   {
     GHashTableIter iter;
     gpointer key;

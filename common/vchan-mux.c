@@ -60,6 +60,27 @@ forget_offers (Vmux *mux)
     }
 }
 
+static VmuxClosing **
+find_closing (Vmux *mux, uint32_t port)
+{
+  for (VmuxClosing **c = &mux->closing; *c != NULL; c = &(*c)->next)
+    if ((*c)->port == port)
+      return c;
+  return NULL;
+}
+
+static void
+forget_closing (Vmux *mux)
+{
+  while (mux->closing != NULL)
+    {
+      VmuxClosing *next = mux->closing->next;
+
+      free (mux->closing);
+      mux->closing = next;
+    }
+}
+
 void
 vmux_clear (Vmux *mux)
 {
@@ -72,6 +93,7 @@ vmux_clear (Vmux *mux)
       mux->chans = next;
     }
   forget_offers (mux);
+  forget_closing (mux);
   free (mux->out);
   mux->out = NULL;
   mux->out_off = mux->out_len = mux->out_cap = 0;
@@ -171,17 +193,61 @@ vmux_link_up (Vmux *mux)
   return queue (mux, VMUX_HELLO, 0, VMUX_HELLO_MAGIC, VMUX_VERSION, 0, NULL, 0);
 }
 
-/* The peer's view of every channel is gone: connected channels end. */
+/* The peer's view of every channel is gone: connected channels end, and
+ * nothing of an old channel can come any more (waiting offers are made
+ * again with the next HELLO). */
 static void
 peer_reset (Vmux *mux)
 {
   forget_offers (mux);
+  forget_closing (mux);
   for (VmuxChan *c = mux->chans; c != NULL; c = c->next)
-    if (c->state == VMUX_CHAN_CONNECTED)
-      {
-        c->state = VMUX_CHAN_GONE;
-        notify (mux, c);
-      }
+    {
+      c->deferred = 0;
+      if (c->state == VMUX_CHAN_CONNECTED)
+        {
+          c->state = VMUX_CHAN_GONE;
+          notify (mux, c);
+        }
+    }
+}
+
+/* We closed our server end of `port` with a CLOSE: the client's frames
+ * for it are the old channel's until its CLOSE comes. */
+static int
+start_closing (Vmux *mux, uint32_t port)
+{
+  VmuxClosing *c;
+
+  if (find_closing (mux, port) != NULL)
+    return 0;
+  c = calloc (1, sizeof *c);
+  if (c == NULL)
+    return fail (mux, "out of memory closing a channel", port);
+  c->port = port;
+  c->next = mux->closing;
+  mux->closing = c;
+  return 0;
+}
+
+/* The client's CLOSE for a port we closed: the old channel is over on
+ * both ends, and a new offer of the port may go out. */
+static int
+end_closing (Vmux *mux, VmuxClosing **closing)
+{
+  VmuxClosing *done = *closing;
+  uint32_t port = done->port;
+  VmuxChan *next;
+
+  *closing = done->next;
+  free (done);
+  next = find_chan (mux, port, 1);
+  if (next != NULL && next->deferred)
+    {
+      next->deferred = 0;
+      return send_offer (mux, next);
+    }
+  return 0;
 }
 
 void
@@ -243,15 +309,32 @@ handle_frame (Vmux *mux)
   int from_server = (flags & VMUX_F_FROM_SERVER) != 0;
   VmuxChan *chan;
   VmuxOffer **offer;
+  VmuxClosing **closing;
 
   if ((flags & ~VMUX_F_FROM_SERVER) != 0)
     return fail (mux, "the peer sent unknown frame flags", port);
+  /* A client's frame for a server port we closed, before its CLOSE: the
+   * old channel's, dropped (its CLOSE ends that). */
+  closing = from_server || type == VMUX_HELLO ? NULL : find_closing (mux, port);
+  if (closing != NULL && type == VMUX_CLOSE)
+    return end_closing (mux, closing);
+  if (closing != NULL && type != VMUX_OFFER)
+    {
+      if (type == VMUX_DATA)
+        {
+          if (a > VMUX_RING_MAX)
+            return fail (mux, "the peer sent a data frame larger than any ring", port);
+          mux->payload_chan = NULL;
+          mux->payload_left = a;
+        }
+      return 0;
+    }
 
   switch (type)
     {
     case VMUX_HELLO:
       if (a != VMUX_VERSION || b > 1 || port != VMUX_HELLO_MAGIC || flags != 0)
-        return fail (mux, "the peer's hello is not a version 1 hello", port);
+        return fail (mux, "the peer's hello is not a version 2 hello", port);
       /* A new hello is a new session: whatever the peer knew is gone. */
       peer_reset (mux);
       mux->peer_up = 1;
@@ -305,9 +388,13 @@ handle_frame (Vmux *mux)
       if (from_server)
         return fail (mux, "the peer connected as a server", port);
       chan = find_chan (mux, port, 1);
-      if (chan == NULL || chan->state != VMUX_CHAN_WAITING)
-        /* Withdrawn or taken meanwhile: the client learns its end is gone. */
-        return queue (mux, VMUX_CLOSE, VMUX_F_FROM_SERVER, port, 0, 0, NULL, 0);
+      if (chan == NULL)
+        /* Withdrawn while the peer was away: the client learns its end
+         * is gone, and may have sent on it meanwhile. */
+        return queue (mux, VMUX_CLOSE, VMUX_F_FROM_SERVER, port, 0, 0, NULL, 0) < 0
+               ? -1 : start_closing (mux, port);
+      if (chan->state != VMUX_CHAN_WAITING || chan->deferred)
+        return fail (mux, "the peer connected to a port it was not offered", port);
       if (chan_connected (chan, chan->read_ring, chan->write_ring) < 0)
         return fail (mux, "out of memory for a ring", port);
       notify (mux, chan);
@@ -350,6 +437,10 @@ handle_frame (Vmux *mux)
         {
           chan->state = VMUX_CHAN_GONE;
           notify (mux, chan);
+          /* Nothing more of this channel comes from us: the server may
+           * offer the port again. */
+          if (from_server && queue (mux, VMUX_CLOSE, 0, port, 0, 0, NULL, 0) < 0)
+            return -1;
         }
       else if (chan == NULL && from_server && (offer = find_offer (mux, port)) != NULL)
         {
@@ -357,6 +448,8 @@ handle_frame (Vmux *mux)
 
           *offer = gone->next;
           free (gone);
+          if (queue (mux, VMUX_CLOSE, 0, port, 0, 0, NULL, 0) < 0)
+            return -1;
         }
       return 0;
 
@@ -455,7 +548,9 @@ vmux_offer (Vmux *mux, uint32_t port, size_t read_min, size_t write_min)
   chan->state = VMUX_CHAN_WAITING;
   chan->read_ring = ring_round (read_min);
   chan->write_ring = ring_round (write_min);
-  if (mux->peer_up && send_offer (mux, chan) < 0)
+  /* The port's previous channel may still have frames on their way. */
+  chan->deferred = find_closing (mux, port) != NULL;
+  if (mux->peer_up && !chan->deferred && send_offer (mux, chan) < 0)
     {
       free (chan);
       return NULL;
@@ -574,8 +669,11 @@ vmux_chan_close (VmuxChan *chan)
   if (chan == NULL)
     return;
   mux = chan->mux;
-  if (mux->peer_up && chan->state != VMUX_CHAN_GONE)
-    queue (mux, VMUX_CLOSE, chan_flags (chan), chan->port, 0, 0, NULL, 0);
+  /* A deferred offer was never made: there is nothing to close. */
+  if (mux->peer_up && chan->state != VMUX_CHAN_GONE && !chan->deferred
+      && queue (mux, VMUX_CLOSE, chan_flags (chan), chan->port, 0, 0, NULL, 0) == 0
+      && chan->server)
+    start_closing (mux, chan->port);
   if (mux->payload_chan == chan)
     mux->payload_chan = NULL;   /* the rest of its payload is dropped */
   for (VmuxChan **c = &mux->chans; *c != NULL; c = &(*c)->next)

@@ -22,7 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VMUX_VERSION 1u
+/* 2: the receiver of a server's CLOSE answers it (see vmux_chan_close). */
+#define VMUX_VERSION 2u
 #define VMUX_HEADER_SIZE 16u
 /* A HELLO carries this in its port field ("QVMX"): a receiver that is not
  * in a session yet skips bytes until a HELLO, so the tail of an earlier
@@ -35,7 +36,8 @@ enum {
   VMUX_CONNECT = 3,   /* a client takes the offer of `port` */
   VMUX_DATA = 4,      /* a = payload length, never beyond the credit */
   VMUX_CREDIT = 5,    /* a = bytes the reader consumed */
-  VMUX_CLOSE = 6,     /* the sender closed its end (or withdrew its offer) */
+  VMUX_CLOSE = 6,     /* the sender closed its end (or withdrew its offer); a
+                       * client answers a server's CLOSE with its own */
 };
 
 /* flags: the sender is the server end of the channel (so the same port
@@ -69,6 +71,8 @@ struct VmuxChan {
   size_t unreported;        /* consumed, credit not yet returned */
   size_t credit;            /* bytes the peer's ring has free for us */
   size_t peer_ring;
+  int deferred;             /* server: offered once the port's previous
+                             * channel is closed on both ends */
   void *user;               /* the caller's own data */
   VmuxChan *next;
 };
@@ -79,6 +83,13 @@ typedef struct VmuxOffer {
   struct VmuxOffer *next;
 } VmuxOffer;
 
+/* A port whose server end this side closed, until the peer's CLOSE says
+ * that nothing more of that channel is on its way. */
+typedef struct VmuxClosing {
+  uint32_t port;
+  struct VmuxClosing *next;
+} VmuxClosing;
+
 /* Called, inside a vmux_* call, when something happened to `chan` (data,
  * credit, connected, gone), or with chan == NULL for the link itself (the
  * peer said hello, offered a port, or the link went down). */
@@ -87,6 +98,7 @@ typedef void (*VmuxNotify) (Vmux *mux, VmuxChan *chan, void *data);
 struct Vmux {
   VmuxChan *chans;
   VmuxOffer *offers;        /* the peer's offers nobody took yet */
+  VmuxClosing *closing;     /* our closed server ports, not yet answered */
   int peer_up;              /* the peer's HELLO arrived on this link */
   int answered;             /* we answered a HELLO since the link came up */
   unsigned long skipped;    /* bytes dropped while looking for a HELLO */
@@ -127,7 +139,8 @@ void vmux_out_peek (Vmux *mux, const void **buf, size_t *len);
 void vmux_out_consumed (Vmux *mux, size_t n);
 
 /* Offer `port` as its server.  NULL with mux->error set when we offer it
- * already or memory is short. */
+ * already or memory is short.  While the port's previous channel is not
+ * closed on both ends yet, the offer waits (the channel is WAITING). */
 VmuxChan *vmux_offer (Vmux *mux, uint32_t port, size_t read_min, size_t write_min);
 /* Does the peer offer `port`? */
 int vmux_peer_offers (Vmux *mux, uint32_t port);
@@ -142,5 +155,8 @@ size_t vmux_chan_space (VmuxChan *chan);
 size_t vmux_chan_read (VmuxChan *chan, void *buf, size_t len);
 /* Queue up to len bytes, as much as the credit allows; returns the count. */
 size_t vmux_chan_write (VmuxChan *chan, const void *buf, size_t len);
-/* Close our end (withdraws an offer) and free the channel. */
+/* Close our end (withdraws an offer) and free the channel.  A server's
+ * CLOSE is answered by the client's; until then what the client still
+ * sends on the port is dropped and a new offer of the port waits, so no
+ * frame of the old channel reaches a new one. */
 void vmux_chan_close (VmuxChan *chan);

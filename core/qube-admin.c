@@ -83,6 +83,24 @@ qube_admin_init (QubeAdmin *self)
 }
 
 /**
+ * qube_admin_default_socket:
+ *
+ * Where qubed takes local clients' Admin API calls when no socket is
+ * named: `/run/qubed.sock` for root, else `qubed.sock` in the user's
+ * runtime directory.  qubed listens there and `qube` looks there, so both
+ * follow this one rule.
+ *
+ * Returns: (transfer full) (type filename): a socket path
+ */
+char *
+qube_admin_default_socket (void)
+{
+  if (geteuid () == 0)
+    return g_strdup ("/run/qubed.sock");
+  return g_build_filename (g_get_user_runtime_dir (), "qubed.sock", NULL);
+}
+
+/**
  * qube_admin_new:
  * @manager: the qubes to serve
  * @policy_dir: (nullable) (type filename): the qrexec policy directory

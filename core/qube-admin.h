@@ -43,6 +43,8 @@ G_BEGIN_DECLS
 #define QUBE_TYPE_ADMIN (qube_admin_get_type ())
 G_DECLARE_FINAL_TYPE (QubeAdmin, qube_admin, QUBE, ADMIN, GObject)
 
+char *qube_admin_default_socket (void);
+
 QubeAdmin *qube_admin_new (QubeManager *manager, const char *policy_dir);
 QubeManager *qube_admin_get_manager (QubeAdmin *self);
 void qube_admin_emit_event (QubeAdmin *self, const char *subject, const char *event,

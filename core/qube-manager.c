@@ -658,6 +658,8 @@ fail:
  * Removes a halted qube that nothing refers to (as template, netvm,
  * default_dispvm or a global default), with its properties, features,
  * tags and volumes (refused while a volume is started).  The error lists what still refers to it.
+ * The volumes are removed once the qube's removal is committed; one that
+ * cannot be removed then is only logged, as the qube is gone.
  *
  * Returns: %TRUE when the qube was removed
  */

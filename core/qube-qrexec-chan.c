@@ -22,6 +22,7 @@ struct _QubeQrexecChan {
   const QubeVchanOps *ops;
   QubeVchan *vchan;
   GSource *source;
+  gpointer fd_tag;           /* a local socket: `fd` in `source`, while watched */
   gboolean connecting;       /* async client, not connected yet */
   gboolean failed;
   gboolean write_failed;     /* the peer is gone: what it sent can still be read */
@@ -189,7 +190,18 @@ _qube_qrexec_chan_client (QubePluginInfo *plugin, const QubeVchanPeer *peer, gui
 
 /* ---- over a local socket ------------------------------------------------ */
 
-static gboolean fd_event_cb (int fd, GIOCondition condition, gpointer data);
+/* A local socket's one source for its whole life: what it waits for
+ * changes with the channel's state (g_source_modify_unix_fd()), so an
+ * event costs no new source. */
+static gboolean
+fd_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  return callback (user_data);
+}
+
+static GSourceFuncs fd_source_funcs = {
+  .dispatch = fd_source_dispatch,
+};
 
 /* Watches what the socket can do now: reading while there is room to
  * keep it, writing while something waits to go out. */
@@ -202,17 +214,17 @@ fd_watch (QubeQrexecChan *chan)
     want |= G_IO_IN;
   if (!chan->failed && !chan->write_failed && chan->out->len > chan->out_start)
     want |= G_IO_OUT;
-  if (chan->source != NULL)
+  /* Waiting for nothing, the fd leaves the poll set: poll() would still
+   * report a hang-up. */
+  if (want == 0 && chan->fd_tag != NULL)
     {
-      g_source_destroy (chan->source);
-      g_source_unref (chan->source);
-      chan->source = NULL;
+      g_source_remove_unix_fd (chan->source, chan->fd_tag);
+      chan->fd_tag = NULL;
     }
-  if (want == 0)
-    return;
-  chan->source = g_unix_fd_source_new (chan->fd, want);
-  g_source_set_callback (chan->source, (GSourceFunc) (void (*) (void)) fd_event_cb, chan, NULL);
-  g_source_attach (chan->source, chan->context);
+  else if (want != 0 && chan->fd_tag == NULL)
+    chan->fd_tag = g_source_add_unix_fd (chan->source, chan->fd, want);
+  else if (want != 0)
+    g_source_modify_unix_fd (chan->source, chan->fd_tag, want);
 }
 
 static void
@@ -266,19 +278,18 @@ fd_fill (QubeQrexecChan *chan)
 }
 
 static gboolean
-fd_event_cb (int fd, GIOCondition condition, gpointer data)
+fd_event_cb (gpointer data)
 {
   QubeQrexecChan *chan = data;
 
-  (void) fd;
-  (void) condition;
   fd_fill (chan);
   fd_flush (chan);
   fd_watch (chan);
   if (chan->func != NULL)
     chan->func (chan, chan->user_data);
-  /* fd_watch() replaced this source, or the callback freed the channel. */
-  return G_SOURCE_REMOVE;
+  /* The callback may have freed the channel: it returned through
+   * _qube_qrexec_chan_free(), which destroyed this source. */
+  return G_SOURCE_CONTINUE;
 }
 
 /* A channel over the connected stream socket `fd` (not taken: the caller
@@ -292,6 +303,9 @@ _qube_qrexec_chan_new_fd (int fd, GMainContext *context)
   chan->in = g_byte_array_new ();
   chan->out = g_byte_array_new ();
   chan->context = context != NULL ? g_main_context_ref (context) : NULL;
+  chan->source = g_source_new (&fd_source_funcs, sizeof (GSource));
+  g_source_set_callback (chan->source, fd_event_cb, chan, NULL);
+  g_source_attach (chan->source, chan->context);
   fd_watch (chan);
   return chan;
 }

@@ -66,6 +66,13 @@ struct _QubeQrexecDaemon {
 
 G_DEFINE_FINAL_TYPE (QubeQrexecDaemon, qube_qrexec_daemon, G_TYPE_OBJECT)
 
+enum {
+  SIGNAL_CONNECTED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
 struct _QrexecQube {
   QubeQrexecDaemon *daemon;
   char *name;
@@ -1055,6 +1062,47 @@ handle_trigger (QrexecQube *q, const char *target, const char *ident, const char
 
 /* ---- the control connection --------------------------------------------- */
 
+typedef struct {
+  QubeQrexecDaemon *daemon;
+  char *name;
+} Announce;
+
+static void
+announce_free (Announce *a)
+{
+  g_object_unref (a->daemon);
+  g_free (a->name);
+  g_free (a);
+}
+
+static gboolean
+announce_cb (gpointer data)
+{
+  Announce *a = data;
+
+  /* Still the same connection: it may have ended since. */
+  if (lookup_connected (a->daemon, a->name) != NULL)
+    g_signal_emit (a->daemon, signals[SIGNAL_CONNECTED], 0, a->name);
+  return G_SOURCE_REMOVE;
+}
+
+/* Emits ::connected for a qube whose HELLO came, from the main loop
+ * rather than from inside its channel's event, so a handler may do
+ * anything with the qube (even disconnect it). */
+static void
+announce_connected (QrexecQube *q)
+{
+  Announce *a = g_new0 (Announce, 1);
+  GSource *idle = g_idle_source_new ();
+
+  a->daemon = g_object_ref (q->daemon);
+  a->name = g_strdup (q->name);
+  g_source_set_priority (idle, G_PRIORITY_DEFAULT);
+  g_source_set_callback (idle, announce_cb, a, (GDestroyNotify) announce_free);
+  g_source_attach (idle, q->daemon->context);
+  g_source_unref (idle);
+}
+
 static void
 handle_control_message (QrexecQube *q, QubeQrexecMessage *msg, gboolean *closed)
 {
@@ -1063,6 +1111,7 @@ handle_control_message (QrexecQube *q, QubeQrexecMessage *msg, gboolean *closed)
     case MSG_HELLO:
       q->hello_done = TRUE;
       g_debug ("qube '%s': qrexec protocol %u", q->name, _qube_qrexec_parser_get_version (q->parser));
+      announce_connected (q);
       break;
     case MSG_TRIGGER_SERVICE:
     case MSG_TRIGGER_SERVICE3:
@@ -1417,6 +1466,19 @@ static void
 qube_qrexec_daemon_class_init (QubeQrexecDaemonClass *klass)
 {
   G_OBJECT_CLASS (klass)->finalize = qube_qrexec_daemon_finalize;
+
+  /**
+   * QubeQrexecDaemon::connected:
+   * @daemon: the #QubeQrexecDaemon
+   * @name: the qube whose agent answered
+   *
+   * Emitted when a served qube's agent completed the MSG_HELLO exchange:
+   * from then on qube_qrexec_daemon_is_connected() is %TRUE for it and
+   * calls reach it.  A handler may disconnect the qube.
+   */
+  signals[SIGNAL_CONNECTED] =
+    g_signal_new ("connected", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
 }
 
 static void

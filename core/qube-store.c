@@ -208,7 +208,15 @@ struct _QubeStore {
   sqlite3 *db;
   char *path;
   sqlite3_stmt *stmts[N_STMTS];
+  GArray *outcomes;           /* Outcome: what follows the transaction */
 };
+
+typedef struct {
+  gboolean on_commit;
+  QubeStoreOutcomeFunc func;
+  gpointer data;
+  GDestroyNotify destroy;
+} Outcome;
 
 static gboolean
 store_fail (QubeStore *store, const char *what, GError **error)
@@ -559,6 +567,17 @@ _qube_store_close (QubeStore *store)
     return;
   for (int i = 0; i < N_STMTS; i++)
     sqlite3_finalize (store->stmts[i]);
+  if (store->outcomes != NULL)
+    {
+      for (guint i = 0; i < store->outcomes->len; i++)
+        {
+          Outcome *o = &g_array_index (store->outcomes, Outcome, i);
+
+          if (o->destroy != NULL)
+            o->destroy (o->data);
+        }
+      g_array_unref (store->outcomes);
+    }
   /* close_v2 cannot fail once every statement is finalized. */
   if (store->db != NULL)
     sqlite3_close_v2 (store->db);
@@ -578,6 +597,48 @@ _qube_store_begin (QubeStore *store, GError **error)
   return store_exec_stmt (store, STMT_BEGIN, store_stmt (store, STMT_BEGIN, error), error);
 }
 
+void
+_qube_store_on_outcome (QubeStore *store, gboolean on_commit, QubeStoreOutcomeFunc func,
+                        gpointer data, GDestroyNotify destroy)
+{
+  Outcome o = { on_commit, func, data, destroy };
+
+  if (store->outcomes == NULL)
+    store->outcomes = g_array_new (FALSE, FALSE, sizeof (Outcome));
+  g_array_append_val (store->outcomes, o);
+}
+
+/* The transaction ended: runs what was to follow that end, the latest
+ * first (undoing goes backwards), and forgets the rest. */
+static void
+store_run_outcomes (QubeStore *store, gboolean committed)
+{
+  g_autoptr(GArray) outcomes = g_steal_pointer (&store->outcomes);
+
+  for (guint i = outcomes != NULL ? outcomes->len : 0; i > 0; i--)
+    {
+      Outcome *o = &g_array_index (outcomes, Outcome, i - 1);
+
+      if (o->on_commit == committed)
+        o->func (o->data);
+      if (o->destroy != NULL)
+        o->destroy (o->data);
+    }
+}
+
+static int
+fail_commit_hook (void *data)
+{
+  (void) data;
+  return 1;   /* the commit becomes a rollback */
+}
+
+void
+_qube_store_fail_commits (QubeStore *store, gboolean fail)
+{
+  sqlite3_commit_hook (store->db, fail ? fail_commit_hook : NULL, NULL);
+}
+
 gboolean
 _qube_store_commit (QubeStore *store, GError **error)
 {
@@ -586,6 +647,7 @@ _qube_store_commit (QubeStore *store, GError **error)
       _qube_store_rollback (store);
       return FALSE;
     }
+  store_run_outcomes (store, TRUE);
   return TRUE;
 }
 
@@ -595,12 +657,12 @@ _qube_store_rollback (QubeStore *store)
   g_autoptr(GError) local_error = NULL;
 
   /* SQLite may already have rolled back on its own (e.g. after SQLITE_FULL);
-   * then there is nothing left to undo. */
-  if (sqlite3_get_autocommit (store->db))
-    return;
-  if (!store_exec_stmt (store, STMT_ROLLBACK,
-                        store_stmt (store, STMT_ROLLBACK, &local_error), &local_error))
+   * then there is nothing left to undo in the store. */
+  if (!sqlite3_get_autocommit (store->db)
+      && !store_exec_stmt (store, STMT_ROLLBACK,
+                           store_stmt (store, STMT_ROLLBACK, &local_error), &local_error))
     g_warning ("%s", local_error->message);
+  store_run_outcomes (store, FALSE);
 }
 
 gboolean

@@ -54,6 +54,17 @@ typedef gboolean (*QubeStoreTxnFunc) (QubeStore *store, gpointer data,
 gboolean _qube_store_transact (QubeStore *store, QubeStoreTxnFunc func,
                                gpointer data, GError **error);
 
+/* What must follow the transaction in progress, outside the store (files
+ * in pools): `func` runs once it is committed (`on_commit`) or once it is
+ * rolled back (a failed commit included), then `destroy` frees `data`. */
+typedef void (*QubeStoreOutcomeFunc) (gpointer data);
+void _qube_store_on_outcome (QubeStore *store, gboolean on_commit, QubeStoreOutcomeFunc func,
+                             gpointer data, GDestroyNotify destroy);
+
+/* For tests: while `fail`, every commit fails and rolls back, as when the
+ * disk is full or the file cannot be written. */
+void _qube_store_fail_commits (QubeStore *store, gboolean fail);
+
 /* Qubes.  Lookups fail with QUBE_ERROR_NOT_FOUND when there is no such row. */
 gboolean _qube_store_get_qube (QubeStore *store, const char *name,
                                QubeStoreQube *out, GError **error);

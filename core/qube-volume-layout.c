@@ -183,6 +183,20 @@ typedef struct {
   QubeStoreVolume *row;
 } MadeVolume;
 
+static MadeVolume *
+made_volume_new (QubePoolHandle *handle, const QubeStoreVolume *row)
+{
+  MadeVolume *m = g_new0 (MadeVolume, 1);
+
+  m->handle = _qube_pool_handle_ref (handle);
+  m->row = g_new0 (QubeStoreVolume, 1);
+  *m->row = *row;
+  m->row->name = g_strdup (row->name);
+  m->row->pool = g_strdup (row->pool);
+  m->row->source = g_strdup (row->source);
+  return m;
+}
+
 static void
 made_volume_free (MadeVolume *made)
 {
@@ -206,6 +220,60 @@ undo_made (GPtrArray *made, const char *qube)
   g_ptr_array_set_size (made, 0);
 }
 
+/* Volumes in pools whose fate follows the store transaction: the ones
+ * made are removed again when it rolls back (a failed commit included);
+ * the ones of a removed qube are removed once it is committed. */
+typedef struct {
+  GPtrArray *volumes;   /* MadeVolume */
+  char *qube;
+} PendingVolumes;
+
+static void
+pending_volumes_free (PendingVolumes *p)
+{
+  g_ptr_array_unref (p->volumes);
+  g_free (p->qube);
+  g_free (p);
+}
+
+static void
+pending_volumes_undo (gpointer data)
+{
+  PendingVolumes *p = data;
+
+  undo_made (p->volumes, p->qube);
+}
+
+/* After the commit the qube is gone whatever happens here: a volume that
+ * cannot be removed is only reported. */
+static void
+pending_volumes_remove (gpointer data)
+{
+  PendingVolumes *p = data;
+
+  for (guint i = 0; i < p->volumes->len; i++)
+    {
+      MadeVolume *m = p->volumes->pdata[i];
+      g_autoptr(GError) error = NULL;
+
+      if (!_qube_pool_volume_remove (m->handle, m->row, p->qube, &error))
+        g_warning ("qube '%s' was removed, but not its volume '%s' in pool '%s': %s", p->qube,
+                   m->row->name, m->row->pool, error->message);
+    }
+}
+
+/* Hands the volumes in `made` over to the outcome of the transaction. */
+static void
+volumes_follow_outcome (QubeStore *store, GPtrArray **made, const char *qube, gboolean on_commit)
+{
+  PendingVolumes *p = g_new0 (PendingVolumes, 1);
+
+  p->volumes = g_steal_pointer (made);
+  p->qube = g_strdup (qube);
+  _qube_store_on_outcome (store, on_commit, on_commit ? pending_volumes_remove : pending_volumes_undo,
+                          p, (GDestroyNotify) pending_volumes_free);
+}
+
 /* Makes `row` in its pool (by cloning `clone_from` of qube `clone_qube`
  * when given) and records it. */
 static gboolean
@@ -214,7 +282,6 @@ make_volume (QubeManager *manager, QubeStore *store, QubeStoreVolume *row, const
              GError **error)
 {
   g_autoptr(QubePoolHandle) handle = _qube_pool_open (manager, store, row->pool, error);
-  MadeVolume *m;
 
   if (handle == NULL)
     return FALSE;
@@ -240,14 +307,7 @@ make_volume (QubeManager *manager, QubeStore *store, QubeStoreVolume *row, const
       if (rc != 0)
         return _qube_volume_fail (handle, rc, NULL, error);
     }
-  m = g_new0 (MadeVolume, 1);
-  m->handle = _qube_pool_handle_ref (handle);
-  m->row = g_new0 (QubeStoreVolume, 1);
-  *m->row = *row;
-  m->row->name = g_strdup (row->name);
-  m->row->pool = g_strdup (row->pool);
-  m->row->source = g_strdup (row->source);
-  g_ptr_array_add (made, m);
+  g_ptr_array_add (made, made_volume_new (handle, row));
   return _qube_store_add_volume (store, row, error);
 }
 
@@ -294,6 +354,7 @@ _qube_volumes_create (QubeManager *manager, QubeStore *store, const QubeStoreQub
           return FALSE;
         }
     }
+  volumes_follow_outcome (store, &made, qube->name, FALSE);
   return TRUE;
 }
 
@@ -302,8 +363,7 @@ _qube_volumes_remove (QubeManager *manager, QubeStore *store, const QubeStoreQub
                       GError **error)
 {
   g_autoptr(GPtrArray) rows = _qube_store_list_volumes (store, qube->id, error);
-  g_autoptr(GPtrArray) handles =
-    g_ptr_array_new_with_free_func ((GDestroyNotify) _qube_pool_handle_unref);
+  g_autoptr(GPtrArray) doomed = g_ptr_array_new_with_free_func ((GDestroyNotify) made_volume_free);
 
   if (rows == NULL)
     return FALSE;
@@ -311,12 +371,11 @@ _qube_volumes_remove (QubeManager *manager, QubeStore *store, const QubeStoreQub
   for (guint i = 0; i < rows->len; i++)
     {
       QubeStoreVolume *row = rows->pdata[i];
-      QubePoolHandle *handle = _qube_pool_open (manager, store, row->pool, error);
+      g_autoptr(QubePoolHandle) handle = _qube_pool_open (manager, store, row->pool, error);
       QubeVolumeInfo info;
 
       if (handle == NULL)
         return FALSE;
-      g_ptr_array_add (handles, handle);
       if (!_qube_pool_volume_info (handle, row, qube->name, &info, error))
         return FALSE;
       if (info.started)
@@ -326,10 +385,11 @@ _qube_volumes_remove (QubeManager *manager, QubeStore *store, const QubeStoreQub
                        row->pool);
           return FALSE;
         }
+      g_ptr_array_add (doomed, made_volume_new (handle, row));
     }
-  for (guint i = 0; i < rows->len; i++)
-    if (!_qube_pool_volume_remove (handles->pdata[i], rows->pdata[i], qube->name, error))
-      return FALSE;
+  /* Removed once the qube's rows are gone for good: a failed commit
+   * leaves the qube whole. */
+  volumes_follow_outcome (store, &doomed, qube->name, TRUE);
   return TRUE;
 }
 
@@ -358,6 +418,7 @@ _qube_volumes_clone (QubeManager *manager, QubeStore *store, const QubeStoreQube
           return FALSE;
         }
     }
+  volumes_follow_outcome (store, &made, dst->name, FALSE);
   return TRUE;
 }
 
@@ -392,8 +453,12 @@ _qube_volumes_follow_template (QubeManager *manager, QubeStore *store,
       if (strcmp (planned->pool, row->pool) != 0)
         {
           /* A snapshot must live in its source's pool: make it there.  It
-           * holds no data of its own, so nothing is lost. */
+           * holds no data of its own, so nothing is lost.  The new one
+           * goes again if the change is not committed, the old one once
+           * it is. */
           g_autoptr(GPtrArray) made =
+            g_ptr_array_new_with_free_func ((GDestroyNotify) made_volume_free);
+          g_autoptr(GPtrArray) doomed =
             g_ptr_array_new_with_free_func ((GDestroyNotify) made_volume_free);
           g_autoptr(QubePoolHandle) old = _qube_pool_open (manager, store, row->pool, error);
           g_autoptr(QubePoolHandle) handle =
@@ -402,12 +467,10 @@ _qube_volumes_follow_template (QubeManager *manager, QubeStore *store,
           if (old == NULL || handle == NULL
               || !_qube_pool_volume_create (handle, planned, qube->name, error))
             return FALSE;
-          if (!_qube_pool_volume_remove (old, row, qube->name, error))
-            {
-              g_autoptr(GError) undo_error = NULL;
-              _qube_pool_volume_remove (handle, planned, qube->name, &undo_error);
-              return FALSE;
-            }
+          g_ptr_array_add (made, made_volume_new (handle, planned));
+          g_ptr_array_add (doomed, made_volume_new (old, row));
+          volumes_follow_outcome (store, &made, qube->name, FALSE);
+          volumes_follow_outcome (store, &doomed, qube->name, TRUE);
         }
       if (!_qube_store_update_volume (store, planned, error))
         return FALSE;

@@ -766,14 +766,6 @@ on_quit_signal (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-static char *
-default_socket (const char *name)
-{
-  if (geteuid () == 0)
-    return g_build_filename ("/run", name, NULL);
-  return g_build_filename (g_get_user_runtime_dir (), name, NULL);
-}
-
 int
 main (int argc, char **argv)
 {
@@ -834,7 +826,7 @@ main (int argc, char **argv)
   signal (SIGPIPE, SIG_IGN);
 
   if (socket_path == NULL)
-    socket_path = default_socket ("qubed.sock");
+    socket_path = qube_admin_default_socket ();
   manager = qube_manager_new (state_dir, &error);
   if (manager == NULL)
     {

@@ -14,3 +14,6 @@ EXTRA_tests_cli_test_cli_DEPENDENCIES = cli/qube$(EXEEXT) daemon/qubed$(EXEEXT)
 TESTS += tests/cli/test-cli-qubed.sh
 endif
 EXTRA_DIST += tests/cli/test-cli-qubed.sh
+# qubed's and the CLI's default socket are the same.
+TESTS += tests/cli/test-qubed-default-socket.sh
+EXTRA_DIST += tests/cli/test-qubed-default-socket.sh

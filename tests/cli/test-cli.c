@@ -11,6 +11,8 @@
 #include <json-glib/json-glib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "qubed-fixture.h"
@@ -1257,6 +1259,99 @@ START_TEST (test_volume_import_export_revert_resize)
 }
 END_TEST
 
+/* A proxy in front of qubed that notes the method of every Admin API
+ * call passing through it (one call per connection). */
+typedef struct {
+  int listen_fd;
+  const char *qubed_socket;
+  GPtrArray *methods;
+} CallCounter;
+
+static gpointer
+call_counter_thread (gpointer data)
+{
+  CallCounter *counter = data;
+  int client;
+
+  while ((client = accept (counter->listen_fd, NULL, NULL)) >= 0)
+    {
+      g_autoptr(GByteArray) request = qubed_fixture_read_all (client);
+      g_autoptr(GByteArray) reply = NULL;
+      int server = qubed_fixture_connect (counter->qubed_socket);
+      gsize end = strcspn ((const char *) request->data, "+ ");
+
+      ck_assert_int_ge (server, 0);
+      g_ptr_array_add (counter->methods, g_strndup ((const char *) request->data,
+                                                    MIN (end, request->len)));
+      ck_assert (qubed_fixture_write_all (server, request->data, request->len));
+      shutdown (server, SHUT_WR);
+      reply = qubed_fixture_read_all (server);
+      ck_assert (qubed_fixture_write_all (client, reply->data, reply->len));
+      close (server);
+      close (client);
+    }
+  return NULL;
+}
+
+/* Runs `qube ARGS…` through the proxy; the methods it called. */
+static GPtrArray *
+qube_run_counting_calls (QubeRun **run, const char *const *args)
+{
+  g_autofree char *real = g_steal_pointer (&qubed_socket);
+  CallCounter counter = { -1, real, g_ptr_array_new_with_free_func (g_free) };
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  GThread *thread;
+
+  /* The runs go to the proxy, the proxy to qubed. */
+  qubed_socket = g_build_filename (state_dir, "counting.sock", NULL);
+  counter.listen_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  g_strlcpy (addr.sun_path, qubed_socket, sizeof addr.sun_path);
+  ck_assert (bind (counter.listen_fd, (struct sockaddr *) &addr, sizeof addr) == 0
+             && listen (counter.listen_fd, 8) == 0);
+  thread = g_thread_new ("call-counter", call_counter_thread, &counter);
+  *run = qube_runv (args);
+  shutdown (counter.listen_fd, SHUT_RDWR);
+  g_thread_join (thread);
+  close (counter.listen_fd);
+  g_unlink (qubed_socket);
+  g_free (qubed_socket);
+  qubed_socket = g_steal_pointer (&real);
+  return counter.methods;
+}
+
+static guint
+count_method (GPtrArray *methods, const char *method)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < methods->len; i++)
+    n += g_str_equal (methods->pdata[i], method);
+  return n;
+}
+
+/* `qube list` through qubed asks for each qube's properties in one call
+ * (admin.vm.property.GetAll), not one call per column. */
+START_TEST (test_list_calls_per_qube)
+{
+  g_autoptr(QubeRun) run = NULL;
+  g_autoptr(GPtrArray) methods = NULL;
+  g_autoptr(QubeRun) c = NULL;
+
+  create_template_and_appvm ();
+  c = qube_run ("create", "--template", "fedora", "--label", "blue", "mail");
+  assert_ok (c);
+  methods = qube_run_counting_calls (&run, (const char *const[]) { "list", NULL });
+  assert_ok (run);
+  ck_assert_msg (strstr (run->out, "\nmail ") != NULL, "%s", run->out);
+  /* dom0, fedora, mail, work: the list, then for each its properties and
+   * whether it is internal. */
+  ck_assert_uint_eq (count_method (methods, "admin.vm.List"), 1);
+  ck_assert_uint_eq (count_method (methods, "admin.vm.property.GetAll"), 4);
+  ck_assert_uint_eq (count_method (methods, "admin.vm.feature.Get"), 4);
+  ck_assert_msg (methods->len == 9, "%u calls for a list of 4 qubes", methods->len);
+}
+END_TEST
+
 static Suite *
 cli_suite (void)
 {
@@ -1282,6 +1377,9 @@ cli_suite (void)
   tcase_add_test (tc, test_pool_commands);
   tcase_add_test (tc, test_volume_list_and_info);
   tcase_add_test (tc, test_volume_import_export_revert_resize);
+  /* Calls are counted between the CLI and qubed. */
+  if (g_getenv ("QUBE_TEST_CLI_QUBED") != NULL)
+    tcase_add_test (tc, test_list_calls_per_qube);
   suite_add_tcase (suite, tc);
   return suite;
 }

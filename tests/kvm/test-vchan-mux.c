@@ -112,6 +112,92 @@ START_TEST (test_offer_connect_exchange_close)
 }
 END_TEST
 
+/* Delivers what `from` queued to `to`, one way only. */
+static int
+deliver (Vmux *from, Vmux *to)
+{
+  const void *buf;
+  size_t len;
+
+  vmux_out_peek (from, &buf, &len);
+  if (len > 0 && vmux_feed (to, buf, len) < 0)
+    return -1;
+  vmux_out_consumed (from, len);
+  return 0;
+}
+
+/* The server closes a connected channel and offers the port again while
+ * the client, not knowing yet, still sends on the old channel: the old
+ * channel's frames are dropped, the link stays up, and the new channel
+ * carries only its own bytes. */
+START_TEST (test_port_reuse_after_server_close)
+{
+  VmuxChan *srv = vmux_offer (&guest, 600, 0, 0), *cli, *srv2, *cli2;
+  char buf[64];
+
+  ck_assert_int_eq (shuttle (&host, &guest), 0);
+  cli = vmux_connect (&host, 600);
+  ck_assert_int_eq (shuttle (&host, &guest), 0);
+  ck_assert_int_eq (srv->state, VMUX_CHAN_CONNECTED);
+  /* Crossing on the link: the host's bytes for the old channel, and the
+   * guest's close and new offer of the same port. */
+  ck_assert_uint_eq (vmux_chan_write (cli, "old", 3), 3);
+  ck_assert_uint_eq (vmux_chan_read (cli, buf, sizeof buf), 0);
+  vmux_chan_close (srv);
+  srv2 = vmux_offer (&guest, 600, 0, 0);
+  ck_assert_ptr_nonnull (srv2);
+  ck_assert_msg (deliver (&host, &guest) == 0, "the link dropped: %s", guest.error);
+  ck_assert_int_eq (srv2->state, VMUX_CHAN_WAITING);
+  ck_assert_uint_eq (vmux_chan_ready (srv2), 0);
+  ck_assert_int_eq (shuttle (&host, &guest), 0);
+  ck_assert_int_eq (cli->state, VMUX_CHAN_GONE);
+  vmux_chan_close (cli);
+  /* The new channel, once its offer is there. */
+  ck_assert_int_eq (shuttle (&host, &guest), 0);
+  ck_assert (vmux_peer_offers (&host, 600));
+  cli2 = vmux_connect (&host, 600);
+  ck_assert_ptr_nonnull (cli2);
+  ck_assert_uint_eq (vmux_chan_write (cli2, "new", 3), 3);
+  ck_assert_int_eq (shuttle (&host, &guest), 0);
+  ck_assert_int_eq (srv2->state, VMUX_CHAN_CONNECTED);
+  ck_assert_uint_eq (vmux_chan_read (srv2, buf, sizeof buf), 3);
+  ck_assert_mem_eq (buf, "new", 3);
+}
+END_TEST
+
+/* The server withdraws an offer the client is taking at that moment, and
+ * offers the port again: the old CONNECT and the bytes sent after it do
+ * not make or reach the new channel. */
+START_TEST (test_port_reuse_after_withdrawn_offer)
+{
+  VmuxChan *srv = vmux_offer (&guest, 601, 0, 0), *cli, *srv2, *cli2;
+  char buf[64];
+
+  ck_assert_int_eq (shuttle (&host, &guest), 0);
+  cli = vmux_connect (&host, 601);
+  ck_assert_ptr_nonnull (cli);
+  ck_assert_uint_eq (vmux_chan_write (cli, "stale", 5), 5);
+  vmux_chan_close (srv);
+  srv2 = vmux_offer (&guest, 601, 0, 0);
+  ck_assert_ptr_nonnull (srv2);
+  ck_assert_msg (deliver (&host, &guest) == 0, "the link dropped: %s", guest.error);
+  ck_assert_msg (srv2->state == VMUX_CHAN_WAITING && vmux_chan_ready (srv2) == 0,
+                 "the old CONNECT took the new offer (%u bytes of the old channel in it)",
+                 (unsigned) vmux_chan_ready (srv2));
+  ck_assert_int_eq (shuttle (&host, &guest), 0);
+  ck_assert_int_eq (cli->state, VMUX_CHAN_GONE);
+  vmux_chan_close (cli);
+  ck_assert_int_eq (shuttle (&host, &guest), 0);
+  ck_assert_int_eq (srv2->state, VMUX_CHAN_WAITING);
+  cli2 = vmux_connect (&host, 601);
+  ck_assert_ptr_nonnull (cli2);
+  ck_assert_uint_eq (vmux_chan_write (cli2, "fresh", 5), 5);
+  ck_assert_int_eq (shuttle (&host, &guest), 0);
+  ck_assert_uint_eq (vmux_chan_read (srv2, buf, sizeof buf), 5);
+  ck_assert_mem_eq (buf, "fresh", 5);
+}
+END_TEST
+
 START_TEST (test_new_session_ends_channels)
 {
   VmuxChan *srv = vmux_offer (&guest, 7, 0, 0), *cli;
@@ -164,7 +250,7 @@ START_TEST (test_hostile_frames)
     { VMUX_OFFER, VMUX_F_FROM_SERVER, 1, 1u << 30, 65536, "invalid ring sizes" },
     { VMUX_OFFER, 0, 1, 65536, 65536, "invalid ring sizes" },
     { VMUX_CONNECT, VMUX_F_FROM_SERVER, 1, 0, 0, "connected as a server" },
-    { VMUX_HELLO, 0, VMUX_HELLO_MAGIC, 2, 0, "not a version 1 hello" },
+    { VMUX_HELLO, 0, VMUX_HELLO_MAGIC, 1, 0, "not a version 2 hello" },
     { VMUX_DATA, 0, 12345, 0xffffffffu, 0, "larger than any ring" },
   };
 
@@ -191,6 +277,10 @@ START_TEST (test_hostile_credit_and_offers)
   ck_assert_int_eq (shuttle (&host, &guest), 0);
   cli = vmux_connect (&host, 3);
   ck_assert_ptr_nonnull (cli);
+  ck_assert_int_eq (shuttle (&host, &guest), 0);
+  /* A second CONNECT to a port that is connected already. */
+  ck_assert_int_eq (feed_frame (&guest, VMUX_CONNECT, 0, 3, 0, 0), -1);
+  ck_assert_msg (strstr (guest.error, "not offered") != NULL, "%s", guest.error);
   /* Credit back beyond what was ever taken. */
   ck_assert_int_eq (feed_frame (&host, VMUX_CREDIT, VMUX_F_FROM_SERVER, 3, 1, 0), -1);
   ck_assert_msg (strstr (host.error, "credit beyond") != NULL, "%s", host.error);
@@ -212,6 +302,8 @@ main (void)
   tcase_add_checked_fixture (tc, setup, teardown);
   tcase_add_test (tc, test_offer_connect_exchange_close);
   tcase_add_test (tc, test_new_session_ends_channels);
+  tcase_add_test (tc, test_port_reuse_after_server_close);
+  tcase_add_test (tc, test_port_reuse_after_withdrawn_offer);
   tcase_add_test (tc, test_hostile_peer);
   tcase_add_test (tc, test_hostile_frames);
   tcase_add_test (tc, test_hostile_credit_and_offers);

@@ -45,3 +45,16 @@ tests_qrexec_test_agent_wire_SOURCES = tests/qrexec/test-agent-wire.c \
 tests_qrexec_test_agent_wire_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -D_GNU_SOURCE
 tests_qrexec_test_agent_wire_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_qrexec_test_agent_wire_LDADD = $(GLIB_LIBS) $(CHECK_LIBS)
+
+# The qube-qrexec-daemon program's request socket.
+if HAVE_CHECK
+if BUILD_SOCKET
+check_PROGRAMS += tests/qrexec/test-qrexec-daemon
+TESTS += tests/qrexec/test-qrexec-daemon
+endif
+endif
+tests_qrexec_test_qrexec_daemon_SOURCES = tests/qrexec/test-qrexec-daemon.c
+tests_qrexec_test_qrexec_daemon_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
+tests_qrexec_test_qrexec_daemon_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
+EXTRA_tests_qrexec_test_qrexec_daemon_DEPENDENCIES = cli/qube-qrexec-daemon$(EXEEXT) \
+	agent/qube-agent$(EXEEXT) $(plugin_LTLIBRARIES)

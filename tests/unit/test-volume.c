@@ -789,6 +789,90 @@ START_TEST (test_create_failure_leaves_nothing)
 }
 END_TEST
 
+/* The pool's volumes, "qube:volume" joined by spaces. */
+static char *
+pool_volumes (const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeStoragePool) pool = qube_manager_lookup_pool (fixture_manager, name, &error);
+  g_auto(GStrv) left = NULL;
+
+  ck_assert_msg (pool != NULL, "%s", error ? error->message : "");
+  left = qube_storage_pool_list_volumes (pool, &error);
+  ck_assert_msg (left != NULL, "%s", error ? error->message : "");
+  return g_strjoinv (" ", left);
+}
+
+/* A commit that fails (a full disk, say) leaves the old state whole: no
+ * qube made without its volumes nor volumes without their qube, and no
+ * qube kept without its volumes. */
+START_TEST (test_commit_failure_create_and_clone_leave_nothing)
+{
+  g_autoptr(QubeVm) t = create ("TemplateVM", "deb", NULL);
+  g_autoptr(QubeVm) a = NULL;
+  g_autoptr(QubeVm) c = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *before = pool_volumes ("default");
+  g_autofree char *after_create = NULL;
+  g_autofree char *after_clone = NULL;
+  g_autofree char *dir = pool_dir ("default");
+  g_autofree char *work_dir = g_build_filename (dir, "work", NULL);
+  g_autofree char *deb2_dir = g_build_filename (dir, "deb2", NULL);
+
+  _qube_store_fail_commits (_qube_manager_get_store (fixture_manager), TRUE);
+  a = qube_manager_create_vm (fixture_manager, "AppVM", "work", "deb", NULL, &error);
+  ck_assert (a == NULL);
+  ck_assert_int_eq (error->code, QUBE_ERROR_STORE);
+  g_clear_error (&error);
+  after_create = pool_volumes ("default");
+  ck_assert_str_eq (after_create, before);
+  ck_assert_msg (!g_file_test (work_dir, G_FILE_TEST_EXISTS), "%s is left", work_dir);
+
+  c = qube_manager_clone_vm (fixture_manager, "deb", "deb2", &error);
+  ck_assert (c == NULL);
+  ck_assert_int_eq (error->code, QUBE_ERROR_STORE);
+  g_clear_error (&error);
+  after_clone = pool_volumes ("default");
+  ck_assert_str_eq (after_clone, before);
+  ck_assert_msg (!g_file_test (deb2_dir, G_FILE_TEST_EXISTS), "%s is left", deb2_dir);
+
+  /* Nothing stands in the way once commits work. */
+  _qube_store_fail_commits (_qube_manager_get_store (fixture_manager), FALSE);
+  ck_assert (qube_manager_lookup (fixture_manager, "work", NULL) == NULL);
+  ck_assert (qube_manager_lookup (fixture_manager, "deb2", NULL) == NULL);
+  a = qube_manager_create_vm (fixture_manager, "AppVM", "work", "deb", NULL, &error);
+  ck_assert_msg (a != NULL, "%s", error ? error->message : "");
+  c = qube_manager_clone_vm (fixture_manager, "deb", "deb2", &error);
+  ck_assert_msg (c != NULL, "%s", error ? error->message : "");
+}
+END_TEST
+
+START_TEST (test_commit_failure_remove_keeps_the_qube)
+{
+  g_autoptr(QubeVm) t = create ("TemplateVM", "deb", NULL);
+  g_autoptr(QubeVm) a = create ("AppVM", "work", "deb");
+  g_autoptr(QubeVm) again = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *before = NULL;
+  g_autofree char *after = NULL;
+
+  write_in_cycle (a, "private", 0x77, NULL);
+  before = pool_volumes ("default");
+  _qube_store_fail_commits (_qube_manager_get_store (fixture_manager), TRUE);
+  ck_assert (!qube_manager_remove_vm (fixture_manager, "work", &error));
+  ck_assert_int_eq (error->code, QUBE_ERROR_STORE);
+  g_clear_error (&error);
+  _qube_store_fail_commits (_qube_manager_get_store (fixture_manager), FALSE);
+
+  /* Still there, with its volumes and their data. */
+  after = pool_volumes ("default");
+  ck_assert_str_eq (after, before);
+  again = qube_manager_lookup (fixture_manager, "work", &error);
+  ck_assert_msg (again != NULL, "%s", error ? error->message : "");
+  expect_at_start (again, "private", 0x77, NULL);
+}
+END_TEST
+
 START_TEST (test_check_formats)
 {
   g_autoptr(QubeVm) t = create ("TemplateVM", "deb", NULL);
@@ -898,6 +982,8 @@ volume_suite (void)
   tcase_add_test (tc, test_remove);
   tcase_add_test (tc, test_start_failure_stops_the_others);
   tcase_add_test (tc, test_create_failure_leaves_nothing);
+  tcase_add_test (tc, test_commit_failure_create_and_clone_leave_nothing);
+  tcase_add_test (tc, test_commit_failure_remove_keeps_the_qube);
   tcase_add_test (tc, test_check_formats);
   suite_add_tcase (suite, tc);
 

@@ -1,0 +1,166 @@
+/* test-qrexec-chan.c — tests of a qrexec channel over a local socket (the
+ * data channel the qrexec daemon relays for dom0 programs): bytes go both
+ * ways intact, the peer's end is seen once everything it sent was read,
+ * and the channel keeps one main-loop source for its whole life instead
+ * of making one per event.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "qube-qrexec-chan.h"
+
+typedef struct {
+  GByteArray *got;
+  guint events;
+} Echo;
+
+/* Sends back whatever arrives. */
+static void
+echo_cb (QubeQrexecChan *chan, gpointer user_data)
+{
+  Echo *echo = user_data;
+  guint8 buf[4096];
+  gsize n;
+
+  echo->events++;
+  while ((n = _qube_qrexec_chan_read (chan, buf, sizeof buf)) > 0)
+    {
+      g_byte_array_append (echo->got, buf, (guint) n);
+      _qube_qrexec_chan_send (chan, buf, n);
+    }
+}
+
+/* The id the next source attached to `context` gets: ids are handed out
+ * in order, so the difference between two probes counts the sources
+ * attached in between. */
+static guint
+next_source_id (GMainContext *context)
+{
+  GSource *probe = g_idle_source_new ();
+  guint id = g_source_attach (probe, context);
+
+  g_source_destroy (probe);
+  g_source_unref (probe);
+  return id;
+}
+
+/* Runs `context` until `peer` has `len` bytes to read, and reads them. */
+static void
+read_from_peer (GMainContext *context, int peer, guint8 *buf, gsize len)
+{
+  gsize have = 0;
+
+  while (have < len)
+    {
+      gssize n = recv (peer, buf + have, len - have, MSG_DONTWAIT);
+
+      if (n > 0)
+        have += (gsize) n;
+      else
+        {
+          ck_assert_msg (n < 0 && errno == EAGAIN, "the channel's socket ended early");
+          g_main_context_iteration (context, TRUE);
+        }
+    }
+}
+
+START_TEST (test_echo_keeps_one_source)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  Echo echo = { g_byte_array_new (), 0 };
+  int sv[2];
+  QubeQrexecChan *chan;
+  guint first, last;
+  const guint rounds = 200;
+
+  ck_assert_int_eq (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  chan = _qube_qrexec_chan_new_fd (sv[0], context);
+  _qube_qrexec_chan_set_callback (chan, echo_cb, &echo);
+  first = next_source_id (context);
+  for (guint i = 0; i < rounds; i++)
+    {
+      char msg[64], back[64];
+      gsize len = (gsize) g_snprintf (msg, sizeof msg, "message %u", i);
+
+      ck_assert_int_eq (send (sv[1], msg, len, MSG_NOSIGNAL), (gssize) len);
+      read_from_peer (context, sv[1], (guint8 *) back, len);
+      ck_assert_mem_eq (back, msg, len);
+    }
+  last = next_source_id (context);
+  ck_assert_uint_ge (echo.events, rounds);
+  /* Only the probe itself: no source was made for an event. */
+  ck_assert_msg (last - first == 1, "%u sources were attached for %u events",
+                 last - first - 1, echo.events);
+  _qube_qrexec_chan_free (chan);
+  close (sv[0]);
+  close (sv[1]);
+  g_byte_array_unref (echo.got);
+}
+END_TEST
+
+static void
+count_cb (QubeQrexecChan *chan, gpointer user_data)
+{
+  (void) chan;
+  (*(guint *) user_data)++;
+}
+
+START_TEST (test_peer_end_after_its_data)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  int sv[2];
+  QubeQrexecChan *chan;
+  guint events = 0;
+  char buf[16];
+
+  ck_assert_int_eq (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  chan = _qube_qrexec_chan_new_fd (sv[0], context);
+  _qube_qrexec_chan_set_callback (chan, count_cb, &events);
+  ck_assert_int_eq (send (sv[1], "last", 4, MSG_NOSIGNAL), 4);
+  close (sv[1]);
+  while (!_qube_qrexec_chan_is_closed (chan, NULL) && _qube_qrexec_chan_data_ready (chan) < 4)
+    g_main_context_iteration (context, TRUE);
+  /* What the peer sent before it left is still there to read. */
+  ck_assert (!_qube_qrexec_chan_is_closed (chan, NULL));
+  ck_assert_uint_eq (_qube_qrexec_chan_read (chan, buf, sizeof buf), 4);
+  ck_assert_mem_eq (buf, "last", 4);
+  ck_assert (_qube_qrexec_chan_is_closed (chan, NULL));
+  /* Ended and drained, the channel waits for nothing: the hang-up does
+   * not keep waking the loop. */
+  events = 0;
+  while (g_main_context_iteration (context, FALSE))
+    ;
+  ck_assert_uint_eq (events, 0);
+  _qube_qrexec_chan_free (chan);
+  close (sv[0]);
+}
+END_TEST
+
+static Suite *
+chan_suite (void)
+{
+  Suite *s = suite_create ("qrexec-chan");
+  TCase *tc = tcase_create ("local socket");
+
+  tcase_add_test (tc, test_echo_keeps_one_source);
+  tcase_add_test (tc, test_peer_end_after_its_data);
+  suite_add_tcase (s, tc);
+  return s;
+}
+
+int
+main (void)
+{
+  SRunner *runner = srunner_create (chan_suite ());
+  int failed;
+
+  srunner_run_all (runner, CK_NORMAL);
+  failed = srunner_ntests_failed (runner);
+  srunner_free (runner);
+  return failed == 0 ? 0 : 1;
+}
