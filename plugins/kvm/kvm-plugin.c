@@ -323,11 +323,12 @@ build_argv (KvmPlugin *self, const QubeDomainConfig *config, const KvmPaths *pat
     }
   else
     ARG (accel);
-  if (g_str_equal (accel, "kvm"))
-    {
-      ARG ("-cpu");
-      ARG ("host");
-    }
+  ARG ("-cpu");
+  /* Under TCG the default CPU has no RDRAND, so the guest kernel's random
+   * generator stays unseeded for seconds and the first reader of
+   * /dev/urandom (mkswap's UUID) waits for jitter entropy; TCG's RDRAND
+   * draws from the host's getrandom(). */
+  ARG (g_str_equal (accel, "kvm") ? "host" : "qemu64,+rdrand");
   ARG ("-m");
   ARGF ("%" G_GUINT64_FORMAT "M", config->memory_mib);
   ARG ("-smp");
