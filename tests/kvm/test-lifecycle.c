@@ -202,13 +202,14 @@ wait_console (QubeManager *manager, const char *name, const char *text)
   ck_abort_msg ("qube '%s' never printed '%s'", name, text);
 }
 
-/* Makes the qube's agent stop answering (SIGSTOP, once the call that asks
- * for it has returned), and with `also` the guest's other processes named
- * so; waits until the guest says it is done. */
+/* Makes the qube's agent stop answering (SIGSTOP, two seconds after the
+ * call that asks for it, which has returned by then), and with `also` the
+ * guest's other processes named so; waits until the guest says it is
+ * done. */
 static void
 silence_guest (QubeManager *manager, const char *name, const char *also)
 {
-  g_autofree char *command = g_strdup_printf ("(sleep 1; kill -STOP $(pidof qube-agent) %s%s%s; "
+  g_autofree char *command = g_strdup_printf ("(sleep 2; kill -STOP $(pidof qube-agent) %s%s%s; "
                                               "echo 'qube-guest: test: silenced' > /dev/console) "
                                               "< /dev/null > /dev/null 2>&1 &",
                                               also ? "$(pidof " : "", also ? also : "",
