@@ -220,20 +220,32 @@ silence_guest (QubeManager *manager, const char *name, const char *also)
   wait_console (manager, name, "qube-guest: test: silenced");
 }
 
+/* Starts a new qube `name` (with its shutdown-timeout, if given), silences
+ * its guest as silence_guest() does and shuts it down, which must succeed
+ * and leave nothing; returns the console of that run. */
+static char *
+shutdown_silenced (const char *name, const char *also, const char *timeout)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = create_app (manager, name);
+  g_autoptr(GError) error = NULL;
+
+  if (timeout != NULL)
+    ck_assert_msg (qube_vm_set_feature (vm, "shutdown-timeout", timeout, &error), "%s",
+                   error ? error->message : "");
+  start_ok (vm);
+  silence_guest (manager, name, also);
+  ck_assert_msg (qube_vm_shutdown (vm, TRUE, &error), "%s", error ? error->message : "");
+  assert_nothing_left (manager, vm);
+  return console_of (manager, name);
+}
+
 /* The agent does not answer the power-off request: the backend's own
  * request (the ACPI power button) powers the guest off instead. */
 START_TEST (test_shutdown_agent_silent)
 {
-  g_autoptr(QubeManager) manager = open_manager ();
-  g_autoptr(QubeVm) vm = create_app (manager, "silent");
-  g_autoptr(GError) error = NULL;
-  g_autofree char *console = NULL;
+  g_autofree char *console = shutdown_silenced ("silent", NULL, NULL);
 
-  start_ok (vm);
-  silence_guest (manager, "silent", NULL);
-  ck_assert_msg (qube_vm_shutdown (vm, TRUE, &error), "%s", error ? error->message : "");
-  assert_nothing_left (manager, vm);
-  console = console_of (manager, "silent");
   ck_assert_msg (strstr (console, "qube-guest: powering off (power-off request)") != NULL, "%s",
                  console);
   ck_assert_msg (strstr (console, "qubes.PowerOff") == NULL, "%s", console);
@@ -244,18 +256,8 @@ END_TEST
  * killed when its shutdown-timeout has passed, and nothing is left. */
 START_TEST (test_shutdown_guest_deaf)
 {
-  g_autoptr(QubeManager) manager = open_manager ();
-  g_autoptr(QubeVm) vm = create_app (manager, "deaf");
-  g_autoptr(GError) error = NULL;
-  g_autofree char *console = NULL;
+  g_autofree char *console = shutdown_silenced ("deaf", "acpid", "12");
 
-  ck_assert_msg (qube_vm_set_feature (vm, "shutdown-timeout", "12", &error), "%s",
-                 error ? error->message : "");
-  start_ok (vm);
-  silence_guest (manager, "deaf", "acpid");
-  ck_assert_msg (qube_vm_shutdown (vm, TRUE, &error), "%s", error ? error->message : "");
-  assert_nothing_left (manager, vm);
-  console = console_of (manager, "deaf");
   ck_assert_msg (strstr (console, "qube-guest: powering off") == NULL, "%s", console);
 }
 END_TEST
