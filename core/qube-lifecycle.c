@@ -877,7 +877,10 @@ power_off_thread (gpointer data)
 }
 
 /* Asks the guest's agent to power the qube off; TRUE when the agent ran
- * the request within `timeout_s`. */
+ * the request, or the guest went down, within `timeout_s`.  The guest may
+ * power off before the agent has sent the service's exit code, and the
+ * call then ends only when the compartment is gone, which on some
+ * backends only a look at its state makes happen: so it is looked at. */
 static gboolean
 agent_power_off (Domain *d, guint timeout_s)
 {
@@ -885,7 +888,7 @@ agent_power_off (Domain *d, guint timeout_s)
   g_autoptr(GError) error = NULL;
   GThread *thread;
   gint64 end = g_get_monotonic_time () + (gint64) timeout_s * G_USEC_PER_SEC;
-  gboolean ok;
+  gboolean ok, gone = FALSE;
 
   g_mutex_init (&call->lock);
   g_cond_init (&call->cond);
@@ -902,9 +905,26 @@ agent_power_off (Domain *d, guint timeout_s)
     }
   g_thread_unref (thread);
   g_mutex_lock (&call->lock);
-  while (!call->done && g_cond_wait_until (&call->cond, &call->lock, end))
-    ;
-  ok = call->done && call->ok;
+  while (!call->done && g_get_monotonic_time () < end)
+    {
+      QubeDomainInfo info;
+      QubeDomainState state;
+      g_autoptr(GError) info_error = NULL;
+
+      g_cond_wait_until (&call->cond, &call->lock,
+                         MIN (end, g_get_monotonic_time () + G_USEC_PER_SEC / 5));
+      if (call->done)
+        break;
+      g_mutex_unlock (&call->lock);
+      state = domain_info (d, &info, &info_error);
+      g_mutex_lock (&call->lock);
+      if (info_error == NULL && (!state_is_up (state) || state == QUBE_DOMAIN_SHUTTING_DOWN))
+        {
+          gone = TRUE;
+          break;
+        }
+    }
+  ok = (call->done && call->ok) || gone;
   g_mutex_unlock (&call->lock);
   g_atomic_rc_box_release_full (call, power_off_call_clear);
   return ok;
