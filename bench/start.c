@@ -11,9 +11,16 @@
  *
  *   bench start: accel=<tcg|kvm> p50_ms=<n> raw_p50_ms=<n> overhead_ms=<n> host_rss_mib=<n>
  *
- * host_rss_mib: host memory of a running qube beyond guest RAM: what the
- * backend reports for QEMU (host_overhead_kib) plus the qube's qrexec
- * daemon's resident size.  Needs root (the template is built from /boot).
+ * host_rss_mib: host memory a running qube costs beyond its guest RAM, the
+ * memory only it holds: QEMU's anonymous memory other than guest RAM (what
+ * the backend reports as host_overhead_kib: TCG's translation cache,
+ * QEMU's heap and stacks) plus the qrexec daemon's anonymous memory (one
+ * daemon serves every qube; with one qube running, all of it).  Not
+ * counted: pages of files (QEMU's and the daemon's program and library
+ * text, the kernel image QEMU keeps mapped), which are page cache shared
+ * by every qube and reclaimable.  The same resident figures in full
+ * (QEMU's and the daemon's VmRSS, less guest RAM) are printed too.  Needs
+ * root (the template is built from /boot).
  */
 #include "config.h"
 
@@ -49,20 +56,21 @@ median (GArray *values)
   return g_array_index (values, double, values->len / 2);
 }
 
+/* A field (kB) of /proc/PID/FILE for the pid in `pidfile`. */
 static guint64
-rss_kib (const char *pidfile)
+proc_kib (const char *pidfile, const char *file, const char *field)
 {
   g_autofree char *pid = NULL;
   g_autofree char *path = NULL;
-  g_autofree char *status = NULL;
+  g_autofree char *text = NULL;
   const char *line;
 
   if (!g_file_get_contents (pidfile, &pid, NULL, NULL))
     return 0;
-  path = g_strdup_printf ("/proc/%d/status", atoi (pid));
-  if (!g_file_get_contents (path, &status, NULL, NULL) || (line = strstr (status, "VmRSS:")) == NULL)
+  path = g_strdup_printf ("/proc/%d/%s", atoi (pid), file);
+  if (!g_file_get_contents (path, &text, NULL, NULL) || (line = strstr (text, field)) == NULL)
     return 0;
-  return g_ascii_strtoull (line + 6, NULL, 10);
+  return g_ascii_strtoull (line + strlen (field), NULL, 10);
 }
 
 static gint64
@@ -249,7 +257,9 @@ main (void)
     {
       g_autofree char *dir = qube_qrexec_qube_runtime_dir (manager, name);
       g_autofree char *times_path = g_build_filename (dir, "start-times", NULL);
-      g_autofree char *daemon_pid = g_build_filename (dir, "qrexec-daemon.pid", NULL);
+      /* One daemon serves every qube of the state directory. */
+      g_autofree char *daemon_pid = g_build_filename (qube_manager_get_runtime_dir (manager),
+                                                      "qrexec-daemon.pid", NULL);
       g_autofree char *times = NULL;
       gint64 t0, t_started, t_called;
       int exit_code = -1;
@@ -278,7 +288,17 @@ main (void)
           g_autoptr(GPtrArray) argv = qemu_argv (dir);
 
           raw_cmd = raw_argv (argv, dir, raw_dir, root_img);
-          host_kib = backend_overhead_kib (manager, vm, dir, accel, sizeof accel) + rss_kib (daemon_pid);
+          g_autofree char *qemu_pid = g_build_filename (dir, "qemu.pid", NULL);
+          guint64 qemu_rss = proc_kib (qemu_pid, "status", "VmRSS:");
+          guint64 daemon_rss = proc_kib (daemon_pid, "status", "VmRSS:");
+          guint64 guest_kib = proc_kib (qemu_pid, "smaps_rollup", "Anonymous:")
+                              - backend_overhead_kib (manager, vm, dir, accel, sizeof accel);
+
+          host_kib = backend_overhead_kib (manager, vm, dir, accel, sizeof accel)
+                     + proc_kib (daemon_pid, "smaps_rollup", "Anonymous:");
+          printf ("  memory: QEMU resident %" G_GUINT64_FORMAT " MiB of which guest RAM %"
+                  G_GUINT64_FORMAT " MiB; qrexec daemon resident %" G_GUINT64_FORMAT " MiB\n",
+                  qemu_rss / 1024, guest_kib / 1024, daemon_rss / 1024);
         }
       else
         {

@@ -41,6 +41,7 @@
 #include "qube-lifecycle.h"
 #include "qube-plugin-private.h"
 #include "qube-property.h"
+#include "qube-qrexec-client.h"
 #include "qube-qrexec-daemon.h"
 #include "qube-storage-private.h"
 #include "qube-vm-private.h"
@@ -53,6 +54,11 @@
 #define DAEMON_LOG "qrexec-daemon.log"
 /* How long each step of the last start took, for whoever measures. */
 #define START_TIMES "start-times"
+/* A shutdown asks the guest's agent first (this service, as root: the
+ * guest's own clean power-off, the same on every backend), and uses the
+ * backend's shutdown when the agent has not answered in this time. */
+#define POWER_OFF_SERVICE "qubes.PowerOff"
+#define AGENT_ANSWER_S 10
 
 /* A qube's backend and runtime directory. */
 typedef struct {
@@ -820,14 +826,122 @@ domain_of_started (QubeVm *vm, const char *doing, GError **error)
   return g_steal_pointer (&d);
 }
 
+/* The agent's answer to the power-off request, shared between the caller
+ * (who stops waiting after a while) and the thread making the call. */
+typedef struct {
+  GMutex lock;
+  GCond cond;
+  gboolean done;
+  gboolean ok;
+  char *state_dir;
+  char *name;
+} PowerOffCall;
+
+static void
+power_off_call_clear (gpointer data)
+{
+  PowerOffCall *call = data;
+
+  g_mutex_clear (&call->lock);
+  g_cond_clear (&call->cond);
+  g_free (call->state_dir);
+  g_free (call->name);
+}
+
+/* The call runs with a manager of its own: it may outlive
+ * qube_vm_shutdown() (a guest that never answers ends it only when the
+ * qrexec client gives up or the qube is gone). */
+static gpointer
+power_off_thread (gpointer data)
+{
+  PowerOffCall *call = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeManager) manager = qube_manager_new (call->state_dir, &error);
+  int exit_code = -1;
+  gboolean ok;
+
+  ok = manager != NULL
+       && qube_qrexec_run (manager, call->name, "root", "QUBESRPC " POWER_OFF_SERVICE " dom0",
+                           QUBE_QREXEC_RUN_NO_STDIN, -1, -1, -1, &exit_code, &error)
+       && exit_code == 0;
+  if (!ok)
+    g_debug ("qube '%s': %s: %s", call->name, POWER_OFF_SERVICE,
+             error != NULL ? error->message : "the service failed");
+  g_mutex_lock (&call->lock);
+  call->done = TRUE;
+  call->ok = ok;
+  g_cond_signal (&call->cond);
+  g_mutex_unlock (&call->lock);
+  g_atomic_rc_box_release_full (call, power_off_call_clear);
+  return NULL;
+}
+
+/* Asks the guest's agent to power the qube off; TRUE when the agent ran
+ * the request, or the guest went down, within `timeout_s`.  The guest may
+ * power off before the agent has sent the service's exit code, and the
+ * call then ends only when the compartment is gone, which on some
+ * backends only a look at its state makes happen: so it is looked at. */
+static gboolean
+agent_power_off (Domain *d, guint timeout_s)
+{
+  PowerOffCall *call = g_atomic_rc_box_new0 (PowerOffCall);
+  g_autoptr(GError) error = NULL;
+  GThread *thread;
+  gint64 end = g_get_monotonic_time () + (gint64) timeout_s * G_USEC_PER_SEC;
+  gboolean ok, gone = FALSE;
+
+  g_mutex_init (&call->lock);
+  g_cond_init (&call->cond);
+  call->state_dir = g_strdup (qube_manager_get_state_dir (_qube_vm_get_manager (d->vm)));
+  call->name = g_strdup (d->name);
+  thread = g_thread_try_new ("qube-power-off", power_off_thread, g_atomic_rc_box_acquire (call),
+                             &error);
+  if (thread == NULL)
+    {
+      g_debug ("qube '%s': cannot ask its agent to power off: %s", d->name, error->message);
+      g_atomic_rc_box_release_full (call, power_off_call_clear);
+      g_atomic_rc_box_release_full (call, power_off_call_clear);
+      return FALSE;
+    }
+  g_thread_unref (thread);
+  g_mutex_lock (&call->lock);
+  while (!call->done && g_get_monotonic_time () < end)
+    {
+      QubeDomainInfo info;
+      QubeDomainState state;
+      g_autoptr(GError) info_error = NULL;
+
+      g_cond_wait_until (&call->cond, &call->lock,
+                         MIN (end, g_get_monotonic_time () + G_USEC_PER_SEC / 5));
+      if (call->done)
+        break;
+      g_mutex_unlock (&call->lock);
+      state = domain_info (d, &info, &info_error);
+      g_mutex_lock (&call->lock);
+      if (info_error == NULL && (!state_is_up (state) || state == QUBE_DOMAIN_SHUTTING_DOWN))
+        {
+          gone = TRUE;
+          break;
+        }
+    }
+  ok = (call->done && call->ok) || gone;
+  g_mutex_unlock (&call->lock);
+  g_atomic_rc_box_release_full (call, power_off_call_clear);
+  return ok;
+}
+
 /**
  * qube_vm_shutdown:
  * @vm: a running #QubeVm
  * @wait: whether to wait until it has stopped
  * @error: return location for a #GError, or %NULL
  *
- * Asks the guest to power off.  With @wait, waits for it (the feature
- * `shutdown-timeout`, default 60 s), kills it when it does not stop in
+ * Asks the guest to power off: its qrexec agent first (the service
+ * `qubes.PowerOff`, run as root), and when the agent does not answer
+ * within 10 s (or half the shutdown timeout, if shorter) or the qube is
+ * paused, its isolation backend (an ACPI power button, a Xen shutdown
+ * request).  With @wait, waits for it (the feature `shutdown-timeout`,
+ * default 60 s, counted from the call), kills it when it does not stop in
  * time, and releases what the qube had: its private volume commits, its
  * snapshots and volatile volume are discarded.  Without, the first look
  * at the qube's state after it stopped does that.
@@ -838,18 +952,34 @@ gboolean
 qube_vm_shutdown (QubeVm *vm, gboolean wait, GError **error)
 {
   g_autoptr(Domain) d = NULL;
+  g_autoptr(GError) local_error = NULL;
   guint timeout_s;
   gint64 deadline;
   QubeDomainInfo info;
 
   g_return_val_if_fail (QUBE_IS_VM (vm), FALSE);
   d = domain_of_started (vm, "shut down", error);
-  if (d == NULL || !domain_call (d, d->ops->shutdown, "shut down", error))
+  if (d == NULL)
     return FALSE;
-  if (!wait)
-    return TRUE;
   timeout_s = feature_seconds (vm, "shutdown-timeout", DEFAULT_SHUTDOWN_TIMEOUT_S);
   deadline = g_get_monotonic_time () + (gint64) timeout_s * G_USEC_PER_SEC;
+  /* A paused guest cannot answer; the backend's request waits for it. */
+  if (domain_info (d, &info, NULL) == QUBE_DOMAIN_PAUSED
+      || !agent_power_off (d, MIN (AGENT_ANSWER_S, MAX (timeout_s / 2, 1))))
+    {
+      g_debug ("qube '%s': its agent did not take the power-off request: asking backend '%s'",
+               d->name, d->backend_name);
+      /* The guest may have stopped in the meantime, which is what was
+       * asked for. */
+      if (!domain_call (d, d->ops->shutdown, "shut down", &local_error)
+          && state_is_up (domain_info (d, &info, NULL)))
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+    }
+  if (!wait)
+    return TRUE;
   while (state_is_up (domain_info (d, &info, NULL)) && g_get_monotonic_time () < deadline)
     g_usleep (100 * 1000);
   if (!domain_lock_wait (d, "shut down", error))

@@ -91,9 +91,9 @@ tail -c +$((offset + 1)) "$vmlinuz" | xz -dc --single-stream > "$work/vmlinux" \
 
 # 2. Kernel modules, each after the modules it depends on (modules.dep lists
 # a module's dependencies, most basic last).
-wanted="virtio_ring virtio virtio_mmio virtio_pci_legacy_dev virtio_pci_modern_dev
-virtio_pci virtio_blk virtio_console crc32c_generic crc16 mbcache jbd2 ext4
-button evdev xen-blkfront xen-evtchn xen-gntdev xen-gntalloc"
+# A kvm qube is a microvm without PCI: its virtio devices are virtio-mmio.
+wanted="virtio_ring virtio virtio_mmio virtio_blk virtio_console crc32c_generic crc16
+mbcache jbd2 ext4 button evdev xen-blkfront xen-evtchn xen-gntdev xen-gntalloc"
 order=$work/load-order
 : > "$order"
 add_module () {
@@ -126,6 +126,10 @@ done
 # signals /init.
 mkdir -p "$ird/sbin"
 ln -s ../bin/busybox "$ird/sbin/poweroff"
+# The ACPI power button (acpid's event PWRF/00000080) signals /init too.
+mkdir -p "$ird/etc/acpi/PWRF"
+printf '#!/bin/sh\nkill -USR2 1\n' > "$ird/etc/acpi/PWRF/00000080"
+chmod 0755 "$ird/etc/acpi/PWRF/00000080"
 n=0
 while read -r path; do
   n=$((n + 1))

@@ -4,7 +4,7 @@
 TEMPLATE_DIR ?= $(abs_top_builddir)/template/debian-minimal
 template_files = template/build-template.sh template/init \
 	template/qubes-rpc/qubes.WaitForRunningSystem \
-	template/qubes-rpc/qubes.VMShell
+	template/qubes-rpc/qubes.VMShell template/qubes-rpc/qubes.PowerOff
 EXTRA_DIST += $(template_files)
 
 template: template/qube-agent-static template/qrexec-client-vm-static
@@ -23,7 +23,8 @@ templatedir = $(pkgdatadir)/template
 template_SCRIPTS = template/build-template.sh
 template_DATA = template/init
 templaterpcdir = $(pkgdatadir)/template/qubes-rpc
-templaterpc_DATA = template/qubes-rpc/qubes.WaitForRunningSystem template/qubes-rpc/qubes.VMShell
+templaterpc_DATA = template/qubes-rpc/qubes.WaitForRunningSystem template/qubes-rpc/qubes.VMShell \
+	template/qubes-rpc/qubes.PowerOff
 templatebindir = $(pkgdatadir)/template/bin
 templatebin_PROGRAMS = template/qube-agent-static template/qrexec-client-vm-static
 template_qube_agent_static_SOURCES = $(agent_qube_agent_SOURCES)

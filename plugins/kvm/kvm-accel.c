@@ -152,7 +152,7 @@ qemu_version (const char *qemu)
 
 KvmAccelChoice *
 kvm_accel_choose (const char *forced, const char *cache_dir, const char *qemu,
-                  const char *qemu_id, const char *kernel)
+                  const char *qemu_id, const char *kernel, const char *kvm_device)
 {
   g_autofree char *cache = g_build_filename (cache_dir, "accel", NULL);
   g_autofree char *kernel_release = host_kernel ();
@@ -165,40 +165,41 @@ kvm_accel_choose (const char *forced, const char *cache_dir, const char *qemu,
   if (forced != NULL)
     return choice_new (forced, g_strdup_printf ("%s chosen by configuration", forced));
 
+  /* Checked before the cache, which only ever holds what a probe found
+   * with the device there: a device that appears or goes away later is
+   * noticed at once. */
+  fd = open (kvm_device, O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return choice_new ("tcg", g_strdup_printf ("cannot open %s: %s", kvm_device,
+                                               g_strerror (errno)));
+  close (fd);
+
   if (g_key_file_load_from_file (keys, cache, G_KEY_FILE_NONE, NULL))
     {
       g_autofree char *c_accel = g_key_file_get_string (keys, "probe", "accel", NULL);
       g_autofree char *c_qemu = g_key_file_get_string (keys, "probe", "qemu", NULL);
       g_autofree char *c_kernel = g_key_file_get_string (keys, "probe", "host-kernel", NULL);
+      g_autofree char *c_device = g_key_file_get_string (keys, "probe", "device", NULL);
       g_autofree char *c_reason = g_key_file_get_string (keys, "probe", "reason", NULL);
 
       if (c_accel != NULL && (g_str_equal (c_accel, "kvm") || g_str_equal (c_accel, "tcg")) &&
           g_strcmp0 (c_qemu, qemu_id) == 0 &&
-          g_strcmp0 (c_kernel, kernel_release) == 0)
+          g_strcmp0 (c_kernel, kernel_release) == 0 &&
+          g_strcmp0 (c_device, kvm_device) == 0)
         return choice_new (c_accel, g_strdup_printf ("%s; measured earlier",
                                                      c_reason ? c_reason : c_accel));
     }
 
-  fd = open ("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0)
+  if (kernel == NULL)
     {
-      accel = "tcg";
-      reason = g_strdup_printf ("cannot open /dev/kvm: %s", g_strerror (errno));
+      KvmAccelChoice *guess = choice_new ("tcg", g_strdup ("KVM not measured yet"));
+      guess->settled = FALSE;
+      return guess;
     }
-  else
-    {
-      close (fd);
-      if (kernel == NULL)
-        {
-          KvmAccelChoice *guess = choice_new ("tcg", g_strdup ("KVM not measured yet"));
-          guess->settled = FALSE;
-          return guess;
-        }
-      if (g_mkdir_with_parents (cache_dir, 0755) < 0)
-        return choice_new ("tcg", g_strdup_printf ("cannot create %s: %s", cache_dir,
-                                                   g_strerror (errno)));
-      accel = kvm_boots (qemu, kernel, cache_dir, &reason) ? "kvm" : "tcg";
-    }
+  if (g_mkdir_with_parents (cache_dir, 0755) < 0)
+    return choice_new ("tcg", g_strdup_printf ("cannot create %s: %s", cache_dir,
+                                               g_strerror (errno)));
+  accel = kvm_boots (qemu, kernel, cache_dir, &reason) ? "kvm" : "tcg";
 
   g_key_file_set_string (keys, "probe", "accel", accel);
   g_key_file_set_string (keys, "probe", "reason", reason);
@@ -208,10 +209,9 @@ kvm_accel_choose (const char *forced, const char *cache_dir, const char *qemu,
     g_key_file_set_string (keys, "probe", "qemu-version", version);
   }
   g_key_file_set_string (keys, "probe", "host-kernel", kernel_release);
-  if (kernel != NULL)
-    g_key_file_set_string (keys, "probe", "guest-kernel", kernel);
+  g_key_file_set_string (keys, "probe", "device", kvm_device);
+  g_key_file_set_string (keys, "probe", "guest-kernel", kernel);
   data = g_key_file_to_data (keys, NULL, NULL);
-  if (g_mkdir_with_parents (cache_dir, 0755) == 0)
-    g_file_set_contents (cache, data, -1, NULL);
+  g_file_set_contents (cache, data, -1, NULL);
   return choice_new (accel, g_steal_pointer (&reason));
 }

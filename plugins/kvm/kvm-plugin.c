@@ -45,6 +45,7 @@
 /* How long `quit` gets before SIGKILL. */
 #define QUIT_GRACE_MS 2000
 #define CONSOLE_TAIL_LINES 10
+#define KVM_DEVICE "/dev/kvm"
 #define KVM_SUN_PATH_MAX sizeof (((struct sockaddr_un *) 0)->sun_path)
 
 typedef struct
@@ -221,7 +222,7 @@ choose_accel (KvmPlugin *self, const char *kernel)
   if (self->accel == NULL)
     {
       KvmAccelChoice *choice = kvm_accel_choose (NULL, self->work_dir, self->qemu,
-                                                 self->qemu_id, kernel);
+                                                 self->qemu_id, kernel, KVM_DEVICE);
       if (!choice->settled)
         {
           accel = g_strdup (choice->accel);
@@ -323,11 +324,12 @@ build_argv (KvmPlugin *self, const QubeDomainConfig *config, const KvmPaths *pat
     }
   else
     ARG (accel);
-  if (g_str_equal (accel, "kvm"))
-    {
-      ARG ("-cpu");
-      ARG ("host");
-    }
+  ARG ("-cpu");
+  /* Under TCG the default CPU has no RDRAND, so the guest kernel's random
+   * generator stays unseeded for seconds and the first reader of
+   * /dev/urandom (mkswap's UUID) waits for jitter entropy; TCG's RDRAND
+   * draws from the host's getrandom(). */
+  ARG (g_str_equal (accel, "kvm") ? "host" : "qemu64,+rdrand");
   ARG ("-m");
   ARGF ("%" G_GUINT64_FORMAT "M", config->memory_mib);
   ARG ("-smp");
@@ -924,14 +926,13 @@ static const QubeBackendOps kvm_backend = {
 
 /* For `qube plugins`: the acceleration qubes get, from what is known
  * without booting anything (the setting, the measurement cached by an
- * earlier start, or /dev/kvm missing). */
+ * earlier start, or /dev/kvm missing).  A settled answer is kept, as a
+ * start keeps it: the cache is read once, and never written here. */
 static int
 kvm_describe (void *plugin, char *buf, size_t buflen)
 {
   KvmPlugin *self = plugin;
   const char *forced = forced_accel (self);
-  g_autoptr(KvmAccelChoice) choice = NULL;
-  gboolean known;
 
   if (forced != NULL)
     {
@@ -939,18 +940,22 @@ kvm_describe (void *plugin, char *buf, size_t buflen)
       return 0;
     }
   g_mutex_lock (&self->lock);
-  known = self->accel != NULL;
-  if (known)
+  if (self->accel == NULL)
+    {
+      KvmAccelChoice *choice = kvm_accel_choose (NULL, self->work_dir, self->qemu,
+                                                 self->qemu_id, NULL, KVM_DEVICE);
+
+      if (choice->settled)
+        self->accel = choice;
+      else
+        kvm_accel_choice_free (choice);
+    }
+  if (self->accel != NULL)
     g_snprintf (buf, buflen, "acceleration: %s (%s)", self->accel->accel, self->accel->reason);
-  g_mutex_unlock (&self->lock);
-  if (known)
-    return 0;
-  choice = kvm_accel_choose (NULL, self->work_dir, self->qemu, self->qemu_id, NULL);
-  if (choice->settled)
-    g_snprintf (buf, buflen, "acceleration: %s (%s)", choice->accel, choice->reason);
   else
     g_snprintf (buf, buflen, "acceleration: tcg until KVM is measured at the first start "
-                "(/dev/kvm is there)");
+                "(" KVM_DEVICE " is there)");
+  g_mutex_unlock (&self->lock);
   return 0;
 }
 

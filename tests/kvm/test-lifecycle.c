@@ -167,14 +167,98 @@ START_TEST (test_start_pause_shutdown)
 
   ck_assert_msg (qube_vm_shutdown (vm, TRUE, &error), "%s", error ? error->message : "");
   assert_nothing_left (manager, vm);
-  /* The guest powered off by itself (ACPI), it was not killed. */
+  /* The guest powered off by itself when its agent was asked (not through
+   * the backend's power button), it was not killed. */
   {
     g_autofree char *console = console_of (manager, "life");
 
-    ck_assert_msg (strstr (console, "qube-guest: powering off") != NULL, "%s", console);
+    ck_assert_msg (strstr (console, "qube-guest: powering off (asked through qubes.PowerOff)")
+                   != NULL, "%s", console);
   }
   ck_assert (!qube_vm_shutdown (vm, TRUE, &error));
   ck_assert (g_error_matches (error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING));
+}
+END_TEST
+
+static int run_in (QubeManager *manager, const char *name, const char *user, const char *command,
+                   char **out);
+
+/* Waits until the running qube's console shows `text` (the guest is slow
+ * under TCG: the bound only keeps a broken guest from hanging the test). */
+static void
+wait_console (QubeManager *manager, const char *name, const char *text)
+{
+  g_autofree char *dir = runtime_dir_of (manager, name);
+  g_autofree char *path = g_build_filename (dir, "console.log", NULL);
+
+  for (int i = 0; i < 1200; i++)
+    {
+      g_autofree char *console = NULL;
+
+      if (g_file_get_contents (path, &console, NULL, NULL) && strstr (console, text) != NULL)
+        return;
+      g_usleep (100 * 1000);
+    }
+  ck_abort_msg ("qube '%s' never printed '%s'", name, text);
+}
+
+/* Makes the qube's agent stop answering (SIGSTOP, two seconds after the
+ * call that asks for it, which has returned by then), and with `also` the
+ * guest's other processes named so; waits until the guest says it is
+ * done. */
+static void
+silence_guest (QubeManager *manager, const char *name, const char *also)
+{
+  g_autofree char *command = g_strdup_printf ("(sleep 2; kill -STOP $(pidof qube-agent) %s%s%s; "
+                                              "echo 'qube-guest: test: silenced' > /dev/console) "
+                                              "< /dev/null > /dev/null 2>&1 &",
+                                              also ? "$(pidof " : "", also ? also : "",
+                                              also ? ")" : "");
+  g_autofree char *out = NULL;
+
+  ck_assert_int_eq (run_in (manager, name, "root", command, &out), 0);
+  wait_console (manager, name, "qube-guest: test: silenced");
+}
+
+/* Starts a new qube `name` (with its shutdown-timeout, if given), silences
+ * its guest as silence_guest() does and shuts it down, which must succeed
+ * and leave nothing; returns the console of that run. */
+static char *
+shutdown_silenced (const char *name, const char *also, const char *timeout)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = create_app (manager, name);
+  g_autoptr(GError) error = NULL;
+
+  if (timeout != NULL)
+    ck_assert_msg (qube_vm_set_feature (vm, "shutdown-timeout", timeout, &error), "%s",
+                   error ? error->message : "");
+  start_ok (vm);
+  silence_guest (manager, name, also);
+  ck_assert_msg (qube_vm_shutdown (vm, TRUE, &error), "%s", error ? error->message : "");
+  assert_nothing_left (manager, vm);
+  return console_of (manager, name);
+}
+
+/* The agent does not answer the power-off request: the backend's own
+ * request (the ACPI power button) powers the guest off instead. */
+START_TEST (test_shutdown_agent_silent)
+{
+  g_autofree char *console = shutdown_silenced ("silent", NULL, NULL);
+
+  ck_assert_msg (strstr (console, "qube-guest: powering off (power-off request)") != NULL, "%s",
+                 console);
+  ck_assert_msg (strstr (console, "qubes.PowerOff") == NULL, "%s", console);
+}
+END_TEST
+
+/* Neither the agent nor the power button gets an answer: the qube is
+ * killed when its shutdown-timeout has passed, and nothing is left. */
+START_TEST (test_shutdown_guest_deaf)
+{
+  g_autofree char *console = shutdown_silenced ("deaf", "acpid", "12");
+
+  ck_assert_msg (strstr (console, "qube-guest: powering off") == NULL, "%s", console);
 }
 END_TEST
 
@@ -501,6 +585,8 @@ main (void)
   tcase_add_test (tc, test_template_missing);
   tcase_add_test (tc, test_two_starts);
   tcase_add_test (tc, test_pool_full);
+  tcase_add_test (tc, test_shutdown_agent_silent);
+  tcase_add_test (tc, test_shutdown_guest_deaf);
   suite_add_tcase (suite, tc);
   tc = tcase_create ("qrexec");
   tcase_set_timeout (tc, CASE_TIMEOUT_S);
