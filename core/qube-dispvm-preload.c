@@ -21,7 +21,10 @@
  *
  * Who does what: a request takes a ready entry under the queue's lock
  * (any process: the CLI, the qrexec daemon, qubed) and unpauses it; that
- * is all on the caller's path.  Filling and every destruction happen in a
+ * is all on the caller's path.  The qrexec daemon, which serves every
+ * preload and so runs while any exists, takes them in a thread
+ * (qube_dispvm_preload_take_async()), for its own @dispvm calls and for
+ * `qube run --dispvm`, which asks it rather than open the backend itself.  Filling and every destruction happen in a
  * worker process (the qrexec daemon program run with --preload-dispvms or
  * --discard-dispvm NAME), spawned detached; the qrexec daemon, which
  * serves every preloaded qube and so runs while any exists, and qubed
@@ -330,9 +333,9 @@ dispvm_templates (QubeManager *manager)
 
 /* Takes the first ready entry of the template's queue and unpauses its
  * qube: its name, or NULL when none is ready (`error` set only when the
- * queue could not be read).  The qube is still hidden: the caller hands
- * it over with preload_handed_over(), which may wait until its call is
- * under way.  An entry whose qube cannot be unpaused is removed (and
+ * queue could not be read); the queue's event says it was used.  The
+ * qube is still hidden: preload_shown() follows, which may wait until
+ * its call is under way.  An entry whose qube cannot be unpaused is removed (and
  * destroyed elsewhere) and the next is tried. */
 static char *
 preload_take_running (QubeManager *manager, const char *dvm_template, GError **error)
@@ -363,23 +366,25 @@ preload_take_running (QubeManager *manager, const char *dvm_template, GError **e
 
       vm = qube_manager_lookup (manager, name, &local_error);
       if (vm != NULL && qube_vm_unpause (vm, &local_error))
-        return g_steal_pointer (&name);
+        {
+          log_event (manager, dvm_template, "used", name, NULL);
+          return g_steal_pointer (&name);
+        }
       log_event (manager, dvm_template, "removed", name, local_error->message);
       if (vm != NULL && !qube_dispvm_destroy_detached (manager, name, &local_error))
         g_warning ("%s", local_error->message);
     }
 }
 
-/* A taken preload becomes an ordinary disposable: shown in listings, and
- * the queue's event says it was used. */
+/* A taken preload becomes an ordinary disposable, shown in listings (a
+ * write to the store, which may follow the hand-over). */
 static void
-preload_handed_over (QubeManager *manager, const char *dvm_template, const char *name)
+preload_shown (QubeManager *manager, const char *name)
 {
   g_autoptr(QubeVm) vm = qube_manager_lookup (manager, name, NULL);
 
   if (vm != NULL)
     qube_vm_remove_feature (vm, "internal", NULL);
-  log_event (manager, dvm_template, "used", name, NULL);
 }
 
 /**
@@ -407,7 +412,7 @@ qube_dispvm_preload_take (QubeManager *manager, const char *dvm_template, GError
   name = preload_take_running (manager, dvm_template, error);
   if (name == NULL)
     return NULL;
-  preload_handed_over (manager, dvm_template, name);
+  preload_shown (manager, name);
   return qube_manager_lookup (manager, name, error);
 }
 
@@ -454,13 +459,13 @@ take_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *can
         g_hash_table_insert (managers, g_strdup (r->state_dir), manager);
     }
   name = manager != NULL ? preload_take_running (manager, r->dvm, &error) : NULL;
-  /* The caller goes on with the running qube while it is handed over. */
+  /* The caller goes on with the running qube while it is shown. */
   if (error != NULL)
     g_task_return_error (task, error);
   else
     g_task_return_pointer (task, g_strdup (name), g_free);
   if (name != NULL)
-    preload_handed_over (manager, r->dvm, name);
+    preload_shown (manager, name);
   g_free (name);
   g_mutex_unlock (&lock);
 }
