@@ -234,12 +234,27 @@ queue_save (Queue *q, GError **error)
 
       g_string_append_printf (text, "%s %s\n", e->name, entry_state_names[e->state]);
     }
-  /* Replaced whole, not flushed: runtime state, gone at reboot anyway,
-   * and saved on the path of every request. */
-  if (!g_file_set_contents_full (q->path, text->str, (gssize) text->len,
-                                 G_FILE_SET_CONTENTS_CONSISTENT, 0600, error))
+  g_autofree char *tmp = g_strconcat (q->path, ".new", NULL);
+
+  /* Replaced whole (a rename: a reader sees the old queue or the new
+   * one), not flushed: runtime state, gone at reboot anyway, and saved on
+   * the path of every request.  One writer at a time (the lock), so one
+   * temporary name does; written new (GLib does not truncate a file it
+   * writes in place). */
+  g_unlink (tmp);
+  if (!g_file_set_contents_full (tmp, text->str, (gssize) text->len, G_FILE_SET_CONTENTS_NONE,
+                                 0600, error))
     {
       g_prefix_error (error, "cannot save the preload queue of '%s': ", q->dvm);
+      return FALSE;
+    }
+  if (g_rename (tmp, q->path) < 0)
+    {
+      int saved = errno;
+
+      g_unlink (tmp);
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_IO, "cannot save the preload queue of '%s' "
+                   "(%s): %s", q->dvm, q->path, g_strerror (saved));
       return FALSE;
     }
   return TRUE;
