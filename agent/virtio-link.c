@@ -213,29 +213,26 @@ client_step (Client *c, short revents)
   switch (c->phase)
     {
     case PHASE_REQUEST:
-      if (revents & (POLLIN | POLLHUP | POLLERR))
-        {
-          ssize_t n = recv (c->fd, c->req + c->req_have, sizeof c->req - c->req_have, MSG_DONTWAIT);
+      {
+        ssize_t n;
 
-          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-            return -1;
-          if (n > 0 && (c->req_have += (size_t) n) == sizeof c->req)
-            return client_request (c);
-        }
-      return 0;
-
-    case PHASE_OFFERED:
-      if (revents & (POLLHUP | POLLERR | POLLIN))
-        return -1;    /* the process gave up before the host came */
-      if (c->vc->state == VMUX_CHAN_WAITING)
-        return 0;
-      reply (c, 0, "connected");
-      c->phase = PHASE_STREAM;
-      /* What the host sent with its connect is in the ring already and
-       * no further event may come for it: move it on now. */
-      revents = 0;
-      break;
-
+        if (!(revents & (POLLIN | POLLHUP | POLLERR)))
+          return 0;
+        n = recv (c->fd, c->req + c->req_have, sizeof c->req - c->req_have, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+          return -1;
+        if (n < 0 || (c->req_have += (size_t) n) < sizeof c->req)
+          return 0;
+        if (client_request (c) < 0)
+          return -1;
+        /* A connect to a port the host offered already completes now:
+         * nothing else would wake this client before the poll timeout,
+         * and the host waits for it. */
+        if (c->phase != PHASE_WAIT_OFFER)
+          return 0;
+        revents = 0;
+      }
+      /* fall through */
     case PHASE_WAIT_OFFER:
       if (revents & (POLLHUP | POLLERR))
         return -1;
@@ -260,6 +257,18 @@ client_step (Client *c, short revents)
           return -1;
         }
       return 0;
+
+    case PHASE_OFFERED:
+      if (revents & (POLLHUP | POLLERR | POLLIN))
+        return -1;    /* the process gave up before the host came */
+      if (c->vc->state == VMUX_CHAN_WAITING)
+        return 0;
+      reply (c, 0, "connected");
+      c->phase = PHASE_STREAM;
+      /* What the host sent with its connect is in the ring already and
+       * no further event may come for it: move it on now. */
+      revents = 0;
+      break;
 
     default:
       break;

@@ -12,8 +12,9 @@
  *
  * The request is the `qube` command itself (its real binary, not the
  * build tree's libtool wrapper), as a person or a script would make it;
- * on its path: taking the preload (a locked queue file), unpausing it,
- * and one qrexec call into the guest.
+ * on its path: its start, taking the preload (the qrexec daemon takes it
+ * off the locked queue file and unpauses it), and one qrexec call into
+ * the guest.
  * Needs root (the template is built from /boot) and QEMU.
  */
 #include "config.h"

@@ -10,6 +10,12 @@
  *   connect NAME TRANSPORT TIMEOUT   → "ready" once the guest's agent
  *                                      answered MSG_HELLO, or "error TEXT"
  *   disconnect NAME                  → "ok"
+ *   take TEMPLATE                    → "ok NAME" once a preloaded disposable
+ *                                      of TEMPLATE runs, "none" when none is
+ *                                      ready, or "error TEXT"; the
+ *                                      disposable is destroyed once the
+ *                                      requester closes the connection
+ *                                      (however it ends)
  * A client has a few seconds to send its line; requests are read as they
  * come, so a slow client holds up no other.
  * Every second it looks at the state of the qubes it serves: a qube found
@@ -200,6 +206,59 @@ pending_retry_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* A preloaded disposable taken for a dom0 program, held while the
+ * program's connection is open. */
+typedef struct {
+  Daemon *daemon;
+  int fd;
+  char *name;
+} Holder;
+
+static void
+holder_free (Holder *h)
+{
+  if (h->fd >= 0)
+    close (h->fd);
+  g_free (h->name);
+  g_free (h);
+}
+
+/* The program ended (nothing more is ever sent): its disposable goes, off
+ * this loop. */
+static gboolean
+holder_ended (int fd, GIOCondition condition, gpointer user_data)
+{
+  Holder *h = user_data;
+  g_autoptr(GError) error = NULL;
+
+  (void) fd;
+  (void) condition;
+  if (!qube_dispvm_destroy_detached (h->daemon->manager, h->name, &error))
+    g_warning ("%s", error->message);
+  holder_free (h);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+holder_taken (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  Holder *h = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = NULL;
+
+  h->name = qube_dispvm_preload_take_finish (QUBE_MANAGER (object), result, &error);
+  if (h->name == NULL)
+    {
+      reply (h->fd, error != NULL ? (text = g_strdup_printf ("error %s", error->message))
+                                  : "none");
+      holder_free (h);
+      return;
+    }
+  text = g_strdup_printf ("ok %s", h->name);
+  reply (h->fd, text);
+  g_unix_fd_add (h->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, holder_ended, h);
+}
+
 static void
 handle_request (Daemon *d, int fd, char *line)
 {
@@ -225,6 +284,15 @@ handle_request (Daemon *d, int fd, char *line)
         qube_qrexec_daemon_disconnect (d->daemon, p->name);
       d->pending = g_list_append (d->pending, p);
       pending_connect (p);
+      return;
+    }
+  if (n == 2 && g_str_equal (words[0], "take") && qube_name_is_valid (words[1], NULL))
+    {
+      Holder *h = g_new0 (Holder, 1);
+
+      h->daemon = d;
+      h->fd = fd;
+      qube_dispvm_preload_take_async (d->manager, words[1], NULL, holder_taken, h);
       return;
     }
   if (n == 2 && g_str_equal (words[0], "disconnect"))

@@ -21,7 +21,10 @@
  *
  * Who does what: a request takes a ready entry under the queue's lock
  * (any process: the CLI, the qrexec daemon, qubed) and unpauses it; that
- * is all on the caller's path.  Filling and every destruction happen in a
+ * is all on the caller's path.  The qrexec daemon, which serves every
+ * preload and so runs while any exists, takes them in a thread
+ * (qube_dispvm_preload_take_async()), for its own @dispvm calls and for
+ * `qube run --dispvm`, which asks it rather than open the backend itself.  Filling and every destruction happen in a
  * worker process (the qrexec daemon program run with --preload-dispvms or
  * --discard-dispvm NAME), spawned detached; the qrexec daemon, which
  * serves every preloaded qube and so runs while any exists, and qubed
@@ -231,12 +234,27 @@ queue_save (Queue *q, GError **error)
 
       g_string_append_printf (text, "%s %s\n", e->name, entry_state_names[e->state]);
     }
-  /* Replaced whole, not flushed: runtime state, gone at reboot anyway,
-   * and saved on the path of every request. */
-  if (!g_file_set_contents_full (q->path, text->str, (gssize) text->len,
-                                 G_FILE_SET_CONTENTS_CONSISTENT, 0600, error))
+  g_autofree char *tmp = g_strconcat (q->path, ".new", NULL);
+
+  /* Replaced whole (a rename: a reader sees the old queue or the new
+   * one), not flushed: runtime state, gone at reboot anyway, and saved on
+   * the path of every request.  One writer at a time (the lock), so one
+   * temporary name does; written new (GLib does not truncate a file it
+   * writes in place). */
+  g_unlink (tmp);
+  if (!g_file_set_contents_full (tmp, text->str, (gssize) text->len, G_FILE_SET_CONTENTS_NONE,
+                                 0600, error))
     {
       g_prefix_error (error, "cannot save the preload queue of '%s': ", q->dvm);
+      return FALSE;
+    }
+  if (g_rename (tmp, q->path) < 0)
+    {
+      int saved = errno;
+
+      g_unlink (tmp);
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_IO, "cannot save the preload queue of '%s' "
+                   "(%s): %s", q->dvm, q->path, g_strerror (saved));
       return FALSE;
     }
   return TRUE;
@@ -328,27 +346,15 @@ dispvm_templates (QubeManager *manager)
   return out;
 }
 
-/**
- * qube_dispvm_preload_take:
- * @manager: a #QubeManager
- * @dvm_template: the disposable template
- * @error: return location for a #GError, or %NULL
- *
- * Takes the first ready preloaded disposable of @dvm_template off its
- * queue and unpauses it; it is shown in listings from now on.  An entry
- * whose qube cannot be unpaused is removed (and destroyed elsewhere) and
- * the next is tried.  Nothing is ever handed out twice: the queue is
- * locked while an entry is taken.
- *
- * Returns: (transfer full) (nullable): the running disposable, or %NULL
- *   when none is ready (@error set only when the queue could not be read)
- */
-QubeVm *
-qube_dispvm_preload_take (QubeManager *manager, const char *dvm_template, GError **error)
+/* Takes the first ready entry of the template's queue and unpauses its
+ * qube: its name, or NULL when none is ready (`error` set only when the
+ * queue could not be read); the queue's event says it was used.  The
+ * qube is still hidden: preload_shown() follows, which may wait until
+ * its call is under way.  An entry whose qube cannot be unpaused is removed (and
+ * destroyed elsewhere) and the next is tried. */
+static char *
+preload_take_running (QubeManager *manager, const char *dvm_template, GError **error)
 {
-  g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
-  g_return_val_if_fail (dvm_template != NULL, NULL);
-
   for (;;)
     {
       g_autoptr(Queue) q = queue_open (manager, dvm_template, error);
@@ -376,14 +382,157 @@ qube_dispvm_preload_take (QubeManager *manager, const char *dvm_template, GError
       vm = qube_manager_lookup (manager, name, &local_error);
       if (vm != NULL && qube_vm_unpause (vm, &local_error))
         {
-          qube_vm_remove_feature (vm, "internal", NULL);
           log_event (manager, dvm_template, "used", name, NULL);
-          return g_steal_pointer (&vm);
+          return g_steal_pointer (&name);
         }
       log_event (manager, dvm_template, "removed", name, local_error->message);
       if (vm != NULL && !qube_dispvm_destroy_detached (manager, name, &local_error))
         g_warning ("%s", local_error->message);
     }
+}
+
+/* A taken preload becomes an ordinary disposable, shown in listings (a
+ * write to the store, which may follow the hand-over). */
+static void
+preload_shown (QubeManager *manager, const char *name)
+{
+  g_autoptr(QubeVm) vm = qube_manager_lookup (manager, name, NULL);
+
+  if (vm != NULL)
+    qube_vm_remove_feature (vm, "internal", NULL);
+}
+
+/**
+ * qube_dispvm_preload_take:
+ * @manager: a #QubeManager
+ * @dvm_template: the disposable template
+ * @error: return location for a #GError, or %NULL
+ *
+ * Takes the first ready preloaded disposable of @dvm_template off its
+ * queue and unpauses it; it is shown in listings from now on.  An entry
+ * whose qube cannot be unpaused is removed (and destroyed elsewhere) and
+ * the next is tried.  Nothing is ever handed out twice: the queue is
+ * locked while an entry is taken.
+ *
+ * Returns: (transfer full) (nullable): the running disposable, or %NULL
+ *   when none is ready (@error set only when the queue could not be read)
+ */
+QubeVm *
+qube_dispvm_preload_take (QubeManager *manager, const char *dvm_template, GError **error)
+{
+  g_autofree char *name = NULL;
+
+  g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
+  g_return_val_if_fail (dvm_template != NULL, NULL);
+  name = preload_take_running (manager, dvm_template, error);
+  if (name == NULL)
+    return NULL;
+  preload_shown (manager, name);
+  return qube_manager_lookup (manager, name, error);
+}
+
+/* ---- taking a preload off a main loop ----
+ *
+ * The take waits for the queue's lock and for the backend (the unpause),
+ * which a daemon's main loop must not.  It runs in a thread, on a
+ * QubeManager of its own (one per state directory, used by one take at a
+ * time: takes serialise on the queue's lock anyway). */
+
+typedef struct {
+  char *state_dir;
+  char *dvm;
+} TakeRequest;
+
+static void
+take_request_free (TakeRequest *r)
+{
+  g_free (r->state_dir);
+  g_free (r->dvm);
+  g_free (r);
+}
+
+static void
+take_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  static GMutex lock;
+  static GHashTable *managers;    /* state directory -> QubeManager */
+  TakeRequest *r = task_data;
+  QubeManager *manager;
+  GError *error = NULL;
+  char *name;
+
+  (void) source;
+  (void) cancellable;
+  g_mutex_lock (&lock);
+  if (managers == NULL)
+    managers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  manager = g_hash_table_lookup (managers, r->state_dir);
+  if (manager == NULL)
+    {
+      manager = qube_manager_new (r->state_dir, &error);
+      if (manager != NULL)
+        g_hash_table_insert (managers, g_strdup (r->state_dir), manager);
+    }
+  name = manager != NULL ? preload_take_running (manager, r->dvm, &error) : NULL;
+  /* The caller goes on with the running qube while it is shown. */
+  if (error != NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, g_strdup (name), g_free);
+  if (name != NULL)
+    preload_shown (manager, name);
+  g_free (name);
+  g_mutex_unlock (&lock);
+}
+
+/**
+ * qube_dispvm_preload_take_async:
+ * @manager: a #QubeManager
+ * @dvm_template: the disposable template
+ * @cancellable: (nullable): a #GCancellable, or %NULL
+ * @callback: called when the take is done, in the thread-default main
+ *   context of the caller
+ * @user_data: data for @callback
+ *
+ * Takes a preloaded disposable as qube_dispvm_preload_take() does, in a
+ * thread: for a main loop, which must not wait for the queue's lock or for
+ * the unpause.  The disposable is unpaused when @callback runs; it is
+ * shown in listings a moment later.
+ */
+void
+qube_dispvm_preload_take_async (QubeManager *manager, const char *dvm_template,
+                                GCancellable *cancellable, GAsyncReadyCallback callback,
+                                gpointer user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  TakeRequest *r;
+
+  g_return_if_fail (QUBE_IS_MANAGER (manager));
+  g_return_if_fail (dvm_template != NULL);
+  task = g_task_new (manager, cancellable, callback, user_data);
+  r = g_new0 (TakeRequest, 1);
+  r->state_dir = g_strdup (qube_manager_get_state_dir (manager));
+  r->dvm = g_strdup (dvm_template);
+  g_task_set_source_tag (task, qube_dispvm_preload_take_async);
+  g_task_set_task_data (task, r, (GDestroyNotify) take_request_free);
+  g_task_run_in_thread (task, take_thread);
+}
+
+/**
+ * qube_dispvm_preload_take_finish:
+ * @manager: a #QubeManager
+ * @result: the #GAsyncResult of qube_dispvm_preload_take_async()
+ * @error: return location for a #GError, or %NULL
+ *
+ * Returns: (transfer full) (nullable): the name of the running disposable,
+ *   or %NULL when none was ready (@error set only when the queue could not
+ *   be read)
+ */
+char *
+qube_dispvm_preload_take_finish (QubeManager *manager, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, manager), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 static gboolean

@@ -4,7 +4,7 @@
  */
 #pragma once
 
-#include <glib-object.h>
+#include <gio/gio.h>
 
 #include "qube-manager.h"
 #include "qube-vm.h"
@@ -20,6 +20,11 @@ gboolean qube_dispvm_destroy_at_exit (QubeManager *manager, const char *name, GE
 
 QubeVm *qube_dispvm_preload_take (QubeManager *manager, const char *dvm_template,
                                   GError **error);
+void qube_dispvm_preload_take_async (QubeManager *manager, const char *dvm_template,
+                                     GCancellable *cancellable, GAsyncReadyCallback callback,
+                                     gpointer user_data);
+char *qube_dispvm_preload_take_finish (QubeManager *manager, GAsyncResult *result,
+                                       GError **error);
 gboolean qube_dispvm_preload_fill (QubeManager *manager, GError **error);
 gboolean qube_dispvm_preload_fill_detached (QubeManager *manager, GError **error);
 gboolean qube_dispvm_preload_wanted (QubeManager *manager);

@@ -855,45 +855,79 @@ dispvm_started (GObject *object, GAsyncResult *result, gpointer user_data)
   g_object_unref (proc);
 }
 
-/* An allowed call to a new disposable of `dvm`: a preloaded one at once,
- * else one a worker starts (the call waits, the daemon goes on). */
+/* No preloaded disposable for the call: a worker starts one (the call
+ * waits, the daemon goes on). */
+static void
+dispvm_start_cold (PendingDispvm *p)
+{
+  QubeQrexecDaemon *self = p->daemon;
+  QrexecQube *q = g_hash_table_lookup (self->qubes, p->source);
+  g_autoptr(GError) error = NULL;
+  GSubprocess *proc = _qube_dispvm_spawn_start (self->manager, p->dvm, &error);
+
+  if (proc == NULL)
+    {
+      g_warning ("call %s from '%s' to '%s' refused: %s", p->service_name, p->source, p->target,
+                 error->message);
+      if (q != NULL && q->active_calls > 0)
+        q->active_calls--;
+      if (q != NULL && q->ctrl != NULL)
+        refuse (q, p->ident);
+      pending_dispvm_free (p);
+      return;
+    }
+  g_subprocess_communicate_utf8_async (proc, NULL, NULL, dispvm_started, p);
+}
+
+static void
+dispvm_taken (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  PendingDispvm *p = user_data;
+  QubeQrexecDaemon *self = p->daemon;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *name = qube_dispvm_preload_take_finish (QUBE_MANAGER (object), result, &error);
+  QrexecQube *q;
+
+  if (error != NULL)
+    g_message ("no preloaded disposable of '%s': %s", p->dvm, error->message);
+  if (name == NULL)
+    {
+      dispvm_start_cold (p);
+      return;
+    }
+  q = g_hash_table_lookup (self->qubes, p->source);
+  if (q != NULL && q->active_calls > 0)
+    q->active_calls--;
+  if (q == NULL || q->ctrl == NULL)
+    {
+      g_message ("call %s from '%s': the caller went away while its disposable was taken",
+                 p->service_name, p->source);
+      dispose (self, name);
+    }
+  else
+    call_disposable (q, p->target, p->ident, p->service_name, name, p->user);
+  pending_dispvm_free (p);
+}
+
+/* An allowed call to a new disposable of `dvm`: a preloaded one when one
+ * is ready (taken in a thread: the take waits for the queue's lock and
+ * the unpause), else one a worker starts. */
 static void
 call_dispvm (QrexecQube *q, const char *target, const char *ident, const char *service_name,
              const char *dvm, const char *user)
 {
-  QubeQrexecDaemon *self = q->daemon;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(QubeVm) vm = qube_dispvm_preload_take (self->manager, dvm, &error);
-  GSubprocess *proc;
-  PendingDispvm *p;
+  PendingDispvm *p = g_new0 (PendingDispvm, 1);
 
-  if (error != NULL)
-    g_message ("no preloaded disposable of '%s': %s", dvm, error->message);
-  g_clear_error (&error);
-  if (vm != NULL)
-    {
-      call_disposable (q, target, ident, service_name, qube_vm_get_name (vm), user);
-      return;
-    }
-  proc = _qube_dispvm_spawn_start (self->manager, dvm, &error);
-  if (proc == NULL)
-    {
-      g_warning ("call %s from '%s' to '%s' refused: %s", service_name, q->name, target,
-                 error->message);
-      refuse (q, ident);
-      return;
-    }
-  p = g_new0 (PendingDispvm, 1);
-  p->daemon = self;
+  p->daemon = q->daemon;
   p->source = g_strdup (q->name);
   p->target = g_strdup (target);
   p->ident = g_strdup (ident);
   p->service_name = g_strdup (service_name);
   p->dvm = g_strdup (dvm);
   p->user = g_strdup (user);
-  /* A disposable being started counts as a call in progress. */
+  /* A disposable being taken or started counts as a call in progress. */
   q->active_calls++;
-  g_subprocess_communicate_utf8_async (proc, NULL, NULL, dispvm_started, p);
+  qube_dispvm_preload_take_async (q->daemon->manager, dvm, NULL, dispvm_taken, p);
 }
 
 /* Carries out the final decision for a call from `q`. */

@@ -375,12 +375,14 @@ worker_run (gpointer data, gpointer user_data)
   g_main_context_invoke (NULL, work_done, w);
 }
 
-/* The calls that wait on a qube's backend (a start waits for the boot). */
+/* The calls that wait on a qube's backend (a start waits for the boot;
+ * a disposable with none preloaded is started for the call). */
 static gboolean
 is_lifecycle (const char *method)
 {
   static const char *const slow[] = { "admin.vm.Start", "admin.vm.Shutdown", "admin.vm.Kill",
-                                      "admin.vm.Pause", "admin.vm.Unpause", NULL };
+                                      "admin.vm.Pause", "admin.vm.Unpause",
+                                      "admin.vm.CreateDisposable", NULL };
 
   return g_strv_contains (slow, method);
 }

@@ -445,6 +445,50 @@ START_TEST (test_failed_start_in_background)
 }
 END_TEST
 
+/* A disposable with none preloaded is started for admin.vm.CreateDisposable
+ * in the worker: qubed answers other calls while it boots, then replies
+ * with the running disposable's name. */
+START_TEST (test_cold_disposable_in_background)
+{
+  const char *header = "admin.vm.CreateDisposable dom0 name dvm-cold";
+  g_autoptr(GByteArray) reply = NULL;
+  g_autoptr(GByteArray) list = NULL;
+  g_autofree char *name = NULL;
+  g_autofree char *shown = NULL;
+  char probe;
+  int pending;
+
+  if (qubed == NULL)
+    start_qubed ();
+  assert_ok (admin ("admin.vm.Create.AppVM+" TEMPLATE " dom0 keyword adminvm", "name=dvm-cold"),
+             "");
+  assert_ok (admin ("admin.vm.property.Set+template_for_dispvms dom0 name dvm-cold", "True"), "");
+
+  pending = qubed_fixture_connect (socket_path);
+  ck_assert_int_ge (pending, 0);
+  write_all (pending, header, strlen (header) + 1);
+  shutdown (pending, SHUT_WR);
+  /* The boot goes on; the daemon answers. */
+  list = admin ("admin.vm.List dom0 name dvm-cold", NULL);
+  ck_assert (list->len > 2 && list->data[0] == '0');
+  ck_assert_int_eq (recv (pending, &probe, 1, MSG_DONTWAIT), -1);
+  ck_assert_int_eq (errno, EAGAIN);
+
+  reply = qubed_fixture_read_all (pending);
+  close (pending);
+  shown = show (reply->data, reply->len);
+  ck_assert_msg (reply->len > 2 && reply->data[0] == '0' && reply->data[1] == '\0', "%s", shown);
+  name = g_strndup ((const char *) reply->data + 2, reply->len - 2);
+  ck_assert_msg (g_str_has_prefix (name, "disp"), "%s", shown);
+  {
+    g_autofree char *query = g_strdup_printf ("admin.vm.List dom0 name %s", name);
+
+    assert_ok (admin (query, NULL), vm_line (name, "DispVM", "Running"));
+  }
+  ck_assert_int_eq (qube_cli (TRUE, "kill", name, NULL), 0);
+}
+END_TEST
+
 /* examples/admin-daemon.py on a real qube: Qube-1.0 from Python creates
  * a qube, starts it, runs a command in it, stops and removes it. */
 START_TEST (test_python_example)
@@ -507,6 +551,7 @@ main (void)
   tcase_set_timeout (tc, CASE_TIMEOUT_S);
   tcase_add_test (tc, test_delegation);
   tcase_add_test (tc, test_failed_start_in_background);
+  tcase_add_test (tc, test_cold_disposable_in_background);
   suite_add_tcase (suite, tc);
   {
     g_autofree char *typelib = g_build_filename (builddir, "Qube-1.0.typelib", NULL);
