@@ -51,6 +51,7 @@ struct AgentChan {
   size_t payload_left;
   int gone;
   int write_broken;               /* a send failed: nothing more goes out */
+  int via[2];                     /* a pipe that pages from a socket pass through */
   char err[256];
 };
 
@@ -76,7 +77,7 @@ chan_new (void)
   AgentChan *chan = calloc (1, sizeof *chan);
 
   if (chan != NULL)
-    chan->sock = chan->listen_fd = chan->lock_fd = -1;
+    chan->sock = chan->listen_fd = chan->lock_fd = chan->via[0] = chan->via[1] = -1;
   return chan;
 }
 
@@ -130,6 +131,11 @@ socket_close (AgentChan *chan)
     close (chan->sock);
   if (chan->lock_fd >= 0)
     close (chan->lock_fd);
+  if (chan->via[0] >= 0)
+    {
+      close (chan->via[0]);
+      close (chan->via[1]);
+    }
   free (chan->rx);
   free (chan);
 }
@@ -494,17 +500,51 @@ socket_write_all (AgentChan *chan, const void *buf, size_t len)
 /* How many messages one data frame may carry. */
 #define SPLICE_FRAME_MSGS 16
 
+/* Moves `len` bytes, which the pipe `fd` holds, into the channel's socket. */
+static int
+splice_all (AgentChan *chan, int fd, size_t len)
+{
+  while (len > 0)
+    {
+      ssize_t n = splice (fd, NULL, chan->sock, NULL, len, SPLICE_F_MORE);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+        return write_failed (chan);
+      if (n <= 0)
+        return cut_off (chan, n < 0 ? strerror (errno) : "the pipe ended inside a message");
+      len -= (size_t) n;
+    }
+  return 0;
+}
+
 static long
 socket_splice_from_pipe (AgentChan *chan, int fd, size_t max, size_t chunk, size_t header_len,
                          void (*make_header) (void *header, size_t len, void *data), void *data)
 {
   int avail = 0;
   size_t moved = 0;
+  struct stat st;
+  int from_socket;
 
   if (header_len > 64)
     return cut_off (chan, "a message header longer than 64 bytes");
   if (ioctl (fd, FIONREAD, &avail) < 0 || avail <= 0)
     return 0;
+  from_socket = fstat (fd, &st) == 0 && S_ISSOCK (st.st_mode);
+  if (from_socket && chan->via[0] < 0)
+    {
+      if (pipe2 (chan->via, O_CLOEXEC) < 0)
+        {
+          char reason[128];
+
+          snprintf (reason, sizeof reason, "cannot make a pipe to splice through: %s", strerror (errno));
+          return cut_off (chan, reason);
+        }
+      /* Room for a whole message's pages whatever sizes they come in. */
+      (void) fcntl (chan->via[1], F_SETPIPE_SZ, 1024 * 1024);
+    }
   while (moved < (size_t) avail && moved < max)
     {
       size_t lens[SPLICE_FRAME_MSGS];
@@ -548,18 +588,25 @@ socket_splice_from_pipe (AgentChan *chan, int fd, size_t max, size_t chunk, size
           iov[0] = (struct iovec) { hdr, hdr_len };
           if (send_all (chan->sock, iov, 1) < 0)
             return write_failed (chan);
-          for (size_t rest = lens[i]; rest > 0;)
+          if (from_socket)
             {
-              ssize_t n = splice (fd, NULL, chan->sock, NULL, rest, SPLICE_F_MORE);
+              /* splice() needs a pipe on one side: the socket's pages
+               * pass through ours, which is empty between messages. */
+              for (size_t rest = lens[i]; rest > 0;)
+                {
+                  ssize_t n = splice (fd, NULL, chan->via[1], NULL, rest, SPLICE_F_MOVE);
 
-              if (n < 0 && errno == EINTR)
-                continue;
-              if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
-                return write_failed (chan);
-              if (n <= 0)
-                return cut_off (chan, n < 0 ? strerror (errno) : "the pipe ended inside a message");
-              rest -= (size_t) n;
+                  if (n < 0 && errno == EINTR)
+                    continue;
+                  if (n <= 0)
+                    return cut_off (chan, n < 0 ? strerror (errno) : "the output ended inside a message");
+                  if (splice_all (chan, chan->via[0], (size_t) n) < 0)
+                    return -1;
+                  rest -= (size_t) n;
+                }
             }
+          else if (splice_all (chan, fd, lens[i]) < 0)
+            return -1;
           moved += lens[i];
         }
       chan->credit -= total;
