@@ -119,6 +119,11 @@ pack () {
   (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) | gzip -n -4 > "$2"
 }
 
+# glibc dlopen()s libgcc_s for pthread_cancel, which xl and libxenstore's
+# watch thread use; ldd cannot see it.
+libgcc=$(LC_ALL=C ldconfig -p | sed -n 's/^[[:space:]]*libgcc_s.so.1 (libc6,x86-64) => //p' | head -n 1)
+[ -n "$libgcc" ] || die "libgcc_s.so.1 not found: install the Debian package libgcc-s1"
+
 # The tiny PV guest.
 domu=$work/domu
 mkdir -p "$domu/proc" "$domu/sys" "$domu/dev" "$domu/tmp"
@@ -144,6 +149,8 @@ if [ -n "$guest_programs" ]; then
   mkdir -p "$vguest$(dirname "$rel")"
   cp "$plugin" "$vguest$rel"
   add_elf "$vguest" "$plugin"
+  mkdir -p "$vguest$(dirname "$libgcc")"
+  cp -L "$libgcc" "$vguest$libgcc"
   if [ -e "$xenbin/xenstore-read" ]; then
     add_elf "$vguest" "$xenbin/xenstore-read"
   else
@@ -176,9 +183,6 @@ done
 # Xen's hotplug scripts (the block script attaches volumes) are bash.
 add_elf "$root" /bin/bash
 add_elf "$root" "$(command -v flock)"   # busybox-static has no flock
-# glibc dlopen()s libgcc_s for pthread_cancel, which xl uses; ldd cannot see it.
-libgcc=$(LC_ALL=C ldconfig -p | sed -n 's/^[[:space:]]*libgcc_s.so.1 (libc6,x86-64) => //p' | head -n 1)
-[ -n "$libgcc" ] || die "libgcc_s.so.1 not found: install the Debian package libgcc-s1"
 mkdir -p "$root$(dirname "$libgcc")"
 cp -L "$libgcc" "$root$libgcc"
 cp /etc/xen/oxenstored.conf /etc/xen/xl.conf "$root/etc/xen/"
