@@ -8,12 +8,15 @@
  * 1 GiB streamed with a SHA-256 check.
  *
  * The two ends run in two processes (the test and a fork()ed child), as
- * two qubes would.  Parameters (environment):
+ * two qubes would; in split mode (QUBE_VCHAN_SPLIT) in two programs, which
+ * may run in two domains.  Parameters (environment):
  *   QUBE_VCHAN_PLUGIN   plugin name (default "socket"; argv[1] also works)
  *   QUBE_VCHAN_ADDRESS  peer address handed to the plugin (e.g. tcp:HOST:PORT)
  *   QUBE_VCHAN_CONFIG   plugin configuration, "key=value,key=value"
  *   QUBE_PLUGIN_PATH    where plugins are (default: plugins/NAME/.libs in the build tree)
  *   QUBE_VCHAN_STREAM_MIB  size of the stream test (default 1024)
+ *   QUBE_VCHAN_SPLIT    "a" or "b": this program is one end of a split run
+ *                       (see split_peer())
  */
 #include "config.h"
 
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +50,12 @@ static char *tmp_dir;
 static QubePluginRegistry *registry;
 static QubePluginInfo *plugin_info;
 static __thread char *last_error;
+/* Split mode: this program's role ("a", "b" or NULL), the number of
+ * checks with a peer begun so far (shared by the fork()ed checks), and the
+ * side channel of the current check. */
+static const char *split_role;
+static guint *split_seq;
+static QubeVchan *side_chan;
 
 /* The message the plugin gave for its last failure on this thread. */
 static const char *
@@ -151,12 +161,12 @@ server (uint32_t port, size_t read_min, size_t write_min)
   return chan;
 }
 
-/* Connect as a client, waiting for the server to appear (up to 30 s). */
+/* Connect as a client, waiting for the server to appear (up to `seconds`). */
 static QubeVchan *
-client (uint32_t port)
+client_within (uint32_t port, int seconds)
 {
   QubeVchanPeer peer = peer_named ("qube-a");
-  gint64 deadline = g_get_monotonic_time () + 30 * G_TIME_SPAN_SECOND;
+  gint64 deadline = g_get_monotonic_time () + seconds * G_TIME_SPAN_SECOND;
 
   if (ops->client_init_async != NULL)
     {
@@ -168,7 +178,8 @@ client (uint32_t port)
         {
           struct pollfd pfd = { .fd = ops->fd (chan), .events = POLLIN };
 
-          ck_assert_msg (g_get_monotonic_time () < deadline, "port %u: no server after 30 s", port);
+          ck_assert_msg (g_get_monotonic_time () < deadline, "port %u: no server after %d s",
+                         port, seconds);
           (void) poll (&pfd, 1, 1000);
           ops->ack (chan);
         }
@@ -184,6 +195,12 @@ client (uint32_t port)
       ck_assert_msg (g_get_monotonic_time () < deadline, "client_init on port %u: %s", port, plugin_error ());
       g_usleep (20000);
     }
+}
+
+static QubeVchan *
+client (uint32_t port)
+{
+  return client_within (port, 30);
 }
 
 static void
@@ -242,12 +259,67 @@ typedef struct {
 static int child_in = -1;
 static int child_out = -1;
 
+/* Bytes between the two ends outside the channel under test: the pipe to
+ * or from the fork()ed child, or in split mode the side channel. */
+static void
+side_write (int fd, const void *buf, size_t len)
+{
+  if (side_chan != NULL)
+    ck_assert_msg (ops->send (side_chan, buf, len) == (long) len,
+                   "the side channel to the other end failed: %s", plugin_error ());
+  else
+    ck_assert_int_eq (write (fd, buf, len), len);
+}
+
+static void
+side_read (int fd, void *buf, size_t len)
+{
+  if (side_chan != NULL)
+    ck_assert_msg (ops->recv (side_chan, buf, len) == (long) len,
+                   "the side channel from the other end failed: %s", plugin_error ());
+  else
+    ck_assert_int_eq (read (fd, buf, len), len);
+}
+
+/* Split mode: two programs run the suite side by side, each given the
+ * other as its peer address (e.g. two domains).  Role "a" runs every check
+ * as usual, except that the peer's part runs in role "b", whose checks run
+ * only their peers' parts (checks without a peer run whole in both).  The
+ * Nth check with a peer meets on side channel port SIDE_PORT_BASE + N, a
+ * vchan of the plugin under test beside the channels the check opens; role
+ * "b" reports the end of its part there, where join_peer() waits for it. */
+#define SIDE_PORT_BASE 5000
+
+static Peer
+split_peer (void (*body) (gpointer), gpointer arg)
+{
+  Peer peer = { .pid = -1, .to_child = -1, .from_child = -1 };
+  uint32_t port = SIDE_PORT_BASE + (*split_seq)++;
+
+  if (strcmp (split_role, "a") == 0)
+    {
+      side_chan = server (port, 0, 0);
+      WAIT_FOR (side_chan, ops->is_open (side_chan) != QUBE_VCHAN_WAITING);
+      ck_assert_msg (ops->is_open (side_chan) == QUBE_VCHAN_CONNECTED,
+                     "the other end left side channel port %u", port);
+      return peer;
+    }
+  /* Role "b" may reach a check long before "a" is done with the last. */
+  side_chan = client_within (port, 300);
+  body (arg);
+  side_write (-1, "", 1);
+  ops->close (side_chan);
+  _exit (0);
+}
+
 static Peer
 fork_peer (void (*body) (gpointer), gpointer arg)
 {
   int down[2], up[2];
   Peer peer;
 
+  if (split_role != NULL)
+    return split_peer (body, arg);
   ck_assert_int_eq (pipe (down), 0);
   ck_assert_int_eq (pipe (up), 0);
   peer.pid = fork ();
@@ -273,6 +345,17 @@ join_peer (Peer *peer)
 {
   int status = 0;
 
+  if (side_chan != NULL)
+    {
+      char done;
+
+      ck_assert_msg (ops->recv (side_chan, &done, 1) == 1,
+                     "the other end left before its part was done (see its own report): %s",
+                     plugin_error ());
+      ops->close (side_chan);
+      side_chan = NULL;
+      return;
+    }
   ck_assert_int_eq (waitpid (peer->pid, &status, 0), peer->pid);
   ck_assert_msg (WIFEXITED (status) && WEXITSTATUS (status) == 0,
                  "the peer process failed (status %d)", status);
@@ -283,9 +366,7 @@ join_peer (Peer *peer)
 static void
 signal_fd (int fd)
 {
-  char c = 'g';
-
-  ck_assert_int_eq (write (fd, &c, 1), 1);
+  side_write (fd, "g", 1);
 }
 
 static void
@@ -293,7 +374,7 @@ await_fd (int fd)
 {
   char c;
 
-  ck_assert_int_eq (read (fd, &c, 1), 1);
+  side_read (fd, &c, 1);
 }
 
 /* In the child, a failed ck_assert ends the child with a failure status
@@ -585,7 +666,7 @@ child_slow_reader (gpointer arg)
     fill_pattern (expected, total, 5, 0);
     ck_assert_int_eq (memcmp (buf, expected, total), 0);
   }
-  ck_assert_int_eq (write (child_out, &total, sizeof total), sizeof total);
+  side_write (child_out, &total, sizeof total);
   ops->close (chan);
 }
 
@@ -618,7 +699,7 @@ START_TEST (test_back_pressure)
   written += PRESSURE_READ + 1000;
   ops->close (chan);
 
-  ck_assert_int_eq (read (peer.from_child, &reported, sizeof reported), sizeof reported);
+  side_read (peer.from_child, &reported, sizeof reported);
   ck_assert_uint_eq (reported, written);
   join_peer (&peer);
 }
@@ -1159,7 +1240,27 @@ main (int argc, char **argv)
   plugin_name = argc > 1 ? argv[1] : g_getenv ("QUBE_VCHAN_PLUGIN") ?: "socket";
   /* A write to a vanished peer must be an error, not a signal. */
   signal (SIGPIPE, SIG_IGN);
+  split_role = g_getenv ("QUBE_VCHAN_SPLIT");
+  if (split_role != NULL)
+    {
+      if (strcmp (split_role, "a") != 0 && strcmp (split_role, "b") != 0)
+        {
+          fprintf (stderr, "QUBE_VCHAN_SPLIT is '%s': it must be 'a' or 'b'\n", split_role);
+          return 2;
+        }
+      /* Counted across the checks, each in its own fork()ed process. */
+      split_seq = mmap (NULL, sizeof *split_seq, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+      g_assert (split_seq != MAP_FAILED);
+      *split_seq = 0;
+    }
   runner = srunner_create (vchan_suite ());
+  if (split_role != NULL && srunner_fork_status (runner) == CK_NOFORK)
+    {
+      fprintf (stderr, "a split run needs each check in its own process: unset CK_FORK\n");
+      srunner_free (runner);
+      return 2;
+    }
   srunner_run_all (runner, CK_ENV);
   failed = srunner_ntests_failed (runner);
   srunner_free (runner);

@@ -5,28 +5,36 @@
 # libraries, busybox-static, the Xen kernel modules, a tiny PV guest
 # (kernel + initramfs) and the test script to run.
 #
-#   build-initramfs.sh [-d DESTDIR] [-p PROGRAM]... [-t TEMPLATE] OUTDIR TEST_SCRIPT...
+#   build-initramfs.sh [-d DESTDIR] [-p PROGRAM]... [-g PROGRAM]... [-t TEMPLATE]
+#                      OUTDIR TEST_SCRIPT...
 #
 # DESTDIR is a `make install DESTDIR=` tree copied into dom0 as is, with the
 # shared libraries of every ELF file in it; each PROGRAM is a host program
 # copied into /usr/local/bin with its libraries.  TEMPLATE is the output of
 # template/build-template.sh: its initramfs.img and root.img go to
 # /xentest/template (its kernel is the test guest's, which dom0 has
-# already).  The TEST_SCRIPTs run in dom0 in the order given.
+# already).  A -g PROGRAM goes into a second guest initramfs,
+# /xentest/guest/vchan-initrd.gz, with its libraries, the xen plugin from
+# DESTDIR and the Xen device modules: its /init (vchan-domu-init) runs one
+# end of the vchan conformance suite's split run.  The TEST_SCRIPTs run in
+# dom0 in the order given.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 die () { echo "build-initramfs: $*" >&2; exit 1; }
 
-usage="usage: build-initramfs.sh [-d DESTDIR] [-p PROGRAM]... [-t TEMPLATE] OUTDIR TEST_SCRIPT..."
+usage="usage: build-initramfs.sh [-d DESTDIR] [-p PROGRAM]... [-g PROGRAM]... [-t TEMPLATE] OUTDIR TEST_SCRIPT..."
 destdir=
 programs=
+guest_programs=
 template=
-while getopts d:p:t: opt; do
+while getopts d:g:p:t: opt; do
   case $opt in
     d) destdir=$(cd "$OPTARG" && pwd) || die "no directory $OPTARG" ;;
     p) [ -x "$OPTARG" ] || die "$OPTARG is not an executable"
        programs="$programs $(cd "$(dirname "$OPTARG")" && pwd)/$(basename "$OPTARG")" ;;
+    g) [ -x "$OPTARG" ] || die "$OPTARG is not an executable"
+       guest_programs="$guest_programs $(cd "$(dirname "$OPTARG")" && pwd)/$(basename "$OPTARG")" ;;
     t) template=$(cd "$OPTARG" && pwd) || die "no directory $OPTARG"
        for f in initramfs.img root.img manifest; do
          [ -r "$template/$f" ] || die "$template/$f missing (run template/build-template.sh)"
@@ -111,12 +119,50 @@ pack () {
   (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) | gzip -n -4 > "$2"
 }
 
+# glibc dlopen()s libgcc_s for pthread_cancel, which xl and libxenstore's
+# watch thread use; ldd cannot see it.
+libgcc=$(LC_ALL=C ldconfig -p | sed -n 's/^[[:space:]]*libgcc_s.so.1 (libc6,x86-64) => //p' | head -n 1)
+[ -n "$libgcc" ] || die "libgcc_s.so.1 not found: install the Debian package libgcc-s1"
+
 # The tiny PV guest.
 domu=$work/domu
 mkdir -p "$domu/proc" "$domu/sys" "$domu/dev" "$domu/tmp"
 add_busybox "$domu"
 add_modules "$domu" /lib/modules/xentest xen-blkfront
 cp "$here/domu-init" "$domu/init"
+
+# The vchan guest: busybox, the Xen device modules libxenvchan uses, the
+# -g programs and the xen plugin with their libraries, xenstore-read.
+if [ -n "$guest_programs" ]; then
+  [ -n "$destdir" ] || die "-g needs -d DESTDIR (the xen plugin comes from there)"
+  plugin=$(find "$destdir" -path '*/qube/plugins/xen.so' | head -n 1)
+  [ -n "$plugin" ] || die "no qube/plugins/xen.so in $destdir: configure with --enable-xen"
+  vguest=$work/vchan-guest
+  mkdir -p "$vguest/proc" "$vguest/sys" "$vguest/dev" "$vguest/tmp" "$vguest/usr/local/bin"
+  add_busybox "$vguest"
+  add_modules "$vguest" /lib/modules/xentest xen-evtchn xen-gntdev xen-gntalloc xenfs
+  for prog in $guest_programs; do
+    cp "$prog" "$vguest/usr/local/bin/"
+    add_elf "$vguest" "$prog"
+  done
+  rel=${plugin#"$destdir"}
+  mkdir -p "$vguest$(dirname "$rel")"
+  cp "$plugin" "$vguest$rel"
+  add_elf "$vguest" "$plugin"
+  mkdir -p "$vguest$(dirname "$libgcc")"
+  cp -L "$libgcc" "$vguest$libgcc"
+  if [ -e "$xenbin/xenstore-read" ]; then
+    add_elf "$vguest" "$xenbin/xenstore-read"
+  else
+    add_elf "$vguest" "$(command -v xenstore-read)"
+  fi
+  for p in $destdir $guest_programs; do
+    rm -rf "$vguest$p"
+    rmdir -p "$(dirname "$vguest$p")" 2>/dev/null || true
+  done
+  mkdir -p "$vguest/proc" "$vguest/sys" "$vguest/dev" "$vguest/tmp"
+  cp "$here/vchan-domu-init" "$vguest/init"
+fi
 
 # dom0.
 root=$work/dom0
@@ -127,7 +173,7 @@ add_busybox "$root"
 add_modules "$root" /lib/modules/xentest xen-evtchn xen-privcmd xen-gntdev \
   xen-gntalloc xenfs xen-blkback loop
 for prog in xl oxenstored xen-init-dom0 xenconsoled xenstore xenstore-read \
-            xenstore-write xenstore-exists xenstore-ls xenstore-rm; do
+            xenstore-write xenstore-exists xenstore-ls xenstore-rm xenstore-chmod; do
   if [ -e "$xenbin/$prog" ]; then
     add_elf "$root" "$xenbin/$prog"
   elif [ -e "/usr/bin/$prog" ]; then
@@ -137,9 +183,6 @@ done
 # Xen's hotplug scripts (the block script attaches volumes) are bash.
 add_elf "$root" /bin/bash
 add_elf "$root" "$(command -v flock)"   # busybox-static has no flock
-# glibc dlopen()s libgcc_s for pthread_cancel, which xl uses; ldd cannot see it.
-libgcc=$(LC_ALL=C ldconfig -p | sed -n 's/^[[:space:]]*libgcc_s.so.1 (libc6,x86-64) => //p' | head -n 1)
-[ -n "$libgcc" ] || die "libgcc_s.so.1 not found: install the Debian package libgcc-s1"
 mkdir -p "$root$(dirname "$libgcc")"
 cp -L "$libgcc" "$root$libgcc"
 cp /etc/xen/oxenstored.conf /etc/xen/xl.conf "$root/etc/xen/"
@@ -182,6 +225,9 @@ offset=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "/boot/vmlinuz-$kver" | head -n 1 |
 tail -c +$((offset + 1)) "/boot/vmlinuz-$kver" | xz -dc --single-stream > "$root/xentest/guest/vmlinux" \
   || die "cannot decompress the kernel in /boot/vmlinuz-$kver"
 pack "$domu" "$root/xentest/guest/initrd.gz"
+if [ -n "$guest_programs" ]; then
+  pack "$vguest" "$root/xentest/guest/vchan-initrd.gz"
+fi
 cp "$here/dom0-init" "$root/init"
 mkdir -p "$root/xentest"
 cp "$here/xentest-lib.sh" "$root/xentest/lib.sh"

@@ -4,7 +4,7 @@
 xentest_files = tests/xen/build-initramfs.sh tests/xen/run-xen.sh \
 	tests/xen/dom0-init tests/xen/domu-init tests/xen/xentest-lib.sh \
 	tests/xen/smoke.sh tests/xen/plugin.sh tests/xen/qube.sh tests/xen/vchan.sh \
-	tests/xen/README.md
+	tests/xen/vchan-domu.sh tests/xen/vchan-domu-init tests/xen/README.md
 EXTRA_DIST += $(xentest_files)
 
 XENTEST_DIR = $(abs_top_builddir)/tests/xen/out
@@ -13,9 +13,11 @@ XENTEST_TIMEOUT ?= 900
 # One boot runs the toolstack smoke test, then the installed build (plugins
 # included) driven through the registry by xen-driver, then `qube` running
 # Xen qubes made from the minimal template, then the vchan conformance
-# suite over the xen plugin's libxenvchan transport.
+# suite over the xen plugin's libxenvchan transport, in dom0 and between
+# two domUs.
 XENTEST_RUN = $(srcdir)/tests/xen/smoke.sh $(srcdir)/tests/xen/plugin.sh \
-	$(srcdir)/tests/xen/qube.sh $(srcdir)/tests/xen/vchan.sh
+	$(srcdir)/tests/xen/qube.sh $(srcdir)/tests/xen/vchan.sh \
+	$(srcdir)/tests/xen/vchan-domu.sh
 if BUILD_XEN
 xentest-images: tests/xen/xen-driver tests/vchan/test-vchan \
 		template/qube-agent-static template/qrexec-client-vm-static
@@ -24,7 +26,8 @@ xentest-images: tests/xen/xen-driver tests/vchan/test-vchan \
 	$(SHELL) $(srcdir)/template/build-template.sh -a template/qube-agent-static \
 		-a template/qrexec-client-vm-static "$(XENTEST_DIR)/template" >/dev/null
 	$(SHELL) $(srcdir)/tests/xen/build-initramfs.sh -d "$(XENTEST_DIR)/destdir" \
-		-p tests/xen/xen-driver -p tests/vchan/test-vchan -t "$(XENTEST_DIR)/template" \
+		-p tests/xen/xen-driver -p tests/vchan/test-vchan -g tests/vchan/test-vchan \
+		-t "$(XENTEST_DIR)/template" \
 		"$(XENTEST_DIR)/boot" $(XENTEST_RUN)
 check-xen: xentest-images
 	$(SHELL) $(srcdir)/tests/xen/run-xen.sh "$(XENTEST_DIR)/boot" $(XENTEST_TIMEOUT)
