@@ -6,6 +6,10 @@
  *    from dom0 (qube_qrexec_run, as `qube run --service` does);
  *  - BENCH_MIB (default 1024) MiB streamed through a call's stdout;
  *  - the same bytes through a raw unix socket pair, as the baseline.
+ * The stream and the baseline alternate, BENCH_ROUNDS (default 5) times
+ * each, and the medians are printed: on a shared host a single transfer
+ * of either can be off by a factor of two, and alternating exposes both
+ * to the same disturbances.
  * Prints
  *   bench qrexec: calls_per_s=<n> stream_MBps=<n> raw_MBps=<n> ratio=<stream/raw>
  * Runs from the build tree (paths compiled in; QUBE_TEST_BUILDDIR wins).
@@ -26,6 +30,7 @@
 #include "qube.h"
 
 #define CALLS 500
+#define ROUNDS 5
 #define RAW_CHUNK (64 * 1024)
 
 static void G_GNUC_NORETURN
@@ -94,6 +99,21 @@ raw_mbps (guint64 total)
   return (double) total / 1e6 / secs;
 }
 
+static int
+compare_double (gconstpointer a, gconstpointer b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+static double
+median (double *values, int n)
+{
+  qsort (values, (size_t) n, sizeof *values, compare_double);
+  return values[n / 2];
+}
+
 int
 main (void)
 {
@@ -105,6 +125,9 @@ main (void)
   /* BENCH_CALLS=0 leaves the calls out, e.g. to profile the stream. */
   const char *calls_env = g_getenv ("BENCH_CALLS");
   int calls = calls_env != NULL ? atoi (calls_env) : CALLS;
+  const char *rounds_env = g_getenv ("BENCH_ROUNDS");
+  int rounds = CLAMP (rounds_env != NULL ? atoi (rounds_env) : ROUNDS, 1, 100);
+  double streams[100], raws[100];
   g_autoptr(GError) error = NULL;
   g_autofree char *tmp = g_dir_make_tmp ("qube-bench-qrexec-XXXXXX", &error);
   g_autofree char *state = NULL;
@@ -157,13 +180,18 @@ main (void)
       die ("a call of bench.Null failed", error);
   calls_per_s = calls > 0 ? calls / ((double) (g_get_monotonic_time () - start) / G_USEC_PER_SEC) : 0;
 
-  start = g_get_monotonic_time ();
-  if (!qube_qrexec_run (manager, "bench", NULL, "QUBESRPC bench.Stream dom0", QUBE_QREXEC_RUN_NO_STDIN,
-                        null_fd, null_fd, null_fd, &code, &error) || code != 0)
-    die ("the stream call failed", error);
-  stream = (double) total / 1e6 / ((double) (g_get_monotonic_time () - start) / G_USEC_PER_SEC);
-
-  raw = raw_mbps (total);
+  for (int r = 0; r < rounds; r++)
+    {
+      start = g_get_monotonic_time ();
+      if (!qube_qrexec_run (manager, "bench", NULL, "QUBESRPC bench.Stream dom0", QUBE_QREXEC_RUN_NO_STDIN,
+                            null_fd, null_fd, null_fd, &code, &error) || code != 0)
+        die ("the stream call failed", error);
+      streams[r] = (double) total / 1e6 / ((double) (g_get_monotonic_time () - start) / G_USEC_PER_SEC);
+      raws[r] = raw_mbps (total);
+      fprintf (stderr, "  round %d: stream %.0f MB/s, raw %.0f MB/s\n", r + 1, streams[r], raws[r]);
+    }
+  stream = median (streams, rounds);
+  raw = median (raws, rounds);
   printf ("bench qrexec: calls_per_s=%.0f stream_MBps=%.0f raw_MBps=%.0f ratio=%.2f\n",
           calls_per_s, stream, raw, stream / raw);
 
