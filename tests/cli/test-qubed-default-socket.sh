@@ -26,12 +26,15 @@ else
 fi
 chmod 700 "$tmp/run"
 
+# ${exec_run} is `exec` where qubed is started, so that $! is qubed itself
+# (through env, setpriv and libtool's wrapper, which all exec) and the
+# clean-up's kill reaches it rather than a subshell.
 run () {
-  env -u QUBED_SOCKET -u QUBE_STATE_DIR -u QUBE_RUNTIME_DIR XDG_RUNTIME_DIR="$tmp/run" \
+  ${exec_run:-} env -u QUBED_SOCKET -u QUBE_STATE_DIR -u QUBE_RUNTIME_DIR XDG_RUNTIME_DIR="$tmp/run" \
     XDG_DATA_HOME="$tmp/data" HOME="$tmp" $as_user "$@"
 }
 
-run "$builddir/daemon/qubed" --state-dir "$tmp/state" --policy-dir "$tmp" 2>"$tmp/qubed.log" &
+(exec_run=exec; run "$builddir/daemon/qubed" --state-dir "$tmp/state" --policy-dir "$tmp" 2>"$tmp/qubed.log") &
 pid=$!
 i=0
 while [ ! -S "$tmp/run/qubed.sock" ]; do
