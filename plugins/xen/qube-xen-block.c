@@ -34,7 +34,7 @@
 #define XENBUS_STATE_CLOSING 5
 
 static struct xs_handle *xs;
-static char *backend;
+static const char *backend;   /* XENBUS_PATH, valid for the whole run */
 
 static char *
 read_key (const char *key)
@@ -140,7 +140,7 @@ main (int argc, char **argv)
                argv[0]);
       return 2;
     }
-  backend = g_strdup (path);
+  backend = path;
   if (strcmp (argv[1], "remove") == 0)
     return 0;
   if (strcmp (argv[1], "add") != 0)

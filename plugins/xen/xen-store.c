@@ -78,9 +78,6 @@ xen_store_write_qube_keys (uint32_t domid, const QubeDomainConfig *config,
   struct xs_handle *xs;
   gboolean ok = FALSE;
 
-  if (!xen_store_check_qube_keys (config, error))
-    return FALSE;
-
   xs = xs_open (0);
   if (xs == NULL)
     {

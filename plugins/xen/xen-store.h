@@ -17,7 +17,8 @@ gboolean xen_store_check_qube_keys (const QubeDomainConfig *config,
 
 /* Writes name, uuid and type (the qube's class) for `domid`, plus every
  * extra setting "xenstore.KEY" of the qube's backend features as KEY, in one
- * transaction; fails naming the key and the errno text. */
+ * transaction; fails naming the key and the errno text.  The keys are
+ * those xen_store_check_qube_keys() accepted before the domain was made. */
 gboolean xen_store_write_qube_keys (uint32_t domid,
                                     const QubeDomainConfig *config,
                                     GError **error);
