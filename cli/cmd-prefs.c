@@ -69,24 +69,6 @@ holder_get (Cli *cli, const PropertyHolder *holder, const char *name, gboolean *
   return reply != NULL ? parse_property (reply, is_default, type, error) : NULL;
 }
 
-/* GetAll escapes what would break its one line per property. */
-static char *
-unescape_line (const char *text)
-{
-  GString *out = g_string_new (NULL);
-
-  for (const char *p = text; *p != '\0'; p++)
-    {
-      if (p[0] == '\\' && p[1] == 'n')
-        g_string_append_c (out, '\n'), p++;
-      else if (p[0] == '\\' && p[1] == '\\')
-        g_string_append_c (out, '\\'), p++;
-      else
-        g_string_append_c (out, *p);
-    }
-  return g_string_free (out, FALSE);
-}
-
 static const char *
 property_type_name (QubePropertyType type)
 {
@@ -170,7 +152,7 @@ list_properties (Cli *cli, const PropertyHolder *holder, gboolean hide_default)
   json_builder_begin_array (builder);
   for (char **line = lines; *line != NULL; line++)
     {
-      g_autofree char *unescaped = unescape_line (*line);
+      g_autofree char *unescaped = cli_unescape_line (*line);
       char *serialized = strchr (unescaped, ' ');
       gboolean is_default = FALSE;
       QubePropertyType type = QUBE_PROPERTY_TYPE_STR;

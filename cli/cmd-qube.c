@@ -21,26 +21,15 @@ get_listed_properties (Cli *cli, const char *name)
   for (char **l = lines; l != NULL && *l != NULL; l++)
     {
       /* The value follows the third space. */
-      const char *value = strchr (*l, ' ');
-      GString *unescaped;
+      const char *key_end = strchr (*l, ' ');
+      const char *value = key_end;
 
       for (int i = 0; i < 2 && value != NULL; i++)
         value = strchr (value + 1, ' ');
       if (value == NULL || value[1] == '\0')
         continue;
-      unescaped = g_string_new (NULL);
-      for (const char *p = value + 1; *p != '\0'; p++)
-        {
-          if (p[0] == '\\' && (p[1] == 'n' || p[1] == '\\'))
-            {
-              p++;
-              g_string_append_c (unescaped, *p == 'n' ? '\n' : '\\');
-            }
-          else
-            g_string_append_c (unescaped, *p);
-        }
-      g_hash_table_replace (props, g_strndup (*l, (gsize) (strchr (*l, ' ') - *l)),
-                            g_string_free (unescaped, FALSE));
+      g_hash_table_replace (props, g_strndup (*l, (gsize) (key_end - *l)),
+                            cli_unescape_line (value + 1));
     }
   return props;
 }

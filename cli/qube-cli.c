@@ -290,6 +290,24 @@ cli_admin_call (Cli *cli, const char *method, const char *arg, const char *dest,
   return g_strndup (data != NULL ? data : "", len);
 }
 
+char *
+cli_unescape_line (const char *text)
+{
+  GString *out = g_string_new (NULL);
+
+  for (const char *p = text; *p != '\0'; p++)
+    {
+      if (p[0] == '\\' && (p[1] == 'n' || p[1] == '\\'))
+        {
+          p++;
+          g_string_append_c (out, *p == 'n' ? '\n' : '\\');
+        }
+      else
+        g_string_append_c (out, *p);
+    }
+  return g_string_free (out, FALSE);
+}
+
 char **
 cli_admin_call_lines (Cli *cli, const char *method, const char *arg, const char *dest,
                       GError **error)

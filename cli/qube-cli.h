@@ -91,6 +91,10 @@ QubeVm *cli_lookup_vm (Cli *cli, const char *name, GError **error);
 char *cli_admin_call (Cli *cli, const char *method, const char *arg,
                       const char *dest, const char *payload, GError **error);
 
+/* Undoes the escaping in admin.vm.property.GetAll's lines: a backslash
+ * and n is a newline, two backslashes one.  (transfer full) */
+char *cli_unescape_line (const char *text);
+
 /* The same, for replies that are one item per line. (transfer full) */
 char **cli_admin_call_lines (Cli *cli, const char *method, const char *arg,
                              const char *dest, GError **error);
