@@ -218,9 +218,16 @@ static int
 start_closing (Vmux *mux, uint32_t port)
 {
   VmuxClosing *c;
+  unsigned n = 0;
 
-  if (find_closing (mux, port) != NULL)
-    return 0;
+  /* Bounded like the peer's offers: a peer that connects to port after
+   * withdrawn port would otherwise grow the list, and the walk every
+   * client frame makes of it, without end. */
+  for (c = mux->closing; c != NULL; c = c->next, n++)
+    if (c->port == port)
+      return 0;
+  if (n >= VMUX_MAX_OFFERS)
+    return fail (mux, "the peer left too many closed channels unanswered", port);
   c = calloc (1, sizeof *c);
   if (c == NULL)
     return fail (mux, "out of memory closing a channel", port);
