@@ -291,11 +291,11 @@ main (void)
           g_autofree char *qemu_pid = g_build_filename (dir, "qemu.pid", NULL);
           guint64 qemu_rss = proc_kib (qemu_pid, "status", "VmRSS:");
           guint64 daemon_rss = proc_kib (daemon_pid, "status", "VmRSS:");
-          guint64 guest_kib = proc_kib (qemu_pid, "smaps_rollup", "Anonymous:")
-                              - backend_overhead_kib (manager, vm, dir, accel, sizeof accel);
+          guint64 overhead_kib = backend_overhead_kib (manager, vm, dir, accel, sizeof accel);
+          guint64 anon_kib = proc_kib (qemu_pid, "smaps_rollup", "Anonymous:");
+          guint64 guest_kib = anon_kib > overhead_kib ? anon_kib - overhead_kib : 0;
 
-          host_kib = backend_overhead_kib (manager, vm, dir, accel, sizeof accel)
-                     + proc_kib (daemon_pid, "smaps_rollup", "Anonymous:");
+          host_kib = overhead_kib + proc_kib (daemon_pid, "smaps_rollup", "Anonymous:");
           printf ("  memory: QEMU resident %" G_GUINT64_FORMAT " MiB of which guest RAM %"
                   G_GUINT64_FORMAT " MiB; qrexec daemon resident %" G_GUINT64_FORMAT " MiB\n",
                   qemu_rss / 1024, guest_kib / 1024, daemon_rss / 1024);
