@@ -833,7 +833,8 @@ typedef struct {
   GCond cond;
   gboolean done;
   gboolean ok;
-  char *state_dir;
+  QubePluginRegistry *plugins;
+  char *runtime_dir;
   char *name;
 } PowerOffCall;
 
@@ -844,25 +845,26 @@ power_off_call_clear (gpointer data)
 
   g_mutex_clear (&call->lock);
   g_cond_clear (&call->cond);
-  g_free (call->state_dir);
+  g_object_unref (call->plugins);
+  g_free (call->runtime_dir);
   g_free (call->name);
 }
 
-/* The call runs with a manager of its own: it may outlive
- * qube_vm_shutdown() (a guest that never answers ends it only when the
- * qrexec client gives up or the qube is gone). */
+/* The call holds what it uses (the plugins, the qube's runtime
+ * directory): it may outlive qube_vm_shutdown() and the qube's manager (a
+ * guest that never answers ends it only when the qrexec client gives up or
+ * the qube is gone). */
 static gpointer
 power_off_thread (gpointer data)
 {
   PowerOffCall *call = data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(QubeManager) manager = qube_manager_new (call->state_dir, &error);
   int exit_code = -1;
   gboolean ok;
 
-  ok = manager != NULL
-       && qube_qrexec_run (manager, call->name, "root", "QUBESRPC " POWER_OFF_SERVICE " dom0",
-                           QUBE_QREXEC_RUN_NO_STDIN, -1, -1, -1, &exit_code, &error)
+  ok = _qube_qrexec_run_at (call->plugins, call->runtime_dir, call->name, "root",
+                            "QUBESRPC " POWER_OFF_SERVICE " dom0", QUBE_QREXEC_RUN_NO_STDIN,
+                            -1, -1, -1, &exit_code, &error)
        && exit_code == 0;
   if (!ok)
     g_debug ("qube '%s': %s: %s", call->name, POWER_OFF_SERVICE,
@@ -892,7 +894,8 @@ agent_power_off (Domain *d, guint timeout_s)
 
   g_mutex_init (&call->lock);
   g_cond_init (&call->cond);
-  call->state_dir = g_strdup (qube_manager_get_state_dir (_qube_vm_get_manager (d->vm)));
+  call->plugins = g_object_ref (qube_manager_get_plugins (_qube_vm_get_manager (d->vm)));
+  call->runtime_dir = g_strdup (d->dir);
   call->name = g_strdup (d->name);
   thread = g_thread_try_new ("qube-power-off", power_off_thread, g_atomic_rc_box_acquire (call),
                              &error);

@@ -26,6 +26,7 @@
 #include "qube-qrexec-chan.h"
 #include "qube-qrexec-client.h"
 #include "qube-qrexec-daemon.h"
+#include "qube-vm-private.h"
 
 /* The qube's agent must connect the data channel by then. */
 #define RUN_CONNECT_TIMEOUT_S 30
@@ -362,36 +363,13 @@ ask_daemon (const char *socket_path, const char *qube, guint32 type, const char 
   return TRUE;
 }
 
-/**
- * qube_qrexec_run:
- * @manager: the #QubeManager of the qube
- * @qube: the qube to run the command in
- * @user: (nullable): the user to run it as; %NULL for the qube's default
- * @command: the command line (run by the qube's shell), or
- *   `QUBESRPC SERVICE+ARG dom0` for a service
- * @flags: #QubeQrexecRunFlags
- * @stdin_fd: where the command's stdin comes from (ignored with
- *   %QUBE_QREXEC_RUN_NO_STDIN)
- * @stdout_fd: where its stdout goes, or -1 to drop it
- * @stderr_fd: where its stderr goes, or -1 to drop it
- * @exit_code: (out): its exit code (125 when qrexec failed in the qube,
- *   127 when the command or service was not found)
- * @error: return location for a #GError
- *
- * Runs a command in a running qube through the qrexec daemon serving it,
- * passing the data through until the command exits.  Blocks; runs its own
- * main context.
- *
- * Returns: %TRUE when the command ran to its exit code, else %FALSE with
- *   @error set
- */
+/* qube_qrexec_run() without a manager (see qube-vm-private.h). */
 gboolean
-qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const char *command,
-                 QubeQrexecRunFlags flags, int stdin_fd, int stdout_fd, int stderr_fd,
-                 int *exit_code, GError **error)
+_qube_qrexec_run_at (QubePluginRegistry *plugins, const char *runtime_dir, const char *qube,
+                     const char *user, const char *command, QubeQrexecRunFlags flags,
+                     int stdin_fd, int stdout_fd, int stderr_fd, int *exit_code, GError **error)
 {
-  g_autofree char *runtime_dir = NULL;
-  g_autofree char *socket_path = NULL;
+  g_autofree char *socket_path = g_build_filename (runtime_dir, QUBE_QREXEC_CLIENT_SOCKET, NULL);
   g_autofree char *cmdline = NULL;
   g_autofree char *transport = NULL;
   g_autoptr(GByteArray) hello = g_byte_array_new ();
@@ -402,17 +380,6 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
   guint32 port = 0;
   int sock = -1;
 
-  g_return_val_if_fail (QUBE_IS_MANAGER (manager), FALSE);
-  g_return_val_if_fail (qube != NULL && command != NULL && exit_code != NULL, FALSE);
-
-  {
-    g_autoptr(QubeVm) vm = qube_manager_lookup (manager, qube, error);
-
-    if (vm == NULL)
-      return FALSE;
-  }
-  runtime_dir = qube_qrexec_qube_runtime_dir (manager, qube);
-  socket_path = g_build_filename (runtime_dir, QUBE_QREXEC_CLIENT_SOCKET, NULL);
   cmdline = g_strdup_printf ("%s:%s", user != NULL ? user : "DEFAULT", command);
   if (strlen (cmdline) + 1 > MAX_QREXEC_CMD_LEN)
     {
@@ -428,8 +395,7 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
   plugin = NULL;
   if (strcmp (transport, QUBE_QREXEC_RELAY_TRANSPORT) != 0)
     {
-      plugin = _qube_plugin_registry_find (qube_manager_get_plugins (manager),
-                                           QUBE_PLUGIN_KIND_VCHAN, transport, error);
+      plugin = _qube_plugin_registry_find (plugins, QUBE_PLUGIN_KIND_VCHAN, transport, error);
       if (plugin == NULL)
         {
           close (sock);
@@ -488,4 +454,46 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
     }
   *exit_code = st.exit_code;
   return TRUE;
+}
+
+/**
+ * qube_qrexec_run:
+ * @manager: the #QubeManager of the qube
+ * @qube: the qube to run the command in
+ * @user: (nullable): the user to run it as; %NULL for the qube's default
+ * @command: the command line (run by the qube's shell), or
+ *   `QUBESRPC SERVICE+ARG dom0` for a service
+ * @flags: #QubeQrexecRunFlags
+ * @stdin_fd: where the command's stdin comes from (ignored with
+ *   %QUBE_QREXEC_RUN_NO_STDIN)
+ * @stdout_fd: where its stdout goes, or -1 to drop it
+ * @stderr_fd: where its stderr goes, or -1 to drop it
+ * @exit_code: (out): its exit code (125 when qrexec failed in the qube,
+ *   127 when the command or service was not found)
+ * @error: return location for a #GError
+ *
+ * Runs a command in a running qube through the qrexec daemon serving it,
+ * passing the data through until the command exits.  Blocks; runs its own
+ * main context.
+ *
+ * Returns: %TRUE when the command ran to its exit code, else %FALSE with
+ *   @error set
+ */
+gboolean
+qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const char *command,
+                 QubeQrexecRunFlags flags, int stdin_fd, int stdout_fd, int stderr_fd,
+                 int *exit_code, GError **error)
+{
+  g_autoptr(QubeVm) vm = NULL;
+  g_autofree char *runtime_dir = NULL;
+
+  g_return_val_if_fail (QUBE_IS_MANAGER (manager), FALSE);
+  g_return_val_if_fail (qube != NULL && command != NULL && exit_code != NULL, FALSE);
+
+  vm = qube_manager_lookup (manager, qube, error);
+  if (vm == NULL)
+    return FALSE;
+  runtime_dir = qube_qrexec_qube_runtime_dir (manager, qube);
+  return _qube_qrexec_run_at (qube_manager_get_plugins (manager), runtime_dir, qube, user,
+                              command, flags, stdin_fd, stdout_fd, stderr_fd, exit_code, error);
 }

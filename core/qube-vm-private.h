@@ -3,6 +3,8 @@
 #pragma once
 
 #include "qube-manager.h"
+#include "qube-plugin-registry.h"
+#include "qube-qrexec-client.h"
 #include "qube-store.h"
 #include "qube-vm.h"
 
@@ -50,5 +52,12 @@ gboolean _qube_vm_running_func (QubeVm *vm, gpointer user_data);
 /* qube-lifecycle.c: the qrexec daemon program (its worker modes serve
  * disposables). */
 char *_qube_qrexec_daemon_program (void);
+/* qube-qrexec-client.c: qube_qrexec_run() without a manager, for a caller
+ * that may outlive its own: `runtime_dir` is the qube's runtime directory
+ * (where the daemon's socket for it is), `plugins` finds the transport. */
+gboolean _qube_qrexec_run_at (QubePluginRegistry *plugins, const char *runtime_dir,
+                              const char *qube, const char *user, const char *command,
+                              QubeQrexecRunFlags flags, int stdin_fd, int stdout_fd,
+                              int stderr_fd, int *exit_code, GError **error);
 
 G_END_DECLS
