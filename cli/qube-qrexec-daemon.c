@@ -35,6 +35,11 @@
  *                            process using the disposable ended)
  *   --start-dispvm TEMPLATE  starts a disposable and prints its name (for
  *                            a qrexec call to @dispvm with none preloaded)
+ * and the shutdown of a qube nobody waits for (qube_vm_shutdown() without
+ * wait):
+ *   --shutdown-qube NAME     shuts the qube down as a waiting shutdown
+ *                            does: its agent, its backend, a kill at its
+ *                            shutdown-timeout
  */
 #include "config.h"
 
@@ -498,6 +503,21 @@ run_worker (QubeManager *manager, const char *discard, const char *start, gboole
   return 0;
 }
 
+/* --shutdown-qube: the exit status. */
+static int
+run_shutdown (QubeManager *manager, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QubeVm) vm = qube_manager_lookup (manager, name, &error);
+
+  /* Stopped already (by itself, or by another shutdown): done. */
+  if (vm != NULL && (qube_vm_shutdown (vm, TRUE, &error)
+                     || g_error_matches (error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING)))
+    return 0;
+  g_printerr ("qube-qrexec-daemon: %s\n", error->message);
+  return 1;
+}
+
 static gboolean
 on_term (gpointer user_data)
 {
@@ -561,6 +581,7 @@ main (int argc, char **argv)
   g_autofree char *discard = NULL;
   g_autofree char *discard_at_eof = NULL;
   g_autofree char *start_dispvm = NULL;
+  g_autofree char *shutdown = NULL;
   gboolean preload = FALSE;
   Daemon d = { 0 };
   const GOptionEntry entries[] = {
@@ -572,6 +593,8 @@ main (int argc, char **argv)
       "Start a disposable of TEMPLATE, print its name, and end", "TEMPLATE" },
     { "preload-dispvms", 0, 0, G_OPTION_ARG_NONE, &preload,
       "Fill the preload queues of disposables, and end", NULL },
+    { "shutdown-qube", 0, 0, G_OPTION_ARG_STRING, &shutdown,
+      "Shut the qube NAME down, killing it after its shutdown-timeout, and end", "NAME" },
     { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "The state directory", "DIR" },
     { "policy-dir", 0, 0, G_OPTION_ARG_FILENAME, &policy_dir,
       "The qrexec policy directory (default: $QUBE_POLICY_DIR, else the system's)", "DIR" },
@@ -596,6 +619,8 @@ main (int argc, char **argv)
       fprintf (stderr, "qube-qrexec-daemon: %s\n", error->message);
       return 1;
     }
+  if (shutdown != NULL)
+    return run_shutdown (manager, shutdown);
   if (discard_at_eof != NULL)
     {
       char buf[256];

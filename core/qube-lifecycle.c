@@ -38,6 +38,7 @@
 #include <gio/gunixinputstream.h>
 #include <glib/gstdio.h>
 
+#include "qube-dispvm-private.h"
 #include "qube-lifecycle.h"
 #include "qube-plugin-private.h"
 #include "qube-property.h"
@@ -943,13 +944,15 @@ agent_power_off (Domain *d, guint timeout_s)
  * `qubes.PowerOff`, run as root), and when the agent does not answer
  * within 10 s (or half the shutdown timeout, if shorter) or the qube is
  * paused, its isolation backend (an ACPI power button, a Xen shutdown
- * request).  With @wait, waits for it (the feature `shutdown-timeout`,
- * default 60 s, counted from the call), kills it when it does not stop in
- * time, and releases what the qube had: its private volume commits, its
- * snapshots and volatile volume are discarded.  Without, the first look
- * at the qube's state after it stopped does that.
+ * request); waits for it (the feature `shutdown-timeout`, default 60 s,
+ * counted from the call), kills it when it does not stop in time, and
+ * releases what the qube had: its private volume commits, its snapshots
+ * and volatile volume are discarded.  With @wait, this call does all that;
+ * without, a detached process does it, and this call returns once that
+ * process is started.
  *
- * Returns: %TRUE when asked (and, with @wait, stopped)
+ * Returns: %TRUE when stopped (without @wait: when the shutdown is under
+ *   way)
  */
 gboolean
 qube_vm_shutdown (QubeVm *vm, gboolean wait, GError **error)
@@ -964,6 +967,25 @@ qube_vm_shutdown (QubeVm *vm, gboolean wait, GError **error)
   d = domain_of_started (vm, "shut down", error);
   if (d == NULL)
     return FALSE;
+  /* The whole shutdown goes to a process of its own (the qrexec daemon
+   * program's --shutdown-qube mode): the agent may take AGENT_ANSWER_S
+   * to answer and the kill comes at the deadline, while the caller (a
+   * `qube shutdown` command) may end as soon as this returns, and a
+   * thread here would end with it. */
+  if (!wait)
+    {
+      g_autoptr(GSubprocess) worker =
+        _qube_dispvm_spawn_worker (_qube_vm_get_manager (vm), "--shutdown-qube", d->name, FALSE,
+                                   &local_error);
+
+      if (worker == NULL)
+        {
+          g_set_error (error, local_error->domain, local_error->code,
+                       "cannot shut down qube '%s': %s", d->name, local_error->message);
+          return FALSE;
+        }
+      return TRUE;
+    }
   timeout_s = feature_seconds (vm, "shutdown-timeout", DEFAULT_SHUTDOWN_TIMEOUT_S);
   deadline = g_get_monotonic_time () + (gint64) timeout_s * G_USEC_PER_SEC;
   /* A paused guest cannot answer; the backend's request waits for it. */
@@ -981,8 +1003,6 @@ qube_vm_shutdown (QubeVm *vm, gboolean wait, GError **error)
           return FALSE;
         }
     }
-  if (!wait)
-    return TRUE;
   while (state_is_up (domain_info (d, &info, NULL)) && g_get_monotonic_time () < deadline)
     g_usleep (100 * 1000);
   if (!domain_lock_wait (d, "shut down", error))

@@ -220,6 +220,20 @@ silence_guest (QubeManager *manager, const char *name, const char *also)
   wait_console (manager, name, "qube-guest: test: silenced");
 }
 
+/* A new qube `name` (with its shutdown-timeout, if given), started. */
+static QubeVm *
+start_app (QubeManager *manager, const char *name, const char *timeout)
+{
+  g_autoptr(GError) error = NULL;
+  QubeVm *vm = create_app (manager, name);
+
+  if (timeout != NULL)
+    ck_assert_msg (qube_vm_set_feature (vm, "shutdown-timeout", timeout, &error), "%s",
+                   error ? error->message : "");
+  start_ok (vm);
+  return vm;
+}
+
 /* Starts a new qube `name` (with its shutdown-timeout, if given), silences
  * its guest as silence_guest() does and shuts it down, which must succeed
  * and leave nothing; returns the console of that run. */
@@ -227,13 +241,9 @@ static char *
 shutdown_silenced (const char *name, const char *also, const char *timeout)
 {
   g_autoptr(QubeManager) manager = open_manager ();
-  g_autoptr(QubeVm) vm = create_app (manager, name);
+  g_autoptr(QubeVm) vm = start_app (manager, name, timeout);
   g_autoptr(GError) error = NULL;
 
-  if (timeout != NULL)
-    ck_assert_msg (qube_vm_set_feature (vm, "shutdown-timeout", timeout, &error), "%s",
-                   error ? error->message : "");
-  start_ok (vm);
   silence_guest (manager, name, also);
   ck_assert_msg (qube_vm_shutdown (vm, TRUE, &error), "%s", error ? error->message : "");
   assert_nothing_left (manager, vm);
@@ -258,6 +268,57 @@ START_TEST (test_shutdown_guest_deaf)
 {
   g_autofree char *console = shutdown_silenced ("deaf", "acpid", "12");
 
+  ck_assert_msg (strstr (console, "qube-guest: powering off") == NULL, "%s", console);
+}
+END_TEST
+
+/* `qube shutdown NAME` (no --wait), which must succeed. */
+static void
+cli_shutdown (const char *name)
+{
+  g_autofree char *qube = g_build_filename (builddir, "cli", "qube", NULL);
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *argv[] = { qube, "--state-dir", state_dir, "shutdown", name, NULL };
+  int status;
+
+  ck_assert_msg (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                               NULL, &err, &status, &error)
+                 && g_spawn_check_wait_status (status, &error),
+                 "qube shutdown %s: %s\n%s", name, error ? error->message : "", err ? err : "");
+}
+
+/* Without --wait, `qube shutdown` returns once the shutdown is under way,
+ * and it goes on without anyone waiting: the agent's power-off, as with
+ * --wait. */
+START_TEST (test_shutdown_nowait)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = start_app (manager, "nowait", NULL);
+  g_autofree char *console = NULL;
+
+  cli_shutdown ("nowait");
+  assert_nothing_left (manager, vm);
+  console = console_of (manager, "nowait");
+  ck_assert_msg (strstr (console, "qube-guest: powering off (asked through qubes.PowerOff)")
+                 != NULL, "%s", console);
+}
+END_TEST
+
+/* The same with a deaf guest (agent and acpid stopped), which only the
+ * kill at its shutdown-timeout stops: `qube shutdown` has returned while
+ * it still runs, and it is killed in time all the same. */
+START_TEST (test_shutdown_nowait_deaf)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = start_app (manager, "nowait-deaf", "12");
+  g_autofree char *console = NULL;
+
+  silence_guest (manager, "nowait-deaf", "acpid");
+  cli_shutdown ("nowait-deaf");
+  ck_assert_str_eq (qube_vm_get_state (vm), "Running");
+  assert_nothing_left (manager, vm);
+  console = console_of (manager, "nowait-deaf");
   ck_assert_msg (strstr (console, "qube-guest: powering off") == NULL, "%s", console);
 }
 END_TEST
@@ -587,6 +648,8 @@ main (void)
   tcase_add_test (tc, test_pool_full);
   tcase_add_test (tc, test_shutdown_agent_silent);
   tcase_add_test (tc, test_shutdown_guest_deaf);
+  tcase_add_test (tc, test_shutdown_nowait);
+  tcase_add_test (tc, test_shutdown_nowait_deaf);
   suite_add_tcase (suite, tc);
   tc = tcase_create ("qrexec");
   tcase_set_timeout (tc, CASE_TIMEOUT_S);
