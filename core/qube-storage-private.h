@@ -53,7 +53,8 @@ gboolean _qube_pool_ensure_default (QubeManager *manager, GError **error);
 /* The layout of `klass` made for the new qube `qube` (template: the
  * template's name, or NULL): rows recorded and volumes made in their pools
  * (default_pool, or what `pools` says: "VOLUME=POOL", "*=POOL").
- * On failure the volumes made so far are removed again. */
+ * Inside a store transaction: the volumes made are removed again when it
+ * rolls back, as the caller does on failure. */
 gboolean _qube_volumes_create (QubeManager *manager, QubeStore *store,
                                const QubeStoreQube *qube, QubeClass klass,
                                const char *template_name, const char *const *pools,
@@ -64,7 +65,8 @@ gboolean _qube_volumes_remove (QubeManager *manager, QubeStore *store,
                                const QubeStoreQube *qube, GError **error);
 /* Gives `dst` copies of the volumes of `src`: data of its own copied
  * (copy-on-write where the pool can), snapshots and volatile volumes
- * made anew with the same source. */
+ * made anew with the same source; removed again as _qube_volumes_create()
+ * says. */
 gboolean _qube_volumes_clone (QubeManager *manager, QubeStore *store,
                               const QubeStoreQube *src, const QubeStoreQube *dst,
                               GError **error);

@@ -4,7 +4,8 @@
  *
  * Everything here runs inside the manager's store transaction, so the
  * records change only when the pools did; what a failed step had already
- * made in a pool is undone before returning.  The backends' block format
+ * made in a pool is removed again when the transaction rolls back (which
+ * the failure makes it do), as on any other rollback.  The backends' block format
  * check is here too: it looks at the pools a qube's layout uses.
  */
 #include "config.h"
@@ -177,7 +178,7 @@ plan_volume (QubeStore *store, gint64 qube_id, const LayoutEntry *entry,
   return g_steal_pointer (&row);
 }
 
-/* Volumes made in pools so far, undone on failure. */
+/* A volume made (or to be removed) in a pool. */
 typedef struct {
   QubePoolHandle *handle;
   QubeStoreVolume *row;
@@ -205,21 +206,6 @@ made_volume_free (MadeVolume *made)
   g_free (made);
 }
 
-static void
-undo_made (GPtrArray *made, const char *qube)
-{
-  for (guint i = made->len; i > 0; i--)
-    {
-      MadeVolume *m = made->pdata[i - 1];
-      g_autoptr(GError) error = NULL;
-
-      if (!_qube_pool_volume_remove (m->handle, m->row, qube, &error))
-        g_warning ("qube '%s': cannot remove volume '%s' again: %s", qube, m->row->name,
-                   error->message);
-    }
-  g_ptr_array_set_size (made, 0);
-}
-
 /* Volumes in pools whose fate follows the store transaction: the ones
  * made are removed again when it rolls back (a failed commit included);
  * the ones of a removed qube are removed once it is committed. */
@@ -241,7 +227,15 @@ pending_volumes_undo (gpointer data)
 {
   PendingVolumes *p = data;
 
-  undo_made (p->volumes, p->qube);
+  for (guint i = p->volumes->len; i > 0; i--)
+    {
+      MadeVolume *m = p->volumes->pdata[i - 1];
+      g_autoptr(GError) error = NULL;
+
+      if (!_qube_pool_volume_remove (m->handle, m->row, p->qube, &error))
+        g_warning ("qube '%s': cannot remove volume '%s' again: %s", p->qube, m->row->name,
+                   error->message);
+    }
 }
 
 /* After the commit the qube is gone whatever happens here: a volume that
@@ -336,26 +330,23 @@ _qube_volumes_create (QubeManager *manager, QubeStore *store, const QubeStoreQub
 {
   g_autoptr(GPtrArray) made = g_ptr_array_new_with_free_func ((GDestroyNotify) made_volume_free);
   g_autofree char *default_pool = NULL;
+  gboolean ok = TRUE;
 
   if (layout_for (klass)->name == NULL)
     return TRUE;
   if (!_qube_global_get (store, "default_pool", &default_pool, NULL, NULL, error))
     return FALSE;
-  for (const LayoutEntry *e = layout_for (klass); e->name != NULL; e++)
+  for (const LayoutEntry *e = layout_for (klass); ok && e->name != NULL; e++)
     {
       g_autoptr(QubeStoreVolume) row = plan_volume (store, qube->id, e, template_name,
                                                     pool_for (pools, e->name, default_pool),
                                                     error);
 
-      if (row == NULL
-          || !make_volume (manager, store, row, qube->name, NULL, NULL, made, error))
-        {
-          undo_made (made, qube->name);
-          return FALSE;
-        }
+      ok = row != NULL && make_volume (manager, store, row, qube->name, NULL, NULL, made, error);
     }
+  /* A failure rolls the transaction back, which removes what was made. */
   volumes_follow_outcome (store, &made, qube->name, FALSE);
-  return TRUE;
+  return ok;
 }
 
 gboolean
@@ -399,10 +390,11 @@ _qube_volumes_clone (QubeManager *manager, QubeStore *store, const QubeStoreQube
 {
   g_autoptr(GPtrArray) made = g_ptr_array_new_with_free_func ((GDestroyNotify) made_volume_free);
   g_autoptr(GPtrArray) rows = _qube_store_list_volumes (store, src->id, error);
+  gboolean ok = TRUE;
 
   if (rows == NULL)
     return FALSE;
-  for (guint i = 0; i < rows->len; i++)
+  for (guint i = 0; ok && i < rows->len; i++)
     {
       QubeStoreVolume *from = rows->pdata[i];
       QubeStoreVolume row = *from;
@@ -410,16 +402,13 @@ _qube_volumes_clone (QubeManager *manager, QubeStore *store, const QubeStoreQube
       row.qube_id = dst->id;
       /* Only an origin has data of its own to copy; snapshots and volatile
        * volumes are made anew (a snapshot keeps its source). */
-      if (!make_volume (manager, store, &row, dst->name,
-                        (from->flags & QUBE_VOLUME_SAVE_ON_STOP) ? from : NULL, src->name,
-                        made, error))
-        {
-          undo_made (made, dst->name);
-          return FALSE;
-        }
+      ok = make_volume (manager, store, &row, dst->name,
+                        (from->flags & QUBE_VOLUME_SAVE_ON_STOP) ? from : NULL, src->name, made,
+                        error);
     }
+  /* A failure rolls the transaction back, which removes what was made. */
   volumes_follow_outcome (store, &made, dst->name, FALSE);
-  return TRUE;
+  return ok;
 }
 
 gboolean
