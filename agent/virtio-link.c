@@ -92,23 +92,35 @@ reply (Client *c, uint32_t status, const char *message)
 }
 
 static void
-client_free (int i)
-{
-  Client *c = clients[i];
-
-  if (c->vc != NULL)
-    vmux_chan_close (c->vc);
-  close (c->fd);
-  free (c->pend);
-  free (c);
-  clients[i] = clients[--n_clients];
-}
-
-static void
 link_down (void)
 {
   if (mux.peer_up)
     vmux_link_down (&mux);
+}
+
+/* The session cannot go on (`what` happened, mux.error says how): it
+ * ends, and the host's next HELLO starts a clean one. */
+static void
+session_broken (const char *what)
+{
+  fprintf (stderr, "qube-vchan: %s on %s: %s\n", what, port_name, mux.error);
+  link_down ();
+  mux.hdr_have = 0;
+}
+
+static void
+client_free (int i)
+{
+  Client *c = clients[i];
+
+  /* A close that could not be sent or recorded leaves the session unable
+   * to keep channels apart. */
+  if (c->vc != NULL && vmux_chan_close (c->vc) < 0)
+    session_broken ("cannot close a channel");
+  close (c->fd);
+  free (c->pend);
+  free (c);
+  clients[i] = clients[--n_clients];
 }
 
 static void
@@ -123,13 +135,7 @@ vport_read (void)
       if (n > 0)
         {
           if (vmux_feed (&mux, buf, (size_t) n) < 0)
-            {
-              fprintf (stderr, "qube-vchan: the host broke the vchan protocol on %s: %s\n",
-                       port_name, mux.error);
-              link_down ();
-              /* A new session (HELLO) starts clean. */
-              mux.hdr_have = 0;
-            }
+            session_broken ("the host broke the vchan protocol");
           continue;
         }
       if (n == 0)

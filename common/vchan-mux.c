@@ -212,6 +212,18 @@ peer_reset (Vmux *mux)
     }
 }
 
+/* The payload of a data frame `len` long for a channel that is gone is
+ * dropped as it comes. */
+static int
+skip_payload (Vmux *mux, uint32_t len, uint32_t port)
+{
+  if (len > VMUX_RING_MAX)
+    return fail (mux, "the peer sent a data frame larger than any ring", port);
+  mux->payload_chan = NULL;
+  mux->payload_left = len;
+  return 0;
+}
+
 /* We closed our server end of `port` with a CLOSE: the client's frames
  * for it are the old channel's until its CLOSE comes. */
 static int
@@ -326,16 +338,7 @@ handle_frame (Vmux *mux)
   if (closing != NULL && type == VMUX_CLOSE)
     return end_closing (mux, closing);
   if (closing != NULL && type != VMUX_OFFER)
-    {
-      if (type == VMUX_DATA)
-        {
-          if (a > VMUX_RING_MAX)
-            return fail (mux, "the peer sent a data frame larger than any ring", port);
-          mux->payload_chan = NULL;
-          mux->payload_left = a;
-        }
-      return 0;
-    }
+    return type == VMUX_DATA ? skip_payload (mux, a, port) : 0;
 
   switch (type)
     {
@@ -409,15 +412,9 @@ handle_frame (Vmux *mux)
 
     case VMUX_DATA:
       chan = find_chan (mux, port, !from_server);
+      /* We closed it and the peer did not know yet: drop the bytes. */
       if (chan == NULL)
-        {
-          /* We closed it and the peer did not know yet: drop the bytes. */
-          if (a > VMUX_RING_MAX)
-            return fail (mux, "the peer sent a data frame larger than any ring", port);
-          mux->payload_chan = NULL;
-          mux->payload_left = a;
-          return 0;
-        }
+        return skip_payload (mux, a, port);
       if (chan->state != VMUX_CHAN_CONNECTED)
         return fail (mux, "the peer sent data on a channel that is not connected", port);
       if (a == 0 || a > chan->rx_size - (size_t) (chan->rx_tail - chan->rx_head))
@@ -668,19 +665,23 @@ vmux_chan_write (VmuxChan *chan, const void *buf, size_t len)
   return n;
 }
 
-void
+int
 vmux_chan_close (VmuxChan *chan)
 {
   Vmux *mux;
+  int rc = 0;
 
   if (chan == NULL)
-    return;
+    return 0;
   mux = chan->mux;
-  /* A deferred offer was never made: there is nothing to close. */
-  if (mux->peer_up && chan->state != VMUX_CHAN_GONE && !chan->deferred
-      && queue (mux, VMUX_CLOSE, chan_flags (chan), chan->port, 0, 0, NULL, 0) == 0
-      && chan->server)
-    start_closing (mux, chan->port);
+  /* A deferred offer was never made: there is nothing to close.  A close
+   * that cannot be sent or recorded still frees the channel. */
+  if (mux->peer_up && chan->state != VMUX_CHAN_GONE && !chan->deferred)
+    {
+      rc = queue (mux, VMUX_CLOSE, chan_flags (chan), chan->port, 0, 0, NULL, 0);
+      if (rc == 0 && chan->server)
+        rc = start_closing (mux, chan->port);
+    }
   if (mux->payload_chan == chan)
     mux->payload_chan = NULL;   /* the rest of its payload is dropped */
   for (VmuxChan **c = &mux->chans; *c != NULL; c = &(*c)->next)
@@ -691,4 +692,5 @@ vmux_chan_close (VmuxChan *chan)
       }
   free (chan->rx);
   free (chan);
+  return rc;
 }

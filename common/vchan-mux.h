@@ -158,5 +158,9 @@ size_t vmux_chan_write (VmuxChan *chan, const void *buf, size_t len);
 /* Close our end (withdraws an offer) and free the channel.  A server's
  * CLOSE is answered by the client's; until then what the client still
  * sends on the port is dropped and a new offer of the port waits, so no
- * frame of the old channel reaches a new one. */
-void vmux_chan_close (VmuxChan *chan);
+ * frame of the old channel reaches a new one.  The channel is freed in
+ * any case; -1 (mux->error says why: memory is short, or the peer left
+ * too many closes unanswered) when the close could not be sent or
+ * recorded: the link can no longer keep channels apart and must be
+ * dropped. */
+int vmux_chan_close (VmuxChan *chan);

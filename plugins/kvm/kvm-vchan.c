@@ -444,8 +444,10 @@ chan_free_locked (QubeVchan *chan)
 {
   KvmLink *link = chan->link;
 
-  if (chan->vc != NULL)
-    vmux_chan_close (chan->vc);
+  /* The close could not be sent or recorded: the link cannot keep
+   * channels apart any more (link_drop() says why). */
+  if (chan->vc != NULL && vmux_chan_close (chan->vc) < 0)
+    link_drop (link, link->mux.error, TRUE);
   g_ptr_array_remove (link->chans, chan);
   close (chan->event_fd);
   g_free (chan->what);

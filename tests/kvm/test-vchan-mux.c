@@ -221,14 +221,22 @@ START_TEST (test_new_session_ends_channels)
 }
 END_TEST
 
-START_TEST (test_hostile_peer)
+/* The guest's server end of `port`, connected by the host. */
+static VmuxChan *
+guest_connected (uint32_t port)
 {
-  VmuxChan *srv = vmux_offer (&guest, 9, 0, 0);
+  VmuxChan *srv = vmux_offer (&guest, port, 0, 0);
 
   ck_assert_int_eq (shuttle (&host, &guest), 0);
-  ck_assert_ptr_nonnull (vmux_connect (&host, 9));
+  ck_assert_ptr_nonnull (vmux_connect (&host, port));
   ck_assert_int_eq (shuttle (&host, &guest), 0);
   ck_assert_int_eq (srv->state, VMUX_CHAN_CONNECTED);
+  return srv;
+}
+
+START_TEST (test_hostile_peer)
+{
+  guest_connected (9);
 
   /* More data than the credit the host gave. */
   ck_assert_int_eq (feed_frame (&host, VMUX_DATA, VMUX_F_FROM_SERVER, 9,
@@ -291,6 +299,23 @@ START_TEST (test_hostile_credit_and_offers)
 }
 END_TEST
 
+/* A peer that never answers the closes of ports it connected to after
+ * they were withdrawn fills the list of closes awaiting an answer: the
+ * next close cannot be recorded, which vmux_chan_close() reports (so the
+ * link is dropped) while it still frees the channel. */
+START_TEST (test_close_unrecorded)
+{
+  VmuxChan *srv = guest_connected (5);
+
+  for (uint32_t port = 1000; port < 1000 + 4096; port++)
+    ck_assert_msg (feed_frame (&guest, VMUX_CONNECT, 0, port, 0, 0) == 0, "port %u: %s",
+                   (unsigned) port, guest.error);
+  ck_assert_int_eq (vmux_chan_close (srv), -1);
+  ck_assert_msg (strstr (guest.error, "too many closed channels") != NULL, "%s", guest.error);
+  ck_assert_ptr_null (guest.chans);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -307,6 +332,7 @@ main (void)
   tcase_add_test (tc, test_hostile_peer);
   tcase_add_test (tc, test_hostile_frames);
   tcase_add_test (tc, test_hostile_credit_and_offers);
+  tcase_add_test (tc, test_close_unrecorded);
   suite_add_tcase (suite, tc);
   runner = srunner_create (suite);
   srunner_run_all (runner, CK_NORMAL);
