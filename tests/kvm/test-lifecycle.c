@@ -346,6 +346,37 @@ START_TEST (test_private_persists)
 }
 END_TEST
 
+/* A private volume that holds something the guest cannot mount (not a
+ * fresh, empty one): the console, which a failed start shows, says so
+ * with mount's own error. */
+START_TEST (test_private_unmountable)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = create_app (manager, "garbled");
+  g_autoptr(QubeVolume) private = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *junk_path = g_build_filename (state_dir, "junk.img", NULL);
+  g_autofree char *junk = g_strnfill (64 * 1024, 'x');
+  g_autofree char *console = NULL;
+  const char *line;
+
+  ck_assert_msg (g_file_set_contents (junk_path, junk, -1, &error), "%s",
+                 error ? error->message : "");
+  private = qube_vm_get_volume (vm, "private", &error);
+  ck_assert_msg (private != NULL, "%s", error ? error->message : "");
+  ck_assert_msg (qube_volume_import_file (private, junk_path, NULL, NULL, &error), "%s",
+                 error ? error->message : "");
+  start_ok (vm);
+  ck_assert_msg (qube_vm_kill (vm, &error), "%s", error ? error->message : "");
+  assert_nothing_left (manager, vm);
+  console = console_of (manager, "garbled");
+  line = strstr (console, "cannot mount volume private (");
+  ck_assert_msg (line != NULL, "%s", console);
+  line = strchr (line, ')');
+  ck_assert_msg (line != NULL && g_str_has_prefix (line, "): mount: "), "%s", console);
+}
+END_TEST
+
 /* QEMU killed from outside: the next look reports the qube halted and
  * releases what it had. */
 START_TEST (test_qemu_killed)
@@ -641,6 +672,7 @@ main (void)
   tcase_set_timeout (tc, CASE_TIMEOUT_S);
   tcase_add_test (tc, test_start_pause_shutdown);
   tcase_add_test (tc, test_private_persists);
+  tcase_add_test (tc, test_private_unmountable);
   tcase_add_test (tc, test_qemu_killed);
   tcase_add_test (tc, test_no_hello);
   tcase_add_test (tc, test_template_missing);
