@@ -59,7 +59,7 @@ run_shutdown (Cli *cli, int argc, char **argv)
   gboolean wait = FALSE;
   const GOptionEntry entries[] = {
     { "wait", 0, 0, G_OPTION_ARG_NONE, &wait,
-      "Wait until the qube has stopped (killing it after its shutdown-timeout)", NULL },
+      "Wait until the qube has stopped (it is killed after its shutdown-timeout either way)", NULL },
     { NULL }
   };
 
