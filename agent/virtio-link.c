@@ -104,9 +104,39 @@ client_free (int i)
   clients[i] = clients[--n_clients];
 }
 
+/* With `qube.vchan_debug` on the kernel command line, the channels' lives
+ * are told on stderr (the console). */
 static void
-link_down (void)
+link_trace (Vmux *m, const char *text, void *data)
 {
+  (void) m;
+  (void) data;
+  fprintf (stderr, "qube-vchan %s: %s\n", port_name, text);
+}
+
+static int
+trace_wanted (void)
+{
+  char line[4096];
+  FILE *f = fopen ("/proc/cmdline", "re");
+  size_t n;
+
+  if (f == NULL)
+    return 0;
+  n = fread (line, 1, sizeof line - 1, f);
+  fclose (f);
+  line[n] = '\0';
+  for (char *word = strtok (line, " \n"); word != NULL; word = strtok (NULL, " \n"))
+    if (strcmp (word, "qube.vchan_debug") == 0)
+      return 1;
+  return 0;
+}
+
+static void
+link_down (const char *why)
+{
+  if (mux.trace != NULL)
+    link_trace (&mux, why, NULL);
   if (mux.peer_up)
     vmux_link_down (&mux);
 }
@@ -126,7 +156,7 @@ vport_read (void)
             {
               fprintf (stderr, "qube-vchan: the host broke the vchan protocol on %s: %s\n",
                        port_name, mux.error);
-              link_down ();
+              link_down ("the host broke the protocol");
               /* A new session (HELLO) starts clean. */
               mux.hdr_have = 0;
             }
@@ -134,11 +164,11 @@ vport_read (void)
         }
       if (n == 0)
         {
-          link_down ();
+          link_down ("the host closed the port");
           host_absent = 1;
         }
       else if (errno != EAGAIN && errno != EINTR)
-        link_down ();
+        link_down (strerror (errno));
       return;
     }
 }
@@ -377,11 +407,15 @@ serve (int listen_fd)
           struct pollfd p = { .fd = vport, .events = POLLIN };
 
           if (poll (&p, 1, 0) > 0 && !((p.revents & POLLHUP) && !(p.revents & POLLIN)))
-            host_absent = 0;
+            {
+              host_absent = 0;
+              if (mux.trace != NULL)
+                link_trace (&mux, "the host is connected again", NULL);
+            }
         }
       else if ((pfd[1].revents & POLLHUP) && !(pfd[1].revents & POLLIN))
         {
-          link_down ();
+          link_down ("the host is not connected to the port");
           host_absent = 1;
         }
       if (!host_absent)
@@ -481,6 +515,8 @@ vlink_start (const char *name, char *err, size_t errlen)
       vport = fd;
       port_name = name;
       vmux_init (&mux, NULL, NULL);
+      if (trace_wanted ())
+        vmux_set_trace (&mux, link_trace, NULL);
       if (vmux_link_up (&mux) == 0)
         vport_flush ();
       serve (listen_fd);

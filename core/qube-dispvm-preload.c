@@ -715,6 +715,7 @@ preload_one (QubeManager *manager, const char *dvm, GError **error)
 
     g_file_set_contents (failed, now, -1, NULL);
   }
+  _qube_dispvm_error_keep_console (manager, name, local_error);
   entry_set (manager, dvm, name, FALSE);
   log_event (manager, dvm, "removed", name, local_error->message);
   qube_dispvm_destroy (vm, NULL);

@@ -317,6 +317,39 @@ qube_dispvm_destroy_at_exit (QubeManager *manager, const char *name, GError **er
   return TRUE;
 }
 
+char *
+_qube_dispvm_keep_console (QubeManager *manager, const char *name)
+{
+  g_autofree char *dir = qube_qrexec_qube_runtime_dir (manager, name);
+  g_autofree char *running = g_build_filename (dir, "console.log", NULL);
+  g_autofree char *stopped = g_strconcat (dir, ".console.log", NULL);
+  g_autofree char *kept = g_strconcat (dir, ".failed-console.log", NULL);
+
+  /* A link: a running guest's last words still reach it until it is
+   * killed. */
+  (void) g_unlink (kept);
+  if (link (running, kept) == 0 || link (stopped, kept) == 0)
+    {
+      g_message ("disposable '%s' failed: its console log is kept in %s", name, kept);
+      return g_steal_pointer (&kept);
+    }
+  return NULL;
+}
+
+void
+_qube_dispvm_error_keep_console (QubeManager *manager, const char *name, GError *error)
+{
+  g_autofree char *kept = _qube_dispvm_keep_console (manager, name);
+
+  if (kept != NULL && error != NULL)
+    {
+      char *message = g_strdup_printf ("%s (its console log: %s)", error->message, kept);
+
+      g_free (error->message);
+      error->message = message;
+    }
+}
+
 /* A cold start: made and started here. */
 static QubeVm *
 start_cold (QubeManager *manager, const char *dvm, GError **error)
@@ -328,6 +361,7 @@ start_cold (QubeManager *manager, const char *dvm, GError **error)
     return NULL;
   if (!qube_vm_start (vm, &local_error))
     {
+      _qube_dispvm_error_keep_console (manager, qube_vm_get_name (vm), local_error);
       if (!qube_manager_remove_vm (manager, qube_vm_get_name (vm), NULL))
         g_warning ("disposable '%s' of '%s' could not be removed after its failed start",
                    qube_vm_get_name (vm), dvm);

@@ -21,6 +21,7 @@
 #include <glib-unix.h>
 
 #include "qrexec-protocol.h"
+#include "qube-dispvm-private.h"
 #include "qube-error.h"
 #include "qube-plugin-private.h"
 #include "qube-qrexec-chan.h"
@@ -401,6 +402,7 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
   RunState st = { 0, };
   guint32 port = 0;
   int sock = -1;
+  gboolean disposable;
 
   g_return_val_if_fail (QUBE_IS_MANAGER (manager), FALSE);
   g_return_val_if_fail (qube != NULL && command != NULL && exit_code != NULL, FALSE);
@@ -410,6 +412,7 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
 
     if (vm == NULL)
       return FALSE;
+    disposable = g_str_equal (qube_vm_get_klass (vm), "DispVM");
   }
   runtime_dir = qube_qrexec_qube_runtime_dir (manager, qube);
   socket_path = g_build_filename (runtime_dir, QUBE_QREXEC_CLIENT_SOCKET, NULL);
@@ -483,6 +486,9 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
   close (sock);
   if (st.error != NULL)
     {
+      /* A disposable goes with its call: what its guest said is kept. */
+      if (disposable)
+        _qube_dispvm_error_keep_console (manager, qube, st.error);
       g_propagate_error (error, st.error);
       return FALSE;
     }
