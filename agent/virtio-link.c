@@ -52,6 +52,8 @@ typedef struct {
   unsigned char *pend;      /* host bytes taken from the ring, not yet sent on */
   size_t pend_off, pend_len;
   int shut;
+  int deaf;                 /* the process reads no more (it ended): host bytes
+                             * are dropped, its own still go to the host */
 } Client;
 
 static Client *clients[MAX_CLIENTS];
@@ -316,18 +318,30 @@ client_step (Client *c, short revents)
         }
       if (c->pend_len == 0)
         break;
-      n = send (c->fd, c->pend + c->pend_off, c->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n <= 0)
+      n = c->deaf ? -1 : send (c->fd, c->pend + c->pend_off, c->pend_len,
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && (c->deaf || (errno != EAGAIN && errno != EINTR)))
         {
-          if (n < 0 && errno != EAGAIN && errno != EINTR)
-            return -1;
-          break;
+          /* A process that ended with the host still sending (its stdin,
+           * say) may have written its last bytes (its exit code) first:
+           * they are read below and reach the host before our close. */
+          if (!c->deaf && mux.trace != NULL)
+            {
+              snprintf (buf, sizeof buf, "port %u: its process ended while the host was "
+                        "sending to it", (unsigned) c->port);
+              link_trace (&mux, buf, NULL);
+            }
+          c->deaf = 1;
+          c->pend_len = 0;
+          continue;
         }
+      if (n <= 0)
+        break;
       c->pend_off += (size_t) n;
       c->pend_len -= (size_t) n;
     }
   if (c->vc->state == VMUX_CHAN_GONE && c->pend_len == 0 && vmux_chan_ready (c->vc) == 0 &&
-      !c->shut)
+      !c->shut && !c->deaf)
     {
       shutdown (c->fd, SHUT_WR);
       c->shut = 1;
@@ -373,11 +387,18 @@ client_events (Client *c)
     }
 }
 
-static void __attribute__ ((noreturn))
-serve (int listen_fd)
+void
+vlink_serve (const char *name, int port_fd, int listen_fd, int trace)
 {
   static struct pollfd pfd[MAX_CLIENTS + 2];
 
+  vport = port_fd;
+  port_name = name;
+  vmux_init (&mux, NULL, NULL);
+  if (trace)
+    vmux_set_trace (&mux, link_trace, NULL);
+  if (vmux_link_up (&mux) == 0)
+    vport_flush ();
   for (;;)
     {
       int timeout = -1, nfds = 2;
@@ -454,15 +475,38 @@ serve (int listen_fd)
 }
 
 int
-vlink_start (const char *name, char *err, size_t errlen)
+vlink_listen (const char *name)
 {
   struct sockaddr_un sun;
   socklen_t sun_len = vlink_address (name, &sun);
+  int fd;
+
+  if (sun_len == 0)
+    {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && (bind (fd, (struct sockaddr *) &sun, sun_len) < 0 || listen (fd, 64) < 0))
+    {
+      int saved = errno;
+
+      close (fd);
+      errno = saved;
+      return -1;
+    }
+  return fd;
+}
+
+int
+vlink_start (const char *name, char *err, size_t errlen)
+{
+  struct sockaddr_un sun;
   char path[300];
   int fd, listen_fd;
   pid_t pid;
 
-  if (sun_len == 0)
+  if (vlink_address (name, &sun) == 0)
     {
       agent_set_error (err, errlen, "virtio-serial port name '%s' is too long", name);
       return -1;
@@ -473,14 +517,11 @@ vlink_start (const char *name, char *err, size_t errlen)
                        name);
       return -1;
     }
-  listen_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd < 0 || bind (listen_fd, (struct sockaddr *) &sun, sun_len) < 0 ||
-      listen (listen_fd, 64) < 0)
+  listen_fd = vlink_listen (name);
+  if (listen_fd < 0)
     {
       int saved = errno;
 
-      if (listen_fd >= 0)
-        close (listen_fd);
       /* Another process started the link meanwhile: use it. */
       if (saved == EADDRINUSE)
         return 0;
@@ -512,14 +553,7 @@ vlink_start (const char *name, char *err, size_t errlen)
       for (int i = 3; i < 1024; i++)
         if (i != fd && i != listen_fd)
           close (i);
-      vport = fd;
-      port_name = name;
-      vmux_init (&mux, NULL, NULL);
-      if (trace_wanted ())
-        vmux_set_trace (&mux, link_trace, NULL);
-      if (vmux_link_up (&mux) == 0)
-        vport_flush ();
-      serve (listen_fd);
+      vlink_serve (name, fd, listen_fd, trace_wanted ());
     }
   close (fd);
   close (listen_fd);
