@@ -578,6 +578,9 @@ main (int argc, char **argv)
     { NULL }
   };
 
+  /* Every message, debug ones too, goes to the log (stderr): stdout is
+   * /dev/null, or the pipe a --start-dispvm worker answers on. */
+  g_log_writer_default_set_use_stderr (TRUE);
   g_option_context_add_main_entries (context, entries, NULL);
   g_option_context_set_summary (context, "Serves qrexec for the running qubes.");
   if (!g_option_context_parse (context, &argc, &argv, &error) || argc != 1)
