@@ -50,5 +50,11 @@ gboolean _qube_vm_running_func (QubeVm *vm, gpointer user_data);
 /* qube-lifecycle.c: the qrexec daemon program (its worker modes serve
  * disposables). */
 char *_qube_qrexec_daemon_program (void);
+/* qube-lifecycle.c: sends one request line to the qrexec daemon (see
+ * cli/qube-qrexec-daemon.c), starting it when `spawn` and it is not
+ * running; the connection, for the answer, or -1 (with `error` set only
+ * when `spawn`). */
+int _qube_qrexec_daemon_request (QubeManager *manager, const char *line, gboolean spawn,
+                                 GError **error);
 
 G_END_DECLS
