@@ -891,22 +891,27 @@ dispvm_taken (GObject *object, GAsyncResult *result, gpointer user_data)
 
   if (error != NULL)
     g_message ("no preloaded disposable of '%s': %s", p->dvm, error->message);
+  q = g_hash_table_lookup (self->qubes, p->source);
+  if (q == NULL || q->ctrl == NULL)
+    {
+      /* Nobody to serve: no disposable is started, a taken one goes. */
+      if (q != NULL && q->active_calls > 0)
+        q->active_calls--;
+      g_message ("call %s from '%s': the caller went away while its disposable was %s",
+                 p->service_name, p->source, name != NULL ? "taken" : "looked for");
+      if (name != NULL)
+        dispose (self, name);
+      pending_dispvm_free (p);
+      return;
+    }
   if (name == NULL)
     {
       dispvm_start_cold (p);
       return;
     }
-  q = g_hash_table_lookup (self->qubes, p->source);
-  if (q != NULL && q->active_calls > 0)
+  if (q->active_calls > 0)
     q->active_calls--;
-  if (q == NULL || q->ctrl == NULL)
-    {
-      g_message ("call %s from '%s': the caller went away while its disposable was taken",
-                 p->service_name, p->source);
-      dispose (self, name);
-    }
-  else
-    call_disposable (q, p->target, p->ident, p->service_name, name, p->user);
+  call_disposable (q, p->target, p->ident, p->service_name, name, p->user);
   pending_dispvm_free (p);
 }
 
