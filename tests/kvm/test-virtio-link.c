@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -109,15 +110,6 @@ chan_gone (void *data)
 }
 
 static void
-put32 (unsigned char *p, uint32_t v)
-{
-  p[0] = (unsigned char) v;
-  p[1] = (unsigned char) (v >> 8);
-  p[2] = (unsigned char) (v >> 16);
-  p[3] = (unsigned char) (v >> 24);
-}
-
-static void
 setup (void)
 {
   int sv[2], listen_fd;
@@ -162,15 +154,15 @@ process_connect (uint32_t port, VmuxChan **chan)
 {
   struct sockaddr_un sun;
   socklen_t len = vlink_address (name, &sun);
-  unsigned char req[VLINK_REQUEST_SIZE] = { 0 }, reply[VLINK_REPLY_SIZE];
+  /* {op, port, wait in ms, 0}, little-endian */
+  uint32_t req[VLINK_REQUEST_SIZE / 4] = { htole32 (VLINK_OP_CONNECT), htole32 (port),
+                                           htole32 (5000), 0 };
+  unsigned char reply[VLINK_REPLY_SIZE];
   int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
   *chan = vmux_offer (&host, port, 0, 0);
   ck_assert_ptr_nonnull (*chan);
   ck_assert_int_eq (connect (fd, (struct sockaddr *) &sun, len), 0);
-  put32 (req, VLINK_OP_CONNECT);
-  put32 (req + 4, port);
-  put32 (req + 8, 5000);
   ck_assert_int_eq (send (fd, req, sizeof req, MSG_NOSIGNAL), sizeof req);
   ck_assert_msg (host_run_until (readable, &fd), "the link never answered the connect");
   ck_assert_int_eq (recv (fd, reply, sizeof reply, MSG_WAITALL), sizeof reply);
