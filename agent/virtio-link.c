@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,6 +393,8 @@ vlink_serve (const char *name, int port_fd, int listen_fd, int trace)
 {
   static struct pollfd pfd[MAX_CLIENTS + 2];
 
+  /* Its stderr is whatever its starter had: a message must not kill it. */
+  signal (SIGPIPE, SIG_IGN);
   vport = port_fd;
   port_name = name;
   vmux_init (&mux, NULL, NULL);
