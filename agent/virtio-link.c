@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,8 @@ typedef struct {
   unsigned char *pend;      /* host bytes taken from the ring, not yet sent on */
   size_t pend_off, pend_len;
   int shut;
+  int deaf;                 /* the process reads no more (it ended): host bytes
+                             * are dropped, its own still go to the host */
 } Client;
 
 static Client *clients[MAX_CLIENTS];
@@ -92,8 +95,36 @@ reply (Client *c, uint32_t status, const char *message)
 }
 
 static void
-link_down (void)
+link_trace (Vmux *m, const char *text, void *data)
 {
+  (void) m;
+  (void) data;
+  fprintf (stderr, "qube-vchan %s: %s\n", port_name, text);
+}
+
+static int
+trace_wanted (void)
+{
+  char line[4096];
+  FILE *f = fopen ("/proc/cmdline", "re");
+  size_t n;
+
+  if (f == NULL)
+    return 0;
+  n = fread (line, 1, sizeof line - 1, f);
+  fclose (f);
+  line[n] = '\0';
+  for (char *word = strtok (line, " \n"); word != NULL; word = strtok (NULL, " \n"))
+    if (strcmp (word, "qube.vchan_debug") == 0)
+      return 1;
+  return 0;
+}
+
+static void
+link_down (const char *why)
+{
+  if (mux.trace != NULL)
+    link_trace (&mux, why, NULL);
   if (mux.peer_up)
     vmux_link_down (&mux);
 }
@@ -104,7 +135,7 @@ static void
 session_broken (const char *what)
 {
   fprintf (stderr, "qube-vchan: %s on %s: %s\n", what, port_name, mux.error);
-  link_down ();
+  link_down (what);
   mux.hdr_have = 0;
 }
 
@@ -140,11 +171,11 @@ vport_read (void)
         }
       if (n == 0)
         {
-          link_down ();
+          link_down ("the host closed the port");
           host_absent = 1;
         }
       else if (errno != EAGAIN && errno != EINTR)
-        link_down ();
+        link_down (strerror (errno));
       return;
     }
 }
@@ -292,18 +323,30 @@ client_step (Client *c, short revents)
         }
       if (c->pend_len == 0)
         break;
-      n = send (c->fd, c->pend + c->pend_off, c->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n <= 0)
+      n = c->deaf ? -1 : send (c->fd, c->pend + c->pend_off, c->pend_len,
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && (c->deaf || (errno != EAGAIN && errno != EINTR)))
         {
-          if (n < 0 && errno != EAGAIN && errno != EINTR)
-            return -1;
-          break;
+          /* A process that ended with the host still sending (its stdin,
+           * say) may have written its last bytes (its exit code) first:
+           * they are read below and reach the host before our close. */
+          if (!c->deaf && mux.trace != NULL)
+            {
+              snprintf (buf, sizeof buf, "port %u: its process ended while the host was "
+                        "sending to it", (unsigned) c->port);
+              link_trace (&mux, buf, NULL);
+            }
+          c->deaf = 1;
+          c->pend_len = 0;
+          continue;
         }
+      if (n <= 0)
+        break;
       c->pend_off += (size_t) n;
       c->pend_len -= (size_t) n;
     }
   if (c->vc->state == VMUX_CHAN_GONE && c->pend_len == 0 && vmux_chan_ready (c->vc) == 0 &&
-      !c->shut)
+      !c->shut && !c->deaf)
     {
       shutdown (c->fd, SHUT_WR);
       c->shut = 1;
@@ -349,11 +392,20 @@ client_events (Client *c)
     }
 }
 
-static void __attribute__ ((noreturn))
-serve (int listen_fd)
+void
+vlink_serve (const char *name, int port_fd, int listen_fd, int trace)
 {
   static struct pollfd pfd[MAX_CLIENTS + 2];
 
+  /* Its stderr is whatever its starter had: a message must not kill it. */
+  signal (SIGPIPE, SIG_IGN);
+  vport = port_fd;
+  port_name = name;
+  vmux_init (&mux, NULL, NULL);
+  if (trace)
+    vmux_set_trace (&mux, link_trace, NULL);
+  if (vmux_link_up (&mux) == 0)
+    vport_flush ();
   for (;;)
     {
       int timeout = -1, nfds = 2;
@@ -383,11 +435,15 @@ serve (int listen_fd)
           struct pollfd p = { .fd = vport, .events = POLLIN };
 
           if (poll (&p, 1, 0) > 0 && !((p.revents & POLLHUP) && !(p.revents & POLLIN)))
-            host_absent = 0;
+            {
+              host_absent = 0;
+              if (mux.trace != NULL)
+                link_trace (&mux, "the host is connected again", NULL);
+            }
         }
       else if ((pfd[1].revents & POLLHUP) && !(pfd[1].revents & POLLIN))
         {
-          link_down ();
+          link_down ("the host is not connected to the port");
           host_absent = 1;
         }
       if (!host_absent)
@@ -426,15 +482,38 @@ serve (int listen_fd)
 }
 
 int
-vlink_start (const char *name, char *err, size_t errlen)
+vlink_listen (const char *name)
 {
   struct sockaddr_un sun;
   socklen_t sun_len = vlink_address (name, &sun);
+  int fd;
+
+  if (sun_len == 0)
+    {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && (bind (fd, (struct sockaddr *) &sun, sun_len) < 0 || listen (fd, 64) < 0))
+    {
+      int saved = errno;
+
+      close (fd);
+      errno = saved;
+      return -1;
+    }
+  return fd;
+}
+
+int
+vlink_start (const char *name, char *err, size_t errlen)
+{
+  struct sockaddr_un sun;
   char path[300];
   int fd, listen_fd;
   pid_t pid;
 
-  if (sun_len == 0)
+  if (vlink_address (name, &sun) == 0)
     {
       agent_set_error (err, errlen, "virtio-serial port name '%s' is too long", name);
       return -1;
@@ -445,14 +524,11 @@ vlink_start (const char *name, char *err, size_t errlen)
                        name);
       return -1;
     }
-  listen_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd < 0 || bind (listen_fd, (struct sockaddr *) &sun, sun_len) < 0 ||
-      listen (listen_fd, 64) < 0)
+  listen_fd = vlink_listen (name);
+  if (listen_fd < 0)
     {
       int saved = errno;
 
-      if (listen_fd >= 0)
-        close (listen_fd);
       /* Another process started the link meanwhile: use it. */
       if (saved == EADDRINUSE)
         return 0;
@@ -484,12 +560,7 @@ vlink_start (const char *name, char *err, size_t errlen)
       for (int i = 3; i < 1024; i++)
         if (i != fd && i != listen_fd)
           close (i);
-      vport = fd;
-      port_name = name;
-      vmux_init (&mux, NULL, NULL);
-      if (vmux_link_up (&mux) == 0)
-        vport_flush ();
-      serve (listen_fd);
+      vlink_serve (name, fd, listen_fd, trace_wanted ());
     }
   close (fd);
   close (listen_fd);

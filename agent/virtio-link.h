@@ -21,3 +21,11 @@ int vlink_find_port (const char *name, char *path, size_t pathlen);
 /* Opens the port and starts the link process for it (detached); 0 also
  * when another process started it first, -1 with err set. */
 int vlink_start (const char *name, char *err, size_t errlen);
+/* The socket the link of port `name` serves its local processes on
+ * (listening), or -1 with errno set (EADDRINUSE: a link serves it). */
+int vlink_listen (const char *name);
+/* The link's life: the multiplexer on `port_fd` (the opened port), the
+ * local processes on `listen_fd`; `trace`: tell the channels' lives on
+ * stderr.  Never returns. */
+void vlink_serve (const char *name, int port_fd, int listen_fd, int trace)
+  __attribute__ ((noreturn));

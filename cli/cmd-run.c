@@ -8,9 +8,6 @@
 #include "config.h"
 
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "qube-cli.h"
 
@@ -35,54 +32,6 @@ dispvm_option_cb (const char *option_name, const char *value, gpointer data, GEr
   return TRUE;
 }
 
-/* A preloaded disposable of `dvm` taken by the qrexec daemon, which
- * already serves it and has the backend at hand: its name, or NULL when
- * none is ready or no daemon runs.  The daemon destroys it once `*held`
- * (kept open until this process ends) closes. */
-static char *
-take_from_daemon (QubeManager *manager, const char *dvm, int *held)
-{
-  g_autofree char *path = g_build_filename (qube_manager_get_runtime_dir (manager),
-                                            QUBE_QREXEC_DAEMON_SOCKET, NULL);
-  g_autofree char *request = g_strdup_printf ("take %s\n", dvm);
-  struct sockaddr_un sun = { .sun_family = AF_UNIX };
-  char line[256];
-  gsize got = 0;
-  int fd;
-
-  if (strlen (path) >= sizeof sun.sun_path || !qube_name_is_valid (dvm, NULL))
-    return NULL;
-  strcpy (sun.sun_path, path);
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return NULL;
-  if (connect (fd, (struct sockaddr *) &sun, sizeof sun) < 0
-      || send (fd, request, strlen (request), MSG_NOSIGNAL) != (gssize) strlen (request))
-    {
-      close (fd);
-      return NULL;
-    }
-  while (got < sizeof line - 1 && memchr (line, '\n', got) == NULL)
-    {
-      gssize n = recv (fd, line + got, sizeof line - 1 - got, 0);
-
-      if (n <= 0)
-        break;
-      got += (gsize) n;
-    }
-  line[got] = '\0';
-  g_strchomp (line);
-  if (!g_str_has_prefix (line, "ok ") || !qube_name_is_valid (line + 3, NULL))
-    {
-      if (g_str_has_prefix (line, "error "))
-        g_message ("no preloaded disposable of '%s': %s", dvm, line + 6);
-      close (fd);
-      return NULL;
-    }
-  *held = fd;
-  return g_strdup (line + 3);
-}
-
 /* Runs `command` in a new disposable of `dvm` (NULL: the global
  * default_dispvm); the disposable is handed to a detached process for
  * destruction whatever happened. */
@@ -94,20 +43,25 @@ run_in_dispvm (QubeManager *manager, const char *dvm, const char *user, const ch
                                    : qube_dispvm_template_for (manager, NULL, error);
   g_autoptr(QubeVm) vm = NULL;
   g_autoptr(GError) cleanup_error = NULL;
+  g_autoptr(GError) take_error = NULL;
   gboolean destroy_after = FALSE;
   gboolean ok;
 
   if (template_name == NULL)
     return FALSE;
   {
-    /* Closed only when this process ends: then the daemon destroys it. */
-    int held = -1;
-    g_autofree char *name = take_from_daemon (manager, template_name, &held);
+    /* The qrexec daemon, which serves the preloads, destroys it when this
+     * process ends. */
+    g_autofree char *name = qube_dispvm_take_preloaded (manager, template_name, &take_error);
 
     if (name != NULL)
       return qube_qrexec_run (manager, name, user, command, flags, 0, 1, 2, exit_code, error);
+    if (take_error != NULL && !g_error_matches (take_error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING))
+      g_message ("%s", take_error->message);
   }
-  vm = qube_dispvm_new (manager, template_name, TRUE, NULL, error);
+  /* The daemon said none is ready: a cold start.  Without an answer, the
+   * queue is looked at here. */
+  vm = qube_dispvm_new (manager, template_name, take_error != NULL, NULL, error);
   if (vm == NULL)
     return FALSE;
   /* Destroyed when this command ends, even by ^C; if that cannot be

@@ -44,6 +44,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,6 +71,7 @@ typedef struct {
   GHashTable *served;     /* name → transport */
   GList *pending;         /* Pending */
   GList *clients;         /* Client: requests being read */
+  GList *holders;         /* Holder: takes under way, disposables handed out */
   gint64 idle_since;
   int listen_fd;
   guint listen_source;
@@ -216,12 +218,16 @@ pending_retry_cb (gpointer user_data)
 typedef struct {
   Daemon *daemon;
   int fd;
-  char *name;
+  char *name;             /* NULL while the take is under way */
+  guint watch;            /* the end of the program's connection */
 } Holder;
 
 static void
 holder_free (Holder *h)
 {
+  h->daemon->holders = g_list_remove (h->daemon->holders, h);
+  if (h->watch != 0)
+    g_source_remove (h->watch);
   if (h->fd >= 0)
     close (h->fd);
   g_free (h->name);
@@ -238,6 +244,7 @@ holder_ended (int fd, GIOCondition condition, gpointer user_data)
 
   (void) fd;
   (void) condition;
+  h->watch = 0;
   if (!qube_dispvm_destroy_detached (h->daemon->manager, h->name, &error))
     g_warning ("%s", error->message);
   holder_free (h);
@@ -261,7 +268,7 @@ holder_taken (GObject *object, GAsyncResult *result, gpointer user_data)
     }
   text = g_strdup_printf ("ok %s", h->name);
   reply (h->fd, text);
-  g_unix_fd_add (h->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, holder_ended, h);
+  h->watch = g_unix_fd_add (h->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, holder_ended, h);
 }
 
 static void
@@ -297,6 +304,7 @@ handle_request (Daemon *d, int fd, char *line)
 
       h->daemon = d;
       h->fd = fd;
+      d->holders = g_list_prepend (d->holders, h);
       qube_dispvm_preload_take_async (d->manager, words[1], NULL, holder_taken, h);
       return;
     }
@@ -491,8 +499,18 @@ run_worker (QubeManager *manager, const char *discard, const char *start, gboole
           g_printerr ("qube-qrexec-daemon: %s\n", error->message);
           return 1;
         }
-      printf ("%s\n", qube_vm_get_name (vm));
-      fflush (stdout);
+      /* Whoever asked may be gone (the qrexec daemon ended): then nobody
+       * would ever destroy it. */
+      signal (SIGPIPE, SIG_IGN);
+      if (printf ("%s\n", qube_vm_get_name (vm)) < 0 || fflush (stdout) != 0)
+        {
+          g_printerr ("qube-qrexec-daemon: disposable '%s' started for nobody: %s\n",
+                      qube_vm_get_name (vm), g_strerror (errno));
+          if (!qube_dispvm_destroy (vm, &error))
+            g_printerr ("qube-qrexec-daemon: cannot destroy disposable '%s': %s\n",
+                        qube_vm_get_name (vm), error->message);
+          return 1;
+        }
       return 0;
     }
   if (preload && !qube_dispvm_preload_fill (manager, &error))
@@ -516,6 +534,38 @@ run_shutdown (QubeManager *manager, const char *name)
     return 0;
   g_printerr ("qube-qrexec-daemon: %s\n", error->message);
   return 1;
+}
+
+static gboolean
+holder_taking (Daemon *d)
+{
+  for (GList *l = d->holders; l != NULL; l = l->next)
+    if (((Holder *) l->data)->name == NULL)
+      return TRUE;
+  return FALSE;
+}
+
+/* The daemon ends: the disposables it handed out, whose programs may
+ * still run, go with it (their programs' calls ended with the daemon's
+ * relay anyway).  Takes under way finish first, so none is left taken
+ * off its queue and running. */
+static void
+destroy_handed_out (Daemon *d)
+{
+  while (holder_taking (d))
+    g_main_context_iteration (NULL, TRUE);
+  while (d->holders != NULL)
+    {
+      Holder *h = d->holders->data;
+      g_autoptr(QubeVm) vm = qube_manager_lookup (d->manager, h->name, NULL);
+      g_autoptr(GError) error = NULL;
+
+      if (vm != NULL && !qube_dispvm_destroy (vm, &error))
+        g_warning ("cannot destroy disposable '%s' at exit: %s", h->name, error->message);
+      else if (vm != NULL)
+        g_message ("disposable '%s' destroyed: the qrexec daemon ends", h->name);
+      holder_free (h);
+    }
 }
 
 static gboolean
@@ -601,6 +651,9 @@ main (int argc, char **argv)
     { NULL }
   };
 
+  /* Every message, debug ones too, goes to the log (stderr): stdout is
+   * /dev/null, or the pipe a --start-dispvm worker answers on. */
+  g_log_writer_default_set_use_stderr (TRUE);
   g_option_context_add_main_entries (context, entries, NULL);
   g_option_context_set_summary (context, "Serves qrexec for the running qubes.");
   if (!g_option_context_parse (context, &argc, &argv, &error) || argc != 1)
@@ -682,6 +735,7 @@ main (int argc, char **argv)
   g_list_free_full (d.pending, (GDestroyNotify) pending_free);
   while (d.clients != NULL)
     client_free (d.clients->data, FALSE);
+  destroy_handed_out (&d);
   {
     GHashTableIter iter;
     gpointer key;

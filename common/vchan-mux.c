@@ -2,6 +2,7 @@
  * the guest agent: frame encoding, the checking parser, receive rings and
  * credits.  No I/O, no locks, libc only; see vchan-mux.h.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,26 @@ fail (Vmux *mux, const char *reason, uint32_t port)
   return -1;
 }
 
+static void __attribute__ ((format (printf, 2, 3)))
+trace (Vmux *mux, const char *format, ...)
+{
+  char text[160];
+  va_list args;
+
+  if (mux->trace == NULL)
+    return;
+  va_start (args, format);
+  vsnprintf (text, sizeof text, format, args);
+  va_end (args);
+  mux->trace (mux, text, mux->trace_data);
+}
+
+static const char *
+end_name (int server)
+{
+  return server ? "server" : "client";
+}
+
 static void
 notify (Vmux *mux, VmuxChan *chan)
 {
@@ -46,6 +67,13 @@ vmux_init (Vmux *mux, VmuxNotify notify_cb, void *notify_data)
   memset (mux, 0, sizeof *mux);
   mux->notify = notify_cb;
   mux->notify_data = notify_data;
+}
+
+void
+vmux_set_trace (Vmux *mux, VmuxTrace trace_cb, void *trace_data)
+{
+  mux->trace = trace_cb;
+  mux->trace_data = trace_data;
 }
 
 static void
@@ -197,7 +225,7 @@ vmux_link_up (Vmux *mux)
  * nothing of an old channel can come any more (waiting offers are made
  * again with the next HELLO). */
 static void
-peer_reset (Vmux *mux)
+peer_reset (Vmux *mux, const char *why)
 {
   forget_offers (mux);
   forget_closing (mux);
@@ -206,6 +234,7 @@ peer_reset (Vmux *mux)
       c->deferred = 0;
       if (c->state == VMUX_CHAN_CONNECTED)
         {
+          trace (mux, "port %u (%s end) ends: %s", (unsigned) c->port, end_name (c->server), why);
           c->state = VMUX_CHAN_GONE;
           notify (mux, c);
         }
@@ -260,6 +289,7 @@ end_closing (Vmux *mux, VmuxClosing **closing)
 
   *closing = done->next;
   free (done);
+  trace (mux, "port %u: the peer answered our close", (unsigned) port);
   next = find_chan (mux, port, 1);
   if (next != NULL && next->deferred)
     {
@@ -274,7 +304,7 @@ vmux_link_down (Vmux *mux)
 {
   mux->peer_up = 0;
   mux->answered = 0;
-  peer_reset (mux);
+  peer_reset (mux, "the link went down");
   mux->payload_chan = NULL;
   mux->payload_left = 0;
   mux->hdr_have = 0;
@@ -346,9 +376,10 @@ handle_frame (Vmux *mux)
       if (a != VMUX_VERSION || b > 1 || port != VMUX_HELLO_MAGIC || flags != 0)
         return fail (mux, "the peer's hello is not a version 2 hello", port);
       /* A new hello is a new session: whatever the peer knew is gone. */
-      peer_reset (mux);
+      peer_reset (mux, "the peer started a new session");
       mux->peer_up = 1;
       mux->sessions++;
+      trace (mux, "the peer said hello%s (session %lu)", b ? " back" : "", mux->sessions);
       /* The side that answers sends its offers after the answer; the side
        * that asked sends them on the answer, unless both asked at once and
        * it answered already. */
@@ -390,6 +421,7 @@ handle_frame (Vmux *mux)
         o->write_ring = b;
         o->next = mux->offers;
         mux->offers = o;
+        trace (mux, "port %u: offered by the peer", (unsigned) port);
         notify (mux, NULL);
         return 0;
       }
@@ -399,14 +431,18 @@ handle_frame (Vmux *mux)
         return fail (mux, "the peer connected as a server", port);
       chan = find_chan (mux, port, 1);
       if (chan == NULL)
-        /* Withdrawn while the peer was away: the client learns its end
-         * is gone, and may have sent on it meanwhile. */
-        return queue (mux, VMUX_CLOSE, VMUX_F_FROM_SERVER, port, 0, 0, NULL, 0) < 0
-               ? -1 : start_closing (mux, port);
+        {
+          /* Withdrawn while the peer was away: the client learns its end
+           * is gone, and may have sent on it meanwhile. */
+          trace (mux, "port %u: the peer connected after we withdrew it", (unsigned) port);
+          return queue (mux, VMUX_CLOSE, VMUX_F_FROM_SERVER, port, 0, 0, NULL, 0) < 0
+                 ? -1 : start_closing (mux, port);
+        }
       if (chan->state != VMUX_CHAN_WAITING || chan->deferred)
         return fail (mux, "the peer connected to a port it was not offered", port);
       if (chan_connected (chan, chan->read_ring, chan->write_ring) < 0)
         return fail (mux, "out of memory for a ring", port);
+      trace (mux, "port %u: the peer connected", (unsigned) port);
       notify (mux, chan);
       return 0;
 
@@ -439,6 +475,8 @@ handle_frame (Vmux *mux)
       chan = find_chan (mux, port, !from_server);
       if (chan != NULL && chan->state == VMUX_CHAN_CONNECTED)
         {
+          trace (mux, "port %u (%s end): the peer closed its end (%zu bytes unread)",
+                 (unsigned) port, end_name (chan->server), vmux_chan_ready (chan));
           chan->state = VMUX_CHAN_GONE;
           notify (mux, chan);
           /* Nothing more of this channel comes from us: the server may
@@ -452,9 +490,13 @@ handle_frame (Vmux *mux)
 
           *offer = gone->next;
           free (gone);
+          trace (mux, "port %u: the peer withdrew its offer", (unsigned) port);
           if (queue (mux, VMUX_CLOSE, 0, port, 0, 0, NULL, 0) < 0)
             return -1;
         }
+      else
+        trace (mux, "port %u: the peer's %s close of a channel we do not have, ignored",
+               (unsigned) port, from_server ? "server" : "client");
       return 0;
 
     default:
@@ -674,6 +716,8 @@ vmux_chan_close (VmuxChan *chan)
   if (chan == NULL)
     return 0;
   mux = chan->mux;
+  trace (mux, "port %u (%s end): closed here%s", (unsigned) chan->port, end_name (chan->server),
+         chan->state == VMUX_CHAN_GONE ? " after the peer" : "");
   /* A deferred offer was never made: there is nothing to close.  A close
    * that cannot be sent or recorded still frees the channel. */
   if (mux->peer_up && chan->state != VMUX_CHAN_GONE && !chan->deferred)

@@ -94,6 +94,9 @@ typedef struct VmuxClosing {
  * credit, connected, gone), or with chan == NULL for the link itself (the
  * peer said hello, offered a port, or the link went down). */
 typedef void (*VmuxNotify) (Vmux *mux, VmuxChan *chan, void *data);
+/* Called, inside a vmux_* call, with one line on what happened to a
+ * channel's life (offers, connects, closes, sessions): for a debug log. */
+typedef void (*VmuxTrace) (Vmux *mux, const char *text, void *data);
 
 struct Vmux {
   VmuxChan *chans;
@@ -105,6 +108,8 @@ struct Vmux {
   unsigned long sessions;   /* HELLOs received so far */
   VmuxNotify notify;
   void *notify_data;
+  VmuxTrace trace;          /* NULL: no trace */
+  void *trace_data;
   /* parser */
   unsigned char hdr[VMUX_HEADER_SIZE];
   size_t hdr_have;
@@ -117,6 +122,8 @@ struct Vmux {
 };
 
 void vmux_init (Vmux *mux, VmuxNotify notify, void *notify_data);
+/* Lines on the channels' lives go to `trace` from now on. */
+void vmux_set_trace (Vmux *mux, VmuxTrace trace, void *trace_data);
 /* Frees every channel, offer and buffer. */
 void vmux_clear (Vmux *mux);
 

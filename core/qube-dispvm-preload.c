@@ -435,18 +435,53 @@ qube_dispvm_preload_take (QubeManager *manager, const char *dvm_template, GError
  *
  * The take waits for the queue's lock and for the backend (the unpause),
  * which a daemon's main loop must not.  It runs in a thread, on a
- * QubeManager of its own (one per state directory, used by one take at a
- * time: takes serialise on the queue's lock anyway). */
+ * QubeManager of its own that the caller's manager carries (opened by
+ * the first take, used by one take at a time: takes serialise on the
+ * queue's lock anyway). */
 
 typedef struct {
+  GMutex lock;
   char *state_dir;
+  QubeManager *manager;     /* the takes' own, NULL until the first */
+} TakeWorker;
+
+typedef struct {
+  TakeWorker *worker;       /* the caller's manager, which the task holds, keeps it */
   char *dvm;
 } TakeRequest;
 
 static void
+take_worker_free (TakeWorker *w)
+{
+  g_clear_object (&w->manager);
+  g_free (w->state_dir);
+  g_mutex_clear (&w->lock);
+  g_free (w);
+}
+
+/* The worker of `manager` (called on the thread that uses `manager`). */
+static TakeWorker *
+take_worker (QubeManager *manager)
+{
+  static GQuark quark;
+  TakeWorker *w;
+
+  if (quark == 0)
+    quark = g_quark_from_static_string ("qube-dispvm-take-worker");
+  w = g_object_get_qdata (G_OBJECT (manager), quark);
+  if (w == NULL)
+    {
+      w = g_new0 (TakeWorker, 1);
+      g_mutex_init (&w->lock);
+      w->state_dir = g_strdup (qube_manager_get_state_dir (manager));
+      g_object_set_qdata_full (G_OBJECT (manager), quark, w, (GDestroyNotify) take_worker_free);
+    }
+  return w;
+}
+
+static void
 take_request_free (TakeRequest *r)
 {
-  g_free (r->state_dir);
   g_free (r->dvm);
   g_free (r);
 }
@@ -454,35 +489,26 @@ take_request_free (TakeRequest *r)
 static void
 take_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
-  static GMutex lock;
-  static GHashTable *managers;    /* state directory -> QubeManager */
   TakeRequest *r = task_data;
-  QubeManager *manager;
+  TakeWorker *w = r->worker;
   GError *error = NULL;
   char *name;
 
   (void) source;
   (void) cancellable;
-  g_mutex_lock (&lock);
-  if (managers == NULL)
-    managers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
-  manager = g_hash_table_lookup (managers, r->state_dir);
-  if (manager == NULL)
-    {
-      manager = qube_manager_new (r->state_dir, &error);
-      if (manager != NULL)
-        g_hash_table_insert (managers, g_strdup (r->state_dir), manager);
-    }
-  name = manager != NULL ? preload_take_running (manager, r->dvm, &error) : NULL;
+  g_mutex_lock (&w->lock);
+  if (w->manager == NULL)
+    w->manager = qube_manager_new (w->state_dir, &error);
+  name = w->manager != NULL ? preload_take_running (w->manager, r->dvm, &error) : NULL;
   /* The caller goes on with the running qube while it is shown. */
   if (error != NULL)
     g_task_return_error (task, error);
   else
     g_task_return_pointer (task, g_strdup (name), g_free);
   if (name != NULL)
-    preload_shown (manager, name);
+    preload_shown (w->manager, name);
   g_free (name);
-  g_mutex_unlock (&lock);
+  g_mutex_unlock (&w->lock);
 }
 
 /**
@@ -511,7 +537,7 @@ qube_dispvm_preload_take_async (QubeManager *manager, const char *dvm_template,
   g_return_if_fail (dvm_template != NULL);
   task = g_task_new (manager, cancellable, callback, user_data);
   r = g_new0 (TakeRequest, 1);
-  r->state_dir = g_strdup (qube_manager_get_state_dir (manager));
+  r->worker = take_worker (manager);
   r->dvm = g_strdup (dvm_template);
   g_task_set_source_tag (task, qube_dispvm_preload_take_async);
   g_task_set_task_data (task, r, (GDestroyNotify) take_request_free);
@@ -715,6 +741,7 @@ preload_one (QubeManager *manager, const char *dvm, GError **error)
 
     g_file_set_contents (failed, now, -1, NULL);
   }
+  _qube_dispvm_error_keep_console (manager, name, local_error);
   entry_set (manager, dvm, name, FALSE);
   log_event (manager, dvm, "removed", name, local_error->message);
   qube_dispvm_destroy (vm, NULL);

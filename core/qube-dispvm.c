@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
@@ -317,6 +318,112 @@ qube_dispvm_destroy_at_exit (QubeManager *manager, const char *name, GError **er
   return TRUE;
 }
 
+char *
+_qube_dispvm_keep_console (QubeManager *manager, const char *name)
+{
+  g_autofree char *dir = qube_qrexec_qube_runtime_dir (manager, name);
+  g_autofree char *running = g_build_filename (dir, "console.log", NULL);
+  g_autofree char *stopped = g_strconcat (dir, ".console.log", NULL);
+  g_autofree char *kept = g_strconcat (dir, ".failed-console.log", NULL);
+
+  /* A link: a running guest's last words still reach it until it is
+   * killed. */
+  (void) g_unlink (kept);
+  if (link (running, kept) == 0 || link (stopped, kept) == 0)
+    {
+      g_message ("disposable '%s' failed: its console log is kept in %s", name, kept);
+      return g_steal_pointer (&kept);
+    }
+  return NULL;
+}
+
+void
+_qube_dispvm_error_keep_console (QubeManager *manager, const char *name, GError *error)
+{
+  g_autofree char *kept = _qube_dispvm_keep_console (manager, name);
+
+  if (kept != NULL && error != NULL)
+    {
+      char *message = g_strdup_printf ("%s (its console log: %s)", error->message, kept);
+
+      g_free (error->message);
+      error->message = message;
+    }
+}
+
+/**
+ * qube_dispvm_take_preloaded:
+ * @manager: a #QubeManager
+ * @dvm_template: the disposable template
+ * @error: return location for a #GError, or %NULL
+ *
+ * Asks the qrexec daemon, which serves every preloaded disposable, for a
+ * ready one of @dvm_template: it takes it off the queue and unpauses it
+ * (see qube_dispvm_preload_take()), and destroys it once the calling
+ * process ends, however it ends.  For commands that run one call in a
+ * disposable.
+ *
+ * Returns: (transfer full) (nullable): the running disposable's name;
+ *   %NULL with @error unset when the daemon has none ready, or with
+ *   @error set when no daemon runs (%QUBE_ERROR_NOT_RUNNING) or it failed
+ */
+char *
+qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GError **error)
+{
+  static GArray *held;          /* connections kept open until the process ends */
+  G_LOCK_DEFINE_STATIC (held);
+  g_autofree char *request = NULL;
+  char line[256];
+  gsize got = 0;
+  int fd;
+
+  g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
+  g_return_val_if_fail (dvm_template != NULL, NULL);
+  if (!qube_name_is_valid (dvm_template, error))
+    return NULL;
+  request = g_strdup_printf ("take %s\n", dvm_template);
+  fd = _qube_qrexec_daemon_request (manager, request, FALSE, NULL);
+  if (fd < 0)
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING,
+                   "no preloaded disposable of '%s': no qrexec daemon runs", dvm_template);
+      return NULL;
+    }
+  while (got < sizeof line - 1 && memchr (line, '\n', got) == NULL)
+    {
+      gssize n = recv (fd, line + got, sizeof line - 1 - got, 0);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      got += (gsize) n;
+    }
+  line[got] = '\0';
+  g_strchomp (line);
+  if (g_str_has_prefix (line, "ok ") && qube_name_is_valid (line + 3, NULL))
+    {
+      /* The daemon destroys the disposable when this connection ends. */
+      G_LOCK (held);
+      if (held == NULL)
+        held = g_array_new (FALSE, FALSE, sizeof (int));
+      g_array_append_val (held, fd);
+      G_UNLOCK (held);
+      return g_strdup (line + 3);
+    }
+  close (fd);
+  if (!g_str_equal (line, "none"))
+    {
+      g_autofree char *shown = g_strescape (g_str_has_prefix (line, "error ") ? line + 6 : line,
+                                            NULL);
+
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_FAILED,
+                   "no preloaded disposable of '%s': the qrexec daemon: %s", dvm_template,
+                   got > 0 ? shown : "no answer");
+    }
+  return NULL;
+}
+
 /* A cold start: made and started here. */
 static QubeVm *
 start_cold (QubeManager *manager, const char *dvm, GError **error)
@@ -328,6 +435,7 @@ start_cold (QubeManager *manager, const char *dvm, GError **error)
     return NULL;
   if (!qube_vm_start (vm, &local_error))
     {
+      _qube_dispvm_error_keep_console (manager, qube_vm_get_name (vm), local_error);
       if (!qube_manager_remove_vm (manager, qube_vm_get_name (vm), NULL))
         g_warning ("disposable '%s' of '%s' could not be removed after its failed start",
                    qube_vm_get_name (vm), dvm);

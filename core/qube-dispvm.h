@@ -17,6 +17,7 @@ QubeVm *qube_dispvm_new (QubeManager *manager, const char *dvm_template, gboolea
 gboolean qube_dispvm_destroy (QubeVm *vm, GError **error);
 gboolean qube_dispvm_destroy_detached (QubeManager *manager, const char *name, GError **error);
 gboolean qube_dispvm_destroy_at_exit (QubeManager *manager, const char *name, GError **error);
+char *qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GError **error);
 
 QubeVm *qube_dispvm_preload_take (QubeManager *manager, const char *dvm_template,
                                   GError **error);

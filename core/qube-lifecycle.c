@@ -445,10 +445,9 @@ daemon_spawn (QubeManager *manager, GError **error)
   return TRUE;
 }
 
-/* Sends one request line to the qrexec daemon, starting it when
- * `spawn` and it is not running; the connection, or -1. */
-static int
-daemon_request (QubeManager *manager, const char *line, gboolean spawn, GError **error)
+int
+_qube_qrexec_daemon_request (QubeManager *manager, const char *line, gboolean spawn,
+                             GError **error)
 {
   g_autofree char *socket_path = g_build_filename (qube_manager_get_runtime_dir (manager),
                                                    QUBE_QREXEC_DAEMON_SOCKET, NULL);
@@ -499,7 +498,7 @@ daemon_start (Domain *d, const char *transport, guint timeout_s, GError **error)
   gint64 next_check = 0;
   char buf[1024];
   gsize got = 0;
-  int fd = daemon_request (manager, line, TRUE, error);
+  int fd = _qube_qrexec_daemon_request (manager, line, TRUE, error);
 
   if (fd < 0)
     return FALSE;
@@ -582,7 +581,7 @@ daemon_stop (Domain *d)
   if (g_file_get_contents (pidfile, &text, NULL, NULL)
       && g_ascii_strtoll (text, NULL, 10) == (gint64) getpid ())
     return;
-  fd = daemon_request (manager, line, FALSE, NULL);
+  fd = _qube_qrexec_daemon_request (manager, line, FALSE, NULL);
   if (fd < 0)
     return;
   pfd = (struct pollfd) { .fd = fd, .events = POLLIN };

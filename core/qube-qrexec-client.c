@@ -21,6 +21,7 @@
 #include <glib-unix.h>
 
 #include "qrexec-protocol.h"
+#include "qube-dispvm-private.h"
 #include "qube-error.h"
 #include "qube-plugin-private.h"
 #include "qube-qrexec-chan.h"
@@ -486,6 +487,7 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
 {
   g_autoptr(QubeVm) vm = NULL;
   g_autofree char *runtime_dir = NULL;
+  GError *local_error = NULL;
 
   g_return_val_if_fail (QUBE_IS_MANAGER (manager), FALSE);
   g_return_val_if_fail (qube != NULL && command != NULL && exit_code != NULL, FALSE);
@@ -494,6 +496,12 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
   if (vm == NULL)
     return FALSE;
   runtime_dir = qube_qrexec_qube_runtime_dir (manager, qube);
-  return _qube_qrexec_run_at (qube_manager_get_plugins (manager), runtime_dir, qube, user,
-                              command, flags, stdin_fd, stdout_fd, stderr_fd, exit_code, error);
+  if (_qube_qrexec_run_at (qube_manager_get_plugins (manager), runtime_dir, qube, user, command,
+                           flags, stdin_fd, stdout_fd, stderr_fd, exit_code, &local_error))
+    return TRUE;
+  /* A disposable goes with its call: what its guest said is kept. */
+  if (g_str_equal (qube_vm_get_klass (vm), "DispVM"))
+    _qube_dispvm_error_keep_console (manager, qube, local_error);
+  g_propagate_error (error, local_error);
+  return FALSE;
 }

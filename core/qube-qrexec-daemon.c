@@ -107,6 +107,7 @@ typedef struct {
   QubeQrexecChan *data_chan;
   QubeQrexecChan *local;
   gboolean data_connected;        /* the agent connected: it will report the end */
+  guint64 to_program, to_qube;    /* bytes relayed each way */
 } QrexecClient;
 
 /* A qube-to-qube call joined by the daemon. */
@@ -890,22 +891,27 @@ dispvm_taken (GObject *object, GAsyncResult *result, gpointer user_data)
 
   if (error != NULL)
     g_message ("no preloaded disposable of '%s': %s", p->dvm, error->message);
+  q = g_hash_table_lookup (self->qubes, p->source);
+  if (q == NULL || q->ctrl == NULL)
+    {
+      /* Nobody to serve: no disposable is started, a taken one goes. */
+      if (q != NULL && q->active_calls > 0)
+        q->active_calls--;
+      g_message ("call %s from '%s': the caller went away while its disposable was %s",
+                 p->service_name, p->source, name != NULL ? "taken" : "looked for");
+      if (name != NULL)
+        dispose (self, name);
+      pending_dispvm_free (p);
+      return;
+    }
   if (name == NULL)
     {
       dispvm_start_cold (p);
       return;
     }
-  q = g_hash_table_lookup (self->qubes, p->source);
-  if (q != NULL && q->active_calls > 0)
+  if (q->active_calls > 0)
     q->active_calls--;
-  if (q == NULL || q->ctrl == NULL)
-    {
-      g_message ("call %s from '%s': the caller went away while its disposable was taken",
-                 p->service_name, p->source);
-      dispose (self, name);
-    }
-  else
-    call_disposable (q, p->target, p->ident, p->service_name, name, p->user);
+  call_disposable (q, p->target, p->ident, p->service_name, name, p->user);
   pending_dispvm_free (p);
 }
 
@@ -1287,19 +1293,34 @@ relay_pump (QubeQrexecChan *chan, gpointer user_data)
   QrexecClient *c = user_data;
   guint8 buf[65536];
   gsize room, n;
+  const char *side = NULL, *reason = NULL;
 
   (void) chan;
   if (_qube_qrexec_chan_is_connected (c->data_chan))
     c->data_connected = TRUE;
   while ((room = _qube_qrexec_chan_room (c->local)) > 0
          && (n = _qube_qrexec_chan_read (c->data_chan, buf, MIN (room, sizeof buf))) > 0)
-    _qube_qrexec_chan_send (c->local, buf, n);
+    {
+      _qube_qrexec_chan_send (c->local, buf, n);
+      c->to_program += n;
+    }
   while ((room = _qube_qrexec_chan_room (c->data_chan)) > 0
          && (n = _qube_qrexec_chan_read (c->local, buf, MIN (room, sizeof buf))) > 0)
-    _qube_qrexec_chan_send (c->data_chan, buf, n);
-  if ((_qube_qrexec_chan_is_closed (c->data_chan, NULL) && _qube_qrexec_chan_queued (c->local) == 0)
-      || _qube_qrexec_chan_is_closed (c->local, NULL))
-    client_free (c);
+    {
+      _qube_qrexec_chan_send (c->data_chan, buf, n);
+      c->to_qube += n;
+    }
+  if (_qube_qrexec_chan_is_closed (c->data_chan, &reason) && _qube_qrexec_chan_queued (c->local) == 0)
+    side = "the qube's data channel";
+  else if (_qube_qrexec_chan_is_closed (c->local, &reason))
+    side = "the program's socket";
+  if (side != NULL)
+    {
+      g_debug ("qube '%s': relayed call on data port %u ended: %s: %s (%" G_GUINT64_FORMAT
+               " bytes to the program, %" G_GUINT64_FORMAT " to the qube)", c->qube->name,
+               c->port, side, reason, c->to_program, c->to_qube);
+      client_free (c);
+    }
 }
 
 /* A whole request from a dom0 program: run it in the qube. */

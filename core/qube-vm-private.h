@@ -59,5 +59,11 @@ gboolean _qube_qrexec_run_at (QubePluginRegistry *plugins, const char *runtime_d
                               const char *qube, const char *user, const char *command,
                               QubeQrexecRunFlags flags, int stdin_fd, int stdout_fd,
                               int stderr_fd, int *exit_code, GError **error);
+/* qube-lifecycle.c: sends one request line to the qrexec daemon (see
+ * cli/qube-qrexec-daemon.c), starting it when `spawn` and it is not
+ * running; the connection, for the answer, or -1 (with `error` set only
+ * when `spawn`). */
+int _qube_qrexec_daemon_request (QubeManager *manager, const char *line, gboolean spawn,
+                                 GError **error);
 
 G_END_DECLS

@@ -121,6 +121,16 @@ link_notify (Vmux *mux, VmuxChan *vc, void *data)
   g_cond_broadcast (&link->cond);
 }
 
+/* The multiplexer's account of the channels' lives (link locked). */
+static void
+link_trace (Vmux *mux, const char *text, void *data)
+{
+  KvmLink *link = data;
+
+  (void) mux;
+  g_debug ("vchan link of qube '%s': %s", link->qube, text);
+}
+
 /* Wakes the pump when the channels queued output. */
 static void
 link_kick (KvmLink *link)
@@ -137,9 +147,21 @@ link_kick (KvmLink *link)
 
 /* ---- the pump ---- */
 
+static guint
+link_connected (KvmLink *link)
+{
+  guint n = 0;
+
+  for (VmuxChan *c = link->mux.chans; c != NULL; c = c->next)
+    n += c->state == VMUX_CHAN_CONNECTED;
+  return n;
+}
+
 static void
 link_drop (KvmLink *link, const char *reason, gboolean fatal)
 {
+  guint connected = link_connected (link);
+
   if (link->fd >= 0)
     {
       close (link->fd);
@@ -153,6 +175,10 @@ link_drop (KvmLink *link, const char *reason, gboolean fatal)
       link->dead_reason = g_strdup (reason);
       g_warning ("vchan link of qube '%s' cut off: %s", link->qube, reason);
     }
+  else if (connected > 0)
+    /* The channels' users see "the peer closed the channel": say why. */
+    g_message ("vchan link of qube '%s' down with %u channels open: %s", link->qube, connected,
+               reason);
   else
     g_debug ("vchan link of qube '%s' down: %s", link->qube, reason);
 }
@@ -249,8 +275,17 @@ link_pump (gpointer data)
             {
               if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
                 link_drop (link, n == 0 ? "QEMU closed the port" : g_strerror (errno), FALSE);
-              else if (n > 0 && vmux_feed (&link->mux, buf, (size_t) n) < 0)
-                link_drop (link, link->mux.error, TRUE);
+              else if (n > 0)
+                {
+                  unsigned long sessions = link->mux.sessions;
+                  guint connected = link_connected (link);
+
+                  if (vmux_feed (&link->mux, buf, (size_t) n) < 0)
+                    link_drop (link, link->mux.error, TRUE);
+                  else if (sessions > 0 && link->mux.sessions != sessions && connected > 0)
+                    g_message ("vchan link of qube '%s': the guest started a new session with "
+                               "%u channels open: they ended", link->qube, connected);
+                }
             }
           g_mutex_unlock (&link->lock);
         }
@@ -351,6 +386,7 @@ link_get (const QubeVchanPeer *peer, const char *operation, uint32_t port)
   g_mutex_init (&link->lock);
   g_cond_init (&link->cond);
   vmux_init (&link->mux, link_notify, link);
+  vmux_set_trace (&link->mux, link_trace, link);
   lock_path = g_build_filename (peer->runtime_dir, "vchan.lock", NULL);
   if (strlen (link->sock_path) >= sizeof ((struct sockaddr_un *) 0)->sun_path)
     {

@@ -3,13 +3,15 @@
  * admin.vm.CreateDisposable, and the preload queues (core/qube-dispvm.c)
  * with their faults: a preload whose guest never comes up, a host short of
  * memory, the disposable template removed while preloads exist, eight
- * requests at once with two preloaded, and a call that crashes its
- * disposable.  The template is built once; each case makes its own
+ * requests at once with two preloaded, a call that crashes its
+ * disposable, and the qrexec daemon ending while a disposable it handed
+ * out is in use.  The template is built once; each case makes its own
  * disposable template and checks that no disposable is left behind.
  */
 #include "config.h"
 
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -612,6 +614,41 @@ START_TEST (test_call_crashes_disposable)
 }
 END_TEST
 
+/* The qrexec daemon ends (SIGTERM) while a disposable it handed out is
+ * still held by its user (this process keeps the connection open): the
+ * disposable goes with the daemon, nothing of it is left. */
+START_TEST (test_daemon_end_destroys_handed_out)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) dvm = make_dvm (manager, "dvm-term");
+  g_autoptr(GPtrArray) ready = preload (manager, dvm, 1);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *pidfile = g_build_filename (qube_manager_get_runtime_dir (manager),
+                                               "qrexec-daemon.pid", NULL);
+  g_autofree char *pid_text = NULL;
+  g_autofree char *name = qube_dispvm_take_preloaded (manager, "dvm-term", &error);
+
+  ck_assert_msg (name != NULL, "%s", error != NULL ? error->message : "none was ready");
+  ck_assert_str_eq (name, ready->pdata[0]);
+  /* No refill: the handed-out one is what is at stake. */
+  set_feature (dvm, "preload-dispvm-max", "0");
+  {
+    g_autoptr(QubeVm) vm = qube_manager_lookup (manager, name, &error);
+
+    ck_assert_msg (vm != NULL, "%s", error != NULL ? error->message : "");
+    ck_assert_str_eq (qube_vm_get_state (vm), "Running");
+  }
+  ck_assert (g_file_get_contents (pidfile, &pid_text, NULL, NULL));
+  ck_assert_int_eq (kill ((pid_t) g_ascii_strtoll (pid_text, NULL, 10), SIGTERM), 0);
+  /* Its pid file goes last, after what it destroys at exit. */
+  for (int i = 0; i < GONE_WAIT_S * 10 && g_file_test (pidfile, G_FILE_TEST_EXISTS); i++)
+    g_usleep (100 * 1000);
+  ck_assert_msg (!g_file_test (pidfile, G_FILE_TEST_EXISTS), "the qrexec daemon did not end");
+  assert_disposable_gone (manager, name);
+  drain (manager, dvm);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -640,6 +677,7 @@ main (void)
   tcase_add_test (tc, test_preload_template_removed);
   tcase_add_test (tc, test_concurrent_requests);
   tcase_add_test (tc, test_call_crashes_disposable);
+  tcase_add_test (tc, test_daemon_end_destroys_handed_out);
   suite_add_tcase (suite, tc);
   runner = srunner_create (suite);
   srunner_run_all (runner, CK_NORMAL);
