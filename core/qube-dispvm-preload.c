@@ -906,7 +906,7 @@ qube_dispvm_preload_fill_detached (QubeManager *manager, GError **error)
   g_autoptr(GSubprocess) proc = NULL;
 
   g_return_val_if_fail (QUBE_IS_MANAGER (manager), FALSE);
-  proc = _qube_dispvm_spawn_worker (manager, "--preload-dispvms", NULL, FALSE, error);
+  proc = _qube_spawn_worker (manager, "--preload-dispvms", NULL, FALSE, error);
   return proc != NULL;
 }
 

@@ -210,12 +210,12 @@ worker_child_setup (gpointer user_data)
  * (its own session, no stdin/stdout, messages to the daemon log), or with
  * stdout a pipe for the caller. */
 GSubprocess *
-_qube_dispvm_spawn_worker (QubeManager *manager, const char *mode, const char *arg, gboolean pipe_stdout,
-              GError **error)
+_qube_spawn_worker (QubeManager *manager, const char *mode, const char *arg, gboolean pipe_stdout,
+                    GError **error)
 {
   g_autofree char *program = _qube_qrexec_daemon_program ();
   g_autofree char *log = g_build_filename (qube_manager_get_runtime_dir (manager),
-                                           "dispvm-worker.log", NULL);
+                                           "worker.log", NULL);
   g_autoptr(GSubprocessLauncher) launcher = NULL;
   const char *argv[] = { program, "--state-dir", qube_manager_get_state_dir (manager), mode, arg,
                          NULL };
@@ -256,7 +256,7 @@ _qube_dispvm_spawn_start (QubeManager *manager, const char *dvm, GError **error)
 {
   if (!qube_name_is_valid (dvm, error))
     return NULL;
-  return _qube_dispvm_spawn_worker (manager, "--start-dispvm", dvm, TRUE, error);
+  return _qube_spawn_worker (manager, "--start-dispvm", dvm, TRUE, error);
 }
 
 /**
@@ -280,7 +280,7 @@ qube_dispvm_destroy_detached (QubeManager *manager, const char *name, GError **e
   g_return_val_if_fail (name != NULL, FALSE);
   if (!qube_name_is_valid (name, error))
     return FALSE;
-  proc = _qube_dispvm_spawn_worker (manager, "--discard-dispvm", name, FALSE, error);
+  proc = _qube_spawn_worker (manager, "--discard-dispvm", name, FALSE, error);
   return proc != NULL;
 }
 
@@ -308,7 +308,7 @@ qube_dispvm_destroy_at_exit (QubeManager *manager, const char *name, GError **er
   g_return_val_if_fail (name != NULL, FALSE);
   if (!qube_name_is_valid (name, error))
     return FALSE;
-  proc = _qube_dispvm_spawn_worker (manager, "--discard-dispvm-at-eof", name, FALSE, error);
+  proc = _qube_spawn_worker (manager, "--discard-dispvm-at-eof", name, FALSE, error);
   if (proc == NULL)
     return FALSE;
   /* The write end stays open until this process ends. */

@@ -974,7 +974,7 @@ qube_vm_shutdown (QubeVm *vm, gboolean wait, GError **error)
   if (!wait)
     {
       g_autoptr(GSubprocess) worker =
-        _qube_dispvm_spawn_worker (_qube_vm_get_manager (vm), "--shutdown-qube", d->name, FALSE,
+        _qube_spawn_worker (_qube_vm_get_manager (vm), "--shutdown-qube", d->name, FALSE,
                                    &local_error);
 
       if (worker == NULL)

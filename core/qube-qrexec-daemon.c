@@ -840,7 +840,7 @@ dispvm_started (GObject *object, GAsyncResult *result, gpointer user_data)
       || !qube_name_is_valid (out, NULL))
     {
       g_message ("call %s from '%s' to '%s' refused: no disposable of '%s' could be started "
-                 "(see dispvm-worker.log)", p->service_name, p->source, p->target, p->dvm);
+                 "(see worker.log)", p->service_name, p->source, p->target, p->dvm);
       if (q != NULL && q->ctrl != NULL)
         refuse (q, p->ident);
     }
