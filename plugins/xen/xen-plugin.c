@@ -185,10 +185,13 @@ xen_init (const QubeHost *host, void **plugin_data)
   return QUBE_ABI_OK;
 }
 
+/* Whether this is a dom0 only: libxl is opened by the first operation on a
+ * domain (ensure_open), so that a command using only the vchan transport,
+ * `qube run`, does not pay for it. */
 static int
 xen_probe (void *plugin_data)
 {
-  return ensure_open (plugin_data);
+  return check_privcmd (plugin_data);
 }
 
 /* Finds the running domain of the qube `ref`.  Returns TRUE with *domid set,
