@@ -129,8 +129,8 @@ run_in_dispvm (QubeManager *manager, const char *dvm, const char *user, const ch
 
 /* Runs `command` in the qube `name`, starting it first when it is halted
  * (as qvm-run does), unless `autostart` is off: then a halted qube is
- * refused.  Its state is asked only when its qrexec daemon cannot be
- * reached, so a call to a running qube costs nothing more. */
+ * refused.  Only a qube whose qrexec daemon cannot be reached is started
+ * or asked for its state, so a call to a running qube costs nothing more. */
 static gboolean
 run_in_qube (Cli *cli, QubeManager *manager, const char *name, gboolean autostart,
              const char *user, const char *command, QubeQrexecRunFlags flags,
@@ -138,28 +138,31 @@ run_in_qube (Cli *cli, QubeManager *manager, const char *name, gboolean autostar
 {
   g_autoptr(GError) run_error = NULL;
   g_autoptr(GError) start_error = NULL;
-  g_autofree char *state = NULL;
-  g_autofree char *started = NULL;
-  const char *power;
+  g_autofree char *reply = NULL;
 
   if (qube_qrexec_run (manager, name, user, command, flags, 0, 1, 2, exit_code, &run_error))
     return TRUE;
-  if (!g_error_matches (run_error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING)
-      || (state = cli_admin_call (cli, "admin.vm.CurrentState", NULL, name, NULL, NULL)) == NULL
-      || (power = strstr (state, "power_state=")) == NULL
-      || strcmp (power, "power_state=Halted") != 0)
+  if (!g_error_matches (run_error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING))
     {
       g_propagate_error (error, g_steal_pointer (&run_error));
       return FALSE;
     }
   if (!autostart)
     {
-      g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING, "qube '%s' is not running", name);
+      const char *power;
+
+      reply = cli_admin_call (cli, "admin.vm.CurrentState", NULL, name, NULL, NULL);
+      power = reply != NULL ? strstr (reply, "power_state=") : NULL;
+      if (power != NULL && strcmp (power, "power_state=Halted") == 0)
+        g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING, "qube '%s' is not running", name);
+      else
+        g_propagate_error (error, g_steal_pointer (&run_error));
       return FALSE;
     }
-  started = cli_admin_call (cli, "admin.vm.Start", NULL, name, NULL, &start_error);
-  /* Started by someone else meanwhile is as good. */
-  if (started == NULL && !g_error_matches (start_error, QUBE_ERROR, QUBE_ERROR_RUNNING))
+  reply = cli_admin_call (cli, "admin.vm.Start", NULL, name, NULL, &start_error);
+  /* Running already (started by another command meanwhile, or its qrexec
+   * daemon is gone): the second try says which. */
+  if (reply == NULL && !g_error_matches (start_error, QUBE_ERROR, QUBE_ERROR_RUNNING))
     {
       g_propagate_error (error, g_steal_pointer (&start_error));
       return FALSE;
