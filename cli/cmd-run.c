@@ -1,5 +1,6 @@
-/* cmd-run.c — `qube run`: run a command or call a service in a running
- * qube through qrexec, with stdin, stdout and stderr passed through and
+/* cmd-run.c — `qube run`: run a command or call a service in a qube
+ * through qrexec (a halted qube is started first, as by qvm-run, unless
+ * --no-autostart), with stdin, stdout and stderr passed through and
  * the command's exit code as this command's exit status (as qvm-run
  * --pass-io does).  With --dispvm[=TEMPLATE] the command runs in a new
  * disposable (a preloaded one when ready, taken by the qrexec daemon),
@@ -80,6 +81,49 @@ run_in_dispvm (QubeManager *manager, const char *dvm, const char *user, const ch
   return ok;
 }
 
+/* Runs `command` in the qube `name`, starting it first when it is halted
+ * (as qvm-run does), unless `autostart` is off: then a halted qube is
+ * refused.  Only a qube whose qrexec daemon cannot be reached is started
+ * or asked for its state, so a call to a running qube costs nothing more. */
+static gboolean
+run_in_qube (Cli *cli, QubeManager *manager, const char *name, gboolean autostart,
+             const char *user, const char *command, QubeQrexecRunFlags flags,
+             int *exit_code, GError **error)
+{
+  g_autoptr(GError) run_error = NULL;
+  g_autoptr(GError) start_error = NULL;
+  g_autofree char *reply = NULL;
+
+  if (qube_qrexec_run (manager, name, user, command, flags, 0, 1, 2, exit_code, &run_error))
+    return TRUE;
+  if (!g_error_matches (run_error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING))
+    {
+      g_propagate_error (error, g_steal_pointer (&run_error));
+      return FALSE;
+    }
+  if (!autostart)
+    {
+      const char *power;
+
+      reply = cli_admin_call (cli, "admin.vm.CurrentState", NULL, name, NULL, NULL);
+      power = reply != NULL ? strstr (reply, "power_state=") : NULL;
+      if (power != NULL && strcmp (power, "power_state=Halted") == 0)
+        g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING, "qube '%s' is not running", name);
+      else
+        g_propagate_error (error, g_steal_pointer (&run_error));
+      return FALSE;
+    }
+  reply = cli_admin_call (cli, "admin.vm.Start", NULL, name, NULL, &start_error);
+  /* Running already (started by another command meanwhile, or its qrexec
+   * daemon is gone): the second try says which. */
+  if (reply == NULL && !g_error_matches (start_error, QUBE_ERROR, QUBE_ERROR_RUNNING))
+    {
+      g_propagate_error (error, g_steal_pointer (&start_error));
+      return FALSE;
+    }
+  return qube_qrexec_run (manager, name, user, command, flags, 0, 1, 2, exit_code, error);
+}
+
 static int
 run_run (Cli *cli, int argc, char **argv)
 {
@@ -89,6 +133,7 @@ run_run (Cli *cli, int argc, char **argv)
   g_autofree char *service = NULL;
   g_autofree char *command = NULL;
   gboolean no_stdin = FALSE;
+  gboolean no_autostart = FALSE;
   QubeManager *manager;
   int status, exit_code = RUN_EXIT_QREXEC_FAILED;
   const GOptionEntry entries[] = {
@@ -98,6 +143,8 @@ run_run (Cli *cli, int argc, char **argv)
       "Call the qrexec service SERVICE[+ARGUMENT] instead of a command", "SERVICE" },
     { "no-stdin", 0, 0, G_OPTION_ARG_NONE, &no_stdin,
       "Give the command an empty stdin", NULL },
+    { "no-autostart", 0, 0, G_OPTION_ARG_NONE, &no_autostart,
+      "Fail when the qube is halted instead of starting it", NULL },
     { "dispvm", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK, (gpointer) dispvm_option_cb,
       "Run in a new disposable of TEMPLATE (default: the global default_dispvm); "
       "then no NAME is given", "TEMPLATE" },
@@ -144,8 +191,8 @@ run_run (Cli *cli, int argc, char **argv)
   if (manager == NULL
       || !(dispvm_wanted
            ? run_in_dispvm (manager, dispvm_template, user, command, flags, &exit_code, &error)
-           : qube_qrexec_run (manager, args[0], user, command, flags, 0, 1, 2, &exit_code,
-                              &error)))
+           : run_in_qube (cli, manager, args[0], !no_autostart, user, command, flags,
+                          &exit_code, &error)))
     {
       cli_fail (error);
       return RUN_EXIT_QREXEC_FAILED;
@@ -155,6 +202,6 @@ run_run (Cli *cli, int argc, char **argv)
 
 const CliCommand cli_run_commands[] = {
   { "run", "NAME [--] COMMAND… | --service SERVICE[+ARG] NAME | --dispvm[=TEMPLATE] [--] COMMAND…",
-    "Run a command or call a service in a running qube", run_run },
+    "Run a command or call a service in a qube (started first when halted)", run_run },
   { NULL }
 };

@@ -219,8 +219,10 @@ qube_manager_get_runtime_dir (QubeManager *self)
  * qube_manager_get_plugins:
  * @self: a #QubeManager
  *
- * The plugin registry of this manager, loaded on first use from
- * `$QUBE_PLUGIN_PATH` and the installed plugin directory.
+ * The plugin registry of this manager, made on first use, of
+ * `$QUBE_PLUGIN_PATH` and the installed plugin directory.  Its plugins are
+ * read as operations need them; qube_plugin_registry_list() and
+ * qube_plugin_registry_lookup() read them all.
  *
  * Returns: (transfer none): the registry
  */
@@ -231,10 +233,7 @@ qube_manager_get_plugins (QubeManager *self)
 
   g_mutex_lock (&self->plugins_lock);
   if (self->plugins == NULL)
-    {
-      self->plugins = qube_plugin_registry_new (self->state_dir, self->runtime_dir);
-      qube_plugin_registry_load (self->plugins);
-    }
+    self->plugins = qube_plugin_registry_new (self->state_dir, self->runtime_dir);
   g_mutex_unlock (&self->plugins_lock);
   return self->plugins;
 }

@@ -6,6 +6,13 @@
  * unavailable (its probe said so) or refused, with a reason a person can
  * act on.  One bad file never stops the others.  Plugins are never
  * dlclose()d: a plugin may have started threads or handed out pointers.
+ *
+ * A command that needs one plugin (a qube's backend, its vchan transport,
+ * a pool's driver) reads only the file named after it (NAME.so, for a
+ * storage driver storage-DRIVER.so) when that file provides it: loading
+ * and probing every plugin costs a process a good part of its start on a
+ * slow host.  Listing, looking up by name, and a plugin not found so
+ * read them all.
  */
 #include "config.h"
 
@@ -75,11 +82,19 @@ struct _QubePluginRegistry
   char **search_path;
 
   GMutex load_lock;
+  /* Every file of the search path was read (else only the files that
+   * _qube_plugin_registry_find() looked for by name). */
   gboolean loaded;
-  /* QubePluginInfo, in load order; unchanged once loaded. */
+  /* QubePluginInfo, in load order once loaded (before, in the order the
+   * files were read); unchanged once loaded. */
   GPtrArray *plugins;
   /* name -> QubePluginInfo that owns it (borrowed from plugins) */
   GHashTable *by_name;
+  /* "dev:ino" of each file read -> its QubePluginInfo (borrowed), so that
+   * no file is read twice, under two paths or by name and then in full */
+  GHashTable *by_file;
+  GKeyFile *config;     /* plugins.conf, NULL when there is none */
+  gboolean config_read;
 };
 
 G_DEFINE_TYPE (QubePluginRegistry, qube_plugin_registry, G_TYPE_OBJECT)
@@ -564,6 +579,8 @@ qube_plugin_registry_finalize (GObject *object)
   g_free (self->runtime_dir);
   g_strfreev (self->search_path);
   g_hash_table_unref (self->by_name);
+  g_hash_table_unref (self->by_file);
+  g_clear_pointer (&self->config, g_key_file_unref);
   g_ptr_array_unref (self->plugins);
   g_mutex_clear (&self->load_lock);
 
@@ -582,6 +599,7 @@ qube_plugin_registry_init (QubePluginRegistry *self)
   g_mutex_init (&self->load_lock);
   self->plugins = g_ptr_array_new_with_free_func (g_object_unref);
   self->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  self->by_file = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
 static char **
@@ -792,9 +810,51 @@ status_word (QubePluginStatus status)
     }
 }
 
+/* Reads the plugin file at `path` once: its QubePluginInfo (the one made
+ * before when the same file was read already, under this path or
+ * another), or NULL when it is not a regular file.  *is_new says which.
+ * Called with load_lock held. */
+static QubePluginInfo *
+read_plugin_file (QubePluginRegistry *self, const char *path, gboolean *is_new)
+{
+  GStatBuf st;
+  g_autofree char *file_id = NULL;
+  QubePluginInfo *info;
+
+  *is_new = FALSE;
+  /* A directory or a device named *.so is not a plugin file. */
+  if (g_stat (path, &st) != 0 || !S_ISREG (st.st_mode))
+    return NULL;
+  /* The same file reached twice (a symbolic link, a directory listed
+   * twice) is one plugin, not a duplicate of itself. */
+  file_id = g_strdup_printf ("%ju:%ju", (uintmax_t) st.st_dev, (uintmax_t) st.st_ino);
+  info = g_hash_table_lookup (self->by_file, file_id);
+  if (info != NULL)
+    return info;
+
+  if (!self->config_read)
+    {
+      self->config = load_plugin_config (self);
+      self->config_read = TRUE;
+    }
+  info = load_plugin_file (self, path, self->config);
+  g_debug ("plugin %s (%s): %s%s%s", info->name, path,
+           status_word (info->status),
+           info->reason != NULL ? ": " : "",
+           info->reason != NULL ? info->reason : "");
+  g_ptr_array_add (self->plugins, info);
+  if (info->owns_name)
+    g_hash_table_insert (self->by_name, info->name, info);
+  g_hash_table_insert (self->by_file, g_steal_pointer (&file_id), info);
+  *is_new = TRUE;
+  return info;
+}
+
+/* Reads every "*.so" of `dir` in byte order, appending each plugin to
+ * `ordered` the first time it is reached (`placed` holds those). */
 static void
-load_directory (QubePluginRegistry *self, const char *dir, GKeyFile *config,
-                GHashTable *seen_files)
+load_directory (QubePluginRegistry *self, const char *dir, GPtrArray *ordered,
+                GHashTable *placed)
 {
   g_autoptr(GDir) gdir = NULL;
   g_autoptr(GError) local_error = NULL;
@@ -820,34 +880,65 @@ load_directory (QubePluginRegistry *self, const char *dir, GKeyFile *config,
   for (guint i = 0; i < names->len; i++)
     {
       g_autofree char *path = g_build_filename (dir, g_ptr_array_index (names, i), NULL);
-      QubePluginInfo *info;
+      gboolean is_new;
+      QubePluginInfo *info = read_plugin_file (self, path, &is_new);
 
-      GStatBuf st;
-      char *file_id;
-
-      /* A directory or a device named *.so is not a plugin file. */
-      if (g_stat (path, &st) != 0 || !S_ISREG (st.st_mode))
+      if (info == NULL)
         continue;
-      /* The same file reached twice (a symbolic link, a directory listed
-       * twice) is one plugin, not a duplicate of itself. */
-      file_id = g_strdup_printf ("%ju:%ju", (uintmax_t) st.st_dev,
-                                 (uintmax_t) st.st_ino);
-      if (!g_hash_table_add (seen_files, file_id))
+      if (!g_hash_table_add (placed, info))
         {
           g_debug ("plugin file %s was already read under another path", path);
           continue;
         }
+      g_ptr_array_add (ordered, g_object_ref (info));
+    }
+}
 
-      info = load_plugin_file (self, path, config);
-      if (info == NULL)
-        continue;
-      g_debug ("plugin %s (%s): %s%s%s", info->name, path,
-               status_word (info->status),
-               info->reason != NULL ? ": " : "",
-               info->reason != NULL ? info->reason : "");
-      g_ptr_array_add (self->plugins, info);
-      if (info->owns_name)
-        g_hash_table_insert (self->by_name, info->name, info);
+/* Reads every file of the search path, in order.  With load_lock held. */
+static void
+load_all_locked (QubePluginRegistry *self)
+{
+  g_autoptr(GPtrArray) ordered = NULL;
+  g_autoptr(GHashTable) placed = NULL;
+  GPtrArray *before;
+
+  if (self->loaded)
+    return;
+  ordered = g_ptr_array_new_with_free_func (g_object_unref);
+  placed = g_hash_table_new (NULL, NULL);
+  for (gsize i = 0; self->search_path[i] != NULL; i++)
+    load_directory (self, self->search_path[i], ordered, placed);
+  /* A file read by name earlier and gone from its directory since stays
+   * listed (and alive: by_name may hold it). */
+  before = self->plugins;
+  for (guint i = 0; i < before->len; i++)
+    if (g_hash_table_add (placed, g_ptr_array_index (before, i)))
+      g_ptr_array_add (ordered, g_object_ref (g_ptr_array_index (before, i)));
+  self->plugins = g_steal_pointer (&ordered);
+  g_ptr_array_unref (before);
+  self->loaded = TRUE;
+}
+
+/* Reads only the files named NAME.so of the search path, in order, until
+ * one owns the name NAME: what a command needs when it asks for one plugin
+ * by name, without loading (and probing) all the others.  With load_lock
+ * held. */
+static void
+load_named_locked (QubePluginRegistry *self, const char *name)
+{
+  g_autofree char *file = NULL;
+
+  if (self->loaded || !plugin_name_is_valid (name))
+    return;
+  file = g_strconcat (name, ".so", NULL);
+  for (gsize i = 0; self->search_path[i] != NULL; i++)
+    {
+      g_autofree char *path = g_build_filename (self->search_path[i], file, NULL);
+      gboolean is_new;
+      QubePluginInfo *info = read_plugin_file (self, path, &is_new);
+
+      if (info != NULL && info->owns_name && g_str_equal (info->name, name))
+        return;
     }
 }
 
@@ -865,20 +956,11 @@ void
 qube_plugin_registry_load (QubePluginRegistry *self)
 {
   g_autoptr(GMutexLocker) locker = NULL;
-  g_autoptr(GKeyFile) config = NULL;
-  g_autoptr(GHashTable) seen_files = NULL;
 
   g_return_if_fail (QUBE_IS_PLUGIN_REGISTRY (self));
 
   locker = g_mutex_locker_new (&self->load_lock);
-  if (self->loaded)
-    return;
-
-  config = load_plugin_config (self);
-  seen_files = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  for (gsize i = 0; self->search_path[i] != NULL; i++)
-    load_directory (self, self->search_path[i], config, seen_files);
-  self->loaded = TRUE;
+  load_all_locked (self);
 }
 
 /**
@@ -964,6 +1046,21 @@ provides (QubePluginInfo *info, QubePluginKind kind, const char *name)
   return g_str_equal (info->name, name);
 }
 
+/* The first plugin read that provides `kind` under `name`, or NULL.  With
+ * load_lock held. */
+static QubePluginInfo *
+first_provider (QubePluginRegistry *self, QubePluginKind kind, const char *name)
+{
+  for (guint i = 0; i < self->plugins->len; i++)
+    {
+      QubePluginInfo *info = g_ptr_array_index (self->plugins, i);
+
+      if (provides (info, kind, name))
+        return info;
+    }
+  return NULL;
+}
+
 QubePluginInfo *
 _qube_plugin_registry_find (QubePluginRegistry *self,
                             QubePluginKind kind,
@@ -977,13 +1074,26 @@ _qube_plugin_registry_find (QubePluginRegistry *self,
   g_return_val_if_fail (name != NULL, NULL);
   g_return_val_if_fail (kind != QUBE_PLUGIN_KIND_NONE && (kind & (kind - 1)) == 0, NULL);
 
-  qube_plugin_registry_load (self);
-
-  for (guint i = 0; i < self->plugins->len; i++)
+  /* The plugin named so (for a storage driver, the one named
+   * storage-DRIVER) is tried first; all are loaded only when it does not
+   * provide what is asked. */
+  g_mutex_lock (&self->load_lock);
+  load_named_locked (self, name);
+  if (kind == QUBE_PLUGIN_KIND_STORAGE)
     {
-      info = g_ptr_array_index (self->plugins, i);
-      if (!provides (info, kind, name))
-        continue;
+      g_autofree char *plugin_name = g_strconcat ("storage-", name, NULL);
+
+      load_named_locked (self, plugin_name);
+    }
+  info = first_provider (self, kind, name);
+  if (info == NULL)
+    {
+      load_all_locked (self);
+      info = first_provider (self, kind, name);
+    }
+  g_mutex_unlock (&self->load_lock);
+  if (info != NULL)
+    {
       if (info->status == QUBE_PLUGIN_LOADED)
         return info;
       g_set_error (error, QUBE_ERROR, QUBE_ERROR_UNAVAILABLE,

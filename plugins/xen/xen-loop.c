@@ -50,23 +50,16 @@ set_errno_error (GError **error, int saved_errno, const char *format, ...)
 }
 
 XenLoop *
-xen_loop_attach (const char *file, gboolean readonly, GError **error)
+xen_loop_attach (int backing, const char *file, gboolean readonly, GError **error)
 {
   int mode = (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
-  int backing, control;
+  int control;
   struct loop_config config;
 
-  backing = open (file, mode);
-  if (backing < 0)
-    {
-      set_errno_error (error, errno, "cannot open %s", file);
-      return NULL;
-    }
   control = open (LOOP_CONTROL, O_RDWR | O_CLOEXEC);
   if (control < 0)
     {
       set_errno_error (error, errno, "cannot open %s", LOOP_CONTROL);
-      close (backing);
       return NULL;
     }
 
@@ -100,7 +93,6 @@ xen_loop_attach (const char *file, gboolean readonly, GError **error)
           loop->fd = fd;
           loop->path = g_steal_pointer (&path);
           close (control);
-          close (backing);   /* the loop device holds the file now */
           return loop;
         }
       if (errno != EBUSY)
@@ -116,6 +108,5 @@ xen_loop_attach (const char *file, gboolean readonly, GError **error)
                  "cannot bind a loop device to %s: every free one was taken "
                  "by others meanwhile", file);
   close (control);
-  close (backing);
   return NULL;
 }

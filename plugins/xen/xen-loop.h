@@ -12,7 +12,11 @@ typedef struct
   char *path;   /* /dev/loopN */
 } XenLoop;
 
-XenLoop *xen_loop_attach (const char *file, gboolean readonly, GError **error);
+/* Binds a loop device to the open file `backing` (opened read-only or
+ * read-write as `readonly` says; `file` names it in errors and in the
+ * device's info).  The device holds its own reference to the file: the
+ * caller still closes `backing`. */
+XenLoop *xen_loop_attach (int backing, const char *file, gboolean readonly, GError **error);
 void xen_loop_free (XenLoop *loop);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (XenLoop, xen_loop_free)

@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <gio/gio.h>
@@ -184,10 +185,13 @@ xen_init (const QubeHost *host, void **plugin_data)
   return QUBE_ABI_OK;
 }
 
+/* Whether this is a dom0 only: libxl is opened by the first operation on a
+ * domain (ensure_open), so that a command using only the vchan transport,
+ * `qube run`, does not pay for it. */
 static int
 xen_probe (void *plugin_data)
 {
-  return ensure_open (plugin_data);
+  return check_privcmd (plugin_data);
 }
 
 /* Finds the running domain of the qube `ref`.  Returns TRUE with *domid set,
@@ -323,43 +327,59 @@ fill_disk (XenPlugin *self, const char *qube, const QubeDiskSpec *spec,
 
 /* Gives blkback a block device for the disk: a regular file becomes a loop
  * device (read-only where the volume is), added to `loops`, which holds it
- * until libxl has handed it to blkback; a block device is used as is. */
+ * until libxl has handed it to blkback; a block device is used as is.  The
+ * path is opened once and what was opened is what gets bound, so a file
+ * swapped under the path meanwhile cannot become the disk. */
 static int
 attach_loop (XenPlugin *self, const char *qube, const QubeDiskSpec *spec,
              libxl_device_disk *disk, GPtrArray *loops)
 {
   g_autoptr(GError) error = NULL;
+  const char *volume = spec->volume != NULL ? spec->volume : "?";
   XenLoop *loop;
   struct stat st;
+  int fd, flags;
 
-  if (stat (spec->path, &st) != 0)
+  /* Not blocking: a FIFO put there would hang the open. */
+  fd = open (spec->path, (spec->readonly ? O_RDONLY : O_RDWR) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0 || fstat (fd, &st) != 0)
     {
       int saved_errno = errno;
 
+      if (fd >= 0)
+        close (fd);
       self->host->set_error (self->host, QUBE_ABI_E_NOT_FOUND,
                              "cannot attach volume '%s' of qube '%s': %s: %s",
-                             spec->volume != NULL ? spec->volume : "?", qube,
-                             spec->path, g_strerror (saved_errno));
+                             volume, qube, spec->path, g_strerror (saved_errno));
       return QUBE_ABI_E_NOT_FOUND;
     }
   if (S_ISBLK (st.st_mode))
-    return QUBE_ABI_OK;
+    {
+      close (fd);
+      return QUBE_ABI_OK;
+    }
   if (!S_ISREG (st.st_mode))
     {
+      close (fd);
       self->host->set_error (self->host, QUBE_ABI_E_INVALID,
                              "cannot attach volume '%s' of qube '%s': %s is "
                              "neither a file nor a block device",
-                             spec->volume != NULL ? spec->volume : "?", qube,
-                             spec->path);
+                             volume, qube, spec->path);
       return QUBE_ABI_E_INVALID;
     }
-  loop = xen_loop_attach (spec->path, spec->readonly, &error);
+  flags = fcntl (fd, F_GETFL);
+  if (flags >= 0)
+    flags = fcntl (fd, F_SETFL, flags & ~O_NONBLOCK);
+  loop = flags >= 0 ? xen_loop_attach (fd, spec->path, spec->readonly, &error) : NULL;
+  if (flags < 0)
+    g_set_error (&error, G_IO_ERROR, g_io_error_from_errno (errno), "cannot use %s: %s",
+                 spec->path, g_strerror (errno));
+  close (fd);   /* a bound loop device holds the file itself */
   if (loop == NULL)
     {
       self->host->set_error (self->host, QUBE_ABI_E_FAILED,
                              "cannot attach volume '%s' of qube '%s': %s",
-                             spec->volume != NULL ? spec->volume : "?", qube,
-                             error->message);
+                             volume, qube, error->message);
       return QUBE_ABI_E_FAILED;
     }
   g_ptr_array_add (loops, loop);

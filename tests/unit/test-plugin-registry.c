@@ -453,6 +453,62 @@ START_TEST (test_find_says_why_not)
 }
 END_TEST
 
+/* The plugin files the registry read, from its debug messages. */
+static GPtrArray *files_read;
+
+static GLogWriterOutput
+capture_reads (GLogLevelFlags level, const GLogField *fields, gsize n_fields,
+               gpointer user_data)
+{
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_str_equal (fields[i].key, "MESSAGE") && fields[i].length < 0
+        && g_str_has_prefix (fields[i].value, "plugin ")
+        && strstr (fields[i].value, ".so)") != NULL)
+      g_ptr_array_add (files_read, g_strdup (fields[i].value));
+  return G_LOG_WRITER_HANDLED;
+}
+
+/* A backend asked for by name reads its own file only; listing then reads
+ * the others, and the plugin found first is listed once, in its place. */
+START_TEST (test_find_reads_only_the_named_file)
+{
+  g_autoptr(QubePluginRegistry) registry = qube_plugin_registry_new (state_dir, runtime_dir);
+  g_autoptr(GPtrArray) list = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *good_path = g_build_filename (first_dir, "test-good.so", NULL);
+  QubePluginInfo *found;
+  guint good = 0;
+
+  files_read = g_ptr_array_new_with_free_func (g_free);
+  g_log_set_writer_func (capture_reads, NULL, NULL);
+  found = _qube_plugin_registry_find (registry, QUBE_PLUGIN_KIND_BACKEND, "test-good", &error);
+  ck_assert_ptr_null (error);
+  ck_assert_ptr_nonnull (found);
+  ck_assert_str_eq (qube_plugin_info_get_path (found), good_path);
+  ck_assert_uint_eq (files_read->len, 1);
+  ck_assert_msg (strstr (g_ptr_array_index (files_read, 0), good_path) != NULL, "%s",
+                 (char *) g_ptr_array_index (files_read, 0));
+
+  /* A plugin no file is named after is looked for in all of them. */
+  ck_assert_ptr_null (_qube_plugin_registry_find (registry, QUBE_PLUGIN_KIND_BACKEND, "kvm",
+                                                  &error));
+  ck_assert_int_eq (error->code, QUBE_ERROR_NOT_FOUND);
+  ck_assert_uint_gt (files_read->len, 1);
+
+  list = qube_plugin_registry_list (registry);
+  ck_assert_ptr_eq (info_for_file (list, first_dir, "test-good.so"), found);
+  ck_assert_ptr_eq (qube_plugin_registry_lookup (registry, "test-good"), found);
+  for (guint i = 0; i < list->len; i++)
+    if (g_str_equal (qube_plugin_info_get_path (g_ptr_array_index (list, i)), good_path))
+      good++;
+  ck_assert_uint_eq (good, 1);
+  ck_assert_int_eq (qube_plugin_info_get_status (info_for_file (list, second_dir,
+                                                                "test-good-again.so")),
+                    QUBE_PLUGIN_REFUSED);
+  g_clear_pointer (&files_read, g_ptr_array_unref);
+}
+END_TEST
+
 START_TEST (test_calls_reach_the_plugin)
 {
   g_autoptr(QubePluginRegistry) registry = loaded_registry ();
@@ -691,6 +747,7 @@ plugin_registry_suite (void)
   tcase_add_test (loading, test_same_file_twice_is_one_plugin);
   tcase_add_test (loading, test_unavailable_plugin_stays_loaded);
   tcase_add_test (loading, test_find_says_why_not);
+  tcase_add_test (loading, test_find_reads_only_the_named_file);
   suite_add_tcase (suite, loading);
 
   tcase_add_checked_fixture (calls, setup, teardown);

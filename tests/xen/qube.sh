@@ -4,7 +4,8 @@
 # TemplateVM debian-minimal in a raw ("copy") file pool; two AppVMs with
 # backend=xen start, `qube run` reaches them, one calls the other through
 # qrexec-client-vm under the policy (allowed one way, denied the other),
-# and pause, unpause and shutdown behave as with kvm.
+# pause, unpause and shutdown behave as with kvm, and `qube run` starts a
+# halted qube (refuses it with --no-autostart).
 . /xentest/lib.sh
 
 log=/tmp/qube.log
@@ -106,19 +107,36 @@ for vm in work other; do
     qube kill $vm > /dev/null 2>&1
   fi
 done
-# What work wrote on its private volume was committed at shutdown and is
-# there at its next start.
-if start work; then
-  if [ "$(qube run work -- cat /rw/kept 2>$log)" = kept ]; then
+# A halted qube is refused by `qube run --no-autostart`, and started by
+# `qube run`, whose call then reaches it.  What work wrote on its private
+# volume was committed at shutdown and is there at this next start.
+out=$(qube run --no-autostart work -- true 2>&1)
+rc=$?
+case "$rc|$out" in
+  "125|"*"qube 'work' is not running"*)
+    if state_is work Halted; then xentest_pass qube-run-no-autostart
+    else fail qube-run-no-autostart "work is not halted: $(qube list 2>&1 | tr '\n' ' ')"; fi ;;
+  *) fail qube-run-no-autostart "exit $rc, output '$out'" ;;
+esac
+t0=$(xentest_now_ms)
+out=$(qube run work -- cat /rw/kept 2>$log)
+rc=$?
+if [ $rc -eq 0 ] && state_is work Running; then
+  xentest_time qube-run-autostart-ms $(( $(xentest_now_ms) - t0 ))
+  xentest_pass qube-run-autostart
+  if [ "$out" = kept ]; then
     xentest_pass qube-private-kept
   else
-    fail qube-private-kept "$(tail -n 3 $log | tr '\n' ' ')"
+    fail qube-private-kept "output '$out'"
     ls -ls $QUBE_STATE_DIR/pools/default/work/private/ | sed 's/^/  private| /'
     grep -l kept $QUBE_STATE_DIR/pools/default/work/private/* | sed 's/^/  has kept| /'
     qube run work -- sh -c 'ls -la /rw; mount' 2>&1 | sed 's/^/  guest| /'
   fi
-  qube kill work > /dev/null 2>&1
+else
+  fail qube-run-autostart "exit $rc, output '$out', $(tail -n 12 $log | tr '\n' ' ')"
+  xentest_console_tail work 25
 fi
+qube kill work > /dev/null 2>&1
 
 # When something failed: what dom0's kernel said and its memory.
 if [ -n "$failed" ]; then
