@@ -7,7 +7,8 @@
  *
  * Breakdown per run: storage (the qube's volumes started), compartment
  * (QEMU spawned until QMP answers), agent (boot until the agent's HELLO
- * reached the qrexec daemon), first call (`true` through qrexec).
+ * reached the qrexec daemon), first call (`true` through qrexec; the
+ * command waits for the guest to finish its start).
  *
  *   bench start: accel=<tcg|kvm> p50_ms=<n> raw_p50_ms=<n> overhead_ms=<n> host_rss_mib=<n>
  *
