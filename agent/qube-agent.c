@@ -8,7 +8,9 @@
  * the calls local programs (qrexec-client-vm) make on its trigger socket as
  * MSG_TRIGGER_SERVICE3, answering them with the daemon's MSG_SERVICE_CONNECT
  * or MSG_SERVICE_REFUSED.  Every message from the daemon is checked before
- * use.  Plain C and libc only, so that it links statically.
+ * use.  With --commands-after, the agent can start (and answer the daemon)
+ * while the qube is still coming up: commands wait for the qube's start to
+ * complete.  Plain C and libc only, so that it links statically.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -42,6 +45,7 @@ static const AgentTransport *transport;
 static const char *transport_arg;
 static const char *default_user = "user";
 static const char *service_path;
+static const char *commands_after;
 static TriggerClient clients[MAX_TRIGGER_CLIENTS];
 static unsigned next_ident;
 
@@ -115,13 +119,73 @@ set_groups (const char *user, gid_t gid)
   return setgroups (n, groups);
 }
 
-/* In the child that becomes the command: switch to the user, then exec.
- * Failures go to stderr (the caller sees them) and exit 125/127. */
+/* Returns once the file `commands_after` exists (at once without it):
+ * the guest's start creates it when the private volume is mounted and
+ * rc.local has run, which a command or service may rely on.  -1 (errno)
+ * when the file's directory cannot be watched. */
+static int
+wait_for_start (void)
+{
+  char dir[PATH_MAX];
+  const char *slash;
+  int fd;
+
+  if (commands_after == NULL || access (commands_after, F_OK) == 0)
+    return 0;
+  slash = strrchr (commands_after, '/');
+  if (slash == NULL)
+    strcpy (dir, ".");
+  else if (snprintf (dir, sizeof dir, "%.*s", slash == commands_after ? 1 : (int) (slash - commands_after),
+                     commands_after) >= (int) sizeof dir)
+    {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+  fd = inotify_init1 (IN_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  if (inotify_add_watch (fd, dir, IN_CREATE | IN_MOVED_TO) < 0)
+    {
+      int saved = errno;
+
+      close (fd);
+      errno = saved;
+      return -1;
+    }
+  /* Watched before looking again: a file made meanwhile is seen either way.
+   * Which name an event carries does not matter: existence is checked. */
+  while (access (commands_after, F_OK) < 0)
+    {
+      char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+
+      if (read (fd, buf, sizeof buf) < 0 && errno != EINTR)
+        {
+          int saved = errno;
+
+          close (fd);
+          errno = saved;
+          return -1;
+        }
+    }
+  close (fd);
+  return 0;
+}
+
+/* In the child that becomes the command: wait for the qube's start,
+ * switch to the user, then exec.  Failures go to stderr (the caller sees
+ * them) and exit 125/127. */
 static void __attribute__ ((noreturn))
 exec_command (const char *user, const char *command)
 {
-  struct passwd *pw = lookup_user (user);
+  struct passwd *pw;
 
+  if (wait_for_start () < 0)
+    {
+      fprintf (stderr, "qube-agent: cannot wait for the qube's start (%s): %s\n", commands_after,
+               strerror (errno));
+      _exit (QREXEC_EXIT_FAILED);
+    }
+  pw = lookup_user (user);
   if (pw == NULL)
     {
       fprintf (stderr, "qube-agent: cannot run the command as user '%s': no such user\n", user);
@@ -546,6 +610,8 @@ usage (FILE *out)
            "  --trigger-socket=PATH  where qrexec-client-vm asks for calls (default:\n"
            "                         $QREXEC_AGENT_SOCKET or " AGENT_DEFAULT_TRIGGER_SOCKET ")\n"
            "  --default-user=USER    the user of DEFAULT requests (default: user)\n"
+           "  --commands-after=FILE  hold commands and services until FILE exists (the\n"
+           "                         qube's start makes it once it is complete)\n"
            "  --once                 exit when the daemon disconnects\n");
 }
 
@@ -560,6 +626,7 @@ main (int argc, char **argv)
     { "transport", required_argument, NULL, 't' },
     { "trigger-socket", required_argument, NULL, 's' },
     { "default-user", required_argument, NULL, 'u' },
+    { "commands-after", required_argument, NULL, 'a' },
     { "once", no_argument, NULL, 'o' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -574,6 +641,7 @@ main (int argc, char **argv)
       case 't': spec = optarg; break;
       case 's': trigger = optarg; break;
       case 'u': default_user = optarg; break;
+      case 'a': commands_after = optarg; break;
       case 'o': once = 1; break;
       case 'h': usage (stdout); return 0;
       default: usage (stderr); return 2;

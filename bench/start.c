@@ -3,11 +3,12 @@
  * made at a first, unmeasured start), beside a raw baseline in the same run: the very QEMU
  * command the kvm plugin ran (read back from /proc), kernel and initramfs
  * booting to the guest's ready marker on the serial console, started by
- * hand with no libqube involved.
+ * hand with no libqube involved (nor its qrexec agent in the guest).
  *
  * Breakdown per run: storage (the qube's volumes started), compartment
  * (QEMU spawned until QMP answers), agent (boot until the agent's HELLO
- * reached the qrexec daemon), first call (`true` through qrexec).
+ * reached the qrexec daemon), first call (`true` through qrexec; the
+ * command waits for the guest to finish its start).
  *
  *   bench start: accel=<tcg|kvm> p50_ms=<n> raw_p50_ms=<n> overhead_ms=<n> host_rss_mib=<n>
  *
@@ -111,8 +112,9 @@ replace_all (const char *text, const char *from, const char *to)
 }
 
 /* The same command for the raw baseline: not held at start (-S), its
- * runtime files in `raw_dir`, and only the template's root image as disk
- * (the qube's started volumes are gone by then). */
+ * runtime files in `raw_dir`, only the template's root image as disk (the
+ * qube's started volumes are gone by then), and the guest's qrexec agent
+ * not started (qube.agent=off). */
 static GPtrArray *
 raw_argv (GPtrArray *qube_argv, const char *qube_dir, const char *raw_dir, const char *root_img)
 {
@@ -142,6 +144,14 @@ raw_argv (GPtrArray *qube_argv, const char *qube_dir, const char *raw_dir, const
           && strstr (qube_argv->pdata[i + 1], "drive=disk-root,") == NULL)
         {
           i++;
+          continue;
+        }
+      if (g_str_equal (arg, "-append") && i + 1 < qube_argv->len)
+        {
+          /* Nothing of libqube in the guest either: no qrexec agent. */
+          g_ptr_array_add (argv, g_strdup (arg));
+          g_ptr_array_add (argv, g_strdup_printf ("%s qube.agent=off",
+                                                  (const char *) qube_argv->pdata[++i]));
           continue;
         }
       g_ptr_array_add (argv, replace_all (arg, qube_dir, raw_dir));

@@ -507,7 +507,10 @@ wait_for_monitor (KvmPlugin *self, const KvmPaths *paths, pid_t pid, const char 
                         error ? error->message : "");
           return NULL;
         }
-      g_usleep (10 * 1000);
+      /* QEMU makes the socket tens of milliseconds into its start, and
+       * greets a few milliseconds later: a short pause between looks
+       * keeps the start from waiting long past that. */
+      g_usleep (2 * 1000);
     }
 }
 

@@ -2,8 +2,10 @@
  * (RUNTIME/qrexec-daemon.sock), as qube_vm_start() uses it: a client that
  * is slow to send its request holds up no other client and is dropped in
  * the end; a start is answered "ready" once the qube's agent says hello,
- * even when the agent comes up after the request; a start that cannot
- * connect is answered with the cause when its time is up.
+ * even when the agent comes up after the request, and before the qube's
+ * start is complete, while commands wait for it (qube-agent
+ * --commands-after); a start that cannot connect is answered with the
+ * cause when its time is up.
  *
  * The qube's agent is a qube-agent process on this host over the socket
  * vchan transport (as in tests/qrexec/fixture-qubes).
@@ -150,9 +152,10 @@ teardown (void)
   g_clear_pointer (&socket_path, g_free);
 }
 
-/* Starts the agent of qube 'work' on this host. */
+/* Starts the agent of qube 'work' on this host; with `commands_after`,
+ * its commands wait for that file. */
 static void
-start_agent (void)
+start_agent (const char *commands_after)
 {
   g_autoptr(QubeManager) manager = qube_manager_new (state_dir, NULL);
   g_autofree char *rundir = qube_qrexec_qube_runtime_dir (manager, "work");
@@ -160,7 +163,9 @@ start_agent (void)
   g_autofree char *agent = build_path ("agent/qube-agent");
   g_autofree char *trigger = g_build_filename (rundir, "agent.sock", NULL);
   g_auto(GStrv) envp = g_get_environ ();
-  const char *argv[] = { agent, "--default-user", g_get_user_name (), NULL };
+  g_autofree char *after = commands_after != NULL ? g_strdup_printf ("--commands-after=%s", commands_after)
+                                                   : NULL;
+  const char *argv[] = { agent, "--default-user", g_get_user_name (), after, NULL };
 
   g_mkdir_with_parents (rundir, 0700);
   envp = g_environ_setenv (envp, "QUBE_AGENT_TRANSPORT", transport, TRUE);
@@ -242,10 +247,54 @@ START_TEST (test_start_ready_when_agent_comes_up)
   send_text (fd, "connect work socket 60\n");
   /* The guest "boots" after the request. */
   g_usleep (200 * 1000);
-  start_agent ();
+  start_agent (NULL);
   answer = read_line (fd);
   ck_assert_str_eq (answer, "ready");
   close (fd);
+}
+END_TEST
+
+/* Makes the file `data` names, a moment later (as the guest's /init does
+ * once the rest of the start is done). */
+static gpointer
+complete_start (gpointer data)
+{
+  g_usleep (500 * 1000);
+  return GINT_TO_POINTER (g_file_set_contents (data, "", 0, NULL));
+}
+
+START_TEST (test_commands_wait_for_the_start)
+{
+  g_autoptr(QubeManager) manager = qube_manager_new (state_dir, NULL);
+  g_autofree char *started = g_build_filename (tmp_dir, "started", NULL);
+  g_autofree char *command = g_strdup_printf ("test -e '%s' && echo after the start", started);
+  g_autofree char *answer = NULL;
+  g_autoptr(GError) error = NULL;
+  GThread *completer;
+  int fd = connect_daemon ();
+  int out[2];
+  char buf[64] = "";
+  int exit_code = -1;
+
+  start_agent (started);
+  send_text (fd, "connect work socket 60\n");
+  /* The agent answers the daemon before the qube's start is complete ... */
+  answer = read_line (fd);
+  ck_assert_str_eq (answer, "ready");
+  close (fd);
+  ck_assert (!g_file_test (started, G_FILE_TEST_EXISTS));
+  /* ... and runs a command only once it is. */
+  completer = g_thread_new ("start", complete_start, started);
+  ck_assert_int_eq (pipe (out), 0);
+  ck_assert_msg (qube_qrexec_run (manager, "work", NULL, command, QUBE_QREXEC_RUN_NO_STDIN, -1,
+                                  out[1], 2, &exit_code, &error),
+                 "%s", error != NULL ? error->message : "");
+  close (out[1]);
+  ck_assert (GPOINTER_TO_INT (g_thread_join (completer)));
+  ck_assert_int_eq (exit_code, 0);
+  ck_assert_int_gt (read (out[0], buf, sizeof buf - 1), 0);
+  ck_assert_str_eq (buf, "after the start\n");
+  close (out[0]);
 }
 END_TEST
 
@@ -273,6 +322,7 @@ daemon_suite (void)
   tcase_add_test (tc, test_silent_client_dropped);
   tcase_add_test (tc, test_overlong_request_dropped);
   tcase_add_test (tc, test_start_ready_when_agent_comes_up);
+  tcase_add_test (tc, test_commands_wait_for_the_start);
   tcase_add_test (tc, test_start_that_cannot_connect_says_why);
   suite_add_tcase (s, tc);
   return s;
