@@ -573,6 +573,7 @@ socket_splice_from_pipe (AgentChan *chan, int fd, size_t max, size_t chunk, size
     {
       size_t lens[SPLICE_FRAME_MSGS];
       size_t left, room, total = 0;
+      size_t frame_left, in_pipe;   /* payload not yet in the pipe; in it */
       int n_msgs = 0;
 
       if (wait_credit (chan, header_len + 1) < 0)
@@ -592,6 +593,8 @@ socket_splice_from_pipe (AgentChan *chan, int fd, size_t max, size_t chunk, size
           room -= header_len + len;
           left -= len;
         }
+      frame_left = total - (size_t) n_msgs * header_len;
+      in_pipe = 0;
       for (int i = 0; i < n_msgs; i++)
         {
           unsigned char hdr[8 + 64];
@@ -615,18 +618,29 @@ socket_splice_from_pipe (AgentChan *chan, int fd, size_t max, size_t chunk, size
           if (from_socket)
             {
               /* splice() needs a pipe on one side: the socket's pages
-               * pass through ours, which is empty between messages. */
+               * pass through ours.  It is filled with as much of the
+               * frame as it takes at once (one call for many messages)
+               * and only when empty, so that filling never waits. */
               for (size_t rest = lens[i]; rest > 0;)
                 {
-                  ssize_t n = splice (fd, NULL, chan->via[1], NULL, rest, SPLICE_F_MOVE);
+                  size_t step;
 
-                  if (n < 0 && errno == EINTR)
-                    continue;
-                  if (n <= 0)
-                    return cut_off (chan, n < 0 ? strerror (errno) : "the output ended inside a message");
-                  if (splice_all (chan, chan->via[0], (size_t) n) < 0)
+                  if (in_pipe == 0)
+                    {
+                      ssize_t n = splice (fd, NULL, chan->via[1], NULL, frame_left, SPLICE_F_MOVE);
+
+                      if (n < 0 && errno == EINTR)
+                        continue;
+                      if (n <= 0)
+                        return cut_off (chan, n < 0 ? strerror (errno) : "the output ended inside a message");
+                      in_pipe = (size_t) n;
+                      frame_left -= (size_t) n;
+                    }
+                  step = rest < in_pipe ? rest : in_pipe;
+                  if (splice_all (chan, chan->via[0], step) < 0)
                     return -1;
-                  rest -= (size_t) n;
+                  in_pipe -= step;
+                  rest -= step;
                 }
             }
           else if (splice_all (chan, fd, lens[i]) < 0)
