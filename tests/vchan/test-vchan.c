@@ -4,8 +4,10 @@
  * operation table only: connect/accept, the three is_open states, both
  * directions at once, short stream reads and writes, all-or-nothing
  * send/recv, back-pressure, a peer leaving in the middle, a GLib main
- * loop driven by fd()/ack(), async client init, many ports at once, and
- * 1 GiB streamed with a SHA-256 check.
+ * loop driven by fd()/ack(), async client init, many ports at once,
+ * reads larger than many messages after the writer left, writes that need
+ * credit while the peer's message waits unread, and 1 GiB streamed with a
+ * SHA-256 check.
  *
  * The two ends run in two processes (the test and a fork()ed child), as
  * two qubes would; in split mode (QUBE_VCHAN_SPLIT) in two programs, which
@@ -1028,6 +1030,115 @@ START_TEST (test_many_ports)
 }
 END_TEST
 
+/* ---- reads larger than a message, and writes behind unread data ---------- */
+
+/* Several messages of different sizes, written one by one, then gone:
+ * few enough bytes to be in flight at once, so that the writer is gone
+ * before anything is read. */
+static const size_t piece_sizes[] = { 100 * 1024, 100, 64 * 1024, 5000, 40 * 1024 + 7 };
+#define PIECES_SEED 5
+
+static size_t
+pieces_total (void)
+{
+  size_t total = 0;
+
+  for (size_t i = 0; i < G_N_ELEMENTS (piece_sizes); i++)
+    total += piece_sizes[i];
+  return total;
+}
+
+static void
+child_write_pieces_and_leave (gpointer arg)
+{
+  QubeVchan *chan = client (GPOINTER_TO_UINT (arg));
+  g_autofree guint8 *data = g_malloc (pieces_total ());
+  size_t off = 0;
+
+  fill_pattern (data, pieces_total (), PIECES_SEED, 0);
+  for (size_t i = 0; i < G_N_ELEMENTS (piece_sizes); i++)
+    {
+      write_all (chan, data + off, piece_sizes[i]);
+      off += piece_sizes[i];
+    }
+  ops->close (chan);
+}
+
+START_TEST (test_large_reads_after_close)
+{
+  Peer peer = fork_peer (child_write_pieces_and_leave, GUINT_TO_POINTER (CHILD_PORT));
+  /* A ring that holds everything: the writer is gone before we read. */
+  QubeVchan *chan = server (CHILD_PORT, 256 * 1024, 0);
+  size_t total = pieces_total ();
+  g_autofree guint8 *want = g_malloc (total);
+  g_autofree guint8 *got = g_malloc (2 * total);
+  size_t have = 0;
+  long n;
+
+  fill_pattern (want, total, PIECES_SEED, 0);
+  join_peer (&peer);
+  WAIT_FOR (chan, ops->data_ready (chan) > 0);
+  /* A short read first, then reads far larger than any one message. */
+  n = ops->read (chan, got, 1000);
+  ck_assert_msg (n > 0 && n <= 1000, "a read of 1000 bytes returned %ld: %s", n, plugin_error ());
+  have += (size_t) n;
+  while (have < total)
+    {
+      n = ops->read (chan, got + have, 2 * total - have);
+      ck_assert_msg (n > 0, "read failed after %zu of %zu bytes: %s", have, total, plugin_error ());
+      have += (size_t) n;
+    }
+  ck_assert_uint_eq (have, total);
+  ck_assert_msg (memcmp (got, want, total) == 0, "the bytes read differ from those written");
+  /* Nothing more: the channel ends. */
+  WAIT_FOR (chan, ops->is_open (chan) == QUBE_VCHAN_DISCONNECTED);
+  ck_assert_uint_eq (ops->data_ready (chan), 0);
+  ck_assert_int_eq (ops->read (chan, got, 1), -1);
+  ops->close (chan);
+}
+END_TEST
+
+#define UNREAD_BYTES (200 * 1024)
+#define BEHIND_BYTES (4 * 1024 * 1024)
+
+/* Sends a large message, then reads what the other end writes meanwhile. */
+static void
+child_send_then_drain (gpointer arg)
+{
+  QubeVchan *chan = client (GPOINTER_TO_UINT (arg));
+  g_autofree guint8 *data = g_malloc (MAX (UNREAD_BYTES, BEHIND_BYTES));
+  g_autofree guint8 *want = g_malloc (BEHIND_BYTES);
+
+  fill_pattern (data, UNREAD_BYTES, 6, 0);
+  write_all (chan, data, UNREAD_BYTES);
+  read_all (chan, data, BEHIND_BYTES);
+  fill_pattern (want, BEHIND_BYTES, 7, 0);
+  ck_assert_msg (memcmp (data, want, BEHIND_BYTES) == 0, "the bytes read differ from those written");
+  await_fd (child_in);
+  ops->close (chan);
+}
+
+START_TEST (test_write_behind_unread)
+{
+  Peer peer = fork_peer (child_send_then_drain, GUINT_TO_POINTER (CHILD_PORT));
+  QubeVchan *chan = server (CHILD_PORT, 256 * 1024, 0);
+  g_autofree guint8 *data = g_malloc (BEHIND_BYTES);
+  g_autofree guint8 *want = g_malloc (UNREAD_BYTES);
+
+  /* The peer's message waits unread while we write more than our ring
+   * to it holds: the room it makes by reading must still reach us. */
+  WAIT_FOR (chan, ops->data_ready (chan) > 0);
+  fill_pattern (data, BEHIND_BYTES, 7, 0);
+  write_all (chan, data, BEHIND_BYTES);
+  read_all (chan, data, UNREAD_BYTES);
+  fill_pattern (want, UNREAD_BYTES, 6, 0);
+  ck_assert_msg (memcmp (data, want, UNREAD_BYTES) == 0, "the bytes read differ from those written");
+  signal_fd (peer.to_child);
+  join_peer (&peer);
+  ops->close (chan);
+}
+END_TEST
+
 /* ---- a long stream with a checksum ---------------------------------------- */
 
 #define CHUNK (1024 * 1024)
@@ -1210,6 +1321,8 @@ vchan_suite (void)
   tcase_add_test (tc, test_main_loop);
   tcase_add_test (tc, test_async_client_init);
   tcase_add_test (tc, test_many_ports);
+  tcase_add_test (tc, test_large_reads_after_close);
+  tcase_add_test (tc, test_write_behind_unread);
   suite_add_tcase (s, tc);
 
   /* The socket plugin's own rules, over unix sockets. */
