@@ -319,8 +319,6 @@ _qube_dispvm_error_keep_console (QubeManager *manager, const char *name, GError 
 char *
 qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GError **error)
 {
-  static GArray *held;          /* connections kept open until the process ends */
-  G_LOCK_DEFINE_STATIC (held);
   g_autofree char *request = NULL;
   char line[256];
   gsize got = 0;
@@ -352,12 +350,8 @@ qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GErr
   g_strchomp (line);
   if (g_str_has_prefix (line, "ok ") && qube_name_is_valid (line + 3, NULL))
     {
-      /* The daemon destroys the disposable when this connection ends. */
-      G_LOCK (held);
-      if (held == NULL)
-        held = g_array_new (FALSE, FALSE, sizeof (int));
-      g_array_append_val (held, fd);
-      G_UNLOCK (held);
+      /* The daemon destroys the disposable when this connection ends:
+       * it is left open, and closes with the process. */
       return g_strdup (line + 3);
     }
   close (fd);
