@@ -103,11 +103,9 @@ run_in_qube (Cli *cli, QubeManager *manager, const char *name, gboolean autostar
     }
   if (!autostart)
     {
-      const char *power;
+      g_autoptr(QubeVm) vm = qube_manager_lookup (manager, name, NULL);
 
-      reply = cli_admin_call (cli, "admin.vm.CurrentState", NULL, name, NULL, NULL);
-      power = reply != NULL ? strstr (reply, "power_state=") : NULL;
-      if (power != NULL && strcmp (power, "power_state=Halted") == 0)
+      if (vm != NULL && g_str_equal (qube_vm_get_state (vm), "Halted"))
         g_set_error (error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING, "qube '%s' is not running", name);
       else
         g_propagate_error (error, g_steal_pointer (&run_error));

@@ -446,7 +446,7 @@ watch_qubes (gpointer user_data)
   else if (g_get_monotonic_time () - d->idle_since > IDLE_EXIT_S * G_USEC_PER_SEC)
     {
       /* Refuse new starts at once: they spawn the next daemon. */
-      g_source_remove (d->listen_source);
+      g_clear_handle_id (&d->listen_source, g_source_remove);
       g_unlink (d->socket_path);
       close (d->listen_fd);
       d->listen_fd = -1;
@@ -633,6 +633,8 @@ main (int argc, char **argv)
   g_autofree char *start_dispvm = NULL;
   g_autofree char *shutdown = NULL;
   gboolean preload = FALSE;
+  guint watch_source;
+  guint preload_source;
   Daemon d = { 0 };
   const GOptionEntry entries[] = {
     { "discard-dispvm", 0, 0, G_OPTION_ARG_STRING, &discard,
@@ -722,19 +724,26 @@ main (int argc, char **argv)
   d.listen_source = g_unix_fd_add (d.listen_fd, G_IO_IN, listen_cb, &d);
   g_unix_signal_add (SIGTERM, on_term, &d);
   g_unix_signal_add (SIGINT, on_term, &d);
-  g_timeout_add (WATCH_INTERVAL_MS, watch_qubes, &d);
-  g_timeout_add (PRELOAD_CHECK_MS, check_preloads, &d);
+  watch_source = g_timeout_add (WATCH_INTERVAL_MS, watch_qubes, &d);
+  preload_source = g_timeout_add (PRELOAD_CHECK_MS, check_preloads, &d);
   g_main_loop_run (loop);
 
   /* New starts spawn a new daemon, which waits for this one's lock. */
+  g_clear_handle_id (&d.listen_source, g_source_remove);
   if (d.listen_fd >= 0)
     {
       g_unlink (d.socket_path);
       close (d.listen_fd);
+      d.listen_fd = -1;
     }
-  g_list_free_full (d.pending, (GDestroyNotify) pending_free);
+  g_clear_list (&d.pending, (GDestroyNotify) pending_free);
   while (d.clients != NULL)
     client_free (d.clients->data, FALSE);
+  /* The loop runs again below, while takes under way finish: nothing of
+   * the serving daemon may act then (no filler is started, no qube is
+   * let go of). */
+  g_clear_handle_id (&watch_source, g_source_remove);
+  g_clear_handle_id (&preload_source, g_source_remove);
   destroy_handed_out (&d);
   {
     GHashTableIter iter;

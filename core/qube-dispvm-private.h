@@ -15,10 +15,6 @@ gboolean _qube_dispvm_is_template (QubeVm *vm);
  * the template's features; `internal`: hidden (a preload). */
 QubeVm *_qube_dispvm_create (QubeManager *manager, const char *dvm, gboolean internal,
                              GError **error);
-/* The qrexec daemon program in a worker MODE (--discard-dispvm,
- * --shutdown-qube, ...); its messages go to RUNTIME/worker.log. */
-GSubprocess *_qube_spawn_worker (QubeManager *manager, const char *mode, const char *arg,
-                                 gboolean pipe_stdout, GError **error);
 /* A worker starting a disposable of `dvm`; it prints the disposable's
  * name once it runs (for the qrexec daemon, which must not block). */
 GSubprocess *_qube_dispvm_spawn_start (QubeManager *manager, const char *dvm, GError **error);

@@ -198,57 +198,6 @@ qube_dispvm_destroy (QubeVm *vm, GError **error)
   return TRUE;
 }
 
-static void
-worker_child_setup (gpointer user_data)
-{
-  (void) user_data;
-  /* Outlives the caller, and a ^C meant for it must not reach it. */
-  setsid ();
-}
-
-/* Runs the qrexec daemon program in one of its worker modes: detached
- * (its own session, no stdin/stdout, messages to the daemon log), or with
- * stdout a pipe for the caller. */
-GSubprocess *
-_qube_spawn_worker (QubeManager *manager, const char *mode, const char *arg, gboolean pipe_stdout,
-                    GError **error)
-{
-  g_autofree char *program = _qube_qrexec_daemon_program ();
-  g_autofree char *log = g_build_filename (qube_manager_get_runtime_dir (manager),
-                                           "worker.log", NULL);
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  const char *argv[] = { program, "--state-dir", qube_manager_get_state_dir (manager), mode, arg,
-                         NULL };
-  GSubprocess *proc;
-
-  g_mkdir_with_parents (qube_manager_get_runtime_dir (manager), 0700);
-  /* A worker waiting for the caller's end reads a pipe from it. */
-  gboolean pipe_stdin = g_str_has_suffix (mode, "-at-eof");
-
-  launcher = g_subprocess_launcher_new ((pipe_stdout ? G_SUBPROCESS_FLAGS_STDOUT_PIPE
-                                         : G_SUBPROCESS_FLAGS_NONE)
-                                        | (pipe_stdin ? G_SUBPROCESS_FLAGS_STDIN_PIPE
-                                           : G_SUBPROCESS_FLAGS_NONE));
-  if (!pipe_stdout)
-    g_subprocess_launcher_set_stdout_file_path (launcher, "/dev/null");
-  if (!pipe_stdin)
-    g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
-  {
-    /* Appended to: workers run side by side. */
-    int log_fd = open (log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-
-    if (log_fd >= 0)
-      g_subprocess_launcher_take_stderr_fd (launcher, log_fd);
-  }
-  g_subprocess_launcher_setenv (launcher, "QUBE_RUNTIME_DIR",
-                                qube_manager_get_runtime_dir (manager), TRUE);
-  g_subprocess_launcher_set_child_setup (launcher, worker_child_setup, NULL, NULL);
-  proc = g_subprocess_launcher_spawnv (launcher, argv, error);
-  if (proc == NULL)
-    g_prefix_error (error, "cannot run %s %s: ", program, mode);
-  return proc;
-}
-
 /* A worker starting a disposable of `dvm` cold, its name on its stdout
  * once it runs (for the qrexec daemon, which must not block). */
 GSubprocess *
@@ -370,8 +319,6 @@ _qube_dispvm_error_keep_console (QubeManager *manager, const char *name, GError 
 char *
 qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GError **error)
 {
-  static GArray *held;          /* connections kept open until the process ends */
-  G_LOCK_DEFINE_STATIC (held);
   g_autofree char *request = NULL;
   char line[256];
   gsize got = 0;
@@ -403,12 +350,8 @@ qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GErr
   g_strchomp (line);
   if (g_str_has_prefix (line, "ok ") && qube_name_is_valid (line + 3, NULL))
     {
-      /* The daemon destroys the disposable when this connection ends. */
-      G_LOCK (held);
-      if (held == NULL)
-        held = g_array_new (FALSE, FALSE, sizeof (int));
-      g_array_append_val (held, fd);
-      G_UNLOCK (held);
+      /* The daemon destroys the disposable when this connection ends:
+       * it is left open, and closes with the process. */
       return g_strdup (line + 3);
     }
   close (fd);

@@ -38,7 +38,6 @@
 #include <gio/gunixinputstream.h>
 #include <glib/gstdio.h>
 
-#include "qube-dispvm-private.h"
 #include "qube-lifecycle.h"
 #include "qube-plugin-private.h"
 #include "qube-property.h"
@@ -399,8 +398,8 @@ static void
 daemon_child_setup (gpointer user_data)
 {
   (void) user_data;
-  /* The daemon outlives the command that started the qube, and a ^C
-   * meant for that command must not reach it. */
+  /* The daemon, or a worker, outlives the command that started it, and a
+   * ^C meant for that command must not reach it. */
   setsid ();
 }
 
@@ -975,7 +974,7 @@ qube_vm_shutdown (QubeVm *vm, gboolean wait, GError **error)
     {
       g_autoptr(GSubprocess) worker =
         _qube_spawn_worker (_qube_vm_get_manager (vm), "--shutdown-qube", d->name, FALSE,
-                                   &local_error);
+                            &local_error);
 
       if (worker == NULL)
         {
@@ -1169,10 +1168,45 @@ _qube_vm_running_func (QubeVm *vm, gpointer user_data)
   return d != NULL && state_is_up (domain_info (d, &info, NULL));
 }
 
-/* For disposables (qube-dispvm.c): the qrexec daemon program, whose
- * worker modes build and discard disposables off the caller's path. */
-char *
-_qube_qrexec_daemon_program (void)
+/* Runs the qrexec daemon program in one of its worker modes: detached
+ * (its own session, no stdin/stdout, messages to the daemon log), or with
+ * stdout a pipe for the caller. */
+GSubprocess *
+_qube_spawn_worker (QubeManager *manager, const char *mode, const char *arg, gboolean pipe_stdout,
+                    GError **error)
 {
-  return daemon_program ();
+  g_autofree char *program = daemon_program ();
+  g_autofree char *log = g_build_filename (qube_manager_get_runtime_dir (manager),
+                                           "worker.log", NULL);
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  const char *argv[] = { program, "--state-dir", qube_manager_get_state_dir (manager), mode, arg,
+                         NULL };
+  GSubprocess *proc;
+
+  g_mkdir_with_parents (qube_manager_get_runtime_dir (manager), 0700);
+  /* A worker waiting for the caller's end reads a pipe from it. */
+  gboolean pipe_stdin = g_str_has_suffix (mode, "-at-eof");
+
+  launcher = g_subprocess_launcher_new ((pipe_stdout ? G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                         : G_SUBPROCESS_FLAGS_NONE)
+                                        | (pipe_stdin ? G_SUBPROCESS_FLAGS_STDIN_PIPE
+                                           : G_SUBPROCESS_FLAGS_NONE));
+  if (!pipe_stdout)
+    g_subprocess_launcher_set_stdout_file_path (launcher, "/dev/null");
+  if (!pipe_stdin)
+    g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
+  {
+    /* Appended to: workers run side by side. */
+    int log_fd = open (log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+    if (log_fd >= 0)
+      g_subprocess_launcher_take_stderr_fd (launcher, log_fd);
+  }
+  g_subprocess_launcher_setenv (launcher, "QUBE_RUNTIME_DIR",
+                                qube_manager_get_runtime_dir (manager), TRUE);
+  g_subprocess_launcher_set_child_setup (launcher, daemon_child_setup, NULL, NULL);
+  proc = g_subprocess_launcher_spawnv (launcher, argv, error);
+  if (proc == NULL)
+    g_prefix_error (error, "cannot run %s %s: ", program, mode);
+  return proc;
 }

@@ -810,6 +810,20 @@ status_word (QubePluginStatus status)
     }
 }
 
+/* What identifies the file at `path` ("dev:ino"): the same file reached
+ * twice (a symbolic link, a directory listed twice) is one plugin, not a
+ * duplicate of itself.  NULL when it is not a regular file: a directory
+ * or a device named *.so is not a plugin file. */
+static char *
+plugin_file_id (const char *path)
+{
+  GStatBuf st;
+
+  if (g_stat (path, &st) != 0 || !S_ISREG (st.st_mode))
+    return NULL;
+  return g_strdup_printf ("%ju:%ju", (uintmax_t) st.st_dev, (uintmax_t) st.st_ino);
+}
+
 /* Reads the plugin file at `path` once: its QubePluginInfo (the one made
  * before when the same file was read already, under this path or
  * another), or NULL when it is not a regular file.  *is_new says which.
@@ -817,17 +831,12 @@ status_word (QubePluginStatus status)
 static QubePluginInfo *
 read_plugin_file (QubePluginRegistry *self, const char *path, gboolean *is_new)
 {
-  GStatBuf st;
-  g_autofree char *file_id = NULL;
+  g_autofree char *file_id = plugin_file_id (path);
   QubePluginInfo *info;
 
   *is_new = FALSE;
-  /* A directory or a device named *.so is not a plugin file. */
-  if (g_stat (path, &st) != 0 || !S_ISREG (st.st_mode))
+  if (file_id == NULL)
     return NULL;
-  /* The same file reached twice (a symbolic link, a directory listed
-   * twice) is one plugin, not a duplicate of itself. */
-  file_id = g_strdup_printf ("%ju:%ju", (uintmax_t) st.st_dev, (uintmax_t) st.st_ino);
   info = g_hash_table_lookup (self->by_file, file_id);
   if (info != NULL)
     return info;
@@ -850,33 +859,46 @@ read_plugin_file (QubePluginRegistry *self, const char *path, gboolean *is_new)
   return info;
 }
 
+/* The names of the "*.so" files of `dir`, in byte order: the order in
+ * which they are read.  NULL when `dir` cannot be read; `quiet`: that is
+ * said elsewhere. */
+static GPtrArray *
+plugin_file_names (const char *dir, gboolean quiet)
+{
+  g_autoptr(GDir) gdir = NULL;
+  g_autoptr(GError) local_error = NULL;
+  GPtrArray *names;
+  const char *name;
+
+  gdir = g_dir_open (dir, 0, &local_error);
+  if (gdir == NULL)
+    {
+      if (quiet || g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        g_debug ("cannot read plugin directory %s: %s", dir, local_error->message);
+      else
+        g_warning ("cannot read plugin directory %s: %s", dir,
+                   local_error->message);
+      return NULL;
+    }
+
+  names = g_ptr_array_new_with_free_func (g_free);
+  while ((name = g_dir_read_name (gdir)) != NULL)
+    if (strlen (name) > strlen (".so") && g_str_has_suffix (name, ".so"))
+      g_ptr_array_add (names, g_strdup (name));
+  g_ptr_array_sort (names, compare_file_names);
+  return names;
+}
+
 /* Reads every "*.so" of `dir` in byte order, appending each plugin to
  * `ordered` the first time it is reached (`placed` holds those). */
 static void
 load_directory (QubePluginRegistry *self, const char *dir, GPtrArray *ordered,
                 GHashTable *placed)
 {
-  g_autoptr(GDir) gdir = NULL;
-  g_autoptr(GError) local_error = NULL;
-  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  const char *name;
+  g_autoptr(GPtrArray) names = plugin_file_names (dir, FALSE);
 
-  gdir = g_dir_open (dir, 0, &local_error);
-  if (gdir == NULL)
-    {
-      if (g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-        g_debug ("plugin directory %s does not exist", dir);
-      else
-        g_warning ("cannot read plugin directory %s: %s", dir,
-                   local_error->message);
-      return;
-    }
-
-  while ((name = g_dir_read_name (gdir)) != NULL)
-    if (strlen (name) > strlen (".so") && g_str_has_suffix (name, ".so"))
-      g_ptr_array_add (names, g_strdup (name));
-  g_ptr_array_sort (names, compare_file_names);
-
+  if (names == NULL)
+    return;
   for (guint i = 0; i < names->len; i++)
     {
       g_autofree char *path = g_build_filename (dir, g_ptr_array_index (names, i), NULL);
@@ -919,26 +941,89 @@ load_all_locked (QubePluginRegistry *self)
   self->loaded = TRUE;
 }
 
-/* Reads only the files named NAME.so of the search path, in order, until
- * one owns the name NAME: what a command needs when it asks for one plugin
- * by name, without loading (and probing) all the others.  With load_lock
- * held. */
+/* Whether the plugin file at `path` declares the name `name`, from its
+ * descriptor alone: its init and probe do not run.  A file that cannot be
+ * loaded, or that a full load refuses before reading its name, declares
+ * none; one refused later for another reason may still say yes. */
+static gboolean
+file_declares_name (const char *path, const char *name)
+{
+  const QubePluginDesc *desc;
+  gboolean declares;
+  void *handle;
+
+  /* Never unloaded (not every library survives it): reading the file in
+   * full later opens the same object again. */
+  handle = dlopen (path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+  if (handle == NULL)
+    {
+      dlerror ();
+      return FALSE;
+    }
+  desc = dlsym (handle, QUBE_PLUGIN_DESCRIPTOR_SYMBOL);
+  declares = desc != NULL && symbol_is_from (handle, desc)
+             && desc->abi_major == QUBE_ABI_MAJOR && desc->size >= DESC_SIZE_1_0
+             && plugin_name_is_valid (desc->name) && g_str_equal (desc->name, name);
+  dlclose (handle);
+  return declares;
+}
+
+/* What a command that asks for one plugin by name needs, without loading
+ * (and probing) all the others: the plugin that a full load makes the
+ * owner of `name`, read from the file NAME.so.  A plugin's name is the one
+ * its descriptor declares, not its file's, so every file a full load
+ * reads before it is looked at (by its descriptor alone); when one of
+ * them declares `name` as well, everything is loaded instead.  With
+ * load_lock held. */
 static void
 load_named_locked (QubePluginRegistry *self, const char *name)
 {
   g_autofree char *file = NULL;
+  gboolean exists = FALSE;
 
   if (self->loaded || !plugin_name_is_valid (name))
     return;
   file = g_strconcat (name, ".so", NULL);
-  for (gsize i = 0; self->search_path[i] != NULL; i++)
+  for (gsize i = 0; self->search_path[i] != NULL && !exists; i++)
     {
       g_autofree char *path = g_build_filename (self->search_path[i], file, NULL);
-      gboolean is_new;
-      QubePluginInfo *info = read_plugin_file (self, path, &is_new);
 
-      if (info != NULL && info->owns_name && g_str_equal (info->name, name))
-        return;
+      exists = g_file_test (path, G_FILE_TEST_IS_REGULAR);
+    }
+  /* No file of that name: the caller loads them all if it must. */
+  if (!exists)
+    return;
+
+  for (gsize i = 0; self->search_path[i] != NULL; i++)
+    {
+      g_autoptr(GPtrArray) names = plugin_file_names (self->search_path[i], TRUE);
+
+      for (guint j = 0; names != NULL && j < names->len; j++)
+        {
+          const char *base = g_ptr_array_index (names, j);
+          g_autofree char *path = g_build_filename (self->search_path[i], base, NULL);
+          g_autofree char *file_id = NULL;
+          gboolean is_new;
+
+          if (g_hash_table_contains (self->by_name, name))
+            return;
+          if (g_str_equal (base, file))
+            {
+              read_plugin_file (self, path, &is_new);
+              continue;
+            }
+          /* A file read already would own the name by now. */
+          file_id = plugin_file_id (path);
+          if (file_id == NULL || g_hash_table_contains (self->by_file, file_id))
+            continue;
+          if (file_declares_name (path, name))
+            {
+              g_debug ("plugin file %s also declares the name '%s': loading every plugin",
+                       path, name);
+              load_all_locked (self);
+              return;
+            }
+        }
     }
 }
 

@@ -2,6 +2,8 @@
  * share inside libqube and do not export. */
 #pragma once
 
+#include <gio/gio.h>
+
 #include "qube-manager.h"
 #include "qube-plugin-registry.h"
 #include "qube-qrexec-client.h"
@@ -49,9 +51,11 @@ char *_qube_printable (const char *text);
  * and the manager's default running function. */
 const char *_qube_vm_power_state (QubeVm *vm);
 gboolean _qube_vm_running_func (QubeVm *vm, gpointer user_data);
-/* qube-lifecycle.c: the qrexec daemon program (its worker modes serve
- * disposables). */
-char *_qube_qrexec_daemon_program (void);
+/* qube-lifecycle.c: the qrexec daemon program in a worker MODE
+ * (--discard-dispvm, --shutdown-qube, ...), detached, stdout a pipe for
+ * the caller with `pipe_stdout`; its messages go to RUNTIME/worker.log. */
+GSubprocess *_qube_spawn_worker (QubeManager *manager, const char *mode, const char *arg,
+                                 gboolean pipe_stdout, GError **error);
 /* qube-qrexec-client.c: qube_qrexec_run() without a manager, for a caller
  * that may outlive its own: `runtime_dir` is the qube's runtime directory
  * (where the daemon's socket for it is), `plugins` finds the transport. */

@@ -509,6 +509,43 @@ START_TEST (test_find_reads_only_the_named_file)
 }
 END_TEST
 
+/* With QUBE_PLUGIN_PATH=`search_path`, the backend "test-good" asked for
+ * by name comes from the file `expected`, test-good-again.so's copy. */
+static void
+assert_test_good_found_at (const char *search_path, const char *expected)
+{
+  g_autoptr(QubePluginRegistry) registry = NULL;
+  g_autoptr(GError) error = NULL;
+  QubePluginInfo *found;
+
+  g_setenv ("QUBE_PLUGIN_PATH", search_path, TRUE);
+  registry = qube_plugin_registry_new (state_dir, runtime_dir);
+  found = _qube_plugin_registry_find (registry, QUBE_PLUGIN_KIND_BACKEND, "test-good", &error);
+  ck_assert_ptr_null (error);
+  ck_assert_ptr_nonnull (found);
+  ck_assert_str_eq (qube_plugin_info_get_path (found), expected);
+  ck_assert_str_eq (qube_plugin_info_get_description (found), "the second copy of test-good");
+  ck_assert_ptr_eq (qube_plugin_registry_lookup (registry, "test-good"), found);
+}
+
+/* A plugin asked for by name is the one a full load would choose, even
+ * when a file of another name that is read before NAME.so declares the
+ * same name: in an earlier directory, or earlier in the same one. */
+START_TEST (test_find_by_name_follows_load_order)
+{
+  g_autofree char *path = g_strdup_printf ("%s:%s", second_dir, first_dir);
+  g_autofree char *again = g_build_filename (second_dir, "test-good-again.so", NULL);
+  g_autofree char *copy = g_build_filename (first_dir, "test-a-copy.so", NULL);
+  g_autofree char *target = built_plugin ("test-good-again");
+
+  /* second/test-good-again.so is read before first/test-good.so. */
+  assert_test_good_found_at (path, again);
+  /* One directory, where test-a-copy.so comes before test-good.so. */
+  ck_assert_int_eq (symlink (target, copy), 0);
+  assert_test_good_found_at (first_dir, copy);
+}
+END_TEST
+
 START_TEST (test_calls_reach_the_plugin)
 {
   g_autoptr(QubePluginRegistry) registry = loaded_registry ();
@@ -748,6 +785,7 @@ plugin_registry_suite (void)
   tcase_add_test (loading, test_unavailable_plugin_stays_loaded);
   tcase_add_test (loading, test_find_says_why_not);
   tcase_add_test (loading, test_find_reads_only_the_named_file);
+  tcase_add_test (loading, test_find_by_name_follows_load_order);
   suite_add_tcase (suite, loading);
 
   tcase_add_checked_fixture (calls, setup, teardown);
