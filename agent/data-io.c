@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -143,8 +144,17 @@ make_msg_header (void *header, size_t len, void *data)
   memcpy (header, &hdr, sizeof hdr);
 }
 
+/* Whether the open descriptor `fd` is a socket. */
 static int
-forward_local (DataRelay *r, int *fd, uint32_t type, size_t chunk, char *buf)
+fd_is_socket (int fd)
+{
+  struct stat st;
+
+  return fd >= 0 && fstat (fd, &st) == 0 && S_ISSOCK (st.st_mode);
+}
+
+static int
+forward_local (DataRelay *r, int *fd, int from_socket, uint32_t type, size_t chunk, char *buf)
 {
   const size_t slot = sizeof (struct msg_header) + chunk;
   struct iovec iov[BATCH];
@@ -155,7 +165,7 @@ forward_local (DataRelay *r, int *fd, uint32_t type, size_t chunk, char *buf)
    * transport can; an empty pipe is read below to tell EOF. */
   if (r->process_side && r->t->splice_from_pipe != NULL)
     {
-      long moved = r->t->splice_from_pipe (r->chan, *fd, BATCH * chunk, chunk,
+      long moved = r->t->splice_from_pipe (r->chan, *fd, from_socket, BATCH * chunk, chunk,
                                            sizeof (struct msg_header), make_msg_header, &type);
 
       if (moved != 0)
@@ -212,6 +222,11 @@ data_relay_run (DataRelay *r, int version)
       return r->process_side ? -1 : QREXEC_EXIT_FAILED;
     }
   pend->fd = -1;
+  if (r->process_side)
+    {
+      r->in_is_socket = fd_is_socket (r->in_fd);
+      r->in2_is_socket = fd_is_socket (r->in2_fd);
+    }
   /* The caller keeps reading when a send fails: the process side may
    * have finished (and closed) with its exit code still on the way. */
   if (!r->process_side && r->in_fd < 0)
@@ -350,8 +365,8 @@ data_relay_run (DataRelay *r, int version)
           pending_flush (pend, fdp);
         }
       if (i_in >= 0 && pfd[i_in].revents &&
-          forward_local (r, &r->in_fd, r->process_side ? MSG_DATA_STDOUT : MSG_DATA_STDIN,
-                         chunk, sendbuf) < 0)
+          forward_local (r, &r->in_fd, r->in_is_socket,
+                         r->process_side ? MSG_DATA_STDOUT : MSG_DATA_STDIN, chunk, sendbuf) < 0)
         {
           if (r->process_side)
             failed = 1;
@@ -359,7 +374,7 @@ data_relay_run (DataRelay *r, int version)
             close_fd (&r->in_fd);
         }
       if (i_in2 >= 0 && pfd[i_in2].revents &&
-          forward_local (r, &r->in2_fd, MSG_DATA_STDERR, chunk, sendbuf) < 0)
+          forward_local (r, &r->in2_fd, r->in2_is_socket, MSG_DATA_STDERR, chunk, sendbuf) < 0)
         failed = 1;
     }
 

@@ -20,7 +20,6 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
@@ -52,11 +51,6 @@ struct AgentChan {
   int gone;
   int write_broken;               /* a send failed: nothing more goes out */
   int via[2];                     /* a pipe that pages from a socket pass through */
-  /* What splice_from_pipe() learnt about the process' descriptors it was
-   * given (stdout and stderr): whether each is a socket.  They stay open
-   * and keep their kind for the channel's life, so one fstat() each. */
-  struct { int fd; int is_socket; } kinds[2];
-  int n_kinds;
   char err[256];
 };
 
@@ -505,26 +499,6 @@ socket_write_all (AgentChan *chan, const void *buf, size_t len)
 /* How many messages one data frame may carry. */
 #define SPLICE_FRAME_MSGS 16
 
-/* Whether `fd` is a socket, asked of the kernel once per descriptor. */
-static int
-fd_is_socket (AgentChan *chan, int fd)
-{
-  struct stat st;
-  int is_socket;
-
-  for (int i = 0; i < chan->n_kinds; i++)
-    if (chan->kinds[i].fd == fd)
-      return chan->kinds[i].is_socket;
-  is_socket = fstat (fd, &st) == 0 && S_ISSOCK (st.st_mode);
-  if (chan->n_kinds < (int) (sizeof chan->kinds / sizeof chan->kinds[0]))
-    {
-      chan->kinds[chan->n_kinds].fd = fd;
-      chan->kinds[chan->n_kinds].is_socket = is_socket;
-      chan->n_kinds++;
-    }
-  return is_socket;
-}
-
 /* Moves `len` bytes, which the pipe `fd` holds, into the channel's socket. */
 static int
 splice_all (AgentChan *chan, int fd, size_t len)
@@ -545,18 +519,17 @@ splice_all (AgentChan *chan, int fd, size_t len)
 }
 
 static long
-socket_splice_from_pipe (AgentChan *chan, int fd, size_t max, size_t chunk, size_t header_len,
+socket_splice_from_pipe (AgentChan *chan, int fd, int from_socket, size_t max, size_t chunk,
+                         size_t header_len,
                          void (*make_header) (void *header, size_t len, void *data), void *data)
 {
   int avail = 0;
   size_t moved = 0;
-  int from_socket;
 
   if (header_len > 64)
     return cut_off (chan, "a message header longer than 64 bytes");
   if (ioctl (fd, FIONREAD, &avail) < 0 || avail <= 0)
     return 0;
-  from_socket = fd_is_socket (chan, fd);
   if (from_socket && chan->via[0] < 0)
     {
       if (pipe2 (chan->via, O_CLOEXEC) < 0)

@@ -39,12 +39,13 @@ typedef struct {
   const char *(*error) (AgentChan *chan);
   /* Is the peer gone (after everything it sent was taken)? */
   int (*gone) (AgentChan *chan);
-  /* Optional: move what the pipe or stream socket `fd` holds now (at most
+  /* Optional: move what the pipe or stream socket `fd` (from_socket says
+   * which; the caller knows its descriptors) holds now (at most
    * `max` bytes) to the channel, each `chunk` bytes preceded by
    * `header_len` bytes that make_header() writes for that piece's length,
    * without copying through user space.  Returns the payload bytes moved,
    * 0 when `fd` holds nothing (read it to tell EOF), -1 on error. */
-  long (*splice_from_pipe) (AgentChan *chan, int fd, size_t max, size_t chunk,
+  long (*splice_from_pipe) (AgentChan *chan, int fd, int from_socket, size_t max, size_t chunk,
                             size_t header_len,
                             void (*make_header) (void *header, size_t len, void *data),
                             void *data);

@@ -126,6 +126,18 @@ raw_argv (GPtrArray *qube_argv, const char *qube_dir, const char *raw_dir, const
 
       if (g_str_equal (arg, "-S"))
         continue;
+      /* The plugin hands QEMU its monitor's socket as a descriptor; here
+       * QEMU makes one at the same place of its own runtime directory. */
+      if (g_str_equal (arg, "-chardev") && i + 1 < qube_argv->len
+          && g_str_has_prefix (qube_argv->pdata[i + 1], "socket,id=monitor,fd="))
+        {
+          g_autofree char *qmp = g_build_filename (raw_dir, "qmp.sock", NULL);
+
+          i++;
+          g_ptr_array_add (argv, g_strdup (arg));
+          g_ptr_array_add (argv, g_strdup_printf ("socket,id=monitor,path=%s,server=on,wait=off", qmp));
+          continue;
+        }
       if (g_str_equal (arg, "-drive") && i + 1 < qube_argv->len)
         {
           const char *spec = qube_argv->pdata[i + 1];

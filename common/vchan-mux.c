@@ -227,6 +227,7 @@ vmux_link_up (Vmux *mux)
 static void
 peer_reset (Vmux *mux, const char *why)
 {
+  mux->reset_ended = 0;
   forget_offers (mux);
   forget_closing (mux);
   for (VmuxChan *c = mux->chans; c != NULL; c = c->next)
@@ -234,6 +235,7 @@ peer_reset (Vmux *mux, const char *why)
       c->deferred = 0;
       if (c->state == VMUX_CHAN_CONNECTED)
         {
+          mux->reset_ended++;
           trace (mux, "port %u (%s end) ends: %s", (unsigned) c->port, end_name (c->server), why);
           c->state = VMUX_CHAN_GONE;
           notify (mux, c);

@@ -106,6 +106,7 @@ struct Vmux {
   int answered;             /* we answered a HELLO since the link came up */
   unsigned long skipped;    /* bytes dropped while looking for a HELLO */
   unsigned long sessions;   /* HELLOs received so far */
+  unsigned reset_ended;     /* connected channels the last peer reset ended */
   VmuxNotify notify;
   void *notify_data;
   VmuxTrace trace;          /* NULL: no trace */

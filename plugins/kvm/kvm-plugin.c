@@ -368,11 +368,13 @@ build_argv (KvmPlugin *self, const QubeDomainConfig *config, const KvmPaths *pat
 
   ARG ("-pidfile");
   ARG (paths->pidfile);
-  ARG ("-qmp");
-  {
-    g_autofree char *p = qemu_escape (paths->qmp);
-    ARGF ("unix:%s,server=on,wait=off", p);
-  }
+  /* The monitor's socket is made and listened on by create() at
+   * paths->qmp and handed over as a descriptor, so that create() can
+   * connect at once. */
+  ARG ("-chardev");
+  ARGF ("socket,id=monitor,fd=%d,server=on,wait=off", KVM_PROCESS_PASSED_FD);
+  ARG ("-mon");
+  ARG ("chardev=monitor,mode=control");
   ARG ("-chardev");
   {
     g_autofree char *p = qemu_escape (paths->console);
@@ -472,46 +474,48 @@ build_argv (KvmPlugin *self, const QubeDomainConfig *config, const KvmPaths *pat
 #undef REFUSE
 }
 
-/* Polls the monitor socket until QEMU answers on it, or QEMU dies. */
-static KvmQmp *
-wait_for_monitor (KvmPlugin *self, const KvmPaths *paths, pid_t pid, const char *name,
-                  int *code)
+/* The monitor's socket, bound at paths->qmp (where later processes find
+ * it) and listening, for QEMU to take over. */
+static GSocket *
+listen_monitor (const KvmPaths *paths, GError **error)
 {
-  gint64 deadline = g_get_monotonic_time () + (gint64) QMP_READY_TIMEOUT_MS * 1000;
+  g_autoptr(GSocket) sock = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM,
+                                          G_SOCKET_PROTOCOL_DEFAULT, error);
+  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (paths->qmp);
 
-  for (;;)
+  if (sock == NULL || !g_socket_bind (sock, address, FALSE, error)
+      || !g_socket_listen (sock, error))
     {
-      g_autoptr(GError) error = NULL;
-      KvmQmp *qmp;
-
-      if (g_file_test (paths->qmp, G_FILE_TEST_EXISTS))
-        {
-          qmp = kvm_qmp_connect (paths->qmp, QMP_TIMEOUT_MS, &error);
-          if (qmp != NULL)
-            return qmp;
-        }
-      /* Just spawned, so the pid cannot have been recycled; it may not
-       * have reached exec() yet, so its command line proves nothing. */
-      if (!kvm_process_alive (pid))
-        {
-          g_autofree char *tail = kvm_tail_lines (paths->log, CONSOLE_TAIL_LINES);
-          *code = FAIL (self, QUBE_ABI_E_FAILED, "cannot create qube '%s': QEMU exited: %s",
-                        name, tail ? tail : "no message");
-          return NULL;
-        }
-      if (g_get_monotonic_time () > deadline)
-        {
-          *code = FAIL (self, QUBE_ABI_E_TIMEOUT,
-                        "cannot create qube '%s': QEMU's monitor was not ready after %d s%s%s",
-                        name, QMP_READY_TIMEOUT_MS / 1000, error ? ": " : "",
-                        error ? error->message : "");
-          return NULL;
-        }
-      /* QEMU makes the socket tens of milliseconds into its start, and
-       * greets a few milliseconds later: a short pause between looks
-       * keeps the start from waiting long past that. */
-      g_usleep (2 * 1000);
+      g_prefix_error (error, "cannot listen on %s: ", paths->qmp);
+      return NULL;
     }
+  return g_steal_pointer (&sock);
+}
+
+/* Why the monitor did not greet: QEMU died (it held the only listening
+ * descriptor, so our connection ended with it), or it is too slow. */
+static int
+monitor_failed (KvmPlugin *self, const KvmPaths *paths, pid_t pid, const char *name,
+                const GError *error)
+{
+  gboolean timed_out = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+
+  /* The connection ends while QEMU exits: give it a moment to be gone.
+   * Just spawned, so the pid cannot have been recycled. */
+  for (int i = 0; i < 100 && !timed_out && kvm_process_alive (pid); i++)
+    g_usleep (10 * 1000);
+  if (!kvm_process_alive (pid))
+    {
+      g_autofree char *tail = kvm_tail_lines (paths->log, CONSOLE_TAIL_LINES);
+
+      return FAIL (self, QUBE_ABI_E_FAILED, "cannot create qube '%s': QEMU exited: %s",
+                   name, tail ? tail : "no message");
+    }
+  if (timed_out)
+    return FAIL (self, QUBE_ABI_E_TIMEOUT,
+                 "cannot create qube '%s': QEMU's monitor was not ready after %d s",
+                 name, QMP_READY_TIMEOUT_MS / 1000);
+  return FAIL (self, QUBE_ABI_E_FAILED, "cannot create qube '%s': %s", name, error->message);
 }
 
 /* The pid of the qube's QEMU when it is running, else 0. */
@@ -553,6 +557,7 @@ create_locked (KvmPlugin *self, const QubeDomainConfig *config, KvmPaths *paths,
   const char *name = config->ref.name;
   g_autoptr(GPtrArray) argv = NULL;
   g_autoptr(KvmQmp) qmp = NULL;
+  g_autoptr(GSocket) monitor = NULL;
   g_autoptr(JsonNode) status = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(GKeyFile) conf = g_key_file_new ();
@@ -586,15 +591,26 @@ create_locked (KvmPlugin *self, const QubeDomainConfig *config, KvmPaths *paths,
 
   cmdline = g_strjoinv (" ", (char **) argv->pdata);
   self->host->log (self->host, QUBE_LOG_DEBUG, "qube '%s': %s", name, cmdline);
-  pid = kvm_process_spawn_detached ((const char *const *) argv->pdata, paths->log, &error);
+  monitor = listen_monitor (paths, &error);
+  pid = monitor != NULL
+    ? kvm_process_spawn_detached ((const char *const *) argv->pdata, paths->log,
+                                  g_socket_get_fd (monitor), &error)
+    : 0;
+  /* From here QEMU alone holds the listening socket: when it dies, our
+   * connection ends instead of waiting to be accepted. */
+  g_clear_object (&monitor);
   if (pid == 0)
     {
       kvm_paths_cleanup (paths);
       return FAIL (self, QUBE_ABI_E_FAILED, "cannot create qube '%s': %s", name, error->message);
     }
 
-  qmp = wait_for_monitor (self, paths, pid, name, &code);
-  if (qmp != NULL)
+  /* Connecting succeeds at once (the socket listens already); the
+   * greeting comes once QEMU has started. */
+  qmp = kvm_qmp_connect (paths->qmp, QMP_READY_TIMEOUT_MS, &error);
+  if (qmp == NULL)
+    code = monitor_failed (self, paths, pid, name, error);
+  else
     {
       status = kvm_qmp_execute (qmp, "query-status", NULL, &error);
       state = status != NULL && JSON_NODE_HOLDS_OBJECT (status)

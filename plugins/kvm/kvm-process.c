@@ -17,10 +17,11 @@
  * children need is prepared before forking. */
 pid_t
 kvm_process_spawn_detached (const char *const *argv, const char *log_path,
-                            GError **error)
+                            int pass_fd, GError **error)
 {
   int pipefd[2];
   int null_fd, log_fd;
+  int moved_fd = -1;
   pid_t child, grandchild = 0;
   int status;
   ssize_t n;
@@ -41,11 +42,29 @@ kvm_process_spawn_detached (const char *const *argv, const char *log_path,
                    "cannot open %s: %s", log_path, g_strerror (saved));
       return 0;
     }
+  /* Above the descriptors the child sets up, so that setting them up
+   * cannot close it first. */
+  if (pass_fd >= 0 && pass_fd <= KVM_PROCESS_PASSED_FD)
+    {
+      moved_fd = fcntl (pass_fd, F_DUPFD_CLOEXEC, KVM_PROCESS_PASSED_FD + 1);
+      if (moved_fd < 0)
+        {
+          int saved = errno;
+          close (null_fd);
+          close (log_fd);
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                       "cannot move a descriptor: %s", g_strerror (saved));
+          return 0;
+        }
+      pass_fd = moved_fd;
+    }
   if (pipe2 (pipefd, O_CLOEXEC) < 0)
     {
       int saved = errno;
       close (null_fd);
       close (log_fd);
+      if (moved_fd >= 0)
+        close (moved_fd);
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
                    "cannot make a pipe: %s", g_strerror (saved));
       return 0;
@@ -59,6 +78,8 @@ kvm_process_spawn_detached (const char *const *argv, const char *log_path,
       close (log_fd);
       close (pipefd[0]);
       close (pipefd[1]);
+      if (moved_fd >= 0)
+        close (moved_fd);
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
                    "cannot fork: %s", g_strerror (saved));
       return 0;
@@ -79,6 +100,9 @@ kvm_process_spawn_detached (const char *const *argv, const char *log_path,
           sigprocmask (SIG_SETMASK, &none, NULL);
           if (dup2 (null_fd, 0) < 0 || dup2 (log_fd, 1) < 0 || dup2 (log_fd, 2) < 0)
             _exit (127);
+          /* dup2() leaves the copy inheritable. */
+          if (pass_fd >= 0 && dup2 (pass_fd, KVM_PROCESS_PASSED_FD) < 0)
+            _exit (127);
           execv (argv[0], (char *const *) argv);
           _exit (127);
         }
@@ -90,6 +114,8 @@ kvm_process_spawn_detached (const char *const *argv, const char *log_path,
   close (pipefd[1]);
   close (null_fd);
   close (log_fd);
+  if (moved_fd >= 0)
+    close (moved_fd);
   do
     n = read (pipefd[0], &grandchild, sizeof grandchild);
   while (n < 0 && errno == EINTR);

@@ -12,11 +12,18 @@
 
 G_BEGIN_DECLS
 
+/* The descriptor number kvm_process_spawn_detached() gives `pass_fd` in
+ * the new process. */
+#define KVM_PROCESS_PASSED_FD 3
+
 /* Starts argv (argv[0] an absolute path) detached, with standard input from
- * /dev/null and standard output and error appended to `log_path`.  Returns
- * the new process's pid, or 0 with an error. */
+ * /dev/null and standard output and error appended to `log_path`, and
+ * `pass_fd` (unless -1) as descriptor KVM_PROCESS_PASSED_FD; nothing else
+ * of ours is inherited (our descriptors are close-on-exec).  Returns the
+ * new process's pid, or 0 with an error. */
 pid_t kvm_process_spawn_detached (const char *const *argv,
                                   const char *log_path,
+                                  int pass_fd,
                                   GError **error);
 
 /* The pid in `pidfile`, or 0 when there is none or it is not a pid. */

@@ -278,13 +278,14 @@ link_pump (gpointer data)
               else if (n > 0)
                 {
                   unsigned long sessions = link->mux.sessions;
-                  guint connected = link_connected (link);
 
                   if (vmux_feed (&link->mux, buf, (size_t) n) < 0)
                     link_drop (link, link->mux.error, TRUE);
-                  else if (sessions > 0 && link->mux.sessions != sessions && connected > 0)
+                  else if (sessions > 0 && link->mux.sessions != sessions
+                           && link->mux.reset_ended > 0)
                     g_message ("vchan link of qube '%s': the guest started a new session with "
-                               "%u channels open: they ended", link->qube, connected);
+                               "%u channels open: they ended", link->qube,
+                               link->mux.reset_ended);
                 }
             }
           g_mutex_unlock (&link->lock);

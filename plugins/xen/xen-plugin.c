@@ -370,10 +370,17 @@ attach_loop (XenPlugin *self, const char *qube, const QubeDiskSpec *spec,
   flags = fcntl (fd, F_GETFL);
   if (flags >= 0)
     flags = fcntl (fd, F_SETFL, flags & ~O_NONBLOCK);
-  loop = flags >= 0 ? xen_loop_attach (fd, spec->path, spec->readonly, &error) : NULL;
   if (flags < 0)
-    g_set_error (&error, G_IO_ERROR, g_io_error_from_errno (errno), "cannot use %s: %s",
-                 spec->path, g_strerror (errno));
+    {
+      int saved_errno = errno;
+
+      close (fd);
+      self->host->set_error (self->host, QUBE_ABI_E_FAILED,
+                             "cannot attach volume '%s' of qube '%s': cannot use %s: %s",
+                             volume, qube, spec->path, g_strerror (saved_errno));
+      return QUBE_ABI_E_FAILED;
+    }
+  loop = xen_loop_attach (fd, spec->path, spec->readonly, &error);
   close (fd);   /* a bound loop device holds the file itself */
   if (loop == NULL)
     {

@@ -216,6 +216,8 @@ START_TEST (test_new_session_ends_channels)
   ck_assert_int_eq (vmux_feed (&host, "stale bytes", 11), 0);
   ck_assert_int_eq (shuttle (&host, &guest), 0);
   ck_assert_int_eq (srv->state, VMUX_CHAN_GONE);
+  /* The guest's side counts what the new session ended, for its message. */
+  ck_assert_uint_eq (guest.reset_ended, 1);
   ck_assert (host.peer_up);
   ck_assert_uint_eq (host.skipped, 11);
 }
