@@ -212,6 +212,7 @@ data_relay_run (DataRelay *r, int version)
   unsigned char code_buf[4];
   int exit_code = -1;
   int failed = 0;
+  int in_is_socket, in2_is_socket;
   int child_done = r->process_side ? 0 : 1;
 
   if (sendbuf == NULL || pend == NULL)
@@ -222,11 +223,11 @@ data_relay_run (DataRelay *r, int version)
       return r->process_side ? -1 : QREXEC_EXIT_FAILED;
     }
   pend->fd = -1;
-  if (r->process_side)
-    {
-      r->in_is_socket = fd_is_socket (r->in_fd);
-      r->in2_is_socket = fd_is_socket (r->in2_fd);
-    }
+  /* Whether the process' stdout / stderr are sockets rather than pipes
+   * (a socket's bytes reach the channel through a pipe of the
+   * transport's): found out once, here. */
+  in_is_socket = r->process_side && fd_is_socket (r->in_fd);
+  in2_is_socket = r->process_side && fd_is_socket (r->in2_fd);
   /* The caller keeps reading when a send fails: the process side may
    * have finished (and closed) with its exit code still on the way. */
   if (!r->process_side && r->in_fd < 0)
@@ -365,7 +366,7 @@ data_relay_run (DataRelay *r, int version)
           pending_flush (pend, fdp);
         }
       if (i_in >= 0 && pfd[i_in].revents &&
-          forward_local (r, &r->in_fd, r->in_is_socket,
+          forward_local (r, &r->in_fd, in_is_socket,
                          r->process_side ? MSG_DATA_STDOUT : MSG_DATA_STDIN, chunk, sendbuf) < 0)
         {
           if (r->process_side)
@@ -374,7 +375,7 @@ data_relay_run (DataRelay *r, int version)
             close_fd (&r->in_fd);
         }
       if (i_in2 >= 0 && pfd[i_in2].revents &&
-          forward_local (r, &r->in2_fd, r->in2_is_socket, MSG_DATA_STDERR, chunk, sendbuf) < 0)
+          forward_local (r, &r->in2_fd, in2_is_socket, MSG_DATA_STDERR, chunk, sendbuf) < 0)
         failed = 1;
     }
 

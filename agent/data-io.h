@@ -19,10 +19,6 @@ typedef struct {
   int out_fd;         /* received main stream goes here: the process' stdin / the caller's output */
   int err_fd;         /* caller side: received stderr goes here; -1 drops it */
   pid_t child;        /* process side: whose exit status ends the call */
-  /* Process side: whether in_fd / in2_fd are sockets rather than pipes
-   * (a socket's bytes reach the channel through a pipe of the transport's).
-   * data_relay_run() finds out once, when it takes them. */
-  int in_is_socket, in2_is_socket;
   const char *what;   /* for messages */
 } DataRelay;
 

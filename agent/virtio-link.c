@@ -323,14 +323,18 @@ client_step (Client *c, short revents)
         }
       if (c->pend_len == 0)
         break;
-      n = c->deaf ? -1 : send (c->fd, c->pend + c->pend_off, c->pend_len,
-                               MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n < 0 && (c->deaf || (errno != EAGAIN && errno != EINTR)))
+      if (c->deaf)
+        {
+          c->pend_len = 0;
+          continue;
+        }
+      n = send (c->fd, c->pend + c->pend_off, c->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno != EAGAIN && errno != EINTR)
         {
           /* A process that ended with the host still sending (its stdin,
            * say) may have written its last bytes (its exit code) first:
            * they are read below and reach the host before our close. */
-          if (!c->deaf && mux.trace != NULL)
+          if (mux.trace != NULL)
             {
               snprintf (buf, sizeof buf, "port %u: its process ended while the host was "
                         "sending to it", (unsigned) c->port);

@@ -31,6 +31,7 @@
 
 #define CALLS 500
 #define ROUNDS 5
+#define MAX_ROUNDS 100
 #define RAW_CHUNK (64 * 1024)
 
 static void G_GNUC_NORETURN
@@ -126,8 +127,8 @@ main (void)
   const char *calls_env = g_getenv ("BENCH_CALLS");
   int calls = calls_env != NULL ? atoi (calls_env) : CALLS;
   const char *rounds_env = g_getenv ("BENCH_ROUNDS");
-  int rounds = CLAMP (rounds_env != NULL ? atoi (rounds_env) : ROUNDS, 1, 100);
-  double streams[100], raws[100];
+  int rounds = CLAMP (rounds_env != NULL ? atoi (rounds_env) : ROUNDS, 1, MAX_ROUNDS);
+  double streams[MAX_ROUNDS], raws[MAX_ROUNDS];
   g_autoptr(GError) error = NULL;
   g_autofree char *tmp = g_dir_make_tmp ("qube-bench-qrexec-XXXXXX", &error);
   g_autofree char *state = NULL;

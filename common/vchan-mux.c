@@ -11,6 +11,10 @@
 
 /* More pending offers than this from one peer is a flood, not a use. */
 #define VMUX_MAX_OFFERS 4096
+/* Our closes the peer has not answered yet.  Well above the channels one
+ * side can hold at once (the guest link serves at most 512), so that
+ * ordinary closes never reach it. */
+#define VMUX_MAX_CLOSING 4096
 
 static void
 put32 (unsigned char *p, uint32_t v)
@@ -263,13 +267,13 @@ start_closing (Vmux *mux, uint32_t port)
   VmuxClosing *c;
   unsigned n = 0;
 
-  /* Bounded like the peer's offers: a peer that connects to port after
+  /* Bounded: a peer that connects to port after
    * withdrawn port would otherwise grow the list, and the walk every
    * client frame makes of it, without end. */
   for (c = mux->closing; c != NULL; c = c->next, n++)
     if (c->port == port)
       return 0;
-  if (n >= VMUX_MAX_OFFERS)
+  if (n >= VMUX_MAX_CLOSING)
     return fail (mux, "the peer left too many closed channels unanswered", port);
   c = calloc (1, sizeof *c);
   if (c == NULL)
@@ -498,7 +502,7 @@ handle_frame (Vmux *mux)
         }
       else
         trace (mux, "port %u: the peer's %s close of a channel we do not have, ignored",
-               (unsigned) port, from_server ? "server" : "client");
+               (unsigned) port, end_name (from_server));
       return 0;
 
     default:

@@ -459,16 +459,15 @@ take_worker_free (TakeWorker *w)
   g_free (w);
 }
 
-/* The worker of `manager` (called on the thread that uses `manager`). */
+/* The worker of `manager`, made by the first take on it from any thread. */
 static TakeWorker *
 take_worker (QubeManager *manager)
 {
-  static GQuark quark;
-  TakeWorker *w;
+  static GMutex made_lock;
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&made_lock);
+  GQuark quark = g_quark_from_static_string ("qube-dispvm-take-worker");
+  TakeWorker *w = g_object_get_qdata (G_OBJECT (manager), quark);
 
-  if (quark == 0)
-    quark = g_quark_from_static_string ("qube-dispvm-take-worker");
-  w = g_object_get_qdata (G_OBJECT (manager), quark);
   if (w == NULL)
     {
       w = g_new0 (TakeWorker, 1);

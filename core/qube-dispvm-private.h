@@ -18,10 +18,6 @@ QubeVm *_qube_dispvm_create (QubeManager *manager, const char *dvm, gboolean int
 /* A worker starting a disposable of `dvm`; it prints the disposable's
  * name once it runs (for the qrexec daemon, which must not block). */
 GSubprocess *_qube_dispvm_spawn_start (QubeManager *manager, const char *dvm, GError **error);
-/* Keeps the console log of disposable `name`, whose start or call failed,
- * where its destruction leaves it (RUNTIME/qubes/NAME.failed-console.log);
- * its path, or NULL when it has none. */
-char *_qube_dispvm_keep_console (QubeManager *manager, const char *name);
 /* Appends " (its console log: PATH)" to `error` once the console of the
  * disposable `name` is kept. */
 void _qube_dispvm_error_keep_console (QubeManager *manager, const char *name, GError *error);

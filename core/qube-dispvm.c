@@ -267,8 +267,11 @@ qube_dispvm_destroy_at_exit (QubeManager *manager, const char *name, GError **er
   return TRUE;
 }
 
-char *
-_qube_dispvm_keep_console (QubeManager *manager, const char *name)
+/* Keeps the console log of disposable `name`, whose start or call failed,
+ * where its destruction leaves it (RUNTIME/qubes/NAME.failed-console.log);
+ * its path, or NULL when it has none. */
+static char *
+keep_console (QubeManager *manager, const char *name)
 {
   g_autofree char *dir = qube_qrexec_qube_runtime_dir (manager, name);
   g_autofree char *running = g_build_filename (dir, "console.log", NULL);
@@ -289,7 +292,7 @@ _qube_dispvm_keep_console (QubeManager *manager, const char *name)
 void
 _qube_dispvm_error_keep_console (QubeManager *manager, const char *name, GError *error)
 {
-  g_autofree char *kept = _qube_dispvm_keep_console (manager, name);
+  g_autofree char *kept = keep_console (manager, name);
 
   if (kept != NULL && error != NULL)
     {

@@ -978,8 +978,8 @@ qube_vm_shutdown (QubeVm *vm, gboolean wait, GError **error)
 
       if (worker == NULL)
         {
-          g_set_error (error, local_error->domain, local_error->code,
-                       "cannot shut down qube '%s': %s", d->name, local_error->message);
+          g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
+                                      "cannot shut down qube '%s': ", d->name);
           return FALSE;
         }
       return TRUE;

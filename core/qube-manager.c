@@ -467,8 +467,8 @@ create_in_transaction (QubeStore *store, gpointer data, GError **error)
   if (create->label != NULL
       && !_qube_property_set (store, create->made, "label", create->label, error))
     goto fail;
-  /* Last: a failure here undoes what it made in the pools, and the
-   * rollback the rest. */
+  /* Last: a failure rolls the transaction back, which also removes what
+   * was made in the pools. */
   if (!_qube_volumes_create (create->self, store, create->made, create->klass, template_name,
                              create->pools, error))
     goto fail;

@@ -942,12 +942,13 @@ load_all_locked (QubePluginRegistry *self)
 }
 
 /* Whether the plugin file at `path` declares the name `name`, from its
- * descriptor alone: its init and probe do not run.  A file that cannot be
- * loaded, or that a full load refuses before reading its name, declares
- * none; one refused later for another reason may still say yes. */
+ * descriptor alone (the checks of a full load): its init and probe do not
+ * run.  A file that cannot be loaded, or whose descriptor a full load
+ * refuses, declares none. */
 static gboolean
 file_declares_name (const char *path, const char *name)
 {
+  g_autoptr(QubePluginInfo) probe = g_object_new (QUBE_TYPE_PLUGIN_INFO, NULL);
   const QubePluginDesc *desc;
   gboolean declares;
   void *handle;
@@ -961,9 +962,8 @@ file_declares_name (const char *path, const char *name)
       return FALSE;
     }
   desc = dlsym (handle, QUBE_PLUGIN_DESCRIPTOR_SYMBOL);
-  declares = desc != NULL && symbol_is_from (handle, desc)
-             && desc->abi_major == QUBE_ABI_MAJOR && desc->size >= DESC_SIZE_1_0
-             && plugin_name_is_valid (desc->name) && g_str_equal (desc->name, name);
+  declares = desc != NULL && symbol_is_from (handle, desc) && check_descriptor (probe, desc)
+             && g_str_equal (probe->name, name);
   dlclose (handle);
   return declares;
 }

@@ -612,6 +612,7 @@ create_locked (KvmPlugin *self, const QubeDomainConfig *config, KvmPaths *paths,
     code = monitor_failed (self, paths, pid, name, error);
   else
     {
+      kvm_qmp_set_timeout (qmp, QMP_TIMEOUT_MS);
       status = kvm_qmp_execute (qmp, "query-status", NULL, &error);
       state = status != NULL && JSON_NODE_HOLDS_OBJECT (status)
         ? json_object_get_string_member_with_default (json_node_get_object (status), "status", NULL)

@@ -224,6 +224,14 @@ kvm_qmp_connect (const char *path, guint timeout_ms, GError **error)
   return g_steal_pointer (&self);
 }
 
+/* How long later commands wait for an answer (connect's timeout covered
+ * the greeting). */
+void
+kvm_qmp_set_timeout (KvmQmp *self, guint timeout_ms)
+{
+  g_socket_set_timeout (self->socket, (timeout_ms + 999) / 1000);
+}
+
 static gboolean
 seen_event (KvmQmp *self, const char *name)
 {

@@ -18,6 +18,7 @@ typedef struct _KvmQmp KvmQmp;
  * leaves capability negotiation mode.  Every later read or write fails
  * after `timeout_ms` without progress. */
 KvmQmp *kvm_qmp_connect (const char *path, guint timeout_ms, GError **error);
+void kvm_qmp_set_timeout (KvmQmp *self, guint timeout_ms);
 
 /* Runs `command` with `arguments` (nullable) and returns its "return"
  * value (transfer full), or NULL with an error naming the command and

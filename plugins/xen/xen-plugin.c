@@ -346,12 +346,15 @@ attach_loop (XenPlugin *self, const char *qube, const QubeDiskSpec *spec,
     {
       int saved_errno = errno;
 
+      int code = saved_errno == ENOENT || saved_errno == ENOTDIR
+                 ? QUBE_ABI_E_NOT_FOUND : QUBE_ABI_E_FAILED;
+
       if (fd >= 0)
         close (fd);
-      self->host->set_error (self->host, QUBE_ABI_E_NOT_FOUND,
+      self->host->set_error (self->host, code,
                              "cannot attach volume '%s' of qube '%s': %s: %s",
                              volume, qube, spec->path, g_strerror (saved_errno));
-      return QUBE_ABI_E_NOT_FOUND;
+      return code;
     }
   if (S_ISBLK (st.st_mode))
     {
