@@ -227,6 +227,23 @@ preload (QubeManager *manager, QubeVm *dvm, guint max)
   return ready;
 }
 
+/* Holds (or lets go) every refill of the preload queues while the ready
+ * entries stay queued: dom0's preload-dispvm-threshold asks for more free
+ * memory than any host has.  Lowering preload-dispvm-max would not do:
+ * the qrexec daemon's next look at the queues removes what is above the
+ * new maximum, racing the requests that were meant to take it. */
+static void
+hold_refill (QubeManager *manager, gboolean hold)
+{
+  g_autoptr(QubeVm) admin = qube_manager_lookup (manager, "dom0", NULL);
+
+  ck_assert (admin != NULL);
+  if (hold)
+    set_feature (admin, "preload-dispvm-threshold", "100000000");
+  else
+    ck_assert (qube_vm_remove_feature (admin, "preload-dispvm-threshold", NULL));
+}
+
 /* preload-dispvm-max 0: the queue drains, no disposable of `dvm` stays. */
 static void
 drain (QubeManager *manager, QubeVm *dvm)
@@ -554,7 +571,7 @@ START_TEST (test_concurrent_requests)
 
   ready = preload (manager, dvm, 2);
   /* No refill while the requests run: the counts stay exact. */
-  set_feature (dvm, "preload-dispvm-max", "0");
+  hold_refill (manager, TRUE);
   for (guint i = 0; i < G_N_ELEMENTS (procs); i++)
     {
       g_autoptr(GError) error = NULL;
@@ -582,6 +599,8 @@ START_TEST (test_concurrent_requests)
       g_object_unref (procs[i]);
     }
   ck_assert_uint_eq (from_queue, 2);
+  set_feature (dvm, "preload-dispvm-max", "0");
+  hold_refill (manager, FALSE);
   {
     GHashTableIter iter;
     gpointer key;
@@ -604,10 +623,14 @@ START_TEST (test_call_crashes_disposable)
   g_autofree char *next = NULL;
 
   ready = preload (manager, dvm, 1);
-  set_feature (dvm, "preload-dispvm-max", "0");
+  hold_refill (manager, TRUE);
   ck_assert_int_ne (qube_cli (&out, "run", "--user=root", "--dispvm=dvm-crash", "--", "sh", "-c",
                               "echo o > /proc/sysrq-trigger; sleep 60", NULL), 0);
+  /* The call went to the preloaded one, which is gone with its crash. */
+  ck_assert_uint_eq (count_events (manager, "dvm-crash", "used", ready->pdata[0]), 1);
   assert_disposable_gone (manager, ready->pdata[0]);
+  set_feature (dvm, "preload-dispvm-max", "0");
+  hold_refill (manager, FALSE);
   ck_assert_int_eq (qube_cli (&next, "run", "--dispvm=dvm-crash", "--", "uname", "-n", NULL), 0);
   g_strchomp (next);
   assert_disposable_gone (manager, next);
