@@ -678,6 +678,10 @@ START_TEST (test_guest_never_ready)
   check_rc (&backend, backend.ops->start (backend.data, &qube->ref), "start");
   pid = qube_pid (qube);
 
+  /* The broken init runs (a loaded machine may take long to get there),
+   * and the ready line does not follow. */
+  ck_assert_msg (wait_console (qube, pid, "Run /bin/sleep as init process", BOOT_TIMEOUT_S, &error),
+                 "%s", error ? error->message : "");
   ck_assert (!wait_console (qube, pid, READY_MARKER, 15, &error));
   /* The message quotes the console's last lines (the guest may have
    * printed more since, so each quoted line is looked up in it). */

@@ -202,14 +202,16 @@ wait_console (QubeManager *manager, const char *name, const char *text)
   ck_abort_msg ("qube '%s' never printed '%s'", name, text);
 }
 
-/* Makes the qube's agent stop answering (SIGSTOP, two seconds after the
- * call that asks for it, which has returned by then), and with `also` the
- * guest's other processes named so; waits until the guest says it is
- * done. */
+/* Makes the qube's agent stop answering (SIGSTOP, once the agent's
+ * process for the call that asks for it, the shell's parent, has sent the
+ * exit code and ended, and a second more for it to be passed on), and
+ * with `also` the guest's other processes named so; waits until the guest
+ * says it is done. */
 static void
 silence_guest (QubeManager *manager, const char *name, const char *also)
 {
-  g_autofree char *command = g_strdup_printf ("(sleep 2; kill -STOP $(pidof qube-agent) %s%s%s; "
+  g_autofree char *command = g_strdup_printf ("h=$PPID; (while kill -0 $h; do sleep 0.1; done; "
+                                              "sleep 1; kill -STOP $(pidof qube-agent) %s%s%s; "
                                               "echo 'qube-guest: test: silenced' > /dev/console) "
                                               "< /dev/null > /dev/null 2>&1 &",
                                               also ? "$(pidof " : "", also ? also : "",
@@ -338,6 +340,9 @@ START_TEST (test_private_persists)
   first = console_of (manager, "keep");
   ck_assert_msg (strstr (first, "formatting the fresh private volume") != NULL, "%s", first);
   start_ok (vm);
+  /* The start returns once the agent answers, before the guest is done
+   * with its volumes. */
+  wait_console (manager, "keep", "qube-guest: ready");
   ck_assert_msg (qube_vm_kill (vm, &error), "%s", error ? error->message : "");
   second = console_of (manager, "keep");
   ck_assert_msg (strstr (second, "formatting the fresh private volume") == NULL, "%s", second);
@@ -367,6 +372,7 @@ START_TEST (test_private_unmountable)
   ck_assert_msg (qube_volume_import_file (private, junk_path, NULL, NULL, &error), "%s",
                  error ? error->message : "");
   start_ok (vm);
+  wait_console (manager, "garbled", "qube-guest: ready");
   ck_assert_msg (qube_vm_kill (vm, &error), "%s", error ? error->message : "");
   assert_nothing_left (manager, vm);
   console = console_of (manager, "garbled");

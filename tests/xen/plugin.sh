@@ -137,12 +137,20 @@ fi
 # early (a bad xenstore key) or in libxl (no such kernel), leaves no loop
 # device, domain or backend entry behind.
 loops_of () { grep -lx "$1" /sys/block/loop*/loop/backing_file 2>/dev/null; }
+# Both are released after the domain is gone, asynchronously in dom0 and
+# slowly under emulation: waited for by the clock (60 s at most).
 no_loops_of () {
-  i=0
-  while [ -n "$(loops_of "$1")" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  _until=$(( $(xentest_now_ms) + 60000 ))
+  while [ -n "$(loops_of "$1")" ] && [ "$(xentest_now_ms)" -lt $_until ]; do sleep 0.1; done
   [ -z "$(loops_of "$1")" ]
 }
-vbds=$(xenstore-list /local/domain/0/backend/vbd 2>/dev/null | tr '\n' ' ')
+vbd_list () { xenstore-list /local/domain/0/backend/vbd 2>/dev/null | tr '\n' ' '; }
+vbds_back_to () {
+  _until=$(( $(xentest_now_ms) + 60000 ))
+  while [ "$(vbd_list)" != "$1" ] && [ "$(xentest_now_ms)" -lt $_until ]; do sleep 0.1; done
+  [ "$(vbd_list)" = "$1" ]
+}
+vbds=$(vbd_list)
 dd if=/dev/zero of=/tmp/file.img bs=1M count=8 2>/dev/null
 if $drv create filevm --kernel $guest/vmlinux --initrd $guest/initrd.gz \
      --disk /tmp/file.img:raw:ro > /tmp/filevm 2>&1 && $drv start filevm 2>>/tmp/filevm &&
@@ -167,8 +175,7 @@ else
   xentest_fail plugin-bad-key-makes-nothing "$(cat /tmp/bad) $(loops_of /tmp/file.img)"
 fi
 if ! $drv create bad --kernel /nonexistent/vmlinux --disk /tmp/file.img:raw > /tmp/bad 2>&1 &&
-   ! xl domid bad > /dev/null 2>&1 && no_loops_of /tmp/file.img &&
-   [ "$(xenstore-list /local/domain/0/backend/vbd 2>/dev/null | tr '\n' ' ')" = "$vbds" ]; then
+   ! xl domid bad > /dev/null 2>&1 && no_loops_of /tmp/file.img && vbds_back_to "$vbds"; then
   xentest_pass plugin-failed-create-clean
 else
   xentest_fail plugin-failed-create-clean "$(tail -n 2 /tmp/bad | tr '\n' ' ') loops: $(loops_of /tmp/file.img)"
