@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,6 +33,12 @@
 #include "qube-qrexec-daemon.h"
 #include "qube-store.h"
 #include "qube-vm-private.h"
+
+/* How long a take from the qrexec daemon may take (the queue's lock, an
+ * unpause): past it the daemon is taken to be stuck, and the caller starts
+ * one of its own; what the daemon hands out later goes with the closed
+ * connection. */
+#define TAKE_TIMEOUT_S 30
 
 gboolean
 _qube_dispvm_is_template (QubeVm *vm)
@@ -317,7 +324,8 @@ _qube_dispvm_error_keep_console (QubeManager *manager, const char *name, GError 
  *
  * Returns: (transfer full) (nullable): the running disposable's name;
  *   %NULL with @error unset when the daemon has none ready, or with
- *   @error set when no daemon runs (%QUBE_ERROR_NOT_RUNNING) or it failed
+ *   @error set when no daemon runs (%QUBE_ERROR_NOT_RUNNING), it did not
+ *   answer within 30 s (%QUBE_ERROR_TIMEOUT) or it failed
  */
 char *
 qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GError **error)
@@ -325,6 +333,8 @@ qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GErr
   g_autofree char *request = NULL;
   char line[256];
   gsize got = 0;
+  gint64 deadline;
+  gboolean timed_out = FALSE;
   int fd;
 
   g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
@@ -332,6 +342,7 @@ qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GErr
   if (!qube_name_is_valid (dvm_template, error))
     return NULL;
   request = g_strdup_printf ("take %s\n", dvm_template);
+  deadline = g_get_monotonic_time () + (gint64) TAKE_TIMEOUT_S * G_USEC_PER_SEC;
   fd = _qube_qrexec_daemon_request (manager, request, FALSE, NULL);
   if (fd < 0)
     {
@@ -341,8 +352,22 @@ qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GErr
     }
   while (got < sizeof line - 1 && memchr (line, '\n', got) == NULL)
     {
-      gssize n = recv (fd, line + got, sizeof line - 1 - got, 0);
+      gint64 left = deadline - g_get_monotonic_time ();
+      struct pollfd pfd = { .fd = fd, .events = POLLIN };
+      gssize n;
+      int ready;
 
+      if (left <= 0)
+        {
+          timed_out = TRUE;
+          break;
+        }
+      ready = poll (&pfd, 1, (int) MAX (left / 1000, 1));
+      if (ready < 0 && errno == EINTR)
+        continue;
+      if (ready <= 0)
+        continue;
+      n = recv (fd, line + got, sizeof line - 1 - got, 0);
       if (n < 0 && errno == EINTR)
         continue;
       if (n <= 0)
@@ -358,7 +383,11 @@ qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GErr
       return g_strdup (line + 3);
     }
   close (fd);
-  if (!g_str_equal (line, "none"))
+  if (timed_out)
+    g_set_error (error, QUBE_ERROR, QUBE_ERROR_TIMEOUT,
+                 "no preloaded disposable of '%s': the qrexec daemon did not answer in %d s",
+                 dvm_template, TAKE_TIMEOUT_S);
+  else if (!g_str_equal (line, "none"))
     {
       g_autofree char *shown = g_strescape (g_str_has_prefix (line, "error ") ? line + 6 : line,
                                             NULL);

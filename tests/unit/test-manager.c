@@ -5,10 +5,15 @@
 #include "config.h"
 
 #include <check.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "qube-dispvm.h"
 #include "qube-error.h"
+#include "qube-lifecycle.h"
 #include "qube-manager.h"
 #include "qube-vm-private.h"
 #include "state-fixture.h"
@@ -562,6 +567,41 @@ START_TEST (test_state_dir)
 }
 END_TEST
 
+/* Asking the qrexec daemon for a preloaded disposable: with no daemon the
+ * caller learns so at once; a daemon that takes the request and never
+ * answers does not hold the caller for ever (it goes on to a cold start). */
+START_TEST (test_dispvm_take_from_daemon)
+{
+  g_autofree char *socket_path = g_build_filename (qube_manager_get_runtime_dir (fixture_manager),
+                                                   QUBE_QREXEC_DAEMON_SOCKET, NULL);
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *name = NULL;
+  int listener;
+
+  name = qube_dispvm_take_preloaded (fixture_manager, "dvm", &error);
+  ck_assert_ptr_null (name);
+  fixture_assert_error (&error, QUBE_ERROR_NOT_RUNNING,
+                        "no preloaded disposable of 'dvm': no qrexec daemon runs");
+
+  /* A daemon stuck before its answer: it listens, never reads. */
+  g_mkdir_with_parents (qube_manager_get_runtime_dir (fixture_manager), 0700);
+  ck_assert_uint_lt (strlen (socket_path), sizeof addr.sun_path);
+  strcpy (addr.sun_path, socket_path);
+  listener = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge (listener, 0);
+  ck_assert_int_eq (bind (listener, (struct sockaddr *) &addr, sizeof addr), 0);
+  ck_assert_int_eq (listen (listener, 4), 0);
+  name = qube_dispvm_take_preloaded (fixture_manager, "dvm", &error);
+  ck_assert_ptr_null (name);
+  fixture_assert_error (&error, QUBE_ERROR_TIMEOUT,
+                        "no preloaded disposable of 'dvm': the qrexec daemon did not answer "
+                        "in 30 s");
+  close (listener);
+  unlink (socket_path);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -584,6 +624,13 @@ main (void)
   tcase_add_test (tc, test_tags);
   tcase_add_test (tc, test_running);
   tcase_add_test (tc, test_state_dir);
+  suite_add_tcase (suite, tc);
+
+  tc = tcase_create ("dispvm-take");
+  tcase_add_checked_fixture (tc, fixture_setup_manager, fixture_teardown_manager);
+  /* The stuck daemon's case waits out the 30 s the caller allows. */
+  tcase_set_timeout (tc, 120);
+  tcase_add_test (tc, test_dispvm_take_from_daemon);
   suite_add_tcase (suite, tc);
   return fixture_run_suite (suite);
 }
