@@ -65,8 +65,8 @@ EXTRA_bench_dispvm_DEPENDENCIES = cli/qube cli/qube-qrexec-daemon \
 	template/qube-agent-static template/qrexec-client-vm-static
 
 # start-xen: the xen backend's cold start inside Xen booted under QEMU, beside
-# a plain `xl create` of the same kernel and initramfs (a script: it builds
-# the images as `make check-xen` does and boots them).
+# a plain `xl create` of the same domain, with and without its volumes (a
+# script: it builds the images as `make check-xen` does and boots them).
 if BUILD_XEN
 bench_programs += bench/start-xen
 endif

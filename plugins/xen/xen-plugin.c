@@ -482,8 +482,10 @@ build_config (XenPlugin *self, const QubeDomainConfig *config,
   if (config->initramfs != NULL)
     d->b_info.ramdisk = g_strdup (config->initramfs);
   /* The qube's name on the command line too: the guest's /init reads it
-   * before it could reach xenstore. */
-  d->b_info.cmdline = g_strdup_printf ("console=hvc0 qube.name=%s%s%s", name,
+   * before it could reach xenstore.  "quiet" as under kvm: the console
+   * shows /init's lines and the kernel's errors, and the boot does not
+   * wait on xenconsoled for every kernel message. */
+  d->b_info.cmdline = g_strdup_printf ("console=hvc0 quiet qube.name=%s%s%s", name,
                                        config->kernelopts != NULL ? " " : "",
                                        config->kernelopts != NULL ? config->kernelopts : "");
 
