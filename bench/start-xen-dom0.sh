@@ -26,10 +26,10 @@ now () { local t=${EPOCHREALTIME/./}; ms=$(( t / 1000 )); }
 [ -p /tmp/bench-tick ] || mkfifo /tmp/bench-tick
 exec 8<> /tmp/bench-tick
 wait_ready () {
-  local path=/var/log/xen/console/guest-$1.log line rest= until
-  now; until=$(( ms + $2 * 1000 ))
+  local path=/var/log/xen/console/guest-$1.log line rest= limit
+  now; limit=$(( ms + $2 * 1000 ))
   while [ ! -e "$path" ]; do
-    now; [ $ms -lt $until ] || return 1
+    now; [ $ms -lt $limit ] || return 1
     read -r -t 0.05 -u 8 _
   done
   exec 7< "$path"
@@ -40,7 +40,7 @@ wait_ready () {
     done
     # A last line without its end yet: completed by the next read.
     rest=$rest$line
-    now; [ $ms -lt $until ] || { exec 7<&-; return 1; }
+    now; [ $ms -lt $limit ] || { exec 7<&-; return 1; }
     read -r -t 0.05 -u 8 _
   done
 }
@@ -62,16 +62,17 @@ if ! qube start bench > $log 2>&1 || ! qube kill bench >> $log 2>&1; then
   xentest_fail bench-first-start "$(tail -n 8 $log | tr '\n' ' ')"
   exit 0
 fi
-# The qube's volumes as xl is given them: the template's root read-only,
-# the qube's last committed private volume (each stop of the qube commits
-# a new one), a fresh volatile one.
+# The qube's volumes as xl is given them: the template's root read-only, a
+# copy of the qube's private volume as its last stop left it (exported,
+# holes kept: a committed revision is never written), a fresh volatile one.
+# Made before the clock starts.
 volumes () {
-  local private
-  private=$(ls $QUBE_STATE_DIR/pools/default/bench/private/rev-*.img | tail -n 1)
-  rm -f /tmp/xl-volatile.img
+  rm -f /tmp/xl-private.img /tmp/xl-volatile.img
+  qube volume export bench:private /tmp/xl-private.img > $log 2>&1 ||
+    echo "XENTEST INFO cannot export the private volume: $(tail -n 2 $log | tr '\n' ' ')" >&2
   truncate -s 10G /tmp/xl-volatile.img
   echo "'format=raw,vdev=xvda,access=ro,target=/xentest/template/root.img', \
-'format=raw,vdev=xvdb,access=rw,target=$private', \
+'format=raw,vdev=xvdb,access=rw,target=/tmp/xl-private.img', \
 'format=raw,vdev=xvdc,access=rw,target=/tmp/xl-volatile.img'"
 }
 

@@ -21,5 +21,8 @@ GSubprocess *_qube_dispvm_spawn_start (QubeManager *manager, const char *dvm, GE
 /* Appends " (its console log: PATH)" to `error` once the console of the
  * disposable `name` is kept. */
 void _qube_dispvm_error_keep_console (QubeManager *manager, const char *name, GError *error);
+/* How long qube_dispvm_take_preloaded() waits for the qrexec daemon's
+ * answer, in seconds (30; tests shorten it). */
+extern guint _qube_dispvm_take_timeout_s;
 
 G_END_DECLS

@@ -38,7 +38,7 @@
  * unpause): past it the daemon is taken to be stuck, and the caller starts
  * one of its own; what the daemon hands out later goes with the closed
  * connection. */
-#define TAKE_TIMEOUT_S 30
+guint _qube_dispvm_take_timeout_s = 30;
 
 gboolean
 _qube_dispvm_is_template (QubeVm *vm)
@@ -342,7 +342,7 @@ qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GErr
   if (!qube_name_is_valid (dvm_template, error))
     return NULL;
   request = g_strdup_printf ("take %s\n", dvm_template);
-  deadline = g_get_monotonic_time () + (gint64) TAKE_TIMEOUT_S * G_USEC_PER_SEC;
+  deadline = g_get_monotonic_time () + (gint64) _qube_dispvm_take_timeout_s * G_USEC_PER_SEC;
   fd = _qube_qrexec_daemon_request (manager, request, FALSE, NULL);
   if (fd < 0)
     {
@@ -365,7 +365,9 @@ qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GErr
       ready = poll (&pfd, 1, (int) MAX (left / 1000, 1));
       if (ready < 0 && errno == EINTR)
         continue;
-      if (ready <= 0)
+      if (ready < 0)
+        break;
+      if (ready == 0)
         continue;
       n = recv (fd, line + got, sizeof line - 1 - got, 0);
       if (n < 0 && errno == EINTR)
@@ -385,8 +387,8 @@ qube_dispvm_take_preloaded (QubeManager *manager, const char *dvm_template, GErr
   close (fd);
   if (timed_out)
     g_set_error (error, QUBE_ERROR, QUBE_ERROR_TIMEOUT,
-                 "no preloaded disposable of '%s': the qrexec daemon did not answer in %d s",
-                 dvm_template, TAKE_TIMEOUT_S);
+                 "no preloaded disposable of '%s': the qrexec daemon did not answer in %u s",
+                 dvm_template, _qube_dispvm_take_timeout_s);
   else if (!g_str_equal (line, "none"))
     {
       g_autofree char *shown = g_strescape (g_str_has_prefix (line, "error ") ? line + 6 : line,
