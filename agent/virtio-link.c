@@ -329,7 +329,9 @@ client_step (Client *c, short revents)
           continue;
         }
       n = send (c->fd, c->pend + c->pend_off, c->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n < 0 && errno != EAGAIN && errno != EINTR)
+      if (n < 0 && errno != EAGAIN && errno != EINTR && errno != EPIPE && errno != ECONNRESET)
+        return -1;
+      if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
         {
           /* A process that ended with the host still sending (its stdin,
            * say) may have written its last bytes (its exit code) first:

@@ -60,9 +60,12 @@ run_in_dispvm (QubeManager *manager, const char *dvm, const char *user, const ch
     if (take_error != NULL && !g_error_matches (take_error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING))
       g_message ("%s", take_error->message);
   }
-  /* The daemon said none is ready: a cold start.  Without an answer, the
+  /* The daemon said none is ready, or failed, or did not answer in time
+   * (it may hold the queue's lock): a cold start.  With no daemon, the
    * queue is looked at here. */
-  vm = qube_dispvm_new (manager, template_name, take_error != NULL, NULL, error);
+  vm = qube_dispvm_new (manager, template_name,
+                        g_error_matches (take_error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING), NULL,
+                        error);
   if (vm == NULL)
     return FALSE;
   /* Destroyed when this command ends, even by ^C; if that cannot be

@@ -689,6 +689,7 @@ preload_one (QubeManager *manager, const char *dvm, GError **error)
   g_autoptr(GError) local_error = NULL;
   const char *name;
   int exit_code = -1;
+  gboolean keep_console = FALSE;
   int devnull;
 
   if (vm == NULL)
@@ -715,14 +716,20 @@ preload_one (QubeManager *manager, const char *dvm, GError **error)
   }
   log_event (manager, dvm, "start", name, NULL);
   devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
-  if (qube_vm_start (vm, &local_error)
-      && qube_qrexec_run (manager, name, NULL, "QUBESRPC qubes.WaitForRunningSystem dom0",
-                          QUBE_QREXEC_RUN_NO_STDIN, devnull, devnull, devnull, &exit_code,
-                          &local_error))
+  /* What the guest said is kept when it failed; a failed call keeps it
+   * itself (qube_qrexec_run()). */
+  if (!qube_vm_start (vm, &local_error))
+    keep_console = TRUE;
+  else if (qube_qrexec_run (manager, name, NULL, "QUBESRPC qubes.WaitForRunningSystem dom0",
+                            QUBE_QREXEC_RUN_NO_STDIN, devnull, devnull, devnull, &exit_code,
+                            &local_error))
     {
       if (exit_code != 0)
-        g_set_error (&local_error, QUBE_ERROR, QUBE_ERROR_FAILED,
-                     "its qubes.WaitForRunningSystem exited with %d", exit_code);
+        {
+          g_set_error (&local_error, QUBE_ERROR, QUBE_ERROR_FAILED,
+                       "its qubes.WaitForRunningSystem exited with %d", exit_code);
+          keep_console = TRUE;
+        }
       else
         qube_vm_pause (vm, &local_error);
     }
@@ -740,7 +747,8 @@ preload_one (QubeManager *manager, const char *dvm, GError **error)
 
     g_file_set_contents (failed, now, -1, NULL);
   }
-  _qube_dispvm_error_keep_console (manager, name, local_error);
+  if (keep_console)
+    _qube_dispvm_error_keep_console (manager, name, local_error);
   entry_set (manager, dvm, name, FALSE);
   log_event (manager, dvm, "removed", name, local_error->message);
   qube_dispvm_destroy (vm, NULL);

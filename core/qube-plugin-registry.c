@@ -834,7 +834,8 @@ read_plugin_file (QubePluginRegistry *self, const char *path, gboolean *is_new)
   g_autofree char *file_id = plugin_file_id (path);
   QubePluginInfo *info;
 
-  *is_new = FALSE;
+  if (is_new != NULL)
+    *is_new = FALSE;
   if (file_id == NULL)
     return NULL;
   info = g_hash_table_lookup (self->by_file, file_id);
@@ -855,7 +856,8 @@ read_plugin_file (QubePluginRegistry *self, const char *path, gboolean *is_new)
   if (info->owns_name)
     g_hash_table_insert (self->by_name, info->name, info);
   g_hash_table_insert (self->by_file, g_steal_pointer (&file_id), info);
-  *is_new = TRUE;
+  if (is_new != NULL)
+    *is_new = TRUE;
   return info;
 }
 
@@ -941,12 +943,13 @@ load_all_locked (QubePluginRegistry *self)
   self->loaded = TRUE;
 }
 
-/* Whether the plugin file at `path` declares the name `name`, from its
- * descriptor alone (the checks of a full load): its init and probe do not
- * run.  A file that cannot be loaded, or whose descriptor a full load
- * refuses, declares none. */
+/* Whether the plugin file at `path` declares the name `name` or (with
+ * `driver`) provides that storage driver, from its descriptor alone (the
+ * checks of a full load): its init and probe do not run.  A file that
+ * cannot be loaded, or whose descriptor a full load refuses, claims
+ * nothing. */
 static gboolean
-file_declares_name (const char *path, const char *name)
+file_claims (const char *path, const char *name, const char *driver)
 {
   g_autoptr(QubePluginInfo) probe = g_object_new (QUBE_TYPE_PLUGIN_INFO, NULL);
   const QubePluginDesc *desc;
@@ -963,20 +966,24 @@ file_declares_name (const char *path, const char *name)
     }
   desc = dlsym (handle, QUBE_PLUGIN_DESCRIPTOR_SYMBOL);
   declares = desc != NULL && symbol_is_from (handle, desc) && check_descriptor (probe, desc)
-             && g_str_equal (probe->name, name);
+             && (g_str_equal (probe->name, name)
+                 || (driver != NULL && desc->storage != NULL && desc->storage->driver != NULL
+                     && g_str_equal (desc->storage->driver, driver)));
   dlclose (handle);
   return declares;
 }
 
 /* What a command that asks for one plugin by name needs, without loading
  * (and probing) all the others: the plugin that a full load makes the
- * owner of `name`, read from the file NAME.so.  A plugin's name is the one
- * its descriptor declares, not its file's, so every file a full load
- * reads before it is looked at (by its descriptor alone); when one of
- * them declares `name` as well, everything is loaded instead.  With
- * load_lock held. */
+ * owner of `name`, read from the file NAME.so (for a storage `driver`,
+ * `name` is storage-DRIVER, and the driver's first provider is wanted).
+ * A plugin's name is the one its descriptor declares, not its file's, so
+ * NAME.so is read only when it declares `name`, and every file a full load
+ * reads before it is looked at (by its descriptor alone); when one of them
+ * claims `name` or the driver as well, everything is loaded instead.
+ * With load_lock held. */
 static void
-load_named_locked (QubePluginRegistry *self, const char *name)
+load_named_locked (QubePluginRegistry *self, const char *name, const char *driver)
 {
   g_autofree char *file = NULL;
   gboolean exists = FALSE;
@@ -1003,20 +1010,26 @@ load_named_locked (QubePluginRegistry *self, const char *name)
           const char *base = g_ptr_array_index (names, j);
           g_autofree char *path = g_build_filename (self->search_path[i], base, NULL);
           g_autofree char *file_id = NULL;
-          gboolean is_new;
 
           if (g_hash_table_contains (self->by_name, name))
             return;
-          if (g_str_equal (base, file))
-            {
-              read_plugin_file (self, path, &is_new);
-              continue;
-            }
           /* A file read already would own the name by now. */
           file_id = plugin_file_id (path);
           if (file_id == NULL || g_hash_table_contains (self->by_file, file_id))
             continue;
-          if (file_declares_name (path, name))
+          if (g_str_equal (base, file))
+            {
+              /* Named so, it may still declare another name, which an
+               * earlier file may own. */
+              if (!file_claims (path, name, NULL))
+                {
+                  load_all_locked (self);
+                  return;
+                }
+              read_plugin_file (self, path, NULL);
+              return;
+            }
+          if (file_claims (path, name, driver))
             {
               g_debug ("plugin file %s also declares the name '%s': loading every plugin",
                        path, name);
@@ -1163,13 +1176,14 @@ _qube_plugin_registry_find (QubePluginRegistry *self,
    * storage-DRIVER) is tried first; all are loaded only when it does not
    * provide what is asked. */
   g_mutex_lock (&self->load_lock);
-  load_named_locked (self, name);
   if (kind == QUBE_PLUGIN_KIND_STORAGE)
     {
       g_autofree char *plugin_name = g_strconcat ("storage-", name, NULL);
 
-      load_named_locked (self, plugin_name);
+      load_named_locked (self, plugin_name, name);
     }
+  else
+    load_named_locked (self, name, NULL);
   info = first_provider (self, kind, name);
   if (info == NULL)
     {

@@ -499,8 +499,10 @@ qube_qrexec_run (QubeManager *manager, const char *qube, const char *user, const
   if (_qube_qrexec_run_at (qube_manager_get_plugins (manager), runtime_dir, qube, user, command,
                            flags, stdin_fd, stdout_fd, stderr_fd, exit_code, &local_error))
     return TRUE;
-  /* A disposable goes with its call: what its guest said is kept. */
-  if (g_str_equal (qube_vm_get_klass (vm), "DispVM"))
+  /* A disposable goes with its call: what its guest said is kept (a
+   * disposable that is not running has nothing new to say). */
+  if (g_str_equal (qube_vm_get_klass (vm), "DispVM")
+      && !g_error_matches (local_error, QUBE_ERROR, QUBE_ERROR_NOT_RUNNING))
     _qube_dispvm_error_keep_console (manager, qube, local_error);
   g_propagate_error (error, local_error);
   return FALSE;

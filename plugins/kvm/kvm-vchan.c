@@ -387,7 +387,9 @@ link_get (const QubeVchanPeer *peer, const char *operation, uint32_t port)
   g_mutex_init (&link->lock);
   g_cond_init (&link->cond);
   vmux_init (&link->mux, link_notify, link);
-  vmux_set_trace (&link->mux, link_trace, link);
+  /* Formatted only when shown: the guest decides how many frames come. */
+  if (!g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN))
+    vmux_set_trace (&link->mux, link_trace, link);
   lock_path = g_build_filename (peer->runtime_dir, "vchan.lock", NULL);
   if (strlen (link->sock_path) >= sizeof ((struct sockaddr_un *) 0)->sun_path)
     {
@@ -482,9 +484,19 @@ chan_free_locked (QubeVchan *chan)
   KvmLink *link = chan->link;
 
   /* The close could not be sent or recorded: the link cannot keep
-   * channels apart any more (link_drop() says why). */
+   * channels apart any more.  It ends here; its descriptor is only shut
+   * down, as the pump may be reading it right now: the pump closes it. */
   if (chan->vc != NULL && vmux_chan_close (chan->vc) < 0)
-    link_drop (link, link->mux.error, TRUE);
+    {
+      link->dead = TRUE;
+      g_free (link->dead_reason);
+      link->dead_reason = g_strdup (link->mux.error);
+      g_warning ("vchan link of qube '%s' cut off: %s", link->qube, link->dead_reason);
+      vmux_link_down (&link->mux);
+      if (link->fd >= 0)
+        shutdown (link->fd, SHUT_RDWR);
+      link_kick (link);
+    }
   g_ptr_array_remove (link->chans, chan);
   close (chan->event_fd);
   g_free (chan->what);

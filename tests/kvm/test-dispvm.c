@@ -164,8 +164,10 @@ wait_fillers (QubeManager *manager)
   g_autofree char *path = g_build_filename (dir, "fill.lock", NULL);
   int fd;
 
-  g_mkdir_with_parents (dir, 0700);
-  fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  /* Made by the first fill: none yet, no filler to wait for. */
+  fd = open (path, O_RDWR | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT)
+    return;
   ck_assert_msg (fd >= 0, "%s: %s", path, g_strerror (errno));
   for (int i = 0; flock (fd, LOCK_EX | LOCK_NB) < 0; i++)
     {

@@ -546,6 +546,31 @@ START_TEST (test_find_by_name_follows_load_order)
 }
 END_TEST
 
+/* A file named after what is asked for that declares another name does
+ * not take that name from the file a full load gives it to: asking for
+ * "test-zz" (test-zz.so declares "test-good") leaves "test-good" to
+ * test-good.so, read before it. */
+START_TEST (test_find_misnamed_file_keeps_load_order)
+{
+  g_autoptr(QubePluginRegistry) registry = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *zz = g_build_filename (first_dir, "test-zz.so", NULL);
+  g_autofree char *good_path = g_build_filename (first_dir, "test-good.so", NULL);
+  g_autofree char *target = built_plugin ("test-good-again");
+  QubePluginInfo *owner;
+
+  ck_assert_int_eq (symlink (target, zz), 0);
+  g_setenv ("QUBE_PLUGIN_PATH", first_dir, TRUE);
+  registry = qube_plugin_registry_new (state_dir, runtime_dir);
+  ck_assert_ptr_null (_qube_plugin_registry_find (registry, QUBE_PLUGIN_KIND_BACKEND, "test-zz",
+                                                  &error));
+  ck_assert_int_eq (error->code, QUBE_ERROR_NOT_FOUND);
+  owner = qube_plugin_registry_lookup (registry, "test-good");
+  ck_assert_ptr_nonnull (owner);
+  ck_assert_str_eq (qube_plugin_info_get_path (owner), good_path);
+}
+END_TEST
+
 START_TEST (test_calls_reach_the_plugin)
 {
   g_autoptr(QubePluginRegistry) registry = loaded_registry ();
@@ -786,6 +811,7 @@ plugin_registry_suite (void)
   tcase_add_test (loading, test_find_says_why_not);
   tcase_add_test (loading, test_find_reads_only_the_named_file);
   tcase_add_test (loading, test_find_by_name_follows_load_order);
+  tcase_add_test (loading, test_find_misnamed_file_keeps_load_order);
   suite_add_tcase (suite, loading);
 
   tcase_add_checked_fixture (calls, setup, teardown);
