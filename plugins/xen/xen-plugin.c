@@ -329,7 +329,8 @@ fill_disk (XenPlugin *self, const char *qube, const QubeDiskSpec *spec,
  * device (read-only where the volume is), added to `loops`, which holds it
  * until libxl has handed it to blkback; a block device is used as is.  The
  * path is opened once and what was opened is what gets bound, so a file
- * swapped under the path meanwhile cannot become the disk. */
+ * swapped under the path meanwhile cannot become the disk (a block
+ * device goes to libxl by its path). */
 static int
 attach_loop (XenPlugin *self, const char *qube, const QubeDiskSpec *spec,
              libxl_device_disk *disk, GPtrArray *loops)
