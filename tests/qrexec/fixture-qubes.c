@@ -13,12 +13,16 @@
  * each NAME (services from STATE/rpc/NAME, trigger socket
  * RUNDIR/agent.sock), serves each NAME and each --fake NAME (a qube whose
  * guest side the test plays itself), prints "ready" once every agent said
- * hello, and runs until SIGTERM or SIGINT.
+ * hello, and runs until SIGTERM or SIGINT, or until the process that
+ * started it is gone (a test or benchmark killed by its time limit leaves
+ * no agents behind).
  */
 #include "config.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,9 +31,12 @@
 
 #include "qube.h"
 
+static gboolean quitting;
+
 static gboolean
 quit_cb (gpointer data)
 {
+  quitting = TRUE;
   g_main_loop_quit (data);
   return G_SOURCE_REMOVE;
 }
@@ -83,7 +90,17 @@ main (int argc, char **argv)
     { NULL }
   };
   gboolean ready = FALSE;
+  pid_t parent = getppid ();
 
+  /* Ended like by the starter's SIGTERM when the starter dies. */
+  g_unix_signal_add (SIGTERM, quit_cb, loop);
+  g_unix_signal_add (SIGINT, quit_cb, loop);
+  if (prctl (PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid () != parent)
+    {
+      g_printerr ("fixture-qubes: %s\n", getppid () != parent ? "the process that started it is gone"
+                  : g_strerror (errno));
+      return 1;
+    }
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error) || state_dir == NULL)
     {
@@ -131,9 +148,7 @@ main (int argc, char **argv)
           }
       }
 
-  g_unix_signal_add (SIGTERM, quit_cb, loop);
-  g_unix_signal_add (SIGINT, quit_cb, loop);
-  while (!ready)
+  while (!ready && !quitting)
     {
       ready = TRUE;
       for (char **n = names; n != NULL && *n != NULL; n++)
@@ -141,9 +156,12 @@ main (int argc, char **argv)
       if (!ready)
         g_main_context_iteration (NULL, TRUE);
     }
-  printf ("ready\n");
-  fflush (stdout);
-  g_main_loop_run (loop);
+  if (!quitting)
+    {
+      printf ("ready\n");
+      fflush (stdout);
+      g_main_loop_run (loop);
+    }
 
   g_clear_object (&daemon);
   for (guint i = 0; i < pids->len; i++)
