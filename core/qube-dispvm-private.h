@@ -19,7 +19,9 @@ QubeVm *_qube_dispvm_create (QubeManager *manager, const char *dvm, gboolean int
  * name once it runs (for the qrexec daemon, which must not block). */
 GSubprocess *_qube_dispvm_spawn_start (QubeManager *manager, const char *dvm, GError **error);
 /* Appends " (its console log: PATH)" to `error` once the console of the
- * disposable `name` is kept. */
+ * disposable `name` is kept (RUNTIME/qubes/NAME.failed-console.log; the
+ * newest QUBE_DISPVM_KEPT_CONSOLES_MAX are kept). */
+#define QUBE_DISPVM_KEPT_CONSOLES_MAX 16
 void _qube_dispvm_error_keep_console (QubeManager *manager, const char *name, GError *error);
 /* How long qube_dispvm_take_preloaded() waits for the qrexec daemon's
  * answer, in seconds (30; tests shorten it). */

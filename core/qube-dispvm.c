@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
@@ -274,22 +275,85 @@ qube_dispvm_destroy_at_exit (QubeManager *manager, const char *name, GError **er
   return TRUE;
 }
 
+#define KEPT_SUFFIX ".failed-console.log"
+
+typedef struct {
+  char *path;
+  gint64 mtime_ns;
+} KeptConsole;
+
+static void
+kept_console_free (gpointer data)
+{
+  KeptConsole *k = data;
+
+  g_free (k->path);
+  g_free (k);
+}
+
+static gint
+kept_console_newer_first (gconstpointer a, gconstpointer b)
+{
+  const KeptConsole *x = *(KeptConsole * const *) a, *y = *(KeptConsole * const *) b;
+
+  return x->mtime_ns < y->mtime_ns ? 1 : x->mtime_ns > y->mtime_ns ? -1 : 0;
+}
+
+/* Removes kept console logs in `dir` but the newest QUBE_DISPVM_KEPT_CONSOLES_MAX
+ * (`keep`, the one just kept, stays in any case). */
+static void
+prune_kept_consoles (const char *dir, const char *keep)
+{
+  g_autoptr(GDir) listing = g_dir_open (dir, 0, NULL);
+  g_autoptr(GPtrArray) kept = g_ptr_array_new_with_free_func (kept_console_free);
+  const char *entry;
+
+  if (listing == NULL)
+    return;
+  while ((entry = g_dir_read_name (listing)) != NULL)
+    {
+      g_autofree char *path = NULL;
+      struct stat st;
+      KeptConsole *k;
+
+      if (!g_str_has_suffix (entry, KEPT_SUFFIX))
+        continue;
+      path = g_build_filename (dir, entry, NULL);
+      if (g_strcmp0 (path, keep) == 0 || lstat (path, &st) < 0 || !S_ISREG (st.st_mode))
+        continue;
+      k = g_new0 (KeptConsole, 1);
+      k->path = g_steal_pointer (&path);
+      k->mtime_ns = (gint64) st.st_mtim.tv_sec * G_GINT64_CONSTANT (1000000000) + st.st_mtim.tv_nsec;
+      g_ptr_array_add (kept, k);
+    }
+  g_ptr_array_sort (kept, kept_console_newer_first);
+  for (guint i = QUBE_DISPVM_KEPT_CONSOLES_MAX - 1; i < kept->len; i++)
+    (void) g_unlink (((KeptConsole *) g_ptr_array_index (kept, i))->path);
+}
+
 /* Keeps the console log of disposable `name`, whose start or call failed,
  * where its destruction leaves it (RUNTIME/qubes/NAME.failed-console.log);
- * its path, or NULL when it has none. */
+ * its path, or NULL when it has none.  Only the newest QUBE_DISPVM_KEPT_CONSOLES_MAX
+ * stay: the runtime directory is usually in memory, and a template whose
+ * disposables keep failing would fill it. */
 static char *
 keep_console (QubeManager *manager, const char *name)
 {
   g_autofree char *dir = qube_qrexec_qube_runtime_dir (manager, name);
   g_autofree char *running = g_build_filename (dir, "console.log", NULL);
   g_autofree char *stopped = g_strconcat (dir, ".console.log", NULL);
-  g_autofree char *kept = g_strconcat (dir, ".failed-console.log", NULL);
+  g_autofree char *kept = g_strconcat (dir, KEPT_SUFFIX, NULL);
+  g_autofree char *parent = g_path_get_dirname (dir);
 
   /* A link: a running guest's last words still reach it until it is
    * killed. */
   (void) g_unlink (kept);
   if (link (running, kept) == 0 || link (stopped, kept) == 0)
     {
+      /* Its time is that of the failure, not of the guest's last line,
+       * so that pruning goes by when disposables failed. */
+      (void) utimensat (AT_FDCWD, kept, NULL, 0);
+      prune_kept_consoles (parent, kept);
       g_message ("disposable '%s' failed: its console log is kept in %s", name, kept);
       return g_steal_pointer (&kept);
     }

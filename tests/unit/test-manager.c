@@ -16,6 +16,7 @@
 #include "qube-error.h"
 #include "qube-lifecycle.h"
 #include "qube-manager.h"
+#include "qube-qrexec-daemon.h"
 #include "qube-vm-private.h"
 #include "state-fixture.h"
 
@@ -608,6 +609,51 @@ START_TEST (test_dispvm_take_from_daemon)
 }
 END_TEST
 
+/* A failed disposable's console log is kept, with what its guest wrote,
+ * and named in the error; only the newest QUBE_DISPVM_KEPT_CONSOLES_MAX
+ * stay, so that disposables that keep failing do not fill the runtime
+ * directory. */
+START_TEST (test_dispvm_failed_consoles_bounded)
+{
+  const int n = QUBE_DISPVM_KEPT_CONSOLES_MAX + 4;
+  g_autofree char *qubes_dir = NULL;
+
+  for (int i = 0; i < n; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("disp%d", 100 + i);
+      g_autofree char *dir = qube_qrexec_qube_runtime_dir (fixture_manager, name);
+      g_autofree char *console = g_build_filename (dir, "console.log", NULL);
+      g_autofree char *kept = g_strconcat (dir, ".failed-console.log", NULL);
+      g_autofree char *expected = g_strdup_printf ("the start failed (its console log: %s)", kept);
+      g_autofree char *line = g_strdup_printf ("guest %d: no root device\n", i);
+      g_autofree char *contents = NULL;
+      GError *error = g_error_new_literal (QUBE_ERROR, QUBE_ERROR_FAILED, "the start failed");
+
+      ck_assert_int_eq (g_mkdir_with_parents (dir, 0700), 0);
+      ck_assert (g_file_set_contents (console, line, -1, NULL));
+      /* Failures some time apart (file times may be as coarse as a
+       * timer tick). */
+      g_usleep (20 * 1000);
+      _qube_dispvm_error_keep_console (fixture_manager, name, error);
+      ck_assert_str_eq (error->message, expected);
+      ck_assert (g_file_get_contents (kept, &contents, NULL, NULL));
+      ck_assert_str_eq (contents, line);
+      g_error_free (error);
+      if (qubes_dir == NULL)
+        qubes_dir = g_path_get_dirname (dir);
+    }
+
+  for (int i = 0; i < n; i++)
+    {
+      g_autofree char *path = g_strdup_printf ("%s/disp%d.failed-console.log", qubes_dir, 100 + i);
+
+      /* The oldest went; the newest are there. */
+      ck_assert_msg (g_file_test (path, G_FILE_TEST_EXISTS) == (i >= n - QUBE_DISPVM_KEPT_CONSOLES_MAX),
+                     "%s: %s", path, g_file_test (path, G_FILE_TEST_EXISTS) ? "kept" : "removed");
+    }
+}
+END_TEST
+
 int
 main (void)
 {
@@ -631,6 +677,7 @@ main (void)
   tcase_add_test (tc, test_running);
   tcase_add_test (tc, test_state_dir);
   tcase_add_test (tc, test_dispvm_take_from_daemon);
+  tcase_add_test (tc, test_dispvm_failed_consoles_bounded);
   suite_add_tcase (suite, tc);
   return fixture_run_suite (suite);
 }
