@@ -296,7 +296,9 @@ kept_console_newer_first (gconstpointer a, gconstpointer b)
 {
   const KeptConsole *x = *(KeptConsole * const *) a, *y = *(KeptConsole * const *) b;
 
-  return x->mtime_ns < y->mtime_ns ? 1 : x->mtime_ns > y->mtime_ns ? -1 : 0;
+  if (x->mtime_ns != y->mtime_ns)
+    return x->mtime_ns < y->mtime_ns ? 1 : -1;
+  return -g_strcmp0 (x->path, y->path);
 }
 
 /* Removes kept console logs in `dir` but the newest QUBE_DISPVM_KEPT_CONSOLES_MAX
@@ -343,20 +345,23 @@ keep_console (QubeManager *manager, const char *name)
   g_autofree char *running = g_build_filename (dir, "console.log", NULL);
   g_autofree char *stopped = g_strconcat (dir, ".console.log", NULL);
   g_autofree char *kept = g_strconcat (dir, KEPT_SUFFIX, NULL);
+  g_autofree char *fresh = g_strconcat (kept, ".new", NULL);
   g_autofree char *parent = g_path_get_dirname (dir);
 
   /* A link: a running guest's last words still reach it until it is
-   * killed. */
-  (void) g_unlink (kept);
-  if (link (running, kept) == 0 || link (stopped, kept) == 0)
+   * killed.  It takes the time of the failure, not of the guest's last
+   * line, before it gets its name, so that a prune in another process
+   * orders it by when it failed. */
+  (void) g_unlink (fresh);
+  if ((link (running, fresh) == 0 || link (stopped, fresh) == 0) &&
+      utimensat (AT_FDCWD, fresh, NULL, AT_SYMLINK_NOFOLLOW) == 0 &&
+      rename (fresh, kept) == 0)
     {
-      /* Its time is that of the failure, not of the guest's last line,
-       * so that pruning goes by when disposables failed. */
-      (void) utimensat (AT_FDCWD, kept, NULL, 0);
       prune_kept_consoles (parent, kept);
       g_message ("disposable '%s' failed: its console log is kept in %s", name, kept);
       return g_steal_pointer (&kept);
     }
+  (void) g_unlink (fresh);
   return NULL;
 }
 

@@ -13,9 +13,10 @@
  * each NAME (services from STATE/rpc/NAME, trigger socket
  * RUNDIR/agent.sock), serves each NAME and each --fake NAME (a qube whose
  * guest side the test plays itself), prints "ready" once every agent said
- * hello, and runs until SIGTERM or SIGINT, or until the process that
- * started it is gone (a test or benchmark killed by its time limit leaves
- * no agents behind).
+ * hello, and runs until SIGTERM or SIGINT, or until the thread that
+ * started it ends (PR_SET_PDEATHSIG: start it from a thread that outlives
+ * it), so that a test or benchmark killed by its time limit leaves no
+ * agents behind; the agents go with it however it ends.
  */
 #include "config.h"
 
@@ -33,12 +34,20 @@
 
 static gboolean quitting;
 
+/* Stays installed: a second SIGTERM during the cleanup is ignored. */
 static gboolean
 quit_cb (gpointer data)
 {
   quitting = TRUE;
   g_main_loop_quit (data);
-  return G_SOURCE_REMOVE;
+  return G_SOURCE_CONTINUE;
+}
+
+/* An agent goes with the fixture, however the fixture ends. */
+static void
+agent_child_setup (gpointer data)
+{
+  (void) prctl (PR_SET_PDEATHSIG, SIGTERM);
 }
 
 static GPid
@@ -62,7 +71,8 @@ start_agent (QubeManager *manager, const char *name, GError **error)
   envp = g_environ_setenv (envp, "QUBE_AGENT_TRANSPORT", transport, TRUE);
   envp = g_environ_setenv (envp, "QREXEC_AGENT_SOCKET", trigger, TRUE);
   envp = g_environ_setenv (envp, "QREXEC_SERVICE_PATH", rpc, TRUE);
-  if (!g_spawn_async (NULL, (char **) argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid, error))
+  if (!g_spawn_async (NULL, (char **) argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, agent_child_setup, NULL,
+                      &pid, error))
     return 0;
   return pid;
 }
@@ -158,6 +168,8 @@ main (int argc, char **argv)
     }
   if (!quitting)
     {
+      /* A starter gone meanwhile: the cleanup below still runs. */
+      signal (SIGPIPE, SIG_IGN);
       printf ("ready\n");
       fflush (stdout);
       g_main_loop_run (loop);

@@ -5,10 +5,12 @@
 #include "config.h"
 
 #include <check.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "qube-dispvm.h"
@@ -629,8 +631,13 @@ START_TEST (test_dispvm_failed_consoles_bounded)
       g_autofree char *contents = NULL;
       GError *error = g_error_new_literal (QUBE_ERROR, QUBE_ERROR_FAILED, "the start failed");
 
+      struct timespec written[2] = { { time (NULL) - 60 * i, 0 }, { time (NULL) - 60 * i, 0 } };
+
       ck_assert_int_eq (g_mkdir_with_parents (dir, 0700), 0);
       ck_assert (g_file_set_contents (console, line, -1, NULL));
+      /* The later the failure, the older the guest's last line: the
+       * order of failures is what counts. */
+      ck_assert_int_eq (utimensat (AT_FDCWD, console, written, 0), 0);
       /* Failures some time apart (file times may be as coarse as a
        * timer tick). */
       g_usleep (20 * 1000);
