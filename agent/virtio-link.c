@@ -329,8 +329,6 @@ client_step (Client *c, short revents)
           continue;
         }
       n = send (c->fd, c->pend + c->pend_off, c->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n < 0 && errno != EAGAIN && errno != EINTR && errno != EPIPE && errno != ECONNRESET)
-        return -1;
       if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
         {
           /* A process that ended with the host still sending (its stdin,
@@ -346,6 +344,8 @@ client_step (Client *c, short revents)
           c->pend_len = 0;
           continue;
         }
+      if (n < 0 && errno != EAGAIN && errno != EINTR)
+        return -1;
       if (n <= 0)
         break;
       c->pend_off += (size_t) n;

@@ -157,6 +157,17 @@ link_connected (KvmLink *link)
   return n;
 }
 
+/* The link cannot keep channels apart any more: it stays dead, for
+ * `reason`. */
+static void
+link_mark_dead (KvmLink *link, const char *reason)
+{
+  link->dead = TRUE;
+  g_free (link->dead_reason);
+  link->dead_reason = g_strdup (reason);
+  g_warning ("vchan link of qube '%s' cut off: %s", link->qube, reason);
+}
+
 static void
 link_drop (KvmLink *link, const char *reason, gboolean fatal)
 {
@@ -169,12 +180,7 @@ link_drop (KvmLink *link, const char *reason, gboolean fatal)
     }
   vmux_link_down (&link->mux);
   if (fatal)
-    {
-      link->dead = TRUE;
-      g_free (link->dead_reason);
-      link->dead_reason = g_strdup (reason);
-      g_warning ("vchan link of qube '%s' cut off: %s", link->qube, reason);
-    }
+    link_mark_dead (link, reason);
   else if (connected > 0)
     /* The channels' users see "the peer closed the channel": say why. */
     g_message ("vchan link of qube '%s' down with %u channels open: %s", link->qube, connected,
@@ -488,10 +494,7 @@ chan_free_locked (QubeVchan *chan)
    * down, as the pump may be reading it right now: the pump closes it. */
   if (chan->vc != NULL && vmux_chan_close (chan->vc) < 0)
     {
-      link->dead = TRUE;
-      g_free (link->dead_reason);
-      link->dead_reason = g_strdup (link->mux.error);
-      g_warning ("vchan link of qube '%s' cut off: %s", link->qube, link->dead_reason);
+      link_mark_dead (link, link->mux.error);
       vmux_link_down (&link->mux);
       if (link->fd >= 0)
         shutdown (link->fd, SHUT_RDWR);
