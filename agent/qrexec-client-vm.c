@@ -7,7 +7,9 @@
  *
  * It asks the local agent on its trigger socket; the agent forwards the
  * request to the daemon, which answers with the data port this program
- * offers as the vchan server (the caller's role in Qubes).
+ * offers as the vchan server (the caller's role in Qubes).  The socket to
+ * the agent stays open until the call is over: its end tells the agent to
+ * report the data port's end to the daemon.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,9 @@
 #include "agent-config.h"
 #include "data-io.h"
 #include "qrexec-wire.h"
+
+/* The socket to the agent, open until this program exits. */
+static int agent_fd = -1;
 
 static int
 ask_agent (const char *target, const char *service, uint32_t *port)
@@ -77,7 +82,7 @@ ask_agent (const char *target, const char *service, uint32_t *port)
       agent_log ("the agent sent an invalid answer");
       return QREXEC_EXIT_FAILED;
     }
-  close (fd);
+  agent_fd = fd;
   *port = reply.connect_port;
   return 0;
 }

@@ -7,8 +7,11 @@
  * child that connects the data channel and relays its I/O; and it forwards
  * the calls local programs (qrexec-client-vm) make on its trigger socket as
  * MSG_TRIGGER_SERVICE3, answering them with the daemon's MSG_SERVICE_CONNECT
- * or MSG_SERVICE_REFUSED.  Every message from the daemon is checked before
- * use.  With --commands-after, the agent can start (and answer the daemon)
+ * or MSG_SERVICE_REFUSED.  When a data connection it was told of has ended
+ * (the child that served it exited, or the local caller closed its socket)
+ * it sends MSG_CONNECTION_TERMINATED, as Qubes' agent does: the daemon
+ * keeps the port reserved until then.  Every message from the daemon is
+ * checked before use.  With --commands-after, the agent can start (and answer the daemon)
  * while the qube is still coming up: commands wait for the qube's start to
  * complete.  Plain C and libc only, so that it links statically.
  */
@@ -48,6 +51,20 @@ static const char *service_path;
 static const char *commands_after;
 static TriggerClient clients[MAX_TRIGGER_CLIENTS];
 static unsigned next_ident;
+
+/* A data connection the daemon hears the end of: served by a child
+ * (pid), or by a local caller whose socket stays open until it is done
+ * (fd). */
+typedef struct {
+  pid_t pid;
+  int fd;
+  uint32_t domain, port;
+} Connection;
+
+static Connection *connections;
+static size_t n_connections, connections_size;
+/* Written to by the SIGCHLD handler: a child to reap wakes the loop. */
+static int child_pipe[2] = { -1, -1 };
 
 /* ---- running a command ---------------------------------------------------- */
 
@@ -371,6 +388,82 @@ handle_exec (uint32_t type, uint32_t port, const char *user, const char *command
 
 /* ---- the control connection ----------------------------------------------- */
 
+/* ---- connections the daemon hears the end of ------------------------------ */
+
+static void
+on_sigchld (int sig)
+{
+  int saved = errno;
+
+  (void) sig;
+  (void) !write (child_pipe[1], "c", 1);
+  errno = saved;
+}
+
+static void
+connection_add (pid_t pid, int fd, uint32_t domain, uint32_t port)
+{
+  if (n_connections == connections_size)
+    {
+      size_t size = connections_size > 0 ? 2 * connections_size : 16;
+      Connection *bigger = realloc (connections, size * sizeof *connections);
+
+      if (bigger == NULL)
+        {
+          agent_log ("data port %u: out of memory: its end will not be reported", (unsigned) port);
+          if (fd >= 0)
+            close (fd);
+          return;
+        }
+      connections = bigger;
+      connections_size = size;
+    }
+  connections[n_connections++] = (Connection) { pid, fd, domain, port };
+}
+
+/* Tells the daemon that connection `i` ended, and forgets it. */
+static void
+connection_end (AgentChan *ctrl, size_t i)
+{
+  struct exec_params params = { connections[i].domain, connections[i].port };
+
+  if (data_send_msg (transport, ctrl, MSG_CONNECTION_TERMINATED, &params, sizeof params) < 0)
+    agent_log ("cannot report the end of data port %u: %s", (unsigned) params.connect_port,
+               transport->error (ctrl));
+  if (connections[i].fd >= 0)
+    close (connections[i].fd);
+  connections[i] = connections[--n_connections];
+}
+
+/* The control connection ended: a daemon that connects next never heard
+ * of these ports. */
+static void
+connections_forget (void)
+{
+  for (size_t i = 0; i < n_connections; i++)
+    if (connections[i].fd >= 0)
+      close (connections[i].fd);
+  n_connections = 0;
+}
+
+/* Reaps exited children, reporting the connections they served. */
+static void
+reap_children (AgentChan *ctrl)
+{
+  char drain[64];
+  pid_t pid;
+
+  while (read (child_pipe[0], drain, sizeof drain) > 0)
+    ;
+  while ((pid = waitpid (-1, NULL, WNOHANG)) > 0)
+    for (size_t i = 0; i < n_connections; i++)
+      if (connections[i].pid == pid)
+        {
+          connection_end (ctrl, i);
+          break;
+        }
+}
+
 static void
 answer_client (const char *ident, uint32_t type, const void *payload, size_t len)
 {
@@ -382,7 +475,16 @@ answer_client (const char *ident, uint32_t type, const void *payload, size_t len
         if (write (clients[i].fd, &hdr, sizeof hdr) != (ssize_t) sizeof hdr ||
             (len > 0 && write (clients[i].fd, payload, len) != (ssize_t) len))
           agent_log ("cannot answer the local caller of request %s: %s", ident, strerror (errno));
-        close (clients[i].fd);
+        if (type == MSG_SERVICE_CONNECT)
+          {
+            /* The caller keeps its socket open while it uses the data
+             * port: its end is the connection's end. */
+            const struct exec_params *ep = payload;
+
+            connection_add (0, clients[i].fd, ep->connect_domain, ep->connect_port);
+          }
+        else
+          close (clients[i].fd);
         clients[i].fd = -1;
         return;
       }
@@ -465,14 +567,20 @@ handle_control_message (AgentChan *ctrl)
           pid = fork ();
           if (pid == 0)
             {
+              signal (SIGCHLD, SIG_DFL);
+              close (child_pipe[0]);
+              close (child_pipe[1]);
               transport->close (ctrl);
               for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
                 if (clients[i].fd >= 0)
                   close (clients[i].fd);
+              connections_forget ();
               handle_exec (hdr.type, ep->connect_port, user, colon + 1);
             }
           if (pid < 0)
             agent_log ("cannot fork for a request: %s", strerror (errno));
+          else
+            connection_add (pid, -1, ep->connect_domain, ep->connect_port);
         }
     }
   free (payload);
@@ -566,28 +674,45 @@ listen_trigger (const char *path)
 static void
 serve (AgentChan *ctrl, int trigger_fd)
 {
+  struct pollfd *pfd = NULL;
+  size_t pfd_size = 0;
+
   for (;;)
     {
-      struct pollfd pfd[2 + MAX_TRIGGER_CLIENTS];
-      int nfds = 2;
+      size_t nfds = 3, watched = 0;
 
-      while (waitpid (-1, NULL, WNOHANG) > 0)
-        ;
+      reap_children (ctrl);
       /* Whole messages already buffered are handled before polling. */
       if (transport->ready (ctrl) > 0)
         {
           if (handle_control_message (ctrl) < 0)
-            return;
+            break;
           continue;
+        }
+      if (pfd_size < 3 + n_connections)
+        {
+          struct pollfd *bigger = realloc (pfd, (3 + n_connections) * sizeof *pfd);
+
+          if (bigger == NULL)
+            {
+              agent_log ("out of memory");
+              break;
+            }
+          pfd = bigger;
+          pfd_size = 3 + n_connections;
         }
       pfd[0] = (struct pollfd) { .fd = transport->fd (ctrl), .events = POLLIN };
       pfd[1] = (struct pollfd) { .fd = trigger_fd, .events = POLLIN };
+      pfd[2] = (struct pollfd) { .fd = child_pipe[0], .events = POLLIN };
+      for (size_t i = 0; i < n_connections; i++)
+        if (connections[i].fd >= 0)
+          pfd[nfds++] = (struct pollfd) { .fd = connections[i].fd, .events = POLLIN };
       if (poll (pfd, (nfds_t) nfds, 1000) < 0 && errno != EINTR)
-        return;
+        break;
       if (pfd[0].revents && transport->pump (ctrl) < 0 && transport->ready (ctrl) == 0)
         {
           agent_log ("the control connection ended: %s", transport->error (ctrl));
-          return;
+          break;
         }
       if (pfd[1].revents)
         {
@@ -596,7 +721,23 @@ serve (AgentChan *ctrl, int trigger_fd)
           if (fd >= 0)
             handle_trigger_client (fd, ctrl);
         }
+      /* A local caller's socket: its end (or anything it sends, which it
+       * has no reason to) ends the connection.  The array is walked from
+       * the end, as connection_end() moves the last entry into the gap. */
+      for (size_t i = 3; i < nfds; i++)
+        watched += pfd[i].revents != 0;
+      for (size_t i = n_connections; watched > 0 && i-- > 0;)
+        for (size_t k = 3; k < nfds; k++)
+          if (pfd[k].revents != 0 && pfd[k].fd == connections[i].fd)
+            {
+              pfd[k].revents = 0;
+              watched--;
+              connection_end (ctrl, i);
+              break;
+            }
     }
+  free (pfd);
+  connections_forget ();
 }
 
 static void
@@ -653,6 +794,17 @@ main (int argc, char **argv)
       return 2;
     }
   signal (SIGPIPE, SIG_IGN);
+  if (pipe2 (child_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+    {
+      agent_log ("cannot make a pipe: %s", strerror (errno));
+      return 1;
+    }
+  {
+    struct sigaction sa = { .sa_handler = on_sigchld, .sa_flags = SA_RESTART };
+
+    sigemptyset (&sa.sa_mask);
+    sigaction (SIGCHLD, &sa, NULL);
+  }
   for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
     clients[i].fd = -1;
   trigger_fd = listen_trigger (trigger);

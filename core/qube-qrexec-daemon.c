@@ -86,9 +86,8 @@ struct _QrexecQube {
   int listen_fd;
   char *socket_path;
   GSource *listen_source;
-  GHashTable *ports;              /* data ports offered to this qube (in use) */
-  GHashTable *relay_ended;        /* relayed calls' ports waiting for the agent's end */
-  guint32 next_port;
+  GHashTable *ports;              /* reserved data ports -> PORT_* flags */
+  guint32 highest_port;           /* the highest port ever reserved */
   GList *clients;                 /* QrexecClient */
   guint active_calls;
   double tokens;
@@ -106,7 +105,6 @@ typedef struct {
   /* A relayed call: the data channel to the qube, the program's socket. */
   QubeQrexecChan *data_chan;
   QubeQrexecChan *local;
-  gboolean data_connected;        /* the agent connected: it will report the end */
   guint64 to_program, to_qube;    /* bytes relayed each way */
 } QrexecClient;
 
@@ -155,31 +153,73 @@ lookup_connected (QubeQrexecDaemon *self, const char *name)
   return q != NULL && q->ctrl != NULL && q->hello_done ? q : NULL;
 }
 
+/* A data port stays reserved, as in Qubes, until both sides are done
+ * with it: this daemon (the call, relay or dom0 program that used it has
+ * ended) and, once the agent was told of it, the agent too (its
+ * MSG_CONNECTION_TERMINATED): a port used again while the agent still
+ * serves the old connection on it would mix two calls. */
+#define PORT_RESERVED 1u     /* always set: a table value is never 0 */
+#define PORT_SENT 2u         /* the agent was told of the port */
+#define PORT_OURS_DONE 4u
+#define PORT_AGENT_DONE 8u
+
+/* The lowest free port, as Qubes' daemon picks them; 0 when none is. */
 static guint32
 qube_allocate_port (QrexecQube *q)
 {
-  for (guint i = 0; i < 65536; i++)
-    {
-      guint32 port = q->next_port++;
-
-      if (q->next_port > 65535)
-        q->next_port = FIRST_DATA_PORT;
-      if (!g_hash_table_contains (q->ports, GUINT_TO_POINTER (port)))
-        {
-          g_hash_table_add (q->ports, GUINT_TO_POINTER (port));
-          return port;
-        }
-    }
+  for (guint32 port = FIRST_DATA_PORT; port <= 65535; port++)
+    if (!g_hash_table_contains (q->ports, GUINT_TO_POINTER (port)))
+      {
+        g_hash_table_insert (q->ports, GUINT_TO_POINTER (port), GUINT_TO_POINTER (PORT_RESERVED));
+        q->highest_port = MAX (q->highest_port, port);
+        return port;
+      }
   return 0;
 }
 
+/* Adds `flags` to a reserved port's; frees it once nothing holds it. */
+static void
+port_mark (QrexecQube *q, guint32 port, guint flags)
+{
+  guint now = GPOINTER_TO_UINT (g_hash_table_lookup (q->ports, GUINT_TO_POINTER (port)));
+
+  if (now == 0)
+    return;
+  now |= flags;
+  if ((now & PORT_OURS_DONE) && (!(now & PORT_SENT) || (now & PORT_AGENT_DONE)))
+    g_hash_table_remove (q->ports, GUINT_TO_POINTER (port));
+  else
+    g_hash_table_insert (q->ports, GUINT_TO_POINTER (port), GUINT_TO_POINTER (now));
+}
+
+/* This daemon is done with a port of qube `name`. */
 static void
 qube_release_port (QubeQrexecDaemon *self, const char *name, guint32 port)
 {
   QrexecQube *q = g_hash_table_lookup (self->qubes, name);
 
   if (q != NULL && port != 0)
-    g_hash_table_remove (q->ports, GUINT_TO_POINTER (port));
+    port_mark (q, port, PORT_OURS_DONE);
+}
+
+static gboolean
+port_agent_gone (gpointer key, gpointer value, gpointer user_data)
+{
+  return (GPOINTER_TO_UINT (value) & PORT_OURS_DONE) != 0;
+}
+
+/* The agent's control connection ended: no MSG_CONNECTION_TERMINATED
+ * comes for what the agent was told before. */
+static void
+ports_forget_agent (QrexecQube *q)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_foreach_remove (q->ports, port_agent_gone, NULL);
+  g_hash_table_iter_init (&iter, q->ports);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    g_hash_table_iter_replace (&iter, GUINT_TO_POINTER (GPOINTER_TO_UINT (value) | PORT_AGENT_DONE));
 }
 
 static QubeVchanPeer
@@ -194,6 +234,15 @@ ctrl_send (QrexecQube *q, GByteArray *msg)
 {
   if (q->ctrl != NULL)
     _qube_qrexec_chan_send (q->ctrl, msg->data, msg->len);
+}
+
+/* Sends a message that tells the agent of data port `port`. */
+static void
+ctrl_send_port (QrexecQube *q, GByteArray *msg, guint32 port)
+{
+  if (q->ctrl != NULL)
+    port_mark (q, port, PORT_SENT);
+  ctrl_send (q, msg);
 }
 
 /* ---- qube-to-qube calls ------------------------------------------------- */
@@ -399,7 +448,7 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
       call_free (call);
       return FALSE;
     }
-  ctrl_send (target, msg);
+  ctrl_send_port (target, msg, call->target_port);
 
   g_byte_array_set_size (msg, 0);
   /* The caller's channel waits for its offer before the caller hears of
@@ -413,7 +462,7 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
       call_free (call);
       return FALSE;
     }
-  ctrl_send (source, msg);
+  ctrl_send_port (source, msg, call->source_port);
   g_byte_array_set_size (msg, 0);
   _qube_qrexec_append_hello (msg, QREXEC_PROTOCOL_VERSION);
   _qube_qrexec_chan_send (call->source_chan, msg->data, msg->len);
@@ -719,7 +768,7 @@ admin_forward_start (QrexecQube *source, const char *ident, const char *service_
       admin_forward_free (fwd);
       return FALSE;
     }
-  ctrl_send (source, msg);
+  ctrl_send_port (source, msg, fwd->port);
   g_byte_array_set_size (msg, 0);
   _qube_qrexec_append_hello (msg, QREXEC_PROTOCOL_VERSION);
   _qube_qrexec_chan_send (fwd->chan, msg->data, msg->len);
@@ -1158,9 +1207,10 @@ handle_control_message (QrexecQube *q, QubeQrexecMessage *msg, gboolean *closed)
       *closed = !handle_trigger (q, msg->target_domain, msg->ident, msg->service_name);
       break;
     case MSG_CONNECTION_TERMINATED:
-      /* The agent may only speak of ports this daemon offered it. */
-      if (msg->connect_port < FIRST_DATA_PORT ||
-          !g_hash_table_contains (q->ports, GUINT_TO_POINTER (msg->connect_port)))
+      /* The agent may only speak of ports this daemon offered it.  One it
+       * was offered and that is free already (a second notice) is let be,
+       * as Qubes' daemon does. */
+      if (msg->connect_port < FIRST_DATA_PORT || msg->connect_port > q->highest_port)
         {
           g_autofree char *reason = g_strdup_printf ("it reported the end of a connection on data "
                                                      "port %u, which it was never offered",
@@ -1170,18 +1220,7 @@ handle_control_message (QrexecQube *q, QubeQrexecMessage *msg, gboolean *closed)
           *closed = TRUE;
         }
       else
-        {
-          /* A relayed call's port is free once the agent says so. */
-          gboolean held = FALSE;
-
-          for (GList *l = q->clients; l != NULL; l = l->next)
-            held = held || ((QrexecClient *) l->data)->port == msg->connect_port;
-          if (!held && g_hash_table_contains (q->relay_ended, GUINT_TO_POINTER (msg->connect_port)))
-            {
-              g_hash_table_remove (q->relay_ended, GUINT_TO_POINTER (msg->connect_port));
-              g_hash_table_remove (q->ports, GUINT_TO_POINTER (msg->connect_port));
-            }
-        }
+        port_mark (q, msg->connect_port, PORT_AGENT_DONE);
       break;
     default:
       break;
@@ -1224,6 +1263,7 @@ ctrl_event (QubeQrexecChan *chan, gpointer user_data)
       g_message ("qube '%s': the control connection ended: %s", q->name, reason);
       g_clear_pointer (&q->ctrl, _qube_qrexec_chan_free);
       q->hello_done = FALSE;
+      ports_forget_agent (q);
     }
 }
 
@@ -1234,6 +1274,7 @@ qube_close (QrexecQube *q, const char *reason)
   g_warning ("qube '%s': %s; closing its qrexec control connection", q->name, reason);
   g_clear_pointer (&q->ctrl, _qube_qrexec_chan_free);
   q->hello_done = FALSE;
+  ports_forget_agent (q);
 }
 
 /* ---- dom0 clients ------------------------------------------------------- */
@@ -1242,12 +1283,8 @@ static void
 client_free (QrexecClient *c)
 {
   c->qube->clients = g_list_remove (c->qube->clients, c);
-  /* The agent reports the end of a call it connected: the port stays
-   * taken until then. */
-  if (c->port != 0 && c->data_connected)
-    g_hash_table_add (c->qube->relay_ended, GUINT_TO_POINTER (c->port));
-  else if (c->port != 0)
-    g_hash_table_remove (c->qube->ports, GUINT_TO_POINTER (c->port));
+  if (c->port != 0)
+    port_mark (c->qube, c->port, PORT_OURS_DONE);
   g_clear_pointer (&c->data_chan, _qube_qrexec_chan_free);
   g_clear_pointer (&c->local, _qube_qrexec_chan_free);
   if (c->source != NULL)
@@ -1296,8 +1333,6 @@ relay_pump (QubeQrexecChan *chan, gpointer user_data)
   const char *side = NULL, *reason = NULL;
 
   (void) chan;
-  if (_qube_qrexec_chan_is_connected (c->data_chan))
-    c->data_connected = TRUE;
   while ((room = _qube_qrexec_chan_room (c->local)) > 0
          && (n = _qube_qrexec_chan_read (c->data_chan, buf, MIN (room, sizeof buf))) > 0)
     {
@@ -1367,7 +1402,7 @@ client_request (QrexecClient *c)
           return FALSE;
         }
     }
-  ctrl_send (q, msg);
+  ctrl_send_port (q, msg, c->port);
   if (q->relay)
     {
       client_reply (c, hdr.type, c->port, QUBE_QREXEC_RELAY_TRANSPORT);
@@ -1494,7 +1529,6 @@ qube_free (QrexecQube *q)
       (void) g_unlink (q->socket_path);
     }
   g_hash_table_unref (q->ports);
-  g_clear_pointer (&q->relay_ended, g_hash_table_unref);
   g_free (q->socket_path);
   g_free (q->name);
   g_free (q->runtime_dir);
@@ -1641,11 +1675,9 @@ qube_qrexec_daemon_connect (QubeQrexecDaemon *self, const char *name,
   /* One process holds a kvm qube's vchan link (this daemon): dom0
    * programs' data channels are relayed through it. */
   q->relay = g_strcmp0 (vchan_transport, "kvm") == 0;
-  q->relay_ended = g_hash_table_new (g_direct_hash, g_direct_equal);
   q->runtime_dir = qube_qrexec_qube_runtime_dir (self->manager, name);
   q->listen_fd = -1;
   q->ports = g_hash_table_new (g_direct_hash, g_direct_equal);
-  q->next_port = FIRST_DATA_PORT;
   q->tokens = REQUEST_BURST;
   q->tokens_time = g_get_monotonic_time ();
   q->parser = _qube_qrexec_parser_new (QUBE_QREXEC_FROM_AGENT, name);

@@ -14,7 +14,7 @@ TESTS += tests/qrexec/test-qrexec
 endif
 endif
 tests_qrexec_test_qrexec_SOURCES = tests/qrexec/test-qrexec.c tests/qrexec/qube-run.h \
-	$(AGENT_TRANSPORT_SOURCES) agent/qrexec-wire.h
+	$(AGENT_TRANSPORT_SOURCES) agent/data-io.c agent/qrexec-wire.h
 tests_qrexec_test_qrexec_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -D_GNU_SOURCE
 tests_qrexec_test_qrexec_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_qrexec_test_qrexec_LDADD = $(GLIB_LIBS) $(CHECK_LIBS)
@@ -45,6 +45,7 @@ tests_qrexec_test_agent_wire_SOURCES = tests/qrexec/test-agent-wire.c \
 tests_qrexec_test_agent_wire_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent -D_GNU_SOURCE
 tests_qrexec_test_agent_wire_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
 tests_qrexec_test_agent_wire_LDADD = $(GLIB_LIBS) $(CHECK_LIBS)
+EXTRA_tests_qrexec_test_agent_wire_DEPENDENCIES = agent/qube-agent$(EXEEXT)
 
 # The qube-qrexec-daemon program's request socket.
 if HAVE_CHECK

@@ -1,14 +1,20 @@
 /* test-agent-wire.c — the guest side's qrexec messages byte for byte
  * against Qubes' layout (qrexec protocol version 3): the constants and
  * structures of agent/qrexec-wire.h, and the bytes data_send_msg() and
- * data_hello() put on a channel, read back raw at the other end. */
+ * data_hello() put on a channel, read back raw at the other end; and
+ * qube-agent itself, driven by this test playing the daemon, reporting
+ * the end of each data connection as Qubes' agent does. */
 #include "config.h"
 
 #include <check.h>
+#include <poll.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -172,6 +178,120 @@ START_TEST (test_trigger_service3_bytes)
 }
 END_TEST
 
+/* ---- the agent, with this test as its daemon ----------------------------- */
+
+/* Reads one message from the agent; its payload (up to `size` bytes) in
+ * `payload`.  Returns the type. */
+static uint32_t
+read_msg (AgentChan *chan, void *payload, size_t size, uint32_t *len)
+{
+  struct msg_header h;
+
+  ck_assert_int_eq (agent_chan_read_exact (t, chan, &h, sizeof h), 0);
+  ck_assert_uint_le (h.len, size);
+  if (h.len > 0)
+    ck_assert_int_eq (agent_chan_read_exact (t, chan, payload, h.len), 0);
+  *len = h.len;
+  return h.type;
+}
+
+/* Nothing more comes from the agent for a moment. */
+static void
+assert_quiet (AgentChan *chan)
+{
+  struct pollfd pfd = { .fd = t->fd (chan), .events = POLLIN };
+
+  while (poll (&pfd, 1, 500) == 1)
+    {
+      ck_assert_int_ge (t->pump (chan), 0);
+      ck_assert_int_eq (t->ready (chan), 0);
+    }
+}
+
+static void
+assert_terminated (AgentChan *ctrl, uint32_t domain, uint32_t port)
+{
+  struct exec_params p;
+  uint32_t len;
+
+  ck_assert_uint_eq (read_msg (ctrl, &p, sizeof p, &len), MSG_CONNECTION_TERMINATED);
+  ck_assert_uint_eq (len, sizeof p);
+  ck_assert_uint_eq (p.connect_domain, domain);
+  ck_assert_uint_eq (p.connect_port, port);
+}
+
+START_TEST (test_agent_reports_connection_ends)
+{
+  g_autofree char *dir = g_dir_make_tmp ("qube-agent-XXXXXX", NULL);
+  g_autofree char *agent = g_build_filename (g_getenv ("QUBE_TEST_BUILDDIR"), "agent", "qube-agent", NULL);
+  g_autofree char *spec = g_strdup_printf ("--transport=socket:%s", dir);
+  g_autofree char *trigger = g_build_filename (dir, "agent.sock", NULL);
+  g_autofree char *trigger_arg = g_strdup_printf ("--trigger-socket=%s", trigger);
+  g_autofree char *user_arg = g_strdup_printf ("--default-user=%s", getpwuid (getuid ())->pw_name);
+  g_autofree char *rm = NULL;
+  struct { struct exec_params p; char cmd[13]; } exec = { { 7, 600 }, "DEFAULT:true" };
+  struct { struct trigger_service_params3 p; char name[7]; } call;
+  struct { struct exec_params p; struct service_params id; } answer = { { 9, 601 }, { "" } };
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  unsigned char buf[65536];
+  struct msg_header h;
+  AgentChan *ctrl, *data;
+  char err[256];
+  uint32_t type, len;
+  int status, fd;
+  pid_t pid = fork ();
+
+  if (pid == 0)
+    {
+      execl (agent, agent, spec, trigger_arg, user_arg, "--once", (char *) NULL);
+      _exit (127);
+    }
+  ctrl = t->connect (dir, VCHAN_BASE_PORT, 10000, err, sizeof err);
+  ck_assert_msg (ctrl != NULL, "%s", err);
+  send_hello (ctrl);
+  ck_assert_uint_eq (read_msg (ctrl, buf, sizeof buf, &len), MSG_HELLO);
+
+  /* A command: its end is its child's exit. */
+  data = t->listen (dir, 600, 65536, 65536, err, sizeof err);
+  ck_assert_msg (data != NULL, "%s", err);
+  ck_assert_int_eq (data_send_msg (t, ctrl, MSG_EXEC_CMDLINE, &exec, sizeof exec.p + sizeof exec.cmd), 0);
+  ck_assert_int_eq (t->accept (data, err, sizeof err), 0);
+  send_hello (data);
+  ck_assert_uint_eq (read_msg (data, buf, sizeof buf, &len), MSG_HELLO);
+  do
+    type = read_msg (data, buf, sizeof buf, &len);
+  while (type != MSG_DATA_EXIT_CODE);
+  t->close (data);
+  assert_terminated (ctrl, 7, 600);
+
+  /* A local caller's call: its end is the caller closing its socket. */
+  memset (&call, 0, sizeof call);
+  strcpy (call.p.target_domain, "vault");
+  memcpy (call.name, "test.X", 7);
+  h = (struct msg_header) { MSG_TRIGGER_SERVICE3, sizeof call };
+  strcpy (sun.sun_path, trigger);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_eq (connect (fd, (struct sockaddr *) &sun, sizeof sun), 0);
+  ck_assert_int_eq (write (fd, &h, sizeof h), sizeof h);
+  ck_assert_int_eq (write (fd, &call, sizeof call), sizeof call);
+  ck_assert_uint_eq (read_msg (ctrl, buf, sizeof buf, &len), MSG_TRIGGER_SERVICE3);
+  memcpy (answer.id.ident, ((struct trigger_service_params3 *) buf)->request_id.ident,
+          sizeof answer.id.ident);
+  ck_assert_int_eq (data_send_msg (t, ctrl, MSG_SERVICE_CONNECT, &answer, sizeof answer), 0);
+  ck_assert_int_eq (recv (fd, &h, sizeof h, MSG_WAITALL), sizeof h);
+  ck_assert_uint_eq (h.type, MSG_SERVICE_CONNECT);
+  assert_quiet (ctrl);
+  close (fd);
+  assert_terminated (ctrl, 9, 601);
+
+  t->close (ctrl);
+  ck_assert_int_eq (waitpid (pid, &status, 0), pid);
+  ck_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  rm = g_strdup_printf ("rm -rf '%s'", dir);
+  ck_assert_int_eq (system (rm), 0);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -185,6 +305,7 @@ main (void)
   tcase_add_test (tc, test_hello_bytes);
   tcase_add_test (tc, test_data_eof_and_exit_code_bytes);
   tcase_add_test (tc, test_trigger_service3_bytes);
+  tcase_add_test (tc, test_agent_reports_connection_ends);
   suite_add_tcase (s, tc);
   runner = srunner_create (s);
   srunner_run_all (runner, CK_NORMAL);

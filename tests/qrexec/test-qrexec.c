@@ -22,6 +22,7 @@
 
 #include "qube-run.h"
 
+#include "data-io.h"
 #include "transport.h"
 #include "qrexec-wire.h"
 
@@ -127,7 +128,7 @@ read_log (void)
 /* ---- the fixture --------------------------------------------------------- */
 
 static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul", "evil-port",
-                               "evil-flood", NULL };
+                               "evil-flood", "stock", NULL };
 
 static gboolean with_ask_agent;
 
@@ -756,6 +757,98 @@ START_TEST (test_hostile_flood_of_requests)
 }
 END_TEST
 
+/* ---- a stock Qubes agent's port handling ---------------------------------- */
+
+/* `qube run stock -- true`, with this test playing the guest as a stock
+ * Qubes agent would (data channel, empty stdout and stderr, exit code 0);
+ * returns the data port the daemon offered. */
+static guint32
+run_on_stock (AgentChan *ctrl)
+{
+  g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", "stock", NULL);
+  struct msg_header h;
+  unsigned char buf[4096];
+  struct exec_params *p = (struct exec_params *) buf;
+  int32_t code = 0;
+  AgentChan *data;
+  char err[512];
+  int status;
+  pid_t pid = fork ();
+
+  if (pid == 0)
+    {
+      Run *run = qube_run ("run", "--no-stdin", "stock", "--", "true");
+
+      _exit (run->status);
+    }
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, &h, sizeof h), 0);
+  ck_assert_uint_eq (h.type, MSG_EXEC_CMDLINE);
+  ck_assert_uint_le (h.len, sizeof buf);
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, buf, h.len), 0);
+  data = transport->connect (rundir, p->connect_port, 10000, err, sizeof err);
+  ck_assert_msg (data != NULL, "%s", err);
+  ck_assert_int_ge (data_hello (transport, data, "data port"), 2);
+  ck_assert_int_eq (data_send_msg (transport, data, MSG_DATA_STDOUT, NULL, 0), 0);
+  ck_assert_int_eq (data_send_msg (transport, data, MSG_DATA_STDERR, NULL, 0), 0);
+  ck_assert_int_eq (data_send_msg (transport, data, MSG_DATA_EXIT_CODE, &code, sizeof code), 0);
+  transport->close (data);
+  ck_assert_int_eq (waitpid (pid, &status, 0), pid);
+  ck_assert_msg (WIFEXITED (status) && WEXITSTATUS (status) == 0, "qube run: status %d", status);
+  return p->connect_port;
+}
+
+/* The daemon has handled everything the guest sent before: a refused
+ * call's answer comes after it. */
+static void
+stock_sync (AgentChan *ctrl)
+{
+  struct {
+    struct trigger_service_params3 p;
+    char name[11];
+  } msg;
+  struct msg_header h;
+  struct service_params refused;
+
+  memset (&msg, 0, sizeof msg);
+  strcpy (msg.p.target_domain, "vault");
+  strcpy (msg.p.request_id.ident, "SOCKET1");
+  memcpy (msg.name, "test.Flood", 11);
+  ck_assert_int_eq (data_send_msg (transport, ctrl, MSG_TRIGGER_SERVICE3, &msg, sizeof msg), 0);
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, &h, sizeof h), 0);
+  ck_assert_uint_eq (h.type, MSG_SERVICE_REFUSED);
+  ck_assert_uint_eq (h.len, sizeof refused);
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, &refused, sizeof refused), 0);
+}
+
+/* As in Qubes, a data port stays reserved until the agent reports the
+ * connection's end (MSG_CONNECTION_TERMINATED, which a stock agent sends
+ * after every connection), and is offered again after that; a second
+ * report of a port offered before is let be. */
+START_TEST (test_stock_agent_ports_come_back)
+{
+  AgentChan *ctrl = fake_guest ("stock");
+  guint32 first, second, again;
+  struct exec_params p;
+  g_autofree char *log = NULL;
+
+  first = run_on_stock (ctrl);
+  second = run_on_stock (ctrl);
+  ck_assert_uint_ne (second, first);
+  p = (struct exec_params) { 0, first };
+  ck_assert_int_eq (data_send_msg (transport, ctrl, MSG_CONNECTION_TERMINATED, &p, sizeof p), 0);
+  ck_assert_int_eq (data_send_msg (transport, ctrl, MSG_CONNECTION_TERMINATED, &p, sizeof p), 0);
+  stock_sync (ctrl);
+  again = run_on_stock (ctrl);
+  ck_assert_uint_eq (again, first);
+  p = (struct exec_params) { 0, second };
+  ck_assert_int_eq (data_send_msg (transport, ctrl, MSG_CONNECTION_TERMINATED, &p, sizeof p), 0);
+  stock_sync (ctrl);
+  log = read_log ();
+  ck_assert_msg (strstr (log, "qube 'stock'") == NULL, "%s", log);
+  transport->close (ctrl);
+}
+END_TEST
+
 static Suite *
 qrexec_suite (void)
 {
@@ -801,6 +894,7 @@ qrexec_suite (void)
   tcase_add_test (hostile, test_hostile_truncated_struct);
   tcase_add_test (hostile, test_hostile_name_without_nul);
   tcase_add_test (hostile, test_hostile_port_never_offered);
+  tcase_add_test (hostile, test_stock_agent_ports_come_back);
   tcase_add_test (hostile, test_hostile_flood_of_requests);
   suite_add_tcase (s, hostile);
   return s;
