@@ -3,6 +3,7 @@
 qubeinclude_HEADERS += core/qube-qrexec-daemon.h core/qube-qrexec-client.h
 core_libqube_internal_la_SOURCES += \
 	core/qube-qrexec-daemon.h \
+	core/qube-qrexec-daemon-private.h \
 	core/qube-qrexec-daemon.c \
 	core/qube-qrexec-client.h \
 	core/qube-qrexec-client.c \

@@ -352,10 +352,13 @@ _qube_qrexec_chan_is_connected (QubeQrexecChan *chan)
 gboolean
 _qube_qrexec_chan_is_closed (QubeQrexecChan *chan, const char **reason)
 {
+  /* Closed once everything the peer sent is read: a transport may report
+   * the peer gone while its data is still in the ring (libvchan does). */
   gboolean closed = chan->ops == NULL
                     ? chan->failed || (chan->eof && chan->in->len == chan->in_start)
                     : chan->failed ||
-                      (!chan->connecting && chan->ops->is_open (chan->vchan) == QUBE_VCHAN_DISCONNECTED);
+                      (!chan->connecting && chan->ops->is_open (chan->vchan) == QUBE_VCHAN_DISCONNECTED &&
+                       chan->ops->data_ready (chan->vchan) == 0);
 
   if (reason != NULL)
     *reason = chan->reason != NULL ? chan->reason : "the peer closed the channel";

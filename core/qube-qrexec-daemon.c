@@ -33,7 +33,7 @@
 #include "qube-plugin-private.h"
 #include "qube-policy.h"
 #include "qube-qrexec-chan.h"
-#include "qube-qrexec-daemon.h"
+#include "qube-qrexec-daemon-private.h"
 #include "qube-dispvm.h"
 #include "qube-dispvm-private.h"
 #include "qube-vm-private.h"
@@ -62,6 +62,7 @@ struct _QubeQrexecDaemon {
   char *policy_dir;
   char *ask_agent;
   GHashTable *qubes;              /* name -> QrexecQube */
+  guint call_connect_timeout_s;   /* CALL_CONNECT_TIMEOUT_S but in tests */
 };
 
 G_DEFINE_FINAL_TYPE (QubeQrexecDaemon, qube_qrexec_daemon, G_TYPE_OBJECT)
@@ -118,6 +119,7 @@ struct _QrexecCall {
   QubeQrexecParser *source_parser;  /* messages of the calling side */
   QubeQrexecParser *target_parser;  /* messages of the process side */
   gboolean exit_passed;
+  gboolean source_seen, target_seen; /* each side's channel was connected */
   char *what;
   GSource *connect_timeout;
   gboolean dispose_target;          /* the target is a disposable made for it */
@@ -342,6 +344,9 @@ call_event (QubeQrexecChan *chan, gpointer user_data)
   QrexecCall *call = user_data;
   const char *reason = NULL;
 
+  call->source_seen = call->source_seen || _qube_qrexec_chan_is_connected (call->source_chan);
+  call->target_seen = call->target_seen || _qube_qrexec_chan_is_connected (call->target_chan);
+
   if (!call_relay (call, call->source_chan, call->source_parser, call->target_chan) ||
       !call_relay (call, call->target_chan, call->target_parser, call->source_chan))
     {
@@ -383,14 +388,17 @@ call_connect_timeout_cb (gpointer data)
 {
   QrexecCall *call = data;
 
-  if (_qube_qrexec_chan_is_connected (call->source_chan) &&
-      _qube_qrexec_chan_is_connected (call->target_chan))
+  /* Both sides came: what happens next is the call's (a service may have
+   * finished long before a slow caller reads it all). */
+  call->source_seen = call->source_seen || _qube_qrexec_chan_is_connected (call->source_chan);
+  call->target_seen = call->target_seen || _qube_qrexec_chan_is_connected (call->target_chan);
+  if (call->source_seen && call->target_seen)
     {
       g_clear_pointer (&call->connect_timeout, g_source_unref);
       return G_SOURCE_REMOVE;
     }
-  g_message ("%s: a side did not connect its data channel in %d s; ending the call",
-             call->what, CALL_CONNECT_TIMEOUT_S);
+  g_message ("%s: a side did not connect its data channel in %u s; ending the call",
+             call->what, call->daemon->call_connect_timeout_s);
   /* call_free() destroys this source: keep it from being destroyed twice. */
   g_clear_pointer (&call->connect_timeout, g_source_unref);
   call_free (call);
@@ -469,7 +477,7 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
   _qube_qrexec_chan_send (call->target_chan, msg->data, msg->len);
   _qube_qrexec_chan_set_callback (call->source_chan, call_event, call);
   _qube_qrexec_chan_set_callback (call->target_chan, call_event, call);
-  call->connect_timeout = g_timeout_source_new_seconds (CALL_CONNECT_TIMEOUT_S);
+  call->connect_timeout = g_timeout_source_new_seconds (self->call_connect_timeout_s);
   g_source_set_callback (call->connect_timeout, call_connect_timeout_cb, call, NULL);
   g_source_attach (call->connect_timeout, self->context);
   g_debug ("%s: data ports %u (caller) and %u (service)", call->what, call->source_port,
@@ -703,8 +711,8 @@ admin_forward_timeout_cb (gpointer data)
 {
   AdminForward *fwd = data;
 
-  g_message ("%s: the caller did not connect and send its payload in %d s; ending the call",
-             fwd->what, CALL_CONNECT_TIMEOUT_S);
+  g_message ("%s: the caller did not connect and send its payload in %u s; ending the call",
+             fwd->what, fwd->daemon->call_connect_timeout_s);
   /* admin_forward_free() destroys this source: keep it from being
    * destroyed twice. */
   g_clear_pointer (&fwd->timeout, g_source_unref);
@@ -773,7 +781,7 @@ admin_forward_start (QrexecQube *source, const char *ident, const char *service_
   _qube_qrexec_append_hello (msg, QREXEC_PROTOCOL_VERSION);
   _qube_qrexec_chan_send (fwd->chan, msg->data, msg->len);
   _qube_qrexec_chan_set_callback (fwd->chan, admin_forward_event, fwd);
-  fwd->timeout = g_timeout_source_new_seconds (CALL_CONNECT_TIMEOUT_S);
+  fwd->timeout = g_timeout_source_new_seconds (self->call_connect_timeout_s);
   g_source_set_callback (fwd->timeout, admin_forward_timeout_cb, fwd, NULL);
   g_source_attach (fwd->timeout, self->context);
   g_debug ("%s: data port %u", fwd->what, fwd->port);
@@ -1576,6 +1584,15 @@ qube_qrexec_daemon_init (QubeQrexecDaemon *self)
   self->qubes = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) qube_free);
   self->context = g_main_context_ref_thread_default ();
   self->policy_dir = g_strdup (QUBE_POLICY_DEFAULT_DIR);
+  self->call_connect_timeout_s = CALL_CONNECT_TIMEOUT_S;
+}
+
+/* How long both sides of a call have to connect their data channels
+ * (tests shorten it). */
+void
+_qube_qrexec_daemon_set_call_connect_timeout (QubeQrexecDaemon *self, guint seconds)
+{
+  self->call_connect_timeout_s = MAX (seconds, 1);
 }
 
 /**

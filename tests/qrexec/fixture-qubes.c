@@ -7,7 +7,7 @@
  * VMs.  Used by the qrexec tests and bench/qrexec.
  *
  *   fixture-qubes --state-dir DIR [--policy-dir DIR] [--ask-agent PROGRAM]
- *                 [--fake NAME]... NAME...
+ *                 [--call-connect-timeout SECONDS] [--fake NAME]... NAME...
  *
  * Creates the qubes that do not exist (StandaloneVM), starts an agent for
  * each NAME (services from STATE/rpc/NAME, trigger socket
@@ -31,6 +31,7 @@
 #include <glib/gstdio.h>
 
 #include "qube.h"
+#include "qube-qrexec-daemon-private.h"
 
 static gboolean quitting;
 
@@ -83,6 +84,7 @@ main (int argc, char **argv)
   g_autofree char *state_dir = NULL;
   g_autofree char *policy_dir = NULL;
   g_autofree char *ask_agent = NULL;
+  int call_connect_timeout = 0;
   g_auto(GStrv) fakes = NULL;
   g_auto(GStrv) names = NULL;
   g_autoptr(GOptionContext) context = g_option_context_new ("NAME…");
@@ -96,6 +98,8 @@ main (int argc, char **argv)
     { "policy-dir", 0, 0, G_OPTION_ARG_FILENAME, &policy_dir, "Policy directory", "DIR" },
     { "ask-agent", 0, 0, G_OPTION_ARG_FILENAME, &ask_agent, "The prompt agent for ask rules", "PROGRAM" },
     { "fake", 0, 0, G_OPTION_ARG_STRING_ARRAY, &fakes, "A qube whose guest the test plays", "NAME" },
+    { "call-connect-timeout", 0, 0, G_OPTION_ARG_INT, &call_connect_timeout,
+      "Seconds both sides of a call have to connect (default: the daemon's)", "SECONDS" },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &names, NULL, NULL },
     { NULL }
   };
@@ -127,6 +131,8 @@ main (int argc, char **argv)
   if (policy_dir != NULL)
     qube_qrexec_daemon_set_policy_dir (daemon, policy_dir);
   qube_qrexec_daemon_set_ask_agent (daemon, ask_agent);
+  if (call_connect_timeout > 0)
+    _qube_qrexec_daemon_set_call_connect_timeout (daemon, (guint) call_connect_timeout);
 
   for (int pass = 0; pass < 2; pass++)
     for (char **n = pass == 0 ? names : fakes; n != NULL && *n != NULL; n++)

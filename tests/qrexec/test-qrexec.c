@@ -131,6 +131,7 @@ static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul"
                                "evil-flood", "stock", NULL };
 
 static gboolean with_ask_agent;
+static int call_connect_timeout;   /* seconds; 0: the daemon's own */
 
 static void
 setup (void)
@@ -156,6 +157,7 @@ setup (void)
               "test.Ask   *  work  vault          ask\n"
               "test.Disp  *  work  @dispvm:dvmt   allow\n"
               "test.Flood *  @anyvm @anyvm        deny\n"
+              "test.Big   *  work  vault          allow\n"
               "test.Env   *  work  @adminvm       allow\n"
               "admin.vm.List         *  work  @adminvm  allow target=dom0\n"
               "admin.vm.feature.Set  *  work  work      allow target=dom0\n"
@@ -175,6 +177,7 @@ setup (void)
   add_service ("work", "test.Env", "env | grep ^QREXEC_ | grep -v -e _SOCKET= -e _PATH= | sort");
   add_service ("vault", "test.Env", "env | grep ^QREXEC_ | grep -v -e _SOCKET= -e _PATH= | sort");
   add_service ("vault", "test.Echo", "exec cat");
+  add_service ("vault", "test.Big", "head -c 1500000 /dev/zero");
   add_service ("vault", "test.Ask", "env | grep ^QREXEC_SERVICE_FULL_NAME=");
   add_service ("work", "test.Pick", "echo generic");
   add_service ("work", "test.Pick+special", "echo special");
@@ -201,6 +204,8 @@ setup (void)
                   0755);
       g_ptr_array_add (argv, g_strdup_printf ("--ask-agent=%s", agent));
     }
+  if (call_connect_timeout > 0)
+    g_ptr_array_add (argv, g_strdup_printf ("--call-connect-timeout=%d", call_connect_timeout));
   for (const char **f = fakes; *f != NULL; f++)
     g_ptr_array_add (argv, g_strdup_printf ("--fake=%s", *f));
   g_ptr_array_add (argv, g_strdup ("work"));
@@ -222,11 +227,19 @@ setup_with_ask_agent (void)
 }
 
 static void
+setup_short_connect_timeout (void)
+{
+  call_connect_timeout = 1;
+  setup ();
+}
+
+static void
 teardown (void)
 {
   g_autofree char *cmd = NULL;
 
   with_ask_agent = FALSE;
+  call_connect_timeout = 0;
   if (fixture != NULL)
     {
       g_subprocess_send_signal (fixture, SIGTERM);
@@ -455,6 +468,23 @@ START_TEST (test_call_passes_data_both_ways)
   sum_in = file_sha256 (in);
   sum_out = file_sha256 (out);
   ck_assert_str_eq (sum_out, sum_in);
+}
+END_TEST
+
+/* A service that finished while its caller still reads (the caller has
+ * not taken it all when the time for both sides to connect is up) is the
+ * call going on, not a side that never came: the caller gets everything
+ * and the exit code. */
+START_TEST (test_call_outlives_the_connect_time)
+{
+  g_autofree char *client = build_path ("agent/qrexec-client-vm", NULL);
+  g_autofree char *script = g_strdup_printf ("{ '%s' vault test.Big; echo \"status $?\" >&2; } "
+                                             "| { sleep 3; wc -c; }", client);
+  g_autoptr(Run) run = qube_run ("run", "--no-stdin", "work", "--", script);
+
+  ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+  ck_assert_str_eq (g_strstrip (run->out), "1500000");
+  ck_assert_msg (strstr (run->err, "status 0") != NULL, "%s", run->err);
 }
 END_TEST
 
@@ -856,6 +886,7 @@ qrexec_suite (void)
   TCase *run = tcase_create ("qube run");
   TCase *call = tcase_create ("qube to qube");
   TCase *hostile = tcase_create ("hostile guests");
+  TCase *slow = tcase_create ("slow caller");
 
   /* One set of pretended qubes for the whole suite. */
   tcase_add_unchecked_fixture (run, setup, teardown);
@@ -886,6 +917,10 @@ qrexec_suite (void)
   tcase_add_test (call, test_other_service_to_dom0_refused);
   tcase_add_test (call, test_admin_through_qubed);
   suite_add_tcase (s, call);
+
+  tcase_add_unchecked_fixture (slow, setup_short_connect_timeout, teardown);
+  tcase_add_test (slow, test_call_outlives_the_connect_time);
+  suite_add_tcase (s, slow);
 
   tcase_add_unchecked_fixture (hostile, setup, teardown);
   tcase_set_timeout (hostile, 120);
