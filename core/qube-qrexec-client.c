@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -84,6 +85,16 @@ writev_all (int fd, struct iovec *iov, int n_iov)
 
       if (n < 0 && errno == EINTR)
         continue;
+      if (n < 0 && errno == EAGAIN)
+        {
+          /* The caller's descriptor may be non-blocking (a terminal or pipe
+           * another program set so): wait for room, lose nothing. */
+          struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+          if (poll (&pfd, 1, -1) < 0 && errno != EINTR)
+            return FALSE;
+          continue;
+        }
       if (n < 0)
         return FALSE;
       while (n_iov > 0 && (gsize) n >= iov->iov_len)

@@ -11,6 +11,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -427,6 +428,41 @@ START_TEST (test_service_with_argument_file_first)
   ck_assert_str_eq (other->out, "generic\n");
   ck_assert_int_eq (exit42->status, 42);
   ck_assert_str_eq (exit42->out, "exiting 42\n");
+}
+END_TEST
+
+/* A non-blocking stdout (another program on the same pipe or terminal
+ * set it so) read slowly: `qube run` waits for room and loses nothing. */
+START_TEST (test_run_nonblocking_stdout_loses_nothing)
+{
+  g_auto(GStrv) envp = run_environ ();
+  g_autofree char *qube = build_path ("cli/qube", NULL);
+  char buf[65536];
+  gsize total = 0;
+  gssize n;
+  int p[2], status;
+  pid_t pid;
+
+  ck_assert_int_eq (pipe (p), 0);
+  ck_assert_int_eq (fcntl (p[1], F_SETFL, O_NONBLOCK), 0);
+  pid = fork ();
+  if (pid == 0)
+    {
+      dup2 (p[1], 1);
+      close (p[0]);
+      close (p[1]);
+      execle (qube, qube, "run", "--no-stdin", "work", "--", "head -c 3000000 /dev/zero",
+              (char *) NULL, envp);
+      _exit (127);
+    }
+  close (p[1]);
+  g_usleep (G_USEC_PER_SEC);
+  while ((n = read (p[0], buf, sizeof buf)) > 0)
+    total += (gsize) n;
+  close (p[0]);
+  ck_assert_int_eq (waitpid (pid, &status, 0), pid);
+  ck_assert_msg (WIFEXITED (status) && WEXITSTATUS (status) == 0, "status %d", status);
+  ck_assert_uint_eq (total, 3000000);
 }
 END_TEST
 
@@ -895,6 +931,7 @@ qrexec_suite (void)
   tcase_add_test (run, test_run_50mb_checksum);
   tcase_add_test (run, test_run_stderr_and_exit_codes);
   tcase_add_test (run, test_run_arguments_are_quoted);
+  tcase_add_test (run, test_run_nonblocking_stdout_loses_nothing);
   tcase_add_test (run, test_run_unknown_user_is_125);
   tcase_add_test (run, test_run_as_another_user);
   tcase_add_test (run, test_run_missing_service_is_127);
