@@ -1116,8 +1116,12 @@ handle_trigger (QrexecQube *q, const char *target, const char *ident, const char
     }
   if (q->active_calls >= MAX_CALLS_PER_QUBE)
     {
-      qube_close (q, "it has too many calls in progress (flood)");
-      return FALSE;
+      /* Refused, not cut off: a busy qube's other calls and the commands
+       * dom0 runs in it go on. */
+      g_message ("call %s from '%s' refused: it has %u calls in progress, the most a qube may have",
+                 service_name, q->name, q->active_calls);
+      refuse (q, ident);
+      return TRUE;
     }
   if (!qube_policy_split_call (service_name, &service, &argument, &error))
     {

@@ -129,7 +129,7 @@ read_log (void)
 /* ---- the fixture --------------------------------------------------------- */
 
 static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul", "evil-port",
-                               "evil-flood", "stock", NULL };
+                               "evil-flood", "stock", "busy", NULL };
 
 static gboolean with_ask_agent;
 static int call_connect_timeout;   /* seconds; 0: the daemon's own */
@@ -159,6 +159,7 @@ setup (void)
               "test.Disp  *  work  @dispvm:dvmt   allow\n"
               "test.Flood *  @anyvm @anyvm        deny\n"
               "test.Big   *  work  vault          allow\n"
+              "test.Echo  *  busy  vault          allow\n"
               "test.Env   *  work  @adminvm       allow\n"
               "admin.vm.List         *  work  @adminvm  allow target=dom0\n"
               "admin.vm.feature.Set  *  work  work      allow target=dom0\n"
@@ -915,6 +916,49 @@ START_TEST (test_stock_agent_ports_come_back)
 }
 END_TEST
 
+/* A qube with as many calls in progress as it may have gets the next one
+ * refused, and keeps its connection (its calls and dom0's commands go
+ * on). */
+START_TEST (test_calls_over_the_limit_refused)
+{
+  AgentChan *ctrl = fake_guest ("busy");
+  struct {
+    struct trigger_service_params3 p;
+    char name[10];
+  } msg;
+  unsigned char buf[4096];
+  struct msg_header h;
+  g_autofree char *log = NULL;
+  int connected = 0;
+
+  for (int i = 0; i <= 64; i++)
+    {
+      memset (&msg, 0, sizeof msg);
+      strcpy (msg.p.target_domain, "vault");
+      snprintf (msg.p.request_id.ident, sizeof msg.p.request_id.ident, "SOCKET%d", i);
+      memcpy (msg.name, "test.Echo", 10);
+      ck_assert_int_eq (data_send_msg (transport, ctrl, MSG_TRIGGER_SERVICE3, &msg, sizeof msg), 0);
+    }
+  for (;;)
+    {
+      ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, &h, sizeof h), 0);
+      ck_assert_uint_le (h.len, sizeof buf);
+      ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, buf, h.len), 0);
+      if (h.type != MSG_SERVICE_CONNECT)
+        break;
+      connected++;
+    }
+  ck_assert_uint_eq (h.type, MSG_SERVICE_REFUSED);
+  ck_assert_str_eq (((struct service_params *) buf)->ident, "SOCKET64");
+  ck_assert_int_eq (connected, 64);
+  stock_sync (ctrl);
+  log = read_log ();
+  ck_assert_msg (strstr (log, "call test.Echo from 'busy' refused: it has 64 calls in progress") != NULL,
+                 "%s", log);
+  transport->close (ctrl);
+}
+END_TEST
+
 static Suite *
 qrexec_suite (void)
 {
@@ -967,6 +1011,7 @@ qrexec_suite (void)
   tcase_add_test (hostile, test_hostile_name_without_nul);
   tcase_add_test (hostile, test_hostile_port_never_offered);
   tcase_add_test (hostile, test_stock_agent_ports_come_back);
+  tcase_add_test (hostile, test_calls_over_the_limit_refused);
   tcase_add_test (hostile, test_hostile_flood_of_requests);
   suite_add_tcase (s, hostile);
   return s;
