@@ -492,12 +492,11 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
  * the caller's data channel, reads its stdin (the payload) to EOF, sends
  * qubed `service source dest_type dest\0payload` with the caller's name
  * as source and the target it asked for as dest, and writes qubed's reply
- * back as the caller's stdout.  qubed decides the call by the policy once
- * more, with the dest qube as target.  Without a qubed there is nothing
- * to answer, and the call is refused. */
-
-/* How long qubed may take to answer one call (a start boots a qube). */
-#define ADMIN_REPLY_TIMEOUT_S 300
+ * back as the caller's stdout as it comes (admin.Events never ends), as
+ * fast as the caller takes it.  The call lasts until qubed's reply ends
+ * or the caller goes.  qubed decides the call by the policy once more,
+ * with the dest qube as target.  Without a qubed there is nothing to
+ * answer, and the call is refused. */
 
 typedef struct {
   QubeQrexecDaemon *daemon;
@@ -512,6 +511,12 @@ typedef struct {
   gboolean asked;                 /* the request went to qubed */
   gboolean replied;               /* the reply and exit code are queued */
   GSource *timeout;               /* until the payload is whole */
+  GCancellable *cancel;           /* the exchange with qubed */
+  GBytes *request;                /* header, NUL, payload */
+  GSocketConnection *conn;
+  gboolean reading;               /* a read of qubed's reply is under way */
+  guint8 status[2];               /* the reply's first bytes: "0\0" is OK */
+  guint64 reply_len;
 } AdminForward;
 
 static void
@@ -527,6 +532,12 @@ admin_forward_free (AdminForward *fwd)
       g_source_destroy (fwd->timeout);
       g_source_unref (fwd->timeout);
     }
+  /* An operation under way ends with G_IO_ERROR_CANCELLED and touches
+   * nothing of fwd. */
+  g_cancellable_cancel (fwd->cancel);
+  g_clear_object (&fwd->cancel);
+  g_clear_object (&fwd->conn);
+  g_clear_pointer (&fwd->request, g_bytes_unref);
   g_clear_pointer (&fwd->chan, _qube_qrexec_chan_free);
   _qube_qrexec_parser_free (fwd->parser);
   g_byte_array_unref (fwd->input);
@@ -544,95 +555,131 @@ admin_socket_path (QubeQrexecDaemon *self)
                            QUBE_ADMIN_QREXEC_SOCKET, NULL);
 }
 
-/* In a worker thread: one request to qubed, its whole reply back. */
+/* qubed's reply is over (or never came): stdout's EOF and the exit code,
+ * 0 for an OK reply, 1 for an exception, 125 when qubed gave none. */
 static void
-admin_exchange_thread (GTask *task, gpointer source_object, gpointer task_data,
-                       GCancellable *cancellable)
+admin_reply_end (AdminForward *fwd, const char *problem)
 {
-  AdminForward *fwd = task_data;
-  g_autoptr(GSocketClient) client = g_socket_client_new ();
-  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (fwd->socket_path);
-  g_autoptr(GSocketConnection) conn = NULL;
-  g_autoptr(GByteArray) reply = g_byte_array_new ();
-  GError *error = NULL;
-  GOutputStream *out;
-  GInputStream *in;
-  guint8 buf[16384];
-  gssize n;
-
-  g_socket_client_set_timeout (client, ADMIN_REPLY_TIMEOUT_S);
-  conn = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), cancellable, &error);
-  if (conn == NULL)
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-  out = g_io_stream_get_output_stream (G_IO_STREAM (conn));
-  in = g_io_stream_get_input_stream (G_IO_STREAM (conn));
-  if (!g_output_stream_write_all (out, fwd->header, strlen (fwd->header) + 1, NULL,
-                                  cancellable, &error)
-      || !g_output_stream_write_all (out, fwd->input->data, fwd->input->len, NULL,
-                                     cancellable, &error)
-      || !g_socket_shutdown (g_socket_connection_get_socket (conn), FALSE, TRUE, &error))
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-  while ((n = g_input_stream_read (in, buf, sizeof buf, cancellable, &error)) > 0)
-    {
-      if (reply->len + (gsize) n > QUBE_ADMIN_REQUEST_MAX * 64)
-        {
-          g_task_return_new_error (task, QUBE_ERROR, QUBE_ERROR_PROTOCOL,
-                                   "qubed's reply is over %d bytes", QUBE_ADMIN_REQUEST_MAX * 64);
-          return;
-        }
-      g_byte_array_append (reply, buf, n);
-    }
-  if (n < 0)
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-  g_task_return_pointer (task, g_byte_array_free_to_bytes (g_steal_pointer (&reply)),
-                         (GDestroyNotify) g_bytes_unref);
-}
-
-/* qubed answered (or could not be reached): the reply goes to the caller
- * as its stdout, the exit code 0 for an OK reply, 1 for an exception, 125
- * when qubed gave none. */
-static void
-admin_exchange_done (GObject *source_object, GAsyncResult *result, gpointer user_data)
-{
-  AdminForward *fwd = g_task_get_task_data (G_TASK (result));
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) reply = g_task_propagate_pointer (G_TASK (result), &error);
   g_autoptr(GByteArray) out = g_byte_array_new ();
-  gint32 exit_code = 125;
+  gint32 exit_code = fwd->reply_len < 2 ? 125 : fwd->status[0] == '0' && fwd->status[1] == '\0' ? 0 : 1;
 
-  if (fwd->chan == NULL || _qube_qrexec_chan_is_closed (fwd->chan, NULL))
-    {
-      g_message ("%s: the caller went away before qubed's reply", fwd->what);
-      admin_forward_free (fwd);
-      return;
-    }
-  if (reply == NULL)
-    g_message ("%s: no reply from qubed at %s: %s", fwd->what, fwd->socket_path, error->message);
-  else
-    {
-      gsize len;
-      const guint8 *data = g_bytes_get_data (reply, &len);
-
-      for (gsize off = 0; off < len; off += MAX_DATA_CHUNK_V3)
-        _qube_qrexec_append_data (out, MSG_DATA_STDOUT, data + off, MIN (len - off,
-                                                                         MAX_DATA_CHUNK_V3));
-      exit_code = len >= 2 && data[0] == '0' && data[1] == '\0' ? 0 : 1;
-    }
+  if (problem != NULL)
+    g_message ("%s: %s qubed at %s: %s", fwd->what, fwd->reply_len > 0 ? "the reply broke off from" :
+               "no reply from", fwd->socket_path, problem);
+  g_clear_object (&fwd->conn);
   _qube_qrexec_append_data (out, MSG_DATA_STDOUT, NULL, 0);
   _qube_qrexec_append_exit_code (out, exit_code);
   _qube_qrexec_chan_send (fwd->chan, out->data, out->len);
   fwd->replied = TRUE;
   if (_qube_qrexec_chan_queued (fwd->chan) == 0 && _qube_qrexec_chan_is_connected (fwd->chan))
     admin_forward_free (fwd);
+}
+
+static void admin_read (AdminForward *fwd);
+
+static void
+admin_read_done (GObject *stream, GAsyncResult *result, gpointer user_data)
+{
+  AdminForward *fwd = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (stream), result, &error);
+  g_autoptr(GByteArray) out = g_byte_array_new ();
+  const guint8 *data;
+  gsize len;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  fwd->reading = FALSE;
+  if (bytes == NULL || g_bytes_get_size (bytes) == 0)
+    {
+      admin_reply_end (fwd, error != NULL ? error->message : NULL);
+      return;
+    }
+  data = g_bytes_get_data (bytes, &len);
+  for (gsize i = 0; i < len && fwd->reply_len + i < sizeof fwd->status; i++)
+    fwd->status[fwd->reply_len + i] = data[i];
+  fwd->reply_len += len;
+  for (gsize off = 0; off < len; off += MAX_DATA_CHUNK_V3)
+    _qube_qrexec_append_data (out, MSG_DATA_STDOUT, data + off, MIN (len - off, MAX_DATA_CHUNK_V3));
+  _qube_qrexec_chan_send (fwd->chan, out->data, out->len);
+  admin_read (fwd);
+}
+
+/* Reads on while the caller's queue has room; its channel's next event
+ * reads on once it has taken some. */
+static void
+admin_read (AdminForward *fwd)
+{
+  if (fwd->reading || fwd->conn == NULL || _qube_qrexec_chan_queued (fwd->chan) >= RELAY_QUEUE_MAX)
+    return;
+  fwd->reading = TRUE;
+  g_input_stream_read_bytes_async (g_io_stream_get_input_stream (G_IO_STREAM (fwd->conn)), 65536,
+                                   G_PRIORITY_DEFAULT, fwd->cancel, admin_read_done, fwd);
+}
+
+static void
+admin_request_sent (GObject *stream, GAsyncResult *result, gpointer user_data)
+{
+  AdminForward *fwd = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (stream), result, NULL, &error))
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        admin_reply_end (fwd, error->message);
+      return;
+    }
+  g_clear_pointer (&fwd->request, g_bytes_unref);
+  /* The request is whole: qubed reads to its end. */
+  if (!g_socket_shutdown (g_socket_connection_get_socket (fwd->conn), FALSE, TRUE, &error))
+    {
+      admin_reply_end (fwd, error->message);
+      return;
+    }
+  admin_read (fwd);
+}
+
+static void
+admin_connected (GObject *client, GAsyncResult *result, gpointer user_data)
+{
+  AdminForward *fwd = user_data;
+  g_autoptr(GError) error = NULL;
+  GSocketConnection *conn = g_socket_client_connect_finish (G_SOCKET_CLIENT (client), result, &error);
+  gsize len;
+  const guint8 *data;
+
+  if (conn == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        admin_reply_end (fwd, error->message);
+      return;
+    }
+  fwd->conn = conn;
+  data = g_bytes_get_data (fwd->request, &len);
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (G_IO_STREAM (conn)), data, len,
+                                   G_PRIORITY_DEFAULT, fwd->cancel, admin_request_sent, fwd);
+}
+
+/* The payload is whole: the exchange with qubed starts. */
+static void
+admin_ask (AdminForward *fwd)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (fwd->socket_path);
+
+  g_debug ("%s: %u bytes of payload; asking qubed", fwd->what, fwd->input->len);
+  fwd->asked = TRUE;
+  if (fwd->timeout != NULL)
+    {
+      g_source_destroy (fwd->timeout);
+      g_clear_pointer (&fwd->timeout, g_source_unref);
+    }
+  g_byte_array_prepend (fwd->input, (const guint8 *) fwd->header, (guint) strlen (fwd->header) + 1);
+  fwd->request = g_byte_array_free_to_bytes (g_steal_pointer (&fwd->input));
+  fwd->input = g_byte_array_new ();
+  fwd->cancel = g_cancellable_new ();
+  g_socket_client_connect_async (client, G_SOCKET_CONNECTABLE (address), fwd->cancel,
+                                 admin_connected, fwd);
 }
 
 static void
@@ -646,6 +693,22 @@ admin_forward_event (QubeQrexecChan *chan, gpointer user_data)
     {
       if (_qube_qrexec_chan_queued (chan) == 0 || _qube_qrexec_chan_is_closed (chan, NULL))
         admin_forward_free (fwd);
+      return;
+    }
+  if (fwd->asked)
+    {
+      /* The caller going ends the exchange (an admin.Events subscriber
+       * ends so); room in its queue lets the reply stream on.  Whatever it
+       * sends after its payload's end is dropped. */
+      while (_qube_qrexec_chan_read (chan, buf, sizeof buf) > 0)
+        ;
+      if (_qube_qrexec_chan_is_closed (chan, &reason))
+        {
+          g_debug ("%s: the caller went away before qubed's reply ended: %s", fwd->what, reason);
+          admin_forward_free (fwd);
+        }
+      else
+        admin_read (fwd);
       return;
     }
   while (!fwd->asked)
@@ -684,19 +747,8 @@ admin_forward_event (QubeQrexecChan *chan, gpointer user_data)
           continue;
         }
       /* EOF on stdin: the request is whole. */
-      {
-        g_autoptr(GTask) task = g_task_new (fwd->daemon, NULL, admin_exchange_done, NULL);
-
-        g_debug ("%s: %u bytes of payload; asking qubed", fwd->what, fwd->input->len);
-        fwd->asked = TRUE;
-        if (fwd->timeout != NULL)
-          {
-            g_source_destroy (fwd->timeout);
-            g_clear_pointer (&fwd->timeout, g_source_unref);
-          }
-        g_task_set_task_data (task, fwd, NULL);
-        g_task_run_in_thread (task, admin_exchange_thread);
-      }
+      admin_ask (fwd);
+      return;
     }
   if (!fwd->asked && _qube_qrexec_chan_is_closed (chan, &reason))
     {

@@ -163,7 +163,9 @@ setup (void)
               "test.Env   *  work  @adminvm       allow\n"
               "admin.vm.List         *  work  @adminvm  allow target=dom0\n"
               "admin.vm.feature.Set  *  work  work      allow target=dom0\n"
-              "admin.vm.feature.Get  *  work  work      allow target=dom0\n", 0644);
+              "admin.vm.feature.Get  *  work  work      allow target=dom0\n"
+              "admin.Events          *  work  @adminvm  allow target=dom0\n"
+              "admin.Events          *  work  work      allow target=dom0\n", 0644);
 
   /* Qubes the fixture does not make: a disposable template, and one the
    * policy refuses calls to. */
@@ -688,6 +690,65 @@ START_TEST (test_admin_through_qubed)
 }
 END_TEST
 
+/* admin.Events from a qube: qubed's reply never ends, and each event
+ * reaches the subscriber as it happens; the subscription ends with the
+ * caller. */
+START_TEST (test_admin_events_stream)
+{
+  GPid qubed = start_qubed ();
+  g_autofree char *client = build_path ("agent/qrexec-client-vm", NULL);
+  g_autofree char *qube = build_path ("cli/qube", NULL);
+  g_autofree char *out = g_build_filename (tmp_dir, "events", NULL);
+  g_autoptr(GString) set = NULL;
+  g_auto(GStrv) envp = run_environ ();
+  g_autoptr(GError) error = NULL;
+  const char *argv[] = { "/bin/sh", "-c", "exec \"$0\" \"$@\" </dev/null >\"$EVENTS\"", qube, "run",
+                         "work", "--", client, "dom0", "admin.Events", NULL };
+  static const char event[] = "domain-feature-set:seen";
+  gboolean started = FALSE, seen = FALSE;
+  GPid pid;
+
+  envp = g_environ_setenv (envp, "EVENTS", out, TRUE);
+  ck_assert_msg (g_spawn_async (NULL, (char **) argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                                &pid, &error), "%s", error ? error->message : "");
+  /* The stream starts with Qubes' connection-established event. */
+  for (int tries = 0; !started; tries++)
+    {
+      static const char established[] = "1\0\0connection-established\0\0";
+      g_autofree char *text = NULL;
+      gsize len = 0;
+
+      if (g_file_get_contents (out, &text, &len, NULL) && len >= sizeof established - 1)
+        {
+          ck_assert_msg (memcmp (text, established, sizeof established - 1) == 0, "%s", text);
+          started = TRUE;
+          continue;
+        }
+      ck_assert_msg (tries < 1000 && waitpid (pid, NULL, WNOHANG) == 0, "the subscription did not start");
+      g_usleep (10000);
+    }
+  ck_assert_int_eq (admin_from_work ("work", "admin.vm.feature.Set+seen", "1", 1, &set), 0);
+  for (int tries = 0; tries < 1000 && !seen; tries++)
+    {
+      g_autofree char *text = NULL;
+      gsize len = 0;
+
+      if (g_file_get_contents (out, &text, &len, NULL))
+        seen = memmem (text, len, event, sizeof event - 1) != NULL;
+      if (!seen)
+        {
+          ck_assert_msg (waitpid (pid, NULL, WNOHANG) == 0, "the subscription ended");
+          g_usleep (10000);
+        }
+    }
+  ck_assert_msg (seen, "the event did not reach the subscriber while it was subscribed");
+  kill (pid, SIGTERM);
+  waitpid (pid, NULL, 0);
+  assert_work_still_serves ();
+  stop_qubed (qubed);
+}
+END_TEST
+
 /* ---- hostile guests ------------------------------------------------------ */
 
 /* Plays the guest of qube `name`: offers the control channel, answers the
@@ -997,6 +1058,7 @@ qrexec_suite (void)
   tcase_add_test (call, test_admin_without_qubed_refused);
   tcase_add_test (call, test_other_service_to_dom0_refused);
   tcase_add_test (call, test_admin_through_qubed);
+  tcase_add_test (call, test_admin_events_stream);
   suite_add_tcase (s, call);
 
   tcase_add_unchecked_fixture (slow, setup_short_connect_timeout, teardown);
