@@ -485,6 +485,15 @@ resolve_include (Parser *p, const char *file, guint line, const char *path)
   return g_canonicalize_filename (joined, NULL);
 }
 
+/* Where a problem with the file `path` itself is reported: the line that
+ * included it, or (for a file of the policy directory, `file` NULL and
+ * `line` 0) the file itself. */
+static const char *
+origin (const char *file, const char *path)
+{
+  return file != NULL ? file : path;
+}
+
 static gboolean
 push_file (Parser *p, const char *file, guint line, const char *path)
 {
@@ -492,13 +501,13 @@ push_file (Parser *p, const char *file, guint line, const char *path)
 
   if (realpath (path, real) == NULL)
     {
-      _qube_policy_data_problem (p->data, file, line, TRUE,
+      _qube_policy_data_problem (p->data, origin (file, path), line, TRUE,
                                  "cannot read '%s': %s", path, g_strerror (errno));
       return FALSE;
     }
   if (p->stack->len >= QUBE_POLICY_MAX_INCLUDE_DEPTH)
     {
-      _qube_policy_data_problem (p->data, file, line, TRUE,
+      _qube_policy_data_problem (p->data, origin (file, path), line, TRUE,
                                  "includes nested more than %d deep at '%s'",
                                  QUBE_POLICY_MAX_INCLUDE_DEPTH, path);
       return FALSE;
@@ -506,7 +515,7 @@ push_file (Parser *p, const char *file, guint line, const char *path)
   for (guint i = 0; i < p->stack->len; i++)
     if (g_str_equal (p->stack->pdata[i], real))
       {
-        _qube_policy_data_problem (p->data, file, line, TRUE,
+        _qube_policy_data_problem (p->data, origin (file, path), line, TRUE,
                                    "include loop: '%s' includes itself", path);
         return FALSE;
       }
@@ -520,8 +529,8 @@ pop_file (Parser *p)
   g_ptr_array_remove_index (p->stack, p->stack->len - 1);
 }
 
-/* Reads one file (already checked to be a regular file) and parses it;
- * `file`/`line` name where it was included from, for problems. */
+/* Reads one file and parses it; `from_file`/`from_line` name where it was
+ * included from (NULL/0 for a file of the policy directory), for problems. */
 static void
 load_file (Parser *p, const char *from_file, guint from_line, const char *path,
            const char *service_mode, const char *argument_mode)
@@ -533,7 +542,7 @@ load_file (Parser *p, const char *from_file, guint from_line, const char *path,
 
   if (stat (path, &st) != 0 || !S_ISREG (st.st_mode))
     {
-      _qube_policy_data_problem (p->data, from_file, from_line, TRUE,
+      _qube_policy_data_problem (p->data, origin (from_file, path), from_line, TRUE,
                                  "not a file: %s", path);
       return;
     }
@@ -546,7 +555,7 @@ load_file (Parser *p, const char *from_file, guint from_line, const char *path,
   if (!push_file (p, from_file, from_line, path))
     return;
   if (!g_file_get_contents (path, &contents, &length, &error))
-    _qube_policy_data_problem (p->data, from_file, from_line, TRUE,
+    _qube_policy_data_problem (p->data, origin (from_file, path), from_line, TRUE,
                                "cannot read policy file: %s", error->message);
   else if (length > QUBE_POLICY_MAX_FILE)
     _qube_policy_data_problem (p->data, path, 0, TRUE,
@@ -576,7 +585,7 @@ list_policy_files (Parser *p, const char *from_file, guint from_line, const char
 
   if (gdir == NULL)
     {
-      _qube_policy_data_problem (p->data, from_file ? from_file : dir, from_line, TRUE,
+      _qube_policy_data_problem (p->data, origin (from_file, dir), from_line, TRUE,
                                  "cannot read policy directory: %s", error->message);
       return NULL;
     }

@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "qube-error.h"
 #include "qube-policy-private.h"
@@ -360,6 +361,29 @@ START_TEST (test_include_loop)
   self_dir = qube_policy_load (tmpdir);
   lint2 = lint_text (self_dir);
   ck_assert_msg (strstr (lint2, "10-self.policy:1: error: include loop") != NULL, "%s", lint2);
+}
+END_TEST
+
+START_TEST (test_unreadable_file_is_named)
+{
+  g_autofree char *path = g_build_filename (tmpdir, "10-mem.policy", NULL);
+  g_autofree char *itself = g_strdup_printf ("%s:0: error: cannot read policy file: ", path);
+  g_autofree char *include = g_strdup_printf ("%s/20-inc.policy:2: error: cannot read policy file: ",
+                                              tmpdir);
+  g_autoptr(QubePolicy) policy = NULL;
+  g_autofree char *lint = NULL;
+
+  /* A regular file that no one can read, root included: reading
+   * /proc/self/mem at offset 0 fails with EIO.  A file of the policy
+   * directory is named with line 0; an included one at its !include line. */
+  ck_assert_int_eq (symlink ("/proc/self/mem", path), 0);
+  write_file ("20-inc.policy", "test.U * work personal allow\n!include 10-mem.policy\n", -1);
+  policy = qube_policy_load (tmpdir);
+  lint = lint_text (policy);
+  ck_assert_msg (g_str_has_prefix (lint, itself), "%s", lint);
+  ck_assert_msg (strstr (lint, include) != NULL, "%s", lint);
+  ck_assert_ptr_null (strstr (lint, "(null)"));
+  ck_assert_int_eq (action_of (policy, "work", "personal", "test.U", NULL), DENY);
 }
 END_TEST
 
@@ -908,6 +932,7 @@ policy_suite (void)
   tcase_add_test (tc, test_include_relative_to_policy_dir_and_errors);
   tcase_add_test (tc, test_include_service_nested);
   tcase_add_test (tc, test_include_loop);
+  tcase_add_test (tc, test_unreadable_file_is_named);
   tcase_add_test (tc, test_fixture_invalid_denies_everything);
   tcase_add_test (tc, test_missing_dir_and_env);
   tcase_add_test (tc, test_argument_matching);
