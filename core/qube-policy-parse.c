@@ -26,6 +26,9 @@ typedef struct {
   QubePolicyData *data;
   const char *include_base; /* NULL: includes are refused */
   GPtrArray *stack;         /* real paths of the files being read, for loops */
+  guint n_files;            /* files read so far */
+  guint64 n_bytes;          /* bytes read so far */
+  gboolean stopped;         /* a limit was reached: no more files are read */
 } Parser;
 
 static void parse_contents (Parser *p, const char *file, const char *buffer,
@@ -38,6 +41,8 @@ _qube_policy_data_init (QubePolicyData *data)
   data->rules = g_ptr_array_new_with_free_func ((GDestroyNotify) _qube_policy_rule_free);
   data->problems = g_ptr_array_new_with_free_func (g_object_unref);
   data->n_errors = 0;
+  data->n_unlisted = 0;
+  data->n_unlisted_errors = 0;
 }
 
 void
@@ -54,13 +59,38 @@ _qube_policy_data_problem (QubePolicyData *data, const char *file, guint line,
   va_list ap;
   g_autofree char *message = NULL;
 
+  if (is_error)
+    data->n_errors++;
+  if (data->problems->len >= QUBE_POLICY_MAX_PROBLEMS)
+    {
+      data->n_unlisted++;
+      if (is_error)
+        data->n_unlisted_errors++;
+      return;
+    }
   va_start (ap, format);
   message = g_strdup_vprintf (format, ap);
   va_end (ap);
-  if (is_error)
-    data->n_errors++;
   g_ptr_array_add (data->problems,
                    _qube_policy_problem_new (file, line, is_error, message));
+}
+
+/* Ends the list of problems with one that counts those not listed; it is
+ * an error when any of them is, so that an invalid policy always lists an
+ * error. */
+static void
+data_finish (QubePolicyData *data, const char *where)
+{
+  g_autofree char *message = NULL;
+
+  if (data->n_unlisted == 0)
+    return;
+  message = g_strdup_printf ("%u more problems not listed (%u errors); "
+                             "only the first %d are kept",
+                             data->n_unlisted, data->n_unlisted_errors,
+                             QUBE_POLICY_MAX_PROBLEMS);
+  g_ptr_array_add (data->problems,
+                   _qube_policy_problem_new (where, 0, data->n_unlisted_errors > 0, message));
 }
 
 void
@@ -523,6 +553,32 @@ push_file (Parser *p, const char *file, guint line, const char *path)
   return TRUE;
 }
 
+/* Counts a file of `size` bytes against the limits of one policy load.
+ * The first file past a limit is an error; no file is read after it. */
+static gboolean
+within_limits (Parser *p, const char *file, guint line, const char *path, goffset size)
+{
+  if (p->stopped)
+    return FALSE;
+  if (p->n_files >= QUBE_POLICY_MAX_FILES)
+    _qube_policy_data_problem (p->data, origin (file, path), line, TRUE,
+                               "not read: '%s': the policy reads at most %d files "
+                               "(a file included twice counts twice); no more files are read",
+                               path, QUBE_POLICY_MAX_FILES);
+  else if (p->n_bytes + size > QUBE_POLICY_MAX_TOTAL)
+    _qube_policy_data_problem (p->data, origin (file, path), line, TRUE,
+                               "not read: '%s': the policy reads at most %d bytes in all "
+                               "files; no more files are read",
+                               path, QUBE_POLICY_MAX_TOTAL);
+  else
+    {
+      p->n_files++;
+      return TRUE;
+    }
+  p->stopped = TRUE;
+  return FALSE;
+}
+
 static void
 pop_file (Parser *p)
 {
@@ -554,14 +610,18 @@ load_file (Parser *p, const char *from_file, guint from_line, const char *path,
     }
   if (!push_file (p, from_file, from_line, path))
     return;
-  if (!g_file_get_contents (path, &contents, &length, &error))
-    _qube_policy_data_problem (p->data, origin (from_file, path), from_line, TRUE,
-                               "cannot read policy file: %s", error->message);
-  else if (length > QUBE_POLICY_MAX_FILE)
-    _qube_policy_data_problem (p->data, path, 0, TRUE,
-                               "file is larger than %d bytes", QUBE_POLICY_MAX_FILE);
-  else
-    parse_contents (p, path, contents, length, service_mode, argument_mode);
+  if (within_limits (p, from_file, from_line, path, st.st_size))
+    {
+      if (!g_file_get_contents (path, &contents, &length, &error))
+        _qube_policy_data_problem (p->data, origin (from_file, path), from_line, TRUE,
+                                   "cannot read policy file: %s", error->message);
+      else if (length > QUBE_POLICY_MAX_FILE)
+        _qube_policy_data_problem (p->data, path, 0, TRUE,
+                                   "file is larger than %d bytes", QUBE_POLICY_MAX_FILE);
+      else
+        parse_contents (p, path, contents, length, service_mode, argument_mode);
+      p->n_bytes += length;
+    }
   pop_file (p);
 }
 
@@ -771,17 +831,19 @@ _qube_policy_parse_buffer (QubePolicyData *data, const char *file,
                            const char *buffer, gsize length,
                            const char *include_base)
 {
-  Parser p = { data, include_base, g_ptr_array_new_with_free_func (g_free) };
+  Parser p = { data, include_base, g_ptr_array_new_with_free_func (g_free), 0, 0, FALSE };
 
   parse_contents (&p, file, buffer, length, NULL, NULL);
+  data_finish (data, file);
   g_ptr_array_unref (p.stack);
 }
 
 void
 _qube_policy_parse_dir (QubePolicyData *data, const char *dir)
 {
-  Parser p = { data, dir, g_ptr_array_new_with_free_func (g_free) };
+  Parser p = { data, dir, g_ptr_array_new_with_free_func (g_free), 0, 0, FALSE };
 
   load_dir (&p, NULL, 0, dir);
+  data_finish (data, dir);
   g_ptr_array_unref (p.stack);
 }

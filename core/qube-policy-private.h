@@ -11,10 +11,18 @@
 G_BEGIN_DECLS
 
 /* Limits on input: policy files are root-owned, but a mistake (a binary
- * copied into policy.d) must give a clear problem, not a long stall. */
+ * copied into policy.d, includes that multiply) must give a clear problem,
+ * not a long stall or a large allocation; the qrexec daemon reads the
+ * policy again for every call. */
 #define QUBE_POLICY_MAX_LINE 8192
 #define QUBE_POLICY_MAX_FILE (16 * 1024 * 1024)
 #define QUBE_POLICY_MAX_INCLUDE_DEPTH 32
+/* Files read in one policy load, a file included twice counting twice. */
+#define QUBE_POLICY_MAX_FILES 1024
+/* Bytes read in one policy load, all files together. */
+#define QUBE_POLICY_MAX_TOTAL (32 * 1024 * 1024)
+/* Problems kept for lint; past them only a count is kept. */
+#define QUBE_POLICY_MAX_PROBLEMS 100
 #define QUBE_POLICY_MAX_NAME 31
 #define QUBE_POLICY_ADMIN_NAME "dom0"
 
@@ -61,11 +69,14 @@ typedef struct {
   guint line;
 } QubePolicyRule;
 
-/* What parsing collects: the rules in evaluation order and every problem. */
+/* What parsing collects: the rules in evaluation order and the first
+ * QUBE_POLICY_MAX_PROBLEMS problems, then one that counts the others. */
 typedef struct {
   GPtrArray *rules;    /* (element-type QubePolicyRule) */
   GPtrArray *problems; /* (element-type QubePolicyProblem) */
-  guint n_errors;
+  guint n_errors;      /* all of them, listed or not */
+  guint n_unlisted;    /* problems past the limit */
+  guint n_unlisted_errors;
 } QubePolicyData;
 
 void _qube_policy_token_clear (QubePolicyToken *token);

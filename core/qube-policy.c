@@ -669,6 +669,9 @@ qube_policy_init (QubePolicy *self)
  * their includes.  Loading never fails: problems (an unreadable directory,
  * a syntax error, an include loop, a bad file name) are collected for
  * qube_policy_lint(), and a policy with any error denies every call.
+ * One load reads at most 1024 files (an included file counting each time
+ * it is included) and 32 MiB in all; the file that would pass either
+ * limit is an error, and no file is read after it.
  *
  * Returns: (transfer full): the policy
  */
@@ -727,9 +730,10 @@ qube_policy_is_valid (QubePolicy *self)
  * qube_policy_lint:
  * @self: a #QubePolicy
  *
- * Returns: (transfer full) (element-type QubePolicyProblem): every
- *   problem found while loading, in the order the files were read; empty
- *   for a clean policy
+ * Returns: (transfer full) (element-type QubePolicyProblem): the
+ *   problems found while loading, in the order the files were read: the
+ *   first 100, then, if there were more, one (at line 0 of the policy
+ *   directory) that counts the others; empty for a clean policy
  */
 GPtrArray *
 qube_policy_lint (QubePolicy *self)

@@ -190,6 +190,31 @@ START_TEST (test_invalid_file_denies_everything_and_lint_says_where)
 }
 END_TEST
 
+START_TEST (test_lint_lists_the_first_100_problems)
+{
+  g_autofree char *bad = g_build_filename (policy_dir, "50-bad.policy", NULL);
+  g_autofree char *first = g_strdup_printf ("%s:1: error: wrong number of fields", bad);
+  g_autofree char *hundredth = g_strdup_printf ("%s:100: error: wrong number of fields", bad);
+  g_autofree char *rest = g_strdup_printf ("%s:0: error: 50 more problems not listed (50 errors)",
+                                           policy_dir);
+  GString *text = g_string_new ("");
+  g_autoptr(Run) lint = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  for (int i = 0; i < 150; i++)
+    g_string_append (text, "x\n");
+  write_policy ("50-bad.policy", text->str);
+  g_string_free (text, TRUE);
+  lint = qube_run ("policy", "lint", "--policy-dir", policy_dir);
+  ck_assert_int_eq (lint->status, 1);
+  lines = g_strsplit (lint->out, "\n", -1);
+  ck_assert_uint_eq (g_strv_length (lines), 102); /* and "" after the last newline */
+  ck_assert_msg (g_str_has_prefix (lines[0], first), "%s", lines[0]);
+  ck_assert_msg (g_str_has_prefix (lines[99], hundredth), "%s", lines[99]);
+  ck_assert_msg (g_str_has_prefix (lines[100], rest), "%s", lines[100]);
+}
+END_TEST
+
 START_TEST (test_usage_errors)
 {
   g_autoptr(Run) few = qube_run ("policy", "check", "work", "vault");
@@ -218,6 +243,7 @@ main (void)
   tcase_add_test (tc, test_check_no_rule_denies);
   tcase_add_test (tc, test_policy_dir_from_environment);
   tcase_add_test (tc, test_invalid_file_denies_everything_and_lint_says_where);
+  tcase_add_test (tc, test_lint_lists_the_first_100_problems);
   tcase_add_test (tc, test_usage_errors);
   suite_add_tcase (s, tc);
   runner = srunner_create (s);

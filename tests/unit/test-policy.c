@@ -845,6 +845,108 @@ START_TEST (test_bad_bytes)
 }
 END_TEST
 
+START_TEST (test_problems_are_capped)
+{
+  GString *s = g_string_new ("test.C * work personal allow\n");
+  g_autofree char *text = NULL;
+  g_autoptr(QubePolicy) policy = NULL;
+  g_autoptr(GPtrArray) problems = NULL;
+  g_autofree char *first = NULL;
+  g_autofree char *last = NULL;
+  g_autofree char *summary = NULL;
+
+  /* 200000 bad lines keep 100 problems and one that counts the rest */
+  for (int i = 0; i < 200000; i++)
+    g_string_append (s, "x\n");
+  text = g_string_free (s, FALSE);
+  policy = load_one (text);
+  problems = qube_policy_lint (policy);
+  ck_assert (!qube_policy_is_valid (policy));
+  ck_assert_uint_eq (problems->len, 101);
+  first = qube_policy_problem_to_string (problems->pdata[0]);
+  ck_assert_msg (strstr (first, "50-test.policy:2: error: wrong number of fields") != NULL, "%s", first);
+  last = qube_policy_problem_to_string (problems->pdata[99]);
+  ck_assert_msg (strstr (last, "50-test.policy:101: error: ") != NULL, "%s", last);
+  summary = qube_policy_problem_to_string (problems->pdata[100]);
+  ck_assert_msg (g_str_has_prefix (summary, tmpdir), "%s", summary);
+  ck_assert_msg (strstr (summary, ":0: error: 199900 more problems not listed (199900 errors)") != NULL,
+                 "%s", summary);
+  ck_assert_int_eq (action_of (policy, "work", "personal", "test.C", NULL), DENY);
+}
+END_TEST
+
+/* A policy whose 10-top.policy includes a chain of `depth` files, each
+ * including the next `times` times (times^depth loads without a limit). */
+static QubePolicy *
+load_include_chain (int depth, int times, const char *last_text)
+{
+  for (int i = 0; i < depth; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("inc/f%d", i);
+      GString *s = g_string_new ("");
+
+      for (int j = 0; j < times; j++)
+        if (i + 1 < depth)
+          g_string_append_printf (s, "!include inc/f%d\n", i + 1);
+        else
+          g_string_append (s, last_text);
+      write_file (name, s->str, -1);
+      g_string_free (s, TRUE);
+    }
+  write_file ("10-top.policy", "!include inc/f0\n", -1);
+  write_file ("20-after.policy", "test.After * work personal allow\n", -1);
+  return qube_policy_load (tmpdir);
+}
+
+START_TEST (test_files_read_are_capped)
+{
+  g_autoptr(QubePolicy) policy = load_include_chain (13, 2, "# leaf\n");
+  g_autoptr(GPtrArray) problems = qube_policy_lint (policy);
+  g_autofree char *lint = lint_text (policy);
+  g_autofree char *where = g_strdup_printf ("%s/inc/f", tmpdir);
+
+  /* 2^13 - 1 loads without the limit: the 1025th file is an error, named
+   * at its !include line, and nothing is read after it */
+  ck_assert (!qube_policy_is_valid (policy));
+  ck_assert_uint_eq (problems->len, 1);
+  ck_assert_msg (g_str_has_prefix (lint, where), "%s", lint);
+  ck_assert_msg (strstr (lint, " error: not read: '") != NULL
+                 && strstr (lint, "': the policy reads at most 1024 files") != NULL, "%s", lint);
+  ck_assert_uint_eq (qube_policy_get_n_rules (policy), 0);
+  ck_assert_int_eq (action_of (policy, "work", "personal", "test.After", NULL), DENY);
+}
+END_TEST
+
+START_TEST (test_bytes_read_are_capped)
+{
+  GString *big = g_string_new ("");
+  g_autoptr(QubePolicy) policy = NULL;
+  g_autofree char *lint = NULL;
+  g_autofree char *top = g_strdup_printf ("%s/10-top.policy:", tmpdir);
+  g_autofree char *f0 = g_strdup_printf ("%s/inc/f0:", tmpdir);
+
+  /* one 1 MiB file (long comment lines) included 40 times */
+  while (big->len < 1024 * 1024)
+    {
+      g_string_append_c (big, '#');
+      for (int i = 0; i < 1022; i++)
+        g_string_append_c (big, 'x');
+      g_string_append_c (big, '\n');
+    }
+  write_file ("inc/big", big->str, big->len);
+  g_string_free (big, TRUE);
+  policy = load_include_chain (1, 40, "!include inc/big\n");
+  lint = lint_text (policy);
+  ck_assert (!qube_policy_is_valid (policy));
+  ck_assert_msg (g_str_has_prefix (lint, f0), "%s", lint);
+  ck_assert_msg (strstr (lint, "error: not read: '") != NULL
+                 && strstr (lint, "inc/big': the policy reads at most 33554432 bytes") != NULL,
+                 "%s", lint);
+  ck_assert_ptr_null (strstr (lint, top));
+  ck_assert_int_eq (action_of (policy, "work", "personal", "test.After", NULL), DENY);
+}
+END_TEST
+
 START_TEST (test_comments_whitespace_crlf)
 {
   g_autoptr(QubePolicy) policy = load_one (
@@ -946,6 +1048,9 @@ policy_suite (void)
   tcase_add_test (tc, test_valid_syntax);
   tcase_add_test (tc, test_invalid_syntax);
   tcase_add_test (tc, test_bad_bytes);
+  tcase_add_test (tc, test_problems_are_capped);
+  tcase_add_test (tc, test_files_read_are_capped);
+  tcase_add_test (tc, test_bytes_read_are_capped);
   tcase_add_test (tc, test_comments_whitespace_crlf);
   tcase_add_test (tc, test_compat40_warning);
   tcase_add_test (tc, test_split_call_and_system);
