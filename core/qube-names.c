@@ -61,21 +61,8 @@ check_charset (const char *what, const char *name, GError **error)
   return TRUE;
 }
 
-/**
- * qube_name_is_valid:
- * @name: (nullable): a proposed qube name
- * @error: return location for a #GError, or %NULL
- *
- * Checks a name for a new qube against the Qubes rules: it starts with a
- * letter, holds only ASCII letters, digits, `_`, `.` and `-`, has at most
- * 31 characters, is none of the reserved words `none`, `default`, `dom0`,
- * `Domain-0`, and does not end in `-dm` (the name of a qube's device model).
- *
- * Returns: %TRUE when @name may be used; otherwise %FALSE with
- *   %QUBE_ERROR_INVALID_NAME saying which rule it breaks
- */
 gboolean
-qube_name_is_valid (const char *name, GError **error)
+_qube_name_form_is_valid (const char *name, GError **error)
 {
   g_autofree char *shown = NULL;
   size_t len;
@@ -101,8 +88,30 @@ qube_name_is_valid (const char *name, GError **error)
                    "qube name '%s' must start with a letter", shown);
       return FALSE;
     }
-  if (!check_charset ("qube name", name, error))
+  return check_charset ("qube name", name, error);
+}
+
+/**
+ * qube_name_is_valid:
+ * @name: (nullable): a proposed qube name
+ * @error: return location for a #GError, or %NULL
+ *
+ * Checks a name for a new qube against the Qubes rules: it starts with a
+ * letter, holds only ASCII letters, digits, `_`, `.` and `-`, has at most
+ * 31 characters, is none of the reserved words `none`, `default`, `dom0`,
+ * `Domain-0`, and does not end in `-dm` (the name of a qube's device model).
+ *
+ * Returns: %TRUE when @name may be used; otherwise %FALSE with
+ *   %QUBE_ERROR_INVALID_NAME saying which rule it breaks
+ */
+gboolean
+qube_name_is_valid (const char *name, GError **error)
+{
+  g_autofree char *shown = NULL;
+
+  if (!_qube_name_form_is_valid (name, error))
     return FALSE;
+  shown = _qube_printable (name);
   for (gsize i = 0; i < G_N_ELEMENTS (reserved_names); i++)
     if (strcmp (name, reserved_names[i]) == 0)
       {

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "qube-policy-private.h"
+#include "qube-vm-private.h"
 
 #define POLICY_SUFFIX ".policy"
 
@@ -126,15 +127,13 @@ all_chars_in (const char *s, const char *extra)
   return TRUE;
 }
 
-/* Qubes' rule for qube names: a letter, then letters, digits, _ . -;
- * at most 31 characters. */
+/* A qube name as the qube store accepts it (a letter, then letters,
+ * digits, _ . -; at most 31 characters).  Reserved words are not refused:
+ * a rule naming one simply never matches. */
 gboolean
 _qube_policy_valid_qube_name (const char *name)
 {
-  size_t len = strlen (name);
-
-  return len > 0 && len <= QUBE_POLICY_MAX_NAME && g_ascii_isalpha (name[0])
-         && all_chars_in (name, "_.-");
+  return _qube_name_form_is_valid (name, NULL);
 }
 
 /* qrexec service names: letters, digits, - . _ (no '+', which starts the
@@ -151,10 +150,12 @@ _qube_policy_valid_argument (const char *argument)
   return argument[0] == '+' && all_chars_in (argument, "-._+");
 }
 
+/* A tag as the tag store accepts it: letters, digits, _ . -; at most 255
+ * bytes (so `created-by-NAME` for any qube NAME). */
 static gboolean
 valid_tag (const char *tag)
 {
-  return *tag != '\0' && strlen (tag) <= 255 && all_chars_in (tag, "_-");
+  return _qube_key_is_valid ("tag", tag, NULL);
 }
 
 static gboolean
@@ -413,15 +414,17 @@ parse_params (Parser *p, const char *file, guint line, QubePolicyRule *rule,
         }
       else if (g_str_equal (key, "user"))
         {
-          /* The user goes into "user:command" on the wire: no ':' there. */
-          if (*value == '\0' || strlen (value) > 64 || !all_chars_in (value, "_.-"))
+          /* The user goes into "user:command" on the wire: no ':' there.
+           * An empty `user=` is the target's default user, as in Qubes
+           * (which runs `self.user or 'DEFAULT'`). */
+          if (strlen (value) > 64 || !all_chars_in (value, "_.-"))
             {
               _qube_policy_data_problem (p->data, file, line, TRUE,
                                          "invalid user '%s' (allowed: letters, digits, _ . -)",
                                          value);
               return FALSE;
             }
-          rule->user = g_strdup (value);
+          rule->user = *value != '\0' ? g_strdup (value) : NULL;
         }
       else
         {

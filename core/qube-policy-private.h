@@ -23,7 +23,6 @@ G_BEGIN_DECLS
 #define QUBE_POLICY_MAX_TOTAL (32 * 1024 * 1024)
 /* Problems kept for lint; past them only a count is kept. */
 #define QUBE_POLICY_MAX_PROBLEMS 100
-#define QUBE_POLICY_MAX_NAME 31
 #define QUBE_POLICY_ADMIN_NAME "dom0"
 
 typedef enum {

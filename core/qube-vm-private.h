@@ -42,6 +42,11 @@ gboolean _qube_manager_states_from_backend (QubeManager *self);
  * 255 bytes; `what` names the kind in the error ("feature name", "tag"). */
 gboolean _qube_key_is_valid (const char *what, const char *key, GError **error);
 
+/* The form of a qube name: a letter, then [A-Za-z0-9_.-], at most 31
+ * characters.  qube_name_is_valid() also refuses reserved words; the
+ * qrexec policy, which only matches names, checks just the form. */
+gboolean _qube_name_form_is_valid (const char *name, GError **error);
+
 /* A copy of `text` that is safe to show in a message: as is when it is
  * printable UTF-8, else escaped. */
 char *_qube_printable (const char *text);

@@ -16,7 +16,7 @@ CLANG = clang
 FUZZ_SECONDS = 60
 FUZZ_FLAGS = -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined
-fuzz_policy_sources = $(filter %.c,$(qube_policy_sources)) core/qube-error.c
+fuzz_policy_sources = $(filter %.c,$(qube_policy_sources)) core/qube-names.c core/qube-error.c
 
 tests/fuzz/fuzz-policy: $(srcdir)/tests/fuzz/fuzz-policy.c \
 		$(addprefix $(srcdir)/,$(fuzz_policy_sources)) $(srcdir)/core/qube-policy-private.h

@@ -130,6 +130,24 @@ START_TEST (test_check_tags_come_from_the_qubes)
 }
 END_TEST
 
+START_TEST (test_check_tag_of_a_qube_made_by_a_dotted_qube)
+{
+  g_autoptr(Run) tag = qube_run ("tags", "vault", "add", "created-by-my.vm");
+  g_autoptr(Run) lint = NULL;
+  g_autoptr(Run) check = NULL;
+
+  /* core/qube-admin.c tags a qube made by CALLER created-by-CALLER, and
+   * qube names may hold '.' */
+  ck_assert_msg (tag->status == 0, "%s", tag->err);
+  write_policy ("20-made.policy", "test.Made * work @tag:created-by-my.vm allow user=\n");
+  lint = qube_run ("policy", "lint", "--policy-dir", policy_dir);
+  ck_assert_msg (lint->status == 0 && *lint->out == '\0', "%s", lint->out);
+  check = qube_run ("policy", "check", "--policy-dir", policy_dir, "work", "vault", "test.Made");
+  /* no user= printed: the default user */
+  ck_assert_msg (g_str_has_prefix (check->out, "allow target=vault rule="), "%s", check->out);
+}
+END_TEST
+
 START_TEST (test_check_json)
 {
   g_autoptr(Run) run = qube_run ("policy", "check", "--json", "--policy-dir", policy_dir,
@@ -239,6 +257,7 @@ main (void)
   tcase_add_test (tc, test_check_allow_prints_target_and_rule);
   tcase_add_test (tc, test_check_argument_decides);
   tcase_add_test (tc, test_check_tags_come_from_the_qubes);
+  tcase_add_test (tc, test_check_tag_of_a_qube_made_by_a_dotted_qube);
   tcase_add_test (tc, test_check_json);
   tcase_add_test (tc, test_check_no_rule_denies);
   tcase_add_test (tc, test_policy_dir_from_environment);

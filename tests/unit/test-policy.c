@@ -499,6 +499,26 @@ START_TEST (test_tag_and_type)
 }
 END_TEST
 
+START_TEST (test_tag_with_dot_and_default_user)
+{
+  const char *made_tags[] = { "created-by-my.vm", NULL };
+  g_autoptr(QubePolicy) policy = load_one (
+    "test.T * my.vm @tag:created-by-my.vm allow user=\n"
+    "test.T * my.vm @anyvm deny\n");
+  g_autoptr(QubePolicyDecision) d = NULL;
+
+  ck_assert (qube_policy_system_add_qube (sys, "my.vm", "AppVM", NULL, FALSE, NULL, NULL));
+  ck_assert (qube_policy_system_add_qube (sys, "made", "AppVM", made_tags, FALSE, NULL, NULL));
+  ck_assert_msg (qube_policy_is_valid (policy), "%s", lint_text (policy));
+  /* what a qube made through the Admin API is tagged with matches */
+  d = decide (policy, "my.vm", "made", "test.T", NULL, ALLOW);
+  ck_assert_str_eq (qube_policy_decision_get_target (d), "made");
+  /* an empty user= is the target's default user */
+  ck_assert_ptr_null (qube_policy_decision_get_user (d));
+  ck_assert_int_eq (action_of (policy, "my.vm", "personal", "test.T", NULL), DENY);
+}
+END_TEST
+
 START_TEST (test_dispvm)
 {
   g_autoptr(QubePolicy) policy = load_one (
@@ -771,6 +791,11 @@ START_TEST (test_valid_syntax)
   assert_line_valid ("s.X * @anyvm @default ask target=@dispvm default_target=@dispvm");
   assert_line_valid ("s.X * * * allow autostart=yes notify=no");
   assert_line_valid ("\t s.X\t*\t\tdom0 \t @adminvm   deny   \r");
+  /* tags as the tag store takes them, '.' included (created-by-my.vm) */
+  assert_line_valid ("s.X * @tag:created-by-my.vm @dispvm:@tag:a.b_C-9 allow");
+  assert_line_valid ("s.X * my.vm @tag:.x. allow");
+  /* an empty user= is the default user, as in Qubes */
+  assert_line_valid ("s.X * my.vm personal allow user=");
 }
 END_TEST
 
@@ -804,6 +829,9 @@ START_TEST (test_invalid_syntax)
   assert_line_invalid ("s.X * work personal ask autostart=1", "'autostart' is '1'");
   assert_line_invalid ("s.X * work personal allow user=a:b", "invalid user 'a:b'");
   assert_line_invalid ("s.X * wörk personal allow", "invalid source token");
+  assert_line_invalid ("s.X * work @tag:a/b allow", "invalid target token: '@tag:a/b' (not a valid tag)");
+  assert_line_invalid ("s.X * @tag:a:b work allow", "invalid source token: '@tag:a:b' (not a valid tag)");
+  assert_line_invalid ("s.X * work personal allow user=a b", "invalid action parameter syntax: 'b'");
   assert_line_invalid ("!include-dir", "invalid number of params");
 }
 END_TEST
@@ -1040,6 +1068,7 @@ policy_suite (void)
   tcase_add_test (tc, test_argument_matching);
   tcase_add_test (tc, test_anyvm_and_adminvm);
   tcase_add_test (tc, test_tag_and_type);
+  tcase_add_test (tc, test_tag_with_dot_and_default_user);
   tcase_add_test (tc, test_dispvm);
   tcase_add_test (tc, test_default_and_redirect);
   tcase_add_test (tc, test_params);
