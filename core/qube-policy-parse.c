@@ -265,13 +265,19 @@ _qube_policy_token_parse (const char *text, guint contexts,
   return TRUE;
 }
 
+/* ASCII white space as Python's str.split() and str.strip() see it (Qubes
+ * splits and strips lines with them): space, \t, \v, \f and the separators
+ * \x1c-\x1f; \n and \r end lines before this is asked.  Non-ASCII white
+ * space (U+00A0, U+2000...), which Python also splits on, stays in the
+ * field here, where it makes the line invalid: such a policy denies
+ * every call rather than being read differently. */
 static gboolean
 is_blank (char c)
 {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+  return c == ' ' || c == '\t' || c == '\v' || c == '\f' || (c >= '\x1c' && c <= '\x1f');
 }
 
-/* Splits a line on whitespace, as Python's str.split() does for ASCII. */
+/* Splits a line on that white space. */
 static GPtrArray *
 split_fields (const char *line)
 {
@@ -797,6 +803,16 @@ parse_line (Parser *p, const char *file, guint line, const char *text,
   parse_rule (p, file, line, (char **) fields->pdata, fields->len);
 }
 
+/* The end of the line starting at `cur`.  Qubes reads policy files in
+ * Python's text mode, where "\n", "\r\n" and a lone "\r" each end a line. */
+static const char *
+line_end (const char *cur, const char *end)
+{
+  while (cur < end && *cur != '\n' && *cur != '\r')
+    cur++;
+  return cur;
+}
+
 static void
 parse_contents (Parser *p, const char *file, const char *buffer, gsize length,
                 const char *service_mode, const char *argument_mode)
@@ -807,8 +823,7 @@ parse_contents (Parser *p, const char *file, const char *buffer, gsize length,
 
   while (cur < end)
     {
-      const char *nl = memchr (cur, '\n', end - cur);
-      const char *eol = nl ? nl : end;
+      const char *eol = line_end (cur, end);
       gsize len = eol - cur;
       g_autofree char *text = NULL;
 
@@ -825,6 +840,8 @@ parse_contents (Parser *p, const char *file, const char *buffer, gsize length,
           text = g_strndup (cur, len);
           parse_line (p, file, line, text, service_mode, argument_mode);
         }
+      if (eol < end && *eol == '\r' && eol + 1 < end && eol[1] == '\n')
+        eol++;
       cur = eol + 1;
     }
 }

@@ -993,6 +993,35 @@ START_TEST (test_comments_whitespace_crlf)
 }
 END_TEST
 
+START_TEST (test_lone_cr_ends_a_line)
+{
+  g_autoptr(QubePolicy) policy = load_one (
+    "# one\r"
+    "test.C * work personal allow target=vault\r"
+    "# comment\r\n"
+    "test.D\x1c*\x1fwork personal deny\r"
+    "\r"
+    "test.E * work personal permit\n");
+  g_autofree char *lint = lint_text (policy);
+  g_autofree char *only = g_strdup_printf ("%s/50-test.policy:6: error: invalid action: "
+                                           "'permit' (expected allow, deny or ask)\n", tmpdir);
+
+  /* as Qubes reads it: a lone \r ends a line, \r\n is one line end, and
+   * \x1c-\x1f separate fields as Python's str.split() has it */
+  ck_assert_uint_eq (qube_policy_get_n_rules (policy), 2);
+  ck_assert_str_eq (lint, only);
+
+  /* the same rules, valid, decide at those lines */
+  g_clear_object (&policy);
+  policy = load_one ("# one\rtest.C * work personal allow target=vault\r# comment\r\n"
+                     "test.D\x1c*\x1fwork personal deny\r");
+  ck_assert_msg (qube_policy_is_valid (policy), "%s", lint_text (policy));
+  ck_assert_uint_eq (line_of (policy, "work", "personal", "test.C", NULL), 2);
+  assert_allowed_to (policy, "work", "personal", "test.C", NULL, "vault");
+  ck_assert_uint_eq (line_of (policy, "work", "personal", "test.D", NULL), 4);
+}
+END_TEST
+
 START_TEST (test_compat40_warning)
 {
   g_autoptr(QubePolicy) policy = load_one ("!compat-4.0\ntest.C * work personal allow\n");
@@ -1081,6 +1110,7 @@ policy_suite (void)
   tcase_add_test (tc, test_files_read_are_capped);
   tcase_add_test (tc, test_bytes_read_are_capped);
   tcase_add_test (tc, test_comments_whitespace_crlf);
+  tcase_add_test (tc, test_lone_cr_ends_a_line);
   tcase_add_test (tc, test_compat40_warning);
   tcase_add_test (tc, test_split_call_and_system);
   tcase_add_test (tc, test_buffer_refuses_includes);
