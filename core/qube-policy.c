@@ -928,7 +928,12 @@ concrete_target (const QubePolicyToken *t, const Request *r)
     }
 }
 
-/* What a rule's target (or target=) offers to an ask prompt. */
+#define DISPVM_KEYWORD "@dispvm"
+
+/* What a rule's target (or target=) offers to an ask prompt.  As in
+ * Qubes, @dispvm stays a keyword of its own here (so that a deny of
+ * @dispvm does not take away @dispvm:NAME, nor the reverse) and is
+ * resolved once all rules are seen. */
 static void
 expand_target (const QubePolicyToken *t, const Request *r, GHashTable *out)
 {
@@ -966,10 +971,10 @@ expand_target (const QubePolicyToken *t, const Request *r, GHashTable *out)
             g_hash_table_add (out, g_strconcat ("@dispvm:", q->name, NULL));
         }
       if (t->kind == QUBE_POLICY_TOKEN_ANYVM || t->kind == QUBE_POLICY_TOKEN_WILDCARD)
-        {
-          if ((one = concrete_target (&(QubePolicyToken) { QUBE_POLICY_TOKEN_DISPVM, NULL }, r)))
-            g_hash_table_add (out, one);
-        }
+        g_hash_table_add (out, g_strdup (DISPVM_KEYWORD));
+      break;
+    case QUBE_POLICY_TOKEN_DISPVM:
+      g_hash_table_add (out, g_strdup (DISPVM_KEYWORD));
       break;
     default:
       if ((one = concrete_target (t, r)) != NULL)
@@ -1006,7 +1011,8 @@ may_skip_autostart (const char *target, const Request *r)
 
 /* The targets an ask rule offers, as Qubes collects them: every rule for
  * this service, argument and source, from the last to the first, adds
- * what its target (or target=) covers, and deny rules take it away. */
+ * what its target (or target=) covers, and deny rules take it away; then
+ * @dispvm becomes the caller's @dispvm:TEMPLATE. */
 static GHashTable *
 collect_ask_targets (QubePolicy *self, const Request *r)
 {
@@ -1023,6 +1029,13 @@ collect_ask_targets (QubePolicy *self, const Request *r)
         remove_expansion (set, t, r);
       else
         expand_target (t, r, set);
+    }
+  if (g_hash_table_remove (set, DISPVM_KEYWORD))
+    {
+      char *dispvm = concrete_target (&(QubePolicyToken) { QUBE_POLICY_TOKEN_DISPVM, NULL }, r);
+
+      if (dispvm != NULL)
+        g_hash_table_add (set, dispvm);
     }
   return set;
 }

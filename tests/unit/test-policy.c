@@ -659,6 +659,15 @@ START_TEST (test_params)
 }
 END_TEST
 
+/* The targets an ask decision offers, joined by spaces. */
+static char *
+offered (QubePolicy *policy, const char *source, const char *target, const char *service)
+{
+  g_autoptr(QubePolicyDecision) d = decide (policy, source, target, service, NULL, ASK);
+
+  return g_strjoinv (" ", (char **) qube_policy_decision_get_targets (d));
+}
+
 START_TEST (test_ask_targets)
 {
   g_autoptr(QubePolicy) policy = load_one (
@@ -685,10 +694,8 @@ START_TEST (test_ask_targets)
   g_clear_object (&d);
   g_clear_pointer (&joined, g_free);
   /* target= offers just that one */
-  d = eval (policy, "work", "personal", "test.B", NULL);
-  joined = g_strjoinv (" ", (char **) qube_policy_decision_get_targets (d));
+  joined = offered (policy, "work", "personal", "test.B");
   ck_assert_str_eq (joined, "vault");
-  g_clear_object (&d);
   g_clear_pointer (&joined, g_free);
   /* a deny removes what it covers from what the rules after it add; a
    * default that is not offered is dropped */
@@ -697,6 +704,30 @@ START_TEST (test_ask_targets)
   ck_assert_str_eq (joined, "@dispvm:other-dvm @dispvm:work-dvm disp7 fedora other-dvm "
                             "personal work-dvm");
   ck_assert_ptr_null (qube_policy_decision_get_default_target (d));
+}
+END_TEST
+
+START_TEST (test_ask_dispvm_is_resolved_last)
+{
+  g_autoptr(QubePolicy) policy = load_one (
+    "test.A * work @dispvm deny\n"
+    "test.A * work @anyvm ask\n"
+    "test.B * work @dispvm:work-dvm deny\n"
+    "test.B * work @default ask\n"
+    "test.B * work @dispvm allow\n");
+  g_autofree char *anyvm = NULL;
+  g_autofree char *dvm = NULL;
+
+  ck_assert_msg (qube_policy_is_valid (policy), "%s", lint_text (policy));
+  /* As in Qubes, @dispvm is a keyword of its own while deny rules take
+   * targets away, and becomes @dispvm:TEMPLATE only at the end: denying
+   * @dispvm leaves the @dispvm:work-dvm that @anyvm covers ... */
+  anyvm = offered (policy, "work", "", "test.A");
+  ck_assert_str_eq (anyvm, "@dispvm:other-dvm @dispvm:work-dvm disp7 fedora other-dvm "
+                           "personal vault work-dvm");
+  /* ... and denying @dispvm:work-dvm leaves what @dispvm becomes */
+  dvm = offered (policy, "work", "", "test.B");
+  ck_assert_str_eq (dvm, "@dispvm:work-dvm");
 }
 END_TEST
 
@@ -1102,6 +1133,7 @@ policy_suite (void)
   tcase_add_test (tc, test_default_and_redirect);
   tcase_add_test (tc, test_params);
   tcase_add_test (tc, test_ask_targets);
+  tcase_add_test (tc, test_ask_dispvm_is_resolved_last);
   tcase_add_test (tc, test_prompt_agent);
   tcase_add_test (tc, test_valid_syntax);
   tcase_add_test (tc, test_invalid_syntax);
