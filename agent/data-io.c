@@ -37,9 +37,9 @@ data_send_msg (const AgentTransport *t, AgentChan *chan, uint32_t type,
 {
   struct msg_header hdr = { type, (uint32_t) len };
 
-  if (t->write_all (chan, &hdr, sizeof hdr) < 0)
+  if (agent_chan_write_all (t, chan, &hdr, sizeof hdr) < 0)
     return -1;
-  return len > 0 ? t->write_all (chan, payload, len) : 0;
+  return len > 0 ? agent_chan_write_all (t, chan, payload, len) : 0;
 }
 
 int
@@ -132,10 +132,34 @@ pending_flush (Pending *p, int *fd)
 /* How many messages one read of a local descriptor may fill. */
 #define BATCH 16
 
-/* Reads a local descriptor into as many messages as it has data for (up
- * to BATCH, laid out header, payload, header, payload... so they leave in
- * one write); on EOF sends the empty message (for the main stream) and
- * closes it. */
+/* Messages on their way to the channel, laid out header, payload,
+ * header, payload... in buf: len bytes from off are not written yet.  A
+ * local descriptor is read only when this is empty and the channel has
+ * room, so that the relay never waits for the peer to make room. */
+typedef struct {
+  char *buf;
+  size_t off, len;
+} Outgoing;
+
+/* Writes what the channel has room for: 0, or -1 when the peer is gone. */
+static int
+outgoing_flush (DataRelay *r, Outgoing *o)
+{
+  while (o->len > 0)
+    {
+      long n = r->t->write_some (r->chan, o->buf + o->off, o->len);
+
+      if (n < 0)
+        return -1;
+      if (n == 0)
+        return 0;
+      o->off += (size_t) n;
+      o->len -= (size_t) n;
+    }
+  o->off = 0;
+  return 0;
+}
+
 static void
 make_msg_header (void *header, size_t len, void *data)
 {
@@ -153,12 +177,18 @@ fd_is_socket (int fd)
   return fd >= 0 && fstat (fd, &st) == 0 && S_ISSOCK (st.st_mode);
 }
 
+/* Reads a local descriptor into as many messages as it has data for and
+ * the channel has room for (up to BATCH, so they leave in one write); on
+ * EOF sends the empty message (for the main stream) and closes it.  Only
+ * called with `o` empty and more than a header's room in the channel. */
 static int
-forward_local (DataRelay *r, int *fd, int from_socket, uint32_t type, size_t chunk, char *buf)
+forward_local (DataRelay *r, int *fd, int from_socket, uint32_t type, size_t chunk, Outgoing *o)
 {
-  const size_t slot = sizeof (struct msg_header) + chunk;
+  const size_t hlen = sizeof (struct msg_header);
+  const size_t slot = hlen + chunk;
+  size_t room = r->t->space (r->chan);
   struct iovec iov[BATCH];
-  size_t total = 0;
+  int slots = 0;
   ssize_t n;
 
   /* The process' output pipe straight into the channel when the
@@ -166,16 +196,23 @@ forward_local (DataRelay *r, int *fd, int from_socket, uint32_t type, size_t chu
   if (r->process_side && r->t->splice_from_pipe != NULL)
     {
       long moved = r->t->splice_from_pipe (r->chan, *fd, from_socket, BATCH * chunk, chunk,
-                                           sizeof (struct msg_header), make_msg_header, &type);
+                                           hlen, make_msg_header, &type);
 
       if (moved != 0)
         return moved < 0 ? -1 : 0;
     }
 
-  for (int i = 0; i < BATCH; i++)
-    iov[i] = (struct iovec) { buf + i * slot + sizeof (struct msg_header), chunk };
+  /* Whole messages first: readv() fills the slots in order, so only the
+   * last one filled can be short and the messages lie back to back. */
+  for (; slots < BATCH && room > hlen; slots++)
+    {
+      size_t len = room - hlen < chunk ? room - hlen : chunk;
+
+      iov[slots] = (struct iovec) { o->buf + slots * slot + hlen, len };
+      room -= hlen + len;
+    }
   do
-    n = readv (*fd, iov, BATCH);
+    n = readv (*fd, iov, slots);
   while (n < 0 && errno == EINTR);
   if (n < 0 && errno == EAGAIN)
     return 0;
@@ -184,26 +221,26 @@ forward_local (DataRelay *r, int *fd, int from_socket, uint32_t type, size_t chu
       close_fd (fd);
       if (type == MSG_DATA_STDERR)
         return 0;
-      return data_send_msg (r->t, r->chan, type, NULL, 0);
+      make_msg_header (o->buf, 0, &type);
+      o->len = hlen;
+      return outgoing_flush (r, o);
     }
   for (int i = 0; n > 0; i++)
     {
-      struct msg_header *hdr = (struct msg_header *) (buf + i * slot);
-      size_t len = (size_t) n < chunk ? (size_t) n : chunk;
+      size_t len = (size_t) n < iov[i].iov_len ? (size_t) n : iov[i].iov_len;
 
-      hdr->type = type;
-      hdr->len = (uint32_t) len;
-      total = i * slot + sizeof *hdr + len;
+      make_msg_header (o->buf + i * slot, len, &type);
+      o->len = i * slot + hlen + len;
       n -= (ssize_t) len;
     }
-  return r->t->write_all (r->chan, buf, total);
+  return outgoing_flush (r, o);
 }
 
 int
 data_relay_run (DataRelay *r, int version)
 {
   const size_t chunk = version >= 3 ? MAX_DATA_CHUNK_V3 : MAX_DATA_CHUNK_V2;
-  char *sendbuf = malloc (BATCH * (sizeof (struct msg_header) + MAX_DATA_CHUNK_V3));
+  Outgoing out = { malloc (BATCH * (sizeof (struct msg_header) + MAX_DATA_CHUNK_V3)), 0, 0 };
   Pending *pend = calloc (1, sizeof *pend);
   struct msg_header hdr;
   size_t hdr_have = 0;
@@ -215,10 +252,10 @@ data_relay_run (DataRelay *r, int version)
   int in_is_socket, in2_is_socket;
   int child_done = r->process_side ? 0 : 1;
 
-  if (sendbuf == NULL || pend == NULL)
+  if (out.buf == NULL || pend == NULL)
     {
       agent_log ("%s: out of memory", r->what);
-      free (sendbuf);
+      free (out.buf);
       free (pend);
       return r->process_side ? -1 : QREXEC_EXIT_FAILED;
     }
@@ -238,10 +275,12 @@ data_relay_run (DataRelay *r, int version)
       struct pollfd pfd[4];
       int nfds = 0, i_chan = -1, i_in = -1, i_in2 = -1, i_out = -1;
       int *sink;
+      int can_read;
 
-      /* The process side is done when its outputs are closed and it
-       * exited; the caller when the exit code came. */
-      if (r->process_side && r->in_fd < 0 && r->in2_fd < 0 && !child_done)
+      /* The process side is done when its outputs are closed (and all
+       * they gave sent) and it exited; the caller when the exit code
+       * came. */
+      if (r->process_side && r->in_fd < 0 && r->in2_fd < 0 && out.len == 0 && !child_done)
         {
           int status = 0;
 
@@ -326,14 +365,20 @@ data_relay_run (DataRelay *r, int version)
           break;
         }
 
+      /* Local input is read only when what was read before is sent and
+       * the channel has room for more than a header: the relay never
+       * waits for room, it waits for the events that bring it. */
+      can_read = out.len == 0 && r->t->space (r->chan) > sizeof (struct msg_header);
       pfd[nfds] = (struct pollfd) { .fd = r->t->fd (r->chan), .events = POLLIN };
+      if (out.len > 0 || (!can_read && (r->in_fd >= 0 || r->in2_fd >= 0)))
+        pfd[nfds].events |= r->t->room_events;
       i_chan = nfds++;
-      if (r->in_fd >= 0)
+      if (r->in_fd >= 0 && can_read)
         {
           pfd[nfds] = (struct pollfd) { .fd = r->in_fd, .events = POLLIN };
           i_in = nfds++;
         }
-      if (r->in2_fd >= 0)
+      if (r->in2_fd >= 0 && can_read)
         {
           pfd[nfds] = (struct pollfd) { .fd = r->in2_fd, .events = POLLIN };
           i_in2 = nfds++;
@@ -365,21 +410,27 @@ data_relay_run (DataRelay *r, int version)
 
           pending_flush (pend, fdp);
         }
-      if (i_in >= 0 && pfd[i_in].revents &&
-          forward_local (r, &r->in_fd, in_is_socket,
-                         r->process_side ? MSG_DATA_STDOUT : MSG_DATA_STDIN, chunk, sendbuf) < 0)
+      /* A send that fails ends the process side; the caller stops
+       * sending and keeps reading (see above). */
+      if ((out.len > 0 && outgoing_flush (r, &out) < 0) ||
+          (i_in >= 0 && pfd[i_in].revents &&
+           forward_local (r, &r->in_fd, in_is_socket,
+                          r->process_side ? MSG_DATA_STDOUT : MSG_DATA_STDIN, chunk, &out) < 0) ||
+          (i_in2 >= 0 && pfd[i_in2].revents && out.len == 0 &&
+           r->t->space (r->chan) > sizeof (struct msg_header) &&
+           forward_local (r, &r->in2_fd, in2_is_socket, MSG_DATA_STDERR, chunk, &out) < 0))
         {
           if (r->process_side)
             failed = 1;
           else
-            close_fd (&r->in_fd);
+            {
+              close_fd (&r->in_fd);
+              out.off = out.len = 0;
+            }
         }
-      if (i_in2 >= 0 && pfd[i_in2].revents &&
-          forward_local (r, &r->in2_fd, in2_is_socket, MSG_DATA_STDERR, chunk, sendbuf) < 0)
-        failed = 1;
     }
 
-  free (sendbuf);
+  free (out.buf);
   free (pend);
   close_fd (&r->in_fd);
   close_fd (&r->in2_fd);

@@ -450,50 +450,27 @@ socket_take (AgentChan *chan, void *buf, size_t len)
   return n;
 }
 
-/* Waits until at least `want` bytes of credit are there (or the peer is
- * gone): 0 or -1. */
-static int
-wait_credit (AgentChan *chan, size_t want)
+static size_t
+socket_space (AgentChan *chan)
 {
-  while (chan->credit < want)
-    {
-      struct pollfd pfd = { .fd = chan->sock, .events = POLLIN };
-
-      if (chan->gone)
-        return -1;
-      if (poll (&pfd, 1, -1) < 0 && errno != EINTR)
-        return cut_off (chan, strerror (errno));
-      if (socket_pump (chan) < 0)
-        return -1;
-    }
-  return 0;
+  return chan->gone || chan->write_broken ? 0 : chan->credit;
 }
 
-static int
-socket_write_all (AgentChan *chan, const void *buf, size_t len)
+static long
+socket_write_some (AgentChan *chan, const void *buf, size_t len)
 {
-  const char *p = buf;
+  size_t n = len < chan->credit ? len : chan->credit;
+  uint32_t frame[2] = { htonl (FRAME_DATA), htonl ((uint32_t) n) };
+  struct iovec iov[2] = { { frame, sizeof frame }, { (void *) buf, n } };
 
-  while (len > 0)
-    {
-      size_t n;
-      uint32_t frame[2];
-      struct iovec iov[2];
-
-      if (chan->write_broken || wait_credit (chan, 1) < 0 || chan->gone)
-        return -1;
-      n = len < chan->credit ? len : chan->credit;
-      frame[0] = htonl (FRAME_DATA);
-      frame[1] = htonl ((uint32_t) n);
-      iov[0] = (struct iovec) { frame, sizeof frame };
-      iov[1] = (struct iovec) { (void *) p, n };
-      if (send_all (chan->sock, iov, 2) < 0)
-        return write_failed (chan);
-      chan->credit -= n;
-      p += n;
-      len -= n;
-    }
-  return 0;
+  if (chan->write_broken || chan->gone)
+    return -1;
+  if (n == 0)
+    return 0;
+  if (send_all (chan->sock, iov, 2) < 0)
+    return write_failed (chan);
+  chan->credit -= n;
+  return (long) n;
 }
 
 /* How many messages one data frame may carry. */
@@ -528,6 +505,8 @@ socket_splice_from_pipe (AgentChan *chan, int fd, int from_socket, size_t max, s
 
   if (header_len > 64)
     return cut_off (chan, "a message header longer than 64 bytes");
+  if (chan->write_broken || chan->gone)
+    return -1;
   if (ioctl (fd, FIONREAD, &avail) < 0 || avail <= 0)
     return 0;
   if (from_socket && chan->via[0] < 0)
@@ -542,15 +521,15 @@ socket_splice_from_pipe (AgentChan *chan, int fd, int from_socket, size_t max, s
       /* Room for a whole message's pages whatever sizes they come in. */
       (void) fcntl (chan->via[1], F_SETPIPE_SZ, 1024 * 1024);
     }
-  while (moved < (size_t) avail && moved < max)
+  /* As far as the credit goes: more comes as frames the caller's loop
+   * takes in, while it keeps serving the other direction. */
+  while (moved < (size_t) avail && moved < max && chan->credit > header_len)
     {
       size_t lens[SPLICE_FRAME_MSGS];
       size_t left, room, total = 0;
       size_t frame_left, in_pipe;   /* payload not yet in the pipe; in it */
       int n_msgs = 0;
 
-      if (wait_credit (chan, header_len + 1) < 0)
-        return -1;
       /* One frame carries as many messages as the pipe holds and the
        * credit allows: the host takes a frame's payload in one receive. */
       left = ((size_t) avail < max ? (size_t) avail : max) - moved;
@@ -646,7 +625,9 @@ const AgentTransport agent_transport_socket = {
   .pump = socket_pump,
   .ready = socket_ready,
   .take = socket_take,
-  .write_all = socket_write_all,
+  .space = socket_space,
+  .write_some = socket_write_some,
+  .room_events = POLLIN,
   .close = socket_close,
   .error = socket_error,
   .gone = socket_gone,

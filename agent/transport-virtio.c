@@ -255,27 +255,30 @@ virtio_take (AgentChan *chan, void *buf, size_t len)
   return n;
 }
 
-static int
-virtio_write_all (AgentChan *chan, const void *buf, size_t len)
+/* The link process takes what the host has credit for: how much that is
+ * does not show here, and a write moves what the socket takes. */
+static size_t
+virtio_space (AgentChan *chan)
 {
-  const char *p = buf;
+  (void) chan;
+  return (size_t) -1;
+}
 
-  while (len > 0)
-    {
-      ssize_t n = send (chan->fd, p, len, MSG_NOSIGNAL);
+static long
+virtio_write_some (AgentChan *chan, const void *buf, size_t len)
+{
+  ssize_t n;
 
-      if (n < 0)
-        {
-          if (errno == EINTR)
-            continue;
-          snprintf (chan->err, sizeof chan->err, "vchan port %u: %s", (unsigned) chan->port,
-                    errno == EPIPE ? "the host closed the channel" : strerror (errno));
-          return -1;
-        }
-      p += n;
-      len -= (size_t) n;
-    }
-  return 0;
+  do
+    n = send (chan->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n >= 0)
+    return (long) n;
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return 0;
+  snprintf (chan->err, sizeof chan->err, "vchan port %u: %s", (unsigned) chan->port,
+            errno == EPIPE ? "the host closed the channel" : strerror (errno));
+  return -1;
 }
 
 static const char *
@@ -299,7 +302,9 @@ const AgentTransport agent_transport_virtio = {
   .pump = virtio_pump,
   .ready = virtio_ready,
   .take = virtio_take,
-  .write_all = virtio_write_all,
+  .space = virtio_space,
+  .write_some = virtio_write_some,
+  .room_events = POLLOUT,
   .close = virtio_close,
   .error = virtio_error,
   .gone = virtio_gone,

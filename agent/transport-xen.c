@@ -261,40 +261,38 @@ xen_take (AgentChan *chan, void *buf, size_t len)
   return n > 0 ? (size_t) n : 0;
 }
 
-static int
-xen_write_all (AgentChan *chan, const void *buf, size_t len)
+static size_t
+xen_space (AgentChan *chan)
 {
-  const char *p = buf;
+  /* Asking for the space also asks the peer to signal when it reads. */
+  int space = libxenvchan_buffer_space (chan->v);
 
-  while (len > 0)
+  return space > 0 ? (size_t) space : 0;
+}
+
+static long
+xen_write_some (AgentChan *chan, const void *buf, size_t len)
+{
+  size_t space;
+  int n;
+
+  if (libxenvchan_is_open (chan->v) != 1)
     {
-      int space, n;
-
-      if (libxenvchan_is_open (chan->v) != 1)
-        {
-          snprintf (chan->err, sizeof chan->err, "vchan port %u: the peer closed it",
-                    (unsigned) chan->port);
-          return -1;
-        }
-      /* Asking for the space also asks the peer to signal when it reads. */
-      space = libxenvchan_buffer_space (chan->v);
-      if (space <= 0)
-        {
-          if (wait_event (chan) < 0)
-            return -1;
-          continue;
-        }
-      n = libxenvchan_write (chan->v, p, len < (size_t) space ? len : (size_t) space);
-      if (n < 0)
-        {
-          snprintf (chan->err, sizeof chan->err, "vchan port %u: the peer closed it",
-                    (unsigned) chan->port);
-          return -1;
-        }
-      p += n;
-      len -= (size_t) n;
+      snprintf (chan->err, sizeof chan->err, "vchan port %u: the peer closed it",
+                (unsigned) chan->port);
+      return -1;
     }
-  return 0;
+  space = xen_space (chan);
+  if (space == 0 || len == 0)
+    return 0;
+  n = libxenvchan_write (chan->v, buf, len < space ? len : space);
+  if (n < 0)
+    {
+      snprintf (chan->err, sizeof chan->err, "vchan port %u: the peer closed it",
+                (unsigned) chan->port);
+      return -1;
+    }
+  return n;
 }
 
 static void
@@ -332,7 +330,9 @@ const AgentTransport agent_transport_xen = {
   .pump = xen_pump,
   .ready = xen_ready,
   .take = xen_take,
-  .write_all = xen_write_all,
+  .space = xen_space,
+  .write_some = xen_write_some,
+  .room_events = POLLIN,
   .close = xen_close,
   .error = xen_error,
   .gone = xen_gone,

@@ -76,3 +76,29 @@ agent_chan_read_exact (const AgentTransport *t, AgentChan *chan, void *buf, size
     }
   return 0;
 }
+
+int
+agent_chan_write_all (const AgentTransport *t, AgentChan *chan, const void *buf, size_t len)
+{
+  const char *p = buf;
+
+  while (len > 0)
+    {
+      struct pollfd pfd = { .fd = t->fd (chan), .events = t->room_events };
+      long n = t->write_some (chan, p, len);
+
+      if (n < 0)
+        return -1;
+      if (n > 0)
+        {
+          p += n;
+          len -= (size_t) n;
+          continue;
+        }
+      if (poll (&pfd, 1, -1) < 0 && errno != EINTR)
+        return -1;
+      if (t->pump (chan) < 0)
+        return -1;
+    }
+  return 0;
+}

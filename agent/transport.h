@@ -32,8 +32,16 @@ typedef struct {
   size_t (*ready) (AgentChan *chan);
   /* Copy out up to len buffered bytes (never blocks; returns the count). */
   size_t (*take) (AgentChan *chan, void *buf, size_t len);
-  /* Write everything, waiting for the peer to make room: 0 or -1. */
-  int (*write_all) (AgentChan *chan, const void *buf, size_t len);
+  /* How many bytes write_some() can move now (what the peer has room
+   * for, as far as pump() last learnt), 0 when none: then room comes as
+   * `room_events` on fd().  A transport that cannot tell returns
+   * (size_t) -1 and write_some() moves what fits. */
+  size_t (*space) (AgentChan *chan);
+  /* Moves up to len bytes to the peer without waiting: the count (0 when
+   * there is no room), or -1 when the peer is gone or the channel broke. */
+  long (*write_some) (AgentChan *chan, const void *buf, size_t len);
+  /* The poll() events on fd() that tell of new room to write. */
+  short room_events;
   /* The listening half is done with (after accept) or the channel is. */
   void (*close) (AgentChan *chan);
   const char *(*error) (AgentChan *chan);
@@ -43,8 +51,10 @@ typedef struct {
    * which; the caller knows its descriptors) holds now (at most
    * `max` bytes) to the channel, each `chunk` bytes preceded by
    * `header_len` bytes that make_header() writes for that piece's length,
-   * without copying through user space.  Returns the payload bytes moved,
-   * 0 when `fd` holds nothing (read it to tell EOF), -1 on error. */
+   * without copying through user space and without waiting: only as much
+   * as space() allows (call it only when space() exceeds header_len).
+   * Returns the payload bytes moved, 0 when `fd` holds nothing (read it
+   * to tell EOF), -1 on error. */
   long (*splice_from_pipe) (AgentChan *chan, int fd, int from_socket, size_t max, size_t chunk,
                             size_t header_len,
                             void (*make_header) (void *header, size_t len, void *data),
@@ -70,3 +80,7 @@ long agent_now_ms (void);
 
 /* Read exactly len bytes, blocking: 0, or -1 when the peer went away. */
 int agent_chan_read_exact (const AgentTransport *t, AgentChan *chan, void *buf, size_t len);
+/* Write everything, waiting for the peer to make room: 0, or -1 when the
+ * peer went away.  (It takes in what arrives meanwhile, but does not hand
+ * it out: a loop that must keep reading uses write_some().) */
+int agent_chan_write_all (const AgentTransport *t, AgentChan *chan, const void *buf, size_t len);

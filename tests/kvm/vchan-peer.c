@@ -38,7 +38,7 @@ reply (AgentChan *ctrl, uint32_t status, uint64_t value)
   peer_put32 (buf + 4, 0);
   peer_put32 (buf + 8, (uint32_t) value);
   peer_put32 (buf + 12, (uint32_t) (value >> 32));
-  if (t->write_all (ctrl, buf, sizeof buf) < 0)
+  if (agent_chan_write_all (t, ctrl, buf, sizeof buf) < 0)
     fprintf (stderr, "vchan-peer: cannot reply: %s\n", t->error (ctrl));
 }
 
@@ -84,7 +84,7 @@ do_echo (AgentChan *ctrl, uint32_t port, uint32_t count, uint32_t size)
           if (n > 0)
             {
               moved = 1;
-              if (t->write_all (chans[i], buf, n) < 0)
+              if (agent_chan_write_all (t, chans[i], buf, n) < 0)
                 fprintf (stderr, "vchan-peer: echo on port %u: %s\n", port + i, t->error (chans[i]));
             }
           else if (t->gone (chans[i]))
@@ -122,7 +122,7 @@ do_source (uint64_t bytes, uint32_t port)
       size_t n = bytes < sizeof buf ? (size_t) bytes : sizeof buf;
 
       peer_pattern (&state, buf, n);
-      if (t->write_all (chan, buf, n) < 0)
+      if (agent_chan_write_all (t, chan, buf, n) < 0)
         {
           fprintf (stderr, "vchan-peer: source: %s\n", t->error (chan));
           t->close (chan);

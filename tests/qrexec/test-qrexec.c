@@ -154,6 +154,7 @@ setup (void)
   write_file (policy,
               "test.Env   *  work  vault          allow\n"
               "test.Echo  *  work  vault          allow\n"
+              "test.Amp   *  work  vault          allow\n"
               "test.Env   *  work  sys            deny\n"
               "test.Ask   *  work  vault          ask\n"
               "test.Disp  *  work  @dispvm:dvmt   allow\n"
@@ -182,6 +183,7 @@ setup (void)
   add_service ("vault", "test.Env", "env | grep ^QREXEC_ | grep -v -e _SOCKET= -e _PATH= | sort");
   add_service ("vault", "test.Echo", "exec cat");
   add_service ("vault", "test.Big", "head -c 1500000 /dev/zero");
+  add_service ("vault", "test.Amp", "exec awk '{for(i=0;i<20;i++)print}'");
   add_service ("vault", "test.Ask", "env | grep ^QREXEC_SERVICE_FULL_NAME=");
   add_service ("work", "test.Pick", "echo generic");
   add_service ("work", "test.Pick+special", "echo special");
@@ -527,6 +529,35 @@ START_TEST (test_call_outlives_the_connect_time)
 }
 END_TEST
 
+/* A service that writes 20 lines for every line it reads: both directions
+ * of the call are full at once (the caller still sending its input while
+ * the service's output waits for room), and neither side may wait for
+ * the other to make room. */
+START_TEST (test_call_both_directions_full)
+{
+  g_autofree char *in = g_build_filename (tmp_dir, "amp-in.txt", NULL);
+  g_autofree char *out = g_build_filename (tmp_dir, "amp-out.txt", NULL);
+  g_autoptr(GString) text = g_string_new (NULL);
+  g_autoptr(GChecksum) want = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autofree char *sum_out = NULL;
+  g_autoptr(Run) run = NULL;
+
+  for (int i = 0; text->len < 8 * 1024 * 1024; i++)
+    {
+      gsize start = text->len;
+
+      g_string_append_printf (text, "line %07d of the input, repeated by the service\n", i);
+      for (int k = 0; k < 20; k++)
+        g_checksum_update (want, (const guchar *) text->str + start, (gssize) (text->len - start));
+    }
+  ck_assert (g_file_set_contents (in, text->str, (gssize) text->len, NULL));
+  run = call_from_work (in, out, "vault", "test.Amp");
+  ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+  sum_out = file_sha256 (out);
+  ck_assert_str_eq (sum_out, g_checksum_get_string (want));
+}
+END_TEST
+
 static void
 assert_refused (const char *target, const char *service, const char *log_words)
 {
@@ -763,7 +794,7 @@ fake_guest (const char *name)
 
   ck_assert_msg (chan != NULL, "%s", err);
   ck_assert_msg (transport->accept (chan, err, sizeof err) == 0, "%s", err);
-  ck_assert_int_eq (transport->write_all (chan, &hello, sizeof hello), 0);
+  ck_assert_int_eq (agent_chan_write_all (transport, chan, &hello, sizeof hello), 0);
   ck_assert_int_eq (agent_chan_read_exact (transport, chan, &theirs, sizeof theirs), 0);
   ck_assert_uint_eq (theirs.h.type, MSG_HELLO);
   ck_assert_uint_eq (theirs.h.len, 4);
@@ -808,8 +839,8 @@ send_raw (AgentChan *chan, uint32_t type, uint32_t len, const void *payload, siz
   struct msg_header h = { type, len };
 
   /* The daemon may close in the middle: that is what is tested. */
-  if (transport->write_all (chan, &h, sizeof h) == 0 && payload_len > 0)
-    (void) transport->write_all (chan, payload, payload_len);
+  if (agent_chan_write_all (transport, chan, &h, sizeof h) == 0 && payload_len > 0)
+    (void) agent_chan_write_all (transport, chan, payload, payload_len);
 }
 
 START_TEST (test_hostile_length_beyond_maximum)
@@ -1051,6 +1082,7 @@ qrexec_suite (void)
   tcase_add_unchecked_fixture (call, setup_with_ask_agent, teardown);
   tcase_add_test (call, test_call_allowed_with_environment);
   tcase_add_test (call, test_call_passes_data_both_ways);
+  tcase_add_test (call, test_call_both_directions_full);
   tcase_add_test (call, test_call_denied_by_policy);
   tcase_add_test (call, test_call_not_in_policy_denied);
   tcase_add_test (call, test_call_ask_answered_by_the_agent);
