@@ -74,6 +74,53 @@ data_hello (const AgentTransport *t, AgentChan *chan, const char *what)
                                                         : QREXEC_PROTOCOL_VERSION;
 }
 
+static int sigchld_pipe[2] = { -1, -1 };
+
+static void
+on_sigchld (int sig)
+{
+  int saved = errno;
+
+  (void) sig;
+  (void) !write (sigchld_pipe[1], "c", 1);
+  errno = saved;
+}
+
+int
+agent_child_events (void)
+{
+  struct sigaction sa = { .sa_handler = on_sigchld, .sa_flags = SA_RESTART };
+
+  if (sigchld_pipe[0] >= 0)
+    return sigchld_pipe[0];
+  if (pipe2 (sigchld_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+    return -1;
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGCHLD, &sa, NULL);
+  return sigchld_pipe[0];
+}
+
+void
+agent_child_events_drain (void)
+{
+  char drain[64];
+
+  while (sigchld_pipe[0] >= 0 && read (sigchld_pipe[0], drain, sizeof drain) > 0)
+    ;
+}
+
+void
+agent_child_events_forget (void)
+{
+  signal (SIGCHLD, SIG_DFL);
+  for (int i = 0; i < 2; i++)
+    if (sigchld_pipe[i] >= 0)
+      {
+        close (sigchld_pipe[i]);
+        sigchld_pipe[i] = -1;
+      }
+}
+
 int
 data_exit_code (int status)
 {
@@ -250,7 +297,12 @@ data_relay_run (DataRelay *r, int version)
   int exit_code = -1;
   int failed = 0;
   int in_is_socket, in2_is_socket;
+  /* Process side: the child's exit is an event of the loop, so that its
+   * stdin is still fed and the channel still watched after it closed
+   * its outputs. */
   int child_done = r->process_side ? 0 : 1;
+  int child_events = -1, check_child = r->process_side, code_sent = 0;
+  int32_t child_code = QREXEC_EXIT_FAILED;
 
   if (out.buf == NULL || pend == NULL)
     {
@@ -260,6 +312,11 @@ data_relay_run (DataRelay *r, int version)
       return r->process_side ? -1 : QREXEC_EXIT_FAILED;
     }
   pend->fd = -1;
+  if (r->process_side && (child_events = agent_child_events ()) < 0)
+    {
+      agent_log ("%s: cannot make a pipe: %s", r->what, strerror (errno));
+      failed = 1;
+    }
   /* Whether the process' stdout / stderr are sockets rather than pipes
    * (a socket's bytes reach the channel through a pipe of the
    * transport's): found out once, here. */
@@ -272,26 +329,42 @@ data_relay_run (DataRelay *r, int version)
 
   while (!failed)
     {
-      struct pollfd pfd[4];
-      int nfds = 0, i_chan = -1, i_in = -1, i_in2 = -1, i_out = -1;
+      struct pollfd pfd[5];
+      int nfds = 0, i_chan = -1, i_in = -1, i_in2 = -1, i_out = -1, i_child = -1;
       int *sink;
       int can_read;
 
-      /* The process side is done when its outputs are closed (and all
-       * they gave sent) and it exited; the caller when the exit code
-       * came. */
-      if (r->process_side && r->in_fd < 0 && r->in2_fd < 0 && out.len == 0 && !child_done)
+      if (check_child)
         {
           int status = 0;
+          pid_t got;
 
-          while (waitpid (r->child, &status, 0) < 0 && errno == EINTR)
-            ;
-          int32_t code = data_exit_code (status);
+          agent_child_events_drain ();
+          do
+            got = waitpid (r->child, &status, WNOHANG);
+          while (got < 0 && errno == EINTR);
+          if (got == r->child)
+            child_code = data_exit_code (status);
+          child_done = got == r->child || got < 0;
+          check_child = 0;
+        }
+      /* The process side is done when its outputs are closed (and all
+       * they gave sent) and it exited: the exit code goes out like the
+       * rest, and it is done once that is sent.  The caller is done when
+       * the exit code came. */
+      if (r->process_side && child_done && r->in_fd < 0 && r->in2_fd < 0 && out.len == 0)
+        {
+          struct msg_header code_hdr = { MSG_DATA_EXIT_CODE, sizeof child_code };
 
-          child_done = 1;
-          if (data_send_msg (r->t, r->chan, MSG_DATA_EXIT_CODE, &code, sizeof code) < 0)
+          if (code_sent)
+            break;
+          memcpy (out.buf, &code_hdr, sizeof code_hdr);
+          memcpy (out.buf + sizeof code_hdr, &child_code, sizeof child_code);
+          out.len = sizeof code_hdr + sizeof child_code;
+          code_sent = 1;
+          if (outgoing_flush (r, &out) < 0)
             failed = 1;
-          break;
+          continue;
         }
       if (!r->process_side && exit_code >= 0 && pend->len == 0)
         break;
@@ -388,6 +461,11 @@ data_relay_run (DataRelay *r, int version)
           pfd[nfds] = (struct pollfd) { .fd = pend->fd, .events = POLLOUT };
           i_out = nfds++;
         }
+      if (!child_done)
+        {
+          pfd[nfds] = (struct pollfd) { .fd = child_events, .events = POLLIN };
+          i_child = nfds++;
+        }
       if (poll (pfd, (nfds_t) nfds, -1) < 0)
         {
           if (errno == EINTR)
@@ -404,6 +482,8 @@ data_relay_run (DataRelay *r, int version)
           failed = 1;
           break;
         }
+      if (i_child >= 0 && pfd[i_child].revents)
+        check_child = 1;
       if (i_out >= 0 && pfd[i_out].revents)
         {
           int *fdp = pend->fd == r->err_fd ? &r->err_fd : &r->out_fd;
@@ -437,12 +517,13 @@ data_relay_run (DataRelay *r, int version)
   close_fd (&r->out_fd);
   if (r->process_side)
     {
+      /* The call ended without the process: its descriptors are closed
+       * (EOF, EPIPE) and it is told.  It is not waited for: this
+       * process ends and the call with it. */
       if (!child_done)
         {
-          int status;
-
           kill (r->child, SIGHUP);
-          waitpid (r->child, &status, 0);
+          (void) waitpid (r->child, NULL, WNOHANG);
         }
       return failed ? -1 : 0;
     }

@@ -35,6 +35,17 @@ int data_send_msg (const AgentTransport *t, AgentChan *chan, uint32_t type,
  * the exit code received, or QREXEC_EXIT_FAILED. */
 int data_relay_run (DataRelay *relay, int version);
 
+/* A descriptor (non-blocking, close-on-exec) that becomes readable when
+ * a child of this process may have exited: SIGCHLD writes to it.  Made
+ * and the handler installed at the first call; -1 (errno) when no pipe
+ * can be made.  agent_child_events_drain() empties it before the
+ * children are looked at; a forked child that does not share its
+ * parent's calls agent_child_events_forget() (default SIGCHLD, the
+ * inherited pipe closed) and may then make its own. */
+int agent_child_events (void);
+void agent_child_events_drain (void);
+void agent_child_events_forget (void);
+
 /* An exit status as qrexec reports it. */
 int data_exit_code (int wait_status);
 

@@ -63,8 +63,8 @@ typedef struct {
 
 static Connection *connections;
 static size_t n_connections, connections_size;
-/* Written to by the SIGCHLD handler: a child to reap wakes the loop. */
-static int child_pipe[2] = { -1, -1 };
+/* Readable when a child may have exited: a child to reap wakes the loop. */
+static int child_events = -1;
 
 /* ---- running a command ---------------------------------------------------- */
 
@@ -391,16 +391,6 @@ handle_exec (uint32_t type, uint32_t port, const char *user, const char *command
 /* ---- connections the daemon hears the end of ------------------------------ */
 
 static void
-on_sigchld (int sig)
-{
-  int saved = errno;
-
-  (void) sig;
-  (void) !write (child_pipe[1], "c", 1);
-  errno = saved;
-}
-
-static void
 connection_add (pid_t pid, int fd, uint32_t domain, uint32_t port)
 {
   if (n_connections == connections_size)
@@ -450,11 +440,9 @@ connections_forget (void)
 static void
 reap_children (AgentChan *ctrl)
 {
-  char drain[64];
   pid_t pid;
 
-  while (read (child_pipe[0], drain, sizeof drain) > 0)
-    ;
+  agent_child_events_drain ();
   while ((pid = waitpid (-1, NULL, WNOHANG)) > 0)
     for (size_t i = 0; i < n_connections; i++)
       if (connections[i].pid == pid)
@@ -567,9 +555,7 @@ handle_control_message (AgentChan *ctrl)
           pid = fork ();
           if (pid == 0)
             {
-              signal (SIGCHLD, SIG_DFL);
-              close (child_pipe[0]);
-              close (child_pipe[1]);
+              agent_child_events_forget ();
               transport->close (ctrl);
               for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
                 if (clients[i].fd >= 0)
@@ -703,7 +689,7 @@ serve (AgentChan *ctrl, int trigger_fd)
         }
       pfd[0] = (struct pollfd) { .fd = transport->fd (ctrl), .events = POLLIN };
       pfd[1] = (struct pollfd) { .fd = trigger_fd, .events = POLLIN };
-      pfd[2] = (struct pollfd) { .fd = child_pipe[0], .events = POLLIN };
+      pfd[2] = (struct pollfd) { .fd = child_events, .events = POLLIN };
       for (size_t i = 0; i < n_connections; i++)
         if (connections[i].fd >= 0)
           pfd[nfds++] = (struct pollfd) { .fd = connections[i].fd, .events = POLLIN };
@@ -794,17 +780,12 @@ main (int argc, char **argv)
       return 2;
     }
   signal (SIGPIPE, SIG_IGN);
-  if (pipe2 (child_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+  child_events = agent_child_events ();
+  if (child_events < 0)
     {
       agent_log ("cannot make a pipe: %s", strerror (errno));
       return 1;
     }
-  {
-    struct sigaction sa = { .sa_handler = on_sigchld, .sa_flags = SA_RESTART };
-
-    sigemptyset (&sa.sa_mask);
-    sigaction (SIGCHLD, &sa, NULL);
-  }
   for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
     clients[i].fd = -1;
   trigger_fd = listen_trigger (trigger);

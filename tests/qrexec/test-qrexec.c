@@ -14,7 +14,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -155,6 +157,7 @@ setup (void)
               "test.Env   *  work  vault          allow\n"
               "test.Echo  *  work  vault          allow\n"
               "test.Amp   *  work  vault          allow\n"
+              "test.Quiet *  work  vault          allow\n"
               "test.Env   *  work  sys            deny\n"
               "test.Ask   *  work  vault          ask\n"
               "test.Disp  *  work  @dispvm:dvmt   allow\n"
@@ -184,6 +187,15 @@ setup (void)
   add_service ("vault", "test.Echo", "exec cat");
   add_service ("vault", "test.Big", "head -c 1500000 /dev/zero");
   add_service ("vault", "test.Amp", "exec awk '{for(i=0;i<20;i++)print}'");
+  {
+    /* Closes its outputs, says who it is and who serves it, then keeps
+     * reading its input. */
+    g_autofree char *script = g_strdup_printf ("exec >/dev/null 2>&1\n"
+                                               "echo $$ $PPID > '%s/quiet.fifo'\n"
+                                               "exec cat > '%s/quiet.out'", tmp_dir, tmp_dir);
+
+    add_service ("vault", "test.Quiet", script);
+  }
   add_service ("vault", "test.Ask", "env | grep ^QREXEC_SERVICE_FULL_NAME=");
   add_service ("work", "test.Pick", "echo generic");
   add_service ("work", "test.Pick+special", "echo special");
@@ -471,6 +483,81 @@ START_TEST (test_run_nonblocking_stdout_loses_nothing)
 }
 END_TEST
 
+/* The fields of /proc/PID/stat after the command name (the state
+ * first), or NULL when there is no such process. */
+static char *
+proc_stat_fields (pid_t pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
+  g_autofree char *stat = NULL;
+  const char *end;
+
+  if (!g_file_get_contents (path, &stat, NULL, NULL) || (end = strrchr (stat, ')')) == NULL ||
+      end[1] != ' ')
+    return NULL;
+  return g_strdup (end + 2);
+}
+
+/* Whether process `pid` is gone (a zombie is). */
+static gboolean
+process_gone (pid_t pid)
+{
+  g_autofree char *fields = proc_stat_fields (pid);
+
+  return fields == NULL || fields[0] == 'Z';
+}
+
+/* Waits until process `pid` is gone (the test's time limit ends a wait
+ * that would not). */
+static void
+wait_gone (pid_t pid)
+{
+  while (!process_gone (pid))
+    g_usleep (20000);
+}
+
+/* `qube ARGS...` started with its stdin a pipe (its write end in *input,
+ * or -1 for stdin from `in_path`), its output in files; returns its pid. */
+static GPid
+qube_start (int *input, const char *in_path, const char *const *args)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_auto(GStrv) envp = run_environ ();
+  g_autoptr(GError) error = NULL;
+  GPid pid;
+
+  g_ptr_array_add (argv, g_strdup ("/bin/sh"));
+  g_ptr_array_add (argv, g_strdup ("-c"));
+  g_ptr_array_add (argv, g_strdup (in_path != NULL ? "exec \"$0\" \"$@\" <\"$RUN_IN\" >/dev/null 2>&1"
+                                                   : "exec \"$0\" \"$@\" >/dev/null 2>&1"));
+  g_ptr_array_add (argv, build_path ("cli/qube", NULL));
+  for (const char *const *a = args; *a != NULL; a++)
+    g_ptr_array_add (argv, g_strdup (*a));
+  g_ptr_array_add (argv, NULL);
+  if (in_path != NULL)
+    envp = g_environ_setenv (envp, "RUN_IN", in_path, TRUE);
+  ck_assert_msg (g_spawn_async_with_pipes (NULL, (char **) argv->pdata, envp, G_SPAWN_DO_NOT_REAP_CHILD,
+                                           NULL, NULL, &pid, in_path != NULL ? NULL : input, NULL,
+                                           NULL, &error),
+                 "cannot run qube: %s", error != NULL ? error->message : "");
+  return pid;
+}
+
+/* Reads the two pids a service wrote into the fifo `name` in tmp_dir
+ * (made here), waiting for it to run. */
+static void
+read_service_pids (const char *name, pid_t *service, pid_t *server)
+{
+  g_autofree char *fifo = g_build_filename (tmp_dir, name, NULL);
+  g_autofree char *text = NULL;
+  int s = 0, a = 0;
+
+  ck_assert (g_file_get_contents (fifo, &text, NULL, NULL));
+  ck_assert_msg (sscanf (text, "%d %d", &s, &a) == 2 && s > 0 && a > 0, "read '%s'", text);
+  *service = s;
+  *server = a;
+}
+
 /* ---- qube to qube -------------------------------------------------------- */
 
 static Run *
@@ -555,6 +642,59 @@ START_TEST (test_call_both_directions_full)
   ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
   sum_out = file_sha256 (out);
   ck_assert_str_eq (sum_out, g_checksum_get_string (want));
+}
+END_TEST
+
+/* A service that closed its outputs still gets its input, however late
+ * it comes, and its call ends when it exits. */
+START_TEST (test_call_input_after_outputs_closed)
+{
+  g_autofree char *client = build_path ("agent/qrexec-client-vm", NULL);
+  g_autofree char *fifo = g_build_filename (tmp_dir, "quiet.fifo", NULL);
+  g_autofree char *result = g_build_filename (tmp_dir, "quiet.out", NULL);
+  g_autofree char *got = NULL;
+  const char *args[] = { "run", "work", "--", client, "vault", "test.Quiet", NULL };
+  pid_t service, server;
+  int input = -1, status;
+  GPid pid;
+
+  unlink (fifo);
+  ck_assert_int_eq (mkfifo (fifo, 0600), 0);
+  pid = qube_start (&input, NULL, args);
+  read_service_pids ("quiet.fifo", &service, &server);
+  /* The service closed its outputs before it wrote its pids. */
+  ck_assert_int_eq (write (input, "late\n", 5), 5);
+  close (input);
+  ck_assert_int_eq (waitpid (pid, &status, 0), pid);
+  ck_assert_msg (WIFEXITED (status) && WEXITSTATUS (status) == 0, "status %d", status);
+  ck_assert (g_file_get_contents (result, &got, NULL, NULL));
+  ck_assert_str_eq (got, "late\n");
+  wait_gone (server);
+  unlink (fifo);
+}
+END_TEST
+
+/* The caller goes away while the service (outputs closed) waits for
+ * input: the service's side ends the call, the service gets EOF. */
+START_TEST (test_call_caller_gone_after_outputs_closed)
+{
+  g_autofree char *client = build_path ("agent/qrexec-client-vm", NULL);
+  g_autofree char *fifo = g_build_filename (tmp_dir, "quiet.fifo", NULL);
+  const char *args[] = { "run", "work", "--", client, "vault", "test.Quiet", NULL };
+  pid_t service, server;
+  int input = -1;
+  GPid pid;
+
+  unlink (fifo);
+  ck_assert_int_eq (mkfifo (fifo, 0600), 0);
+  pid = qube_start (&input, NULL, args);
+  read_service_pids ("quiet.fifo", &service, &server);
+  kill (pid, SIGKILL);
+  ck_assert_int_eq (waitpid (pid, NULL, 0), pid);
+  close (input);
+  wait_gone (service);
+  wait_gone (server);
+  unlink (fifo);
 }
 END_TEST
 
@@ -1083,6 +1223,8 @@ qrexec_suite (void)
   tcase_add_test (call, test_call_allowed_with_environment);
   tcase_add_test (call, test_call_passes_data_both_ways);
   tcase_add_test (call, test_call_both_directions_full);
+  tcase_add_test (call, test_call_input_after_outputs_closed);
+  tcase_add_test (call, test_call_caller_gone_after_outputs_closed);
   tcase_add_test (call, test_call_denied_by_policy);
   tcase_add_test (call, test_call_not_in_policy_denied);
   tcase_add_test (call, test_call_ask_answered_by_the_agent);
