@@ -296,6 +296,7 @@ data_relay_run (DataRelay *r, int version)
   unsigned char code_buf[4];
   int exit_code = -1;
   int failed = 0;
+  int chan_dead = 0;   /* the peer is gone: what it sent is handed out, nothing more comes */
   int in_is_socket, in2_is_socket;
   /* Process side: the child's exit is an event of the loop, so that its
    * stdin is still fed and the channel still watched after it closed
@@ -429,7 +430,14 @@ data_relay_run (DataRelay *r, int version)
         }
       if (failed || (!r->process_side && exit_code >= 0 && pend->len == 0))
         continue;
+      /* A peer that is gone is not polled again (it would be ready at
+       * once, for ever).  The process side ends the call: input that the
+       * process did not take yet is dropped, its descriptors are closed.
+       * The caller still writes out what came before (the exit code may
+       * be among it), and sends nothing more. */
       if (r->t->gone (r->chan))
+        chan_dead = 1;
+      if (chan_dead && (r->process_side || (pend->len == 0 && exit_code < 0)))
         {
           if (!r->process_side)
             agent_log ("%s: the connection ended before the exit code: %s", r->what,
@@ -437,15 +445,23 @@ data_relay_run (DataRelay *r, int version)
           failed = 1;
           break;
         }
+      if (chan_dead)
+        {
+          close_fd (&r->in_fd);
+          out.off = out.len = 0;
+        }
 
       /* Local input is read only when what was read before is sent and
        * the channel has room for more than a header: the relay never
        * waits for room, it waits for the events that bring it. */
-      can_read = out.len == 0 && r->t->space (r->chan) > sizeof (struct msg_header);
-      pfd[nfds] = (struct pollfd) { .fd = r->t->fd (r->chan), .events = POLLIN };
-      if (out.len > 0 || (!can_read && (r->in_fd >= 0 || r->in2_fd >= 0)))
-        pfd[nfds].events |= r->t->room_events;
-      i_chan = nfds++;
+      can_read = !chan_dead && out.len == 0 && r->t->space (r->chan) > sizeof (struct msg_header);
+      if (!chan_dead)
+        {
+          pfd[nfds] = (struct pollfd) { .fd = r->t->fd (r->chan), .events = POLLIN };
+          if (out.len > 0 || (!can_read && (r->in_fd >= 0 || r->in2_fd >= 0)))
+            pfd[nfds].events |= r->t->room_events;
+          i_chan = nfds++;
+        }
       if (r->in_fd >= 0 && can_read)
         {
           pfd[nfds] = (struct pollfd) { .fd = r->in_fd, .events = POLLIN };
@@ -474,14 +490,8 @@ data_relay_run (DataRelay *r, int version)
           failed = 1;
           break;
         }
-      if (pfd[i_chan].revents && r->t->pump (r->chan) < 0 && r->t->ready (r->chan) == 0)
-        {
-          if (!r->process_side)
-            agent_log ("%s: the connection ended before the exit code: %s", r->what,
-                       r->t->error (r->chan));
-          failed = 1;
-          break;
-        }
+      if (i_chan >= 0 && pfd[i_chan].revents && r->t->pump (r->chan) < 0)
+        chan_dead = 1;
       if (i_child >= 0 && pfd[i_child].revents)
         check_child = 1;
       if (i_out >= 0 && pfd[i_out].revents)
@@ -490,8 +500,9 @@ data_relay_run (DataRelay *r, int version)
 
           pending_flush (pend, fdp);
         }
-      /* A send that fails ends the process side; the caller stops
-       * sending and keeps reading (see above). */
+      /* A send that fails means the peer is gone (see above); the caller
+       * stops sending and keeps reading, as the peer may have closed
+       * with its exit code still on the way. */
       if ((out.len > 0 && outgoing_flush (r, &out) < 0) ||
           (i_in >= 0 && pfd[i_in].revents &&
            forward_local (r, &r->in_fd, in_is_socket,
@@ -501,7 +512,7 @@ data_relay_run (DataRelay *r, int version)
            forward_local (r, &r->in2_fd, in2_is_socket, MSG_DATA_STDERR, chunk, &out) < 0))
         {
           if (r->process_side)
-            failed = 1;
+            chan_dead = 1;
           else
             {
               close_fd (&r->in_fd);

@@ -516,6 +516,42 @@ wait_gone (pid_t pid)
     g_usleep (20000);
 }
 
+/* The CPU time process `pid` used so far, in clock ticks; -1 when it is
+ * gone. */
+static long
+cpu_ticks (pid_t pid)
+{
+  g_autofree char *fields = proc_stat_fields (pid);
+  unsigned long utime, stime;
+
+  if (fields == NULL || fields[0] == 'Z' ||
+      sscanf (fields, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+    return -1;
+  return (long) (utime + stime);
+}
+
+/* Until process `pid` is gone, it does not spin: in every second it
+ * waits, it uses well under a quarter of a CPU second. */
+static void
+assert_idle_until_gone (pid_t pid, const char *what)
+{
+  long quarter = sysconf (_SC_CLK_TCK) / 4;
+
+  for (;;)
+    {
+      long before = cpu_ticks (pid), after;
+
+      if (before < 0)
+        return;
+      g_usleep (G_USEC_PER_SEC);
+      after = cpu_ticks (pid);
+      if (after < 0)
+        return;
+      ck_assert_msg (after - before < quarter, "%s (pid %d) used %ld ticks of CPU in a second",
+                     what, (int) pid, after - before);
+    }
+}
+
 /* `qube ARGS...` started with its stdin a pipe (its write end in *input,
  * or -1 for stdin from `in_path`), its output in files; returns its pid. */
 static GPid
@@ -557,6 +593,32 @@ read_service_pids (const char *name, pid_t *service, pid_t *server)
   *service = s;
   *server = a;
 }
+
+/* The caller goes away while its input waits for a service that does not
+ * read it: the service's side drops that input and ends the call,
+ * without spinning meanwhile. */
+START_TEST (test_run_caller_gone_with_input_pending)
+{
+  g_autofree char *in = g_build_filename (tmp_dir, "pending-in.bin", NULL);
+  g_autofree char *fifo = g_build_filename (tmp_dir, "pending.fifo", NULL);
+  g_autofree char *cmd = g_strdup_printf ("head -c 1000000 >/dev/null; echo $$ $PPID > '%s'; "
+                                          "exec sleep 30", fifo);
+  const char *args[] = { "run", "vault", "--", cmd, NULL };
+  pid_t service, server;
+  GPid pid;
+
+  make_random_file (in, 20 * 1024 * 1024);
+  unlink (fifo);
+  ck_assert_int_eq (mkfifo (fifo, 0600), 0);
+  pid = qube_start (NULL, in, args);
+  read_service_pids ("pending.fifo", &service, &server);
+  kill (pid, SIGKILL);
+  ck_assert_int_eq (waitpid (pid, NULL, 0), pid);
+  assert_idle_until_gone (server, "the agent's child serving the call");
+  wait_gone (service);
+  unlink (fifo);
+}
+END_TEST
 
 /* ---- qube to qube -------------------------------------------------------- */
 
@@ -1217,6 +1279,7 @@ qrexec_suite (void)
   tcase_add_test (run, test_service_argument_and_environment);
   tcase_add_test (run, test_service_with_argument_file_first);
   tcase_add_test (run, test_call_ask_without_agent_denied);
+  tcase_add_test (run, test_run_caller_gone_with_input_pending);
   suite_add_tcase (s, run);
 
   tcase_add_unchecked_fixture (call, setup_with_ask_agent, teardown);
