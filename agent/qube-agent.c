@@ -337,9 +337,14 @@ handle_exec (uint32_t type, uint32_t port, const char *user, const char *command
         {
           int null = open ("/dev/null", O_RDWR);
 
+          /* Started as a shell would start it: stdio on /dev/null and
+           * nothing else open, SIGPIPE not ignored. */
           dup2 (null, 0);
           dup2 (null, 1);
           dup2 (null, 2);
+          if (null > 2)
+            close (null);
+          signal (SIGPIPE, SIG_DFL);
           setsid ();
           exec_command (user, command);
         }

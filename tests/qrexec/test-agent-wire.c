@@ -9,11 +9,13 @@
 #include <check.h>
 #include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -220,75 +222,179 @@ assert_terminated (AgentChan *ctrl, uint32_t domain, uint32_t port)
   ck_assert_uint_eq (p.connect_port, port);
 }
 
+/* qube-agent in a temporary directory, its control channel connected
+ * (this test is its daemon) and past the hello. */
+typedef struct {
+  char *dir;
+  char *trigger;
+  pid_t pid;
+  AgentChan *ctrl;
+} Agent;
+
+static void
+agent_start (Agent *a)
+{
+  g_autofree char *agent = g_build_filename (g_getenv ("QUBE_TEST_BUILDDIR"), "agent", "qube-agent", NULL);
+  g_autofree char *spec = NULL;
+  g_autofree char *trigger_arg = NULL;
+  g_autofree char *user_arg = g_strdup_printf ("--default-user=%s", getpwuid (getuid ())->pw_name);
+  unsigned char buf[64];
+  char err[256];
+  uint32_t len;
+
+  a->dir = g_dir_make_tmp ("qube-agent-XXXXXX", NULL);
+  a->trigger = g_build_filename (a->dir, "agent.sock", NULL);
+  spec = g_strdup_printf ("--transport=socket:%s", a->dir);
+  trigger_arg = g_strdup_printf ("--trigger-socket=%s", a->trigger);
+  a->pid = fork ();
+  if (a->pid == 0)
+    {
+      /* Only what the agent opens itself is open in it. */
+      for (int fd = 3; fd < 1024; fd++)
+        close (fd);
+      execl (agent, agent, spec, trigger_arg, user_arg, "--once", (char *) NULL);
+      _exit (127);
+    }
+  a->ctrl = t->connect (a->dir, VCHAN_BASE_PORT, 10000, err, sizeof err);
+  ck_assert_msg (a->ctrl != NULL, "%s", err);
+  send_hello (a->ctrl);
+  ck_assert_uint_eq (read_msg (a->ctrl, buf, sizeof buf, &len), MSG_HELLO);
+}
+
+/* Closes the control channel: the agent (--once) exits. */
+static void
+agent_stop (Agent *a)
+{
+  g_autofree char *rm = g_strdup_printf ("rm -rf '%s'", a->dir);
+  int status;
+
+  t->close (a->ctrl);
+  ck_assert_int_eq (waitpid (a->pid, &status, 0), a->pid);
+  ck_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  ck_assert_int_eq (system (rm), 0);
+  g_free (a->dir);
+  g_free (a->trigger);
+}
+
+/* Runs `command` ("user:command") with `type` on data port `port`: the
+ * data channel offered, the hello, everything read up to the exit code,
+ * which is returned; the channel closed. */
+static int32_t
+agent_exec (Agent *a, uint32_t type, uint32_t domain, uint32_t port, const char *command)
+{
+  size_t len = sizeof (struct exec_params) + strlen (command) + 1;
+  g_autofree struct exec_params *p = g_malloc0 (len);
+  unsigned char buf[65536];
+  AgentChan *data;
+  char err[256];
+  uint32_t got;
+  int32_t code;
+
+  p->connect_domain = domain;
+  p->connect_port = port;
+  strcpy (p->cmdline, command);
+  data = t->listen (a->dir, port, 65536, 65536, err, sizeof err);
+  ck_assert_msg (data != NULL, "%s", err);
+  ck_assert_int_eq (data_send_msg (t, a->ctrl, type, p, len), 0);
+  ck_assert_int_eq (t->accept (data, err, sizeof err), 0);
+  send_hello (data);
+  ck_assert_uint_eq (read_msg (data, buf, sizeof buf, &got), MSG_HELLO);
+  while (read_msg (data, buf, sizeof buf, &got) != MSG_DATA_EXIT_CODE)
+    ;
+  ck_assert_uint_eq (got, sizeof code);
+  memcpy (&code, buf, sizeof code);
+  t->close (data);
+  return code;
+}
+
 START_TEST (test_agent_reports_connection_ends)
 {
-  g_autofree char *dir = g_dir_make_tmp ("qube-agent-XXXXXX", NULL);
-  g_autofree char *agent = g_build_filename (g_getenv ("QUBE_TEST_BUILDDIR"), "agent", "qube-agent", NULL);
-  g_autofree char *spec = g_strdup_printf ("--transport=socket:%s", dir);
-  g_autofree char *trigger = g_build_filename (dir, "agent.sock", NULL);
-  g_autofree char *trigger_arg = g_strdup_printf ("--trigger-socket=%s", trigger);
-  g_autofree char *user_arg = g_strdup_printf ("--default-user=%s", getpwuid (getuid ())->pw_name);
-  g_autofree char *rm = NULL;
-  struct { struct exec_params p; char cmd[13]; } exec = { { 7, 600 }, "DEFAULT:true" };
+  Agent a;
   struct { struct trigger_service_params3 p; char name[7]; } call;
   struct { struct exec_params p; struct service_params id; } answer = { { 9, 601 }, { "" } };
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
   unsigned char buf[65536];
   struct msg_header h;
-  AgentChan *ctrl, *data;
-  char err[256];
-  uint32_t type, len;
-  int status, fd;
-  pid_t pid = fork ();
+  uint32_t len;
+  int fd;
 
-  if (pid == 0)
-    {
-      execl (agent, agent, spec, trigger_arg, user_arg, "--once", (char *) NULL);
-      _exit (127);
-    }
-  ctrl = t->connect (dir, VCHAN_BASE_PORT, 10000, err, sizeof err);
-  ck_assert_msg (ctrl != NULL, "%s", err);
-  send_hello (ctrl);
-  ck_assert_uint_eq (read_msg (ctrl, buf, sizeof buf, &len), MSG_HELLO);
-
+  agent_start (&a);
   /* A command: its end is its child's exit. */
-  data = t->listen (dir, 600, 65536, 65536, err, sizeof err);
-  ck_assert_msg (data != NULL, "%s", err);
-  ck_assert_int_eq (data_send_msg (t, ctrl, MSG_EXEC_CMDLINE, &exec, sizeof exec.p + sizeof exec.cmd), 0);
-  ck_assert_int_eq (t->accept (data, err, sizeof err), 0);
-  send_hello (data);
-  ck_assert_uint_eq (read_msg (data, buf, sizeof buf, &len), MSG_HELLO);
-  do
-    type = read_msg (data, buf, sizeof buf, &len);
-  while (type != MSG_DATA_EXIT_CODE);
-  t->close (data);
-  assert_terminated (ctrl, 7, 600);
+  ck_assert_int_eq (agent_exec (&a, MSG_EXEC_CMDLINE, 7, 600, "DEFAULT:true"), 0);
+  assert_terminated (a.ctrl, 7, 600);
 
   /* A local caller's call: its end is the caller closing its socket. */
   memset (&call, 0, sizeof call);
   strcpy (call.p.target_domain, "vault");
   memcpy (call.name, "test.X", 7);
   h = (struct msg_header) { MSG_TRIGGER_SERVICE3, sizeof call };
-  strcpy (sun.sun_path, trigger);
+  strcpy (sun.sun_path, a.trigger);
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ck_assert_int_eq (connect (fd, (struct sockaddr *) &sun, sizeof sun), 0);
   ck_assert_int_eq (write (fd, &h, sizeof h), sizeof h);
   ck_assert_int_eq (write (fd, &call, sizeof call), sizeof call);
-  ck_assert_uint_eq (read_msg (ctrl, buf, sizeof buf, &len), MSG_TRIGGER_SERVICE3);
+  ck_assert_uint_eq (read_msg (a.ctrl, buf, sizeof buf, &len), MSG_TRIGGER_SERVICE3);
   memcpy (answer.id.ident, ((struct trigger_service_params3 *) buf)->request_id.ident,
           sizeof answer.id.ident);
-  ck_assert_int_eq (data_send_msg (t, ctrl, MSG_SERVICE_CONNECT, &answer, sizeof answer), 0);
+  ck_assert_int_eq (data_send_msg (t, a.ctrl, MSG_SERVICE_CONNECT, &answer, sizeof answer), 0);
   ck_assert_int_eq (recv (fd, &h, sizeof h, MSG_WAITALL), sizeof h);
   ck_assert_uint_eq (h.type, MSG_SERVICE_CONNECT);
-  assert_quiet (ctrl);
+  assert_quiet (a.ctrl);
   close (fd);
-  assert_terminated (ctrl, 9, 601);
+  assert_terminated (a.ctrl, 9, 601);
+  agent_stop (&a);
+}
+END_TEST
 
-  t->close (ctrl);
-  ck_assert_int_eq (waitpid (pid, &status, 0), pid);
-  ck_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
-  rm = g_strdup_printf ("rm -rf '%s'", dir);
-  ck_assert_int_eq (system (rm), 0);
+/* A command run with MSG_JUST_EXEC starts as a command of a shell would:
+ * SIGPIPE not ignored, nothing open beyond its stdin, stdout and stderr
+ * (/dev/null). */
+START_TEST (test_agent_just_exec_child_state)
+{
+  Agent a;
+  g_autofree char *fifo = NULL, *command = NULL, *sig = NULL, *fds = NULL;
+  g_autofree char *sig_path = NULL, *fds_path = NULL, *done = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_autoptr(GString) open_fds = g_string_new (NULL);
+  const char *ign;
+
+  agent_start (&a);
+  fifo = g_build_filename (a.dir, "done", NULL);
+  sig_path = g_build_filename (a.dir, "sig", NULL);
+  fds_path = g_build_filename (a.dir, "fds", NULL);
+  ck_assert_int_eq (mkfifo (fifo, 0600), 0);
+  /* Children of the command's shell: they inherit what it got. */
+  command = g_strdup_printf ("DEFAULT:grep SigIgn /proc/self/status > '%s'; "
+                             "ls -l /proc/self/fd/ > '%s'; echo > '%s'", sig_path, fds_path, fifo);
+  ck_assert_int_eq (agent_exec (&a, MSG_JUST_EXEC, 7, 602, command), 0);
+  assert_terminated (a.ctrl, 7, 602);
+  ck_assert (g_file_get_contents (fifo, &done, NULL, NULL));
+
+  ck_assert (g_file_get_contents (sig_path, &sig, NULL, NULL));
+  ign = strstr (sig, "SigIgn:");
+  ck_assert_msg (ign != NULL, "%s", sig);
+  ck_assert_msg ((strtoull (ign + 7, NULL, 16) & (1ull << (SIGPIPE - 1))) == 0,
+                 "SIGPIPE is ignored: %s", sig);
+
+  /* Besides the directory ls reads, in /proc: 0 and 2 on /dev/null, 1
+   * the file. */
+  ck_assert (g_file_get_contents (fds_path, &fds, NULL, NULL));
+  lines = g_strsplit (fds, "\n", -1);
+  for (char **l = lines; *l != NULL; l++)
+    {
+      char *arrow = strstr (*l, " -> ");
+      char *num = arrow;
+
+      if (arrow == NULL || g_str_has_prefix (arrow + 4, "/proc/"))
+        continue;
+      while (num > *l && num[-1] != ' ')
+        num--;
+      g_string_append_printf (open_fds, "%.*s%s ", (int) (arrow - num), num,
+                              strcmp (arrow + 4, "/dev/null") == 0 ? "(null)" : "");
+    }
+  ck_assert_msg (strcmp (open_fds->str, "0(null) 1 2(null) ") == 0, "open descriptors: %s\n%s",
+                 open_fds->str, fds);
+  agent_stop (&a);
 }
 END_TEST
 
@@ -306,6 +412,7 @@ main (void)
   tcase_add_test (tc, test_data_eof_and_exit_code_bytes);
   tcase_add_test (tc, test_trigger_service3_bytes);
   tcase_add_test (tc, test_agent_reports_connection_ends);
+  tcase_add_test (tc, test_agent_just_exec_child_state);
   suite_add_tcase (s, tc);
   runner = srunner_create (s);
   srunner_run_all (runner, CK_NORMAL);
