@@ -39,8 +39,16 @@
 
 #define MAX_TRIGGER_CLIENTS 64
 
+/* A local program on the trigger socket: its request is read in pieces
+ * as they come (the socket is non-blocking, its descriptor polled with
+ * the rest), then forwarded; then it waits for the daemon's answer. */
 typedef struct {
   int fd;
+  int reading;              /* still reading the request */
+  unsigned long since;      /* when it came: the oldest reader gives way first */
+  struct msg_header hdr;
+  size_t have;              /* bytes of header and payload read */
+  char *payload;
   char ident[32];
 } TriggerClient;
 
@@ -51,6 +59,7 @@ static const char *service_path;
 static const char *commands_after;
 static TriggerClient clients[MAX_TRIGGER_CLIENTS];
 static unsigned next_ident;
+static unsigned long next_since;
 
 /* A data connection the daemon hears the end of: served by a child
  * (pid), or by a local caller whose socket stays open until it is done
@@ -461,7 +470,7 @@ static void
 answer_client (const char *ident, uint32_t type, const void *payload, size_t len)
 {
   for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
-    if (clients[i].fd >= 0 && strcmp (clients[i].ident, ident) == 0)
+    if (clients[i].fd >= 0 && !clients[i].reading && strcmp (clients[i].ident, ident) == 0)
       {
         struct msg_header hdr = { type, (uint32_t) len };
 
@@ -585,58 +594,107 @@ bad:
   return -1;
 }
 
-/* A local program asks for a call: read its request, forward it. */
+/* Lets go of local caller `c`, telling it the call is refused first
+ * when `refuse` (a write into an empty socket: it does not wait). */
 static void
-handle_trigger_client (int fd, AgentChan *ctrl)
+trigger_client_end (TriggerClient *c, int refuse)
 {
-  struct msg_header hdr;
-  struct trigger_service_params3 *params;
-  char *buf = NULL;
-  int slot = -1;
-  size_t got = 0;
-
-  /* The caller is local; a short blocking read of one small request. */
-  if (recv (fd, &hdr, sizeof hdr, MSG_WAITALL) != (ssize_t) sizeof hdr ||
-      hdr.type != MSG_TRIGGER_SERVICE3 || hdr.len <= sizeof *params ||
-      hdr.len > sizeof *params + MAX_SERVICE_NAME_LEN)
-    goto refuse;
-  buf = malloc (hdr.len);
-  while (buf != NULL && got < hdr.len)
+  if (refuse)
     {
-      ssize_t n = recv (fd, buf + got, hdr.len - got, 0);
+      struct msg_header hdr = { MSG_SERVICE_REFUSED, 0 };
 
-      if (n <= 0)
-        goto refuse;
-      got += (size_t) n;
+      (void) !write (c->fd, &hdr, sizeof hdr);
     }
-  if (buf == NULL)
-    goto refuse;
-  params = (struct trigger_service_params3 *) buf;
-  if (memchr (params->target_domain, '\0', sizeof params->target_domain) == NULL ||
-      buf[hdr.len - 1] != '\0')
-    goto refuse;
-  for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
-    if (clients[i].fd < 0)
-      {
-        slot = i;
-        break;
-      }
-  if (slot < 0)
-    goto refuse;
-  clients[slot].fd = fd;
-  snprintf (clients[slot].ident, sizeof clients[slot].ident, "SOCKET%u", next_ident++);
-  memset (&params->request_id, 0, sizeof params->request_id);
-  strcpy (params->request_id.ident, clients[slot].ident);
-  if (data_send_msg (transport, ctrl, MSG_TRIGGER_SERVICE3, buf, hdr.len) < 0)
-    agent_log ("cannot forward a call to the daemon: %s", transport->error (ctrl));
-  free (buf);
-  return;
+  close (c->fd);
+  free (c->payload);
+  *c = (TriggerClient) { .fd = -1 };
+}
 
-refuse:
-  free (buf);
-  hdr = (struct msg_header) { MSG_SERVICE_REFUSED, 0 };
-  (void) !write (fd, &hdr, sizeof hdr);
-  close (fd);
+/* Reads what local caller `c` sent so far; once its request is whole
+ * and valid, forwards it to the daemon.  Never waits: the rest of a
+ * request comes with a later poll. */
+static void
+trigger_client_read (TriggerClient *c, AgentChan *ctrl)
+{
+  struct trigger_service_params3 *params;
+
+  for (;;)
+    {
+      size_t total = sizeof c->hdr + (c->have >= sizeof c->hdr ? c->hdr.len : 0);
+      char *to = c->have < sizeof c->hdr ? (char *) &c->hdr + c->have
+                                          : c->payload + (c->have - sizeof c->hdr);
+      ssize_t n;
+
+      if (c->have == total && c->have > sizeof c->hdr)
+        break;
+      n = recv (c->fd, to, total - c->have, MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+      if (n <= 0)
+        {
+          trigger_client_end (c, 1);
+          return;
+        }
+      c->have += (size_t) n;
+      /* The header decides the size before anything more is read. */
+      if (c->have == sizeof c->hdr)
+        {
+          if (c->hdr.type != MSG_TRIGGER_SERVICE3 || c->hdr.len <= sizeof *params ||
+              c->hdr.len > sizeof *params + MAX_SERVICE_NAME_LEN ||
+              (c->payload = malloc (c->hdr.len)) == NULL)
+            {
+              trigger_client_end (c, 1);
+              return;
+            }
+        }
+    }
+  params = (struct trigger_service_params3 *) c->payload;
+  if (memchr (params->target_domain, '\0', sizeof params->target_domain) == NULL ||
+      c->payload[c->hdr.len - 1] != '\0')
+    {
+      trigger_client_end (c, 1);
+      return;
+    }
+  c->reading = 0;
+  snprintf (c->ident, sizeof c->ident, "SOCKET%u", next_ident++);
+  memset (&params->request_id, 0, sizeof params->request_id);
+  strcpy (params->request_id.ident, c->ident);
+  if (data_send_msg (transport, ctrl, MSG_TRIGGER_SERVICE3, c->payload, c->hdr.len) < 0)
+    agent_log ("cannot forward a call to the daemon: %s", transport->error (ctrl));
+  free (c->payload);
+  c->payload = NULL;
+}
+
+/* A local program connects to ask for a call.  When every place is taken,
+ * the caller that has been reading its request the longest gives way (a
+ * program that connects and says nothing holds up no other for long);
+ * when all wait for the daemon's answer, the newcomer is refused. */
+static void
+trigger_client_accept (int trigger_fd, AgentChan *ctrl)
+{
+  int fd = accept4 (trigger_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  TriggerClient *slot = NULL;
+
+  if (fd < 0)
+    return;
+  for (int i = 0; i < MAX_TRIGGER_CLIENTS && (slot == NULL || slot->fd >= 0); i++)
+    if (clients[i].fd < 0 ||
+        (clients[i].reading && (slot == NULL || clients[i].since < slot->since)))
+      slot = &clients[i];
+  if (slot == NULL)
+    {
+      TriggerClient refused = { .fd = fd };
+
+      trigger_client_end (&refused, 1);
+      return;
+    }
+  if (slot->fd >= 0)
+    trigger_client_end (slot, 1);
+  *slot = (TriggerClient) { .fd = fd, .reading = 1, .since = next_since++ };
+  /* Its request is most likely there already. */
+  trigger_client_read (slot, ctrl);
 }
 
 static int
@@ -670,7 +728,7 @@ serve (AgentChan *ctrl, int trigger_fd)
 
   for (;;)
     {
-      size_t nfds = 3, watched = 0;
+      size_t nfds = 3, watched = 0, first_client;
 
       reap_children (ctrl);
       /* Whole messages already buffered are handled before polling. */
@@ -680,9 +738,10 @@ serve (AgentChan *ctrl, int trigger_fd)
             break;
           continue;
         }
-      if (pfd_size < 3 + n_connections)
+      if (pfd_size < 3 + n_connections + MAX_TRIGGER_CLIENTS)
         {
-          struct pollfd *bigger = realloc (pfd, (3 + n_connections) * sizeof *pfd);
+          size_t size = 3 + n_connections + MAX_TRIGGER_CLIENTS;
+          struct pollfd *bigger = realloc (pfd, size * sizeof *pfd);
 
           if (bigger == NULL)
             {
@@ -690,7 +749,7 @@ serve (AgentChan *ctrl, int trigger_fd)
               break;
             }
           pfd = bigger;
-          pfd_size = 3 + n_connections;
+          pfd_size = size;
         }
       pfd[0] = (struct pollfd) { .fd = transport->fd (ctrl), .events = POLLIN };
       pfd[1] = (struct pollfd) { .fd = trigger_fd, .events = POLLIN };
@@ -698,6 +757,10 @@ serve (AgentChan *ctrl, int trigger_fd)
       for (size_t i = 0; i < n_connections; i++)
         if (connections[i].fd >= 0)
           pfd[nfds++] = (struct pollfd) { .fd = connections[i].fd, .events = POLLIN };
+      first_client = nfds;
+      for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
+        if (clients[i].fd >= 0 && clients[i].reading)
+          pfd[nfds++] = (struct pollfd) { .fd = clients[i].fd, .events = POLLIN };
       if (poll (pfd, (nfds_t) nfds, 1000) < 0 && errno != EINTR)
         break;
       if (pfd[0].revents && transport->pump (ctrl) < 0 && transport->ready (ctrl) == 0)
@@ -705,20 +768,13 @@ serve (AgentChan *ctrl, int trigger_fd)
           agent_log ("the control connection ended: %s", transport->error (ctrl));
           break;
         }
-      if (pfd[1].revents)
-        {
-          int fd = accept4 (trigger_fd, NULL, NULL, SOCK_CLOEXEC);
-
-          if (fd >= 0)
-            handle_trigger_client (fd, ctrl);
-        }
       /* A local caller's socket: its end (or anything it sends, which it
        * has no reason to) ends the connection.  The array is walked from
        * the end, as connection_end() moves the last entry into the gap. */
-      for (size_t i = 3; i < nfds; i++)
+      for (size_t i = 3; i < first_client; i++)
         watched += pfd[i].revents != 0;
       for (size_t i = n_connections; watched > 0 && i-- > 0;)
-        for (size_t k = 3; k < nfds; k++)
+        for (size_t k = 3; k < first_client; k++)
           if (pfd[k].revents != 0 && pfd[k].fd == connections[i].fd)
             {
               pfd[k].revents = 0;
@@ -726,6 +782,16 @@ serve (AgentChan *ctrl, int trigger_fd)
               connection_end (ctrl, i);
               break;
             }
+      /* Local callers still sending their requests, then a new one. */
+      for (size_t k = first_client; k < nfds; k++)
+        for (int i = 0; pfd[k].revents != 0 && i < MAX_TRIGGER_CLIENTS; i++)
+          if (clients[i].fd == pfd[k].fd && clients[i].reading)
+            {
+              trigger_client_read (&clients[i], ctrl);
+              break;
+            }
+      if (pfd[1].revents)
+        trigger_client_accept (trigger_fd, ctrl);
     }
   free (pfd);
   connections_forget ();
@@ -820,13 +886,7 @@ main (int argc, char **argv)
       transport->close (ctrl);
       for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
         if (clients[i].fd >= 0)
-          {
-            struct msg_header hdr = { MSG_SERVICE_REFUSED, 0 };
-
-            (void) !write (clients[i].fd, &hdr, sizeof hdr);
-            close (clients[i].fd);
-            clients[i].fd = -1;
-          }
+          trigger_client_end (&clients[i], 1);
       if (once)
         return 0;
     }

@@ -307,15 +307,58 @@ agent_exec (Agent *a, uint32_t type, uint32_t domain, uint32_t port, const char 
   return code;
 }
 
+/* A local caller: connected to the agent's trigger socket. */
+static int
+trigger_connect (Agent *a)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  strcpy (sun.sun_path, a->trigger);
+  ck_assert_int_eq (connect (fd, (struct sockaddr *) &sun, sizeof sun), 0);
+  return fd;
+}
+
+/* A local caller's request for `service` in qube vault, as
+ * qrexec-client-vm sends it (header included). */
+static GByteArray *
+call_request (const char *service)
+{
+  struct trigger_service_params3 p;
+  struct msg_header h = { MSG_TRIGGER_SERVICE3, (uint32_t) (sizeof p + strlen (service) + 1) };
+  GByteArray *msg = g_byte_array_new ();
+
+  memset (&p, 0, sizeof p);
+  strcpy (p.target_domain, "vault");
+  g_byte_array_append (msg, (const guint8 *) &h, sizeof h);
+  g_byte_array_append (msg, (const guint8 *) &p, sizeof p);
+  g_byte_array_append (msg, (const guint8 *) service, (guint) strlen (service) + 1);
+  return msg;
+}
+
+/* The agent forwards a local caller's request for `service` to the
+ * daemon; returns the request's ident. */
+static char *
+assert_forwarded (Agent *a, const char *service)
+{
+  unsigned char buf[65536];
+  struct trigger_service_params3 *p = (struct trigger_service_params3 *) buf;
+  uint32_t len;
+
+  ck_assert_uint_eq (read_msg (a->ctrl, buf, sizeof buf, &len), MSG_TRIGGER_SERVICE3);
+  ck_assert_uint_eq (len, sizeof *p + strlen (service) + 1);
+  ck_assert_str_eq (p->target_domain, "vault");
+  ck_assert_str_eq ((char *) buf + sizeof *p, service);
+  return g_strndup (p->request_id.ident, sizeof p->request_id.ident);
+}
+
 START_TEST (test_agent_reports_connection_ends)
 {
   Agent a;
-  struct { struct trigger_service_params3 p; char name[7]; } call;
+  g_autoptr(GByteArray) request = call_request ("test.X");
+  g_autofree char *ident = NULL;
   struct { struct exec_params p; struct service_params id; } answer = { { 9, 601 }, { "" } };
-  struct sockaddr_un sun = { .sun_family = AF_UNIX };
-  unsigned char buf[65536];
   struct msg_header h;
-  uint32_t len;
   int fd;
 
   agent_start (&a);
@@ -324,24 +367,74 @@ START_TEST (test_agent_reports_connection_ends)
   assert_terminated (a.ctrl, 7, 600);
 
   /* A local caller's call: its end is the caller closing its socket. */
-  memset (&call, 0, sizeof call);
-  strcpy (call.p.target_domain, "vault");
-  memcpy (call.name, "test.X", 7);
-  h = (struct msg_header) { MSG_TRIGGER_SERVICE3, sizeof call };
-  strcpy (sun.sun_path, a.trigger);
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ck_assert_int_eq (connect (fd, (struct sockaddr *) &sun, sizeof sun), 0);
-  ck_assert_int_eq (write (fd, &h, sizeof h), sizeof h);
-  ck_assert_int_eq (write (fd, &call, sizeof call), sizeof call);
-  ck_assert_uint_eq (read_msg (a.ctrl, buf, sizeof buf, &len), MSG_TRIGGER_SERVICE3);
-  memcpy (answer.id.ident, ((struct trigger_service_params3 *) buf)->request_id.ident,
-          sizeof answer.id.ident);
+  fd = trigger_connect (&a);
+  ck_assert_int_eq (write (fd, request->data, request->len), request->len);
+  ident = assert_forwarded (&a, "test.X");
+  ck_assert_uint_lt (strlen (ident), sizeof answer.id.ident);
+  strcpy (answer.id.ident, ident);
   ck_assert_int_eq (data_send_msg (t, a.ctrl, MSG_SERVICE_CONNECT, &answer, sizeof answer), 0);
   ck_assert_int_eq (recv (fd, &h, sizeof h, MSG_WAITALL), sizeof h);
   ck_assert_uint_eq (h.type, MSG_SERVICE_CONNECT);
   assert_quiet (a.ctrl);
   close (fd);
   assert_terminated (a.ctrl, 9, 601);
+  agent_stop (&a);
+}
+END_TEST
+
+/* Local callers that connect to the trigger socket and then say nothing,
+ * or half a request, or a request too long, hold up nothing: the agent
+ * still runs commands and forwards other calls, and a request that comes
+ * in pieces is forwarded once complete. */
+START_TEST (test_agent_slow_local_callers)
+{
+  Agent a;
+  g_autoptr(GByteArray) slow_req = call_request ("test.Slow");
+  g_autoptr(GByteArray) fast_req = call_request ("test.Fast");
+  g_autofree char *slow_ident = NULL, *fast_ident = NULL, *last_ident = NULL;
+  struct msg_header huge = { MSG_TRIGGER_SERVICE3, 1 << 30 }, h;
+  int silent, slow, fast, big, last, many[200];
+
+  agent_start (&a);
+  silent = trigger_connect (&a);
+  slow = trigger_connect (&a);
+  ck_assert_int_eq (write (slow, slow_req->data, 4), 4);
+  ck_assert_int_eq (agent_exec (&a, MSG_EXEC_CMDLINE, 7, 603, "DEFAULT:true"), 0);
+  assert_terminated (a.ctrl, 7, 603);
+
+  fast = trigger_connect (&a);
+  ck_assert_int_eq (write (fast, fast_req->data, 20), 20);
+  ck_assert_int_eq (write (fast, fast_req->data + 20, fast_req->len - 20), fast_req->len - 20);
+  fast_ident = assert_forwarded (&a, "test.Fast");
+
+  /* Over the size limit: refused as soon as the header says so. */
+  big = trigger_connect (&a);
+  ck_assert_int_eq (write (big, &huge, sizeof huge), sizeof huge);
+  ck_assert_int_eq (recv (big, &h, sizeof h, MSG_WAITALL), sizeof h);
+  ck_assert_uint_eq (h.type, MSG_SERVICE_REFUSED);
+  ck_assert_int_eq (recv (big, &h, sizeof h, 0), 0);
+
+  ck_assert_int_eq (write (slow, slow_req->data + 4, slow_req->len - 4), slow_req->len - 4);
+  slow_ident = assert_forwarded (&a, "test.Slow");
+  ck_assert_str_ne (slow_ident, fast_ident);
+
+  /* More silent callers than the agent keeps: the oldest give way (they
+   * are refused), and a caller that asks is still heard. */
+  for (size_t i = 0; i < G_N_ELEMENTS (many); i++)
+    many[i] = trigger_connect (&a);
+  last = trigger_connect (&a);
+  ck_assert_int_eq (write (last, fast_req->data, fast_req->len), fast_req->len);
+  last_ident = assert_forwarded (&a, "test.Fast");
+  ck_assert_int_eq (recv (many[0], &h, sizeof h, MSG_WAITALL), sizeof h);
+  ck_assert_uint_eq (h.type, MSG_SERVICE_REFUSED);
+  for (size_t i = 0; i < G_N_ELEMENTS (many); i++)
+    close (many[i]);
+  assert_quiet (a.ctrl);
+  close (last);
+  close (big);
+  close (fast);
+  close (slow);
+  close (silent);
   agent_stop (&a);
 }
 END_TEST
@@ -413,6 +506,7 @@ main (void)
   tcase_add_test (tc, test_trigger_service3_bytes);
   tcase_add_test (tc, test_agent_reports_connection_ends);
   tcase_add_test (tc, test_agent_just_exec_child_state);
+  tcase_add_test (tc, test_agent_slow_local_callers);
   suite_add_tcase (s, tc);
   runner = srunner_create (s);
   srunner_run_all (runner, CK_NORMAL);
