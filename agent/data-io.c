@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "data-io.h"
+#include "common/qrexec-filter.h"
 #include "qrexec-wire.h"
 
 const char *agent_program_name = "qube-agent";
@@ -420,6 +421,8 @@ data_relay_run (DataRelay *r, int version)
           if (payload_left == 0)
             in_msg = 0;
           sink = hdr.type == MSG_DATA_STDERR ? &r->err_fd : &r->out_fd;
+          if (hdr.type == MSG_DATA_STDERR ? r->filter_err : r->filter_out)
+            qrexec_filter_unsafe (pend->buf, got);
           if (*sink >= 0)
             {
               pend->fd = *sink;

@@ -18,6 +18,8 @@ typedef struct {
   int in2_fd;         /* process side: the process' stderr; else -1 */
   int out_fd;         /* received main stream goes here: the process' stdin / the caller's output */
   int err_fd;         /* caller side: received stderr goes here; -1 drops it */
+  int filter_out;     /* caller side: terminal-unsafe bytes of received stdout become '_' */
+  int filter_err;     /* the same for received stderr */
   pid_t child;        /* process side: whose exit status ends the call */
   const char *what;   /* for messages */
 } DataRelay;

@@ -19,7 +19,8 @@ AGENT_COMMON = \
 	agent/agent-config.h \
 	$(AGENT_TRANSPORT_SOURCES) \
 	agent/data-io.h \
-	agent/data-io.c
+	agent/data-io.c \
+	common/qrexec-filter.h
 if BUILD_XEN
 AGENT_COMMON += agent/transport-xen.c
 endif
@@ -45,7 +46,7 @@ endif
 check_PROGRAMS += agent/qube-agent-static
 agent_qube_agent_static_SOURCES = $(agent_qube_agent_SOURCES)
 agent_qube_agent_static_CFLAGS = $(AGENT_CFLAGS_)
-agent_qube_agent_static_CPPFLAGS = -I$(top_srcdir)/agent
+agent_qube_agent_static_CPPFLAGS = $(agent_qube_agent_CPPFLAGS)
 agent_qube_agent_static_LDFLAGS = -all-static
 agent_qube_agent_static_LDADD = $(AGENT_XEN_LIBS)
 EXTRA_DIST += agent/README.md

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +31,8 @@
 static int agent_fd = -1;
 
 static int
-ask_agent (const char *target, const char *service, uint32_t *port)
+ask_agent (const char *path, const char *target, const char *service, uint32_t *port)
 {
-  const char *path = agent_env_or ("QREXEC_AGENT_SOCKET", AGENT_DEFAULT_TRIGGER_SOCKET);
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
   struct trigger_service_params3 params;
   size_t name_len = strlen (service) + 1;
@@ -87,27 +87,98 @@ ask_agent (const char *target, const char *service, uint32_t *port)
   return 0;
 }
 
+static void
+usage (FILE *out)
+{
+  fprintf (out,
+           "Usage: qrexec-client-vm [OPTION...] TARGET SERVICE[+ARGUMENT] [COMMAND [ARG...]]\n"
+           "Call a qrexec service in qube TARGET (decided by the dom0 policy); with COMMAND,\n"
+           "its stdout is the service's stdin and the service's stdout its stdin.\n\n"
+           "  --buffer-size=BYTES              the least size of the data channel's ring\n"
+           "  -t, --filter-escape-chars-stdout write control and non-ASCII bytes of the\n"
+           "                                   service's stdout as '_' (default: when a terminal)\n"
+           "  -T, --filter-escape-chars-stderr the same for its stderr\n"
+           "  --no-filter-escape-chars-stdout  pass its stdout unchanged\n"
+           "  --no-filter-escape-chars-stderr  pass its stderr unchanged\n"
+           "  -a, --agent-socket=PATH          the agent's socket (default: $QREXEC_AGENT_SOCKET\n"
+           "                                   or " AGENT_DEFAULT_TRIGGER_SOCKET ")\n"
+           "  --prefix-data=TEXT               send TEXT to the service before the input\n"
+           "  -h, --help                       this text\n"
+           "TARGET may be written with $ for @ ($dispvm), as Qubes allows.\n");
+}
+
 int
 main (int argc, char **argv)
 {
+  enum { OPT_BUFFER_SIZE = 256, OPT_NO_FILTER_STDOUT, OPT_NO_FILTER_STDERR, OPT_PREFIX_DATA };
+  static const struct option options[] = {
+    { "buffer-size", required_argument, NULL, OPT_BUFFER_SIZE },
+    { "filter-escape-chars-stdout", no_argument, NULL, 't' },
+    { "filter-escape-chars-stderr", no_argument, NULL, 'T' },
+    { "no-filter-escape-chars-stdout", no_argument, NULL, OPT_NO_FILTER_STDOUT },
+    { "no-filter-escape-chars-stderr", no_argument, NULL, OPT_NO_FILTER_STDERR },
+    { "agent-socket", required_argument, NULL, 'a' },
+    { "prefix-data", required_argument, NULL, OPT_PREFIX_DATA },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
   const char *spec = agent_env_or ("QUBE_AGENT_TRANSPORT", AGENT_DEFAULT_TRANSPORT);
+  const char *socket_path = agent_env_or ("QREXEC_AGENT_SOCKET", AGENT_DEFAULT_TRIGGER_SOCKET);
+  const char *prefix = NULL;
+  size_t ring = 1024 * 1024;
+  int filter_out = -1, filter_err = -1;
   const AgentTransport *t;
   const char *arg;
   AgentChan *chan;
   char err[512];
+  char *target, *end;
   uint32_t port = 0;
-  int rc, version;
+  int rc, version, c;
   pid_t pid = -1;
   DataRelay relay = { .in_fd = 0, .in2_fd = -1, .out_fd = 1, .err_fd = 2 };
 
   agent_program_name = "qrexec-client-vm";
-  if (argc < 3 || strcmp (argv[1], "--help") == 0)
+  /* '+': options end at TARGET, COMMAND's own options are its own. */
+  while ((c = getopt_long (argc, argv, "+tTa:h", options, NULL)) != -1)
+    switch (c)
+      {
+      case OPT_BUFFER_SIZE:
+        {
+          unsigned long long size;
+
+          errno = 0;
+          size = strtoull (optarg, &end, 10);
+          if (errno != 0 || end == optarg || *end != '\0' || size > 64ull * 1024 * 1024)
+            {
+              agent_log ("--buffer-size: '%s' is not a size up to 64 MiB", optarg);
+              return 2;
+            }
+          if (size > ring)
+            ring = (size_t) size;
+          break;
+        }
+      case 't': filter_out = 1; break;
+      case 'T': filter_err = 1; break;
+      case OPT_NO_FILTER_STDOUT: filter_out = 0; break;
+      case OPT_NO_FILTER_STDERR: filter_err = 0; break;
+      case 'a': socket_path = optarg; break;
+      case OPT_PREFIX_DATA: prefix = optarg; break;
+      case 'h': usage (stdout); return 0;
+      default: usage (stderr); return 2;
+      }
+  if (argc - optind < 2)
     {
-      fprintf (argc < 3 ? stderr : stdout,
-               "Usage: qrexec-client-vm TARGET SERVICE[+ARGUMENT] [COMMAND [ARG...]]\n"
-               "Call a qrexec service in qube TARGET (decided by the dom0 policy).\n");
-      return argc < 3 ? 2 : 0;
+      usage (stderr);
+      return 2;
     }
+  /* What reaches a terminal is filtered unless asked otherwise, as in
+   * Qubes: the service's qube must not drive it. */
+  relay.filter_out = filter_out >= 0 ? filter_out : isatty (1);
+  relay.filter_err = filter_err >= 0 ? filter_err : isatty (2);
+  target = argv[optind];
+  for (char *p = target; *p != '\0'; p++)
+    if (*p == '$')
+      *p = '@';
   signal (SIGPIPE, SIG_IGN);
   t = agent_transport_find (spec, &arg);
   if (t == NULL)
@@ -115,11 +186,11 @@ main (int argc, char **argv)
       agent_log ("unknown transport '%s'", spec);
       return QREXEC_EXIT_FAILED;
     }
-  rc = ask_agent (argv[1], argv[2], &port);
+  rc = ask_agent (socket_path, target, argv[optind + 1], &port);
   if (rc != 0)
     return rc;
 
-  chan = t->listen (arg, port, 1024 * 1024, 65536, err, sizeof err);
+  chan = t->listen (arg, port, ring, 65536, err, sizeof err);
   if (chan == NULL || t->accept (chan, err, sizeof err) < 0)
     {
       agent_log ("data port %u: %s", (unsigned) port, err);
@@ -128,9 +199,21 @@ main (int argc, char **argv)
   version = data_hello (t, chan, "data connection");
   if (version < 0)
     return QREXEC_EXIT_FAILED;
-
-  if (argc > 3)
+  if (prefix != NULL)
     {
+      size_t chunk = version >= 3 ? MAX_DATA_CHUNK_V3 : MAX_DATA_CHUNK_V2;
+
+      for (size_t off = 0, len = strlen (prefix); off < len; off += chunk)
+        if (data_send_msg (t, chan, MSG_DATA_STDIN, prefix + off, len - off < chunk ? len - off : chunk) < 0)
+          {
+            agent_log ("data port %u: %s", (unsigned) port, t->error (chan));
+            return QREXEC_EXIT_FAILED;
+          }
+    }
+
+  if (argc - optind > 2)
+    {
+      char **command = argv + optind + 2;
       int to_cmd[2], from_cmd[2];
 
       if (pipe2 (to_cmd, O_CLOEXEC) < 0 || pipe2 (from_cmd, O_CLOEXEC) < 0)
@@ -144,8 +227,8 @@ main (int argc, char **argv)
           dup2 (to_cmd[0], 0);
           dup2 (from_cmd[1], 1);
           signal (SIGPIPE, SIG_DFL);
-          execvp (argv[3], argv + 3);
-          agent_log ("cannot run '%s': %s", argv[3], strerror (errno));
+          execvp (command[0], command);
+          agent_log ("cannot run '%s': %s", command[0], strerror (errno));
           _exit (QREXEC_EXIT_NOT_FOUND);
         }
       close (to_cmd[0]);

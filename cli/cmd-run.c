@@ -5,10 +5,13 @@
  * --pass-io does).  With --dispvm[=TEMPLATE] the command runs in a new
  * disposable (a preloaded one when ready, taken by the qrexec daemon),
  * destroyed once this command ended (however it ended) by a detached
- * process, so that this command returns at once. */
+ * process, so that this command returns at once.  Output that goes to a
+ * terminal is filtered as qvm-run filters it (--filter-escape-chars,
+ * --no-filter-escape-chars). */
 #include "config.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "qube-cli.h"
 
@@ -135,6 +138,7 @@ run_run (Cli *cli, int argc, char **argv)
   g_autofree char *command = NULL;
   gboolean no_stdin = FALSE;
   gboolean no_autostart = FALSE;
+  gboolean filter = FALSE, no_filter = FALSE;
   QubeManager *manager;
   int status, exit_code = RUN_EXIT_QREXEC_FAILED;
   const GOptionEntry entries[] = {
@@ -146,6 +150,10 @@ run_run (Cli *cli, int argc, char **argv)
       "Give the command an empty stdin", NULL },
     { "no-autostart", 0, 0, G_OPTION_ARG_NONE, &no_autostart,
       "Fail when the qube is halted instead of starting it", NULL },
+    { "filter-escape-chars", 0, 0, G_OPTION_ARG_NONE, &filter,
+      "Write the qube's control and non-ASCII bytes as '_' (the default for a terminal)", NULL },
+    { "no-filter-escape-chars", 0, 0, G_OPTION_ARG_NONE, &no_filter,
+      "Pass the qube's output unchanged, even to a terminal (it may drive it)", NULL },
     { "dispvm", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK, (gpointer) dispvm_option_cb,
       "Run in a new disposable of TEMPLATE (default: the global default_dispvm); "
       "then no NAME is given", "TEMPLATE" },
@@ -158,6 +166,8 @@ run_run (Cli *cli, int argc, char **argv)
     return status;
   if (!dispvm_wanted && args[0] == NULL)
     return cli_usage_error (cli, "missing arguments, expected %s", "NAME");
+  if (filter && no_filter)
+    return cli_usage_error (cli, "--filter-escape-chars and --no-filter-escape-chars exclude each other");
   /* With --dispvm every argument belongs to the command. */
   cmd = dispvm_wanted ? args : args + 1;
   if (service != NULL)
@@ -188,6 +198,11 @@ run_run (Cli *cli, int argc, char **argv)
     }
 
   flags = no_stdin ? QUBE_QREXEC_RUN_NO_STDIN : QUBE_QREXEC_RUN_NONE;
+  /* A qube's output must not drive the terminal that shows it. */
+  if (filter || (!no_filter && isatty (1)))
+    flags |= QUBE_QREXEC_RUN_FILTER_STDOUT;
+  if (filter || (!no_filter && isatty (2)))
+    flags |= QUBE_QREXEC_RUN_FILTER_STDERR;
   manager = cli_get_manager (cli, &error);
   if (manager == NULL
       || !(dispvm_wanted

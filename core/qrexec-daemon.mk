@@ -7,5 +7,6 @@ core_libqube_internal_la_SOURCES += \
 	core/qube-qrexec-daemon.c \
 	core/qube-qrexec-client.h \
 	core/qube-qrexec-client.c \
+	common/qrexec-filter.h \
 	core/qube-qrexec-chan.h \
 	core/qube-qrexec-chan.c

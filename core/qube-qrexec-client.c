@@ -21,6 +21,7 @@
 
 #include <glib-unix.h>
 
+#include "common/qrexec-filter.h"
 #include "qrexec-protocol.h"
 #include "qube-dispvm-private.h"
 #include "qube-error.h"
@@ -46,6 +47,7 @@ typedef struct {
   QubeQrexecParser *parser;
   GMainContext *context;
   int stdin_fd, stdout_fd, stderr_fd;
+  gboolean filter_stdout, filter_stderr;  /* terminal-unsafe bytes become '_' */
   GSource *stdin_source;
   gboolean stdin_done;
   gboolean done;
@@ -175,6 +177,19 @@ deliver (RunState *st, guint32 type, const guint8 *p, gsize len)
 
   if (len == 0 || *fd < 0)
     return;
+  if (type == MSG_DATA_STDOUT ? st->filter_stdout : st->filter_stderr)
+    {
+      /* Filtered in a copy (the payload may be a parsed message's), and
+       * written at once. */
+      g_autofree guint8 *copy = g_memdup2 (p, len);
+      struct iovec iov = { copy, len };
+
+      deliver_flush (st);
+      qrexec_filter_unsafe ((char *) copy, len);
+      if (!writev_all (*fd, &iov, 1))
+        *fd = -1;
+      return;
+    }
   if (st->out_n > 0 && (st->out_fd != fd || st->out_n == RUN_IOV_MAX))
     deliver_flush (st);
   st->out_fd = fd;
@@ -424,6 +439,8 @@ _qube_qrexec_run_at (QubePluginRegistry *plugins, const char *runtime_dir, const
   st.stdin_fd = stdin_fd;
   st.stdout_fd = stdout_fd;
   st.stderr_fd = stderr_fd;
+  st.filter_stdout = (flags & QUBE_QREXEC_RUN_FILTER_STDOUT) != 0;
+  st.filter_stderr = (flags & QUBE_QREXEC_RUN_FILTER_STDERR) != 0;
   st.exit_code = QREXEC_EXIT_FAILED;
   st.buf = g_malloc (RUN_BUF_SIZE);
   st.inbuf = g_malloc (MAX_DATA_CHUNK_V3);

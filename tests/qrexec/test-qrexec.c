@@ -163,6 +163,7 @@ setup (void)
               "test.Disp  *  work  @dispvm:dvmt   allow\n"
               "test.Flood *  @anyvm @anyvm        deny\n"
               "test.Big   *  work  vault          allow\n"
+              "test.Esc   *  work  vault          allow\n"
               "test.Echo  *  busy  vault          allow\n"
               "test.Env   *  work  @adminvm       allow\n"
               "admin.vm.List         *  work  @adminvm  allow target=dom0\n"
@@ -186,6 +187,7 @@ setup (void)
   add_service ("vault", "test.Env", "env | grep ^QREXEC_ | grep -v -e _SOCKET= -e _PATH= | sort");
   add_service ("vault", "test.Echo", "exec cat");
   add_service ("vault", "test.Big", "head -c 1500000 /dev/zero");
+  add_service ("vault", "test.Esc", "printf 'a\\033[2Jb\\n'; printf 'c\\033d\\a\\n' >&2");
   add_service ("vault", "test.Amp", "exec awk '{for(i=0;i<20;i++)print}'");
   {
     /* Closes its outputs, says who it is and who serves it, then keeps
@@ -620,6 +622,28 @@ START_TEST (test_run_caller_gone_with_input_pending)
 }
 END_TEST
 
+/* Output for a terminal is filtered as qvm-run filters it: a qube cannot
+ * send dom0's terminal escape sequences (tab, newline, carriage return,
+ * backspace and bell pass; every other control or non-ASCII byte is '_').
+ * The test's output is no terminal: unfiltered unless asked. */
+START_TEST (test_run_filters_escape_chars)
+{
+  static const char script[] = "printf 'a\\033[2Jb\\t\\303\\251\\n'; printf 'c\\033d\\a\\n' >&2";
+  g_autoptr(Run) filtered = qube_run ("run", "--no-stdin", "--filter-escape-chars", "work", "--", script);
+  g_autoptr(Run) raw = qube_run ("run", "--no-stdin", "work", "--", script);
+  g_autoptr(Run) both = qube_run ("run", "--filter-escape-chars", "--no-filter-escape-chars", "work",
+                                  "--", "true");
+
+  ck_assert_msg (filtered->status == 0, "status %d: %s", filtered->status, filtered->err);
+  ck_assert_str_eq (filtered->out, "a_[2Jb\t__\n");
+  ck_assert_str_eq (filtered->err, "c_d\a\n");
+  ck_assert_msg (raw->status == 0, "status %d: %s", raw->status, raw->err);
+  ck_assert_str_eq (raw->out, "a\033[2Jb\t\303\251\n");
+  ck_assert_str_eq (raw->err, "c\033d\a\n");
+  ck_assert_int_eq (both->status, 2);
+}
+END_TEST
+
 /* ---- qube to qube -------------------------------------------------------- */
 
 static Run *
@@ -641,6 +665,34 @@ START_TEST (test_call_allowed_with_environment)
                     "QREXEC_REQUESTED_TARGET_TYPE=name\n"
                     "QREXEC_SERVICE_ARGUMENT=bar\n"
                     "QREXEC_SERVICE_FULL_NAME=test.Env+bar\n");
+}
+END_TEST
+
+/* qrexec-client-vm takes Qubes' options before TARGET (qvm-copy runs
+ * `qrexec-client-vm --filter-escape-chars-stderr -- VM qubes.Filecopy
+ * ...`): -t/-T filter the service's output, --prefix-data goes before the
+ * input, `--` ends the options. */
+START_TEST (test_client_vm_options)
+{
+  g_autofree char *client = build_path ("agent/qrexec-client-vm", NULL);
+  g_autoptr(Run) filtered = qube_run ("run", "--no-stdin", "work", "--", client, "-t", "-T", "--",
+                                      "vault", "test.Esc");
+  g_autoptr(Run) raw = qube_run ("run", "--no-stdin", "work", "--", client, "vault", "test.Esc");
+  g_autoptr(Run) prefixed = qube_run ("run", "--no-stdin", "work", "--", client,
+                                      "--filter-escape-chars-stderr", "--prefix-data=hello ", "--",
+                                      "vault", "test.Echo");
+  g_autoptr(Run) bad = qube_run ("run", "--no-stdin", "work", "--", client, "--no-such-option",
+                                 "vault", "test.Echo");
+
+  ck_assert_msg (filtered->status == 0, "status %d: %s", filtered->status, filtered->err);
+  ck_assert_str_eq (filtered->out, "a_[2Jb\n");
+  ck_assert_str_eq (filtered->err, "c_d\a\n");
+  ck_assert_msg (raw->status == 0, "status %d: %s", raw->status, raw->err);
+  ck_assert_str_eq (raw->out, "a\033[2Jb\n");
+  ck_assert_msg (prefixed->status == 0, "status %d: %s", prefixed->status, prefixed->err);
+  ck_assert_str_eq (prefixed->out, "hello ");
+  ck_assert_int_eq (bad->status, 2);
+  ck_assert_msg (strstr (bad->err, "Usage: qrexec-client-vm") != NULL, "%s", bad->err);
 }
 END_TEST
 
@@ -1270,6 +1322,7 @@ qrexec_suite (void)
   tcase_add_test (run, test_run_stderr_and_exit_codes);
   tcase_add_test (run, test_run_arguments_are_quoted);
   tcase_add_test (run, test_run_nonblocking_stdout_loses_nothing);
+  tcase_add_test (run, test_run_filters_escape_chars);
   tcase_add_test (run, test_run_unknown_user_is_125);
   tcase_add_test (run, test_run_as_another_user);
   tcase_add_test (run, test_run_missing_service_is_127);
@@ -1285,6 +1338,7 @@ qrexec_suite (void)
   tcase_add_unchecked_fixture (call, setup_with_ask_agent, teardown);
   tcase_add_test (call, test_call_allowed_with_environment);
   tcase_add_test (call, test_call_passes_data_both_ways);
+  tcase_add_test (call, test_client_vm_options);
   tcase_add_test (call, test_call_both_directions_full);
   tcase_add_test (call, test_call_input_after_outputs_closed);
   tcase_add_test (call, test_call_caller_gone_after_outputs_closed);
