@@ -72,6 +72,16 @@ typedef struct {
 
 static Connection *connections;
 static size_t n_connections, connections_size;
+/* Ends not reported yet: they go to the daemon together (one write, one
+ * wake-up of the daemon for many calls), once NOTICES_MAX are there or
+ * the agent has had nothing else to do for NOTICES_DELAY_MS. */
+#define NOTICES_MAX 16
+#define NOTICES_DELAY_MS 100
+static struct {
+  struct msg_header hdr;
+  struct exec_params params;
+} notices[NOTICES_MAX];
+static size_t n_notices;
 /* Readable when a child may have exited: a child to reap wakes the loop. */
 static int child_events = -1;
 
@@ -425,15 +435,23 @@ connection_add (pid_t pid, int fd, uint32_t domain, uint32_t port)
   connections[n_connections++] = (Connection) { pid, fd, domain, port };
 }
 
-/* Tells the daemon that connection `i` ended, and forgets it. */
+/* Sends the ends not reported yet. */
+static void
+notices_flush (AgentChan *ctrl)
+{
+  if (n_notices > 0 && agent_chan_write_all (transport, ctrl, notices, n_notices * sizeof notices[0]) < 0)
+    agent_log ("cannot report the end of %zu data connections: %s", n_notices, transport->error (ctrl));
+  n_notices = 0;
+}
+
+/* The daemon is to hear that connection `i` ended; it is forgotten. */
 static void
 connection_end (AgentChan *ctrl, size_t i)
 {
-  struct exec_params params = { connections[i].domain, connections[i].port };
-
-  if (data_send_msg (transport, ctrl, MSG_CONNECTION_TERMINATED, &params, sizeof params) < 0)
-    agent_log ("cannot report the end of data port %u: %s", (unsigned) params.connect_port,
-               transport->error (ctrl));
+  if (n_notices == NOTICES_MAX)
+    notices_flush (ctrl);
+  notices[n_notices].hdr = (struct msg_header) { MSG_CONNECTION_TERMINATED, sizeof (struct exec_params) };
+  notices[n_notices++].params = (struct exec_params) { connections[i].domain, connections[i].port };
   if (connections[i].fd >= 0)
     close (connections[i].fd);
   connections[i] = connections[--n_connections];
@@ -448,6 +466,7 @@ connections_forget (void)
     if (connections[i].fd >= 0)
       close (connections[i].fd);
   n_connections = 0;
+  n_notices = 0;
 }
 
 /* Reaps exited children, reporting the connections they served. */
@@ -761,8 +780,13 @@ serve (AgentChan *ctrl, int trigger_fd)
       for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
         if (clients[i].fd >= 0 && clients[i].reading)
           pfd[nfds++] = (struct pollfd) { .fd = clients[i].fd, .events = POLLIN };
-      if (poll (pfd, (nfds_t) nfds, 1000) < 0 && errno != EINTR)
+      int ready = poll (pfd, (nfds_t) nfds, n_notices > 0 ? NOTICES_DELAY_MS : 1000);
+
+      if (ready < 0 && errno != EINTR)
         break;
+      /* Nothing else to do for a while: the ends go out now. */
+      if (ready == 0)
+        notices_flush (ctrl);
       if (pfd[0].revents && transport->pump (ctrl) < 0 && transport->ready (ctrl) == 0)
         {
           agent_log ("the control connection ended: %s", transport->error (ctrl));

@@ -49,6 +49,7 @@
  * other. */
 #define RELAY_QUEUE_MAX (1024 * 1024)
 #define FIRST_DATA_PORT 513
+#define LAST_DATA_PORT 65535
 /* Both sides of a call must have connected their data channels by then. */
 #define CALL_CONNECT_TIMEOUT_S 30
 
@@ -63,6 +64,7 @@ struct _QubeQrexecDaemon {
   char *ask_agent;
   GHashTable *qubes;              /* name -> QrexecQube */
   guint call_connect_timeout_s;   /* CALL_CONNECT_TIMEOUT_S but in tests */
+  guint32 last_data_port;         /* LAST_DATA_PORT but in tests */
 };
 
 G_DEFINE_FINAL_TYPE (QubeQrexecDaemon, qube_qrexec_daemon, G_TYPE_OBJECT)
@@ -88,6 +90,7 @@ struct _QrexecQube {
   char *socket_path;
   GSource *listen_source;
   GHashTable *ports;              /* reserved data ports -> PORT_* flags */
+  guint32 next_port;              /* where the search for a free port starts */
   guint32 highest_port;           /* the highest port ever reserved */
   GList *clients;                 /* QrexecClient */
   guint active_calls;
@@ -165,17 +168,27 @@ lookup_connected (QubeQrexecDaemon *self, const char *name)
 #define PORT_OURS_DONE 4u
 #define PORT_AGENT_DONE 8u
 
-/* The lowest free port, as Qubes' daemon picks them; 0 when none is. */
+/* The next free port after the last one given, round the range: a port
+ * just freed is not offered again at once (a process that used it may
+ * still be letting go of its end); 0 when none is free. */
 static guint32
 qube_allocate_port (QrexecQube *q)
 {
-  for (guint32 port = FIRST_DATA_PORT; port <= 65535; port++)
-    if (!g_hash_table_contains (q->ports, GUINT_TO_POINTER (port)))
-      {
-        g_hash_table_insert (q->ports, GUINT_TO_POINTER (port), GUINT_TO_POINTER (PORT_RESERVED));
-        q->highest_port = MAX (q->highest_port, port);
-        return port;
-      }
+  guint32 last = q->daemon->last_data_port;
+
+  for (guint32 i = FIRST_DATA_PORT; i <= last; i++)
+    {
+      guint32 port = q->next_port < FIRST_DATA_PORT || q->next_port > last ? FIRST_DATA_PORT
+                                                                           : q->next_port;
+
+      q->next_port = port + 1;
+      if (!g_hash_table_contains (q->ports, GUINT_TO_POINTER (port)))
+        {
+          g_hash_table_insert (q->ports, GUINT_TO_POINTER (port), GUINT_TO_POINTER (PORT_RESERVED));
+          q->highest_port = MAX (q->highest_port, port);
+          return port;
+        }
+    }
   return 0;
 }
 
@@ -1641,6 +1654,7 @@ qube_qrexec_daemon_init (QubeQrexecDaemon *self)
   self->context = g_main_context_ref_thread_default ();
   self->policy_dir = g_strdup (QUBE_POLICY_DEFAULT_DIR);
   self->call_connect_timeout_s = CALL_CONNECT_TIMEOUT_S;
+  self->last_data_port = LAST_DATA_PORT;
 }
 
 /* How long both sides of a call have to connect their data channels
@@ -1649,6 +1663,13 @@ void
 _qube_qrexec_daemon_set_call_connect_timeout (QubeQrexecDaemon *self, guint seconds)
 {
   self->call_connect_timeout_s = MAX (seconds, 1);
+}
+
+/* The highest data port offered (tests make the range small). */
+void
+_qube_qrexec_daemon_set_last_data_port (QubeQrexecDaemon *self, guint32 port)
+{
+  self->last_data_port = CLAMP (port, FIRST_DATA_PORT, LAST_DATA_PORT);
 }
 
 /**

@@ -7,7 +7,8 @@
  * VMs.  Used by the qrexec tests and bench/qrexec.
  *
  *   fixture-qubes --state-dir DIR [--policy-dir DIR] [--ask-agent PROGRAM]
- *                 [--call-connect-timeout SECONDS] [--fake NAME]... NAME...
+ *                 [--call-connect-timeout SECONDS] [--last-data-port PORT]
+ *                 [--fake NAME]... NAME...
  *
  * Creates the qubes that do not exist (StandaloneVM), starts an agent for
  * each NAME (services from STATE/rpc/NAME, trigger socket
@@ -85,6 +86,7 @@ main (int argc, char **argv)
   g_autofree char *policy_dir = NULL;
   g_autofree char *ask_agent = NULL;
   int call_connect_timeout = 0;
+  int last_data_port = 0;
   g_auto(GStrv) fakes = NULL;
   g_auto(GStrv) names = NULL;
   g_autoptr(GOptionContext) context = g_option_context_new ("NAME…");
@@ -100,6 +102,8 @@ main (int argc, char **argv)
     { "fake", 0, 0, G_OPTION_ARG_STRING_ARRAY, &fakes, "A qube whose guest the test plays", "NAME" },
     { "call-connect-timeout", 0, 0, G_OPTION_ARG_INT, &call_connect_timeout,
       "Seconds both sides of a call have to connect (default: the daemon's)", "SECONDS" },
+    { "last-data-port", 0, 0, G_OPTION_ARG_INT, &last_data_port,
+      "The highest data port offered (default: the daemon's)", "PORT" },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &names, NULL, NULL },
     { NULL }
   };
@@ -133,6 +137,8 @@ main (int argc, char **argv)
   qube_qrexec_daemon_set_ask_agent (daemon, ask_agent);
   if (call_connect_timeout > 0)
     _qube_qrexec_daemon_set_call_connect_timeout (daemon, (guint) call_connect_timeout);
+  if (last_data_port > 0)
+    _qube_qrexec_daemon_set_last_data_port (daemon, (guint32) last_data_port);
 
   for (int pass = 0; pass < 2; pass++)
     for (char **n = pass == 0 ? names : fakes; n != NULL && *n != NULL; n++)

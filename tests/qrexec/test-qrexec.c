@@ -135,6 +135,7 @@ static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul"
 
 static gboolean with_ask_agent;
 static int call_connect_timeout;   /* seconds; 0: the daemon's own */
+static int last_data_port;         /* 0: the daemon's own */
 
 static void
 setup (void)
@@ -226,6 +227,8 @@ setup (void)
     }
   if (call_connect_timeout > 0)
     g_ptr_array_add (argv, g_strdup_printf ("--call-connect-timeout=%d", call_connect_timeout));
+  if (last_data_port > 0)
+    g_ptr_array_add (argv, g_strdup_printf ("--last-data-port=%d", last_data_port));
   for (const char **f = fakes; *f != NULL; f++)
     g_ptr_array_add (argv, g_strdup_printf ("--fake=%s", *f));
   g_ptr_array_add (argv, g_strdup ("work"));
@@ -253,6 +256,14 @@ setup_short_connect_timeout (void)
   setup ();
 }
 
+/* Three data ports (513-515): what holds a port shows. */
+static void
+setup_few_ports (void)
+{
+  last_data_port = 515;
+  setup ();
+}
+
 static void
 teardown (void)
 {
@@ -260,6 +271,7 @@ teardown (void)
 
   with_ask_agent = FALSE;
   call_connect_timeout = 0;
+  last_data_port = 0;
   if (fixture != NULL)
     {
       g_subprocess_send_signal (fixture, SIGTERM);
@@ -1236,25 +1248,34 @@ stock_sync (AgentChan *ctrl)
 /* As in Qubes, a data port stays reserved until the agent reports the
  * connection's end (MSG_CONNECTION_TERMINATED, which a stock agent sends
  * after every connection), and is offered again after that; a second
- * report of a port offered before is let be. */
+ * report of a port offered before is let be.  The daemon offers ports
+ * 513-515 here. */
 START_TEST (test_stock_agent_ports_come_back)
 {
   AgentChan *ctrl = fake_guest ("stock");
-  guint32 first, second, again;
   struct exec_params p;
   g_autofree char *log = NULL;
 
-  first = run_on_stock (ctrl);
-  second = run_on_stock (ctrl);
-  ck_assert_uint_ne (second, first);
-  p = (struct exec_params) { 0, first };
+  ck_assert_uint_eq (run_on_stock (ctrl), 513);
+  ck_assert_uint_eq (run_on_stock (ctrl), 514);
+  ck_assert_uint_eq (run_on_stock (ctrl), 515);
+  {
+    /* All three still reported in use by the guest. */
+    g_autoptr(Run) full = qube_run ("run", "--no-stdin", "stock", "--", "true");
+
+    ck_assert_int_eq (full->status, 125);
+    ck_assert_msg (strstr (full->err, "no free data port") != NULL, "%s", full->err);
+  }
+  p = (struct exec_params) { 0, 514 };
   ck_assert_int_eq (data_send_msg (transport, ctrl, MSG_CONNECTION_TERMINATED, &p, sizeof p), 0);
   ck_assert_int_eq (data_send_msg (transport, ctrl, MSG_CONNECTION_TERMINATED, &p, sizeof p), 0);
   stock_sync (ctrl);
-  again = run_on_stock (ctrl);
-  ck_assert_uint_eq (again, first);
-  p = (struct exec_params) { 0, second };
-  ck_assert_int_eq (data_send_msg (transport, ctrl, MSG_CONNECTION_TERMINATED, &p, sizeof p), 0);
+  ck_assert_uint_eq (run_on_stock (ctrl), 514);
+  for (guint32 port = 513; port <= 515; port++)
+    {
+      p = (struct exec_params) { 0, port };
+      ck_assert_int_eq (data_send_msg (transport, ctrl, MSG_CONNECTION_TERMINATED, &p, sizeof p), 0);
+    }
   stock_sync (ctrl);
   log = read_log ();
   ck_assert_msg (strstr (log, "qube 'stock'") == NULL, "%s", log);
@@ -1313,6 +1334,7 @@ qrexec_suite (void)
   TCase *call = tcase_create ("qube to qube");
   TCase *hostile = tcase_create ("hostile guests");
   TCase *slow = tcase_create ("slow caller");
+  TCase *ports = tcase_create ("data ports");
 
   /* One set of pretended qubes for the whole suite. */
   tcase_add_unchecked_fixture (run, setup, teardown);
@@ -1356,6 +1378,10 @@ qrexec_suite (void)
   tcase_add_test (slow, test_call_outlives_the_connect_time);
   suite_add_tcase (s, slow);
 
+  tcase_add_unchecked_fixture (ports, setup_few_ports, teardown);
+  tcase_add_test (ports, test_stock_agent_ports_come_back);
+  suite_add_tcase (s, ports);
+
   tcase_add_unchecked_fixture (hostile, setup, teardown);
   tcase_set_timeout (hostile, 120);
   tcase_add_test (hostile, test_hostile_length_beyond_maximum);
@@ -1363,7 +1389,6 @@ qrexec_suite (void)
   tcase_add_test (hostile, test_hostile_truncated_struct);
   tcase_add_test (hostile, test_hostile_name_without_nul);
   tcase_add_test (hostile, test_hostile_port_never_offered);
-  tcase_add_test (hostile, test_stock_agent_ports_come_back);
   tcase_add_test (hostile, test_calls_over_the_limit_refused);
   tcase_add_test (hostile, test_hostile_flood_of_requests);
   suite_add_tcase (s, hostile);
