@@ -460,10 +460,19 @@ data_relay_run (DataRelay *r, int version)
       can_read = !chan_dead && out.len == 0 && r->t->space (r->chan) > sizeof (struct msg_header);
       if (!chan_dead)
         {
-          pfd[nfds] = (struct pollfd) { .fd = r->t->fd (r->chan), .events = POLLIN };
+          /* While what came cannot be handed out (the local reader is
+           * slow) and more of it waits here, the channel is not read: a
+           * transport whose descriptor other channels share (virtio)
+           * would report it readable at once, for ever. */
+          short events = pend->len > 0 && r->t->ready (r->chan) > 0 ? 0 : POLLIN;
+
           if (out.len > 0 || (!can_read && (r->in_fd >= 0 || r->in2_fd >= 0)))
-            pfd[nfds].events |= r->t->room_events;
-          i_chan = nfds++;
+            events |= r->t->room_events;
+          if (events != 0)
+            {
+              pfd[nfds] = (struct pollfd) { .fd = r->t->fd (r->chan), .events = events };
+              i_chan = nfds++;
+            }
         }
       if (r->in_fd >= 0 && can_read)
         {

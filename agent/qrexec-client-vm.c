@@ -96,7 +96,8 @@ usage (FILE *out)
            "its stdout is the service's stdin and the service's stdout its stdin.\n\n"
            "  --buffer-size=BYTES              the least size of the data channel's ring\n"
            "  -t, --filter-escape-chars-stdout write control and non-ASCII bytes of the\n"
-           "                                   service's stdout as '_' (default: when a terminal)\n"
+           "                                   service's stdout as '_' (default: when a terminal\n"
+           "                                   and no COMMAND)\n"
            "  -T, --filter-escape-chars-stderr the same for its stderr\n"
            "  --no-filter-escape-chars-stdout  pass its stdout unchanged\n"
            "  --no-filter-escape-chars-stderr  pass its stderr unchanged\n"
@@ -172,8 +173,9 @@ main (int argc, char **argv)
       return 2;
     }
   /* What reaches a terminal is filtered unless asked otherwise, as in
-   * Qubes: the service's qube must not drive it. */
-  relay.filter_out = filter_out >= 0 ? filter_out : isatty (1);
+   * Qubes: the service's qube must not drive it.  With COMMAND the
+   * service's stdout is COMMAND's input, passed unchanged unless -t. */
+  relay.filter_out = filter_out >= 0 ? filter_out : argc - optind == 2 && isatty (1);
   relay.filter_err = filter_err >= 0 ? filter_err : isatty (2);
   target = argv[optind];
   for (char *p = target; *p != '\0'; p++)

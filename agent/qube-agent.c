@@ -444,14 +444,21 @@ notices_flush (AgentChan *ctrl)
   n_notices = 0;
 }
 
-/* The daemon is to hear that connection `i` ended; it is forgotten. */
+/* The daemon is to hear that the connection on `port` ended. */
 static void
-connection_end (AgentChan *ctrl, size_t i)
+notice_add (AgentChan *ctrl, uint32_t domain, uint32_t port)
 {
   if (n_notices == NOTICES_MAX)
     notices_flush (ctrl);
   notices[n_notices].hdr = (struct msg_header) { MSG_CONNECTION_TERMINATED, sizeof (struct exec_params) };
-  notices[n_notices++].params = (struct exec_params) { connections[i].domain, connections[i].port };
+  notices[n_notices++].params = (struct exec_params) { domain, port };
+}
+
+/* The daemon is to hear that connection `i` ended; it is forgotten. */
+static void
+connection_end (AgentChan *ctrl, size_t i)
+{
+  notice_add (ctrl, connections[i].domain, connections[i].port);
   if (connections[i].fd >= 0)
     close (connections[i].fd);
   connections[i] = connections[--n_connections];
@@ -597,7 +604,11 @@ handle_control_message (AgentChan *ctrl)
               handle_exec (hdr.type, ep->connect_port, user, colon + 1);
             }
           if (pid < 0)
-            agent_log ("cannot fork for a request: %s", strerror (errno));
+            {
+              /* No child: the connection has ended already. */
+              agent_log ("cannot fork for a request: %s", strerror (errno));
+              notice_add (ctrl, ep->connect_domain, ep->connect_port);
+            }
           else
             connection_add (pid, -1, ep->connect_domain, ep->connect_port);
         }

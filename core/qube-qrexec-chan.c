@@ -352,17 +352,23 @@ _qube_qrexec_chan_is_connected (QubeQrexecChan *chan)
 gboolean
 _qube_qrexec_chan_is_closed (QubeQrexecChan *chan, const char **reason)
 {
-  /* Closed once everything the peer sent is read: a transport may report
-   * the peer gone while its data is still in the ring (libvchan does). */
   gboolean closed = chan->ops == NULL
                     ? chan->failed || (chan->eof && chan->in->len == chan->in_start)
                     : chan->failed ||
-                      (!chan->connecting && chan->ops->is_open (chan->vchan) == QUBE_VCHAN_DISCONNECTED &&
-                       chan->ops->data_ready (chan->vchan) == 0);
+                      (!chan->connecting && chan->ops->is_open (chan->vchan) == QUBE_VCHAN_DISCONNECTED);
 
   if (reason != NULL)
     *reason = chan->reason != NULL ? chan->reason : "the peer closed the channel";
   return closed;
+}
+
+/* Closed, and everything the peer sent is read: a transport may report
+ * the peer gone while its data is still in the ring (libvchan does). */
+gboolean
+_qube_qrexec_chan_is_finished (QubeQrexecChan *chan, const char **reason)
+{
+  return _qube_qrexec_chan_is_closed (chan, reason) &&
+         (chan->failed || chan->ops == NULL || chan->ops->data_ready (chan->vchan) == 0);
 }
 
 gsize

@@ -44,6 +44,7 @@ gboolean _qube_qrexec_chan_is_connected (QubeQrexecChan *chan);
 /* The peer is gone (or connecting failed) and nothing is left to read;
  * *reason says why when it is set. */
 gboolean _qube_qrexec_chan_is_closed (QubeQrexecChan *chan, const char **reason);
+gboolean _qube_qrexec_chan_is_finished (QubeQrexecChan *chan, const char **reason);
 
 /* Reads what is buffered, up to `len`, without blocking. */
 gsize _qube_qrexec_chan_read (QubeQrexecChan *chan, void *buf, gsize len);

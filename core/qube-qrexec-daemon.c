@@ -323,6 +323,13 @@ call_relay (QrexecCall *call, QubeQrexecChan *from, QubeQrexecParser *parser, Qu
           n = _qube_qrexec_chan_read (from, buf, sizeof buf);
           if (n == 0)
             break;
+          /* It sent something: it was connected, even if it is gone by
+           * the time anyone looks (a fast service on a transport that
+           * takes writes before the peer comes). */
+          if (from == call->source_chan)
+            call->source_seen = TRUE;
+          else
+            call->target_seen = TRUE;
           _qube_qrexec_parser_feed (parser, buf, n);
           continue;
         }
@@ -386,8 +393,11 @@ call_event (QubeQrexecChan *chan, gpointer user_data)
         }
       return;
     }
+  /* The service's side is over once all it sent is read (its output and
+   * exit code are what the caller waits for); the caller's once it is
+   * gone. */
   if (_qube_qrexec_chan_is_closed (call->source_chan, &reason) ||
-      _qube_qrexec_chan_is_closed (call->target_chan, &reason))
+      _qube_qrexec_chan_is_finished (call->target_chan, &reason))
     {
       g_message ("%s: ended before the service's exit code: the %s's data channel: %s", call->what,
                  _qube_qrexec_chan_is_closed (call->source_chan, NULL) ? "caller" : "service",
@@ -574,7 +584,8 @@ static void
 admin_reply_end (AdminForward *fwd, const char *problem)
 {
   g_autoptr(GByteArray) out = g_byte_array_new ();
-  gint32 exit_code = fwd->reply_len < 2 ? 125 : fwd->status[0] == '0' && fwd->status[1] == '\0' ? 0 : 1;
+  gint32 exit_code = fwd->reply_len < 2 || problem != NULL ? 125
+                     : fwd->status[0] == '0' && fwd->status[1] == '\0' ? 0 : 1;
 
   if (problem != NULL)
     g_message ("%s: %s qubed at %s: %s", fwd->what, fwd->reply_len > 0 ? "the reply broke off from" :

@@ -252,7 +252,7 @@ setup_with_ask_agent (void)
 static void
 setup_short_connect_timeout (void)
 {
-  call_connect_timeout = 1;
+  call_connect_timeout = 3;
   setup ();
 }
 
@@ -733,7 +733,7 @@ START_TEST (test_call_outlives_the_connect_time)
 {
   g_autofree char *client = build_path ("agent/qrexec-client-vm", NULL);
   g_autofree char *script = g_strdup_printf ("{ '%s' vault test.Big; echo \"status $?\" >&2; } "
-                                             "| { sleep 3; wc -c; }", client);
+                                             "| { sleep 6; wc -c; }", client);
   g_autoptr(Run) run = qube_run ("run", "--no-stdin", "work", "--", script);
 
   ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
