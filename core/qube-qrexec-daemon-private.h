@@ -9,6 +9,7 @@ G_BEGIN_DECLS
 
 void _qube_qrexec_daemon_set_call_connect_timeout (QubeQrexecDaemon *self, guint seconds);
 void _qube_qrexec_daemon_set_last_data_port (QubeQrexecDaemon *self, guint32 port);
+void _qube_qrexec_daemon_set_control_queue_max (QubeQrexecDaemon *self, gsize bytes);
 
 G_END_DECLS
 

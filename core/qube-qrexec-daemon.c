@@ -50,6 +50,9 @@
 #define RELAY_QUEUE_MAX (1024 * 1024)
 #define FIRST_DATA_PORT 513
 #define LAST_DATA_PORT 65535
+/* What may wait to be sent to a qube on its control channel (beyond its
+ * ring) before it counts as not reading it. */
+#define CONTROL_QUEUE_MAX (1024 * 1024)
 /* Both sides of a call must have connected their data channels by then. */
 #define CALL_CONNECT_TIMEOUT_S 30
 
@@ -65,6 +68,7 @@ struct _QubeQrexecDaemon {
   GHashTable *qubes;              /* name -> QrexecQube */
   guint call_connect_timeout_s;   /* CALL_CONNECT_TIMEOUT_S but in tests */
   guint32 last_data_port;         /* LAST_DATA_PORT but in tests */
+  gsize control_queue_max;        /* CONTROL_QUEUE_MAX but in tests */
 };
 
 G_DEFINE_FINAL_TYPE (QubeQrexecDaemon, qube_qrexec_daemon, G_TYPE_OBJECT)
@@ -1346,6 +1350,16 @@ ctrl_event (QubeQrexecChan *chan, gpointer user_data)
         break;
       _qube_qrexec_parser_feed (q->parser, buf, n);
     }
+  /* A guest that asks and never reads the answers would make the daemon
+   * keep them for ever. */
+  if (_qube_qrexec_chan_queued (q->ctrl) > q->daemon->control_queue_max)
+    {
+      g_autofree char *why = g_strdup_printf ("it does not read its control channel (%" G_GSIZE_FORMAT
+                                              " bytes wait for it)", _qube_qrexec_chan_queued (q->ctrl));
+
+      qube_close (q, why);
+      return;
+    }
   if (_qube_qrexec_chan_is_closed (q->ctrl, &reason))
     {
       g_message ("qube '%s': the control connection ended: %s", q->name, reason);
@@ -1666,6 +1680,7 @@ qube_qrexec_daemon_init (QubeQrexecDaemon *self)
   self->policy_dir = g_strdup (QUBE_POLICY_DEFAULT_DIR);
   self->call_connect_timeout_s = CALL_CONNECT_TIMEOUT_S;
   self->last_data_port = LAST_DATA_PORT;
+  self->control_queue_max = CONTROL_QUEUE_MAX;
 }
 
 /* How long both sides of a call have to connect their data channels
@@ -1674,6 +1689,13 @@ void
 _qube_qrexec_daemon_set_call_connect_timeout (QubeQrexecDaemon *self, guint seconds)
 {
   self->call_connect_timeout_s = MAX (seconds, 1);
+}
+
+/* What may wait for a qube on its control channel (tests make it small). */
+void
+_qube_qrexec_daemon_set_control_queue_max (QubeQrexecDaemon *self, gsize bytes)
+{
+  self->control_queue_max = bytes;
 }
 
 /* The highest data port offered (tests make the range small). */

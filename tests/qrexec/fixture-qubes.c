@@ -8,6 +8,7 @@
  *
  *   fixture-qubes --state-dir DIR [--policy-dir DIR] [--ask-agent PROGRAM]
  *                 [--call-connect-timeout SECONDS] [--last-data-port PORT]
+ *                 [--control-queue-max BYTES]
  *                 [--fake NAME]... NAME...
  *
  * Creates the qubes that do not exist (StandaloneVM), starts an agent for
@@ -87,6 +88,7 @@ main (int argc, char **argv)
   g_autofree char *ask_agent = NULL;
   int call_connect_timeout = 0;
   int last_data_port = 0;
+  int control_queue_max = 0;
   g_auto(GStrv) fakes = NULL;
   g_auto(GStrv) names = NULL;
   g_autoptr(GOptionContext) context = g_option_context_new ("NAME…");
@@ -104,6 +106,8 @@ main (int argc, char **argv)
       "Seconds both sides of a call have to connect (default: the daemon's)", "SECONDS" },
     { "last-data-port", 0, 0, G_OPTION_ARG_INT, &last_data_port,
       "The highest data port offered (default: the daemon's)", "PORT" },
+    { "control-queue-max", 0, 0, G_OPTION_ARG_INT, &control_queue_max,
+      "Bytes that may wait for a qube on its control channel (default: the daemon's)", "BYTES" },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &names, NULL, NULL },
     { NULL }
   };
@@ -139,6 +143,8 @@ main (int argc, char **argv)
     _qube_qrexec_daemon_set_call_connect_timeout (daemon, (guint) call_connect_timeout);
   if (last_data_port > 0)
     _qube_qrexec_daemon_set_last_data_port (daemon, (guint32) last_data_port);
+  if (control_queue_max > 0)
+    _qube_qrexec_daemon_set_control_queue_max (daemon, (gsize) control_queue_max);
 
   for (int pass = 0; pass < 2; pass++)
     for (char **n = pass == 0 ? names : fakes; n != NULL && *n != NULL; n++)

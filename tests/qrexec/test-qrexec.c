@@ -131,11 +131,12 @@ read_log (void)
 /* ---- the fixture --------------------------------------------------------- */
 
 static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul", "evil-port",
-                               "evil-flood", "stock", "busy", NULL };
+                               "evil-flood", "stock", "busy", "deaf", NULL };
 
 static gboolean with_ask_agent;
 static int call_connect_timeout;   /* seconds; 0: the daemon's own */
 static int last_data_port;         /* 0: the daemon's own */
+static int control_queue_max;      /* 0: the daemon's own */
 
 static void
 setup (void)
@@ -229,6 +230,8 @@ setup (void)
     g_ptr_array_add (argv, g_strdup_printf ("--call-connect-timeout=%d", call_connect_timeout));
   if (last_data_port > 0)
     g_ptr_array_add (argv, g_strdup_printf ("--last-data-port=%d", last_data_port));
+  if (control_queue_max > 0)
+    g_ptr_array_add (argv, g_strdup_printf ("--control-queue-max=%d", control_queue_max));
   for (const char **f = fakes; *f != NULL; f++)
     g_ptr_array_add (argv, g_strdup_printf ("--fake=%s", *f));
   g_ptr_array_add (argv, g_strdup ("work"));
@@ -256,6 +259,14 @@ setup_short_connect_timeout (void)
   setup ();
 }
 
+/* 16 KiB may wait for a qube on its control channel (past its ring). */
+static void
+setup_hostile (void)
+{
+  control_queue_max = 16384;
+  setup ();
+}
+
 /* Three data ports (513-515): what holds a port shows. */
 static void
 setup_few_ports (void)
@@ -272,6 +283,7 @@ teardown (void)
   with_ask_agent = FALSE;
   call_connect_timeout = 0;
   last_data_port = 0;
+  control_queue_max = 0;
   if (fixture != NULL)
     {
       g_subprocess_send_signal (fixture, SIGTERM);
@@ -1326,6 +1338,40 @@ START_TEST (test_calls_over_the_limit_refused)
 }
 END_TEST
 
+/* A guest that keeps asking (slower than the flood limit) and never
+ * reads the answers: once its ring and 16 KiB more wait for it, its
+ * connection is closed; the daemon keeps nothing for it. */
+START_TEST (test_hostile_deaf_guest)
+{
+  AgentChan *chan = fake_guest ("deaf");
+  struct {
+    struct trigger_service_params3 p;
+    char name[11];
+  } msg;
+  int sent = 0;
+
+  memset (&msg, 0, sizeof msg);
+  strcpy (msg.p.target_domain, "vault");
+  strcpy (msg.p.request_id.ident, "SOCKET1");
+  memcpy (msg.name, "test.Flood", 11);
+  /* Each refusal is 40 bytes: (64 KiB + 16 KiB) / 40 is about 2100. */
+  for (; sent < 4000; sent++)
+    {
+      struct pollfd pfd = { .fd = transport->fd (chan), .events = POLLIN };
+
+      send_raw (chan, MSG_TRIGGER_SERVICE3, sizeof msg, &msg, sizeof msg);
+      /* Below the 100 per second the daemon allows; stops once the
+       * daemon hung up.  What arrives is taken into the transport (which
+       * returns no room for it: nothing is read). */
+      g_usleep (12000);
+      if (poll (&pfd, 1, 0) == 1 && transport->pump (chan) < 0)
+        break;
+    }
+  ck_assert_msg (sent < 4000, "the daemon kept the deaf guest's connection open");
+  assert_cut_off (chan, "deaf", "it does not read its control channel");
+}
+END_TEST
+
 static Suite *
 qrexec_suite (void)
 {
@@ -1382,7 +1428,7 @@ qrexec_suite (void)
   tcase_add_test (ports, test_stock_agent_ports_come_back);
   suite_add_tcase (s, ports);
 
-  tcase_add_unchecked_fixture (hostile, setup, teardown);
+  tcase_add_unchecked_fixture (hostile, setup_hostile, teardown);
   tcase_set_timeout (hostile, 120);
   tcase_add_test (hostile, test_hostile_length_beyond_maximum);
   tcase_add_test (hostile, test_hostile_unknown_type);
@@ -1391,6 +1437,7 @@ qrexec_suite (void)
   tcase_add_test (hostile, test_hostile_port_never_offered);
   tcase_add_test (hostile, test_calls_over_the_limit_refused);
   tcase_add_test (hostile, test_hostile_flood_of_requests);
+  tcase_add_test (hostile, test_hostile_deaf_guest);
   suite_add_tcase (s, hostile);
   return s;
 }
