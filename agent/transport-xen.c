@@ -228,6 +228,14 @@ xen_fd (AgentChan *chan)
   return libxenvchan_fd_for_select (chan->v);
 }
 
+/* The peer is gone: says so in the channel's error; -1. */
+static int
+peer_closed (AgentChan *chan)
+{
+  snprintf (chan->err, sizeof chan->err, "vchan port %u: the peer closed it", (unsigned) chan->port);
+  return -1;
+}
+
 static int
 xen_pump (AgentChan *chan)
 {
@@ -235,9 +243,7 @@ xen_pump (AgentChan *chan)
     return -1;
   if (libxenvchan_is_open (chan->v) == 0)
     {
-      snprintf (chan->err, sizeof chan->err, "vchan port %u: the peer closed it",
-                (unsigned) chan->port);
-      return -1;
+      return peer_closed (chan);
     }
   return 0;
 }
@@ -278,9 +284,7 @@ xen_write_some (AgentChan *chan, const void *buf, size_t len)
 
   if (libxenvchan_is_open (chan->v) != 1)
     {
-      snprintf (chan->err, sizeof chan->err, "vchan port %u: the peer closed it",
-                (unsigned) chan->port);
-      return -1;
+      return peer_closed (chan);
     }
   space = xen_space (chan);
   if (space == 0 || len == 0)
@@ -288,9 +292,7 @@ xen_write_some (AgentChan *chan, const void *buf, size_t len)
   n = libxenvchan_write (chan->v, buf, len < space ? len : space);
   if (n < 0)
     {
-      snprintf (chan->err, sizeof chan->err, "vchan port %u: the peer closed it",
-                (unsigned) chan->port);
-      return -1;
+      return peer_closed (chan);
     }
   return n;
 }

@@ -47,7 +47,7 @@ typedef struct {
   QubeQrexecParser *parser;
   GMainContext *context;
   int stdin_fd, stdout_fd, stderr_fd;
-  gboolean filter_stdout, filter_stderr;  /* terminal-unsafe bytes become '_' */
+  QubeQrexecRunFlags flags;
   GSource *stdin_source;
   gboolean stdin_done;
   gboolean done;
@@ -177,7 +177,8 @@ deliver (RunState *st, guint32 type, const guint8 *p, gsize len)
 
   if (len == 0 || *fd < 0)
     return;
-  if (type == MSG_DATA_STDOUT ? st->filter_stdout : st->filter_stderr)
+  if (st->flags & (type == MSG_DATA_STDOUT ? QUBE_QREXEC_RUN_FILTER_STDOUT
+                                           : QUBE_QREXEC_RUN_FILTER_STDERR))
     {
       /* Filtered in a copy (the payload may be a parsed message's), and
        * written at once. */
@@ -439,8 +440,7 @@ _qube_qrexec_run_at (QubePluginRegistry *plugins, const char *runtime_dir, const
   st.stdin_fd = stdin_fd;
   st.stdout_fd = stdout_fd;
   st.stderr_fd = stderr_fd;
-  st.filter_stdout = (flags & QUBE_QREXEC_RUN_FILTER_STDOUT) != 0;
-  st.filter_stderr = (flags & QUBE_QREXEC_RUN_FILTER_STDERR) != 0;
+  st.flags = flags;
   st.exit_code = QREXEC_EXIT_FAILED;
   st.buf = g_malloc (RUN_BUF_SIZE);
   st.inbuf = g_malloc (MAX_DATA_CHUNK_V3);

@@ -221,12 +221,6 @@ qube_release_port (QubeQrexecDaemon *self, const char *name, guint32 port)
     port_mark (q, port, PORT_OURS_DONE);
 }
 
-static gboolean
-port_agent_gone (gpointer key, gpointer value, gpointer user_data)
-{
-  return (GPOINTER_TO_UINT (value) & PORT_OURS_DONE) != 0;
-}
-
 /* The agent's control connection ended: no MSG_CONNECTION_TERMINATED
  * comes for what the agent was told before. */
 static void
@@ -235,10 +229,12 @@ ports_forget_agent (QrexecQube *q)
   GHashTableIter iter;
   gpointer key, value;
 
-  g_hash_table_foreach_remove (q->ports, port_agent_gone, NULL);
   g_hash_table_iter_init (&iter, q->ports);
   while (g_hash_table_iter_next (&iter, &key, &value))
-    g_hash_table_iter_replace (&iter, GUINT_TO_POINTER (GPOINTER_TO_UINT (value) | PORT_AGENT_DONE));
+    if (GPOINTER_TO_UINT (value) & PORT_OURS_DONE)
+      g_hash_table_iter_remove (&iter);
+    else
+      g_hash_table_iter_replace (&iter, GUINT_TO_POINTER (GPOINTER_TO_UINT (value) | PORT_AGENT_DONE));
 }
 
 static QubeVchanPeer
@@ -362,14 +358,21 @@ call_relay (QrexecCall *call, QubeQrexecChan *from, QubeQrexecParser *parser, Qu
   return TRUE;
 }
 
+/* Notes which sides have connected so far. */
+static void
+call_note_connected (QrexecCall *call)
+{
+  call->source_seen = call->source_seen || _qube_qrexec_chan_is_connected (call->source_chan);
+  call->target_seen = call->target_seen || _qube_qrexec_chan_is_connected (call->target_chan);
+}
+
 static void
 call_event (QubeQrexecChan *chan, gpointer user_data)
 {
   QrexecCall *call = user_data;
   const char *reason = NULL;
 
-  call->source_seen = call->source_seen || _qube_qrexec_chan_is_connected (call->source_chan);
-  call->target_seen = call->target_seen || _qube_qrexec_chan_is_connected (call->target_chan);
+  call_note_connected (call);
 
   if (!call_relay (call, call->source_chan, call->source_parser, call->target_chan) ||
       !call_relay (call, call->target_chan, call->target_parser, call->source_chan))
@@ -417,8 +420,7 @@ call_connect_timeout_cb (gpointer data)
 
   /* Both sides came: what happens next is the call's (a service may have
    * finished long before a slow caller reads it all). */
-  call->source_seen = call->source_seen || _qube_qrexec_chan_is_connected (call->source_chan);
-  call->target_seen = call->target_seen || _qube_qrexec_chan_is_connected (call->target_chan);
+  call_note_connected (call);
   if (call->source_seen && call->target_seen)
     {
       g_clear_pointer (&call->connect_timeout, g_source_unref);
