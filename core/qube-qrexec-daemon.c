@@ -69,6 +69,7 @@ struct _QubeQrexecDaemon {
   guint call_connect_timeout_s;   /* CALL_CONNECT_TIMEOUT_S but in tests */
   guint32 last_data_port;         /* LAST_DATA_PORT but in tests */
   gsize control_queue_max;        /* CONTROL_QUEUE_MAX but in tests */
+  guint64 last_serial;            /* of the QrexecQube served last */
 };
 
 G_DEFINE_FINAL_TYPE (QubeQrexecDaemon, qube_qrexec_daemon, G_TYPE_OBJECT)
@@ -83,6 +84,10 @@ static guint signals[N_SIGNALS];
 struct _QrexecQube {
   QubeQrexecDaemon *daemon;
   char *name;
+  /* Which time the daemon serves this qube: what began with an earlier
+   * connection of the same name (a call, a prompt, a disposable's start)
+   * ends without touching this one's ports, calls or agent. */
+  guint64 serial;
   char *runtime_dir;
   char *transport;
   QubePluginInfo *plugin;
@@ -120,6 +125,7 @@ typedef struct {
 struct _QrexecCall {
   QubeQrexecDaemon *daemon;
   char *source_name, *target_name;
+  guint64 source_serial, target_serial;
   guint32 source_port, target_port;
   QubeQrexecChan *source_chan;      /* the caller: we are its vchan client */
   QubeQrexecChan *target_chan;      /* the service: we offer it the channel */
@@ -152,6 +158,16 @@ qube_qrexec_qube_runtime_dir (QubeManager *manager, const char *name)
   g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
   g_return_val_if_fail (name != NULL, NULL);
   return g_build_filename (qube_manager_get_runtime_dir (manager), "qubes", name, NULL);
+}
+
+/* The qube `name` as served when `serial` was its serial, or NULL once it
+ * is not served or served anew. */
+static QrexecQube *
+lookup_serial (QubeQrexecDaemon *self, const char *name, guint64 serial)
+{
+  QrexecQube *q = g_hash_table_lookup (self->qubes, name);
+
+  return q != NULL && q->serial == serial ? q : NULL;
 }
 
 static QrexecQube *
@@ -211,11 +227,11 @@ port_mark (QrexecQube *q, guint32 port, guint flags)
     g_hash_table_insert (q->ports, GUINT_TO_POINTER (port), GUINT_TO_POINTER (now));
 }
 
-/* This daemon is done with a port of qube `name`. */
+/* This daemon is done with a port of qube `name` as served at `serial`. */
 static void
-qube_release_port (QubeQrexecDaemon *self, const char *name, guint32 port)
+qube_release_port (QubeQrexecDaemon *self, const char *name, guint64 serial, guint32 port)
 {
-  QrexecQube *q = g_hash_table_lookup (self->qubes, name);
+  QrexecQube *q = lookup_serial (self, name, serial);
 
   if (q != NULL && port != 0)
     port_mark (q, port, PORT_OURS_DONE);
@@ -276,12 +292,12 @@ static void
 call_free (QrexecCall *call)
 {
   QubeQrexecDaemon *self = call->daemon;
-  QrexecQube *source = g_hash_table_lookup (self->qubes, call->source_name);
+  QrexecQube *source = lookup_serial (self, call->source_name, call->source_serial);
 
   if (source != NULL && source->active_calls > 0)
     source->active_calls--;
-  qube_release_port (self, call->source_name, call->source_port);
-  qube_release_port (self, call->target_name, call->target_port);
+  qube_release_port (self, call->source_name, call->source_serial, call->source_port);
+  qube_release_port (self, call->target_name, call->target_serial, call->target_port);
   if (call->connect_timeout != NULL)
     {
       g_source_destroy (call->connect_timeout);
@@ -458,6 +474,8 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
   call->dispose_target = dispose_target;
   call->source_name = g_strdup (source->name);
   call->target_name = g_strdup (target->name);
+  call->source_serial = source->serial;
+  call->target_serial = target->serial;
   call->what = g_strdup_printf ("call %s from '%s' to '%s'", service_name, source->name, target->name);
   source->active_calls++;
   call->source_port = qube_allocate_port (source);
@@ -530,6 +548,7 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
 typedef struct {
   QubeQrexecDaemon *daemon;
   char *source_name;
+  guint64 source_serial;
   char *what;
   char *header;                   /* qubed's request header, NUL excluded */
   char *socket_path;
@@ -551,11 +570,11 @@ typedef struct {
 static void
 admin_forward_free (AdminForward *fwd)
 {
-  QrexecQube *source = g_hash_table_lookup (fwd->daemon->qubes, fwd->source_name);
+  QrexecQube *source = lookup_serial (fwd->daemon, fwd->source_name, fwd->source_serial);
 
   if (source != NULL && source->active_calls > 0)
     source->active_calls--;
-  qube_release_port (fwd->daemon, fwd->source_name, fwd->port);
+  qube_release_port (fwd->daemon, fwd->source_name, fwd->source_serial, fwd->port);
   if (fwd->timeout != NULL)
     {
       g_source_destroy (fwd->timeout);
@@ -832,6 +851,7 @@ admin_forward_start (QrexecQube *source, const char *ident, const char *service_
   fwd = g_new0 (AdminForward, 1);
   fwd->daemon = self;
   fwd->source_name = g_strdup (source->name);
+  fwd->source_serial = source->serial;
   fwd->what = g_strdup_printf ("call %s from '%s' to dom0 for '%s'", service_name, source->name,
                                requested);
   fwd->header = dest != NULL
@@ -915,6 +935,7 @@ take_request_token (QrexecQube *q)
 typedef struct {
   QubeQrexecDaemon *daemon;
   char *source, *target, *ident, *service_name, *dvm, *user;
+  guint64 source_serial;
 } PendingDispvm;
 
 static void
@@ -972,7 +993,7 @@ dispvm_started (GObject *object, GAsyncResult *result, gpointer user_data)
                error->message);
   if (out != NULL)
     g_strchomp (out);
-  q = g_hash_table_lookup (self->qubes, p->source);
+  q = lookup_serial (self, p->source, p->source_serial);
   if (q != NULL && q->active_calls > 0)
     q->active_calls--;
   if (out == NULL || !g_subprocess_get_if_exited (proc) || g_subprocess_get_exit_status (proc) != 0
@@ -1001,7 +1022,7 @@ static void
 dispvm_start_cold (PendingDispvm *p)
 {
   QubeQrexecDaemon *self = p->daemon;
-  QrexecQube *q = g_hash_table_lookup (self->qubes, p->source);
+  QrexecQube *q = lookup_serial (self, p->source, p->source_serial);
   g_autoptr(GError) error = NULL;
   GSubprocess *proc = _qube_dispvm_spawn_start (self->manager, p->dvm, &error);
 
@@ -1030,7 +1051,7 @@ dispvm_taken (GObject *object, GAsyncResult *result, gpointer user_data)
 
   if (error != NULL)
     g_message ("no preloaded disposable of '%s': %s", p->dvm, error->message);
-  q = g_hash_table_lookup (self->qubes, p->source);
+  q = lookup_serial (self, p->source, p->source_serial);
   if (q == NULL || q->ctrl == NULL)
     {
       /* Nobody to serve: no disposable is started, a taken one goes. */
@@ -1065,6 +1086,7 @@ call_dispvm (QrexecQube *q, const char *target, const char *ident, const char *s
 
   p->daemon = q->daemon;
   p->source = g_strdup (q->name);
+  p->source_serial = q->serial;
   p->target = g_strdup (target);
   p->ident = g_strdup (ident);
   p->service_name = g_strdup (service_name);
@@ -1134,6 +1156,7 @@ decide_call (QrexecQube *q, const char *target, const char *ident, const char *s
  * person does: it runs in a thread, the daemon goes on. */
 typedef struct {
   char *source, *target, *ident, *service_name;
+  guint64 source_serial;
   QubePolicyDecision *decision;
 } PendingAsk;
 
@@ -1165,7 +1188,7 @@ ask_done (GObject *source_object, GAsyncResult *result, gpointer user_data)
   QubeQrexecDaemon *self = QUBE_QREXEC_DAEMON (source_object);
   PendingAsk *ask = g_task_get_task_data (G_TASK (result));
   g_autoptr(QubePolicyDecision) decision = g_task_propagate_pointer (G_TASK (result), NULL);
-  QrexecQube *q = g_hash_table_lookup (self->qubes, ask->source);
+  QrexecQube *q = lookup_serial (self, ask->source, ask->source_serial);
 
   if (q == NULL || q->ctrl == NULL)
     {
@@ -1221,6 +1244,7 @@ handle_trigger (QrexecQube *q, const char *target, const char *ident, const char
       PendingAsk *ask = g_new0 (PendingAsk, 1);
 
       ask->source = g_strdup (q->name);
+      ask->source_serial = q->serial;
       ask->target = g_strdup (target);
       ask->ident = g_strdup (ident);
       ask->service_name = g_strdup (service_name);
@@ -1800,6 +1824,7 @@ qube_qrexec_daemon_connect (QubeQrexecDaemon *self, const char *name,
   q = g_new0 (QrexecQube, 1);
   q->daemon = self;
   q->name = g_strdup (name);
+  q->serial = ++self->last_serial;
   q->transport = g_strdup (vchan_transport);
   /* One process holds a kvm qube's vchan link (this daemon): dom0
    * programs' data channels are relayed through it. */

@@ -19,12 +19,18 @@
  * started it ends (PR_SET_PDEATHSIG: start it from a thread that outlives
  * it), so that a test or benchmark killed by its time limit leaves no
  * agents behind; the agents go with it however it ends.
+ *
+ * A line "reconnect NAME" on its standard input has the daemon serve NAME
+ * anew, as when the qube started again (its guest must offer the control
+ * channel again); the fixture answers "reconnected NAME" or an error on
+ * its standard error.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,6 +57,29 @@ static void
 agent_child_setup (gpointer data)
 {
   (void) prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
+/* Reads the test's commands from standard input. */
+static gboolean
+command_cb (GIOChannel *in, GIOCondition condition, gpointer data)
+{
+  QubeQrexecDaemon *daemon = data;
+  g_autofree char *line = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (g_io_channel_read_line (in, &line, NULL, NULL, &error) != G_IO_STATUS_NORMAL)
+    return G_SOURCE_REMOVE;
+  g_strchomp (line);
+  if (!g_str_has_prefix (line, "reconnect "))
+    g_printerr ("fixture-qubes: unknown command '%s'\n", line);
+  else if (!qube_qrexec_daemon_connect (daemon, line + strlen ("reconnect "), "socket", &error))
+    g_printerr ("fixture-qubes: %s\n", error->message);
+  else
+    {
+      printf ("reconnected %s\n", line + strlen ("reconnect "));
+      fflush (stdout);
+    }
+  return G_SOURCE_CONTINUE;
 }
 
 static GPid
@@ -190,6 +219,11 @@ main (int argc, char **argv)
       signal (SIGPIPE, SIG_IGN);
       printf ("ready\n");
       fflush (stdout);
+      {
+        g_autoptr(GIOChannel) in = g_io_channel_unix_new (STDIN_FILENO);
+
+        g_io_add_watch (in, G_IO_IN | G_IO_HUP | G_IO_ERR, command_cb, daemon);
+      }
       g_main_loop_run (loop);
     }
 

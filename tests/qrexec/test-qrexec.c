@@ -34,6 +34,7 @@ static char *state_dir;
 static char *policy_dir;
 static char *fixture_log;
 static GSubprocess *fixture;
+static GDataInputStream *fixture_out;
 static const AgentTransport *transport = &agent_transport_socket;
 
 
@@ -131,7 +132,7 @@ read_log (void)
 /* ---- the fixture --------------------------------------------------------- */
 
 static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul", "evil-port",
-                               "evil-flood", "stock", "busy", "deaf", NULL };
+                               "evil-flood", "stock", "busy", "deaf", "again", NULL };
 
 static gboolean with_ask_agent;
 static int call_connect_timeout;   /* seconds; 0: the daemon's own */
@@ -145,7 +146,6 @@ setup (void)
   g_autoptr(GSubprocessLauncher) l = NULL;
   g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *policy = NULL;
-  g_autoptr(GDataInputStream) in = NULL;
   g_autofree char *line = NULL;
 
   tmp_dir = g_dir_make_tmp ("qube-qrexec-XXXXXX", &error);
@@ -162,6 +162,7 @@ setup (void)
               "test.Quiet *  work  vault          allow\n"
               "test.Env   *  work  sys            deny\n"
               "test.Ask   *  work  vault          ask\n"
+              "test.Ask   *  again vault          ask\n"
               "test.Disp  *  work  @dispvm:dvmt   allow\n"
               "test.Flood *  @anyvm @anyvm        deny\n"
               "test.Big   *  work  vault          allow\n"
@@ -211,7 +212,7 @@ setup (void)
 
     g_subprocess_launcher_set_environ (l, envp);
   }
-  g_subprocess_launcher_set_flags (l, G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_subprocess_launcher_set_flags (l, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE);
   g_subprocess_launcher_set_stderr_file_path (l, fixture_log);
   g_ptr_array_add (argv, build_path ("tests/qrexec/fixture-qubes", NULL));
   g_ptr_array_add (argv, g_strdup_printf ("--state-dir=%s", state_dir));
@@ -219,11 +220,20 @@ setup (void)
   if (with_ask_agent)
     {
       /* A prompt agent that allows a call with argument "yes" to the
-       * first target offered, and refuses anything else. */
+       * first target offered, and refuses anything else; with argument
+       * "later" it says it was asked (file TMP/asked) and allows once
+       * TMP/go exists. */
       g_autofree char *agent = g_build_filename (tmp_dir, "ask-agent", NULL);
+      g_autofree char *text = g_strdup_printf (
+        "#!/bin/sh\n"
+        "if [ \"$3\" = +later ]; then\n"
+        "  touch '%s/asked'\n"
+        "  while [ ! -e '%s/go' ]; do sleep 0.1; done\n"
+        "  echo \"allow $5\"; exit 0\n"
+        "fi\n"
+        "if [ \"$3\" = +yes ]; then echo \"allow $5\"; else echo deny; fi\n", tmp_dir, tmp_dir);
 
-      write_file (agent, "#!/bin/sh\nif [ \"$3\" = +yes ]; then echo \"allow $5\"; else echo deny; fi\n",
-                  0755);
+      write_file (agent, text, 0755);
       g_ptr_array_add (argv, g_strdup_printf ("--ask-agent=%s", agent));
     }
   if (call_connect_timeout > 0)
@@ -239,8 +249,8 @@ setup (void)
   g_ptr_array_add (argv, NULL);
   fixture = g_subprocess_launcher_spawnv (l, (const char *const *) argv->pdata, &error);
   ck_assert_msg (fixture != NULL, "%s", error != NULL ? error->message : "");
-  in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (fixture));
-  line = g_data_input_stream_read_line (in, NULL, NULL, &error);
+  fixture_out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (fixture));
+  line = g_data_input_stream_read_line (fixture_out, NULL, NULL, &error);
   ck_assert_msg (g_strcmp0 (line, "ready") == 0, "the fixture did not start: %s",
                  error != NULL ? error->message : "");
 }
@@ -288,6 +298,7 @@ teardown (void)
     {
       g_subprocess_send_signal (fixture, SIGTERM);
       g_subprocess_wait (fixture, NULL, NULL);
+      g_clear_object (&fixture_out);
       g_clear_object (&fixture);
     }
   cmd = g_strdup_printf ("rm -rf '%s'", tmp_dir);
@@ -1295,6 +1306,55 @@ START_TEST (test_stock_agent_ports_come_back)
 }
 END_TEST
 
+/* A decision that comes after its qube was served anew (the prompt agent
+ * answered once the qube had started again) goes nowhere: the new agent
+ * is not asked to connect a call it never made, and the daemon says why. */
+START_TEST (test_decision_after_reconnect_dropped)
+{
+  AgentChan *ctrl = fake_guest ("again");
+  g_autofree char *asked = g_build_filename (tmp_dir, "asked", NULL);
+  g_autofree char *go = g_build_filename (tmp_dir, "go", NULL);
+  g_autofree char *answer = NULL;
+  g_autofree char *log = NULL;
+  struct {
+    struct trigger_service_params3 p;
+    char name[15];
+  } msg;
+  GOutputStream *to_fixture = g_subprocess_get_stdin_pipe (fixture);
+  const char *went = "call test.Ask+later from 'again': the qube went away while the prompt agent "
+                     "was asked";
+  int i;
+
+  memset (&msg, 0, sizeof msg);
+  strcpy (msg.p.target_domain, "vault");
+  strcpy (msg.p.request_id.ident, "SOCKET7");
+  memcpy (msg.name, "test.Ask+later", 15);
+  ck_assert_int_eq (data_send_msg (transport, ctrl, MSG_TRIGGER_SERVICE3, &msg, sizeof msg), 0);
+  for (i = 0; i < 300 && !g_file_test (asked, G_FILE_TEST_EXISTS); i++)
+    g_usleep (100 * 1000);
+  ck_assert_msg (i < 300, "the prompt agent was never asked");
+  /* The qube starts again meanwhile. */
+  transport->close (ctrl);
+  ck_assert (g_output_stream_write_all (to_fixture, "reconnect again\n", 16, NULL, NULL, NULL));
+  ctrl = fake_guest ("again");
+  answer = g_data_input_stream_read_line (fixture_out, NULL, NULL, NULL);
+  ck_assert_str_eq (answer, "reconnected again");
+  ck_assert (g_file_set_contents (go, "", 0, NULL));
+  for (i = 0; i < 300; i++)
+    {
+      g_free (log);
+      log = read_log ();
+      if (strstr (log, "test.Ask+later from 'again'") != NULL)
+        break;
+      g_usleep (100 * 1000);
+    }
+  ck_assert_msg (strstr (log, went) != NULL, "%s", log);
+  /* The first message to the new agent answers its own request. */
+  stock_sync (ctrl);
+  transport->close (ctrl);
+}
+END_TEST
+
 /* A qube with as many calls in progress as it may have gets the next one
  * refused, and keeps its connection (its calls and dom0's commands go
  * on). */
@@ -1413,6 +1473,7 @@ qrexec_suite (void)
   tcase_add_test (call, test_call_denied_by_policy);
   tcase_add_test (call, test_call_not_in_policy_denied);
   tcase_add_test (call, test_call_ask_answered_by_the_agent);
+  tcase_add_test (call, test_decision_after_reconnect_dropped);
   tcase_add_test (call, test_call_dispvm_refused_clearly);
   tcase_add_test (call, test_admin_without_qubed_refused);
   tcase_add_test (call, test_other_service_to_dom0_refused);
