@@ -510,8 +510,15 @@ daemon_start (Domain *d, const char *transport, guint timeout_s, GError **error)
 
       if (now >= deadline)
         {
+          QubeDomainInfo info;
+          QubeDomainState state = domain_info (d, &info, NULL);
+
+          /* A guest the backend never set running cannot answer: say so
+           * rather than blame the guest. */
           g_set_error (error, QUBE_ERROR, QUBE_ERROR_TIMEOUT,
-                       "its qrexec agent did not answer in %u s", timeout_s);
+                       "its qrexec agent did not answer in %u s%s", timeout_s,
+                       state == QUBE_DOMAIN_CREATED ? " (its backend still shows it created, "
+                       "never running)" : state == QUBE_DOMAIN_PAUSED ? " (it is paused)" : "");
           break;
         }
       if (now >= next_check)

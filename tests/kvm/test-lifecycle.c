@@ -21,6 +21,9 @@
 
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
+#include <sys/stat.h>
 
 #include "kvm-qube-fixture.h"
 #include "qube.h"
@@ -423,6 +426,75 @@ START_TEST (test_no_hello)
   ck_assert_msg (strstr (error->message, "cannot start qube 'mute'") != NULL, "%s", error->message);
   ck_assert_msg (strstr (error->message, "did not answer in 8 s") != NULL, "%s", error->message);
   ck_assert_msg (strstr (error->message, "console's last lines") != NULL, "%s", error->message);
+  /* It ran: nothing says otherwise. */
+  ck_assert_msg (strstr (error->message, "(it is paused)") == NULL
+                 && strstr (error->message, "never running") == NULL, "%s", error->message);
+  assert_nothing_left (manager, vm);
+}
+END_TEST
+
+/* Pauses the qube `data` (its runtime directory) through its QEMU
+ * monitor once its guest wrote to its console. */
+static gpointer
+pause_once_up (gpointer data)
+{
+  const char *dir = data;
+  g_autofree char *console = g_build_filename (dir, "console.log", NULL);
+  g_autofree char *qmp = g_build_filename (dir, "qmp.sock", NULL);
+  const char *ask = "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"stop\"}\n";
+  GString *got = g_string_new (NULL);
+
+  for (int i = 0; i < 600; i++)
+    {
+      struct stat st;
+
+      if (g_stat (console, &st) == 0 && st.st_size > 0)
+        {
+          g_autoptr(GSocketClient) client = g_socket_client_new ();
+          g_autoptr(GSocketAddress) address = g_unix_socket_address_new (qmp);
+          g_autoptr(GSocketConnection) conn =
+            g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, NULL);
+          char buf[4096];
+          gssize n;
+
+          if (conn == NULL)
+            break;
+          g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), ask,
+                                     strlen (ask), NULL, NULL, NULL);
+          /* The greeting, then a reply to each command. */
+          while (strstr (got->str, "\"STOP\"") == NULL
+                 && (n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (conn)),
+                                              buf, sizeof buf, NULL, NULL)) > 0)
+            g_string_append_len (got, buf, n);
+          break;
+        }
+      g_usleep (50 * 1000);
+    }
+  return g_string_free (got, FALSE);
+}
+
+/* A guest paused before its agent answered: the start's error says it is
+ * paused instead of leaving the guest to blame, and nothing is left. */
+START_TEST (test_paused_before_hello)
+{
+  g_autoptr(QubeManager) manager = open_manager ();
+  g_autoptr(QubeVm) vm = create_app (manager, "halted-half");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = runtime_dir_of (manager, "halted-half");
+  g_autofree char *monitor = NULL;
+  GThread *pauser;
+
+  ck_assert_msg (qube_vm_set_property (vm, "kernelopts", "rdinit=/bin/sh", &error), "%s",
+                 error ? error->message : "");
+  ck_assert_msg (qube_vm_set_feature (vm, "qrexec-timeout", "8", &error), "%s",
+                 error ? error->message : "");
+  pauser = g_thread_new ("pauser", pause_once_up, dir);
+  ck_assert (!qube_vm_start (vm, &error));
+  monitor = g_thread_join (pauser);
+  ck_assert_msg (strstr (monitor, "\"STOP\"") != NULL, "the monitor said: %s", monitor);
+  ck_assert_msg (g_error_matches (error, QUBE_ERROR, QUBE_ERROR_TIMEOUT), "%s", error->message);
+  ck_assert_msg (strstr (error->message, "did not answer in 8 s (it is paused)") != NULL, "%s",
+                 error->message);
   assert_nothing_left (manager, vm);
 }
 END_TEST
@@ -681,6 +753,7 @@ main (void)
   tcase_add_test (tc, test_private_unmountable);
   tcase_add_test (tc, test_qemu_killed);
   tcase_add_test (tc, test_no_hello);
+  tcase_add_test (tc, test_paused_before_hello);
   tcase_add_test (tc, test_template_missing);
   tcase_add_test (tc, test_two_starts);
   tcase_add_test (tc, test_pool_full);
