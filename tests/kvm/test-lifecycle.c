@@ -433,8 +433,11 @@ START_TEST (test_no_hello)
 }
 END_TEST
 
+static gint pauser_stop;
+
 /* Pauses the qube `data` (its runtime directory) through its QEMU
- * monitor once its guest wrote to its console. */
+ * monitor once its guest wrote to its console; gives up once
+ * pauser_stop is set.  What the monitor said, or why nothing. */
 static gpointer
 pause_once_up (gpointer data)
 {
@@ -444,7 +447,7 @@ pause_once_up (gpointer data)
   const char *ask = "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"stop\"}\n";
   GString *got = g_string_new (NULL);
 
-  for (int i = 0; i < 600; i++)
+  while (!g_atomic_int_get (&pauser_stop))
     {
       struct stat st;
 
@@ -452,13 +455,18 @@ pause_once_up (gpointer data)
         {
           g_autoptr(GSocketClient) client = g_socket_client_new ();
           g_autoptr(GSocketAddress) address = g_unix_socket_address_new (qmp);
-          g_autoptr(GSocketConnection) conn =
-            g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, NULL);
+          g_autoptr(GError) error = NULL;
+          g_autoptr(GSocketConnection) conn = NULL;
           char buf[4096];
           gssize n;
 
+          g_socket_client_set_timeout (client, 10);
+          conn = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, &error);
           if (conn == NULL)
-            break;
+            {
+              g_string_printf (got, "cannot connect to %s: %s", qmp, error->message);
+              break;
+            }
           g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), ask,
                                      strlen (ask), NULL, NULL, NULL);
           /* The greeting, then a reply to each command. */
@@ -486,14 +494,17 @@ START_TEST (test_paused_before_hello)
 
   ck_assert_msg (qube_vm_set_property (vm, "kernelopts", "rdinit=/bin/sh", &error), "%s",
                  error ? error->message : "");
-  ck_assert_msg (qube_vm_set_feature (vm, "qrexec-timeout", "8", &error), "%s",
+  /* Time for the guest's first console line on a loaded host. */
+  ck_assert_msg (qube_vm_set_feature (vm, "qrexec-timeout", "15", &error), "%s",
                  error ? error->message : "");
+  g_atomic_int_set (&pauser_stop, 0);
   pauser = g_thread_new ("pauser", pause_once_up, dir);
   ck_assert (!qube_vm_start (vm, &error));
+  g_atomic_int_set (&pauser_stop, 1);
   monitor = g_thread_join (pauser);
   ck_assert_msg (strstr (monitor, "\"STOP\"") != NULL, "the monitor said: %s", monitor);
   ck_assert_msg (g_error_matches (error, QUBE_ERROR, QUBE_ERROR_TIMEOUT), "%s", error->message);
-  ck_assert_msg (strstr (error->message, "did not answer in 8 s (it is paused)") != NULL, "%s",
+  ck_assert_msg (strstr (error->message, "did not answer in 15 s (it is paused)") != NULL, "%s",
                  error->message);
   assert_nothing_left (manager, vm);
 }

@@ -8,7 +8,7 @@
  *
  *   fixture-qubes --state-dir DIR [--policy-dir DIR] [--ask-agent PROGRAM]
  *                 [--call-connect-timeout SECONDS] [--last-data-port PORT]
- *                 [--control-queue-max BYTES]
+ *                 [--control-queue-max BYTES] [--commands]
  *                 [--fake NAME]... NAME...
  *
  * Creates the qubes that do not exist (StandaloneVM), starts an agent for
@@ -20,10 +20,10 @@
  * it), so that a test or benchmark killed by its time limit leaves no
  * agents behind; the agents go with it however it ends.
  *
- * A line "reconnect NAME" on its standard input has the daemon serve NAME
- * anew, as when the qube started again (its guest must offer the control
- * channel again); the fixture answers "reconnected NAME" or an error on
- * its standard error.
+ * With --commands, a line "reconnect NAME" on its standard input has the
+ * daemon serve NAME anew, as when the qube started again (its guest must
+ * offer the control channel again); the fixture answers on its standard
+ * output "reconnected NAME" or "error: WHY".
  */
 #include "config.h"
 
@@ -71,14 +71,12 @@ command_cb (GIOChannel *in, GIOCondition condition, gpointer data)
     return G_SOURCE_REMOVE;
   g_strchomp (line);
   if (!g_str_has_prefix (line, "reconnect "))
-    g_printerr ("fixture-qubes: unknown command '%s'\n", line);
+    printf ("error: unknown command '%s'\n", line);
   else if (!qube_qrexec_daemon_connect (daemon, line + strlen ("reconnect "), "socket", &error))
-    g_printerr ("fixture-qubes: %s\n", error->message);
+    printf ("error: %s\n", error->message);
   else
-    {
-      printf ("reconnected %s\n", line + strlen ("reconnect "));
-      fflush (stdout);
-    }
+    printf ("reconnected %s\n", line + strlen ("reconnect "));
+  fflush (stdout);
   return G_SOURCE_CONTINUE;
 }
 
@@ -118,6 +116,7 @@ main (int argc, char **argv)
   int call_connect_timeout = 0;
   int last_data_port = 0;
   int control_queue_max = 0;
+  gboolean commands = FALSE;
   g_auto(GStrv) fakes = NULL;
   g_auto(GStrv) names = NULL;
   g_autoptr(GOptionContext) context = g_option_context_new ("NAME…");
@@ -137,6 +136,8 @@ main (int argc, char **argv)
       "The highest data port offered (default: the daemon's)", "PORT" },
     { "control-queue-max", 0, 0, G_OPTION_ARG_INT, &control_queue_max,
       "Bytes that may wait for a qube on its control channel (default: the daemon's)", "BYTES" },
+    { "commands", 0, 0, G_OPTION_ARG_NONE, &commands,
+      "Read commands (reconnect NAME) from standard input", NULL },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &names, NULL, NULL },
     { NULL }
   };
@@ -219,11 +220,12 @@ main (int argc, char **argv)
       signal (SIGPIPE, SIG_IGN);
       printf ("ready\n");
       fflush (stdout);
-      {
-        g_autoptr(GIOChannel) in = g_io_channel_unix_new (STDIN_FILENO);
+      if (commands)
+        {
+          g_autoptr(GIOChannel) in = g_io_channel_unix_new (STDIN_FILENO);
 
-        g_io_add_watch (in, G_IO_IN | G_IO_HUP | G_IO_ERR, command_cb, daemon);
-      }
+          g_io_add_watch (in, G_IO_IN | G_IO_HUP | G_IO_ERR, command_cb, daemon);
+        }
       g_main_loop_run (loop);
     }
 

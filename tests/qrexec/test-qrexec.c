@@ -217,6 +217,7 @@ setup (void)
   g_ptr_array_add (argv, build_path ("tests/qrexec/fixture-qubes", NULL));
   g_ptr_array_add (argv, g_strdup_printf ("--state-dir=%s", state_dir));
   g_ptr_array_add (argv, g_strdup_printf ("--policy-dir=%s", policy_dir));
+  g_ptr_array_add (argv, g_strdup ("--commands"));
   if (with_ask_agent)
     {
       /* A prompt agent that allows a call with argument "yes" to the
