@@ -1811,6 +1811,7 @@ qube_qrexec_daemon_connect (QubeQrexecDaemon *self, const char *name,
   QrexecQube *q;
   QubeVchanPeer peer;
   g_autoptr(GError) local_error = NULL;
+  guint32 next_port = FIRST_DATA_PORT;
 
   g_return_val_if_fail (QUBE_IS_QREXEC_DAEMON (self), FALSE);
   g_return_val_if_fail (name != NULL && vchan_transport != NULL, FALSE);
@@ -1818,8 +1819,15 @@ qube_qrexec_daemon_connect (QubeQrexecDaemon *self, const char *name,
   vm = qube_manager_lookup (self->manager, name, error);
   if (vm == NULL)
     return FALSE;
-  if (g_hash_table_contains (self->qubes, name))
-    qube_qrexec_daemon_disconnect (self, name);
+  q = g_hash_table_lookup (self->qubes, name);
+  if (q != NULL)
+    {
+      /* A call of the earlier connection may still hold its port (its
+       * channel ends with the call): the round of ports goes on where
+       * it was instead of starting again at the first. */
+      next_port = q->next_port;
+      qube_qrexec_daemon_disconnect (self, name);
+    }
 
   q = g_new0 (QrexecQube, 1);
   q->daemon = self;
@@ -1832,6 +1840,7 @@ qube_qrexec_daemon_connect (QubeQrexecDaemon *self, const char *name,
   q->runtime_dir = qube_qrexec_qube_runtime_dir (self->manager, name);
   q->listen_fd = -1;
   q->ports = g_hash_table_new (g_direct_hash, g_direct_equal);
+  q->next_port = next_port;
   q->tokens = REQUEST_BURST;
   q->tokens_time = g_get_monotonic_time ();
   q->parser = _qube_qrexec_parser_new (QUBE_QREXEC_FROM_AGENT, name);

@@ -1307,6 +1307,22 @@ START_TEST (test_stock_agent_ports_come_back)
 }
 END_TEST
 
+/* The fixture's daemon serves qube `name` anew (as when it started
+ * again); plays its new guest. */
+static AgentChan *
+serve_anew (const char *name)
+{
+  g_autofree char *command = g_strdup_printf ("reconnect %s\n", name);
+  g_autofree char *expected = g_strdup_printf ("reconnected %s", name);
+  g_autofree char *answer = NULL;
+
+  ck_assert (g_output_stream_write_all (g_subprocess_get_stdin_pipe (fixture), command,
+                                        strlen (command), NULL, NULL, NULL));
+  answer = g_data_input_stream_read_line (fixture_out, NULL, NULL, NULL);
+  ck_assert_str_eq (answer, expected);
+  return fake_guest (name);
+}
+
 /* A decision that comes after its qube was served anew (the prompt agent
  * answered once the qube had started again) goes nowhere: the new agent
  * is not asked to connect a call it never made, and the daemon says why. */
@@ -1315,13 +1331,11 @@ START_TEST (test_decision_after_reconnect_dropped)
   AgentChan *ctrl = fake_guest ("again");
   g_autofree char *asked = g_build_filename (tmp_dir, "asked", NULL);
   g_autofree char *go = g_build_filename (tmp_dir, "go", NULL);
-  g_autofree char *answer = NULL;
   g_autofree char *log = NULL;
   struct {
     struct trigger_service_params3 p;
     char name[15];
   } msg;
-  GOutputStream *to_fixture = g_subprocess_get_stdin_pipe (fixture);
   const char *went = "call test.Ask+later from 'again': the qube went away while the prompt agent "
                      "was asked";
   int i;
@@ -1336,10 +1350,7 @@ START_TEST (test_decision_after_reconnect_dropped)
   ck_assert_msg (i < 300, "the prompt agent was never asked");
   /* The qube starts again meanwhile. */
   transport->close (ctrl);
-  ck_assert (g_output_stream_write_all (to_fixture, "reconnect again\n", 16, NULL, NULL, NULL));
-  ctrl = fake_guest ("again");
-  answer = g_data_input_stream_read_line (fixture_out, NULL, NULL, NULL);
-  ck_assert_str_eq (answer, "reconnected again");
+  ctrl = serve_anew ("again");
   ck_assert (g_file_set_contents (go, "", 0, NULL));
   for (i = 0; i < 300; i++)
     {
@@ -1352,6 +1363,25 @@ START_TEST (test_decision_after_reconnect_dropped)
   ck_assert_msg (strstr (log, went) != NULL, "%s", log);
   /* The first message to the new agent answers its own request. */
   stock_sync (ctrl);
+  transport->close (ctrl);
+}
+END_TEST
+
+/* A qube served anew (it started again) is offered the port after the
+ * last one of its earlier connection, not the first again: a call of
+ * that connection may still hold it. */
+START_TEST (test_ports_go_on_after_reconnect)
+{
+  AgentChan *ctrl = serve_anew ("stock");
+  guint32 last = 0;
+
+  /* Round the range (513-515) until 513 was the last port offered. */
+  for (int i = 0; i < 3 && last != 513; i++)
+    last = run_on_stock (ctrl);
+  ck_assert_uint_eq (last, 513);
+  transport->close (ctrl);
+  ctrl = serve_anew ("stock");
+  ck_assert_uint_eq (run_on_stock (ctrl), 514);
   transport->close (ctrl);
 }
 END_TEST
@@ -1488,6 +1518,7 @@ qrexec_suite (void)
 
   tcase_add_unchecked_fixture (ports, setup_few_ports, teardown);
   tcase_add_test (ports, test_stock_agent_ports_come_back);
+  tcase_add_test (ports, test_ports_go_on_after_reconnect);
   suite_add_tcase (s, ports);
 
   tcase_add_unchecked_fixture (hostile, setup_hostile, teardown);
