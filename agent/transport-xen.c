@@ -242,9 +242,7 @@ xen_pump (AgentChan *chan)
   if (consume_events (chan) < 0)
     return -1;
   if (libxenvchan_is_open (chan->v) == 0)
-    {
-      return peer_closed (chan);
-    }
+    return peer_closed (chan);
   return 0;
 }
 
@@ -283,17 +281,13 @@ xen_write_some (AgentChan *chan, const void *buf, size_t len)
   int n;
 
   if (libxenvchan_is_open (chan->v) != 1)
-    {
-      return peer_closed (chan);
-    }
+    return peer_closed (chan);
   space = xen_space (chan);
   if (space == 0 || len == 0)
     return 0;
   n = libxenvchan_write (chan->v, buf, len < space ? len : space);
   if (n < 0)
-    {
-      return peer_closed (chan);
-    }
+    return peer_closed (chan);
   return n;
 }
 

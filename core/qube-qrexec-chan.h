@@ -41,9 +41,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (QubeQrexecChan, _qube_qrexec_chan_free)
 
 /* Connected (and the client's async connect finished)? */
 gboolean _qube_qrexec_chan_is_connected (QubeQrexecChan *chan);
-/* The peer is gone (or connecting failed) and nothing is left to read;
- * *reason says why when it is set. */
+/* The peer is gone (or connecting failed), though what it sent may still
+ * wait to be read; *reason says why when it is set. */
 gboolean _qube_qrexec_chan_is_closed (QubeQrexecChan *chan, const char **reason);
+/* Closed, and nothing is left to read. */
 gboolean _qube_qrexec_chan_is_finished (QubeQrexecChan *chan, const char **reason);
 
 /* Reads what is buffered, up to `len`, without blocking. */

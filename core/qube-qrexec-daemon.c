@@ -1351,6 +1351,7 @@ ctrl_event (QubeQrexecChan *chan, gpointer user_data)
   QrexecQube *q = user_data;
   guint8 buf[16384];
   const char *reason = NULL;
+  gsize queued;
 
   for (;;)
     {
@@ -1378,10 +1379,11 @@ ctrl_event (QubeQrexecChan *chan, gpointer user_data)
     }
   /* A guest that asks and never reads the answers would make the daemon
    * keep them for ever. */
-  if (_qube_qrexec_chan_queued (q->ctrl) > q->daemon->control_queue_max)
+  queued = _qube_qrexec_chan_queued (q->ctrl);
+  if (queued > q->daemon->control_queue_max)
     {
       g_autofree char *why = g_strdup_printf ("it does not read its control channel (%" G_GSIZE_FORMAT
-                                              " bytes wait for it)", _qube_qrexec_chan_queued (q->ctrl));
+                                              " bytes wait for it)", queued);
 
       qube_close (q, why);
       return;

@@ -66,16 +66,18 @@ command_cb (GIOChannel *in, GIOCondition condition, gpointer data)
   QubeQrexecDaemon *daemon = data;
   g_autofree char *line = NULL;
   g_autoptr(GError) error = NULL;
+  const char *name;
 
   if (g_io_channel_read_line (in, &line, NULL, NULL, &error) != G_IO_STATUS_NORMAL)
     return G_SOURCE_REMOVE;
   g_strchomp (line);
-  if (!g_str_has_prefix (line, "reconnect "))
+  name = g_str_has_prefix (line, "reconnect ") ? line + strlen ("reconnect ") : NULL;
+  if (name == NULL)
     printf ("error: unknown command '%s'\n", line);
-  else if (!qube_qrexec_daemon_connect (daemon, line + strlen ("reconnect "), "socket", &error))
+  else if (!qube_qrexec_daemon_connect (daemon, name, "socket", &error))
     printf ("error: %s\n", error->message);
   else
-    printf ("reconnected %s\n", line + strlen ("reconnect "));
+    printf ("reconnected %s\n", name);
   fflush (stdout);
   return G_SOURCE_CONTINUE;
 }
