@@ -615,10 +615,15 @@ START_TEST (test_concurrent_requests)
   g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   GSubprocess *procs[8];
   guint from_queue = 0;
+  g_autoptr(GError) vcpus_error = NULL;
 
   /* Six cold boots at once on a small machine take about 20 s under TCG:
-   * the start timeout bounds a broken guest, not this one's speed. */
+   * the start timeout bounds a broken guest, not this one's speed.  One
+   * vCPU each: six guests' emulated CPUs share the host's two, and a
+   * guest starved in early boot is what this test may not wait for. */
   set_feature (dvm, "qrexec-timeout", "240");
+  ck_assert_msg (qube_vm_set_property (dvm, "vcpus", "1", &vcpus_error), "%s",
+                 vcpus_error != NULL ? vcpus_error->message : "");
   ready = preload (manager, dvm, 2);
   /* No refill while the requests run: the counts stay exact. */
   hold_refill (manager, TRUE);
