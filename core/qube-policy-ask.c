@@ -128,7 +128,15 @@ qube_policy_decision_resolve_ask (QubePolicyDecision *self, const char *agent,
     *nl = '\0';
   g_strstrip (line);
   if (g_str_equal (line, "deny"))
-    return ask_denied (self, "denied by the prompt agent");
+    {
+      /* A person's refusal is the rule's to announce, as its allow
+       * would be (Qubes: notify= of the ask, default no); a prompt that
+       * failed is announced as any other denial. */
+      QubePolicyDecision *d = ask_denied (self, "denied by the prompt agent");
+
+      d->notify = self->notify;
+      return d;
+    }
   if (g_str_has_prefix (line, "allow "))
     {
       const char *choice = line + strlen ("allow ");

@@ -552,7 +552,8 @@ qube_policy_decision_get_user (QubePolicyDecision *self)
  * @self: a #QubePolicyDecision
  *
  * Returns: whether the person should be told of this decision (`notify=`;
- *   by default yes for denials, no otherwise)
+ *   by default yes for denials, no otherwise; a refusal at an `ask`
+ *   prompt follows the ask rule's `notify=`)
  */
 gboolean
 qube_policy_decision_get_notify (QubePolicyDecision *self)

@@ -793,6 +793,23 @@ START_TEST (test_prompt_agent)
 
   /* a refusal, a choice that was not offered, a failing agent, nonsense */
   assert_agent_denies (policy, "echo deny", "denied by the prompt agent");
+  /* a refusal is announced as the ask rule says (default no), a failed
+   * prompt as any other denial */
+  {
+    g_autofree char *no = write_agent ("echo deny");
+    g_autoptr(QubePolicyDecision) refused = resolve (policy, no);
+    g_autoptr(QubePolicy) loud = load_one ("test.Ask * work @anyvm ask default_target=vault notify=yes\n");
+    g_autoptr(QubePolicyDecision) ask = decide (loud, "work", "vault", "test.Ask", "+arg", ASK);
+    g_autoptr(QubePolicyDecision) refused_loud = qube_policy_decision_resolve_ask (ask, no, NULL);
+    g_autofree char *broken = write_agent ("exit 3");
+    g_autoptr(QubePolicyDecision) failed = resolve (policy, broken);
+
+    ck_assert (!qube_policy_decision_get_notify (refused));
+    ck_assert_int_eq (qube_policy_decision_get_action (refused_loud), DENY);
+    ck_assert (qube_policy_decision_get_notify (refused_loud));
+    ck_assert_int_eq (qube_policy_decision_get_action (failed), DENY);
+    ck_assert (qube_policy_decision_get_notify (failed));
+  }
   assert_agent_denies (policy, "echo 'allow fedora'", "not offered");
   assert_agent_denies (policy, "echo 'allow vault'; exit 3", "did not exit with status 0");
   assert_agent_denies (policy, "echo yes", "answered neither");
