@@ -794,7 +794,8 @@ START_TEST (test_prompt_agent)
   /* a refusal, a choice that was not offered, a failing agent, nonsense */
   assert_agent_denies (policy, "echo deny", "denied by the prompt agent");
   /* a refusal is announced as the ask rule says (default no), a failed
-   * prompt as any other denial */
+   * prompt as any other denial (write_agent() rewrites one file: each
+   * answer below is taken before the next agent is written) */
   {
     g_autofree char *no = write_agent ("echo deny");
     g_autoptr(QubePolicyDecision) refused = resolve (policy, no);
