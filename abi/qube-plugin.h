@@ -25,7 +25,7 @@ extern "C" {
  * ABI minor: the core accepts a plugin built against an older or equal
  * minor and refuses a newer one. */
 #define QUBE_ABI_MAJOR 1
-#define QUBE_ABI_MINOR 1
+#define QUBE_ABI_MINOR 2
 
 /* The one symbol every plugin exports. */
 #define QUBE_PLUGIN_DESCRIPTOR_SYMBOL "qube_plugin_descriptor"

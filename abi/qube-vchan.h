@@ -20,6 +20,8 @@
 #ifndef QUBE_ABI_VCHAN_H
 #define QUBE_ABI_VCHAN_H
 
+#include <sys/uio.h>
+
 #include "qube-plugin.h"
 
 #ifdef __cplusplus
@@ -100,6 +102,20 @@ typedef struct QubeVchanOps {
 
   /* Close and free; the peer sees DISCONNECTED. NULL is accepted. */
   void (*close)(QubeVchan *chan);
+
+  /* --- ABI 1.2 --- */
+
+  /* Reading in place, for transports whose receive ring is in this
+   * process (both may be NULL; then use read()).  peek() points iov[0]
+   * and, where the bytes wrap around the ring, iov[1] at the first
+   * readable bytes, at most `len` of them, without consuming them, and
+   * returns how many spans it filled: 0 when nothing is ready (it never
+   * blocks), -1 on error.  The bytes stay where they are until consume()
+   * or close().  consume() drops the first `len` bytes (at most what
+   * data_ready() says) as read() would have taken them and returns 0, or
+   * -1 on error. */
+  int (*peek)(QubeVchan *chan, struct iovec iov[2], size_t len);
+  int (*consume)(QubeVchan *chan, size_t len);
 } QubeVchanOps;
 
 #ifdef __cplusplus

@@ -41,3 +41,18 @@ socket_ring_peek (const SocketRing *ring, void *dest, gsize len)
   memcpy (dest, ring->buf + offset, first);
   memcpy ((guint8 *) dest + first, ring->buf, len - first);
 }
+
+int
+socket_ring_spans (const SocketRing *ring, struct iovec iov[2], gsize len)
+{
+  gsize offset = (gsize) (ring->head & (ring->size - 1));
+  gsize first = MIN (len, ring->size - offset);
+
+  if (len == 0)
+    return 0;
+  iov[0] = (struct iovec) { ring->buf + offset, first };
+  if (first == len)
+    return 1;
+  iov[1] = (struct iovec) { ring->buf, len - first };
+  return 2;
+}

@@ -9,6 +9,8 @@
  */
 #pragma once
 
+#include <sys/uio.h>
+
 #include <glib.h>
 
 typedef struct {
@@ -41,3 +43,8 @@ guint8 *socket_ring_write_region (const SocketRing *ring, gsize *len);
  * lock) out of the head into `dest`, without moving the head.  Reads only
  * `head`, which belongs to the consumer, so it needs no lock. */
 void socket_ring_peek (const SocketRing *ring, void *dest, gsize len);
+
+/* Points iov at the first `len` bytes of the fill (checked by the caller
+ * under the lock), in place; returns how many spans (1 or 2, 0 for
+ * len == 0). */
+int socket_ring_spans (const SocketRing *ring, struct iovec iov[2], gsize len);

@@ -1145,24 +1145,14 @@ peer_closed_errno (int err)
   return err == EPIPE || err == ECONNRESET;
 }
 
-static long
-chan_read (QubeVchan *chan, void *buf, size_t len, gboolean all)
+/* Drops `n` read bytes from the ring's head and gives their space back to
+ * the writer. */
+static void
+chan_consumed (QubeVchan *chan, gsize n)
 {
-  gssize fill;
-  gsize n;
   gboolean gone;
   int err = 0;
 
-  if (len == 0)
-    return 0;
-  g_mutex_lock (&chan->lock);
-  fill = wait_readable_locked (chan, all ? len : 1, all);
-  g_mutex_unlock (&chan->lock);
-  if (fill < 0)
-    return -1;
-
-  n = all ? len : MIN (len, (gsize) fill);
-  socket_ring_peek (&chan->rx, buf, n);
   g_mutex_lock (&chan->lock);
   chan->rx.head += n;
   gone = chan->phase == PHASE_GONE;
@@ -1179,6 +1169,25 @@ chan_read (QubeVchan *chan, void *buf, size_t len, gboolean all)
 
       chan_set_gone (chan, reason);
     }
+}
+
+static long
+chan_read (QubeVchan *chan, void *buf, size_t len, gboolean all)
+{
+  gssize fill;
+  gsize n;
+
+  if (len == 0)
+    return 0;
+  g_mutex_lock (&chan->lock);
+  fill = wait_readable_locked (chan, all ? len : 1, all);
+  g_mutex_unlock (&chan->lock);
+  if (fill < 0)
+    return -1;
+
+  n = all ? len : MIN (len, (gsize) fill);
+  socket_ring_peek (&chan->rx, buf, n);
+  chan_consumed (chan, n);
   return (long) n;
 }
 
@@ -1289,6 +1298,37 @@ socket_buffer_space (QubeVchan *chan)
 }
 
 static int
+socket_peek (QubeVchan *chan, struct iovec iov[2], size_t len)
+{
+  gsize fill;
+
+  g_mutex_lock (&chan->lock);
+  fill = chan->rx.buf != NULL ? socket_ring_fill (&chan->rx) : 0;
+  g_mutex_unlock (&chan->lock);
+  /* The bytes up to the fill are the application's: the pump only writes
+   * behind them. */
+  return socket_ring_spans (&chan->rx, iov, MIN (len, fill));
+}
+
+static int
+socket_consume (QubeVchan *chan, size_t len)
+{
+  gsize fill;
+
+  g_mutex_lock (&chan->lock);
+  fill = chan->rx.buf != NULL ? socket_ring_fill (&chan->rx) : 0;
+  g_mutex_unlock (&chan->lock);
+  if (len > fill)
+    {
+      chan_error (chan, QUBE_ABI_E_INVALID, "cannot consume %zu bytes: %zu are there", len, fill);
+      return -1;
+    }
+  if (len > 0)
+    chan_consumed (chan, len);
+  return 0;
+}
+
+static int
 socket_is_open (QubeVchan *chan)
 {
   int state;
@@ -1391,6 +1431,8 @@ static const QubeVchanOps socket_vchan_ops = {
   .ack = socket_ack,
   .wait = socket_wait,
   .close = socket_close,
+  .peek = socket_peek,
+  .consume = socket_consume,
 };
 
 QUBE_PLUGIN_DEFINE (.name = "socket",

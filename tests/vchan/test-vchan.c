@@ -6,7 +6,8 @@
  * send/recv, back-pressure, a peer leaving in the middle, a GLib main
  * loop driven by fd()/ack(), async client init, many ports at once,
  * reads larger than many messages after the writer left, writes that need
- * credit while the peer's message waits unread, and 1 GiB streamed with a
+ * credit while the peer's message waits unread, reading in place
+ * (peek/consume) where the plugin offers it, and 1 GiB streamed with a
  * SHA-256 check.
  *
  * The two ends run in two processes (the test and a fork()ed child), as
@@ -1139,6 +1140,122 @@ START_TEST (test_write_behind_unread)
 }
 END_TEST
 
+/* ---- reading in place (peek/consume, optional) ---------------------------- */
+
+static gboolean
+has_peek (void)
+{
+  return QUBE_ABI_HAS (QubeVchanOps, ops, consume) && ops->peek != NULL;
+}
+
+/* The bytes peek() shows, gathered; `want` of them must be shown. */
+static void
+peek_expect (QubeVchan *chan, size_t len, size_t want, guint32 seed, guint64 offset)
+{
+  struct iovec iov[2] = { { NULL, 0 }, { NULL, 0 } };
+  int n = ops->peek (chan, iov, len);
+  g_autofree guint8 *got = g_malloc (want + 1);
+  g_autofree guint8 *expected = g_malloc (want + 1);
+  size_t have = 0;
+
+  ck_assert_msg (n >= 0 && n <= 2, "peek returned %d: %s", n, plugin_error ());
+  for (int i = 0; i < n; i++)
+    {
+      ck_assert_msg (have + iov[i].iov_len <= want, "peek of %zu showed more than the %zu there are",
+                     len, want);
+      memcpy (got + have, iov[i].iov_base, iov[i].iov_len);
+      have += iov[i].iov_len;
+    }
+  ck_assert_msg (have == want, "peek of %zu showed %zu bytes, not %zu", len, have, want);
+  fill_pattern (expected, want, seed, offset);
+  ck_assert_msg (memcmp (got, expected, want) == 0, "peek showed other bytes than were written");
+}
+
+#define PEEK_SEED 11
+#define PEEK_FIRST 100
+
+/* Writes PEEK_FIRST bytes, then, once they are taken, as much as the
+ * ring holds, then waits for all of it to be taken, then leaves with
+ * one byte more. */
+static void
+child_fill_for_peek (gpointer arg)
+{
+  QubeVchan *chan = client (GPOINTER_TO_UINT (arg));
+  g_autofree guint8 *data = NULL;
+  size_t ring;
+
+  WAIT_FOR (chan, ops->buffer_space (chan) > 0);
+  ring = ops->buffer_space (chan);   /* the reader's whole ring */
+  data = g_malloc (ring + 1);
+  fill_pattern (data, PEEK_FIRST, PEEK_SEED, 0);
+  write_all (chan, data, PEEK_FIRST);
+  await_fd (child_in);               /* the first bytes were consumed */
+  WAIT_FOR (chan, ops->buffer_space (chan) == ring);
+  fill_pattern (data, ring + 1, PEEK_SEED, PEEK_FIRST);
+  write_all (chan, data, ring);
+  ck_assert_uint_eq (ops->buffer_space (chan), 0);
+  side_write (child_out, &ring, sizeof ring);
+  /* Consumed bytes give their room back, as read() does. */
+  WAIT_FOR (chan, ops->buffer_space (chan) == ring);
+  write_all (chan, data + ring, 1);
+  ops->close (chan);
+}
+
+START_TEST (test_peek_consume)
+{
+  Peer peer;
+  QubeVchan *chan;
+  size_t ring = 0;
+  struct iovec iov[2];
+  guint8 c, want;
+
+  if (!has_peek ())
+    {
+      /* Optional, but in pairs: one without the other is a broken table. */
+      ck_assert_msg (!QUBE_ABI_HAS (QubeVchanOps, ops, consume) ||
+                     (ops->peek == NULL && ops->consume == NULL),
+                     "plugin '%s' offers only one of peek() and consume()", plugin_name);
+      return;
+    }
+  peer = fork_peer (child_fill_for_peek, GUINT_TO_POINTER (CHILD_PORT));
+  chan = server (CHILD_PORT, 65536, 0);
+  WAIT_FOR (chan, ops->data_ready (chan) >= PEEK_FIRST);
+
+  /* Shown, not taken: the same bytes again, and no more than asked. */
+  peek_expect (chan, 1000, PEEK_FIRST, PEEK_SEED, 0);
+  peek_expect (chan, 1000, PEEK_FIRST, PEEK_SEED, 0);
+  peek_expect (chan, 10, 10, PEEK_SEED, 0);
+  ck_assert_uint_eq (ops->data_ready (chan), PEEK_FIRST);
+  /* Taken from the front, in order. */
+  ck_assert_int_eq (ops->consume (chan, 40), 0);
+  ck_assert_uint_eq (ops->data_ready (chan), PEEK_FIRST - 40);
+  peek_expect (chan, 1000, PEEK_FIRST - 40, PEEK_SEED, 40);
+  /* More than is there: refused, nothing lost. */
+  ck_assert_int_eq (ops->consume (chan, PEEK_FIRST - 40 + 1), -1);
+  ck_assert_uint_eq (ops->data_ready (chan), PEEK_FIRST - 40);
+  ck_assert_int_eq (ops->consume (chan, PEEK_FIRST - 40), 0);
+  /* Nothing there: it says so at once. */
+  ck_assert_int_eq (ops->peek (chan, iov, 1000), 0);
+  signal_fd (peer.to_child);
+
+  /* A full ring that starts PEEK_FIRST bytes in wraps around its end: two
+   * spans, in order. */
+  side_read (peer.from_child, &ring, sizeof ring);
+  WAIT_FOR (chan, ops->data_ready (chan) == ring);
+  ck_assert_int_eq (ops->peek (chan, iov, ring), 2);
+  peek_expect (chan, ring, ring, PEEK_SEED, PEEK_FIRST);
+  ck_assert_int_eq (ops->consume (chan, ring), 0);
+  /* The writer got its room back and left after one byte more; a read()
+   * still takes it. */
+  WAIT_FOR (chan, ops->data_ready (chan) == 1);
+  ck_assert_int_eq (ops->read (chan, &c, 1), 1);
+  fill_pattern (&want, 1, PEEK_SEED, PEEK_FIRST + ring);
+  ck_assert_uint_eq (c, want);
+  join_peer (&peer);
+  ops->close (chan);
+}
+END_TEST
+
 /* ---- a long stream with a checksum ---------------------------------------- */
 
 #define CHUNK (1024 * 1024)
@@ -1323,6 +1440,7 @@ vchan_suite (void)
   tcase_add_test (tc, test_many_ports);
   tcase_add_test (tc, test_large_reads_after_close);
   tcase_add_test (tc, test_write_behind_unread);
+  tcase_add_test (tc, test_peek_consume);
   suite_add_tcase (s, tc);
 
   /* The socket plugin's own rules, over unix sockets. */
