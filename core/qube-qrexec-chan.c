@@ -38,6 +38,11 @@ struct _QubeQrexecChan {
   gsize in_start;
   gboolean eof;
   GMainContext *context;
+  /* What the last peek showed, and where a transport without peek()
+   * was read into for it. */
+  gsize peeked;
+  guint8 *peek_buf;
+  gsize peek_buf_size;
 };
 
 /* Buffered per direction on a local socket before its reader waits. */
@@ -336,6 +341,7 @@ _qube_qrexec_chan_free (QubeQrexecChan *chan)
         g_main_context_unref (chan->context);
     }
   g_byte_array_unref (chan->out);
+  g_free (chan->peek_buf);
   g_free (chan->reason);
   g_free (chan);
 }
@@ -387,6 +393,7 @@ _qube_qrexec_chan_read (QubeQrexecChan *chan, void *buf, gsize len)
   gsize ready = _qube_qrexec_chan_data_ready (chan);
   long n;
 
+  g_return_val_if_fail (chan->peeked == 0, 0);
   if (ready == 0 || len == 0)
     return 0;
   if (chan->ops == NULL)
@@ -408,6 +415,82 @@ _qube_qrexec_chan_read (QubeQrexecChan *chan, void *buf, gsize len)
       return 0;
     }
   return (gsize) n;
+}
+
+static gboolean
+chan_has_peek (QubeQrexecChan *chan)
+{
+  return QUBE_ABI_HAS (QubeVchanOps, chan->ops, consume) &&
+         chan->ops->peek != NULL && chan->ops->consume != NULL;
+}
+
+int
+_qube_qrexec_chan_peek (QubeQrexecChan *chan, struct iovec iov[2], gsize len)
+{
+  gsize ready = _qube_qrexec_chan_data_ready (chan);
+  int n;
+
+  g_return_val_if_fail (chan->peeked == 0, 0);
+  len = MIN (ready, len);
+  if (len == 0)
+    return 0;
+  if (chan->ops == NULL)
+    {
+      iov[0] = (struct iovec) { chan->in->data + chan->in_start, len };
+      chan->peeked = len;
+      return 1;
+    }
+  if (!chan_has_peek (chan))
+    {
+      if (chan->peek_buf_size < len)
+        {
+          g_free (chan->peek_buf);
+          chan->peek_buf = g_malloc (len);
+          chan->peek_buf_size = len;
+        }
+      len = _qube_qrexec_chan_read (chan, chan->peek_buf, len);
+      if (len == 0)
+        return 0;
+      iov[0] = (struct iovec) { chan->peek_buf, len };
+      chan->peeked = len;
+      return 1;
+    }
+  n = chan->ops->peek (chan->vchan, iov, len);
+  if (n < 0 || n > 2)
+    {
+      chan_fail (chan, "cannot read from the channel");
+      return 0;
+    }
+  for (int i = 0; i < n; i++)
+    chan->peeked += iov[i].iov_len;
+  if (chan->peeked > len)
+    {
+      chan->peeked = 0;
+      chan_fail (chan, "the transport showed more than was asked for");
+      return 0;
+    }
+  return n;
+}
+
+void
+_qube_qrexec_chan_consume (QubeQrexecChan *chan)
+{
+  gsize len = chan->peeked;
+
+  chan->peeked = 0;
+  if (len == 0)
+    return;
+  if (chan->ops == NULL)
+    {
+      gboolean was_full = chan->in->len - chan->in_start >= FD_BUFFER_MAX;
+
+      chan->in_start += len;
+      buffer_consumed (chan->in, &chan->in_start);
+      if (was_full)
+        fd_watch (chan);
+    }
+  else if (chan_has_peek (chan) && chan->ops->consume (chan->vchan, len) < 0)
+    chan_fail (chan, "cannot read from the channel");
 }
 
 gboolean

@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include <sys/uio.h>
+
 #include <glib.h>
 
 #include "qube-plugin-private.h"
@@ -53,6 +55,15 @@ gboolean _qube_qrexec_chan_is_finished (QubeQrexecChan *chan, const char **reaso
 /* Reads what is buffered, up to `len`, without blocking. */
 gsize _qube_qrexec_chan_read (QubeQrexecChan *chan, void *buf, gsize len);
 gsize _qube_qrexec_chan_data_ready (QubeQrexecChan *chan);
+/* Shows up to `len` buffered bytes, without blocking, in one or two spans
+ * (the ring may wrap); returns how many spans, 0 when nothing is there.
+ * Where the transport offers it the bytes are shown in its ring, so
+ * writing them out costs no copy; otherwise they are read into a buffer
+ * of the channel's.  They stay valid until _qube_qrexec_chan_consume(),
+ * which must come before the next peek, read or main loop iteration. */
+int _qube_qrexec_chan_peek (QubeQrexecChan *chan, struct iovec iov[2], gsize len);
+/* Takes what the last peek showed off the channel. */
+void _qube_qrexec_chan_consume (QubeQrexecChan *chan);
 
 /* Queues bytes to send; they go out as the peer's ring has room.  FALSE
  * when the channel failed (the bytes are dropped). */

@@ -34,7 +34,7 @@
 /* The qube's agent must connect the data channel by then. */
 #define RUN_CONNECT_TIMEOUT_S 30
 /* How much is read from the channel at once. */
-#define RUN_BUF_SIZE (1024 * 1024)
+#define RUN_BLOCK_SIZE (1024 * 1024)
 /* Stop reading stdin while this much waits for the qube's ring. */
 #define STDIN_QUEUE_MAX (1024 * 1024)
 /* Payloads of one block gathered into one writev(): a 1 MiB block holds
@@ -53,16 +53,18 @@ typedef struct {
   gboolean done;
   int exit_code;
   GError *error;
-  guint8 *buf;
   guint8 *inbuf;
   gboolean stdout_eof;
   guint32 payload_type;     /* a stdout/stderr payload being passed through */
   gsize payload_left;
-  gsize pos, end;           /* unprocessed bytes of the block in buf */
+  /* The block: bytes of the channel looked at in place (one or two
+   * spans), `pos` the first not yet used. */
+  struct iovec span[2];
+  gsize pos, end;
   gboolean connected;       /* the agent connected the data channel */
   /* Output gathered for one descriptor and not written yet; it points
-   * into buf (or a parsed message), so it is written before either is
-   * reused. */
+   * into the block (or a parsed message), so it is written before either
+   * is released. */
   int *out_fd;
   struct iovec out_iov[RUN_IOV_MAX];
   int out_n;
@@ -197,14 +199,90 @@ deliver (RunState *st, guint32 type, const guint8 *p, gsize len)
   st->out_iov[st->out_n++] = (struct iovec) { (void *) p, len };
 }
 
-/* The data path.  Once the hello is done and the parser holds nothing,
- * bytes are read from the channel in large blocks and non-empty
- * stdout/stderr messages in them are checked here (the same rules as the
- * parser's) and written out from the block, without copying them into
- * messages.  Anything else, from its header on, goes to the parser.
- * Returns FALSE when the parser must take over or more bytes are needed. */
+/* The bytes of the block from `pos` to the end of the span they are in. */
+static const guint8 *
+block_at (RunState *st, gsize *len)
+{
+  gsize first = st->span[0].iov_len;
+
+  if (st->pos < first)
+    {
+      *len = first - st->pos;
+      return (const guint8 *) st->span[0].iov_base + st->pos;
+    }
+  *len = st->end - st->pos;
+  return (const guint8 *) st->span[1].iov_base + (st->pos - first);
+}
+
+/* Copies `len` bytes of the block from `pos` on (they are there) without
+ * moving on. */
+static void
+block_copy (RunState *st, void *dest, gsize len)
+{
+  gsize pos = st->pos;
+
+  while (len > 0)
+    {
+      gsize avail;
+      const guint8 *p = block_at (st, &avail);
+      gsize n = MIN (avail, len);
+
+      memcpy (dest, p, n);
+      dest = (guint8 *) dest + n;
+      len -= n;
+      st->pos += n;
+    }
+  st->pos = pos;
+}
+
+/* Hands the rest of the block to the parser. */
+static void
+block_feed (RunState *st)
+{
+  while (st->pos < st->end)
+    {
+      gsize avail;
+      const guint8 *p = block_at (st, &avail);
+
+      _qube_qrexec_parser_feed (st->parser, p, avail);
+      st->pos += avail;
+    }
+}
+
+/* The block is all used: what was gathered from it is written out, and it
+ * is taken off the channel. */
+static void
+block_release (RunState *st)
+{
+  deliver_flush (st);
+  _qube_qrexec_chan_consume (st->chan);
+  st->pos = st->end = 0;
+}
+
+/* Shows up to `len` bytes of the channel as the block; FALSE when there
+ * are none. */
 static gboolean
-take_direct (RunState *st, QubeQrexecChan *chan)
+block_peek (RunState *st, gsize len)
+{
+  int n = _qube_qrexec_chan_peek (st->chan, st->span, len);
+
+  st->pos = 0;
+  st->end = 0;
+  for (int i = 0; i < n; i++)
+    st->end += st->span[i].iov_len;
+  return st->end > 0;
+}
+
+/* The data path.  Once the hello is done and the parser holds nothing,
+ * bytes are looked at in large blocks where the channel holds them (the
+ * transport's ring, where it lets us), and non-empty stdout/stderr
+ * messages in them are checked here (the same rules as the parser's) and
+ * written out from there, without copying them into messages.  Anything
+ * else, from its header on, goes to the parser.  Returns FALSE when the
+ * parser must take over or more bytes are needed; the block is released
+ * then. */
+static gboolean
+take_direct (RunState *st)
 {
   struct msg_header hdr;
   gsize chunk = _qube_qrexec_parser_get_version (st->parser) >= QREXEC_PROTOCOL_V3
@@ -212,27 +290,27 @@ take_direct (RunState *st, QubeQrexecChan *chan)
 
   if (st->pos == st->end)
     {
+      block_release (st);
       if (_qube_qrexec_parser_get_version (st->parser) == 0 ||
           _qube_qrexec_parser_wanted (st->parser) != sizeof hdr)
         return FALSE;
-      deliver_flush (st);
-      st->pos = 0;
-      st->end = _qube_qrexec_chan_read (chan, st->buf, RUN_BUF_SIZE);
-      if (st->end == 0)
+      if (!block_peek (st, RUN_BLOCK_SIZE))
         return FALSE;
     }
   if (st->payload_left > 0)
     {
-      gsize n = MIN (st->payload_left, st->end - st->pos);
+      gsize avail;
+      const guint8 *p = block_at (st, &avail);
+      gsize n = MIN (st->payload_left, avail);
 
-      deliver (st, st->payload_type, st->buf + st->pos, n);
+      deliver (st, st->payload_type, p, n);
       st->pos += n;
       st->payload_left -= n;
       return TRUE;
     }
   if (st->end - st->pos >= sizeof hdr)
     {
-      memcpy (&hdr, st->buf + st->pos, sizeof hdr);
+      block_copy (st, &hdr, sizeof hdr);
       if ((hdr.type == MSG_DATA_STDOUT || hdr.type == MSG_DATA_STDERR) && hdr.len > 0 &&
           hdr.len <= chunk && !(hdr.type == MSG_DATA_STDOUT && st->stdout_eof))
         {
@@ -243,10 +321,10 @@ take_direct (RunState *st, QubeQrexecChan *chan)
         }
     }
   /* Not a data message, or a header cut in two: the parser takes the rest
-   * of the block (and buf is read into next). */
+   * of the block. */
   deliver_flush (st);
-  _qube_qrexec_parser_feed (st->parser, st->buf + st->pos, st->end - st->pos);
-  st->pos = st->end = 0;
+  block_feed (st);
+  block_release (st);
   return FALSE;
 }
 
@@ -262,9 +340,8 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
     {
       g_autoptr(QubeQrexecMessage) msg = NULL;
       GError *error = NULL;
-      gsize n;
 
-      if (take_direct (st, chan))
+      if (take_direct (st))
         continue;
       if (st->payload_left > 0)
         break;      /* the rest of a payload is not there yet */
@@ -278,11 +355,10 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
         {
           gsize want = _qube_qrexec_parser_wanted (st->parser);
 
-          deliver_flush (st);
-          n = _qube_qrexec_chan_read (chan, st->buf, MAX (want, 1));
-          if (n == 0)
+          if (!block_peek (st, MAX (want, 1)))
             break;
-          _qube_qrexec_parser_feed (st->parser, st->buf, n);
+          block_feed (st);
+          block_release (st);
           continue;
         }
       if (msg->type == MSG_DATA_STDOUT || msg->type == MSG_DATA_STDERR)
@@ -302,8 +378,8 @@ chan_cb (QubeQrexecChan *chan, gpointer data)
           st->done = TRUE;
         }
     }
-  /* buf is read into again at the next event. */
-  deliver_flush (st);
+  /* Nothing of the channel is held in place across events. */
+  block_release (st);
   if (st->done)
     return;
   if (!st->stdin_done && _qube_qrexec_chan_queued (chan) < STDIN_QUEUE_MAX / 4 &&
@@ -442,7 +518,6 @@ _qube_qrexec_run_at (QubePluginRegistry *plugins, const char *runtime_dir, const
   st.stderr_fd = stderr_fd;
   st.flags = flags;
   st.exit_code = QREXEC_EXIT_FAILED;
-  st.buf = g_malloc (RUN_BUF_SIZE);
   st.inbuf = g_malloc (MAX_DATA_CHUNK_V3);
   st.parser = _qube_qrexec_parser_new (QUBE_QREXEC_FROM_PROCESS, qube);
   st.chan = plugin == NULL
@@ -472,7 +547,6 @@ _qube_qrexec_run_at (QubePluginRegistry *plugins, const char *runtime_dir, const
   stdin_watch (&st, FALSE);
   g_clear_pointer (&st.chan, _qube_qrexec_chan_free);
   _qube_qrexec_parser_free (st.parser);
-  g_free (st.buf);
   g_free (st.inbuf);
   g_main_context_pop_thread_default (context);
   close (sock);

@@ -1,8 +1,9 @@
 /* test-qrexec-chan.c — tests of a qrexec channel over a local socket (the
  * data channel the qrexec daemon relays for dom0 programs): bytes go both
  * ways intact, the peer's end is seen once everything it sent was read,
- * and the channel keeps one main-loop source for its whole life instead
- * of making one per event.
+ * the channel keeps one main-loop source for its whole life instead of
+ * making one per event, and bytes looked at in place are taken only when
+ * consumed.
  */
 #include "config.h"
 
@@ -141,6 +142,48 @@ START_TEST (test_peer_end_after_its_data)
 }
 END_TEST
 
+/* Bytes looked at in place stay there until consumed, and the next look
+ * goes on after them. */
+START_TEST (test_peek_then_consume)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  int sv[2];
+  QubeQrexecChan *chan;
+  guint events = 0;
+  struct iovec iov[2];
+  char buf[16];
+
+  ck_assert_int_eq (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  chan = _qube_qrexec_chan_new_fd (sv[0], context);
+  _qube_qrexec_chan_set_callback (chan, count_cb, &events);
+  ck_assert_int_eq (_qube_qrexec_chan_peek (chan, iov, 100), 0);
+  ck_assert_int_eq (send (sv[1], "abcdefgh", 8, MSG_NOSIGNAL), 8);
+  while (_qube_qrexec_chan_data_ready (chan) < 8)
+    g_main_context_iteration (context, TRUE);
+
+  ck_assert_int_eq (_qube_qrexec_chan_peek (chan, iov, 3), 1);
+  ck_assert_uint_eq (iov[0].iov_len, 3);
+  ck_assert_mem_eq (iov[0].iov_base, "abc", 3);
+  ck_assert_uint_eq (_qube_qrexec_chan_data_ready (chan), 8);
+  _qube_qrexec_chan_consume (chan);
+  ck_assert_uint_eq (_qube_qrexec_chan_data_ready (chan), 5);
+  ck_assert_int_eq (_qube_qrexec_chan_peek (chan, iov, 100), 1);
+  ck_assert_uint_eq (iov[0].iov_len, 5);
+  ck_assert_mem_eq (iov[0].iov_base, "defgh", 5);
+  _qube_qrexec_chan_consume (chan);
+  ck_assert_uint_eq (_qube_qrexec_chan_data_ready (chan), 0);
+  /* Reads go on where the looks ended. */
+  ck_assert_int_eq (send (sv[1], "ij", 2, MSG_NOSIGNAL), 2);
+  while (_qube_qrexec_chan_data_ready (chan) < 2)
+    g_main_context_iteration (context, TRUE);
+  ck_assert_uint_eq (_qube_qrexec_chan_read (chan, buf, sizeof buf), 2);
+  ck_assert_mem_eq (buf, "ij", 2);
+  _qube_qrexec_chan_free (chan);
+  close (sv[0]);
+  close (sv[1]);
+}
+END_TEST
+
 static Suite *
 chan_suite (void)
 {
@@ -149,6 +192,7 @@ chan_suite (void)
 
   tcase_add_test (tc, test_echo_keeps_one_source);
   tcase_add_test (tc, test_peer_end_after_its_data);
+  tcase_add_test (tc, test_peek_then_consume);
   suite_add_tcase (s, tc);
   return s;
 }
