@@ -109,8 +109,9 @@ typedef struct QubeVchanOps {
    * process (both may be NULL; then use read()).  peek() points iov[0]
    * and, where the bytes wrap around the ring, iov[1] at the first
    * readable bytes, at most `len` of them, without consuming them, and
-   * returns how many spans it filled: 0 when nothing is ready (it never
-   * blocks), -1 on error.  The bytes stay where they are until consume()
+   * returns how many spans it filled: 0 when nothing is ready, also once
+   * the peer left and all it sent was taken (it never blocks), -1 on
+   * error.  The bytes stay where they are until consume()
    * or close().  consume() drops the first `len` bytes (at most what
    * data_ready() says) as read() would have taken them and returns 0, or
    * -1 on error. */

@@ -393,7 +393,7 @@ _qube_qrexec_chan_read (QubeQrexecChan *chan, void *buf, gsize len)
   gsize ready = _qube_qrexec_chan_data_ready (chan);
   long n;
 
-  g_return_val_if_fail (chan->peeked == 0, 0);
+  g_assert (chan->peeked == 0);
   if (ready == 0 || len == 0)
     return 0;
   if (chan->ops == NULL)
@@ -428,9 +428,10 @@ int
 _qube_qrexec_chan_peek (QubeQrexecChan *chan, struct iovec iov[2], gsize len)
 {
   gsize ready = _qube_qrexec_chan_data_ready (chan);
+  gsize shown = 0;
   int n;
 
-  g_return_val_if_fail (chan->peeked == 0, 0);
+  g_assert (chan->peeked == 0);
   len = MIN (ready, len);
   if (len == 0)
     return 0;
@@ -462,13 +463,13 @@ _qube_qrexec_chan_peek (QubeQrexecChan *chan, struct iovec iov[2], gsize len)
       return 0;
     }
   for (int i = 0; i < n; i++)
-    chan->peeked += iov[i].iov_len;
-  if (chan->peeked > len)
+    shown += iov[i].iov_len;
+  if (shown > len)
     {
-      chan->peeked = 0;
       chan_fail (chan, "the transport showed more than was asked for");
       return 0;
     }
+  chan->peeked = shown;
   return n;
 }
 

@@ -1300,14 +1300,14 @@ socket_buffer_space (QubeVchan *chan)
 static int
 socket_peek (QubeVchan *chan, struct iovec iov[2], size_t len)
 {
-  gsize fill;
+  int n;
 
+  /* The bytes shown are the application's until it consumes them: the
+   * pump only writes behind them. */
   g_mutex_lock (&chan->lock);
-  fill = chan->rx.buf != NULL ? socket_ring_fill (&chan->rx) : 0;
+  n = chan->rx.buf != NULL ? socket_ring_spans (&chan->rx, iov, MIN (len, socket_ring_fill (&chan->rx))) : 0;
   g_mutex_unlock (&chan->lock);
-  /* The bytes up to the fill are the application's: the pump only writes
-   * behind them. */
-  return socket_ring_spans (&chan->rx, iov, MIN (len, fill));
+  return n;
 }
 
 static int

@@ -14,7 +14,8 @@ check_LTLIBRARIES += \
 	tests/plugins/test-bad-table.la \
 	tests/plugins/test-init-fails.la \
 	tests/plugins/test-unresolved.la \
-	tests/plugins/test-unavailable.la
+	tests/plugins/test-unavailable.la \
+	tests/plugins/test-vchan-v11.la
 
 tests_plugins_test_good_la_SOURCES = tests/plugins/test-good.c tests/plugins/test-good.h
 tests_plugins_test_good_la_LDFLAGS = $(qube_test_plugin_ldflags)
@@ -29,6 +30,7 @@ tests_plugins_test_init_fails_la_LDFLAGS = $(qube_test_plugin_ldflags)
 tests_plugins_test_unresolved_la_LDFLAGS = $(qube_test_plugin_ldflags) \
 	-Wl,--unresolved-symbols=ignore-all
 tests_plugins_test_unavailable_la_LDFLAGS = $(qube_test_plugin_ldflags)
+tests_plugins_test_vchan_v11_la_LDFLAGS = $(qube_test_plugin_ldflags)
 
 # Named like a plugin, but text.
 EXTRA_DIST += tests/plugins/test-not-elf.so

@@ -9,10 +9,13 @@
 
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "qube-plugin-private.h"
 #include "qube-qrexec-chan.h"
 
 typedef struct {
@@ -184,6 +187,109 @@ START_TEST (test_peek_then_consume)
 }
 END_TEST
 
+/* ---- over a vchan transport ----------------------------------------------- */
+
+#define STREAM_BYTES (3 * 1024 * 1024 + 17)
+/* Not a divisor of the ring: the looks end all over it. */
+#define LOOK_BYTES 100003
+
+/* The transport the data channel is read through: the socket plugin, which
+ * shows bytes in its ring, and the same plugin through an ABI 1.1 table
+ * (tests/plugins/test-vchan-v11.c), which the core reads from into a
+ * buffer of its own. */
+static const char *const reader_plugins[] = { "socket", "test-vchan-v11" };
+
+static guint8
+pattern_byte (gsize i)
+{
+  return (guint8) ((i * 2654435761u) >> 11) ^ (guint8) (i >> 16);
+}
+
+START_TEST (test_vchan_peek_keeps_order)
+{
+  const char *reader_name = reader_plugins[_i];
+  const char *builddir = g_getenv ("QUBE_TEST_BUILDDIR") ?: ".";
+  g_autofree char *socket_dir = g_build_filename (builddir, "plugins/socket/.libs", NULL);
+  g_autofree char *socket_so = g_build_filename (socket_dir, "socket.so", NULL);
+  g_autofree char *path = g_strdup_printf ("%s:%s/tests/plugins/.libs", socket_dir, builddir);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *tmp = g_dir_make_tmp ("qube-chan-XXXXXX", &error);
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(QubePluginRegistry) registry = NULL;
+  g_autofree guint8 *data = g_malloc (STREAM_BYTES);
+  g_autofree guint8 *got = g_malloc (STREAM_BYTES);
+  QubePluginInfo *reader_plugin, *writer_plugin;
+  QubeVchanPeer reader_peer = { .size = sizeof reader_peer, .name = "writer", .domid = -1 };
+  QubeVchanPeer writer_peer = { .size = sizeof writer_peer, .name = "reader", .domid = -1 };
+  QubeQrexecChan *reader, *writer;
+  gsize have = 0;
+  guint wrapped = 0;
+
+  if (!g_file_test (socket_so, G_FILE_TEST_EXISTS))
+    {
+      fprintf (stderr, "SKIP %s: the socket plugin was not built (%s)\n", reader_name, socket_so);
+      return;
+    }
+  ck_assert_msg (tmp != NULL, "%s", error ? error->message : "");
+  g_setenv ("QUBE_PLUGIN_PATH", path, TRUE);
+  g_setenv ("QUBE_TEST_SOCKET_PLUGIN", socket_so, TRUE);
+  registry = qube_plugin_registry_new (tmp, tmp);
+  reader_plugin = _qube_plugin_registry_find (registry, QUBE_PLUGIN_KIND_VCHAN, reader_name, &error);
+  ck_assert_msg (reader_plugin != NULL, "%s", error ? error->message : "");
+  writer_plugin = _qube_plugin_registry_find (registry, QUBE_PLUGIN_KIND_VCHAN, "socket", &error);
+  ck_assert_msg (writer_plugin != NULL, "%s", error ? error->message : "");
+  reader_peer.runtime_dir = writer_peer.runtime_dir = tmp;
+
+  for (gsize i = 0; i < STREAM_BYTES; i++)
+    data[i] = pattern_byte (i);
+  reader = _qube_qrexec_chan_server (reader_plugin, &reader_peer, 600, 65536, 65536, context, &error);
+  ck_assert_msg (reader != NULL, "%s", error ? error->message : "");
+  writer = _qube_qrexec_chan_client (writer_plugin, &writer_peer, 600, context, &error);
+  ck_assert_msg (writer != NULL, "%s", error ? error->message : "");
+  while (!_qube_qrexec_chan_is_connected (writer))
+    g_main_context_iteration (context, TRUE);
+  /* Queued at once, sent as the reader's ring makes room. */
+  ck_assert (_qube_qrexec_chan_send (writer, data, STREAM_BYTES));
+
+  /* Looks of LOOK_BYTES each, once that much is there: one of them takes
+   * in the end of the 1 MiB ring and its start. */
+  while (have < STREAM_BYTES)
+    {
+      gsize want = MIN (LOOK_BYTES, STREAM_BYTES - have);
+      gsize shown = 0;
+      struct iovec iov[2];
+      int n;
+
+      while (_qube_qrexec_chan_data_ready (reader) < want)
+        {
+          ck_assert_msg (!_qube_qrexec_chan_is_closed (reader, NULL), "the channel ended after %zu bytes", have);
+          g_main_context_iteration (context, TRUE);
+        }
+      n = _qube_qrexec_chan_peek (reader, iov, want);
+      ck_assert_int_ge (n, 1);
+      for (int i = 0; i < n; i++)
+        {
+          ck_assert_uint_le (shown + iov[i].iov_len, want);
+          memcpy (got + have + shown, iov[i].iov_base, iov[i].iov_len);
+          shown += iov[i].iov_len;
+        }
+      ck_assert_uint_eq (shown, want);
+      wrapped += n == 2;
+      _qube_qrexec_chan_consume (reader);
+      have += shown;
+    }
+  ck_assert_msg (memcmp (got, data, STREAM_BYTES) == 0, "the bytes looked at differ from those sent");
+  if (strcmp (reader_name, "socket") == 0)
+    ck_assert_msg (wrapped > 0, "no look ever wrapped around the ring");
+  else
+    ck_assert_uint_eq (wrapped, 0);   /* one buffer of the core's */
+  _qube_qrexec_chan_free (writer);
+  _qube_qrexec_chan_free (reader);
+  g_clear_object (&registry);
+  (void) !system (g_strdup_printf ("rm -rf '%s'", tmp));
+}
+END_TEST
+
 static Suite *
 chan_suite (void)
 {
@@ -193,6 +299,9 @@ chan_suite (void)
   tcase_add_test (tc, test_echo_keeps_one_source);
   tcase_add_test (tc, test_peer_end_after_its_data);
   tcase_add_test (tc, test_peek_then_consume);
+  suite_add_tcase (s, tc);
+  tc = tcase_create ("vchan");
+  tcase_add_loop_test (tc, test_vchan_peek_keeps_order, 0, G_N_ELEMENTS (reader_plugins));
   suite_add_tcase (s, tc);
   return s;
 }
