@@ -387,6 +387,19 @@ _qube_qrexec_chan_data_ready (QubeQrexecChan *chan)
   return chan->ops->data_ready (chan->vchan);
 }
 
+/* A local socket's reader took `len` received bytes: a full buffer, which
+ * stopped watching the socket, has room again. */
+static void
+fd_consumed (QubeQrexecChan *chan, gsize len)
+{
+  gboolean was_full = chan->in->len - chan->in_start >= FD_BUFFER_MAX;
+
+  chan->in_start += len;
+  buffer_consumed (chan->in, &chan->in_start);
+  if (was_full)
+    fd_watch (chan);
+}
+
 gsize
 _qube_qrexec_chan_read (QubeQrexecChan *chan, void *buf, gsize len)
 {
@@ -399,13 +412,9 @@ _qube_qrexec_chan_read (QubeQrexecChan *chan, void *buf, gsize len)
   if (chan->ops == NULL)
     {
       gsize take = MIN (ready, len);
-      gboolean was_full = ready >= FD_BUFFER_MAX;
 
       memcpy (buf, chan->in->data + chan->in_start, take);
-      chan->in_start += take;
-      buffer_consumed (chan->in, &chan->in_start);
-      if (was_full)
-        fd_watch (chan);
+      fd_consumed (chan, take);
       return take;
     }
   n = chan->ops->read (chan->vchan, buf, MIN (ready, len));
@@ -482,14 +491,7 @@ _qube_qrexec_chan_consume (QubeQrexecChan *chan)
   if (len == 0)
     return;
   if (chan->ops == NULL)
-    {
-      gboolean was_full = chan->in->len - chan->in_start >= FD_BUFFER_MAX;
-
-      chan->in_start += len;
-      buffer_consumed (chan->in, &chan->in_start);
-      if (was_full)
-        fd_watch (chan);
-    }
+    fd_consumed (chan, len);
   else if (chan_has_peek (chan) && chan->ops->consume (chan->vchan, len) < 0)
     chan_fail (chan, "cannot read from the channel");
 }
