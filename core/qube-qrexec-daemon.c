@@ -320,14 +320,13 @@ call_free (QrexecCall *call)
 static gboolean
 call_relay (QrexecCall *call, QubeQrexecChan *from, QubeQrexecParser *parser, QubeQrexecChan *to)
 {
-  guint8 buf[65536];
-
   while (_qube_qrexec_chan_queued (to) < RELAY_QUEUE_MAX)
     {
       g_autoptr(GByteArray) out = g_byte_array_new ();
       g_autoptr(QubeQrexecMessage) msg = NULL;
       g_autoptr(GError) error = NULL;
-      gsize n;
+      struct iovec iov[2];
+      int n;
 
       if (!_qube_qrexec_parser_next (parser, &msg, &error))
         {
@@ -336,7 +335,9 @@ call_relay (QrexecCall *call, QubeQrexecChan *from, QubeQrexecParser *parser, Qu
         }
       if (msg == NULL)
         {
-          n = _qube_qrexec_chan_read (from, buf, sizeof buf);
+          /* The parser copies what it is fed: it is fed from where the
+           * channel holds the bytes. */
+          n = _qube_qrexec_chan_peek (from, iov, 65536);
           if (n == 0)
             break;
           /* It sent something: it was connected, even if it is gone by
@@ -346,7 +347,9 @@ call_relay (QrexecCall *call, QubeQrexecChan *from, QubeQrexecParser *parser, Qu
             call->source_seen = TRUE;
           else
             call->target_seen = TRUE;
-          _qube_qrexec_parser_feed (parser, buf, n);
+          for (int i = 0; i < n; i++)
+            _qube_qrexec_parser_feed (parser, iov[i].iov_base, iov[i].iov_len);
+          _qube_qrexec_chan_consume (from);
           continue;
         }
       switch (msg->type)
