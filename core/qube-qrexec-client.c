@@ -33,7 +33,7 @@
 
 /* The qube's agent must connect the data channel by then. */
 #define RUN_CONNECT_TIMEOUT_S 30
-/* How much is read from the channel at once. */
+/* How much of the channel is looked at at once. */
 #define RUN_BLOCK_SIZE (1024 * 1024)
 /* Stop reading stdin while this much waits for the qube's ring. */
 #define STDIN_QUEUE_MAX (1024 * 1024)
@@ -199,40 +199,38 @@ deliver (RunState *st, guint32 type, const guint8 *p, gsize len)
   st->out_iov[st->out_n++] = (struct iovec) { (void *) p, len };
 }
 
-/* The bytes of the block from `pos` to the end of the span they are in. */
+/* The bytes of the block from offset `pos` to the end of the span they
+ * are in. */
 static const guint8 *
-block_at (RunState *st, gsize *len)
+block_at (const RunState *st, gsize pos, gsize *len)
 {
   gsize first = st->span[0].iov_len;
 
-  if (st->pos < first)
+  if (pos < first)
     {
-      *len = first - st->pos;
-      return (const guint8 *) st->span[0].iov_base + st->pos;
+      *len = first - pos;
+      return (const guint8 *) st->span[0].iov_base + pos;
     }
-  *len = st->end - st->pos;
-  return (const guint8 *) st->span[1].iov_base + (st->pos - first);
+  *len = st->end - pos;
+  return (const guint8 *) st->span[1].iov_base + (pos - first);
 }
 
 /* Copies `len` bytes of the block from `pos` on (they are there) without
  * moving on. */
 static void
-block_copy (RunState *st, void *dest, gsize len)
+block_copy (const RunState *st, void *dest, gsize len)
 {
-  gsize pos = st->pos;
-
-  while (len > 0)
+  for (gsize pos = st->pos; len > 0;)
     {
       gsize avail;
-      const guint8 *p = block_at (st, &avail);
+      const guint8 *p = block_at (st, pos, &avail);
       gsize n = MIN (avail, len);
 
       memcpy (dest, p, n);
       dest = (guint8 *) dest + n;
       len -= n;
-      st->pos += n;
+      pos += n;
     }
-  st->pos = pos;
 }
 
 /* Hands the rest of the block to the parser. */
@@ -242,7 +240,7 @@ block_feed (RunState *st)
   while (st->pos < st->end)
     {
       gsize avail;
-      const guint8 *p = block_at (st, &avail);
+      const guint8 *p = block_at (st, st->pos, &avail);
 
       _qube_qrexec_parser_feed (st->parser, p, avail);
       st->pos += avail;
@@ -300,7 +298,7 @@ take_direct (RunState *st)
   if (st->payload_left > 0)
     {
       gsize avail;
-      const guint8 *p = block_at (st, &avail);
+      const guint8 *p = block_at (st, st->pos, &avail);
       gsize n = MIN (st->payload_left, avail);
 
       deliver (st, st->payload_type, p, n);
@@ -320,9 +318,9 @@ take_direct (RunState *st)
           return TRUE;
         }
     }
-  /* Not a data message, or a header cut in two: the parser takes the rest
-   * of the block. */
-  deliver_flush (st);
+  /* Not a data message, or the block ends inside a header: the parser
+   * takes the rest of the block (what was gathered before it is written
+   * out as the block is released). */
   block_feed (st);
   block_release (st);
   return FALSE;

@@ -35,11 +35,14 @@ socket_ring_write_region (const SocketRing *ring, gsize *len)
 void
 socket_ring_peek (const SocketRing *ring, void *dest, gsize len)
 {
-  gsize offset = (gsize) (ring->head & (ring->size - 1));
-  gsize first = MIN (len, ring->size - offset);
+  struct iovec iov[2];
+  int n = socket_ring_spans (ring, iov, len);
 
-  memcpy (dest, ring->buf + offset, first);
-  memcpy ((guint8 *) dest + first, ring->buf, len - first);
+  for (int i = 0; i < n; i++)
+    {
+      memcpy (dest, iov[i].iov_base, iov[i].iov_len);
+      dest = (guint8 *) dest + iov[i].iov_len;
+    }
 }
 
 int

@@ -70,6 +70,6 @@ check_PROGRAMS += tests/unit/test-qrexec-chan
 TESTS += tests/unit/test-qrexec-chan
 UNIT_TESTS += tests/unit/test-qrexec-chan
 endif
-tests_unit_test_qrexec_chan_SOURCES = tests/unit/test-qrexec-chan.c
-tests_unit_test_qrexec_chan_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CHECK_CFLAGS)
-tests_unit_test_qrexec_chan_LDADD = core/libqube-internal.la $(GLIB_LIBS) $(CHECK_LIBS)
+tests_unit_test_qrexec_chan_SOURCES = tests/unit/test-qrexec-chan.c $(model_unit_fixture)
+tests_unit_test_qrexec_chan_CFLAGS = $(model_unit_cflags)
+tests_unit_test_qrexec_chan_LDADD = $(model_unit_ldadd)

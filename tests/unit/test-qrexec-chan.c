@@ -10,13 +10,13 @@
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "qube-plugin-private.h"
 #include "qube-qrexec-chan.h"
+#include "state-fixture.h"
 
 typedef struct {
   GByteArray *got;
@@ -213,7 +213,7 @@ START_TEST (test_vchan_peek_keeps_order)
   g_autofree char *socket_so = g_build_filename (socket_dir, "socket.so", NULL);
   g_autofree char *path = g_strdup_printf ("%s:%s/tests/plugins/.libs", socket_dir, builddir);
   g_autoptr(GError) error = NULL;
-  g_autofree char *tmp = g_dir_make_tmp ("qube-chan-XXXXXX", &error);
+  g_autofree char *tmp = NULL;
   g_autoptr(GMainContext) context = g_main_context_new ();
   g_autoptr(QubePluginRegistry) registry = NULL;
   g_autofree guint8 *data = g_malloc (STREAM_BYTES);
@@ -230,7 +230,7 @@ START_TEST (test_vchan_peek_keeps_order)
       fprintf (stderr, "SKIP %s: the socket plugin was not built (%s)\n", reader_name, socket_so);
       return;
     }
-  ck_assert_msg (tmp != NULL, "%s", error ? error->message : "");
+  tmp = fixture_make_state_dir ();
   g_setenv ("QUBE_PLUGIN_PATH", path, TRUE);
   g_setenv ("QUBE_TEST_SOCKET_PLUGIN", socket_so, TRUE);
   registry = qube_plugin_registry_new (tmp, tmp);
@@ -286,7 +286,7 @@ START_TEST (test_vchan_peek_keeps_order)
   _qube_qrexec_chan_free (writer);
   _qube_qrexec_chan_free (reader);
   g_clear_object (&registry);
-  (void) !system (g_strdup_printf ("rm -rf '%s'", tmp));
+  fixture_remove_state_dir (tmp);
 }
 END_TEST
 
