@@ -131,6 +131,12 @@ _qube_qrexec_parser_get_version (QubeQrexecParser *parser)
   return parser->version;
 }
 
+gsize
+_qube_qrexec_parser_max_chunk (QubeQrexecParser *parser)
+{
+  return parser->version >= QREXEC_PROTOCOL_V3 ? MAX_DATA_CHUNK_V3 : MAX_DATA_CHUNK_V2;
+}
+
 static gboolean
 parser_fail (QubeQrexecParser *parser, GError **error, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
 
@@ -201,7 +207,7 @@ check_header (QubeQrexecParser *parser, const struct msg_header *hdr, GError **e
   const char *name = _qube_qrexec_type_name (hdr->type);
   QubeQrexecSource sender;
   gsize min, max;
-  gsize chunk = parser->version >= QREXEC_PROTOCOL_V3 ? MAX_DATA_CHUNK_V3 : MAX_DATA_CHUNK_V2;
+  gsize chunk = _qube_qrexec_parser_max_chunk (parser);
   gboolean any_data_side = FALSE;
 
   switch (hdr->type)
@@ -582,6 +588,23 @@ _qube_qrexec_append_data (GByteArray *out, guint32 type, const void *data, gsize
   append_header (out, type, len);
   if (len > 0)
     g_byte_array_append (out, data, (guint) len);
+}
+
+void
+_qube_qrexec_append_data_chunked (GByteArray *out, guint32 type, const void *data, gsize len,
+                                  gsize chunk)
+{
+  gsize off = 0;
+
+  g_return_if_fail (chunk > 0 && chunk <= MAX_DATA_CHUNK_V3);
+  do
+    {
+      gsize step = MIN (len - off, chunk);
+
+      _qube_qrexec_append_data (out, type, (const guint8 *) data + off, step);
+      off += step;
+    }
+  while (off < len);
 }
 
 void

@@ -165,6 +165,13 @@ void _qube_qrexec_append_connection_terminated (GByteArray *out, guint32 connect
                                                 guint32 connect_port);
 /* `len` at most MAX_DATA_CHUNK_V3; 0 is EOF for stdin/stdout. */
 void _qube_qrexec_append_data (GByteArray *out, guint32 type, const void *data, gsize len);
+/* `len` bytes as data messages of at most `chunk` bytes each (0 bytes: one
+ * empty message, EOF). */
+void _qube_qrexec_append_data_chunked (GByteArray *out, guint32 type, const void *data, gsize len,
+                                       gsize chunk);
 void _qube_qrexec_append_exit_code (GByteArray *out, gint32 exit_code);
+/* The largest data message on the parser's connection, either way: its
+ * negotiated protocol version's (version 2's until the hello). */
+gsize _qube_qrexec_parser_max_chunk (QubeQrexecParser *parser);
 
 G_END_DECLS

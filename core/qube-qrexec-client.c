@@ -141,8 +141,9 @@ stdin_cb (int fd, GIOCondition condition, gpointer data)
   g_autoptr(GByteArray) msg = g_byte_array_new ();
   gssize n;
 
+  /* At most what the agent's protocol version takes in one message. */
   do
-    n = read (fd, st->inbuf, MAX_DATA_CHUNK_V3);
+    n = read (fd, st->inbuf, _qube_qrexec_parser_max_chunk (st->parser));
   while (n < 0 && errno == EINTR);
   if (n < 0 && errno == EAGAIN)
     return G_SOURCE_CONTINUE;
@@ -283,8 +284,7 @@ static gboolean
 take_direct (RunState *st)
 {
   struct msg_header hdr;
-  gsize chunk = _qube_qrexec_parser_get_version (st->parser) >= QREXEC_PROTOCOL_V3
-                ? MAX_DATA_CHUNK_V3 : MAX_DATA_CHUNK_V2;
+  gsize chunk = _qube_qrexec_parser_max_chunk (st->parser);
 
   if (st->pos == st->end)
     {

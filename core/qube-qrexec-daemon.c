@@ -318,7 +318,8 @@ call_free (QrexecCall *call)
 /* Moves validated messages from one side to the other while the other's
  * queue has room.  FALSE when the call must end (logged). */
 static gboolean
-call_relay (QrexecCall *call, QubeQrexecChan *from, QubeQrexecParser *parser, QubeQrexecChan *to)
+call_relay (QrexecCall *call, QubeQrexecChan *from, QubeQrexecParser *parser, QubeQrexecChan *to,
+            QubeQrexecParser *to_parser)
 {
   while (_qube_qrexec_chan_queued (to) < RELAY_QUEUE_MAX)
     {
@@ -359,8 +360,12 @@ call_relay (QrexecCall *call, QubeQrexecChan *from, QubeQrexecParser *parser, Qu
         case MSG_DATA_STDIN:
         case MSG_DATA_STDOUT:
         case MSG_DATA_STDERR:
-          _qube_qrexec_append_data (out, msg->type, g_bytes_get_data (msg->data, NULL),
-                                    g_bytes_get_size (msg->data));
+          /* Each side has its own protocol version with the daemon: a
+           * version 3 side's messages are cut for a version 2 side (and
+           * for a side whose hello has not come yet). */
+          _qube_qrexec_append_data_chunked (out, msg->type, g_bytes_get_data (msg->data, NULL),
+                                            g_bytes_get_size (msg->data),
+                                            _qube_qrexec_parser_max_chunk (to_parser));
           break;
         case MSG_DATA_EXIT_CODE:
           /* Only the service's exit code ends the call. */
@@ -393,8 +398,8 @@ call_event (QubeQrexecChan *chan, gpointer user_data)
 
   call_note_connected (call);
 
-  if (!call_relay (call, call->source_chan, call->source_parser, call->target_chan) ||
-      !call_relay (call, call->target_chan, call->target_parser, call->source_chan))
+  if (!call_relay (call, call->source_chan, call->source_parser, call->target_chan, call->target_parser) ||
+      !call_relay (call, call->target_chan, call->target_parser, call->source_chan, call->source_parser))
     {
       call_free (call);
       return;
@@ -651,8 +656,8 @@ admin_read_done (GObject *stream, GAsyncResult *result, gpointer user_data)
   for (gsize i = 0; i < len && fwd->reply_len + i < sizeof fwd->status; i++)
     fwd->status[fwd->reply_len + i] = data[i];
   fwd->reply_len += len;
-  for (gsize off = 0; off < len; off += MAX_DATA_CHUNK_V3)
-    _qube_qrexec_append_data (out, MSG_DATA_STDOUT, data + off, MIN (len - off, MAX_DATA_CHUNK_V3));
+  _qube_qrexec_append_data_chunked (out, MSG_DATA_STDOUT, data, len,
+                                    _qube_qrexec_parser_max_chunk (fwd->parser));
   _qube_qrexec_chan_send (fwd->chan, out->data, out->len);
   admin_read (fwd);
 }

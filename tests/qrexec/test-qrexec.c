@@ -132,7 +132,8 @@ read_log (void)
 /* ---- the fixture --------------------------------------------------------- */
 
 static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul", "evil-port",
-                               "evil-flood", "stock", "busy", "deaf", "again", NULL };
+                               "evil-flood", "stock", "busy", "deaf", "again", "old", "old-called",
+                               NULL };
 
 static gboolean with_ask_agent;
 static int call_connect_timeout;   /* seconds; 0: the daemon's own */
@@ -167,6 +168,7 @@ setup (void)
               "test.Flood *  @anyvm @anyvm        deny\n"
               "test.Big   *  work  vault          allow\n"
               "test.Esc   *  work  vault          allow\n"
+              "test.Old   *  work  old-called     allow\n"
               "test.Echo  *  busy  vault          allow\n"
               "test.Env   *  work  @adminvm       allow\n"
               "admin.vm.List         *  work  @adminvm  allow target=dom0\n"
@@ -1072,15 +1074,15 @@ END_TEST
 
 /* ---- hostile guests ------------------------------------------------------ */
 
-/* Plays the guest of qube `name`: offers the control channel, answers the
- * daemon's hello. */
+/* Plays the guest of qube `name`, speaking qrexec protocol `version`:
+ * offers the control channel, answers the daemon's hello. */
 static AgentChan *
-fake_guest (const char *name)
+fake_guest_version (const char *name, guint32 version)
 {
   g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", name, NULL);
   char err[512];
   AgentChan *chan = transport->listen (rundir, VCHAN_BASE_PORT, 65536, 65536, err, sizeof err);
-  struct { struct msg_header h; struct peer_info p; } hello = { { MSG_HELLO, 4 }, { 3 } }, theirs;
+  struct { struct msg_header h; struct peer_info p; } hello = { { MSG_HELLO, 4 }, { version } }, theirs;
 
   ck_assert_msg (chan != NULL, "%s", err);
   ck_assert_msg (transport->accept (chan, err, sizeof err) == 0, "%s", err);
@@ -1090,6 +1092,12 @@ fake_guest (const char *name)
   ck_assert_uint_eq (theirs.h.len, 4);
   ck_assert_uint_eq (theirs.p.version, 3);
   return chan;
+}
+
+static AgentChan *
+fake_guest (const char *name)
+{
+  return fake_guest_version (name, 3);
 }
 
 /* The daemon closes the fake guest's connection (reading what it sends
@@ -1307,6 +1315,112 @@ START_TEST (test_stock_agent_ports_come_back)
 }
 END_TEST
 
+/* Plays a service in qube `name`, whose agent speaks qrexec protocol
+ * version 2 (as Qubes 4.0's does) on `ctrl`: takes the request to run
+ * `command`, connects its data channel, checks that the input comes in
+ * messages of at most 4096 bytes (whatever its sender sent) and is the
+ * `size` bytes of checksum `sum`, and answers "done". */
+static void
+serve_on_version_2 (const char *name, AgentChan *ctrl, const char *command, gsize size,
+                    const char *sum)
+{
+  g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", name, NULL);
+  g_autoptr(GChecksum) got = g_checksum_new (G_CHECKSUM_SHA256);
+  struct { struct msg_header h; struct peer_info p; } hello = { { MSG_HELLO, 4 }, { 2 } }, theirs;
+  unsigned char buf[MAX_DATA_CHUNK_V3];
+  struct exec_params *p = (struct exec_params *) buf;
+  struct msg_header h;
+  gsize total = 0, largest = 0;
+  int32_t code = 0;
+  AgentChan *data;
+  char err[512];
+
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, &h, sizeof h), 0);
+  ck_assert_uint_eq (h.type, MSG_EXEC_CMDLINE);
+  ck_assert_uint_le (h.len, sizeof buf - 1);
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, buf, h.len), 0);
+  buf[h.len] = '\0';
+  ck_assert_msg (strstr ((char *) p->cmdline, command) != NULL, "%s", p->cmdline);
+  data = transport->connect (rundir, p->connect_port, 10000, err, sizeof err);
+  ck_assert_msg (data != NULL, "%s", err);
+  ck_assert_int_eq (agent_chan_write_all (transport, data, &hello, sizeof hello), 0);
+  ck_assert_int_eq (agent_chan_read_exact (transport, data, &theirs, sizeof theirs), 0);
+  ck_assert_uint_eq (theirs.h.type, MSG_HELLO);
+  do
+    {
+      ck_assert_int_eq (agent_chan_read_exact (transport, data, &h, sizeof h), 0);
+      ck_assert_uint_eq (h.type, MSG_DATA_STDIN);
+      ck_assert_uint_le (h.len, MAX_DATA_CHUNK_V2);
+      ck_assert_int_eq (agent_chan_read_exact (transport, data, buf, h.len), 0);
+      g_checksum_update (got, buf, h.len);
+      total += h.len;
+      largest = MAX (largest, h.len);
+    }
+  while (h.len > 0);
+  ck_assert_uint_eq (total, size);
+  ck_assert_uint_eq (largest, MAX_DATA_CHUNK_V2);
+  ck_assert_str_eq (g_checksum_get_string (got), sum);
+  ck_assert_int_eq (data_send_msg (transport, data, MSG_DATA_STDOUT, "done\n", 5), 0);
+  ck_assert_int_eq (data_send_msg (transport, data, MSG_DATA_STDOUT, NULL, 0), 0);
+  ck_assert_int_eq (data_send_msg (transport, data, MSG_DATA_STDERR, NULL, 0), 0);
+  ck_assert_int_eq (data_send_msg (transport, data, MSG_DATA_EXIT_CODE, &code, sizeof code), 0);
+  transport->close (data);
+}
+
+/* Runs `qube ARGS…` (`args`) with some input in a child while qube
+ * `name` plays a version 2 service; the command gets the service's answer
+ * and exit code. */
+static void
+assert_version_2_serves (const char *name, const char *command, const char *const *args)
+{
+  g_autofree char *in = g_build_filename (tmp_dir, "old-in.bin", NULL);
+  g_autofree char *out = g_build_filename (tmp_dir, "old-out.txt", NULL);
+  g_autofree char *sum = NULL;
+  g_autofree char *answer = NULL;
+  AgentChan *ctrl = fake_guest_version (name, 2);
+  gsize size = 300 * 1024 + 7;
+  int status;
+  pid_t pid;
+
+  make_random_file (in, size);
+  sum = file_sha256 (in);
+  pid = fork ();
+  if (pid == 0)
+    {
+      Run *run = qube_runv (in, out, args);
+
+      _exit (run->status);
+    }
+  serve_on_version_2 (name, ctrl, command, size, sum);
+  ck_assert_int_eq (waitpid (pid, &status, 0), pid);
+  ck_assert_msg (WIFEXITED (status) && WEXITSTATUS (status) == 0, "status %d", status);
+  ck_assert (g_file_get_contents (out, &answer, NULL, NULL));
+  ck_assert_str_eq (answer, "done\n");
+  transport->close (ctrl);
+}
+
+/* qube run's input reaches a version 2 agent in messages it takes. */
+START_TEST (test_run_on_version_2_qube)
+{
+  const char *const args[] = { "run", "old", "--", "cat", NULL };
+
+  assert_version_2_serves ("old", "cat", args);
+}
+END_TEST
+
+/* A qube-to-qube call to a version 2 qube: the caller's input, sent by a
+ * version 3 agent in messages of up to 64 KiB, reaches it cut to 4096
+ * bytes, all of it and in order (each side has its own version with the
+ * daemon, which passes the messages on). */
+START_TEST (test_call_to_version_2_qube)
+{
+  g_autofree char *client = build_path ("agent/qrexec-client-vm", NULL);
+  const char *const args[] = { "run", "work", "--", client, "old-called", "test.Old", NULL };
+
+  assert_version_2_serves ("old-called", "QUBESRPC test.Old work", args);
+}
+END_TEST
+
 /* The fixture's daemon serves qube `name` anew (as when it started
  * again); plays its new guest. */
 static AgentChan *
@@ -1497,6 +1611,8 @@ qrexec_suite (void)
   tcase_add_unchecked_fixture (call, setup_with_ask_agent, teardown);
   tcase_add_test (call, test_call_allowed_with_environment);
   tcase_add_test (call, test_call_passes_data_both_ways);
+  tcase_add_test (call, test_run_on_version_2_qube);
+  tcase_add_test (call, test_call_to_version_2_qube);
   tcase_add_test (call, test_client_vm_options);
   tcase_add_test (call, test_call_both_directions_full);
   tcase_add_test (call, test_call_input_after_outputs_closed);

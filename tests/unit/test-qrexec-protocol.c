@@ -304,6 +304,53 @@ START_TEST (test_data_stream)
 }
 END_TEST
 
+/* Data for a version 2 peer is cut into messages it accepts, and the
+ * largest message follows the negotiated version (version 2's before the
+ * hello); no data at all is one empty message, the end of the stream. */
+START_TEST (test_data_chunked_for_the_version)
+{
+  g_autoptr(QubeQrexecParser) v2 = parser_after_hello (QUBE_QREXEC_FROM_PROCESS, 2);
+  g_autoptr(QubeQrexecParser) v3 = parser_after_hello (QUBE_QREXEC_FROM_PROCESS, 3);
+  g_autoptr(QubeQrexecParser) none = _qube_qrexec_parser_new (QUBE_QREXEC_FROM_PROCESS, "work");
+  g_autoptr(GByteArray) bytes = g_byte_array_new ();
+  g_autofree guint8 *data = g_malloc (10000);
+  gsize sizes[] = { 4096, 4096, 1808 };
+
+  ck_assert_uint_eq (_qube_qrexec_parser_max_chunk (v2), MAX_DATA_CHUNK_V2);
+  ck_assert_uint_eq (_qube_qrexec_parser_max_chunk (v3), MAX_DATA_CHUNK_V3);
+  ck_assert_uint_eq (_qube_qrexec_parser_max_chunk (none), MAX_DATA_CHUNK_V2);
+
+  for (gsize i = 0; i < 10000; i++)
+    data[i] = (guint8) (i * 7);
+  _qube_qrexec_append_data_chunked (bytes, MSG_DATA_STDOUT, data, 10000,
+                                    _qube_qrexec_parser_max_chunk (v2));
+  _qube_qrexec_parser_feed (v2, bytes->data, bytes->len);
+  for (gsize i = 0, off = 0; i < G_N_ELEMENTS (sizes); i++)
+    {
+      g_autoptr(QubeQrexecMessage) msg = NULL;
+      g_autoptr(GError) error = NULL;
+      gsize len;
+      const guint8 *p;
+
+      ck_assert (_qube_qrexec_parser_next (v2, &msg, &error));
+      ck_assert_ptr_nonnull (msg);
+      p = g_bytes_get_data (msg->data, &len);
+      ck_assert_uint_eq (len, sizes[i]);
+      ck_assert_mem_eq (p, data + off, len);
+      off += len;
+    }
+
+  g_byte_array_set_size (bytes, 0);
+  _qube_qrexec_append_data_chunked (bytes, MSG_DATA_STDOUT, NULL, 0, MAX_DATA_CHUNK_V2);
+  ck_assert_uint_eq (bytes->len, sizeof (struct msg_header));
+  {
+    g_autoptr(QubeQrexecMessage) eof = expect_message (v2, bytes);
+
+    ck_assert (eof->eof);
+  }
+}
+END_TEST
+
 START_TEST (test_daemon_messages)
 {
   g_autoptr(QubeQrexecParser) parser = parser_after_hello (QUBE_QREXEC_FROM_DAEMON, 3);
@@ -588,6 +635,7 @@ qrexec_protocol_suite (void)
   tcase_add_test (good, test_agent_session_byte_by_byte);
   tcase_add_test (good, test_hello_versions);
   tcase_add_test (good, test_data_stream);
+  tcase_add_test (good, test_data_chunked_for_the_version);
   tcase_add_test (good, test_daemon_messages);
   tcase_add_test (good, test_wanted);
   suite_add_tcase (s, good);
