@@ -133,7 +133,7 @@ read_log (void)
 
 static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul", "evil-port",
                                "evil-flood", "stock", "busy", "deaf", "again", "old", "old-called",
-                               NULL };
+                               "old-caller", NULL };
 
 static gboolean with_ask_agent;
 static int call_connect_timeout;   /* seconds; 0: the daemon's own */
@@ -169,6 +169,7 @@ setup (void)
               "test.Big   *  work  vault          allow\n"
               "test.Esc   *  work  vault          allow\n"
               "test.Old   *  work  old-called     allow\n"
+              "test.Big   *  old-caller  vault    allow\n"
               "test.Echo  *  busy  vault          allow\n"
               "test.Env   *  work  @adminvm       allow\n"
               "admin.vm.List         *  work  @adminvm  allow target=dom0\n"
@@ -1421,6 +1422,64 @@ START_TEST (test_call_to_version_2_qube)
 }
 END_TEST
 
+/* A call made by a version 2 qube (MSG_TRIGGER_SERVICE, as Qubes 4.0's
+ * agent makes it; this test plays the caller) to a service of a version 3
+ * qube: the service's output, which its agent sends in messages of up to
+ * 64 KiB, reaches the caller in messages of at most 4096 bytes, all of it,
+ * then the exit code. */
+START_TEST (test_call_from_version_2_qube)
+{
+  g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", "old-caller", NULL);
+  AgentChan *ctrl = fake_guest_version ("old-caller", 2);
+  struct {
+    char service_name[64];      /* Qubes' trigger_service_params (version 2) */
+    char target_domain[32];
+    struct service_params request_id;
+  } trigger;
+  struct { struct msg_header h; struct peer_info p; } hello = { { MSG_HELLO, 4 }, { 2 } }, theirs;
+  unsigned char buf[MAX_DATA_CHUNK_V3];
+  struct exec_params *p = (struct exec_params *) buf;
+  struct msg_header h;
+  gsize total = 0;
+  AgentChan *data;
+  char err[512];
+
+  memset (&trigger, 0, sizeof trigger);
+  strcpy (trigger.service_name, "test.Big");
+  strcpy (trigger.target_domain, "vault");
+  strcpy (trigger.request_id.ident, "SOCKET7");
+  ck_assert_int_eq (data_send_msg (transport, ctrl, MSG_TRIGGER_SERVICE, &trigger, sizeof trigger), 0);
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, &h, sizeof h), 0);
+  ck_assert_uint_eq (h.type, MSG_SERVICE_CONNECT);
+  ck_assert_uint_le (h.len, sizeof buf);
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, buf, h.len), 0);
+  data = transport->listen (rundir, p->connect_port, 65536, 65536, err, sizeof err);
+  ck_assert_msg (data != NULL, "%s", err);
+  ck_assert_msg (transport->accept (data, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq (agent_chan_write_all (transport, data, &hello, sizeof hello), 0);
+  ck_assert_int_eq (agent_chan_read_exact (transport, data, &theirs, sizeof theirs), 0);
+  ck_assert_uint_eq (theirs.h.type, MSG_HELLO);
+  ck_assert_int_eq (data_send_msg (transport, data, MSG_DATA_STDIN, NULL, 0), 0);
+  for (;;)
+    {
+      ck_assert_int_eq (agent_chan_read_exact (transport, data, &h, sizeof h), 0);
+      if (h.type == MSG_DATA_EXIT_CODE)
+        break;
+      ck_assert_msg (h.type == MSG_DATA_STDOUT || h.type == MSG_DATA_STDERR, "type 0x%x", h.type);
+      ck_assert_uint_le (h.len, MAX_DATA_CHUNK_V2);
+      ck_assert_int_eq (agent_chan_read_exact (transport, data, buf, h.len), 0);
+      if (h.type == MSG_DATA_STDOUT)
+        total += h.len;
+    }
+  ck_assert_uint_eq (h.len, sizeof (int32_t));
+  ck_assert_int_eq (agent_chan_read_exact (transport, data, buf, h.len), 0);
+  ck_assert_int_eq (*(int32_t *) buf, 0);
+  ck_assert_uint_eq (total, 1500000);
+  transport->close (data);
+  transport->close (ctrl);
+}
+END_TEST
+
 /* The fixture's daemon serves qube `name` anew (as when it started
  * again); plays its new guest. */
 static AgentChan *
@@ -1613,6 +1672,7 @@ qrexec_suite (void)
   tcase_add_test (call, test_call_passes_data_both_ways);
   tcase_add_test (call, test_run_on_version_2_qube);
   tcase_add_test (call, test_call_to_version_2_qube);
+  tcase_add_test (call, test_call_from_version_2_qube);
   tcase_add_test (call, test_client_vm_options);
   tcase_add_test (call, test_call_both_directions_full);
   tcase_add_test (call, test_call_input_after_outputs_closed);
