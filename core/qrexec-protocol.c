@@ -460,6 +460,12 @@ _qube_qrexec_parser_wanted (QubeQrexecParser *parser)
   return HEADER_LEN + hdr.len > avail ? HEADER_LEN + hdr.len - avail : 0;
 }
 
+gsize
+_qube_qrexec_parser_pending (QubeQrexecParser *parser)
+{
+  return parser->buf->len - parser->start;
+}
+
 /* ---- encoders ------------------------------------------------------------ */
 
 static void

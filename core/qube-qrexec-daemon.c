@@ -424,11 +424,13 @@ call_event (QubeQrexecChan *chan, gpointer user_data)
         }
       return;
     }
-  /* The service's side is over once all it sent is read (its output and
-   * exit code are what the caller waits for); the caller's once it is
-   * gone. */
+  /* The service's side is over once all it sent is read and passed on
+   * (its output and exit code are what the caller waits for; what the
+   * parser holds waits for room toward the caller); the caller's once it
+   * is gone. */
   if (_qube_qrexec_chan_is_closed (call->source_chan, &reason) ||
-      _qube_qrexec_chan_is_finished (call->target_chan, &reason))
+      (_qube_qrexec_chan_is_finished (call->target_chan, &reason) &&
+       _qube_qrexec_parser_pending (call->target_parser) == 0))
     {
       g_message ("%s: ended before the service's exit code: the %s's data channel: %s", call->what,
                  _qube_qrexec_chan_is_closed (call->source_chan, NULL) ? "caller" : "service",
