@@ -460,12 +460,6 @@ _qube_qrexec_parser_wanted (QubeQrexecParser *parser)
   return HEADER_LEN + hdr.len > avail ? HEADER_LEN + hdr.len - avail : 0;
 }
 
-gsize
-_qube_qrexec_parser_pending (QubeQrexecParser *parser)
-{
-  return parser->buf->len - parser->start;
-}
-
 /* ---- encoders ------------------------------------------------------------ */
 
 static void
@@ -607,7 +601,7 @@ _qube_qrexec_append_data_chunked (GByteArray *out, guint32 type, const void *dat
     {
       gsize step = MIN (len - off, chunk);
 
-      _qube_qrexec_append_data (out, type, (const guint8 *) data + off, step);
+      _qube_qrexec_append_data (out, type, step > 0 ? (const guint8 *) data + off : NULL, step);
       off += step;
     }
   while (off < len);

@@ -149,8 +149,6 @@ gboolean _qube_qrexec_parser_next (QubeQrexecParser *parser, QubeQrexecMessage *
 /* How many more bytes the next message needs at least (a header, or the
  * rest of its payload): what to read next from a vchan with recv(). */
 gsize _qube_qrexec_parser_wanted (QubeQrexecParser *parser);
-/* Bytes fed and not handed out as messages yet. */
-gsize _qube_qrexec_parser_pending (QubeQrexecParser *parser);
 
 /* The version both sides use: 0 until the peer's MSG_HELLO was parsed. */
 guint32 _qube_qrexec_parser_get_version (QubeQrexecParser *parser);

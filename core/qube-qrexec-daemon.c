@@ -425,13 +425,18 @@ call_event (QubeQrexecChan *chan, gpointer user_data)
       return;
     }
   /* The service's side is over once all it sent is read and passed on
-   * (its output and exit code are what the caller waits for; what the
-   * parser holds waits for room toward the caller); the caller's once it
-   * is gone. */
+   * (its output and exit code are what the caller waits for): when its
+   * parser waits for more, not while it holds messages that wait for room
+   * toward the caller; the caller's once it is gone. */
   if (_qube_qrexec_chan_is_closed (call->source_chan, &reason) ||
       (_qube_qrexec_chan_is_finished (call->target_chan, &reason) &&
-       _qube_qrexec_parser_pending (call->target_parser) == 0))
+       _qube_qrexec_parser_wanted (call->target_parser) > 0))
     {
+      /* A caller that has not connected yet would wait for its data
+       * channel for ever: it learns of the end from that channel's end, as
+       * soon as it connects (or the time to connect is up). */
+      if (!call->source_seen && !_qube_qrexec_chan_is_closed (call->source_chan, NULL))
+        return;
       g_message ("%s: ended before the service's exit code: the %s's data channel: %s", call->what,
                  _qube_qrexec_chan_is_closed (call->source_chan, NULL) ? "caller" : "service",
                  reason);

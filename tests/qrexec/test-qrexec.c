@@ -133,7 +133,7 @@ read_log (void)
 
 static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul", "evil-port",
                                "evil-flood", "stock", "busy", "deaf", "again", "old", "old-called",
-                               "old-caller", NULL };
+                               "old-caller", "cut", NULL };
 
 static gboolean with_ask_agent;
 static int call_connect_timeout;   /* seconds; 0: the daemon's own */
@@ -170,6 +170,7 @@ setup (void)
               "test.Esc   *  work  vault          allow\n"
               "test.Old   *  work  old-called     allow\n"
               "test.Big   *  old-caller  vault    allow\n"
+              "test.Cut   *  work  cut            allow\n"
               "test.Echo  *  busy  vault          allow\n"
               "test.Env   *  work  @adminvm       allow\n"
               "admin.vm.List         *  work  @adminvm  allow target=dom0\n"
@@ -1485,6 +1486,64 @@ START_TEST (test_call_from_version_2_qube)
 }
 END_TEST
 
+/* A service that ends in the middle of a message (this test plays it):
+ * the call ends, its caller gets no exit code and says so, and the daemon
+ * says why; it does not wait for the rest of the message. */
+START_TEST (test_call_service_gone_mid_message)
+{
+  g_autofree char *client = build_path ("agent/qrexec-client-vm", NULL);
+  g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", "cut", NULL);
+  g_autofree char *log = NULL;
+  const char *const args[] = { "run", "--no-stdin", "work", "--", client, "cut", "test.Cut", NULL };
+  AgentChan *ctrl = fake_guest ("cut");
+  struct { struct msg_header h; struct peer_info p; } hello = { { MSG_HELLO, 4 }, { 3 } }, theirs;
+  struct msg_header part = { MSG_DATA_STDOUT, 100 };
+  unsigned char buf[MAX_DATA_CHUNK_V3];
+  struct exec_params *p = (struct exec_params *) buf;
+  struct msg_header h;
+  AgentChan *data;
+  char err[512];
+  int status = 0;
+  pid_t pid, done = 0;
+
+  pid = fork ();
+  if (pid == 0)
+    {
+      Run *run = qube_runv (NULL, NULL, args);
+
+      _exit (run->status);
+    }
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, &h, sizeof h), 0);
+  ck_assert_uint_eq (h.type, MSG_EXEC_CMDLINE);
+  ck_assert_uint_le (h.len, sizeof buf);
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, buf, h.len), 0);
+  data = transport->connect (rundir, p->connect_port, 10000, err, sizeof err);
+  ck_assert_msg (data != NULL, "%s", err);
+  ck_assert_int_eq (agent_chan_write_all (transport, data, &hello, sizeof hello), 0);
+  ck_assert_int_eq (agent_chan_read_exact (transport, data, &theirs, sizeof theirs), 0);
+  ck_assert_int_eq (agent_chan_write_all (transport, data, &part, sizeof part), 0);
+  ck_assert_int_eq (agent_chan_write_all (transport, data, "0123456789", 10), 0);
+  transport->close (data);
+  for (int i = 0; i < 300 && done == 0; i++)
+    {
+      done = waitpid (pid, &status, WNOHANG);
+      if (done == 0)
+        g_usleep (G_USEC_PER_SEC / 10);
+    }
+  if (done == 0)
+    {
+      kill (pid, SIGKILL);
+      waitpid (pid, NULL, 0);
+    }
+  transport->close (ctrl);
+  ck_assert_msg (done == pid, "the caller still waits 30 s after the service left: %s", read_log ());
+  ck_assert_msg (WIFEXITED (status) && WEXITSTATUS (status) != 0, "status %d", status);
+  log = read_log ();
+  ck_assert_msg (strstr (log, "call test.Cut from 'work' to 'cut': ended before the service's exit code") != NULL,
+                 "%s", log);
+}
+END_TEST
+
 /* The fixture's daemon serves qube `name` anew (as when it started
  * again); plays its new guest. */
 static AgentChan *
@@ -1678,6 +1737,7 @@ qrexec_suite (void)
   tcase_add_test (call, test_run_on_version_2_qube);
   tcase_add_test (call, test_call_to_version_2_qube);
   tcase_add_test (call, test_call_from_version_2_qube);
+  tcase_add_test (call, test_call_service_gone_mid_message);
   tcase_add_test (call, test_client_vm_options);
   tcase_add_test (call, test_call_both_directions_full);
   tcase_add_test (call, test_call_input_after_outputs_closed);
