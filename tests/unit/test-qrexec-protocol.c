@@ -340,6 +340,11 @@ START_TEST (test_data_chunked_for_the_version)
       off += len;
     }
 
+  /* An exact multiple: two full messages, no empty one behind them. */
+  g_byte_array_set_size (bytes, 0);
+  _qube_qrexec_append_data_chunked (bytes, MSG_DATA_STDOUT, data, 2 * MAX_DATA_CHUNK_V2, MAX_DATA_CHUNK_V2);
+  ck_assert_uint_eq (bytes->len, 2 * (sizeof (struct msg_header) + MAX_DATA_CHUNK_V2));
+
   g_byte_array_set_size (bytes, 0);
   _qube_qrexec_append_data_chunked (bytes, MSG_DATA_STDOUT, NULL, 0, MAX_DATA_CHUNK_V2);
   ck_assert_uint_eq (bytes->len, sizeof (struct msg_header));
