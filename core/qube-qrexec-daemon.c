@@ -132,6 +132,7 @@ struct _QrexecCall {
   QubeQrexecParser *source_parser;  /* messages of the calling side */
   QubeQrexecParser *target_parser;  /* messages of the process side */
   gboolean exit_passed;
+  gboolean service_over;            /* it ended (or broke off) without an exit code */
   gboolean source_seen, target_seen; /* each side's channel was connected */
   char *what;
   GSource *connect_timeout;
@@ -390,6 +391,31 @@ call_note_connected (QrexecCall *call)
   call->target_seen = call->target_seen || _qube_qrexec_chan_is_connected (call->target_chan);
 }
 
+/* The service's side is done (its exit code is passed on, or it ended
+ * without one): what waits for the caller goes to it, and its channel is
+ * closed once it is connected and has taken it all, so that its
+ * qrexec-client-vm learns of the end (a caller that never connects is
+ * ended by the connect timeout). */
+static void
+call_wind_up (QrexecCall *call)
+{
+  const char *reason = NULL;
+  gboolean closed = _qube_qrexec_chan_is_closed (call->source_chan, &reason);
+
+  if (_qube_qrexec_chan_queued (call->source_chan) == 0 &&
+      (closed || _qube_qrexec_chan_is_connected (call->source_chan)))
+    {
+      g_debug ("%s: finished", call->what);
+      call_free (call);
+    }
+  else if (closed)
+    {
+      g_message ("%s: the caller's data channel closed before it got %s: %s", call->what,
+                 call->exit_passed ? "the exit code" : "all of the service's output", reason);
+      call_free (call);
+    }
+}
+
 static void
 call_event (QubeQrexecChan *chan, gpointer user_data)
 {
@@ -398,49 +424,44 @@ call_event (QubeQrexecChan *chan, gpointer user_data)
 
   call_note_connected (call);
 
-  if (!call_relay (call, call->source_chan, call->source_parser, call->target_chan, call->target_parser) ||
-      !call_relay (call, call->target_chan, call->target_parser, call->source_chan, call->source_parser))
+  if (!call->service_over)
     {
-      call_free (call);
-      return;
+      /* The caller breaking the protocol ends the call; the service
+       * doing so ends its side (what it sent before still goes on). */
+      if (!call_relay (call, call->source_chan, call->source_parser, call->target_chan,
+                       call->target_parser))
+        {
+          call_free (call);
+          return;
+        }
+      if (!call_relay (call, call->target_chan, call->target_parser, call->source_chan,
+                       call->source_parser))
+        call->service_over = TRUE;
     }
-  if (call->exit_passed)
+  if (call->exit_passed || call->service_over)
     {
       /* The service may be gone already (it finished before the caller
        * connected): what matters is that the caller gets everything. */
-      gboolean closed = _qube_qrexec_chan_is_closed (call->source_chan, &reason);
-
-      if (_qube_qrexec_chan_queued (call->source_chan) == 0 &&
-          (closed || _qube_qrexec_chan_is_connected (call->source_chan)))
-        {
-          g_debug ("%s: finished", call->what);
-          call_free (call);
-        }
-      else if (closed)
-        {
-          g_message ("%s: the caller's data channel closed before it got the exit code: %s",
-                     call->what, reason);
-          call_free (call);
-        }
+      call_wind_up (call);
       return;
     }
-  /* The service's side is over once all it sent is read and passed on
-   * (its output and exit code are what the caller waits for): when its
-   * parser waits for more, not while it holds messages that wait for room
-   * toward the caller; the caller's once it is gone. */
-  if (_qube_qrexec_chan_is_closed (call->source_chan, &reason) ||
-      (_qube_qrexec_chan_is_finished (call->target_chan, &reason) &&
-       _qube_qrexec_parser_wanted (call->target_parser) > 0))
+  if (_qube_qrexec_chan_is_closed (call->source_chan, &reason))
     {
-      /* A caller that has not connected yet would wait for its data
-       * channel for ever: it learns of the end from that channel's end, as
-       * soon as it connects (or the time to connect is up). */
-      if (!call->source_seen && !_qube_qrexec_chan_is_closed (call->source_chan, NULL))
-        return;
-      g_message ("%s: ended before the service's exit code: the %s's data channel: %s", call->what,
-                 _qube_qrexec_chan_is_closed (call->source_chan, NULL) ? "caller" : "service",
-                 reason);
+      g_message ("%s: ended before the service's exit code: the caller's data channel: %s",
+                 call->what, reason);
       call_free (call);
+      return;
+    }
+  /* The service's side is over once all it sent is read and passed on:
+   * when its parser waits for more, not while it holds messages that wait
+   * for room toward the caller. */
+  if (_qube_qrexec_chan_is_finished (call->target_chan, &reason) &&
+      _qube_qrexec_parser_wanted (call->target_parser) > 0)
+    {
+      g_message ("%s: ended before the service's exit code: the service's data channel: %s",
+                 call->what, reason);
+      call->service_over = TRUE;
+      call_wind_up (call);
     }
 }
 

@@ -133,7 +133,7 @@ read_log (void)
 
 static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul", "evil-port",
                                "evil-flood", "stock", "busy", "deaf", "again", "old", "old-called",
-                               "old-caller", "cut", NULL };
+                               "old-caller", "cut", "cut-bad", NULL };
 
 static gboolean with_ask_agent;
 static int call_connect_timeout;   /* seconds; 0: the daemon's own */
@@ -171,6 +171,7 @@ setup (void)
               "test.Old   *  work  old-called     allow\n"
               "test.Big   *  old-caller  vault    allow\n"
               "test.Cut   *  work  cut            allow\n"
+              "test.Cut   *  work  cut-bad        allow\n"
               "test.Echo  *  busy  vault          allow\n"
               "test.Env   *  work  @adminvm       allow\n"
               "admin.vm.List         *  work  @adminvm  allow target=dom0\n"
@@ -1486,18 +1487,20 @@ START_TEST (test_call_from_version_2_qube)
 }
 END_TEST
 
-/* A service that ends in the middle of a message (this test plays it):
- * the call ends, its caller gets no exit code and says so, and the daemon
- * says why; it does not wait for the rest of the message. */
-START_TEST (test_call_service_gone_mid_message)
+/* Calls `service` of qube `name` from work while this test plays the
+ * service: it sends `len` bytes of `bytes` after its hello and leaves.
+ * The caller ends with an error within 20 s (less than the time a side
+ * has to connect), and the daemon's log says `why`. */
+static void
+assert_caller_learns_the_end (const char *name, const char *service, const void *bytes, gsize len,
+                              const char *why)
 {
   g_autofree char *client = build_path ("agent/qrexec-client-vm", NULL);
-  g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", "cut", NULL);
+  g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", name, NULL);
   g_autofree char *log = NULL;
-  const char *const args[] = { "run", "--no-stdin", "work", "--", client, "cut", "test.Cut", NULL };
-  AgentChan *ctrl = fake_guest ("cut");
+  const char *const args[] = { "run", "--no-stdin", "work", "--", client, name, service, NULL };
+  AgentChan *ctrl = fake_guest (name);
   struct { struct msg_header h; struct peer_info p; } hello = { { MSG_HELLO, 4 }, { 3 } }, theirs;
-  struct msg_header part = { MSG_DATA_STDOUT, 100 };
   unsigned char buf[MAX_DATA_CHUNK_V3];
   struct exec_params *p = (struct exec_params *) buf;
   struct msg_header h;
@@ -1521,10 +1524,9 @@ START_TEST (test_call_service_gone_mid_message)
   ck_assert_msg (data != NULL, "%s", err);
   ck_assert_int_eq (agent_chan_write_all (transport, data, &hello, sizeof hello), 0);
   ck_assert_int_eq (agent_chan_read_exact (transport, data, &theirs, sizeof theirs), 0);
-  ck_assert_int_eq (agent_chan_write_all (transport, data, &part, sizeof part), 0);
-  ck_assert_int_eq (agent_chan_write_all (transport, data, "0123456789", 10), 0);
+  ck_assert_int_eq (agent_chan_write_all (transport, data, bytes, len), 0);
   transport->close (data);
-  for (int i = 0; i < 300 && done == 0; i++)
+  for (int i = 0; i < 200 && done == 0; i++)
     {
       done = waitpid (pid, &status, WNOHANG);
       if (done == 0)
@@ -1536,11 +1538,35 @@ START_TEST (test_call_service_gone_mid_message)
       waitpid (pid, NULL, 0);
     }
   transport->close (ctrl);
-  ck_assert_msg (done == pid, "the caller still waits 30 s after the service left: %s", read_log ());
-  ck_assert_msg (WIFEXITED (status) && WEXITSTATUS (status) != 0, "status %d", status);
   log = read_log ();
-  ck_assert_msg (strstr (log, "call test.Cut from 'work' to 'cut': ended before the service's exit code") != NULL,
-                 "%s", log);
+  ck_assert_msg (done == pid, "the caller still waits 20 s after the service left; log:\n%s", log);
+  ck_assert_msg (WIFEXITED (status) && WEXITSTATUS (status) != 0, "status %d", status);
+  ck_assert_msg (strstr (log, why) != NULL, "'%s' not in the log:\n%s", why, log);
+}
+
+/* A service that ends in the middle of a message: the call ends (it does
+ * not wait for the rest of the message), and its caller with it, also
+ * when the service was done before the caller had connected. */
+START_TEST (test_call_service_gone_mid_message)
+{
+  struct { struct msg_header h; char part[10]; } msg = { { MSG_DATA_STDOUT, 100 }, "012345678" };
+
+  assert_caller_learns_the_end ("cut", "test.Cut", &msg, sizeof msg,
+                                "call test.Cut from 'work' to 'cut': ended before the service's "
+                                "exit code");
+}
+END_TEST
+
+/* A service that breaks the protocol: its call ends, and its caller with
+ * it. */
+START_TEST (test_call_service_breaking_protocol)
+{
+  struct msg_header bad = { 0x999, 0 };
+
+  assert_caller_learns_the_end ("cut-bad", "test.Cut", &bad, sizeof bad,
+                                "call test.Cut from 'work' to 'cut-bad': qrexec from 'cut-bad' "
+                                "(the process side of a data connection): unknown message type "
+                                "0x999; ending the call");
 }
 END_TEST
 
@@ -1738,6 +1764,7 @@ qrexec_suite (void)
   tcase_add_test (call, test_call_to_version_2_qube);
   tcase_add_test (call, test_call_from_version_2_qube);
   tcase_add_test (call, test_call_service_gone_mid_message);
+  tcase_add_test (call, test_call_service_breaking_protocol);
   tcase_add_test (call, test_client_vm_options);
   tcase_add_test (call, test_call_both_directions_full);
   tcase_add_test (call, test_call_input_after_outputs_closed);
