@@ -152,6 +152,9 @@ gsize _qube_qrexec_parser_wanted (QubeQrexecParser *parser);
 
 /* The version both sides use: 0 until the peer's MSG_HELLO was parsed. */
 guint32 _qube_qrexec_parser_get_version (QubeQrexecParser *parser);
+/* The largest data message on the parser's connection, either way: its
+ * negotiated protocol version's (version 2's until the hello). */
+gsize _qube_qrexec_parser_max_chunk (QubeQrexecParser *parser);
 
 /* Encoders, appending one whole message to `out`. */
 void _qube_qrexec_append_hello (GByteArray *out, guint32 version);
@@ -170,8 +173,5 @@ void _qube_qrexec_append_data (GByteArray *out, guint32 type, const void *data, 
 void _qube_qrexec_append_data_chunked (GByteArray *out, guint32 type, const void *data, gsize len,
                                        gsize chunk);
 void _qube_qrexec_append_exit_code (GByteArray *out, gint32 exit_code);
-/* The largest data message on the parser's connection, either way: its
- * negotiated protocol version's (version 2's until the hello). */
-gsize _qube_qrexec_parser_max_chunk (QubeQrexecParser *parser);
 
 G_END_DECLS

@@ -1077,6 +1077,20 @@ END_TEST
 
 /* ---- hostile guests ------------------------------------------------------ */
 
+/* Exchanges hellos on `chan` as a guest speaking qrexec protocol
+ * `version`; returns the daemon's version. */
+static guint32
+guest_hello (AgentChan *chan, guint32 version)
+{
+  struct { struct msg_header h; struct peer_info p; } hello = { { MSG_HELLO, 4 }, { version } }, theirs;
+
+  ck_assert_int_eq (agent_chan_write_all (transport, chan, &hello, sizeof hello), 0);
+  ck_assert_int_eq (agent_chan_read_exact (transport, chan, &theirs, sizeof theirs), 0);
+  ck_assert_uint_eq (theirs.h.type, MSG_HELLO);
+  ck_assert_uint_eq (theirs.h.len, 4);
+  return theirs.p.version;
+}
+
 /* Plays the guest of qube `name`, speaking qrexec protocol `version`:
  * offers the control channel, answers the daemon's hello. */
 static AgentChan *
@@ -1085,16 +1099,33 @@ fake_guest_version (const char *name, guint32 version)
   g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", name, NULL);
   char err[512];
   AgentChan *chan = transport->listen (rundir, VCHAN_BASE_PORT, 65536, 65536, err, sizeof err);
-  struct { struct msg_header h; struct peer_info p; } hello = { { MSG_HELLO, 4 }, { version } }, theirs;
 
   ck_assert_msg (chan != NULL, "%s", err);
   ck_assert_msg (transport->accept (chan, err, sizeof err) == 0, "%s", err);
-  ck_assert_int_eq (agent_chan_write_all (transport, chan, &hello, sizeof hello), 0);
-  ck_assert_int_eq (agent_chan_read_exact (transport, chan, &theirs, sizeof theirs), 0);
-  ck_assert_uint_eq (theirs.h.type, MSG_HELLO);
-  ck_assert_uint_eq (theirs.h.len, 4);
-  ck_assert_uint_eq (theirs.p.version, 3);
+  ck_assert_uint_eq (guest_hello (chan, version), 3);
   return chan;
+}
+
+/* As guest `name`, takes the request to run something the daemon sends
+ * on `ctrl` (MSG_EXEC_CMDLINE, read into `buf` of `size` bytes and
+ * NUL-terminated) and connects the data channel it offers. */
+static AgentChan *
+take_exec (const char *name, AgentChan *ctrl, unsigned char *buf, gsize size)
+{
+  g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", name, NULL);
+  struct exec_params *p = (struct exec_params *) buf;
+  struct msg_header h;
+  AgentChan *data;
+  char err[512];
+
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, &h, sizeof h), 0);
+  ck_assert_uint_eq (h.type, MSG_EXEC_CMDLINE);
+  ck_assert_uint_lt (h.len, size);
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, buf, h.len), 0);
+  buf[h.len] = '\0';
+  data = transport->connect (rundir, p->connect_port, 10000, err, sizeof err);
+  ck_assert_msg (data != NULL, "%s", err);
+  return data;
 }
 
 static AgentChan *
@@ -1225,13 +1256,10 @@ END_TEST
 static guint32
 run_on_stock (AgentChan *ctrl)
 {
-  g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", "stock", NULL);
-  struct msg_header h;
   unsigned char buf[4096];
   struct exec_params *p = (struct exec_params *) buf;
   int32_t code = 0;
   AgentChan *data;
-  char err[512];
   int status;
   pid_t pid = fork ();
 
@@ -1241,12 +1269,7 @@ run_on_stock (AgentChan *ctrl)
 
       _exit (run->status);
     }
-  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, &h, sizeof h), 0);
-  ck_assert_uint_eq (h.type, MSG_EXEC_CMDLINE);
-  ck_assert_uint_le (h.len, sizeof buf);
-  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, buf, h.len), 0);
-  data = transport->connect (rundir, p->connect_port, 10000, err, sizeof err);
-  ck_assert_msg (data != NULL, "%s", err);
+  data = take_exec ("stock", ctrl, buf, sizeof buf);
   ck_assert_int_ge (data_hello (transport, data, "data port"), 2);
   ck_assert_int_eq (data_send_msg (transport, data, MSG_DATA_STDOUT, NULL, 0), 0);
   ck_assert_int_eq (data_send_msg (transport, data, MSG_DATA_STDERR, NULL, 0), 0);
@@ -1327,28 +1350,16 @@ static void
 serve_on_version_2 (const char *name, AgentChan *ctrl, const char *command, gsize size,
                     const char *sum)
 {
-  g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", name, NULL);
   g_autoptr(GChecksum) got = g_checksum_new (G_CHECKSUM_SHA256);
-  struct { struct msg_header h; struct peer_info p; } hello = { { MSG_HELLO, 4 }, { 2 } }, theirs;
   unsigned char buf[MAX_DATA_CHUNK_V3];
   struct exec_params *p = (struct exec_params *) buf;
   struct msg_header h;
   gsize total = 0, largest = 0;
   int32_t code = 0;
-  AgentChan *data;
-  char err[512];
+  AgentChan *data = take_exec (name, ctrl, buf, sizeof buf);
 
-  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, &h, sizeof h), 0);
-  ck_assert_uint_eq (h.type, MSG_EXEC_CMDLINE);
-  ck_assert_uint_le (h.len, sizeof buf - 1);
-  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, buf, h.len), 0);
-  buf[h.len] = '\0';
   ck_assert_msg (strstr ((char *) p->cmdline, command) != NULL, "%s", p->cmdline);
-  data = transport->connect (rundir, p->connect_port, 10000, err, sizeof err);
-  ck_assert_msg (data != NULL, "%s", err);
-  ck_assert_int_eq (agent_chan_write_all (transport, data, &hello, sizeof hello), 0);
-  ck_assert_int_eq (agent_chan_read_exact (transport, data, &theirs, sizeof theirs), 0);
-  ck_assert_uint_eq (theirs.h.type, MSG_HELLO);
+  guest_hello (data, 2);
   do
     {
       ck_assert_int_eq (agent_chan_read_exact (transport, data, &h, sizeof h), 0);
@@ -1439,7 +1450,6 @@ START_TEST (test_call_from_version_2_qube)
     char target_domain[32];
     struct service_params request_id;
   } trigger;
-  struct { struct msg_header h; struct peer_info p; } hello = { { MSG_HELLO, 4 }, { 2 } }, theirs;
   unsigned char buf[MAX_DATA_CHUNK_V3];
   struct exec_params *p = (struct exec_params *) buf;
   struct msg_header h;
@@ -1459,9 +1469,7 @@ START_TEST (test_call_from_version_2_qube)
   data = transport->listen (rundir, p->connect_port, 65536, 65536, err, sizeof err);
   ck_assert_msg (data != NULL, "%s", err);
   ck_assert_msg (transport->accept (data, err, sizeof err) == 0, "%s", err);
-  ck_assert_int_eq (agent_chan_write_all (transport, data, &hello, sizeof hello), 0);
-  ck_assert_int_eq (agent_chan_read_exact (transport, data, &theirs, sizeof theirs), 0);
-  ck_assert_uint_eq (theirs.h.type, MSG_HELLO);
+  guest_hello (data, 2);
   ck_assert_int_eq (data_send_msg (transport, data, MSG_DATA_STDIN, NULL, 0), 0);
   /* The service is done long before this caller has read it all: its
    * exit code waits in the daemon behind the output. */
@@ -1496,16 +1504,11 @@ assert_caller_learns_the_end (const char *name, const char *service, const void 
                               const char *why)
 {
   g_autofree char *client = build_path ("agent/qrexec-client-vm", NULL);
-  g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", name, NULL);
   g_autofree char *log = NULL;
   const char *const args[] = { "run", "--no-stdin", "work", "--", client, name, service, NULL };
   AgentChan *ctrl = fake_guest (name);
-  struct { struct msg_header h; struct peer_info p; } hello = { { MSG_HELLO, 4 }, { 3 } }, theirs;
   unsigned char buf[MAX_DATA_CHUNK_V3];
-  struct exec_params *p = (struct exec_params *) buf;
-  struct msg_header h;
   AgentChan *data;
-  char err[512];
   int status = 0;
   pid_t pid, done = 0;
 
@@ -1516,14 +1519,8 @@ assert_caller_learns_the_end (const char *name, const char *service, const void 
 
       _exit (run->status);
     }
-  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, &h, sizeof h), 0);
-  ck_assert_uint_eq (h.type, MSG_EXEC_CMDLINE);
-  ck_assert_uint_le (h.len, sizeof buf);
-  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, buf, h.len), 0);
-  data = transport->connect (rundir, p->connect_port, 10000, err, sizeof err);
-  ck_assert_msg (data != NULL, "%s", err);
-  ck_assert_int_eq (agent_chan_write_all (transport, data, &hello, sizeof hello), 0);
-  ck_assert_int_eq (agent_chan_read_exact (transport, data, &theirs, sizeof theirs), 0);
+  data = take_exec (name, ctrl, buf, sizeof buf);
+  guest_hello (data, 3);
   ck_assert_int_eq (agent_chan_write_all (transport, data, bytes, len), 0);
   transport->close (data);
   for (int i = 0; i < 200 && done == 0; i++)
