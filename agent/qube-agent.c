@@ -681,8 +681,12 @@ trigger_client_read (TriggerClient *c, AgentChan *ctrl)
         }
     }
   params = (struct trigger_service_params3 *) c->payload;
+  /* What the daemon would take as a malformed message, and close the
+   * qube's control connection for, never leaves: any program in the qube
+   * may write here.  (A name it merely refuses goes on, to be refused.) */
   if (memchr (params->target_domain, '\0', sizeof params->target_domain) == NULL ||
-      c->payload[c->hdr.len - 1] != '\0')
+      c->payload[c->hdr.len - 1] != '\0' ||
+      strlen (c->payload + sizeof *params) != c->hdr.len - sizeof *params - 1)
     {
       trigger_client_end (c, 1);
       return;

@@ -45,6 +45,7 @@ _qube_qrexec_message_free (QubeQrexecMessage *msg)
   g_free (msg->target_domain);
   g_free (msg->service_name);
   g_free (msg->ident);
+  g_free (msg->refusal);
   g_clear_pointer (&msg->data, g_bytes_unref);
   g_free (msg);
 }
@@ -188,6 +189,44 @@ take_string (QubeQrexecParser *parser, const guint8 *field, gsize size, gboolean
       return parser_fail (parser, error, "%s contains the byte 0x%02x, which is not allowed",
                           what, field[i]);
   *out = g_strndup ((const char *) field, len);
+  return TRUE;
+}
+
+/* A field of a service request (MSG_TRIGGER_SERVICE*).  A field that is
+ * not NUL-terminated within its bytes, or (`exact`) that hides bytes after
+ * its end, makes the message malformed.  One that is empty where that is
+ * not allowed, has a character outside the allowed set or (the request
+ * ident) something after its end is a well-formed request to refuse, as
+ * Qubes' daemon refuses it: `*refusal` gets the first such reason and the
+ * connection goes on.  `*out` is the field as sent. */
+static gboolean
+take_request_field (QubeQrexecParser *parser, const guint8 *field, gsize size, gboolean exact,
+                    gboolean may_be_empty, const char *what, const char *extra, char **out,
+                    char **refusal, GError **error)
+{
+  const guint8 *nul = memchr (field, '\0', size);
+  gsize len;
+  g_autofree char *why = NULL;
+
+  if (nul == NULL)
+    return parser_fail (parser, error, "%s is not NUL-terminated within its %zu bytes", what, size);
+  len = (gsize) (nul - field);
+  for (gsize i = len + 1; i < size; i++)
+    if (field[i] != '\0')
+      {
+        if (exact)
+          return parser_fail (parser, error, "%s has a NUL byte inside it", what);
+        if (strcmp (extra, EXTRA_IDENT) == 0 && why == NULL)
+          why = g_strdup_printf ("%s has bytes after its end", what);
+      }
+  if (why == NULL && len == 0 && !may_be_empty)
+    why = g_strdup_printf ("%s is empty", what);
+  for (gsize i = 0; i < len && why == NULL; i++)
+    if (!char_allowed ((char) field[i], extra))
+      why = g_strdup_printf ("%s contains the byte 0x%02x, which is not allowed", what, field[i]);
+  *out = g_strndup ((const char *) field, len);
+  if (*refusal == NULL)
+    *refusal = g_steal_pointer (&why);
   return TRUE;
 }
 
@@ -344,30 +383,41 @@ parse_payload (QubeQrexecParser *parser, QubeQrexecMessage *msg, const guint8 *p
       return parse_exec (parser, msg, p, len, error);
 
     case MSG_SERVICE_REFUSED:
-      return take_string (parser, p, len, FALSE, "the request ident", EXTRA_IDENT, &msg->ident, error);
+      /* The ident of the refused request, as it was sent. */
+      if (memchr (p, '\0', len) == NULL)
+        return parser_fail (parser, error, "the request ident is not NUL-terminated within its %zu bytes",
+                            len);
+      msg->ident = g_strdup ((const char *) p);
+      return TRUE;
 
     case MSG_TRIGGER_SERVICE:
       {
         const struct trigger_service_params *t = (const void *) p;
 
-        return take_string (parser, (const guint8 *) t->service_name, sizeof t->service_name, FALSE,
-                            "the service name", EXTRA_SERVICE, &msg->service_name, error) &&
-               take_string (parser, (const guint8 *) t->target_domain, sizeof t->target_domain, FALSE,
-                            "the target", EXTRA_TARGET, &msg->target_domain, error) &&
-               take_string (parser, (const guint8 *) t->request_id.ident, sizeof t->request_id.ident,
-                            FALSE, "the request ident", EXTRA_IDENT, &msg->ident, error);
+        return take_request_field (parser, (const guint8 *) t->service_name, sizeof t->service_name,
+                                   FALSE, FALSE, "the service name", EXTRA_SERVICE,
+                                   &msg->service_name, &msg->refusal, error) &&
+               take_request_field (parser, (const guint8 *) t->target_domain, sizeof t->target_domain,
+                                   FALSE, TRUE, "the target", EXTRA_TARGET, &msg->target_domain,
+                                   &msg->refusal, error) &&
+               take_request_field (parser, (const guint8 *) t->request_id.ident,
+                                   sizeof t->request_id.ident, FALSE, TRUE, "the request ident",
+                                   EXTRA_IDENT, &msg->ident, &msg->refusal, error);
       }
 
     case MSG_TRIGGER_SERVICE3:
       {
         const struct trigger_service_params3 *t = (const void *) p;
 
-        return take_string (parser, (const guint8 *) t->target_domain, sizeof t->target_domain, FALSE,
-                            "the target", EXTRA_TARGET, &msg->target_domain, error) &&
-               take_string (parser, (const guint8 *) t->request_id.ident, sizeof t->request_id.ident,
-                            FALSE, "the request ident", EXTRA_IDENT, &msg->ident, error) &&
-               take_string (parser, p + sizeof *t, len - sizeof *t, TRUE,
-                            "the service name", EXTRA_SERVICE, &msg->service_name, error);
+        return take_request_field (parser, (const guint8 *) t->target_domain, sizeof t->target_domain,
+                                   FALSE, TRUE, "the target", EXTRA_TARGET, &msg->target_domain,
+                                   &msg->refusal, error) &&
+               take_request_field (parser, (const guint8 *) t->request_id.ident,
+                                   sizeof t->request_id.ident, FALSE, TRUE, "the request ident",
+                                   EXTRA_IDENT, &msg->ident, &msg->refusal, error) &&
+               take_request_field (parser, p + sizeof *t, len - sizeof *t, TRUE, FALSE,
+                                   "the service name", EXTRA_SERVICE, &msg->service_name,
+                                   &msg->refusal, error);
       }
 
     case MSG_CONNECTION_TERMINATED:
@@ -396,13 +446,14 @@ parse_payload (QubeQrexecParser *parser, QubeQrexecMessage *msg, const guint8 *p
     }
 }
 
-/* A service name is also a file name on the agent's side. */
-static gboolean
-check_service_name (QubeQrexecParser *parser, const char *name, GError **error)
+/* A service name is also a file name on the agent's side: one that does
+ * not start with a service is refused. */
+static void
+check_service_name (QubeQrexecMessage *msg)
 {
-  if (name[0] == '+' || name[0] == '.')
-    return parser_fail (parser, error, "the service name '%s' does not start with a service", name);
-  return TRUE;
+  if (msg->refusal == NULL && (msg->service_name[0] == '+' || msg->service_name[0] == '.'))
+    msg->refusal = g_strdup_printf ("the service name '%s' does not start with a service",
+                                    msg->service_name);
 }
 
 gboolean
@@ -436,8 +487,8 @@ _qube_qrexec_parser_next (QubeQrexecParser *parser, QubeQrexecMessage **msg, GEr
   parsed->type = hdr.type;
   if (!parse_payload (parser, parsed, p + HEADER_LEN, hdr.len, error))
     return FALSE;
-  if (parsed->service_name != NULL && !check_service_name (parser, parsed->service_name, error))
-    return FALSE;
+  if (parsed->service_name != NULL)
+    check_service_name (parsed);
   parser->start += HEADER_LEN + hdr.len;
   parser->header_checked = FALSE;
   *msg = g_steal_pointer (&parsed);
@@ -541,8 +592,14 @@ _qube_qrexec_append_service_refused (GByteArray *out, const char *ident, GError 
   struct service_params params;
 
   memset (&params, 0, sizeof params);
-  if (!name_ok (ident, sizeof params.ident, EXTRA_IDENT, "request ident", error))
-    return FALSE;
+  /* The ident is the one the request came with, whatever it was: the
+   * agent matches the answer with it (Qubes' daemon echoes it too). */
+  if (strlen (ident) >= sizeof params.ident)
+    {
+      g_set_error (error, QUBE_ERROR, QUBE_ERROR_INVALID,
+                   "qrexec request ident '%s' is longer than %zu bytes", ident, sizeof params.ident - 1);
+      return FALSE;
+    }
   memcpy (params.ident, ident, strlen (ident));
   append_header (out, MSG_SERVICE_REFUSED, sizeof params);
   g_byte_array_append (out, (const guint8 *) &params, sizeof params);

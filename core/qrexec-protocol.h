@@ -105,7 +105,8 @@ typedef enum {
 } QubeQrexecSource;
 
 /* A validated message.  Strings are NUL-terminated copies made of the
- * allowed characters; fields not used by `type` are zero/NULL. */
+ * allowed characters (except in a request with `refusal` set); fields not
+ * used by `type` are zero/NULL. */
 typedef struct {
   guint32 type;
   guint32 version;          /* MSG_HELLO: what the peer announced */
@@ -116,6 +117,9 @@ typedef struct {
   char *target_domain;      /* MSG_TRIGGER_SERVICE, MSG_TRIGGER_SERVICE3 */
   char *service_name;       /* "service+arg" */
   char *ident;              /* request id: TRIGGER_SERVICE*, SERVICE_REFUSED, SERVICE_CONNECT */
+  char *refusal;            /* MSG_TRIGGER_SERVICE*: a well-formed request that is refused
+                             * (empty or disallowed characters), why; its strings are then
+                             * as sent, not checked */
   GBytes *data;             /* MSG_DATA_STDIN/STDOUT/STDERR */
   gboolean eof;             /* an empty MSG_DATA_STDIN or MSG_DATA_STDOUT */
   gint32 exit_code;         /* MSG_DATA_EXIT_CODE */

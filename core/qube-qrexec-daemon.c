@@ -1240,8 +1240,11 @@ ask_done (GObject *source_object, GAsyncResult *result, gpointer user_data)
 /* A service request from qube `q`.  FALSE: the qube misbehaved and its
  * connection was closed. */
 static gboolean
-handle_trigger (QrexecQube *q, const char *target, const char *ident, const char *service_name)
+handle_trigger (QrexecQube *q, QubeQrexecMessage *msg)
 {
+  const char *target = msg->target_domain;
+  const char *ident = msg->ident;
+  const char *service_name = msg->service_name;
   QubeQrexecDaemon *self = q->daemon;
   g_autofree char *service = NULL;
   g_autofree char *argument = NULL;
@@ -1254,6 +1257,17 @@ handle_trigger (QrexecQube *q, const char *target, const char *ident, const char
     {
       qube_close (q, "it sends service requests faster than allowed (flood)");
       return FALSE;
+    }
+  if (msg->refusal != NULL)
+    {
+      /* Well-formed but not a request to act on (a name that is empty or
+       * has a character no qube or service name has): refused, as Qubes
+       * refuses it; the qube's other calls go on. */
+      g_autofree char *shown = g_strescape (service_name, NULL);
+
+      g_message ("call %s from '%s' refused: %s", shown, q->name, msg->refusal);
+      refuse (q, ident);
+      return TRUE;
     }
   if (q->active_calls >= MAX_CALLS_PER_QUBE)
     {
@@ -1358,7 +1372,7 @@ handle_control_message (QrexecQube *q, QubeQrexecMessage *msg, gboolean *closed)
       break;
     case MSG_TRIGGER_SERVICE:
     case MSG_TRIGGER_SERVICE3:
-      *closed = !handle_trigger (q, msg->target_domain, msg->ident, msg->service_name);
+      *closed = !handle_trigger (q, msg);
       break;
     case MSG_CONNECTION_TERMINATED:
       /* The agent may only speak of ports this daemon offered it.  One it

@@ -393,7 +393,7 @@ START_TEST (test_agent_slow_local_callers)
   g_autoptr(GByteArray) fast_req = call_request ("test.Fast");
   g_autofree char *slow_ident = NULL, *fast_ident = NULL, *last_ident = NULL;
   struct msg_header huge = { MSG_TRIGGER_SERVICE3, 1 << 30 }, h;
-  int silent, slow, fast, big, last, many[200];
+  int silent, slow, fast, big, bad, last, many[200];
 
   agent_start (&a);
   silent = trigger_connect (&a);
@@ -417,6 +417,21 @@ START_TEST (test_agent_slow_local_callers)
   ck_assert_int_eq (write (slow, slow_req->data + 4, slow_req->len - 4), slow_req->len - 4);
   slow_ident = assert_forwarded (&a, "test.Slow");
   ck_assert_str_ne (slow_ident, fast_ident);
+
+  /* A NUL inside the service name would make the daemon close the
+   * qube's control connection: refused here, nothing forwarded. */
+  {
+    g_autoptr(GByteArray) nul_req = call_request ("test.X\001Y");
+
+    nul_req->data[nul_req->len - 3] = '\0';
+    bad = trigger_connect (&a);
+    ck_assert_int_eq (write (bad, nul_req->data, nul_req->len), nul_req->len);
+    ck_assert_int_eq (recv (bad, &h, sizeof h, MSG_WAITALL), sizeof h);
+    ck_assert_uint_eq (h.type, MSG_SERVICE_REFUSED);
+    ck_assert_int_eq (recv (bad, &h, sizeof h, 0), 0);
+    assert_quiet (a.ctrl);
+    close (bad);
+  }
 
   /* More silent callers than the agent keeps: the oldest give way (they
    * are refused), and a caller that asks is still heard. */

@@ -133,7 +133,7 @@ read_log (void)
 
 static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul", "evil-port",
                                "evil-flood", "stock", "busy", "deaf", "again", "old", "old-called",
-                               "old-caller", "cut", "cut-bad", NULL };
+                               "old-caller", "cut", "cut-bad", "odd", NULL };
 
 static gboolean with_ask_agent;
 static int call_connect_timeout;   /* seconds; 0: the daemon's own */
@@ -174,6 +174,7 @@ setup (void)
               "test.Cut   *  work  cut-bad        allow\n"
               "test.Echo  *  busy  vault          allow\n"
               "test.Env   *  work  @adminvm       allow\n"
+              "test.Env   *  odd   @default       deny\n"
               "admin.vm.List         *  work  @adminvm  allow target=dom0\n"
               "admin.vm.feature.Set  *  work  work      allow target=dom0\n"
               "admin.vm.feature.Get  *  work  work      allow target=dom0\n"
@@ -1248,6 +1249,60 @@ START_TEST (test_hostile_flood_of_requests)
 }
 END_TEST
 
+/* Sends MSG_TRIGGER_SERVICE3 (`name` of `name_len` bytes, its NUL
+ * included) and reads the daemon's answer: MSG_SERVICE_REFUSED for `ident`. */
+static void
+assert_request_refused (AgentChan *chan, const char *target, const char *ident, const char *name,
+                        gsize name_len)
+{
+  struct {
+    struct trigger_service_params3 p;
+    char name[32];
+  } msg;
+  struct msg_header h;
+  struct service_params answer;
+
+  memset (&msg, 0, sizeof msg);
+  strcpy (msg.p.target_domain, target);
+  strcpy (msg.p.request_id.ident, ident);
+  memcpy (msg.name, name, name_len);
+  ck_assert_int_eq (data_send_msg (transport, chan, MSG_TRIGGER_SERVICE3, &msg,
+                                   sizeof msg.p + name_len), 0);
+  ck_assert_int_eq (agent_chan_read_exact (transport, chan, &h, sizeof h), 0);
+  ck_assert_uint_eq (h.type, MSG_SERVICE_REFUSED);
+  ck_assert_uint_eq (h.len, sizeof answer);
+  ck_assert_int_eq (agent_chan_read_exact (transport, chan, &answer, sizeof answer), 0);
+  ck_assert_str_eq (answer.ident, ident);
+}
+
+/* Requests that are well-formed but name no qube or service a name could
+ * be (a typo in qrexec-client-vm's arguments, or any program in the qube
+ * talking to its agent) are refused, as Qubes refuses them: the qube is
+ * not cut off.  An empty target is @default, as in Qubes. */
+START_TEST (test_odd_names_refused)
+{
+  AgentChan *chan = fake_guest ("odd");
+  g_autofree char *log = NULL;
+
+  assert_request_refused (chan, "../etc", "SOCKET1", "test.Env", 9);
+  assert_request_refused (chan, "vault", "SOCKET2", "test Env", 9);
+  assert_request_refused (chan, "vault", "SOCKET3", "\0", 2);
+  assert_request_refused (chan, "vault", "SOCKET4", "+arg", 5);
+  assert_request_refused (chan, "", "SOCKET5", "test.Env", 9);
+  log = read_log ();
+  ck_assert_msg (strstr (log, "call test.Env from 'odd' refused: the target contains the byte 0x2f") != NULL &&
+                 strstr (log, "call test Env from 'odd' refused: the service name contains the byte 0x20") != NULL &&
+                 strstr (log, "from 'odd' refused: the service name is empty") != NULL &&
+                 strstr (log, "call +arg from 'odd' refused: the service name '+arg' does not start with a service") != NULL,
+                 "%s", log);
+  /* The empty target went to the policy, whose @default rule denied it. */
+  ck_assert_msg (strstr (log, "call test.Env from 'odd' to '' refused: ") != NULL &&
+                 strstr (log, "30-test.policy:") != NULL, "%s", log);
+  ck_assert_msg (strstr (log, "qube 'odd'") == NULL, "the qube was cut off:\n%s", log);
+  transport->close (chan);
+}
+END_TEST
+
 /* ---- a stock Qubes agent's port handling ---------------------------------- */
 
 /* `qube run stock -- true`, with this test playing the guest as a stock
@@ -1795,6 +1850,7 @@ qrexec_suite (void)
   tcase_add_test (hostile, test_hostile_port_never_offered);
   tcase_add_test (hostile, test_calls_over_the_limit_refused);
   tcase_add_test (hostile, test_hostile_flood_of_requests);
+  tcase_add_test (hostile, test_odd_names_refused);
   tcase_add_test (hostile, test_hostile_deaf_guest);
   suite_add_tcase (s, hostile);
   return s;

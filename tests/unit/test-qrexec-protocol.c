@@ -396,6 +396,22 @@ START_TEST (test_daemon_messages)
   refused = expect_message (parser, bytes);
   ck_assert_uint_eq (refused->type, MSG_SERVICE_REFUSED);
   ck_assert_str_eq (refused->ident, "SOCKET7");
+
+  /* A refusal carries the ident the request came with, as it was (an
+   * empty one, or one with characters an ident does not have). */
+  for (gsize i = 0; i < 2; i++)
+    {
+      const char *ident = i == 0 ? "a/b\n" : "";
+      g_autoptr(QubeQrexecMessage) echoed = NULL;
+
+      g_byte_array_set_size (bytes, 0);
+      ck_assert (_qube_qrexec_append_service_refused (bytes, ident, &error));
+      echoed = expect_message (parser, bytes);
+      ck_assert_str_eq (echoed->ident, ident);
+    }
+  g_byte_array_set_size (bytes, 0);
+  ck_assert (!_qube_qrexec_append_service_refused (bytes, "0123456789012345678901234567890123", &error));
+  ck_assert_uint_eq (bytes->len, 0);
 }
 END_TEST
 
@@ -516,14 +532,7 @@ START_TEST (test_refused_missing_nul)
     { "vault", 6, no_nul, 32, "qubes.Echo", 11, "the request ident is not NUL-terminated within its 32 bytes" },
     { "vault", 6, "1", 2, "qubes.Echo", 10, "the service name is not NUL-terminated" },
     { "vault", 6, "1", 2, "qubes.Echo\0x", 13, "the service name has a NUL byte inside it" },
-    { "", 1, "1", 2, "qubes.Echo", 11, "the target is empty" },
-    { "vault", 6, "", 1, "qubes.Echo", 11, "the request ident is empty" },
     { "vault", 6, "1", 2, "", 1, "MSG_TRIGGER_SERVICE3 of 97 bytes, allowed 98" },
-    { "../etc", 7, "1", 2, "qubes.Echo", 11, "the target contains the byte 0x2f" },
-    { "vault", 6, "1", 2, "qubes Echo", 11, "the service name contains the byte 0x20" },
-    { "vault", 6, "1\n", 3, "qubes.Echo", 11, "the request ident contains the byte 0x0a" },
-    { "vault", 6, "1", 2, "+arg", 5, "does not start with a service" },
-    { "vault", 6, "1", 2, "..", 3, "does not start with a service" },
   };
 
   memset (no_nul, 'a', sizeof no_nul);
@@ -535,6 +544,57 @@ START_TEST (test_refused_missing_nul)
       trigger3_raw (bytes, cases[i].target, cases[i].target_len, cases[i].ident,
                     cases[i].ident_len, cases[i].name, cases[i].name_len);
       expect_refused (parser, bytes, cases[i].needle);
+    }
+}
+END_TEST
+
+/* A well-formed request whose names are empty or hold characters no name
+ * has is handed out to be refused (the daemon answers MSG_SERVICE_REFUSED,
+ * as Qubes' does), and the connection goes on: the next request parses. */
+START_TEST (test_request_to_refuse)
+{
+  struct {
+    const char *target; gsize target_len;
+    const char *ident; gsize ident_len;
+    const char *name; gsize name_len;
+    const char *needle;   /* NULL: not refused */
+  } cases[] = {
+    { "", 1, "1", 2, "qubes.Echo", 11, NULL },
+    { "vault", 6, "", 1, "qubes.Echo", 11, NULL },
+    { "vault", 6, "1", 2, "\0", 2, "the service name is empty" },
+    { "../etc", 7, "1", 2, "qubes.Echo", 11, "the target contains the byte 0x2f" },
+    { "vault", 6, "1", 2, "qubes Echo", 11, "the service name contains the byte 0x20" },
+    { "vault", 6, "1\n", 3, "qubes.Echo", 11, "the request ident contains the byte 0x0a" },
+    { "vault", 6, "1\0x", 4, "qubes.Echo", 11, "the request ident has bytes after its end" },
+    { "vault", 6, "1", 2, "+arg", 5, "does not start with a service" },
+    { "vault", 6, "1", 2, "..", 3, "does not start with a service" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(QubeQrexecParser) parser = parser_after_hello (QUBE_QREXEC_FROM_AGENT, 3);
+      g_autoptr(GByteArray) bytes = g_byte_array_new ();
+      g_autoptr(GError) error = NULL;
+      g_autoptr(QubeQrexecMessage) msg = NULL;
+      g_autoptr(QubeQrexecMessage) next = NULL;
+
+      trigger3_raw (bytes, cases[i].target, cases[i].target_len, cases[i].ident,
+                    cases[i].ident_len, cases[i].name, cases[i].name_len);
+      msg = expect_message (parser, bytes);
+      ck_assert_uint_eq (msg->type, MSG_TRIGGER_SERVICE3);
+      ck_assert_str_eq (msg->target_domain, cases[i].target);
+      ck_assert_str_eq (msg->ident, cases[i].ident);
+      ck_assert_str_eq (msg->service_name, cases[i].name);
+      if (cases[i].needle == NULL)
+        ck_assert_msg (msg->refusal == NULL, "case %zu refused: %s", i, msg->refusal);
+      else
+        ck_assert_msg (msg->refusal != NULL && strstr (msg->refusal, cases[i].needle) != NULL,
+                       "case %zu: '%s' does not say '%s'", i, msg->refusal, cases[i].needle);
+      g_byte_array_set_size (bytes, 0);
+      ck_assert (_qube_qrexec_append_trigger_service3 (bytes, "vault", "2", "qubes.Echo", &error));
+      next = expect_message (parser, bytes);
+      ck_assert_str_eq (next->ident, "2");
+      ck_assert_ptr_null (next->refusal);
     }
 }
 END_TEST
@@ -654,6 +714,7 @@ qrexec_protocol_suite (void)
   tcase_add_test (bad, test_refused_data_chunk_too_big);
   tcase_add_test (bad, test_refused_truncated_struct);
   tcase_add_test (bad, test_refused_missing_nul);
+  tcase_add_test (bad, test_request_to_refuse);
   tcase_add_test (bad, test_refused_bad_cmdline);
   tcase_add_test (bad, test_refused_wrong_direction);
   tcase_add_test (bad, test_refused_data_after_eof);
