@@ -2,7 +2,7 @@
  * directory: one process holds every qube's vchan link, so it can join a
  * call from one qube to another and relay the calls of dom0 programs.
  *
- *   qube-qrexec-daemon [--state-dir DIR] [--policy-dir DIR]
+ *   qube-qrexec-daemon [--state-dir DIR] [--policy-dir DIR] [--ask-agent PROGRAM]
  *
  * qube_vm_start() spawns it detached when it is not running, and talks to
  * it on RUNTIME/qrexec-daemon.sock, one request per connection, a line
@@ -619,6 +619,7 @@ main (int argc, char **argv)
 {
   g_autofree char *state_dir = NULL;
   g_autofree char *policy_dir = NULL;
+  g_autofree char *ask_agent = NULL;
   g_autofree char *lock_path = NULL;
   g_autofree char *pidfile = NULL;
   g_autofree char *pid = NULL;
@@ -650,6 +651,9 @@ main (int argc, char **argv)
     { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "The state directory", "DIR" },
     { "policy-dir", 0, 0, G_OPTION_ARG_FILENAME, &policy_dir,
       "The qrexec policy directory (default: $QUBE_POLICY_DIR, else the system's)", "DIR" },
+    { "ask-agent", 0, 0, G_OPTION_ARG_FILENAME, &ask_agent,
+      "The program asked to decide calls an 'ask' rule matches (default: $QUBE_ASK_AGENT; "
+      "with none, they are denied)", "PROGRAM" },
     { NULL }
   };
 
@@ -664,8 +668,6 @@ main (int argc, char **argv)
                error != NULL ? error->message : "usage: qube-qrexec-daemon [OPTION…]");
       return 2;
     }
-  if (policy_dir == NULL && g_getenv ("QUBE_POLICY_DIR") != NULL)
-    policy_dir = g_strdup (g_getenv ("QUBE_POLICY_DIR"));
   if (state_dir == NULL)
     state_dir = qube_manager_default_state_dir ();
   manager = qube_manager_new (state_dir, &error);
@@ -712,9 +714,12 @@ main (int argc, char **argv)
       return 1;
     }
 
+  /* Without the options, the environment's (see qube_qrexec_daemon_new()). */
   daemon = qube_qrexec_daemon_new (manager);
   if (policy_dir != NULL)
     qube_qrexec_daemon_set_policy_dir (daemon, policy_dir);
+  if (ask_agent != NULL)
+    qube_qrexec_daemon_set_ask_agent (daemon, *ask_agent != '\0' ? ask_agent : NULL);
   loop = g_main_loop_new (NULL, FALSE);
   d.manager = manager;
   d.daemon = daemon;

@@ -1789,7 +1789,9 @@ _qube_qrexec_daemon_set_last_data_port (QubeQrexecDaemon *self, guint32 port)
  *
  * Creates the qrexec daemon.  Its sources run in the thread-default main
  * context of the caller; the policy comes from `$QUBE_POLICY_DIR` or
- * the default directory until qube_qrexec_daemon_set_policy_dir().
+ * the default directory until qube_qrexec_daemon_set_policy_dir(), and
+ * `ask` rules go to the program `$QUBE_ASK_AGENT` (none when unset: they
+ * deny) until qube_qrexec_daemon_set_ask_agent().
  *
  * Returns: (transfer full): a new #QubeQrexecDaemon
  */
@@ -1798,12 +1800,15 @@ qube_qrexec_daemon_new (QubeManager *manager)
 {
   QubeQrexecDaemon *self;
   const char *env = g_getenv ("QUBE_POLICY_DIR");
+  const char *ask = g_getenv ("QUBE_ASK_AGENT");
 
   g_return_val_if_fail (QUBE_IS_MANAGER (manager), NULL);
   self = g_object_new (QUBE_TYPE_QREXEC_DAEMON, NULL);
   self->manager = g_object_ref (manager);
   if (env != NULL && *env != '\0')
     qube_qrexec_daemon_set_policy_dir (self, env);
+  if (ask != NULL && *ask != '\0')
+    qube_qrexec_daemon_set_ask_agent (self, ask);
   return self;
 }
 

@@ -826,6 +826,10 @@ main (int argc, char **argv)
     }
   /* A client that goes away must not kill the daemon. */
   signal (SIGPIPE, SIG_IGN);
+  /* The qrexec daemon a start spawns decides qubes' calls, qubes'
+   * admin.* calls among them, by the same policy. */
+  if (policy_dir != NULL)
+    g_setenv ("QUBE_POLICY_DIR", policy_dir, TRUE);
 
   if (socket_path == NULL)
     socket_path = qube_admin_default_socket ();

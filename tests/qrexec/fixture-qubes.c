@@ -6,7 +6,7 @@
  * (QubeQrexecDaemon) for them, as a backend would once it started real
  * VMs.  Used by the qrexec tests and bench/qrexec.
  *
- *   fixture-qubes --state-dir DIR [--policy-dir DIR] [--ask-agent PROGRAM]
+ *   fixture-qubes --state-dir DIR [--policy-dir DIR]
  *                 [--call-connect-timeout SECONDS] [--last-data-port PORT]
  *                 [--control-queue-max BYTES] [--commands]
  *                 [--fake NAME]... NAME...
@@ -114,7 +114,6 @@ main (int argc, char **argv)
 {
   g_autofree char *state_dir = NULL;
   g_autofree char *policy_dir = NULL;
-  g_autofree char *ask_agent = NULL;
   int call_connect_timeout = 0;
   int last_data_port = 0;
   int control_queue_max = 0;
@@ -130,7 +129,6 @@ main (int argc, char **argv)
   const GOptionEntry entries[] = {
     { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "State directory", "DIR" },
     { "policy-dir", 0, 0, G_OPTION_ARG_FILENAME, &policy_dir, "Policy directory", "DIR" },
-    { "ask-agent", 0, 0, G_OPTION_ARG_FILENAME, &ask_agent, "The prompt agent for ask rules", "PROGRAM" },
     { "fake", 0, 0, G_OPTION_ARG_STRING_ARRAY, &fakes, "A qube whose guest the test plays", "NAME" },
     { "call-connect-timeout", 0, 0, G_OPTION_ARG_INT, &call_connect_timeout,
       "Seconds both sides of a call have to connect (default: the daemon's)", "SECONDS" },
@@ -170,7 +168,6 @@ main (int argc, char **argv)
   daemon = qube_qrexec_daemon_new (manager);
   if (policy_dir != NULL)
     qube_qrexec_daemon_set_policy_dir (daemon, policy_dir);
-  qube_qrexec_daemon_set_ask_agent (daemon, ask_agent);
   if (call_connect_timeout > 0)
     _qube_qrexec_daemon_set_call_connect_timeout (daemon, (guint) call_connect_timeout);
   if (last_data_port > 0)

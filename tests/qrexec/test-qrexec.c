@@ -57,6 +57,7 @@ run_environ (void)
   envp = g_environ_setenv (envp, "QUBE_STATE_DIR", state_dir, TRUE);
   envp = g_environ_setenv (envp, "QUBE_PLUGIN_PATH", plugins, TRUE);
   envp = g_environ_setenv (envp, "LC_ALL", "C.UTF-8", TRUE);
+  envp = g_environ_unsetenv (envp, "QUBE_ASK_AGENT");
   return g_environ_unsetenv (envp, "G_MESSAGES_DEBUG");
 }
 
@@ -148,6 +149,7 @@ setup (void)
   g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *policy = NULL;
   g_autofree char *line = NULL;
+  g_auto(GStrv) envp = NULL;
 
   tmp_dir = g_dir_make_tmp ("qube-qrexec-XXXXXX", &error);
   ck_assert (tmp_dir != NULL);
@@ -213,17 +215,13 @@ setup (void)
   add_service ("work", "test.Exit", "echo \"exiting $1\"; exit \"$1\"");
 
   l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
-  {
-    g_auto(GStrv) envp = run_environ ();
-
-    g_subprocess_launcher_set_environ (l, envp);
-  }
   g_subprocess_launcher_set_flags (l, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE);
   g_subprocess_launcher_set_stderr_file_path (l, fixture_log);
   g_ptr_array_add (argv, build_path ("tests/qrexec/fixture-qubes", NULL));
   g_ptr_array_add (argv, g_strdup_printf ("--state-dir=%s", state_dir));
   g_ptr_array_add (argv, g_strdup_printf ("--policy-dir=%s", policy_dir));
   g_ptr_array_add (argv, g_strdup ("--commands"));
+  envp = run_environ ();
   if (with_ask_agent)
     {
       /* A prompt agent that allows a call with argument "yes" to the
@@ -241,8 +239,10 @@ setup (void)
         "if [ \"$3\" = +yes ]; then echo \"allow $5\"; else echo deny; fi\n", tmp_dir, tmp_dir);
 
       write_file (agent, text, 0755);
-      g_ptr_array_add (argv, g_strdup_printf ("--ask-agent=%s", agent));
+      /* As the qrexec daemon a start spawns learns of it. */
+      envp = g_environ_setenv (envp, "QUBE_ASK_AGENT", agent, TRUE);
     }
+  g_subprocess_launcher_set_environ (l, envp);
   if (call_connect_timeout > 0)
     g_ptr_array_add (argv, g_strdup_printf ("--call-connect-timeout=%d", call_connect_timeout));
   if (last_data_port > 0)

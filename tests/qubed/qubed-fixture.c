@@ -92,6 +92,9 @@ qubed_fixture_spawn (const char *qubed, const char *state_dir, const char *polic
 
   if (log != NULL)
     g_subprocess_launcher_set_stderr_file_path (launcher, log);
+  /* The policy only as the option says: qubed passes it on to the qrexec
+   * daemon a start spawns. */
+  g_subprocess_launcher_unsetenv (launcher, "QUBE_POLICY_DIR");
   if (notify_socket != NULL)
     g_subprocess_launcher_setenv (launcher, "NOTIFY_SOCKET", notify_socket, TRUE);
   else
