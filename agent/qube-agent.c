@@ -248,6 +248,10 @@ exec_command (const char *user, const char *command)
   if (chdir (pw->pw_dir) < 0)
     (void) chdir ("/");
 
+  /* Qubes' dom0 may put "nogui:" before the command (a qube without a
+   * GUI); this agent has none to start, so it runs what follows. */
+  if (strncmp (command, "nogui:", 6) == 0)
+    command += 6;
   if (strncmp (command, "QUBESRPC ", 9) == 0)
     {
       /* "QUBESRPC service+arg source [name|keyword target]" */

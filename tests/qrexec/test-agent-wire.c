@@ -454,6 +454,18 @@ START_TEST (test_agent_slow_local_callers)
 }
 END_TEST
 
+/* Qubes' dom0 may put "nogui:" before the command: it is not part of it. */
+START_TEST (test_agent_nogui_prefix)
+{
+  Agent a;
+
+  agent_start (&a);
+  ck_assert_int_eq (agent_exec (&a, MSG_EXEC_CMDLINE, 0, 604, "DEFAULT:nogui:exit 3"), 3);
+  assert_terminated (a.ctrl, 0, 604);
+  agent_stop (&a);
+}
+END_TEST
+
 /* A command run with MSG_JUST_EXEC starts as a command of a shell would:
  * SIGPIPE not ignored, nothing open beyond its stdin, stdout and stderr
  * (/dev/null). */
@@ -520,6 +532,7 @@ main (void)
   tcase_add_test (tc, test_data_eof_and_exit_code_bytes);
   tcase_add_test (tc, test_trigger_service3_bytes);
   tcase_add_test (tc, test_agent_reports_connection_ends);
+  tcase_add_test (tc, test_agent_nogui_prefix);
   tcase_add_test (tc, test_agent_just_exec_child_state);
   tcase_add_test (tc, test_agent_slow_local_callers);
   suite_add_tcase (s, tc);
