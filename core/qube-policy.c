@@ -178,11 +178,14 @@ qube_policy_system_set_running (QubePolicySystem *self, const char *name,
  * @dispvm_template: (nullable): the disposable template it was made from
  * @error: return location for a #GError
  *
- * Records which disposable template a disposable came from, so that
- * `@dispvm:NAME` and `@dispvm:@tag:TAG` in the source column match calls
- * made by disposables.
+ * Records which disposable template a disposable came from.  No decision
+ * depends on it: as in Qubes, `@dispvm:NAME` and `@dispvm:@tag:TAG` in the
+ * source column match no caller (a disposable is matched by its name, its
+ * tags, or `@type:DispVM`).
  *
  * Returns: %TRUE, or %FALSE if there is no such qube
+ *
+ * Deprecated: 1.0: no decision uses it
  */
 gboolean
 qube_policy_system_set_dispvm_template (QubePolicySystem *self, const char *name,
@@ -823,7 +826,6 @@ static gboolean
 match_source (const QubePolicyToken *t, const Request *r)
 {
   SystemQube *src = system_lookup (r->system, r->source);
-  SystemQube *tmpl;
 
   switch (t->kind)
     {
@@ -840,11 +842,11 @@ match_source (const QubePolicyToken *t, const Request *r)
     case QUBE_POLICY_TOKEN_TYPE:
       return src != NULL && g_str_equal (src->klass, t->value);
     case QUBE_POLICY_TOKEN_DISPVM_TEMPLATE:
-      return src != NULL && src->dispvm_template != NULL
-             && g_str_equal (src->dispvm_template, t->value);
     case QUBE_POLICY_TOKEN_DISPVM_TAG:
-      tmpl = src != NULL ? system_dispvm_template (r->system, src->dispvm_template) : NULL;
-      return qube_has_tag (tmpl, t->value);
+      /* Accepted as a source, as Qubes accepts them, and matching no
+       * caller, as in Qubes: they name a disposable to be made for a
+       * call, and a caller is a qube that exists (match a disposable by
+       * its name, its tags or @type:DispVM). */
     case QUBE_POLICY_TOKEN_DEFAULT:
     case QUBE_POLICY_TOKEN_DISPVM:
     default:

@@ -559,11 +559,12 @@ START_TEST (test_dispvm)
   assert_allowed_to (policy, "vault", "@dispvm", "test.F", NULL, "@dispvm:work-dvm");
   assert_allowed_to (policy, "vault", "@dispvm:work-dvm", "test.F", NULL, "@dispvm:work-dvm");
   ck_assert_int_eq (action_of (policy, "vault", "@dispvm:other-dvm", "test.F", NULL), DENY);
-  /* as source: disposables made from the template */
-  assert_allowed_to (policy, "disp7", "work", "test.G", NULL, "work");
+  /* as source: valid, and matching no caller, as in Qubes (not even a
+   * disposable made from the template, nor the template itself) */
+  ck_assert_int_eq (action_of (policy, "disp7", "work", "test.G", NULL), DENY);
   ck_assert_int_eq (action_of (policy, "work-dvm", "work", "test.G", NULL), DENY);
-  assert_allowed_to (policy, "disp7", "personal", "test.H", NULL, "personal");
-  ck_assert_int_eq (action_of (policy, "work", "personal", "test.H", NULL), DENY);
+  ck_assert_int_eq (action_of (policy, "disp7", "personal", "test.H", NULL), DENY);
+  ck_assert_int_eq (action_of (policy, "work-dvm", "personal", "test.H", NULL), DENY);
   /* target= redirections to disposables */
   assert_allowed_to (policy, "vault", "", "test.R", NULL, "@dispvm:work-dvm");
   ck_assert_int_eq (action_of (policy, "personal", "", "test.R", NULL), DENY);
