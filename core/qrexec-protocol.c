@@ -276,7 +276,8 @@ check_header (QubeQrexecParser *parser, const struct msg_header *hdr, GError **e
       break;
     case MSG_TRIGGER_SERVICE3:
       sender = QUBE_QREXEC_FROM_AGENT;
-      min = sizeof (struct trigger_service_params3) + 2;
+      /* A service name of one NUL is well-formed (and refused, as empty). */
+      min = sizeof (struct trigger_service_params3) + 1;
       max = sizeof (struct trigger_service_params3) + MAX_SERVICE_NAME_LEN;
       break;
     case MSG_CONNECTION_TERMINATED:
@@ -342,10 +343,18 @@ parse_exec (QubeQrexecParser *parser, QubeQrexecMessage *msg, const guint8 *p, g
 
   msg->connect_domain = read_u32 (p);
   msg->connect_port = read_u32 (p + 4);
-  /* Qubes sends the ident as a whole struct service_params, padded. */
+  /* Qubes sends the ident as a whole struct service_params, padded; it
+   * is the one the request came with, which may be empty. */
   if (msg->type == MSG_SERVICE_CONNECT)
-    return take_string (parser, cmd, cmd_len, FALSE, "the request ident", EXTRA_IDENT,
-                        &msg->ident, error);
+    {
+      if (cmd_len > 0 && cmd[0] == '\0')
+        {
+          msg->ident = g_strdup ("");
+          return TRUE;
+        }
+      return take_string (parser, cmd, cmd_len, FALSE, "the request ident", EXTRA_IDENT,
+                          &msg->ident, error);
+    }
 
   if (!take_string (parser, cmd, cmd_len, TRUE, "the command line", NULL, &cmdline, error))
     return FALSE;
@@ -565,8 +574,9 @@ _qube_qrexec_append_exec (GByteArray *out, guint32 type, guint32 connect_domain,
                         type == MSG_SERVICE_CONNECT, FALSE);
   if (type == MSG_SERVICE_CONNECT)
     {
-      /* The ident travels as a whole, zero-padded struct service_params. */
-      if (!name_ok (cmdline, sizeof ident.ident, EXTRA_IDENT, "request ident", error))
+      /* The ident travels as a whole, zero-padded struct service_params;
+       * it is the request's, which may be empty (as in Qubes). */
+      if (*cmdline != '\0' && !name_ok (cmdline, sizeof ident.ident, EXTRA_IDENT, "request ident", error))
         return FALSE;
       memset (&ident, 0, sizeof ident);
       memcpy (ident.ident, cmdline, len - 1);

@@ -1242,7 +1242,9 @@ ask_done (GObject *source_object, GAsyncResult *result, gpointer user_data)
 static gboolean
 handle_trigger (QrexecQube *q, QubeQrexecMessage *msg)
 {
-  const char *target = msg->target_domain;
+  /* An empty target is @default, as in Qubes: for the policy, and for
+   * the service's QREXEC_REQUESTED_TARGET*. */
+  const char *target = *msg->target_domain != '\0' ? msg->target_domain : "@default";
   const char *ident = msg->ident;
   const char *service_name = msg->service_name;
   QubeQrexecDaemon *self = q->daemon;

@@ -17,11 +17,31 @@
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
+/* Every character of `s` is a letter, a digit, one of "_-." or one of
+ * `extra`. */
+static int
+made_of (const char *s, const char *extra)
+{
+  for (; *s != '\0'; s++)
+    if (!g_ascii_isalnum (*s) && strchr ("_-.", *s) == NULL && strchr (extra, *s) == NULL)
+      return 0;
+  return 1;
+}
+
 static void
 check_message (const QubeQrexecMessage *msg)
 {
-  /* What the parser hands out must keep its promises. */
-  if (msg->service_name != NULL && (msg->service_name[0] == '\0' || strlen (msg->service_name) >= MAX_SERVICE_NAME_LEN))
+  /* What the parser hands out must keep its promises: a request to act on
+   * names a service and holds only allowed characters; one to refuse says
+   * why. */
+  if (msg->refusal != NULL && msg->type != MSG_TRIGGER_SERVICE && msg->type != MSG_TRIGGER_SERVICE3)
+    __builtin_trap ();
+  if (msg->refusal == NULL && msg->service_name != NULL &&
+      (msg->service_name[0] == '\0' || msg->service_name[0] == '+' || msg->service_name[0] == '.' ||
+       !made_of (msg->service_name, "+") || !made_of (msg->target_domain, "@:") ||
+       !made_of (msg->ident, " ")))
+    __builtin_trap ();
+  if (msg->service_name != NULL && strlen (msg->service_name) >= MAX_SERVICE_NAME_LEN)
     __builtin_trap ();
   if (msg->target_domain != NULL && strlen (msg->target_domain) >= 64)
     __builtin_trap ();

@@ -390,6 +390,17 @@ START_TEST (test_daemon_messages)
   ck_assert_uint_eq (bytes->len, 8 + 8 + 32);
   connect = expect_message (parser, bytes);
   ck_assert_str_eq (connect->ident, "SOCKET7");
+  /* A request's ident may be empty: its answer carries it so. */
+  {
+    g_autoptr(QubeQrexecMessage) unnamed = NULL;
+
+    g_byte_array_set_size (bytes, 0);
+    ck_assert (_qube_qrexec_append_exec (bytes, MSG_SERVICE_CONNECT, 3, 516, "", &error));
+    ck_assert_uint_eq (bytes->len, 8 + 8 + 32);
+    unnamed = expect_message (parser, bytes);
+    ck_assert_str_eq (unnamed->ident, "");
+    ck_assert_uint_eq (unnamed->connect_port, 516);
+  }
 
   g_byte_array_set_size (bytes, 0);
   ck_assert (_qube_qrexec_append_service_refused (bytes, "SOCKET7", &error));
@@ -464,7 +475,7 @@ START_TEST (test_refused_length_beyond_maximum)
 
   /* Refused on the header alone: the payload is never waited for. */
   append_raw (bytes, MSG_TRIGGER_SERVICE3, 96 + MAX_SERVICE_NAME_LEN + 1, NULL, 0);
-  expect_refused (parser, bytes, "MSG_TRIGGER_SERVICE3 of 65097 bytes, allowed 98 to 65096");
+  expect_refused (parser, bytes, "MSG_TRIGGER_SERVICE3 of 65097 bytes, allowed 97 to 65096");
 }
 END_TEST
 
@@ -500,7 +511,7 @@ START_TEST (test_refused_truncated_struct)
   } cases[] = {
     { MSG_HELLO, 3, "MSG_HELLO of 3 bytes, it has 4" },
     { MSG_CONNECTION_TERMINATED, 4, "MSG_CONNECTION_TERMINATED of 4 bytes, it has 8" },
-    { MSG_TRIGGER_SERVICE3, 96, "MSG_TRIGGER_SERVICE3 of 96 bytes, allowed 98" },
+    { MSG_TRIGGER_SERVICE3, 96, "MSG_TRIGGER_SERVICE3 of 96 bytes, allowed 97" },
     { MSG_TRIGGER_SERVICE3, 50, "MSG_TRIGGER_SERVICE3 of 50 bytes" },
   };
 
@@ -532,7 +543,6 @@ START_TEST (test_refused_missing_nul)
     { "vault", 6, no_nul, 32, "qubes.Echo", 11, "the request ident is not NUL-terminated within its 32 bytes" },
     { "vault", 6, "1", 2, "qubes.Echo", 10, "the service name is not NUL-terminated" },
     { "vault", 6, "1", 2, "qubes.Echo\0x", 13, "the service name has a NUL byte inside it" },
-    { "vault", 6, "1", 2, "", 1, "MSG_TRIGGER_SERVICE3 of 97 bytes, allowed 98" },
   };
 
   memset (no_nul, 'a', sizeof no_nul);
@@ -561,6 +571,7 @@ START_TEST (test_request_to_refuse)
   } cases[] = {
     { "", 1, "1", 2, "qubes.Echo", 11, NULL },
     { "vault", 6, "", 1, "qubes.Echo", 11, NULL },
+    { "vault", 6, "1", 2, "", 1, "the service name is empty" },
     { "vault", 6, "1", 2, "\0", 2, "the service name is empty" },
     { "../etc", 7, "1", 2, "qubes.Echo", 11, "the target contains the byte 0x2f" },
     { "vault", 6, "1", 2, "qubes Echo", 11, "the service name contains the byte 0x20" },
