@@ -1324,6 +1324,7 @@ handle_trigger (QrexecQube *q, QubeQrexecMessage *msg)
 typedef struct {
   QubeQrexecDaemon *daemon;
   char *name;
+  guint64 serial;           /* reconnect_cb: the connection that ended */
 } Announce;
 
 static void
@@ -1360,6 +1361,43 @@ announce_connected (QrexecQube *q)
   g_source_set_callback (idle, announce_cb, a, (GDestroyNotify) announce_free);
   g_source_attach (idle, q->daemon->context);
   g_source_unref (idle);
+}
+
+/* An agent that ended its control connection (it restarted, as an agent
+ * may while its qube runs) is served anew, as Qubes' daemon does: what
+ * it had in progress is dropped as after a new start, its ports go on.
+ * A little later, so that a guest that keeps ending it costs little; the
+ * qube may be let go meanwhile (it stopped). */
+#define RECONNECT_DELAY_MS 500
+
+static gboolean
+reconnect_cb (gpointer data)
+{
+  Announce *a = data;
+  QrexecQube *q = lookup_serial (a->daemon, a->name, a->serial);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *transport = NULL;
+
+  if (q == NULL || q->ctrl != NULL)
+    return G_SOURCE_REMOVE;
+  transport = g_strdup (q->transport);
+  if (!qube_qrexec_daemon_connect (a->daemon, a->name, transport, &error))
+    g_warning ("qube '%s': cannot wait for its agent again: %s", a->name, error->message);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_reconnect (QrexecQube *q)
+{
+  Announce *a = g_new0 (Announce, 1);
+  GSource *timeout = g_timeout_source_new (RECONNECT_DELAY_MS);
+
+  a->daemon = g_object_ref (q->daemon);
+  a->name = g_strdup (q->name);
+  a->serial = q->serial;
+  g_source_set_callback (timeout, reconnect_cb, a, (GDestroyNotify) announce_free);
+  g_source_attach (timeout, q->daemon->context);
+  g_source_unref (timeout);
 }
 
 static void
@@ -1442,10 +1480,12 @@ ctrl_event (QubeQrexecChan *chan, gpointer user_data)
     }
   if (_qube_qrexec_chan_is_closed (q->ctrl, &reason))
     {
-      g_message ("qube '%s': the control connection ended: %s", q->name, reason);
+      g_message ("qube '%s': the control connection ended: %s; waiting for its agent to offer "
+                 "it again", q->name, reason);
       g_clear_pointer (&q->ctrl, _qube_qrexec_chan_free);
       q->hello_done = FALSE;
       ports_forget_agent (q);
+      schedule_reconnect (q);
     }
 }
 

@@ -134,7 +134,7 @@ read_log (void)
 
 static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul", "evil-port",
                                "evil-flood", "stock", "busy", "deaf", "again", "old", "old-called",
-                               "old-caller", "cut", "cut-bad", "odd", NULL };
+                               "old-caller", "cut", "cut-bad", "odd", "restart", NULL };
 
 static gboolean with_ask_agent;
 static int call_connect_timeout;   /* seconds; 0: the daemon's own */
@@ -1303,6 +1303,25 @@ START_TEST (test_odd_names_refused)
 }
 END_TEST
 
+/* An agent that ends its control connection (it restarted, as an agent
+ * may while its qube runs) is served again once it offers it anew, as
+ * Qubes' daemon does: the qube is not cut off from qrexec. */
+START_TEST (test_agent_restart_served_again)
+{
+  AgentChan *chan = fake_guest ("restart");
+  g_autofree char *log = NULL;
+
+  assert_request_refused (chan, "vault", "SOCKET1", "bad name", 9);
+  transport->close (chan);
+  /* The new agent: the daemon connects and says hello again. */
+  chan = fake_guest ("restart");
+  assert_request_refused (chan, "vault", "SOCKET2", "bad name", 9);
+  log = read_log ();
+  ck_assert_msg (strstr (log, "qube 'restart': the control connection ended") != NULL, "%s", log);
+  transport->close (chan);
+}
+END_TEST
+
 /* ---- a stock Qubes agent's port handling ---------------------------------- */
 
 /* `qube run stock -- true`, with this test playing the guest as a stock
@@ -1851,6 +1870,7 @@ qrexec_suite (void)
   tcase_add_test (hostile, test_calls_over_the_limit_refused);
   tcase_add_test (hostile, test_hostile_flood_of_requests);
   tcase_add_test (hostile, test_odd_names_refused);
+  tcase_add_test (hostile, test_agent_restart_served_again);
   tcase_add_test (hostile, test_hostile_deaf_guest);
   suite_add_tcase (s, hostile);
   return s;
