@@ -94,6 +94,8 @@ struct _QrexecQube {
   QubeQrexecChan *ctrl;
   QubeQrexecParser *parser;
   gboolean hello_done;
+  gint64 connected_at;            /* when this connection was asked for */
+  guint reconnect_ms;             /* the wait before serving an agent that ended it */
   gboolean relay;                 /* dom0 programs' data channels go through us */
   int listen_fd;
   char *socket_path;
@@ -177,6 +179,18 @@ lookup_connected (QubeQrexecDaemon *self, const char *name)
   QrexecQube *q = g_hash_table_lookup (self->qubes, name);
 
   return q != NULL && q->ctrl != NULL && q->hello_done ? q : NULL;
+}
+
+/* A call qube `name` made is over, whichever of its connections made it:
+ * its count of calls in progress, which a reconnect carries over (else a
+ * guest could reset its limit by ending its connection), goes down. */
+static void
+call_count_down (QubeQrexecDaemon *self, const char *name)
+{
+  QrexecQube *q = g_hash_table_lookup (self->qubes, name);
+
+  if (q != NULL && q->active_calls > 0)
+    q->active_calls--;
 }
 
 /* A data port stays reserved, as in Qubes, until both sides are done
@@ -293,10 +307,8 @@ static void
 call_free (QrexecCall *call)
 {
   QubeQrexecDaemon *self = call->daemon;
-  QrexecQube *source = lookup_serial (self, call->source_name, call->source_serial);
 
-  if (source != NULL && source->active_calls > 0)
-    source->active_calls--;
+  call_count_down (self, call->source_name);
   qube_release_port (self, call->source_name, call->source_serial, call->source_port);
   qube_release_port (self, call->target_name, call->target_serial, call->target_port);
   if (call->connect_timeout != NULL)
@@ -606,10 +618,7 @@ typedef struct {
 static void
 admin_forward_free (AdminForward *fwd)
 {
-  QrexecQube *source = lookup_serial (fwd->daemon, fwd->source_name, fwd->source_serial);
-
-  if (source != NULL && source->active_calls > 0)
-    source->active_calls--;
+  call_count_down (fwd->daemon, fwd->source_name);
   qube_release_port (fwd->daemon, fwd->source_name, fwd->source_serial, fwd->port);
   if (fwd->timeout != NULL)
     {
@@ -1030,8 +1039,7 @@ dispvm_started (GObject *object, GAsyncResult *result, gpointer user_data)
   if (out != NULL)
     g_strchomp (out);
   q = lookup_serial (self, p->source, p->source_serial);
-  if (q != NULL && q->active_calls > 0)
-    q->active_calls--;
+  call_count_down (self, p->source);
   if (out == NULL || !g_subprocess_get_if_exited (proc) || g_subprocess_get_exit_status (proc) != 0
       || !qube_name_is_valid (out, NULL))
     {
@@ -1066,8 +1074,7 @@ dispvm_start_cold (PendingDispvm *p)
     {
       g_warning ("call %s from '%s' to '%s' refused: %s", p->service_name, p->source, p->target,
                  error->message);
-      if (q != NULL && q->active_calls > 0)
-        q->active_calls--;
+      call_count_down (self, p->source);
       if (q != NULL && q->ctrl != NULL)
         refuse (q, p->ident);
       pending_dispvm_free (p);
@@ -1091,8 +1098,7 @@ dispvm_taken (GObject *object, GAsyncResult *result, gpointer user_data)
   if (q == NULL || q->ctrl == NULL)
     {
       /* Nobody to serve: no disposable is started, a taken one goes. */
-      if (q != NULL && q->active_calls > 0)
-        q->active_calls--;
+      call_count_down (self, p->source);
       g_message ("call %s from '%s': the caller went away while its disposable was %s",
                  p->service_name, p->source, name != NULL ? "taken" : "looked for");
       if (name != NULL)
@@ -1105,8 +1111,7 @@ dispvm_taken (GObject *object, GAsyncResult *result, gpointer user_data)
       dispvm_start_cold (p);
       return;
     }
-  if (q->active_calls > 0)
-    q->active_calls--;
+  call_count_down (self, p->source);
   call_disposable (q, p->target, p->ident, p->service_name, name, p->user);
   pending_dispvm_free (p);
 }
@@ -1226,14 +1231,13 @@ ask_done (GObject *source_object, GAsyncResult *result, gpointer user_data)
   g_autoptr(QubePolicyDecision) decision = g_task_propagate_pointer (G_TASK (result), NULL);
   QrexecQube *q = lookup_serial (self, ask->source, ask->source_serial);
 
+  call_count_down (self, ask->source);
   if (q == NULL || q->ctrl == NULL)
     {
       g_message ("call %s from '%s': the qube went away while the prompt agent was asked",
                  ask->service_name, ask->source);
       return;
     }
-  if (q->active_calls > 0)
-    q->active_calls--;
   decide_call (q, ask->target, ask->ident, ask->service_name, decision);
 }
 
@@ -1365,10 +1369,15 @@ announce_connected (QrexecQube *q)
 
 /* An agent that ended its control connection (it restarted, as an agent
  * may while its qube runs) is served anew, as Qubes' daemon does: what
- * it had in progress is dropped as after a new start, its ports go on.
- * A little later, so that a guest that keeps ending it costs little; the
- * qube may be let go meanwhile (it stopped). */
+ * it had in progress is dropped as after a new start, its ports, its
+ * count of calls in progress and its request budget go on.  A little
+ * later, and later still each time a connection ends within seconds, so
+ * that a guest that keeps ending it costs a rebuild and a line of log
+ * every half minute at most; the qube may be let go meanwhile (it
+ * stopped). */
 #define RECONNECT_DELAY_MS 500
+#define RECONNECT_MAX_MS 30000
+#define RECONNECT_QUICK_US (10 * G_USEC_PER_SEC)
 
 static gboolean
 reconnect_cb (gpointer data)
@@ -1390,8 +1399,13 @@ static void
 schedule_reconnect (QrexecQube *q)
 {
   Announce *a = g_new0 (Announce, 1);
-  GSource *timeout = g_timeout_source_new (RECONNECT_DELAY_MS);
+  GSource *timeout;
 
+  if (g_get_monotonic_time () - q->connected_at < RECONNECT_QUICK_US)
+    q->reconnect_ms = CLAMP (q->reconnect_ms * 2, RECONNECT_DELAY_MS, RECONNECT_MAX_MS);
+  else
+    q->reconnect_ms = RECONNECT_DELAY_MS;
+  timeout = g_timeout_source_new (q->reconnect_ms);
   a->daemon = g_object_ref (q->daemon);
   a->name = g_strdup (q->name);
   a->serial = q->serial;
@@ -1911,6 +1925,10 @@ qube_qrexec_daemon_connect (QubeQrexecDaemon *self, const char *name,
   QubeVchanPeer peer;
   g_autoptr(GError) local_error = NULL;
   guint32 next_port = FIRST_DATA_PORT;
+  guint active_calls = 0;
+  double tokens = REQUEST_BURST;
+  gint64 tokens_time = g_get_monotonic_time ();
+  guint reconnect_ms = 0;
 
   g_return_val_if_fail (QUBE_IS_QREXEC_DAEMON (self), FALSE);
   g_return_val_if_fail (name != NULL && vchan_transport != NULL, FALSE);
@@ -1925,6 +1943,12 @@ qube_qrexec_daemon_connect (QubeQrexecDaemon *self, const char *name,
        * channel ends with the call): the round of ports goes on where
        * it was instead of starting again at the first. */
       next_port = q->next_port;
+      /* Its calls in progress, and what it may ask, stay counted: a guest
+       * ending its connection gets no more than it had. */
+      active_calls = q->active_calls;
+      tokens = q->tokens;
+      tokens_time = q->tokens_time;
+      reconnect_ms = q->reconnect_ms;
       qube_qrexec_daemon_disconnect (self, name);
     }
 
@@ -1940,8 +1964,11 @@ qube_qrexec_daemon_connect (QubeQrexecDaemon *self, const char *name,
   q->listen_fd = -1;
   q->ports = g_hash_table_new (g_direct_hash, g_direct_equal);
   q->next_port = next_port;
-  q->tokens = REQUEST_BURST;
-  q->tokens_time = g_get_monotonic_time ();
+  q->active_calls = active_calls;
+  q->tokens = tokens;
+  q->tokens_time = tokens_time;
+  q->reconnect_ms = reconnect_ms;
+  q->connected_at = g_get_monotonic_time ();
   q->parser = _qube_qrexec_parser_new (QUBE_QREXEC_FROM_AGENT, name);
   g_hash_table_insert (self->qubes, q->name, q);
 

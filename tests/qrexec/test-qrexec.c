@@ -1722,7 +1722,7 @@ END_TEST
 
 /* A qube with as many calls in progress as it may have gets the next one
  * refused, and keeps its connection (its calls and dom0's commands go
- * on). */
+ * on); ending its connection and offering it again gets it no more. */
 START_TEST (test_calls_over_the_limit_refused)
 {
   AgentChan *ctrl = fake_guest ("busy");
@@ -1759,6 +1759,20 @@ START_TEST (test_calls_over_the_limit_refused)
   log = read_log ();
   ck_assert_msg (strstr (log, "call test.Echo from 'busy' refused: it has 64 calls in progress") != NULL,
                  "%s", log);
+  g_clear_pointer (&log, g_free);
+  transport->close (ctrl);
+
+  /* Its calls are still in progress (it never connects their channels). */
+  ctrl = fake_guest ("busy");
+  memset (&msg, 0, sizeof msg);
+  strcpy (msg.p.target_domain, "vault");
+  strcpy (msg.p.request_id.ident, "SOCKET65");
+  memcpy (msg.name, "test.Echo", 10);
+  ck_assert_int_eq (data_send_msg (transport, ctrl, MSG_TRIGGER_SERVICE3, &msg, sizeof msg), 0);
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, &h, sizeof h), 0);
+  ck_assert_uint_eq (h.type, MSG_SERVICE_REFUSED);
+  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, buf, h.len), 0);
+  ck_assert_str_eq (((struct service_params *) buf)->ident, "SOCKET65");
   transport->close (ctrl);
 }
 END_TEST
