@@ -1764,15 +1764,7 @@ START_TEST (test_calls_over_the_limit_refused)
 
   /* Its calls are still in progress (it never connects their channels). */
   ctrl = fake_guest ("busy");
-  memset (&msg, 0, sizeof msg);
-  strcpy (msg.p.target_domain, "vault");
-  strcpy (msg.p.request_id.ident, "SOCKET65");
-  memcpy (msg.name, "test.Echo", 10);
-  ck_assert_int_eq (data_send_msg (transport, ctrl, MSG_TRIGGER_SERVICE3, &msg, sizeof msg), 0);
-  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, &h, sizeof h), 0);
-  ck_assert_uint_eq (h.type, MSG_SERVICE_REFUSED);
-  ck_assert_int_eq (agent_chan_read_exact (transport, ctrl, buf, h.len), 0);
-  ck_assert_str_eq (((struct service_params *) buf)->ident, "SOCKET65");
+  assert_request_refused (ctrl, "vault", "SOCKET65", "test.Echo", 10);
   transport->close (ctrl);
 }
 END_TEST
