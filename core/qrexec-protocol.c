@@ -164,70 +164,66 @@ char_allowed (char c, const char *extra)
          (c != '\0' && strchr (extra, c) != NULL);
 }
 
-/* A string in `size` bytes from the peer: NUL-terminated within them (and,
- * with `exact`, followed by nothing but NUL padding), not empty, made of
- * allowed characters (any non-NUL byte when `extra` is NULL). */
+/* What bytes after a string's NUL mean. */
+typedef enum {
+  AFTER_NUL_IGNORED,    /* a fixed-size field's padding, whatever it holds */
+  AFTER_NUL_REFUSED,    /* anything but NUL padding makes a request one to refuse (Qubes' rule
+                         * for the request ident) */
+  AFTER_NUL_MALFORMED,  /* a variable-length string fills its space: anything after its end
+                         * makes the message malformed */
+} AfterNul;
+
+/* A string in `size` bytes from the peer.  Not NUL-terminated within them,
+ * or followed by more than NUL padding under AFTER_NUL_MALFORMED: the
+ * message is malformed.  Otherwise `*out` is the string as sent and, unless
+ * `*unfit` says so already, `*unfit` says why it is no name to act on, when
+ * it is not: empty (unless `may_be_empty`), a character outside the allowed
+ * set (any non-NUL byte is allowed when `extra` is NULL), or more than NUL
+ * padding after it under AFTER_NUL_REFUSED. */
 static gboolean
-take_string (QubeQrexecParser *parser, const guint8 *field, gsize size, gboolean exact,
-             const char *what, const char *extra, char **out, GError **error)
+take_field (QubeQrexecParser *parser, const guint8 *field, gsize size, AfterNul after,
+            gboolean may_be_empty, const char *what, const char *extra, char **out,
+            char **unfit, GError **error)
 {
   const guint8 *nul = memchr (field, '\0', size);
   gsize len;
+  gboolean padded = TRUE;
 
   if (nul == NULL)
     return parser_fail (parser, error, "%s is not NUL-terminated within its %zu bytes", what, size);
   len = (gsize) (nul - field);
-  /* A variable-length string fills its space: nothing may hide after its
-   * end but NUL padding. */
-  for (gsize i = len + 1; exact && i < size; i++)
-    if (field[i] != '\0')
-      return parser_fail (parser, error, "%s has a NUL byte inside it", what);
-  if (len == 0)
-    return parser_fail (parser, error, "%s is empty", what);
-  for (gsize i = 0; extra != NULL && i < len; i++)
-    if (!char_allowed ((char) field[i], extra))
-      return parser_fail (parser, error, "%s contains the byte 0x%02x, which is not allowed",
-                          what, field[i]);
+  for (gsize i = len + 1; after != AFTER_NUL_IGNORED && padded && i < size; i++)
+    padded = field[i] == '\0';
+  if (!padded && after == AFTER_NUL_MALFORMED)
+    return parser_fail (parser, error, "%s has a NUL byte inside it", what);
   *out = g_strndup ((const char *) field, len);
+  if (*unfit != NULL)
+    return TRUE;
+  if (!padded)
+    *unfit = g_strdup_printf ("%s has bytes after its end", what);
+  else if (len == 0 && !may_be_empty)
+    *unfit = g_strdup_printf ("%s is empty", what);
+  for (gsize i = 0; *unfit == NULL && extra != NULL && i < len; i++)
+    if (!char_allowed ((char) field[i], extra))
+      *unfit = g_strdup_printf ("%s contains the byte 0x%02x, which is not allowed", what, field[i]);
   return TRUE;
 }
 
-/* A field of a service request (MSG_TRIGGER_SERVICE*).  A field that is
- * not NUL-terminated within its bytes, or (`exact`) that hides bytes after
- * its end, makes the message malformed.  One that is empty where that is
- * not allowed, has a character outside the allowed set or (the request
- * ident) something after its end is a well-formed request to refuse, as
- * Qubes' daemon refuses it: `*refusal` gets the first such reason and the
- * connection goes on.  `*out` is the field as sent. */
+/* A string that must be fit to act on (see take_field()): one that is not
+ * makes the message malformed. */
 static gboolean
-take_request_field (QubeQrexecParser *parser, const guint8 *field, gsize size, gboolean exact,
-                    gboolean may_be_empty, const char *what, const char *extra, char **out,
-                    char **refusal, GError **error)
+take_string (QubeQrexecParser *parser, const guint8 *field, gsize size, gboolean exact,
+             gboolean may_be_empty, const char *what, const char *extra, char **out, GError **error)
 {
-  const guint8 *nul = memchr (field, '\0', size);
-  gsize len;
-  g_autofree char *why = NULL;
+  g_autofree char *unfit = NULL;
 
-  if (nul == NULL)
-    return parser_fail (parser, error, "%s is not NUL-terminated within its %zu bytes", what, size);
-  len = (gsize) (nul - field);
-  for (gsize i = len + 1; i < size; i++)
-    if (field[i] != '\0')
-      {
-        if (exact)
-          return parser_fail (parser, error, "%s has a NUL byte inside it", what);
-        if (strcmp (extra, EXTRA_IDENT) == 0 && why == NULL)
-          why = g_strdup_printf ("%s has bytes after its end", what);
-      }
-  if (why == NULL && len == 0 && !may_be_empty)
-    why = g_strdup_printf ("%s is empty", what);
-  for (gsize i = 0; i < len && why == NULL; i++)
-    if (!char_allowed ((char) field[i], extra))
-      why = g_strdup_printf ("%s contains the byte 0x%02x, which is not allowed", what, field[i]);
-  *out = g_strndup ((const char *) field, len);
-  if (*refusal == NULL)
-    *refusal = g_steal_pointer (&why);
-  return TRUE;
+  if (!take_field (parser, field, size, exact ? AFTER_NUL_MALFORMED : AFTER_NUL_IGNORED,
+                   may_be_empty, what, extra, out, &unfit, error))
+    return FALSE;
+  if (unfit == NULL)
+    return TRUE;
+  g_clear_pointer (out, g_free);
+  return parser_fail (parser, error, "%s", unfit);
 }
 
 static guint32
@@ -346,17 +342,10 @@ parse_exec (QubeQrexecParser *parser, QubeQrexecMessage *msg, const guint8 *p, g
   /* Qubes sends the ident as a whole struct service_params, padded; it
    * is the one the request came with, which may be empty. */
   if (msg->type == MSG_SERVICE_CONNECT)
-    {
-      if (cmd_len > 0 && cmd[0] == '\0')
-        {
-          msg->ident = g_strdup ("");
-          return TRUE;
-        }
-      return take_string (parser, cmd, cmd_len, FALSE, "the request ident", EXTRA_IDENT,
-                          &msg->ident, error);
-    }
+    return take_string (parser, cmd, cmd_len, FALSE, TRUE, "the request ident", EXTRA_IDENT,
+                        &msg->ident, error);
 
-  if (!take_string (parser, cmd, cmd_len, TRUE, "the command line", NULL, &cmdline, error))
+  if (!take_string (parser, cmd, cmd_len, TRUE, FALSE, "the command line", NULL, &cmdline, error))
     return FALSE;
   colon = strchr (cmdline, ':');
   if (colon == NULL || colon == cmdline || colon[1] == '\0')
@@ -393,40 +382,37 @@ parse_payload (QubeQrexecParser *parser, QubeQrexecMessage *msg, const guint8 *p
 
     case MSG_SERVICE_REFUSED:
       /* The ident of the refused request, as it was sent. */
-      if (memchr (p, '\0', len) == NULL)
-        return parser_fail (parser, error, "the request ident is not NUL-terminated within its %zu bytes",
-                            len);
-      msg->ident = g_strdup ((const char *) p);
-      return TRUE;
+      return take_string (parser, p, len, FALSE, TRUE, "the request ident", NULL, &msg->ident,
+                          error);
 
     case MSG_TRIGGER_SERVICE:
       {
         const struct trigger_service_params *t = (const void *) p;
 
-        return take_request_field (parser, (const guint8 *) t->service_name, sizeof t->service_name,
-                                   FALSE, FALSE, "the service name", EXTRA_SERVICE,
-                                   &msg->service_name, &msg->refusal, error) &&
-               take_request_field (parser, (const guint8 *) t->target_domain, sizeof t->target_domain,
-                                   FALSE, TRUE, "the target", EXTRA_TARGET, &msg->target_domain,
-                                   &msg->refusal, error) &&
-               take_request_field (parser, (const guint8 *) t->request_id.ident,
-                                   sizeof t->request_id.ident, FALSE, TRUE, "the request ident",
-                                   EXTRA_IDENT, &msg->ident, &msg->refusal, error);
+        return take_field (parser, (const guint8 *) t->service_name, sizeof t->service_name,
+                           AFTER_NUL_IGNORED, FALSE, "the service name", EXTRA_SERVICE,
+                           &msg->service_name, &msg->refusal, error) &&
+               take_field (parser, (const guint8 *) t->target_domain, sizeof t->target_domain,
+                           AFTER_NUL_IGNORED, TRUE, "the target", EXTRA_TARGET, &msg->target_domain,
+                           &msg->refusal, error) &&
+               take_field (parser, (const guint8 *) t->request_id.ident, sizeof t->request_id.ident,
+                           AFTER_NUL_REFUSED, TRUE, "the request ident", EXTRA_IDENT, &msg->ident,
+                           &msg->refusal, error);
       }
 
     case MSG_TRIGGER_SERVICE3:
       {
         const struct trigger_service_params3 *t = (const void *) p;
 
-        return take_request_field (parser, (const guint8 *) t->target_domain, sizeof t->target_domain,
-                                   FALSE, TRUE, "the target", EXTRA_TARGET, &msg->target_domain,
-                                   &msg->refusal, error) &&
-               take_request_field (parser, (const guint8 *) t->request_id.ident,
-                                   sizeof t->request_id.ident, FALSE, TRUE, "the request ident",
-                                   EXTRA_IDENT, &msg->ident, &msg->refusal, error) &&
-               take_request_field (parser, p + sizeof *t, len - sizeof *t, TRUE, FALSE,
-                                   "the service name", EXTRA_SERVICE, &msg->service_name,
-                                   &msg->refusal, error);
+        return take_field (parser, (const guint8 *) t->target_domain, sizeof t->target_domain,
+                           AFTER_NUL_IGNORED, TRUE, "the target", EXTRA_TARGET, &msg->target_domain,
+                           &msg->refusal, error) &&
+               take_field (parser, (const guint8 *) t->request_id.ident, sizeof t->request_id.ident,
+                           AFTER_NUL_REFUSED, TRUE, "the request ident", EXTRA_IDENT, &msg->ident,
+                           &msg->refusal, error) &&
+               take_field (parser, p + sizeof *t, len - sizeof *t, AFTER_NUL_MALFORMED, FALSE,
+                           "the service name", EXTRA_SERVICE, &msg->service_name, &msg->refusal,
+                           error);
       }
 
     case MSG_CONNECTION_TERMINATED:
