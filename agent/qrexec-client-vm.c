@@ -31,7 +31,8 @@
 static int agent_fd = -1;
 
 static int
-ask_agent (const char *path, const char *target, const char *service, uint32_t *port)
+ask_agent (const char *path, const char *target, const char *service, uint32_t *domain,
+           uint32_t *port)
 {
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
   struct trigger_service_params3 params;
@@ -83,6 +84,7 @@ ask_agent (const char *path, const char *target, const char *service, uint32_t *
       return QREXEC_EXIT_FAILED;
     }
   agent_fd = fd;
+  *domain = reply.connect_domain;
   *port = reply.connect_port;
   return 0;
 }
@@ -131,9 +133,10 @@ main (int argc, char **argv)
   const AgentTransport *t;
   const char *arg;
   AgentChan *chan;
-  char err[512];
+  char err[512], domain_buf[16];
+  const char *peer;
   char *target, *end;
-  uint32_t port = 0;
+  uint32_t domain = 0, port = 0;
   int rc, version, c;
   pid_t pid = -1;
   DataRelay relay = { .in_fd = 0, .in2_fd = -1, .out_fd = 1, .err_fd = 2 };
@@ -188,11 +191,14 @@ main (int argc, char **argv)
       agent_log ("unknown transport '%s'", spec);
       return QREXEC_EXIT_FAILED;
     }
-  rc = ask_agent (socket_path, target, argv[optind + 1], &port);
+  rc = ask_agent (socket_path, target, argv[optind + 1], &domain, &port);
   if (rc != 0)
     return rc;
 
-  chan = t->listen (arg, port, ring, 65536, err, sizeof err);
+  /* The data channel is offered to the domain the daemon named: its own
+   * (0), or under Qubes the target qube's, which connects directly. */
+  peer = agent_transport_domain_arg (t, arg, domain, domain_buf, sizeof domain_buf, err, sizeof err);
+  chan = peer == NULL ? NULL : t->listen (peer, port, ring, 65536, err, sizeof err);
   if (chan == NULL || t->accept (chan, err, sizeof err) < 0)
     {
       agent_log ("data port %u: %s", (unsigned) port, err);

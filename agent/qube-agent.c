@@ -327,12 +327,14 @@ set_nonblock (int fd)
   return flags < 0 ? -1 : fcntl (fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-/* The child handling one request: connect the data channel, hello, run the
- * command with its stdio on pipes, relay until it exits. */
+/* The child handling one request: connect the data channel (to the domain
+ * the message named), hello, run the command with its stdio on pipes,
+ * relay until it exits. */
 static void __attribute__ ((noreturn))
-handle_exec (uint32_t type, uint32_t port, const char *user, const char *command)
+handle_exec (uint32_t type, uint32_t domain, uint32_t port, const char *user, const char *command)
 {
-  char err[512], what[64];
+  char err[512], what[64], domain_buf[16];
+  const char *peer;
   AgentChan *chan;
   int version;
   int in[2], out[2], errp[2];
@@ -340,7 +342,9 @@ handle_exec (uint32_t type, uint32_t port, const char *user, const char *command
   DataRelay relay;
 
   snprintf (what, sizeof what, "data port %u", (unsigned) port);
-  chan = transport->connect (transport_arg, port, AGENT_CONNECT_TIMEOUT_MS, err, sizeof err);
+  peer = agent_transport_domain_arg (transport, transport_arg, domain, domain_buf, sizeof domain_buf,
+                                     err, sizeof err);
+  chan = peer == NULL ? NULL : transport->connect (peer, port, AGENT_CONNECT_TIMEOUT_MS, err, sizeof err);
   if (chan == NULL)
     {
       agent_log ("%s: %s", what, err);
@@ -605,7 +609,7 @@ handle_control_message (AgentChan *ctrl)
                 if (clients[i].fd >= 0)
                   close (clients[i].fd);
               connections_forget ();
-              handle_exec (hdr.type, ep->connect_port, user, colon + 1);
+              handle_exec (hdr.type, ep->connect_domain, ep->connect_port, user, colon + 1);
             }
           if (pid < 0)
             {

@@ -1,5 +1,6 @@
 /* transport-xen.c — the guest end of the xen vchan transport: libxenvchan
- * rings shared with dom0 (or the domain the spec names, "xen:DOMID"), laid
+ * rings shared with dom0 (or the domain the spec names, "xen:DOMID"; a
+ * data channel's peer is the domain its qrexec message names), laid
  * out as plugins/xen lays them out: the server in domain S offers port P to
  * domain C under /local/domain/S/data/vchan/C/P.
  *
@@ -54,6 +55,19 @@ peer_domid (const char *arg, char *err, size_t errlen)
       return -1;
     }
   return (int) v;
+}
+
+/* A data channel's peer, named by its domain id. */
+static int
+xen_domain_arg (uint32_t domain, char *buf, size_t len, char *err, size_t errlen)
+{
+  if (domain >= 0x7ff0)
+    {
+      agent_set_error (err, errlen, "%u is not a Xen domain id", (unsigned) domain);
+      return -1;
+    }
+  snprintf (buf, len, "%u", (unsigned) domain);
+  return 0;
 }
 
 /* This domain's id, as xenstore tells the guest. */
@@ -332,4 +346,5 @@ const AgentTransport agent_transport_xen = {
   .close = xen_close,
   .error = xen_error,
   .gone = xen_gone,
+  .domain_arg = xen_domain_arg,
 };

@@ -34,6 +34,21 @@ agent_transport_find (const char *spec, const char **arg)
   return NULL;
 }
 
+const char *
+agent_transport_domain_arg (const AgentTransport *t, const char *arg, uint32_t domain,
+                            char *buf, size_t len, char *err, size_t errlen)
+{
+  if (domain == 0)
+    return arg;
+  if (t->domain_arg == NULL)
+    {
+      agent_set_error (err, errlen, "the daemon named domain %u as the other end, and the %s "
+                       "transport reaches only the host", (unsigned) domain, t->name);
+      return NULL;
+    }
+  return t->domain_arg (domain, buf, len, err, errlen) < 0 ? NULL : buf;
+}
+
 void
 agent_set_error (char *err, size_t errlen, const char *fmt, ...)
 {

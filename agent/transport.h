@@ -59,6 +59,11 @@ typedef struct {
                             size_t header_len,
                             void (*make_header) (void *header, size_t len, void *data),
                             void *data);
+  /* Optional, for transports whose peers are domains: writes into buf the
+   * argument that reaches domain `domain` (for a data channel that a
+   * qrexec message's connect_domain names); 0, or -1 with the reason in
+   * err.  Transports with one peer, the host, leave it NULL. */
+  int (*domain_arg) (uint32_t domain, char *buf, size_t len, char *err, size_t errlen);
 } AgentTransport;
 
 extern const AgentTransport agent_transport_socket;
@@ -71,6 +76,15 @@ extern const AgentTransport agent_transport_xen;
 /* The transport a spec names, with *arg pointing at its argument; NULL
  * when unknown. */
 const AgentTransport *agent_transport_find (const char *spec, const char **arg);
+
+/* The argument that opens a data channel to connect_domain `domain` of a
+ * qrexec message, given the control channel's argument `arg`: domain 0
+ * is the daemon's (dom0 in Qubes) and is reached as the control channel
+ * is; any other (Qubes' direct qube-to-qube channels) only through the
+ * transport's domain_arg(), in buf.  NULL, with the reason in err, when
+ * the transport cannot reach it. */
+const char *agent_transport_domain_arg (const AgentTransport *t, const char *arg, uint32_t domain,
+                                        char *buf, size_t len, char *err, size_t errlen);
 
 /* Helpers for transports: format a message into err (when err is not
  * NULL), and the monotonic clock in milliseconds. */

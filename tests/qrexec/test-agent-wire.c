@@ -363,8 +363,8 @@ START_TEST (test_agent_reports_connection_ends)
 
   agent_start (&a);
   /* A command: its end is its child's exit. */
-  ck_assert_int_eq (agent_exec (&a, MSG_EXEC_CMDLINE, 7, 600, "DEFAULT:true"), 0);
-  assert_terminated (a.ctrl, 7, 600);
+  ck_assert_int_eq (agent_exec (&a, MSG_EXEC_CMDLINE, 0, 600, "DEFAULT:true"), 0);
+  assert_terminated (a.ctrl, 0, 600);
 
   /* A local caller's call: its end is the caller closing its socket. */
   fd = trigger_connect (&a);
@@ -399,8 +399,8 @@ START_TEST (test_agent_slow_local_callers)
   silent = trigger_connect (&a);
   slow = trigger_connect (&a);
   ck_assert_int_eq (write (slow, slow_req->data, 4), 4);
-  ck_assert_int_eq (agent_exec (&a, MSG_EXEC_CMDLINE, 7, 603, "DEFAULT:true"), 0);
-  assert_terminated (a.ctrl, 7, 603);
+  ck_assert_int_eq (agent_exec (&a, MSG_EXEC_CMDLINE, 0, 603, "DEFAULT:true"), 0);
+  assert_terminated (a.ctrl, 0, 603);
 
   fast = trigger_connect (&a);
   ck_assert_int_eq (write (fast, fast_req->data, 20), 20);
@@ -454,6 +454,76 @@ START_TEST (test_agent_slow_local_callers)
 }
 END_TEST
 
+/* A message naming another domain as the data channel's other end (Qubes'
+ * direct qube-to-qube channels, on Xen) cannot be served over a transport
+ * whose only peer is the host: the agent runs nothing, does not connect to
+ * the host in its stead (the data would go to the wrong party), reports
+ * the connection ended, and serves the next request; qrexec-client-vm,
+ * told to offer its channel to such a domain, fails with 125. */
+START_TEST (test_agent_other_domain_unreachable)
+{
+  Agent a;
+  g_autofree char *marker = NULL, *command = NULL, *socket_env = NULL, *transport_env = NULL;
+  g_autofree char *client = g_build_filename (g_getenv ("QUBE_TEST_BUILDDIR"), "agent",
+                                              "qrexec-client-vm", NULL);
+  g_autofree char *ident = NULL;
+  struct { struct exec_params p; struct service_params id; } answer = { { 9, 606 }, { "" } };
+  g_autoptr(GError) error = NULL;
+  unsigned char buf[256];
+  size_t len;
+  AgentChan *data;
+  char err[256];
+  int status;
+  GPid pid;
+  int err_fd;
+
+  agent_start (&a);
+  marker = g_build_filename (a.dir, "ran", NULL);
+  command = g_strdup_printf ("DEFAULT:touch '%s'", marker);
+  len = sizeof answer.p + strlen (command) + 1;
+  memcpy (buf, &(struct exec_params) { 7, 605 }, sizeof answer.p);
+  strcpy ((char *) buf + sizeof answer.p, command);
+  /* Offered on the host, where the agent must not go instead. */
+  data = t->listen (a.dir, 605, 65536, 65536, err, sizeof err);
+  ck_assert_msg (data != NULL, "%s", err);
+  ck_assert_int_eq (data_send_msg (t, a.ctrl, MSG_EXEC_CMDLINE, buf, len), 0);
+  assert_terminated (a.ctrl, 7, 605);
+  ck_assert (!g_file_test (marker, G_FILE_TEST_EXISTS));
+  t->close (data);
+  ck_assert_int_eq (agent_exec (&a, MSG_EXEC_CMDLINE, 0, 607, "DEFAULT:exit 4"), 4);
+  assert_terminated (a.ctrl, 0, 607);
+
+  socket_env = g_strdup_printf ("QREXEC_AGENT_SOCKET=%s", a.trigger);
+  transport_env = g_strdup_printf ("QUBE_AGENT_TRANSPORT=socket:%s", a.dir);
+  {
+    const char *argv[] = { client, "vault", "test.X", NULL };
+    const char *envp[] = { socket_env, transport_env, NULL };
+
+    ck_assert_msg (g_spawn_async_with_pipes (NULL, (char **) argv, (char **) envp,
+                                             G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
+                                             NULL, NULL, &err_fd, &error), "%s", error->message);
+  }
+  ident = assert_forwarded (&a, "test.X");
+  ck_assert_uint_lt (strlen (ident), sizeof answer.id.ident);
+  strcpy (answer.id.ident, ident);
+  ck_assert_int_eq (data_send_msg (t, a.ctrl, MSG_SERVICE_CONNECT, &answer, sizeof answer), 0);
+  ck_assert_int_eq (waitpid (pid, &status, 0), pid);
+  ck_assert (WIFEXITED (status));
+  ck_assert_int_eq (WEXITSTATUS (status), QREXEC_EXIT_FAILED);
+  {
+    ssize_t n = read (err_fd, buf, sizeof buf - 1);
+
+    ck_assert_int_gt (n, 0);
+    buf[n] = '\0';
+    ck_assert_msg (strstr ((char *) buf, "domain 9") != NULL &&
+                   strstr ((char *) buf, "reaches only the host") != NULL, "%s", buf);
+  }
+  close (err_fd);
+  assert_terminated (a.ctrl, 9, 606);
+  agent_stop (&a);
+}
+END_TEST
+
 /* Qubes' dom0 may put "nogui:" before the command: it is not part of it. */
 START_TEST (test_agent_nogui_prefix)
 {
@@ -486,8 +556,8 @@ START_TEST (test_agent_just_exec_child_state)
   /* Children of the command's shell: they inherit what it got. */
   command = g_strdup_printf ("DEFAULT:grep SigIgn /proc/self/status > '%s'; "
                              "ls -l /proc/self/fd/ > '%s'; echo > '%s'", sig_path, fds_path, fifo);
-  ck_assert_int_eq (agent_exec (&a, MSG_JUST_EXEC, 7, 602, command), 0);
-  assert_terminated (a.ctrl, 7, 602);
+  ck_assert_int_eq (agent_exec (&a, MSG_JUST_EXEC, 0, 602, command), 0);
+  assert_terminated (a.ctrl, 0, 602);
   ck_assert (g_file_get_contents (fifo, &done, NULL, NULL));
 
   ck_assert (g_file_get_contents (sig_path, &sig, NULL, NULL));
@@ -533,6 +603,7 @@ main (void)
   tcase_add_test (tc, test_trigger_service3_bytes);
   tcase_add_test (tc, test_agent_reports_connection_ends);
   tcase_add_test (tc, test_agent_nogui_prefix);
+  tcase_add_test (tc, test_agent_other_domain_unreachable);
   tcase_add_test (tc, test_agent_just_exec_child_state);
   tcase_add_test (tc, test_agent_slow_local_callers);
   suite_add_tcase (s, tc);
