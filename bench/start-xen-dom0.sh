@@ -80,19 +80,9 @@ volumes () {
 # as domain NAME with DISKS (an xl disk list, may be empty) until the ready
 # line; reports bench-KEY-ms.
 xl_boot () {
-  cat > /tmp/$1.cfg <<CFG
-name = "$1"
-type = "pv"
-kernel = "$QUBE_STATE_DIR/kernels/debian-minimal/vmlinux"
-ramdisk = "$QUBE_STATE_DIR/kernels/debian-minimal/initramfs.img"
-extra = "console=hvc0 quiet qube.name=$1 qube.agent=off"
-memory = 160
-maxmem = 160
-vcpus = 1
-disk = [ $2 ]
-on_poweroff = "destroy"
-on_crash = "destroy"
-CFG
+  xentest_pv_config $1 "$QUBE_STATE_DIR/kernels/debian-minimal/vmlinux" \
+    "$QUBE_STATE_DIR/kernels/debian-minimal/initramfs.img" \
+    "console=hvc0 quiet qube.name=$1 qube.agent=off" 160 "$2"
   local t0
   now; t0=$ms
   if xl create /tmp/$1.cfg > $log 2>&1 && wait_ready $1 120; then

@@ -14,17 +14,7 @@ xl info 2>/dev/null | grep -E '^(virt_caps|xen_version|free_memory)' | sed 's/^/
 # boot_pv TEST NAME KERNEL: xl create of a PV guest, then wait for its
 # marker; reports TEST and the time to the marker.  Returns 1 on failure.
 boot_pv () {
-  cat > /tmp/$2.cfg <<CFG
-name = "$2"
-type = "pv"
-kernel = "$3"
-ramdisk = "/xentest/guest/initrd.gz"
-extra = "console=hvc0 quiet"
-memory = 128
-vcpus = 1
-on_poweroff = "destroy"
-on_crash = "destroy"
-CFG
+  xentest_pv_config $2 "$3" /xentest/guest/initrd.gz "console=hvc0 quiet" 128
   t0=$(xentest_now_ms)
   if ! xl create /tmp/$2.cfg > /tmp/xl-create 2>&1; then
     xentest_fail $1 "$(tail -n 5 /tmp/xl-create)"

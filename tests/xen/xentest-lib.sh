@@ -27,6 +27,25 @@ xentest_console_tail () {
   tail -n "${2:-15}" "/var/log/xen/console/guest-$1.log" 2>/dev/null | sed 's/^/  | /'
 }
 
+# xentest_pv_config NAME KERNEL RAMDISK EXTRA MEMORY [DISKS]: writes
+# /tmp/NAME.cfg, xl's configuration of a one-vCPU PV guest with MEMORY MiB,
+# destroyed when it powers off or crashes; DISKS is an xl disk list.
+xentest_pv_config () {
+  cat > /tmp/$1.cfg <<CFG
+name = "$1"
+type = "pv"
+kernel = "$2"
+ramdisk = "$3"
+extra = "$4"
+memory = $5
+maxmem = $5
+vcpus = 1
+disk = [ ${6:-} ]
+on_poweroff = "destroy"
+on_crash = "destroy"
+CFG
+}
+
 # The state of `qube` in dom0 (exported: QUBE_STATE_DIR, QUBE_POLICY_DIR).
 # The pool refuses volumes it could never hold (the template's root is
 # 20 GiB): the state lives on a tmpfs whose limit is larger than dom0's
