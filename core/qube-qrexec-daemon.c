@@ -1374,7 +1374,7 @@ announce_connected (QrexecQube *q)
  * later, and later still each time a connection ends within seconds, so
  * that a guest that keeps ending it costs a rebuild and a line of log
  * every half minute at most; the qube may be let go meanwhile (it
- * stopped). */
+ * stopped: its runtime directory is gone, or the watcher let it go). */
 #define RECONNECT_DELAY_MS 500
 #define RECONNECT_MAX_MS 30000
 #define RECONNECT_QUICK_US (10 * G_USEC_PER_SEC)
@@ -1389,6 +1389,15 @@ reconnect_cb (gpointer data)
 
   if (q == NULL || q->ctrl != NULL)
     return G_SOURCE_REMOVE;
+  /* Stopped meanwhile by another process, which took its runtime
+   * directory away: not made again (it would make the qube look alive),
+   * the qube is let go. */
+  if (!g_file_test (q->runtime_dir, G_FILE_TEST_IS_DIR))
+    {
+      g_message ("qube '%s': its runtime directory is gone (it stopped): not served again", a->name);
+      qube_qrexec_daemon_disconnect (a->daemon, a->name);
+      return G_SOURCE_REMOVE;
+    }
   transport = g_strdup (q->transport);
   if (!qube_qrexec_daemon_connect (a->daemon, a->name, transport, &error))
     g_warning ("qube '%s': cannot wait for its agent again: %s", a->name, error->message);

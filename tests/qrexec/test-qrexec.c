@@ -134,7 +134,8 @@ read_log (void)
 
 static const char *fakes[] = { "evil-len", "evil-type", "evil-trunc", "evil-nul", "evil-port",
                                "evil-flood", "stock", "busy", "deaf", "again", "old", "old-called",
-                               "old-caller", "cut", "cut-bad", "odd", "restart", NULL };
+                               "old-caller", "cut", "cut-bad", "odd", "restart",
+                               "stopped", NULL };
 
 static gboolean with_ask_agent;
 static int call_connect_timeout;   /* seconds; 0: the daemon's own */
@@ -1322,6 +1323,33 @@ START_TEST (test_agent_restart_served_again)
 }
 END_TEST
 
+/* An agent that ends its control connection of a qube another process
+ * stops meanwhile (its runtime directory goes): the daemon does not make
+ * the directory again to wait for the agent, and lets the qube go. */
+START_TEST (test_stopped_qube_not_served_again)
+{
+  AgentChan *chan = fake_guest ("stopped");
+  g_autofree char *rundir = g_build_filename (state_dir, "run", "qubes", "stopped", NULL);
+  g_autofree char *rm = g_strdup_printf ("rm -rf '%s'", rundir);
+  g_autofree char *log = NULL;
+
+  assert_request_refused (chan, "vault", "SOCKET1", "bad name", 9);
+  transport->close (chan);
+  ck_assert_int_eq (system (rm), 0);
+  /* The daemon would wait for the agent again after 500 ms. */
+  for (int i = 0; i < 50 && (log == NULL || strstr (log, "qube 'stopped': its runtime") == NULL); i++)
+    {
+      g_usleep (100 * 1000);
+      g_free (log);
+      log = read_log ();
+    }
+  ck_assert_msg (strstr (log, "qube 'stopped': its runtime directory is gone") != NULL, "log ends: %s",
+                 log + (strlen (log) > 2000 ? strlen (log) - 2000 : 0));
+  g_usleep (600 * 1000);
+  ck_assert (!g_file_test (rundir, G_FILE_TEST_EXISTS));
+}
+END_TEST
+
 /* ---- a stock Qubes agent's port handling ---------------------------------- */
 
 /* `qube run stock -- true`, with this test playing the guest as a stock
@@ -1877,6 +1905,7 @@ qrexec_suite (void)
   tcase_add_test (hostile, test_hostile_flood_of_requests);
   tcase_add_test (hostile, test_odd_names_refused);
   tcase_add_test (hostile, test_agent_restart_served_again);
+  tcase_add_test (hostile, test_stopped_qube_not_served_again);
   tcase_add_test (hostile, test_hostile_deaf_guest);
   suite_add_tcase (s, hostile);
   return s;
