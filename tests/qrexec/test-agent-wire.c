@@ -488,6 +488,9 @@ START_TEST (test_agent_other_domain_unreachable)
   ck_assert_msg (data != NULL, "%s", err);
   ck_assert_int_eq (data_send_msg (t, a.ctrl, MSG_EXEC_CMDLINE, buf, len), 0);
   assert_terminated (a.ctrl, 7, 605);
+  /* The same for a command that would run detached. */
+  ck_assert_int_eq (data_send_msg (t, a.ctrl, MSG_JUST_EXEC, buf, len), 0);
+  assert_terminated (a.ctrl, 7, 605);
   ck_assert (!g_file_test (marker, G_FILE_TEST_EXISTS));
   t->close (data);
   ck_assert_int_eq (agent_exec (&a, MSG_EXEC_CMDLINE, 0, 607, "DEFAULT:exit 4"), 4);

@@ -8,19 +8,23 @@
  *
  *   qubes-dom0-call SOURCE_DOMID SOURCE_NAME TARGET_DOMID TARGET_NAME COMMAND
  *
- * Runs COMMAND ("user:command" without the user: DEFAULT is used) in the
- * source qube with its output on this program's stdout and stderr, as
- * `qrexec-client -d SOURCE DEFAULT:COMMAND` does, stdin empty.  COMMAND
- * is expected to call a service in TARGET_NAME through qrexec-client-vm;
+ * Runs COMMAND as the user `user` (what Qubes' dom0 puts for DEFAULT) in
+ * the source qube with its output on this program's stdout and stderr, as
+ * `qrexec-client -d SOURCE user:COMMAND` does, stdin empty.  COMMAND is
+ * expected to call a service in TARGET_NAME through qrexec-client-vm;
  * the one request that comes is allowed without a policy: the target is
  * told to run the service with its data channel connecting to the source
- * qube's domain (MSG_EXEC_CMDLINE, connect_domain = SOURCE_DOMID) and the
- * source to offer it to the target's domain (MSG_SERVICE_CONNECT,
- * connect_domain = TARGET_DOMID), on a port dom0 itself never offers.
+ * qube's domain (MSG_EXEC_CMDLINE "user:QUBESRPC service+arg source",
+ * with the "+" even for an empty argument and no target words, as Qubes
+ * sends it to a qube; connect_domain = SOURCE_DOMID) and the source to
+ * offer it to the target's domain (MSG_SERVICE_CONNECT, connect_domain =
+ * TARGET_DOMID), on a port dom0 itself never offers.
  * Exits with COMMAND's exit code; 125 when the fixture itself failed.
  * Plain C over the guest side's transport code (agent/transport-xen.c).
  */
+#include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +38,8 @@
 #define TIMEOUT_S 300
 #define SOURCE_PORT (VCHAN_BASE_PORT + 1)
 #define CALL_PORT (VCHAN_BASE_PORT + 2)
+/* The default user Qubes' dom0 names for DEFAULT. */
+#define USER "user"
 
 static const AgentTransport *t = &agent_transport_xen;
 
@@ -42,6 +48,36 @@ fail (const char *what, const char *why)
 {
   agent_log ("%s: %s", what, why);
   exit (QREXEC_EXIT_FAILED);
+}
+
+/* A Xen domain id from the command line. */
+static uint32_t
+domid (const char *arg)
+{
+  char *end;
+  unsigned long v;
+
+  errno = 0;
+  v = strtoul (arg, &end, 10);
+  if (errno != 0 || end == arg || *end != '\0' || v == 0 || v >= 0x7ff0)
+    fail (arg, "not the domain id of a qube");
+  return (uint32_t) v;
+}
+
+/* A string made as printf() makes it. */
+static char * __attribute__ ((format (printf, 1, 2)))
+text (const char *fmt, ...)
+{
+  va_list ap;
+  char *s;
+  int n;
+
+  va_start (ap, fmt);
+  n = vasprintf (&s, fmt, ap);
+  va_end (ap);
+  if (n < 0)
+    fail ("message", "out of memory");
+  return s;
 }
 
 /* The control channel to the agent of domain `domid`, past the hello. */
@@ -121,6 +157,7 @@ main (int argc, char **argv)
   AgentChan *source, *target, *data;
   DataRelay relay = { 0 };
   char err[256], ident[32], *service, *cmdline;
+  uint32_t source_domid, target_domid;
   int version, in_fd;
 
   agent_program_name = "qubes-dom0-call";
@@ -133,6 +170,8 @@ main (int argc, char **argv)
   source_name = argv[2];
   target_id = argv[3];
   target_name = argv[4];
+  source_domid = domid (source_id);
+  target_domid = domid (target_id);
   signal (SIGPIPE, SIG_IGN);
   alarm (2 * TIMEOUT_S);
 
@@ -143,10 +182,7 @@ main (int argc, char **argv)
   data = t->listen (source_id, SOURCE_PORT, 65536, 65536, err, sizeof err);
   if (data == NULL)
     fail ("the source's data channel", err);
-  cmdline = malloc (strlen (argv[5]) + 16);
-  if (cmdline == NULL)
-    fail ("message", "out of memory");
-  sprintf (cmdline, "DEFAULT:%s", argv[5]);
+  cmdline = text ("%s:%s", USER, argv[5]);
   send_exec (source, MSG_EXEC_CMDLINE, 0, SOURCE_PORT, cmdline, strlen (cmdline) + 1);
   if (t->accept (data, err, sizeof err) < 0)
     fail ("the source's data channel", err);
@@ -158,13 +194,10 @@ main (int argc, char **argv)
    * offers the port to the target's. */
   service = read_request (source, target_name, ident);
   free (cmdline);
-  cmdline = malloc (strlen (service) + strlen (source_name) + 32);
-  if (cmdline == NULL)
-    fail ("message", "out of memory");
-  sprintf (cmdline, "DEFAULT:QUBESRPC %s %s name %s", service, source_name, target_name);
-  send_exec (target, MSG_EXEC_CMDLINE, (uint32_t) atoi (source_id), CALL_PORT, cmdline,
-             strlen (cmdline) + 1);
-  send_exec (source, MSG_SERVICE_CONNECT, (uint32_t) atoi (target_id), CALL_PORT, ident,
+  cmdline = text ("%s:QUBESRPC %s%s %s", USER, service, strchr (service, '+') == NULL ? "+" : "",
+                  source_name);
+  send_exec (target, MSG_EXEC_CMDLINE, source_domid, CALL_PORT, cmdline, strlen (cmdline) + 1);
+  send_exec (source, MSG_SERVICE_CONNECT, target_domid, CALL_PORT, ident,
              sizeof (struct service_params));
 
   in_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
