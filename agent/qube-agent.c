@@ -294,6 +294,11 @@ exec_command (const char *user, const char *command)
         setenv ("QREXEC_SERVICE_ARGUMENT", arg, 1);
       else
         unsetenv ("QREXEC_SERVICE_ARGUMENT");
+      /* The target the caller asked for comes only with a line that names
+       * it; Qubes' dom0 names it to a service in dom0 alone, and a
+       * service in a qube gets the type empty. */
+      unsetenv ("QREXEC_REQUESTED_TARGET");
+      unsetenv ("QREXEC_REQUESTED_TARGET_KEYWORD");
       if (target_type != NULL && target != NULL)
         {
           int keyword = strcmp (target_type, "keyword") == 0;
@@ -302,6 +307,8 @@ exec_command (const char *user, const char *command)
           setenv (keyword ? "QREXEC_REQUESTED_TARGET_KEYWORD" : "QREXEC_REQUESTED_TARGET",
                   target, 1);
         }
+      else
+        setenv ("QREXEC_REQUESTED_TARGET_TYPE", "", 1);
       if (access (path, X_OK) < 0)
         {
           fprintf (stderr, "qube-agent: service file '%s' is not executable\n", path);

@@ -498,24 +498,15 @@ call_connect_timeout_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-static char *
-requested_target_words (const char *requested)
-{
-  if (requested[0] == '@')
-    return g_strdup_printf ("keyword %s", requested + 1);
-  return g_strdup_printf ("name %s", requested);
-}
-
 /* Starts an allowed call from `source` to `target`. */
 static gboolean
 call_start (QrexecQube *source, QrexecQube *target, const char *ident, const char *service_name,
-            const char *requested, const char *user, gboolean dispose_target, GError **error)
+            const char *user, gboolean dispose_target, GError **error)
 {
   QubeQrexecDaemon *self = source->daemon;
   QrexecCall *call = g_new0 (QrexecCall, 1);
   QubeVchanPeer speer = qube_peer (source), tpeer = qube_peer (target);
   g_autoptr(GByteArray) msg = g_byte_array_new ();
-  g_autofree char *words = requested_target_words (requested);
   g_autofree char *cmdline = NULL;
 
   call->daemon = self;
@@ -544,8 +535,11 @@ call_start (QrexecQube *source, QrexecQube *target, const char *ident, const cha
       call_free (call);
       return FALSE;
     }
-  cmdline = g_strdup_printf ("%s:QUBESRPC %s %s %s", user != NULL ? user : "DEFAULT",
-                             service_name, source->name, words);
+  /* As Qubes' dom0 tells a qube: "service+argument source", the '+' even
+   * for no argument, and not the target the caller asked for (only a
+   * service in dom0 learns that). */
+  cmdline = g_strdup_printf ("%s:QUBESRPC %s%s %s", user != NULL ? user : "DEFAULT", service_name,
+                             strchr (service_name, '+') == NULL ? "+" : "", source->name);
   if (!_qube_qrexec_append_exec (msg, MSG_EXEC_CMDLINE, 0, call->target_port, cmdline, error))
     {
       call_free (call);
@@ -1015,7 +1009,7 @@ call_disposable (QrexecQube *source, const char *target, const char *ident,
   g_message ("call %s from '%s' to '%s': in disposable '%s'", service_name, source->name, target,
              name);
   /* On failure call_free() has disposed of the disposable. */
-  if (!call_start (source, tq, ident, service_name, target, user, TRUE, &error))
+  if (!call_start (source, tq, ident, service_name, user, TRUE, &error))
     {
       g_warning ("call %s from '%s' to '%s' failed: %s", service_name, source->name, name,
                  error->message);
@@ -1185,8 +1179,8 @@ decide_call (QrexecQube *q, const char *target, const char *ident, const char *s
       refuse (q, ident);
       return;
     }
-  if (!call_start (q, tq, ident, service_name, target, qube_policy_decision_get_user (decision),
-                   FALSE, &error))
+  if (!call_start (q, tq, ident, service_name, qube_policy_decision_get_user (decision), FALSE,
+                   &error))
     {
       g_warning ("call %s from '%s' to '%s' failed: %s", service_name, q->name, resolved, error->message);
       refuse (q, ident);
@@ -1247,7 +1241,7 @@ static gboolean
 handle_trigger (QrexecQube *q, QubeQrexecMessage *msg)
 {
   /* An empty target is @default, as in Qubes: for the policy, and for
-   * the service's QREXEC_REQUESTED_TARGET*. */
+   * the QREXEC_REQUESTED_TARGET* of a service in dom0. */
   const char *target = *msg->target_domain != '\0' ? msg->target_domain : "@default";
   const char *ident = msg->ident;
   const char *service_name = msg->service_name;

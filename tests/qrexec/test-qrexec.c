@@ -475,6 +475,7 @@ START_TEST (test_service_argument_and_environment)
   ck_assert_int_eq (run->status, 0);
   ck_assert_str_eq (run->out,
                     "QREXEC_REMOTE_DOMAIN=dom0\n"
+                    "QREXEC_REQUESTED_TARGET_TYPE=\n"
                     "QREXEC_SERVICE_ARGUMENT=foo\n"
                     "QREXEC_SERVICE_FULL_NAME=test.Env+foo\n");
 }
@@ -704,10 +705,20 @@ START_TEST (test_call_allowed_with_environment)
   ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
   ck_assert_str_eq (run->out,
                     "QREXEC_REMOTE_DOMAIN=work\n"
-                    "QREXEC_REQUESTED_TARGET=vault\n"
-                    "QREXEC_REQUESTED_TARGET_TYPE=name\n"
+                    "QREXEC_REQUESTED_TARGET_TYPE=\n"
                     "QREXEC_SERVICE_ARGUMENT=bar\n"
                     "QREXEC_SERVICE_FULL_NAME=test.Env+bar\n");
+  /* Without an argument the service is named with its '+', as Qubes'
+   * dom0 names it; the requested target is not the target's to know. */
+  {
+    g_autoptr(Run) bare = call_from_work (NULL, NULL, "vault", "test.Env");
+
+    ck_assert_msg (bare->status == 0, "status %d: %s", bare->status, bare->err);
+    ck_assert_str_eq (bare->out,
+                      "QREXEC_REMOTE_DOMAIN=work\n"
+                      "QREXEC_REQUESTED_TARGET_TYPE=\n"
+                      "QREXEC_SERVICE_FULL_NAME=test.Env+\n");
+  }
 }
 END_TEST
 
@@ -1533,7 +1544,7 @@ START_TEST (test_call_to_version_2_qube)
   g_autofree char *client = build_path ("agent/qrexec-client-vm", NULL);
   const char *const args[] = { "run", "work", "--", client, "old-called", "test.Old", NULL };
 
-  assert_version_2_serves ("old-called", "QUBESRPC test.Old work", args);
+  assert_version_2_serves ("old-called", "QUBESRPC test.Old+ work", args);
 }
 END_TEST
 
