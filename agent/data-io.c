@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "data-io.h"
@@ -146,6 +147,17 @@ close_fd (int *fd)
   if (*fd >= 0)
     close (*fd);
   *fd = -1;
+}
+
+/* The end of what goes to *fd: a socket's writing half is shut down, so
+ * that its reader sees EOF even while another descriptor holds it (the
+ * same socket may be the input too). */
+static void
+close_out_fd (int *fd)
+{
+  if (*fd >= 0)
+    (void) shutdown (*fd, SHUT_WR);
+  close_fd (fd);
 }
 
 /* Writes what it can; 0, or -1 when the reader is gone (the data is
@@ -395,7 +407,7 @@ data_relay_run (DataRelay *r, int version)
                 {
                   /* EOF of the main stream. */
                   if (hdr.type != MSG_DATA_STDERR)
-                    close_fd (&r->out_fd);
+                    close_out_fd (&r->out_fd);
                   continue;
                 }
               in_msg = 1;
@@ -537,7 +549,7 @@ data_relay_run (DataRelay *r, int version)
   free (pend);
   close_fd (&r->in_fd);
   close_fd (&r->in2_fd);
-  close_fd (&r->out_fd);
+  close_out_fd (&r->out_fd);
   if (r->process_side)
     {
       /* The call ended without the process: its descriptors are closed

@@ -39,6 +39,7 @@ ask_agent (const char *path, const char *target, const char *service, uint32_t *
   size_t name_len = strlen (service) + 1;
   struct msg_header hdr = { MSG_TRIGGER_SERVICE3, (uint32_t) (sizeof params + name_len) };
   struct exec_params reply;
+  ssize_t got;
   int fd;
 
   if (strlen (target) >= sizeof params.target_domain || name_len > MAX_SERVICE_NAME_LEN)
@@ -67,18 +68,16 @@ ask_agent (const char *path, const char *target, const char *service, uint32_t *
       agent_log ("cannot send the request to the agent: %s", strerror (errno));
       return QREXEC_EXIT_FAILED;
     }
-  if (recv (fd, &hdr, sizeof hdr, MSG_WAITALL) != (ssize_t) sizeof hdr)
-    {
-      agent_log ("the agent closed without an answer");
-      return QREXEC_EXIT_FAILED;
-    }
-  if (hdr.type == MSG_SERVICE_REFUSED)
+  /* As between Qubes' agent and qrexec-client-vm: the data channel's
+   * struct exec_params when the call goes ahead, the socket closed when
+   * it is refused. */
+  got = recv (fd, &reply, sizeof reply, MSG_WAITALL);
+  if (got == 0)
     {
       fprintf (stderr, "Request refused\n");
       return QREXEC_EXIT_REFUSED;
     }
-  if (hdr.type != MSG_SERVICE_CONNECT || hdr.len < sizeof reply ||
-      recv (fd, &reply, sizeof reply, MSG_WAITALL) != (ssize_t) sizeof reply)
+  if (got != (ssize_t) sizeof reply)
     {
       agent_log ("the agent sent an invalid answer");
       return QREXEC_EXIT_FAILED;
@@ -105,7 +104,9 @@ usage (FILE *out)
            "  --no-filter-escape-chars-stderr  pass its stderr unchanged\n"
            "  -a, --agent-socket=PATH          the agent's socket (default: $QREXEC_AGENT_SOCKET\n"
            "                                   or " AGENT_DEFAULT_TRIGGER_SOCKET ")\n"
-           "  --prefix-data=TEXT               send TEXT to the service before the input\n"
+           "  -p, --prefix-data=TEXT           send TEXT to the service before the input\n"
+           "  --use-stdin-socket               stdin is a stream socket: the service's output\n"
+           "                                   goes back into it (no COMMAND then)\n"
            "  -h, --help                       this text\n"
            "TARGET may be written with $ for @ ($dispvm), as Qubes allows.\n");
 }
@@ -113,7 +114,7 @@ usage (FILE *out)
 int
 main (int argc, char **argv)
 {
-  enum { OPT_BUFFER_SIZE = 256, OPT_NO_FILTER_STDOUT, OPT_NO_FILTER_STDERR, OPT_PREFIX_DATA };
+  enum { OPT_BUFFER_SIZE = 256, OPT_NO_FILTER_STDOUT, OPT_NO_FILTER_STDERR, OPT_USE_STDIN_SOCKET };
   static const struct option options[] = {
     { "buffer-size", required_argument, NULL, OPT_BUFFER_SIZE },
     { "filter-escape-chars-stdout", no_argument, NULL, 't' },
@@ -121,7 +122,8 @@ main (int argc, char **argv)
     { "no-filter-escape-chars-stdout", no_argument, NULL, OPT_NO_FILTER_STDOUT },
     { "no-filter-escape-chars-stderr", no_argument, NULL, OPT_NO_FILTER_STDERR },
     { "agent-socket", required_argument, NULL, 'a' },
-    { "prefix-data", required_argument, NULL, OPT_PREFIX_DATA },
+    { "prefix-data", required_argument, NULL, 'p' },
+    { "use-stdin-socket", no_argument, NULL, OPT_USE_STDIN_SOCKET },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -129,7 +131,7 @@ main (int argc, char **argv)
   const char *socket_path = agent_env_or ("QREXEC_AGENT_SOCKET", AGENT_DEFAULT_TRIGGER_SOCKET);
   const char *prefix = NULL;
   size_t ring = 1024 * 1024;
-  int filter_out = -1, filter_err = -1;
+  int filter_out = -1, filter_err = -1, stdin_socket = 0;
   const AgentTransport *t;
   const char *arg;
   AgentChan *chan;
@@ -143,7 +145,7 @@ main (int argc, char **argv)
 
   agent_program_name = "qrexec-client-vm";
   /* '+': options end at TARGET, COMMAND's own options are its own. */
-  while ((c = getopt_long (argc, argv, "+tTa:h", options, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, "+tTa:hp:", options, NULL)) != -1)
     switch (c)
       {
       case OPT_BUFFER_SIZE:
@@ -166,13 +168,38 @@ main (int argc, char **argv)
       case OPT_NO_FILTER_STDOUT: filter_out = 0; break;
       case OPT_NO_FILTER_STDERR: filter_err = 0; break;
       case 'a': socket_path = optarg; break;
-      case OPT_PREFIX_DATA: prefix = optarg; break;
+      case 'p':
+        if (prefix != NULL)
+          {
+            agent_log ("--prefix-data may be given once");
+            return 2;
+          }
+        prefix = optarg;
+        break;
+      case OPT_USE_STDIN_SOCKET:
+        {
+          int type;
+          socklen_t len = sizeof type;
+
+          if (getsockopt (0, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+            {
+              agent_log ("--use-stdin-socket: stdin is not a stream socket");
+              return 2;
+            }
+          stdin_socket = 1;
+          break;
+        }
       case 'h': usage (stdout); return 0;
       default: usage (stderr); return 2;
       }
   if (argc - optind < 2)
     {
       usage (stderr);
+      return 2;
+    }
+  if (stdin_socket && argc - optind > 2)
+    {
+      agent_log ("--use-stdin-socket: no local COMMAND can be run with it");
       return 2;
     }
   /* What reaches a terminal is filtered unless asked otherwise, as in
@@ -232,6 +259,21 @@ main (int argc, char **argv)
       pid = fork ();
       if (pid == 0)
         {
+          /* As in Qubes: the command finds this program's own stdin
+           * and stdout (and stderr with $PASS_LOCAL_STDERR) in
+           * $SAVED_FD_0, $SAVED_FD_1 (and $SAVED_FD_2). */
+          for (int i = 0; i < 3; i++)
+            if (i != 2 || getenv ("PASS_LOCAL_STDERR") != NULL)
+              {
+                char name[16], value[16];
+                int saved = dup (i);
+
+                if (saved < 0)
+                  continue;
+                snprintf (name, sizeof name, "SAVED_FD_%d", i);
+                snprintf (value, sizeof value, "%d", saved);
+                setenv (name, value, 1);
+              }
           dup2 (to_cmd[0], 0);
           dup2 (from_cmd[1], 1);
           signal (SIGPIPE, SIG_DFL);
@@ -244,6 +286,18 @@ main (int argc, char **argv)
       fcntl (to_cmd[1], F_SETFL, O_NONBLOCK);
       relay.in_fd = from_cmd[0];
       relay.out_fd = to_cmd[1];
+    }
+  if (stdin_socket)
+    {
+      /* The service's output goes back into the socket its input comes
+       * from, through a descriptor of its own: its end shuts down only
+       * the socket's writing half. */
+      relay.out_fd = fcntl (0, F_DUPFD_CLOEXEC, 3);
+      if (relay.out_fd < 0)
+        {
+          agent_log ("cannot duplicate stdin: %s", strerror (errno));
+          return QREXEC_EXIT_FAILED;
+        }
     }
   relay.t = t;
   relay.chan = chan;

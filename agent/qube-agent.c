@@ -6,8 +6,9 @@
  * ("user:command", or "QUBESRPC service+arg source ..." for a service) in a
  * child that connects the data channel and relays its I/O; and it forwards
  * the calls local programs (qrexec-client-vm) make on its trigger socket as
- * MSG_TRIGGER_SERVICE3, answering them with the daemon's MSG_SERVICE_CONNECT
- * or MSG_SERVICE_REFUSED.  When a data connection it was told of has ended
+ * MSG_TRIGGER_SERVICE3, answering them as Qubes' agent does: the data
+ * channel's struct exec_params when the daemon says MSG_SERVICE_CONNECT,
+ * the socket closed when it refuses.  When a data connection it was told of has ended
  * (the child that served it exited, or the local caller closed its socket)
  * it sends MSG_CONNECTION_TERMINATED, as Qubes' agent does: the daemon
  * keeps the port reserved until then.  Every message from the daemon is
@@ -507,27 +508,25 @@ reap_children (AgentChan *ctrl)
         }
 }
 
+/* The daemon's answer to local caller `ident`: `ep` for a call that
+ * goes ahead (the caller offers its data channel), NULL for a refusal. */
 static void
-answer_client (const char *ident, uint32_t type, const void *payload, size_t len)
+answer_client (const char *ident, const struct exec_params *ep)
 {
   for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
     if (clients[i].fd >= 0 && !clients[i].reading && strcmp (clients[i].ident, ident) == 0)
       {
-        struct msg_header hdr = { type, (uint32_t) len };
-
-        if (write (clients[i].fd, &hdr, sizeof hdr) != (ssize_t) sizeof hdr ||
-            (len > 0 && write (clients[i].fd, payload, len) != (ssize_t) len))
-          agent_log ("cannot answer the local caller of request %s: %s", ident, strerror (errno));
-        if (type == MSG_SERVICE_CONNECT)
+        if (ep == NULL)
+          close (clients[i].fd);
+        else
           {
+            if (write (clients[i].fd, ep, sizeof *ep) != (ssize_t) sizeof *ep)
+              agent_log ("cannot answer the local caller of request %s: %s", ident,
+                         strerror (errno));
             /* The caller keeps its socket open while it uses the data
              * port: its end is the connection's end. */
-            const struct exec_params *ep = payload;
-
             connection_add (0, clients[i].fd, ep->connect_domain, ep->connect_port);
           }
-        else
-          close (clients[i].fd);
         clients[i].fd = -1;
         return;
       }
@@ -576,7 +575,7 @@ handle_control_message (AgentChan *ctrl)
 
       if (memchr (sp->ident, '\0', sizeof sp->ident) == NULL)
         goto bad_free;
-      answer_client (sp->ident, MSG_SERVICE_REFUSED, NULL, 0);
+      answer_client (sp->ident, NULL);
     }
   else
     {
@@ -593,7 +592,7 @@ handle_control_message (AgentChan *ctrl)
           for (size_t i = strlen (ep->cmdline); i < cmd_len; i++)
             if (ep->cmdline[i] != '\0')
               goto bad_free;
-          answer_client (ep->cmdline, MSG_SERVICE_CONNECT, payload, hdr.len);
+          answer_client (ep->cmdline, ep);
         }
       /* A command line ends with its NUL, and holds no other. */
       else if (ep->cmdline[cmd_len - 1] != '\0' || strlen (ep->cmdline) != cmd_len - 1)
@@ -639,17 +638,11 @@ bad:
   return -1;
 }
 
-/* Lets go of local caller `c`, telling it the call is refused first
- * when `refuse` (a write into an empty socket: it does not wait). */
+/* Lets go of local caller `c`: closing its socket before an answer is
+ * how a call is refused. */
 static void
-trigger_client_end (TriggerClient *c, int refuse)
+trigger_client_end (TriggerClient *c)
 {
-  if (refuse)
-    {
-      struct msg_header hdr = { MSG_SERVICE_REFUSED, 0 };
-
-      (void) !write (c->fd, &hdr, sizeof hdr);
-    }
   close (c->fd);
   free (c->payload);
   *c = (TriggerClient) { .fd = -1 };
@@ -679,7 +672,7 @@ trigger_client_read (TriggerClient *c, AgentChan *ctrl)
         return;
       if (n <= 0)
         {
-          trigger_client_end (c, 1);
+          trigger_client_end (c);
           return;
         }
       c->have += (size_t) n;
@@ -690,7 +683,7 @@ trigger_client_read (TriggerClient *c, AgentChan *ctrl)
               c->hdr.len > sizeof *params + MAX_SERVICE_NAME_LEN ||
               (c->payload = malloc (c->hdr.len)) == NULL)
             {
-              trigger_client_end (c, 1);
+              trigger_client_end (c);
               return;
             }
         }
@@ -703,7 +696,7 @@ trigger_client_read (TriggerClient *c, AgentChan *ctrl)
       c->payload[c->hdr.len - 1] != '\0' ||
       strlen (c->payload + sizeof *params) != c->hdr.len - sizeof *params - 1)
     {
-      trigger_client_end (c, 1);
+      trigger_client_end (c);
       return;
     }
   c->reading = 0;
@@ -736,11 +729,11 @@ trigger_client_accept (int trigger_fd, AgentChan *ctrl)
     {
       TriggerClient refused = { .fd = fd };
 
-      trigger_client_end (&refused, 1);
+      trigger_client_end (&refused);
       return;
     }
   if (slot->fd >= 0)
-    trigger_client_end (slot, 1);
+    trigger_client_end (slot);
   *slot = (TriggerClient) { .fd = fd, .reading = 1, .since = next_since++ };
   /* Its request is most likely there already. */
   trigger_client_read (slot, ctrl);
@@ -940,7 +933,7 @@ main (int argc, char **argv)
       transport->close (ctrl);
       for (int i = 0; i < MAX_TRIGGER_CLIENTS; i++)
         if (clients[i].fd >= 0)
-          trigger_client_end (&clients[i], 1);
+          trigger_client_end (&clients[i]);
       if (once)
         return 0;
     }

@@ -737,6 +737,21 @@ START_TEST (test_client_vm_options)
                                       "vault", "test.Echo");
   g_autoptr(Run) bad = qube_run ("run", "--no-stdin", "work", "--", client, "--no-such-option",
                                  "vault", "test.Echo");
+  g_autoptr(Run) short_prefix = qube_run ("run", "--no-stdin", "work", "--", client, "-p", "hi ",
+                                          "vault", "test.Echo");
+  /* COMMAND finds the caller's own stdout in $SAVED_FD_1 (Qubes' RPC
+   * example writes the service's answer there). */
+  g_autoptr(Run) saved = qube_run ("run", "--no-stdin", "work", "--", client, "vault", "test.Echo",
+                                   "/bin/bash", "-c", "echo mine >&$SAVED_FD_1; echo to-service; "
+                                   "read back; echo \"$back\" >&$SAVED_FD_1");
+  /* --use-stdin-socket: one stream socket for the input and the output,
+   * as socat's EXEC gives it (Qubes' updates proxy runs it so). */
+  g_autofree char *via_socat = g_strdup_printf ("echo through | socat -t 30 - EXEC:'%s "
+                                                "--use-stdin-socket vault test.Echo'", client);
+  g_autoptr(Run) socket_in = qube_run ("run", "--no-stdin", "work", "--", "/bin/sh", "-c",
+                                       via_socat);
+  g_autoptr(Run) not_socket = qube_run ("run", "--no-stdin", "work", "--", client,
+                                        "--use-stdin-socket", "vault", "test.Echo");
 
   ck_assert_msg (filtered->status == 0, "status %d: %s", filtered->status, filtered->err);
   ck_assert_str_eq (filtered->out, "a_[2Jb\n");
@@ -747,6 +762,14 @@ START_TEST (test_client_vm_options)
   ck_assert_str_eq (prefixed->out, "hello ");
   ck_assert_int_eq (bad->status, 2);
   ck_assert_msg (strstr (bad->err, "Usage: qrexec-client-vm") != NULL, "%s", bad->err);
+  ck_assert_msg (short_prefix->status == 0, "status %d: %s", short_prefix->status, short_prefix->err);
+  ck_assert_str_eq (short_prefix->out, "hi ");
+  ck_assert_msg (saved->status == 0, "status %d: %s", saved->status, saved->err);
+  ck_assert_str_eq (saved->out, "mine\nto-service\n");
+  ck_assert_msg (socket_in->status == 0, "status %d: %s", socket_in->status, socket_in->err);
+  ck_assert_str_eq (socket_in->out, "through\n");
+  ck_assert_int_eq (not_socket->status, 2);
+  ck_assert_msg (strstr (not_socket->err, "not a stream socket") != NULL, "%s", not_socket->err);
 }
 END_TEST
 
