@@ -24,7 +24,7 @@ AGENT_COMMON = \
 if BUILD_XEN
 AGENT_COMMON += agent/transport-xen.c
 endif
-agent_qube_agent_SOURCES = agent/qube-agent.c $(AGENT_COMMON)
+agent_qube_agent_SOURCES = agent/qube-agent.c agent/rpc-service.h agent/rpc-service.c $(AGENT_COMMON)
 agent_qrexec_client_vm_SOURCES = agent/qrexec-client-vm.c $(AGENT_COMMON)
 AGENT_CFLAGS_ = $(WARN_CFLAGS) -D_GNU_SOURCE
 if BUILD_XEN

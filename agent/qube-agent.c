@@ -37,6 +37,7 @@
 #include "agent-config.h"
 #include "data-io.h"
 #include "qrexec-wire.h"
+#include "rpc-service.h"
 
 #define MAX_TRIGGER_CLIENTS 64
 
@@ -87,36 +88,6 @@ static size_t n_notices;
 static int child_events = -1;
 
 /* ---- running a command ---------------------------------------------------- */
-
-/* Looks up a service as Qubes does: in each directory of the path,
- * "service+arg" first, then "service".  Returns a malloc'ed path. */
-static char *
-find_service (const char *full_name, const char *service)
-{
-  char *dirs = strdup (service_path);
-  char *result = NULL;
-  const char *names[2] = { full_name, service };
-
-  for (int pass = 0; pass < 2 && result == NULL; pass++)
-    {
-      char *save = NULL;
-
-      strcpy (dirs, service_path);
-      for (char *dir = strtok_r (dirs, ":", &save); dir != NULL && result == NULL;
-           dir = strtok_r (NULL, ":", &save))
-        {
-          char path[4096];
-          struct stat st;
-
-          if (snprintf (path, sizeof path, "%s/%s", dir, names[pass]) >= (int) sizeof path)
-            continue;
-          if (stat (path, &st) == 0 && S_ISREG (st.st_mode))
-            result = strdup (path);
-        }
-    }
-  free (dirs);
-  return result;
-}
 
 /* Users and groups come straight from /etc/passwd and /etc/group
  * (fgetpwent/fgetgrent): a static binary cannot rely on glibc's NSS
@@ -254,74 +225,7 @@ exec_command (const char *user, const char *command)
   if (strncmp (command, "nogui:", 6) == 0)
     command += 6;
   if (strncmp (command, "QUBESRPC ", 9) == 0)
-    {
-      /* "QUBESRPC service+arg source [name|keyword target]" */
-      char *copy = strdup (command + 9);
-      char *save = NULL;
-      char *full = strtok_r (copy, " ", &save);
-      char *source = strtok_r (NULL, " ", &save);
-      char *target_type = strtok_r (NULL, " ", &save);
-      char *target = strtok_r (NULL, " ", &save);
-      char *plus, *service, *path;
-      const char *arg = "";
-
-      if (full == NULL || source == NULL)
-        {
-          fprintf (stderr, "qube-agent: malformed service request '%s'\n", command);
-          _exit (QREXEC_EXIT_FAILED);
-        }
-      service = strdup (full);
-      plus = strchr (service, '+');
-      if (plus != NULL)
-        {
-          *plus = '\0';
-          arg = plus + 1;
-        }
-      if (*service == '\0' || strchr (full, '/') != NULL || strcmp (service, ".") == 0 ||
-          strcmp (service, "..") == 0)
-        {
-          fprintf (stderr, "qube-agent: invalid service name '%s'\n", full);
-          _exit (QREXEC_EXIT_NOT_FOUND);
-        }
-      path = find_service (full, service);
-      if (path == NULL)
-        {
-          fprintf (stderr, "qube-agent: service '%s' not found in %s\n", full, service_path);
-          _exit (QREXEC_EXIT_NOT_FOUND);
-        }
-      setenv ("QREXEC_REMOTE_DOMAIN", source, 1);
-      setenv ("QREXEC_SERVICE_FULL_NAME", full, 1);
-      if (*arg != '\0')
-        setenv ("QREXEC_SERVICE_ARGUMENT", arg, 1);
-      else
-        unsetenv ("QREXEC_SERVICE_ARGUMENT");
-      /* The target the caller asked for comes only with a line that names
-       * it; Qubes' dom0 names it to a service in dom0 alone, and a
-       * service in a qube gets the type empty. */
-      unsetenv ("QREXEC_REQUESTED_TARGET");
-      unsetenv ("QREXEC_REQUESTED_TARGET_KEYWORD");
-      if (target_type != NULL && target != NULL)
-        {
-          int keyword = strcmp (target_type, "keyword") == 0;
-
-          setenv ("QREXEC_REQUESTED_TARGET_TYPE", target_type, 1);
-          setenv (keyword ? "QREXEC_REQUESTED_TARGET_KEYWORD" : "QREXEC_REQUESTED_TARGET",
-                  target, 1);
-        }
-      else
-        setenv ("QREXEC_REQUESTED_TARGET_TYPE", "", 1);
-      if (access (path, X_OK) < 0)
-        {
-          fprintf (stderr, "qube-agent: service file '%s' is not executable\n", path);
-          _exit (QREXEC_EXIT_NOT_FOUND);
-        }
-      if (*arg != '\0')
-        execl (path, path, arg, (char *) NULL);
-      else
-        execl (path, path, (char *) NULL);
-      fprintf (stderr, "qube-agent: cannot run service '%s': %s\n", path, strerror (errno));
-      _exit (QREXEC_EXIT_NOT_FOUND);
-    }
+    agent_run_service (command + 9, service_path);
   execl ("/bin/sh", "sh", "-c", command, (char *) NULL);
   fprintf (stderr, "qube-agent: cannot run /bin/sh: %s\n", strerror (errno));
   _exit (QREXEC_EXIT_NOT_FOUND);

@@ -16,7 +16,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -435,6 +439,142 @@ START_TEST (test_run_missing_service_is_127)
 
   ck_assert_int_eq (run->status, 127);
   ck_assert_msg (strstr (run->err, "test.Missing+x") != NULL, "stderr: %s", run->err);
+}
+END_TEST
+
+/* Plays a socket service on listening socket `listener`, in a child:
+ * takes one connection, answers "desc=" and the service descriptor it
+ * read up to its NUL, then echoes what comes until EOF. */
+static pid_t
+serve_socket_once (int listener)
+{
+  pid_t pid = fork ();
+
+  ck_assert_int_ge (pid, 0);
+  if (pid == 0)
+    {
+      char buf[4096];
+      size_t have = 0;
+      ssize_t n;
+      int c = accept (listener, NULL, NULL);
+
+      if (c < 0)
+        _exit (1);
+      while (have == 0 || buf[have - 1] != '\0')
+        {
+          n = read (c, buf + have, 1);
+          if (n <= 0 || ++have == sizeof buf)
+            _exit (1);
+        }
+      dprintf (c, "desc=%s\n", buf);
+      while ((n = read (c, buf, sizeof buf)) > 0)
+        if (write (c, buf, (size_t) n) != n)
+          _exit (1);
+      _exit (0);
+    }
+  close (listener);
+  return pid;
+}
+
+/* A listening TCP socket on 127.0.0.1; its port in *port. */
+static int
+tcp_listener (int *port)
+{
+  struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t len = sizeof in;
+  int s = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  ck_assert_int_ge (s, 0);
+  ck_assert_int_eq (bind (s, (struct sockaddr *) &in, sizeof in), 0);
+  ck_assert_int_eq (listen (s, 1), 0);
+  ck_assert_int_eq (getsockname (s, (struct sockaddr *) &in, &len), 0);
+  *port = ntohs (in.sin_port);
+  return s;
+}
+
+/* The kinds of service Qubes' agent runs, found as it finds them: the
+ * first entry lstat() finds among SERVICE+ARG (an empty argument when
+ * none was given), then SERVICE, decides. */
+START_TEST (test_service_kinds)
+{
+  g_autofree char *dir = g_build_filename (state_dir, "rpc", "work", NULL);
+  g_autofree char *sock_path = g_build_filename (dir, "test.Sock", NULL);
+  g_autofree char *tcp_path = g_build_filename (dir, "test.Tcp", NULL);
+  g_autofree char *tcp_arg_path = g_build_filename (dir, "test.TcpArg", NULL);
+  g_autofree char *noexec = g_build_filename (dir, "test.NoExec+x", NULL);
+  g_autofree char *in = g_build_filename (tmp_dir, "kinds-in.txt", NULL);
+  g_autofree char *link = NULL, *tcp_arg = NULL;
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  int s, port, status;
+  pid_t server;
+
+  write_file (in, "ping\n", 0644);
+  /* An AF_UNIX socket: the descriptor first, then the call's data. */
+  s = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_uint_lt (strlen (sock_path), sizeof sun.sun_path);
+  strcpy (sun.sun_path, sock_path);
+  ck_assert_int_eq (bind (s, (struct sockaddr *) &sun, sizeof sun), 0);
+  ck_assert_int_eq (listen (s, 1), 0);
+  server = serve_socket_once (s);
+  {
+    g_autoptr(Run) run = qube_run_io (in, NULL, "run", "--service", "test.Sock+a", "work");
+
+    ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+    ck_assert_str_eq (run->out, "desc=test.Sock+a dom0\nping\n");
+  }
+  ck_assert_int_eq (waitpid (server, &status, 0), server);
+  ck_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+
+  /* A link to /dev/tcp/HOST/PORT, and to /dev/tcp/HOST with the port as
+   * the argument. */
+  s = tcp_listener (&port);
+  link = g_strdup_printf ("/dev/tcp/127.0.0.1/%d", port);
+  ck_assert_int_eq (symlink (link, tcp_path), 0);
+  server = serve_socket_once (s);
+  {
+    g_autoptr(Run) run = qube_run_io (in, NULL, "run", "--service", "test.Tcp+ignored", "work");
+
+    ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+    ck_assert_str_eq (run->out, "desc=test.Tcp+ignored dom0\nping\n");
+  }
+  ck_assert_int_eq (waitpid (server, &status, 0), server);
+  s = tcp_listener (&port);
+  ck_assert_int_eq (symlink ("/dev/tcp/127.0.0.1", tcp_arg_path), 0);
+  server = serve_socket_once (s);
+  tcp_arg = g_strdup_printf ("test.TcpArg+%d", port);
+  {
+    g_autoptr(Run) run = qube_run_io (in, NULL, "run", "--service", tcp_arg, "work");
+    g_autoptr(Run) bad = qube_run ("run", "--no-stdin", "--service", "test.TcpArg+0080", "work");
+    g_autofree char *expected = g_strdup_printf ("desc=%s dom0\nping\n", tcp_arg);
+
+    ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+    ck_assert_str_eq (run->out, expected);
+    /* Qubes' rule: no leading zero. */
+    ck_assert_int_eq (bad->status, 125);
+  }
+  ck_assert_int_eq (waitpid (server, &status, 0), server);
+
+  /* SERVICE+ARG found first decides, even when it cannot run: 125. */
+  write_file (noexec, "#!/bin/sh\necho never\n", 0644);
+  add_service ("work", "test.NoExec", "echo bare");
+  {
+    g_autoptr(Run) run = qube_run ("run", "--no-stdin", "--service", "test.NoExec+x", "work");
+    g_autoptr(Run) other = qube_run ("run", "--no-stdin", "--service", "test.NoExec+y", "work");
+
+    ck_assert_int_eq (run->status, 125);
+    ck_assert_str_eq (run->out, "");
+    ck_assert_msg (other->status == 0, "status %d: %s", other->status, other->err);
+    ck_assert_str_eq (other->out, "bare\n");
+  }
+  /* No argument: SERVICE+ is looked for first. */
+  add_service ("work", "test.Plus+", "echo plus");
+  add_service ("work", "test.Plus", "echo bare");
+  {
+    g_autoptr(Run) run = qube_run ("run", "--no-stdin", "--service", "test.Plus", "work");
+
+    ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+    ck_assert_str_eq (run->out, "plus\n");
+  }
 }
 END_TEST
 
@@ -1887,6 +2027,7 @@ qrexec_suite (void)
   tcase_add_test (run, test_run_unknown_user_is_125);
   tcase_add_test (run, test_run_as_another_user);
   tcase_add_test (run, test_run_missing_service_is_127);
+  tcase_add_test (run, test_service_kinds);
   tcase_add_test (run, test_run_halted_qube_refused_without_autostart);
   tcase_add_test (run, test_run_halted_qube_is_started);
   tcase_add_test (run, test_run_unknown_qube_fails_clearly);
