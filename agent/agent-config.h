@@ -11,6 +11,9 @@
 /* Where services are looked up, first match wins: $QREXEC_SERVICE_PATH,
  * else Qubes' directories (local overrides first). */
 #define AGENT_DEFAULT_SERVICE_PATH "/usr/local/etc/qubes-rpc:/etc/qubes-rpc"
+/* Where Qubes keeps the services' own settings (force-user and others);
+ * $QUBE_AGENT_RPC_CONFIG wins. */
+#define AGENT_DEFAULT_RPC_CONFIG "/etc/qubes/rpc-config"
 /* How long a data connection waits for its peer to offer the channel. */
 #define AGENT_CONNECT_TIMEOUT_MS 10000
 

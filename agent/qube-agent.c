@@ -58,6 +58,7 @@ static const AgentTransport *transport;
 static const char *transport_arg;
 static const char *default_user = "user";
 static const char *service_path;
+static const char *rpc_config_dir;
 static const char *commands_after;
 static TriggerClient clients[MAX_TRIGGER_CLIENTS];
 static unsigned next_ident;
@@ -186,12 +187,27 @@ static void __attribute__ ((noreturn))
 exec_command (const char *user, const char *command)
 {
   struct passwd *pw;
+  AgentService svc;
+  int is_service;
 
   if (wait_for_start () < 0)
     {
       fprintf (stderr, "qube-agent: cannot wait for the qube's start (%s): %s\n", commands_after,
                strerror (errno));
       _exit (QREXEC_EXIT_FAILED);
+    }
+  /* Qubes' dom0 may put "nogui:" before the command (a qube without a
+   * GUI); this agent has none to start, so it runs what follows. */
+  if (strncmp (command, "nogui:", 6) == 0)
+    command += 6;
+  /* A service is found, and its settings read, before the user switch:
+   * they may name the user it runs as. */
+  is_service = strncmp (command, "QUBESRPC ", 9) == 0;
+  if (is_service)
+    {
+      agent_service_find (&svc, command + 9, service_path, rpc_config_dir);
+      if (svc.force_user != NULL)
+        user = svc.force_user;
     }
   pw = lookup_user (user);
   if (pw == NULL)
@@ -220,12 +236,8 @@ exec_command (const char *user, const char *command)
   if (chdir (pw->pw_dir) < 0)
     (void) chdir ("/");
 
-  /* Qubes' dom0 may put "nogui:" before the command (a qube without a
-   * GUI); this agent has none to start, so it runs what follows. */
-  if (strncmp (command, "nogui:", 6) == 0)
-    command += 6;
-  if (strncmp (command, "QUBESRPC ", 9) == 0)
-    agent_run_service (command + 9, service_path);
+  if (is_service)
+    agent_service_run (&svc);
   execl ("/bin/sh", "sh", "-c", command, (char *) NULL);
   fprintf (stderr, "qube-agent: cannot run /bin/sh: %s\n", strerror (errno));
   _exit (QREXEC_EXIT_NOT_FOUND);
@@ -784,6 +796,7 @@ main (int argc, char **argv)
 
   agent_program_name = "qube-agent";
   service_path = agent_env_or ("QREXEC_SERVICE_PATH", AGENT_DEFAULT_SERVICE_PATH);
+  rpc_config_dir = agent_env_or ("QUBE_AGENT_RPC_CONFIG", AGENT_DEFAULT_RPC_CONFIG);
   while ((c = getopt_long (argc, argv, "", options, NULL)) != -1)
     switch (c)
       {

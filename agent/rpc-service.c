@@ -12,11 +12,17 @@
  *  - anything else, or a lookup that failed otherwise than ENOENT: 125.
  * Not found: 127.  A connection gets the service descriptor (what follows
  * "QUBESRPC ", with its NUL) first, then the call's stdin; what it sends
- * back is the call's stdout; its end is the end of the call (exit 0).
- * Plain C and libc only: the agent links statically.
+ * back is the call's stdout; the call ends (exit 0) when the service
+ * closed the connection or both directions ended (or at either one's end,
+ * as the configuration says).  The per-service configuration is Qubes'
+ * subset of TOML (`key = value` lines, comments, booleans, decimal
+ * integers, single-quoted strings); a file that does not parse fails the
+ * call (125).  Plain C and libc only: the agent links statically.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -117,28 +123,70 @@ copy (int from, int to)
 }
 
 /* The call's stdin and stdout joined to connection `s`, after the
- * descriptor: a child takes stdin to it (then shuts its writing half),
- * this process what it sends back to stdout; the connection's end is the
- * call's. */
+ * descriptor (unless skipped): a child takes stdin to it (then shuts its
+ * writing half), this process what it sends back to stdout.  The call
+ * ends when the service closed the connection (the child's writes fail)
+ * or both directions ended, or at the end of one direction when the
+ * configuration says so. */
 static void __attribute__ ((noreturn))
-serve_connection (int s, const char *descriptor)
+serve_connection (int s, const AgentService *svc)
 {
+  int done[2];
+  int service_open = 1, caller_open = 1;
   pid_t pid;
 
   signal (SIGPIPE, SIG_IGN);
-  if (write_all (s, descriptor, strlen (descriptor) + 1) < 0)
+  if (!svc->skip_descriptor && write_all (s, svc->line, strlen (svc->line) + 1) < 0)
     fail (QREXEC_EXIT_FAILED, "cannot send the service descriptor: %s", strerror (errno));
+  if (pipe2 (done, O_CLOEXEC) < 0)
+    fail (QREXEC_EXIT_FAILED, "cannot make a pipe: %s", strerror (errno));
   pid = fork ();
   if (pid < 0)
     fail (QREXEC_EXIT_FAILED, "cannot fork: %s", strerror (errno));
   if (pid == 0)
     {
+      /* `done` closes with this process: the caller's input is over, or
+       * the service takes no more. */
+      close (done[0]);
       copy (0, s);
       shutdown (s, SHUT_WR);
       _exit (0);
     }
+  close (done[1]);
   close (0);
-  copy (s, 1);
+  while (service_open || caller_open)
+    {
+      struct pollfd pfd[2] = { { .fd = service_open ? s : -1, .events = POLLIN },
+                               { .fd = caller_open ? done[0] : -1, .events = POLLIN } };
+
+      if (poll (pfd, 2, -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          break;
+        }
+      if (pfd[1].revents != 0)
+        {
+          caller_open = 0;
+          if (svc->exit_on_client_eof)
+            break;
+        }
+      if (pfd[0].revents != 0)
+        {
+          char buf[65536];
+          ssize_t n = read (s, buf, sizeof buf);
+
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n > 0 && write_all (1, buf, (size_t) n) == 0)
+            continue;
+          /* The service's output is over. */
+          service_open = 0;
+          close (1);
+          if (svc->exit_on_service_eof || n < 0)
+            break;
+        }
+    }
   kill (pid, SIGKILL);
   waitpid (pid, NULL, 0);
   _exit (0);
@@ -156,7 +204,7 @@ close_inherited (void)
 }
 
 static void __attribute__ ((noreturn))
-run_socket_service (const char *path, const char *descriptor)
+run_socket_service (const char *path, const AgentService *svc)
 {
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
   int s;
@@ -168,7 +216,7 @@ run_socket_service (const char *path, const char *descriptor)
   strcpy (sun.sun_path, path);
   if (s < 0 || connect (s, (struct sockaddr *) &sun, sizeof sun) < 0)
     fail (QREXEC_EXIT_FAILED, "cannot connect to service socket '%s': %s", path, strerror (errno));
-  serve_connection (s, descriptor);
+  serve_connection (s, svc);
 }
 
 /* `len` bytes of `src` as a string in dst[size]; too long fails the call. */
@@ -199,7 +247,7 @@ parse_port (const char *text)
  * not say comes from the argument ("PORT" after HOST, "HOST+PORT" after
  * /dev/tcp, a ':' of the host written '+'). */
 static void __attribute__ ((noreturn))
-run_tcp_service (const char *link, const char *arg, const char *descriptor)
+run_tcp_service (const char *link, const char *arg, const AgentService *svc)
 {
   char host[256], port_text[16];
   const char *rest = link + strlen ("/dev/tcp");
@@ -275,65 +323,237 @@ run_tcp_service (const char *link, const char *arg, const char *descriptor)
   s = socket (addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s < 0 || connect (s, (struct sockaddr *) &addr, addr_len) < 0)
     fail (QREXEC_EXIT_FAILED, "cannot connect to %s port %d: %s", host, port, strerror (errno));
-  serve_connection (s, descriptor);
+  serve_connection (s, svc);
+}
+
+/* A value of the configuration: 1 true, 0 false, 2 or more an integer
+ * (the value plus 2), -1 a single-quoted string (copied to *text), -2
+ * none Qubes' parser takes. */
+static long long
+config_value (const char *v, char **text)
+{
+  const char *end;
+  long long result;
+
+  if (strncmp (v, "true", 4) == 0)
+    result = 1, end = v + 4;
+  else if (strncmp (v, "false", 5) == 0)
+    result = 0, end = v + 5;
+  else if (v[0] == '0')
+    result = 2, end = v + 1;
+  else if (v[0] >= '1' && v[0] <= '9')
+    {
+      char *e;
+
+      errno = 0;
+      result = strtoll (v, &e, 10);
+      if (errno != 0 || result > LLONG_MAX - 2)
+        return -2;
+      result += 2;
+      end = e;
+    }
+  else if (v[0] == '\'' && !(v[1] == '\'' && v[2] == '\''))
+    {
+      /* A literal string; triple-quoted ones are not taken. */
+      const char *close = strchr (v + 1, '\'');
+
+      if (close == NULL)
+        return -2;
+      *text = strndup (v + 1, (size_t) (close - v - 1));
+      result = -1;
+      end = close + 1;
+    }
+  else
+    return -2;
+  while (*end == ' ' || *end == '\t')
+    end++;
+  if (*end != '\0' && *end != '#')
+    {
+      if (result == -1)
+        free (*text);
+      return -2;
+    }
+  return result;
+}
+
+/* Reads the service's configuration file `path` into `svc`: 0, or -1
+ * (the reason on stderr) when it does not parse. */
+static int
+read_config (AgentService *svc, const char *path)
+{
+  static const char *const keys[] = { "wait-for-session", "force-user", "skip-service-descriptor",
+                                      "exit-on-service-eof", "exit-on-client-eof" };
+  FILE *f = fopen (path, "re");
+  char *line = NULL;
+  size_t size = 0, lineno = 0;
+  ssize_t len;
+  unsigned seen = 0;
+  int result = 0;
+
+  if (f == NULL)
+    {
+      fprintf (stderr, "qube-agent: cannot read %s: %s\n", path, strerror (errno));
+      return -1;
+    }
+  while (result == 0 && (len = getline (&line, &size, f)) >= 0)
+    {
+      char *key_end, *value, *text = NULL;
+      long long v;
+      size_t k;
+
+      lineno++;
+      if ((size_t) len != strlen (line))
+        {
+          fprintf (stderr, "qube-agent: %s:%zu: a NUL byte\n", path, lineno);
+          result = -1;
+          break;
+        }
+      while (len > 0 && strchr ("\n\r \t", line[len - 1]) != NULL)
+        line[--len] = '\0';
+      if (line[0] == '\0' || line[0] == '#')
+        continue;
+      if (!((line[0] >= 'a' && line[0] <= 'z') || (line[0] >= 'A' && line[0] <= 'Z')))
+        {
+          fprintf (stderr, "qube-agent: %s:%zu: not a 'key = value' line\n", path, lineno);
+          result = -1;
+          break;
+        }
+      key_end = line + strspn (line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789._-");
+      value = key_end + strspn (key_end, " \t");
+      if (*value != '=')
+        {
+          fprintf (stderr, "qube-agent: %s:%zu: no '=' after the key\n", path, lineno);
+          result = -1;
+          break;
+        }
+      value++;
+      value += strspn (value, " \t");
+      *key_end = '\0';
+      v = config_value (value, &text);
+      if (v == -2)
+        {
+          fprintf (stderr, "qube-agent: %s:%zu: '%s' is not a value\n", path, lineno, value);
+          result = -1;
+          break;
+        }
+      for (k = 0; k < sizeof keys / sizeof keys[0] && strcmp (line, keys[k]) != 0; k++)
+        ;
+      if (k == sizeof keys / sizeof keys[0])
+        {
+          /* As Qubes' agent does: a key it does not know is passed over. */
+          fprintf (stderr, "qube-agent: %s:%zu: unknown key '%s' passed over\n", path, lineno, line);
+          free (text);
+          continue;
+        }
+      if (seen & (1u << k))
+        {
+          fprintf (stderr, "qube-agent: %s:%zu: '%s' given twice\n", path, lineno, line);
+          result = -1;
+        }
+      /* force-user takes a string, the others a boolean (wait-for-session
+       * 0 or 1 too, as it always did). */
+      else if (k == 1 ? v != -1 : !(v == 0 || v == 1 || (k == 0 && (v == 2 || v == 3))))
+        {
+          fprintf (stderr, "qube-agent: %s:%zu: '%s' cannot be %s\n", path, lineno, line, value);
+          result = -1;
+        }
+      else if (k == 1)
+        {
+          svc->force_user = text;
+          text = NULL;
+        }
+      else if (k == 2)
+        svc->skip_descriptor = v == 1;
+      else if (k == 3)
+        svc->exit_on_service_eof = v == 1;
+      else if (k == 4)
+        svc->exit_on_client_eof = v == 1;
+      /* wait-for-session: a qube of this agent has no graphical session
+       * to wait for; the service runs at once. */
+      seen |= 1u << k;
+      free (text);
+    }
+  free (line);
+  fclose (f);
+  return result;
 }
 
 void
-agent_run_service (const char *line, const char *service_path)
+agent_service_find (AgentService *svc, const char *line, const char *service_path,
+                    const char *config_dir)
 {
   /* "service+arg source [name|keyword target]" */
   char *copy = strdup (line);
   char *save = NULL;
-  char *full = strtok_r (copy, " ", &save);
-  char *source = strtok_r (NULL, " ", &save);
-  char *target_type = strtok_r (NULL, " ", &save);
-  char *target = strtok_r (NULL, " ", &save);
-  char *names[2], *plus, *service, *path, link[PATH_MAX];
-  const char *arg = "";
-  struct stat st;
-  ssize_t link_len;
+  char *names[2], *plus, *config;
 
-  if (full == NULL || source == NULL)
+  memset (svc, 0, sizeof *svc);
+  svc->line = line;
+  svc->full = strtok_r (copy, " ", &save);
+  svc->source = strtok_r (NULL, " ", &save);
+  svc->target_type = strtok_r (NULL, " ", &save);
+  svc->target = strtok_r (NULL, " ", &save);
+  svc->arg = "";
+  if (svc->full == NULL || svc->source == NULL)
     fail (QREXEC_EXIT_FAILED, "malformed service request '%s'", line);
-  service = strdup (full);
-  plus = strchr (service, '+');
+  svc->service = strdup (svc->full);
+  plus = strchr (svc->service, '+');
   if (plus != NULL)
     {
       *plus = '\0';
-      arg = plus + 1;
+      svc->arg = plus + 1;
     }
-  if (*service == '\0' || strchr (full, '/') != NULL || strcmp (service, ".") == 0 ||
-      strcmp (service, "..") == 0)
-    fail (QREXEC_EXIT_NOT_FOUND, "invalid service name '%s'", full);
-  if (strlen (service) > NAME_MAX)
-    fail (QREXEC_EXIT_NOT_FOUND, "service name '%.32s...' is too long", service);
+  if (*svc->service == '\0' || strchr (svc->full, '/') != NULL ||
+      strcmp (svc->service, ".") == 0 || strcmp (svc->service, "..") == 0)
+    fail (QREXEC_EXIT_NOT_FOUND, "invalid service name '%s'", svc->full);
+  if (strlen (svc->service) > NAME_MAX)
+    fail (QREXEC_EXIT_NOT_FOUND, "service name '%.32s...' is too long", svc->service);
   /* SERVICE+ARG, with the empty argument when none was given (as Qubes'
    * dom0 always gives one to a qube), unless too long for a file name. */
-  if (asprintf (&names[0], "%s+%s", service, arg) < 0)
+  if (asprintf (&names[0], "%s+%s", svc->service, svc->arg) < 0)
     fail (QREXEC_EXIT_FAILED, "out of memory");
   if (strlen (names[0]) > NAME_MAX)
     names[0] = NULL;
-  names[1] = service;
-  path = find_entry (service_path, (const char *const *) names, 2);
-  if (path == NULL && errno == ENOENT)
-    fail (QREXEC_EXIT_NOT_FOUND, "service '%s' not found in %s", full, service_path);
-  if (path == NULL)
-    fail (QREXEC_EXIT_FAILED, "cannot look for service '%s': %s", full, strerror (errno));
+  names[1] = svc->service;
+  svc->path = find_entry (service_path, (const char *const *) names, 2);
+  if (svc->path == NULL && errno == ENOENT)
+    fail (QREXEC_EXIT_NOT_FOUND, "service '%s' not found in %s", svc->full, service_path);
+  if (svc->path == NULL)
+    fail (QREXEC_EXIT_FAILED, "cannot look for service '%s': %s", svc->full, strerror (errno));
+  /* Its configuration is found the same way, in one directory. */
+  config = find_entry (config_dir, (const char *const *) names, 2);
+  if (config == NULL && errno != ENOENT)
+    fail (QREXEC_EXIT_FAILED, "cannot look for the configuration of '%s' in %s: %s", svc->full,
+          config_dir, strerror (errno));
+  if (config != NULL && read_config (svc, config) < 0)
+    fail (QREXEC_EXIT_FAILED, "the configuration of service '%s' (%s) is invalid", svc->full,
+          config);
+  free (config);
+}
+
+void
+agent_service_run (const AgentService *svc)
+{
+  const char *path = svc->path, *arg = svc->arg;
+  char link[PATH_MAX];
+  struct stat st;
+  ssize_t link_len;
 
   link_len = readlink (path, link, sizeof link - 1);
   if (link_len > 0)
     {
       link[link_len] = '\0';
       if (strcmp (link, "/dev/tcp") == 0 || strncmp (link, "/dev/tcp/", 9) == 0)
-        run_tcp_service (link, arg, line);
+        run_tcp_service (link, arg, svc);
     }
   if (stat (path, &st) == 0 && S_ISSOCK (st.st_mode))
-    run_socket_service (path, line);
+    run_socket_service (path, svc);
   if (stat (path, &st) < 0 || !S_ISREG (st.st_mode) || access (path, X_OK) < 0)
     fail (QREXEC_EXIT_FAILED, "service '%s' is neither an executable file nor a socket", path);
 
-  setenv ("QREXEC_REMOTE_DOMAIN", source, 1);
-  setenv ("QREXEC_SERVICE_FULL_NAME", full, 1);
+  setenv ("QREXEC_REMOTE_DOMAIN", svc->source, 1);
+  setenv ("QREXEC_SERVICE_FULL_NAME", svc->full, 1);
   if (*arg != '\0')
     setenv ("QREXEC_SERVICE_ARGUMENT", arg, 1);
   else
@@ -343,12 +563,13 @@ agent_run_service (const char *line, const char *service_path)
    * in a qube gets the type empty. */
   unsetenv ("QREXEC_REQUESTED_TARGET");
   unsetenv ("QREXEC_REQUESTED_TARGET_KEYWORD");
-  if (target_type != NULL && target != NULL)
+  if (svc->target_type != NULL && svc->target != NULL)
     {
-      int keyword = strcmp (target_type, "keyword") == 0;
+      int keyword = strcmp (svc->target_type, "keyword") == 0;
 
-      setenv ("QREXEC_REQUESTED_TARGET_TYPE", target_type, 1);
-      setenv (keyword ? "QREXEC_REQUESTED_TARGET_KEYWORD" : "QREXEC_REQUESTED_TARGET", target, 1);
+      setenv ("QREXEC_REQUESTED_TARGET_TYPE", svc->target_type, 1);
+      setenv (keyword ? "QREXEC_REQUESTED_TARGET_KEYWORD" : "QREXEC_REQUESTED_TARGET",
+              svc->target, 1);
     }
   else
     setenv ("QREXEC_REQUESTED_TARGET_TYPE", "", 1);

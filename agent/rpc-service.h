@@ -2,9 +2,28 @@
  * (rpc-service.c). */
 #pragma once
 
-/* Runs the service `line` names ("service+arg source [name|keyword
- * target]", what follows "QUBESRPC ") from the directories of
- * `service_path` (':'-separated), in this process: executes it, or
- * serves the connection to it; never returns (failures exit 125, a
- * service not found 127, with a line on stderr). */
-void agent_run_service (const char *line, const char *service_path) __attribute__ ((noreturn));
+#include <stdbool.h>
+
+/* A service found, with the settings of Qubes' per-service configuration
+ * (the first of CONFIG_DIR/SERVICE+ARG, CONFIG_DIR/SERVICE there is). */
+typedef struct {
+  const char *line;          /* what follows "QUBESRPC " */
+  char *full, *service;      /* SERVICE+ARG as called, SERVICE */
+  const char *arg;           /* ARG ("" when none) */
+  char *source, *target_type, *target;
+  char *path;                /* the entry found */
+  char *force_user;          /* force-user, or NULL */
+  bool skip_descriptor;      /* skip-service-descriptor */
+  bool exit_on_service_eof, exit_on_client_eof;
+} AgentService;
+
+/* Finds the service `line` names ("service+arg source [name|keyword
+ * target]") in the directories of `service_path` (':'-separated) and
+ * reads its configuration from `config_dir`; on failure exits (125, or
+ * 127 for a service not found) with a line on stderr. */
+void agent_service_find (AgentService *svc, const char *line, const char *service_path,
+                         const char *config_dir);
+
+/* Runs the service found, in this process: executes it, or serves the
+ * connection to it; never returns. */
+void agent_service_run (const AgentService *svc) __attribute__ ((noreturn));

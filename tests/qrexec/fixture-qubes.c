@@ -87,6 +87,8 @@ start_agent (QubeManager *manager, const char *name, GError **error)
 {
   g_autofree char *rundir = qube_qrexec_qube_runtime_dir (manager, name);
   g_autofree char *rpc = g_build_filename (qube_manager_get_state_dir (manager), "rpc", name, NULL);
+  g_autofree char *rpc_config = g_build_filename (qube_manager_get_state_dir (manager), "rpc-config",
+                                                  name, NULL);
   const char *builddir = g_getenv ("QUBE_TEST_BUILDDIR");
   g_autofree char *agent = g_build_filename (builddir != NULL ? builddir : ".", "agent",
                                              "qube-agent", NULL);
@@ -98,11 +100,13 @@ start_agent (QubeManager *manager, const char *name, GError **error)
 
   g_mkdir_with_parents (rundir, 0700);
   g_mkdir_with_parents (rpc, 0755);
+  g_mkdir_with_parents (rpc_config, 0755);
   /* What runs in the "qube" (services, qrexec-client-vm) finds the agent
    * through these. */
   envp = g_environ_setenv (envp, "QUBE_AGENT_TRANSPORT", transport, TRUE);
   envp = g_environ_setenv (envp, "QREXEC_AGENT_SOCKET", trigger, TRUE);
   envp = g_environ_setenv (envp, "QREXEC_SERVICE_PATH", rpc, TRUE);
+  envp = g_environ_setenv (envp, "QUBE_AGENT_RPC_CONFIG", rpc_config, TRUE);
   if (!g_spawn_async (NULL, (char **) argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, agent_child_setup, NULL,
                       &pid, error))
     return 0;

@@ -444,9 +444,10 @@ END_TEST
 
 /* Plays a socket service on listening socket `listener`, in a child:
  * takes one connection, answers "desc=" and the service descriptor it
- * read up to its NUL, then echoes what comes until EOF. */
+ * read up to its NUL, then echoes what comes until EOF; then, when
+ * `hold`, keeps the connection open until killed. */
 static pid_t
-serve_socket_once (int listener)
+serve_socket_held (int listener, gboolean hold)
 {
   pid_t pid = fork ();
 
@@ -470,10 +471,18 @@ serve_socket_once (int listener)
       while ((n = read (c, buf, sizeof buf)) > 0)
         if (write (c, buf, (size_t) n) != n)
           _exit (1);
+      while (hold)
+        pause ();
       _exit (0);
     }
   close (listener);
   return pid;
+}
+
+static pid_t
+serve_socket_once (int listener)
+{
+  return serve_socket_held (listener, FALSE);
 }
 
 /* A listening TCP socket on 127.0.0.1; its port in *port. */
@@ -575,6 +584,94 @@ START_TEST (test_service_kinds)
     ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
     ck_assert_str_eq (run->out, "plus\n");
   }
+}
+END_TEST
+
+/* Qubes' per-service settings (QUBE_AGENT_RPC_CONFIG, for the fixture's
+ * qubes STATE/rpc-config/NAME), SERVICE+ARG's before SERVICE's. */
+START_TEST (test_service_config)
+{
+  g_autofree char *dir = g_build_filename (state_dir, "rpc-config", "work", NULL);
+  g_autofree char *rpc = g_build_filename (state_dir, "rpc", "work", NULL);
+  g_autofree char *sock_path = g_build_filename (rpc, "test.Raw", NULL);
+  g_autofree char *in = g_build_filename (tmp_dir, "config-in.txt", NULL);
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  pid_t server;
+  int s;
+
+  write_file (in, "ping\n", 0644);
+  /* skip-service-descriptor: the socket gets the call's data alone (the
+   * server here answers "desc=" and what comes up to the first NUL, then
+   * echoes: the input echoed is all there is, after "desc=ping\n..."). */
+  write_file (g_build_filename (dir, "test.Raw", NULL),
+              "# a comment\nwait-for-session = 1\nskip-service-descriptor = true  # yes\n"
+              "some-future-key = 'passed over'\n", 0644);
+  s = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  strcpy (sun.sun_path, sock_path);
+  ck_assert_int_eq (bind (s, (struct sockaddr *) &sun, sizeof sun), 0);
+  ck_assert_int_eq (listen (s, 1), 0);
+  server = serve_socket_once (s);
+  {
+    g_autoptr(Run) run = NULL;
+    int fd = open (in, O_WRONLY | O_APPEND);
+
+    /* The server reads up to a NUL: the input brings one. */
+    ck_assert_int_eq (write (fd, "\0tail\n", 6), 6);
+    close (fd);
+    run = qube_run_io (in, NULL, "run", "--service", "test.Raw", "work");
+    ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+    ck_assert_str_eq (run->out, "desc=ping\n\ntail\n");
+  }
+  waitpid (server, NULL, 0);
+
+  /* exit-on-client-eof: the call ends with the caller's input, though
+   * the service keeps its connection open (without it, the call would
+   * wait for the service). */
+  write_file (g_build_filename (dir, "test.Held", NULL), "exit-on-client-eof = true\n", 0644);
+  {
+    g_autofree char *held_path = g_build_filename (rpc, "test.Held", NULL);
+    g_autoptr(Run) run = NULL;
+
+    s = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    strcpy (sun.sun_path, held_path);
+    ck_assert_int_eq (bind (s, (struct sockaddr *) &sun, sizeof sun), 0);
+    ck_assert_int_eq (listen (s, 1), 0);
+    server = serve_socket_held (s, TRUE);
+    run = qube_run_io (in, NULL, "run", "--service", "test.Held", "work");
+    kill (server, SIGKILL);
+    waitpid (server, NULL, 0);
+    ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+    ck_assert (g_str_has_prefix (run->out, "desc=test.Held dom0\n"));
+  }
+
+  /* A file that does not parse: 125, nothing runs. */
+  add_service ("work", "test.BadConf", "echo ran");
+  write_file (g_build_filename (dir, "test.BadConf+x", NULL), "force-user = \"root\"\n", 0644);
+  {
+    g_autoptr(Run) run = qube_run ("run", "--no-stdin", "--service", "test.BadConf+x", "work");
+    g_autoptr(Run) other = qube_run ("run", "--no-stdin", "--service", "test.BadConf+y", "work");
+
+    ck_assert_int_eq (run->status, 125);
+    ck_assert_str_eq (run->out, "");
+    ck_assert_msg (strstr (run->err, "test.BadConf+x") != NULL, "%s", run->err);
+    ck_assert_msg (other->status == 0, "status %d: %s", other->status, other->err);
+    ck_assert_str_eq (other->out, "ran\n");
+  }
+
+  /* force-user: the service runs as that user whoever was asked for. */
+  if (geteuid () == 0)
+    {
+      g_autoptr(Run) run = NULL;
+
+      /* nobody must reach the service file. */
+      ck_assert_int_eq (g_chmod (tmp_dir, 0711), 0);
+      ck_assert_int_eq (g_chmod (state_dir, 0711), 0);
+      add_service ("work", "test.Who", "id -un");
+      write_file (g_build_filename (dir, "test.Who", NULL), "force-user = 'nobody'\n", 0644);
+      run = qube_run ("run", "--no-stdin", "--service", "test.Who+any", "work");
+      ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+      ck_assert_str_eq (run->out, "nobody\n");
+    }
 }
 END_TEST
 
@@ -2028,6 +2125,7 @@ qrexec_suite (void)
   tcase_add_test (run, test_run_as_another_user);
   tcase_add_test (run, test_run_missing_service_is_127);
   tcase_add_test (run, test_service_kinds);
+  tcase_add_test (run, test_service_config);
   tcase_add_test (run, test_run_halted_qube_refused_without_autostart);
   tcase_add_test (run, test_run_halted_qube_is_started);
   tcase_add_test (run, test_run_unknown_qube_fails_clearly);
