@@ -12,7 +12,7 @@
  * else Qubes' directories (local overrides first). */
 #define AGENT_DEFAULT_SERVICE_PATH "/usr/local/etc/qubes-rpc:/etc/qubes-rpc"
 /* Where Qubes keeps the services' own settings (force-user and others);
- * $QUBE_AGENT_RPC_CONFIG wins. */
+ * $QUBES_RPC_CONFIG_PATH (Qubes' name) wins. */
 #define AGENT_DEFAULT_RPC_CONFIG "/etc/qubes/rpc-config"
 /* How long a data connection waits for its peer to offer the channel. */
 #define AGENT_CONNECT_TIMEOUT_MS 10000

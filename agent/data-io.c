@@ -149,15 +149,15 @@ close_fd (int *fd)
   *fd = -1;
 }
 
-/* The end of what goes to *fd: a socket's writing half is shut down, so
- * that its reader sees EOF even while another descriptor holds it (the
- * same socket may be the input too). */
+/* The end of what goes to r->out_fd: a socket it shares with the input
+ * has its writing half shut down, so that its reader sees EOF while the
+ * input's descriptor still holds it. */
 static void
-close_out_fd (int *fd)
+close_out_fd (DataRelay *r)
 {
-  if (*fd >= 0)
-    (void) shutdown (*fd, SHUT_WR);
-  close_fd (fd);
+  if (r->out_shutdown && r->out_fd >= 0)
+    (void) shutdown (r->out_fd, SHUT_WR);
+  close_fd (&r->out_fd);
 }
 
 /* Writes what it can; 0, or -1 when the reader is gone (the data is
@@ -407,7 +407,7 @@ data_relay_run (DataRelay *r, int version)
                 {
                   /* EOF of the main stream. */
                   if (hdr.type != MSG_DATA_STDERR)
-                    close_out_fd (&r->out_fd);
+                    close_out_fd (r);
                   continue;
                 }
               in_msg = 1;
@@ -549,7 +549,7 @@ data_relay_run (DataRelay *r, int version)
   free (pend);
   close_fd (&r->in_fd);
   close_fd (&r->in2_fd);
-  close_out_fd (&r->out_fd);
+  close_out_fd (r);
   if (r->process_side)
     {
       /* The call ended without the process: its descriptors are closed

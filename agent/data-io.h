@@ -20,6 +20,8 @@ typedef struct {
   int err_fd;         /* caller side: received stderr goes here; -1 drops it */
   int filter_out;     /* caller side: terminal-unsafe bytes of received stdout become '_' */
   int filter_err;     /* the same for received stderr */
+  int out_shutdown;   /* out_fd is a socket shared with in_fd: its end shuts down the
+                         writing half (else it is only closed, as Qubes closes it) */
   pid_t child;        /* process side: whose exit status ends the call */
   const char *what;   /* for messages */
 } DataRelay;

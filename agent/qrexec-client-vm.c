@@ -265,7 +265,7 @@ main (int argc, char **argv)
           for (int i = 0; i < 3; i++)
             if (i != 2 || getenv ("PASS_LOCAL_STDERR") != NULL)
               {
-                char name[16], value[16];
+                char name[32], value[16];
                 int saved = dup (i);
 
                 if (saved < 0)
@@ -293,6 +293,7 @@ main (int argc, char **argv)
        * from, through a descriptor of its own: its end shuts down only
        * the socket's writing half. */
       relay.out_fd = fcntl (0, F_DUPFD_CLOEXEC, 3);
+      relay.out_shutdown = 1;
       if (relay.out_fd < 0)
         {
           agent_log ("cannot duplicate stdin: %s", strerror (errno));

@@ -206,6 +206,7 @@ exec_command (const char *user, const char *command)
   if (is_service)
     {
       agent_service_find (&svc, command + 9, service_path, rpc_config_dir);
+      agent_service_serve_connection (&svc);
       if (svc.force_user != NULL)
         user = svc.force_user;
     }
@@ -237,7 +238,7 @@ exec_command (const char *user, const char *command)
     (void) chdir ("/");
 
   if (is_service)
-    agent_service_run (&svc);
+    agent_service_exec (&svc);
   execl ("/bin/sh", "sh", "-c", command, (char *) NULL);
   fprintf (stderr, "qube-agent: cannot run /bin/sh: %s\n", strerror (errno));
   _exit (QREXEC_EXIT_NOT_FOUND);
@@ -796,7 +797,7 @@ main (int argc, char **argv)
 
   agent_program_name = "qube-agent";
   service_path = agent_env_or ("QREXEC_SERVICE_PATH", AGENT_DEFAULT_SERVICE_PATH);
-  rpc_config_dir = agent_env_or ("QUBE_AGENT_RPC_CONFIG", AGENT_DEFAULT_RPC_CONFIG);
+  rpc_config_dir = agent_env_or ("QUBES_RPC_CONFIG_PATH", AGENT_DEFAULT_RPC_CONFIG);
   while ((c = getopt_long (argc, argv, "", options, NULL)) != -1)
     switch (c)
       {

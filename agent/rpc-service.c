@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -53,9 +54,26 @@ fail (int code, const char *fmt, ...)
   _exit (code);
 }
 
+/* The target of `path` when it is a link to /dev/tcp[/...] (malloc'ed),
+ * else NULL. */
+static char *
+tcp_link_target (const char *path)
+{
+  char target[PATH_MAX];
+  ssize_t len = readlink (path, target, sizeof target - 1);
+
+  if (len <= 0)
+    return NULL;
+  target[len] = '\0';
+  if (strcmp (target, "/dev/tcp") != 0 && strncmp (target, "/dev/tcp/", 9) != 0)
+    return NULL;
+  return strdup (target);
+}
+
 /* The first of `names` that lstat() finds in a directory of `path`
- * (names in order, each through every directory): a malloc'ed path, or
- * NULL with errno (ENOENT: none). */
+ * (names in order, each through every directory; a link to nothing, but
+ * one to /dev/tcp, is passed over as Qubes passes it): a malloc'ed path,
+ * or NULL with errno (ENOENT: none). */
 static char *
 find_entry (const char *path, const char *const *names, size_t n_names)
 {
@@ -71,12 +89,36 @@ find_entry (const char *path, const char *const *names, size_t n_names)
           char entry[PATH_MAX];
           struct stat st;
 
-          if (len > 0 && snprintf (entry, sizeof entry, "%.*s/%s", (int) len, dir, names[i])
-                           < (int) sizeof entry)
+          if (len > 0)
             {
+              char *tcp;
+
+              if (snprintf (entry, sizeof entry, "%.*s/%s", (int) len, dir, names[i])
+                  >= (int) sizeof entry)
+                {
+                  errno = ENAMETOOLONG;
+                  return NULL;
+                }
               if (lstat (entry, &st) == 0)
-                return strdup (entry);
-              if (errno != ENOENT && errno != ENOTDIR)
+                {
+                  int saved;
+
+                  if (!S_ISLNK (st.st_mode) || stat (entry, &st) == 0)
+                    return strdup (entry);
+                  saved = errno;
+                  tcp = tcp_link_target (entry);
+                  if (tcp != NULL)
+                    {
+                      free (tcp);
+                      return strdup (entry);
+                    }
+                  if (saved != ENOENT)
+                    {
+                      errno = saved;
+                      return NULL;
+                    }
+                }
+              else if (errno != ENOENT && errno != ENOTDIR)
                 return NULL;
             }
           dir += len;
@@ -146,8 +188,13 @@ serve_connection (int s, const AgentService *svc)
   if (pid == 0)
     {
       /* `done` closes with this process: the caller's input is over, or
-       * the service takes no more. */
+       * the service takes no more.  Nothing of the call's output stays
+       * open here, and this process does not outlive the other. */
       close (done[0]);
+      close (1);
+      prctl (PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid () == 1)
+        _exit (0);
       copy (0, s);
       shutdown (s, SHUT_WR);
       _exit (0);
@@ -156,7 +203,9 @@ serve_connection (int s, const AgentService *svc)
   close (0);
   while (service_open || caller_open)
     {
-      struct pollfd pfd[2] = { { .fd = service_open ? s : -1, .events = POLLIN },
+      /* Once its output is over, the service is still watched for the
+       * connection's end (POLLHUP). */
+      struct pollfd pfd[2] = { { .fd = s, .events = service_open ? POLLIN : 0 },
                                { .fd = caller_open ? done[0] : -1, .events = POLLIN } };
 
       if (poll (pfd, 2, -1) < 0)
@@ -171,7 +220,9 @@ serve_connection (int s, const AgentService *svc)
           if (svc->exit_on_client_eof)
             break;
         }
-      if (pfd[0].revents != 0)
+      if (!service_open && (pfd[0].revents & (POLLHUP | POLLERR)) != 0)
+        break;
+      if (service_open && pfd[0].revents != 0)
         {
           char buf[65536];
           ssize_t n = read (s, buf, sizeof buf);
@@ -257,7 +308,9 @@ run_tcp_service (const char *link, const char *arg, const AgentService *svc)
   int port, s;
 
   memset (&addr, 0, sizeof addr);
-  if (*rest == '\0' || strcmp (rest, "/") == 0)
+  if (strcmp (rest, "/") == 0)
+    fail (QREXEC_EXIT_FAILED, "service link '%s': /dev/tcp/ names no host", link);
+  if (*rest == '\0')
     {
       const char *plus = strrchr (arg, '+');
 
@@ -280,6 +333,9 @@ run_tcp_service (const char *link, const char *arg, const AgentService *svc)
         }
       else
         {
+          if (*arg != '\0')
+            fail (QREXEC_EXIT_FAILED, "service link '%s' names its port: no argument is taken ('%s')",
+                  link, arg);
           take_text (host, sizeof host, rest + 1, (size_t) (slash - rest - 1), link);
           take_text (port_text, sizeof port_text, slash + 1, strlen (slash + 1), link);
         }
@@ -516,12 +572,8 @@ agent_service_find (AgentService *svc, const char *line, const char *service_pat
   if (strlen (names[0]) > NAME_MAX)
     names[0] = NULL;
   names[1] = svc->service;
-  svc->path = find_entry (service_path, (const char *const *) names, 2);
-  if (svc->path == NULL && errno == ENOENT)
-    fail (QREXEC_EXIT_NOT_FOUND, "service '%s' not found in %s", svc->full, service_path);
-  if (svc->path == NULL)
-    fail (QREXEC_EXIT_FAILED, "cannot look for service '%s': %s", svc->full, strerror (errno));
-  /* Its configuration is found the same way, in one directory. */
+  /* Its configuration first, as Qubes reads it: found the same way, in
+   * one directory. */
   config = find_entry (config_dir, (const char *const *) names, 2);
   if (config == NULL && errno != ENOENT)
     fail (QREXEC_EXIT_FAILED, "cannot look for the configuration of '%s' in %s: %s", svc->full,
@@ -530,25 +582,31 @@ agent_service_find (AgentService *svc, const char *line, const char *service_pat
     fail (QREXEC_EXIT_FAILED, "the configuration of service '%s' (%s) is invalid", svc->full,
           config);
   free (config);
+  svc->path = find_entry (service_path, (const char *const *) names, 2);
+  if (svc->path == NULL && errno == ENOENT)
+    fail (QREXEC_EXIT_NOT_FOUND, "service '%s' not found in %s", svc->full, service_path);
+  if (svc->path == NULL)
+    fail (QREXEC_EXIT_FAILED, "cannot look for service '%s': %s", svc->full, strerror (errno));
 }
 
 void
-agent_service_run (const AgentService *svc)
+agent_service_serve_connection (const AgentService *svc)
+{
+  char *link = tcp_link_target (svc->path);
+  struct stat st;
+
+  if (link != NULL)
+    run_tcp_service (link, svc->arg, svc);
+  if (stat (svc->path, &st) == 0 && S_ISSOCK (st.st_mode))
+    run_socket_service (svc->path, svc);
+}
+
+void
+agent_service_exec (const AgentService *svc)
 {
   const char *path = svc->path, *arg = svc->arg;
-  char link[PATH_MAX];
   struct stat st;
-  ssize_t link_len;
 
-  link_len = readlink (path, link, sizeof link - 1);
-  if (link_len > 0)
-    {
-      link[link_len] = '\0';
-      if (strcmp (link, "/dev/tcp") == 0 || strncmp (link, "/dev/tcp/", 9) == 0)
-        run_tcp_service (link, arg, svc);
-    }
-  if (stat (path, &st) == 0 && S_ISSOCK (st.st_mode))
-    run_socket_service (path, svc);
   if (stat (path, &st) < 0 || !S_ISREG (st.st_mode) || access (path, X_OK) < 0)
     fail (QREXEC_EXIT_FAILED, "service '%s' is neither an executable file nor a socket", path);
 

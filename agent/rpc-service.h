@@ -24,6 +24,11 @@ typedef struct {
 void agent_service_find (AgentService *svc, const char *line, const char *service_path,
                          const char *config_dir);
 
-/* Runs the service found, in this process: executes it, or serves the
- * connection to it; never returns. */
-void agent_service_run (const AgentService *svc) __attribute__ ((noreturn));
+/* A service that is a socket or a link to /dev/tcp: serves the
+ * connection to it in this process, as the agent's user (Qubes connects
+ * before any user switch; force-user is for executables), and never
+ * returns.  Returns for any other service. */
+void agent_service_serve_connection (const AgentService *svc);
+
+/* Executes the service found (after the user switch); never returns. */
+void agent_service_exec (const AgentService *svc) __attribute__ ((noreturn));

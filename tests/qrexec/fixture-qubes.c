@@ -106,7 +106,7 @@ start_agent (QubeManager *manager, const char *name, GError **error)
   envp = g_environ_setenv (envp, "QUBE_AGENT_TRANSPORT", transport, TRUE);
   envp = g_environ_setenv (envp, "QREXEC_AGENT_SOCKET", trigger, TRUE);
   envp = g_environ_setenv (envp, "QREXEC_SERVICE_PATH", rpc, TRUE);
-  envp = g_environ_setenv (envp, "QUBE_AGENT_RPC_CONFIG", rpc_config, TRUE);
+  envp = g_environ_setenv (envp, "QUBES_RPC_CONFIG_PATH", rpc_config, TRUE);
   if (!g_spawn_async (NULL, (char **) argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, agent_child_setup, NULL,
                       &pid, error))
     return 0;
