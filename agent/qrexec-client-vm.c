@@ -3,7 +3,8 @@
  * connects its stdin/stdout to the service (or, with COMMAND, the
  * command's stdout to the service's stdin and the service's stdout to the
  * command's stdin) and exits with the service's exit code (with COMMAND,
- * the command's), 126 when the policy refused the call.
+ * the command's when the service's is 0), 126 when the policy refused
+ * the call.
  *
  * It asks the local agent on its trigger socket; the agent forwards the
  * request to the daemon, which answers with the data port this program
@@ -311,7 +312,9 @@ main (int argc, char **argv)
 
       while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
         ;
-      return data_exit_code (status);
+      /* As Qubes' qrexec-client-vm: the service's code when it failed,
+       * else COMMAND's. */
+      return rc != 0 ? rc : data_exit_code (status);
     }
   return rc;
 }

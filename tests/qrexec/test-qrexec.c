@@ -182,6 +182,7 @@ setup (void)
               "test.Echo  *  busy  vault          allow\n"
               "test.Env   *  work  @adminvm       allow\n"
               "test.Env   *  odd   @default       deny\n"
+              "test.Exit  *  work  vault          allow\n"
               "admin.vm.List         *  work  @adminvm  allow target=dom0\n"
               "admin.vm.feature.Set  *  work  work      allow target=dom0\n"
               "admin.vm.feature.Get  *  work  work      allow target=dom0\n"
@@ -218,6 +219,7 @@ setup (void)
   add_service ("work", "test.Pick", "echo generic");
   add_service ("work", "test.Pick+special", "echo special");
   add_service ("work", "test.Exit", "echo \"exiting $1\"; exit \"$1\"");
+  add_service ("vault", "test.Exit", "cat > /dev/null; exit \"$1\"");
 
   l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   g_subprocess_launcher_set_flags (l, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE);
@@ -1070,6 +1072,19 @@ START_TEST (test_client_vm_options)
   ck_assert_msg (socket_in->status == 0, "status %d: %s", socket_in->status, socket_in->err);
   ck_assert_str_eq (socket_in->out, "through\n");
   ck_assert_int_eq (not_socket->status, 2);
+  /* With COMMAND: the service's exit code when it is not 0, else
+   * COMMAND's, as Qubes' qrexec-client-vm returns. */
+  {
+    g_autoptr(Run) service_fails = qube_run ("run", "--no-stdin", "work", "--", client, "vault",
+                                             "test.Exit+5", "/bin/sh", "-c", "exit 0");
+    g_autoptr(Run) command_fails = qube_run ("run", "--no-stdin", "work", "--", client, "vault",
+                                             "test.Exit+0", "/bin/sh", "-c", "exit 7");
+
+    ck_assert_msg (service_fails->status == 5, "status %d: %s", service_fails->status,
+                   service_fails->err);
+    ck_assert_msg (command_fails->status == 7, "status %d: %s", command_fails->status,
+                   command_fails->err);
+  }
   ck_assert_msg (strstr (not_socket->err, "not a stream socket") != NULL, "%s", not_socket->err);
 }
 END_TEST
