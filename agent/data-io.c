@@ -239,8 +239,9 @@ fd_is_socket (int fd)
 
 /* Reads a local descriptor into as many messages as it has data for and
  * the channel has room for (up to BATCH, so they leave in one write); on
- * EOF sends the empty message (for the main stream) and closes it.  Only
- * called with `o` empty and more than a header's room in the channel. */
+ * EOF sends the empty message (for stderr too, as Qubes' agent does) and
+ * closes it.  Only called with `o` empty and more than a header's room in
+ * the channel. */
 static int
 forward_local (DataRelay *r, int *fd, int from_socket, uint32_t type, size_t chunk, Outgoing *o)
 {
@@ -279,8 +280,6 @@ forward_local (DataRelay *r, int *fd, int from_socket, uint32_t type, size_t chu
   if (n <= 0)
     {
       close_fd (fd);
-      if (type == MSG_DATA_STDERR)
-        return 0;
       make_msg_header (o->buf, 0, &type);
       o->len = hlen;
       return outgoing_flush (r, o);

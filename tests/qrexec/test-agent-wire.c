@@ -524,6 +524,44 @@ START_TEST (test_agent_other_domain_unreachable)
 }
 END_TEST
 
+/* The end of each of the process' outputs is an empty message, stdout's
+ * and stderr's, before the exit code, as Qubes' agent sends them. */
+START_TEST (test_agent_output_ends)
+{
+  Agent a;
+  const char command[] = "DEFAULT:echo out; echo err >&2";
+  size_t len = sizeof (struct exec_params) + sizeof command;
+  g_autofree struct exec_params *p = g_malloc0 (len);
+  unsigned char buf[65536];
+  int out_end = 0, err_end = 0;
+  AgentChan *data;
+  char err[256];
+  uint32_t got, type;
+
+  agent_start (&a);
+  p->connect_port = 608;
+  memcpy (p->cmdline, command, sizeof command);
+  data = t->listen (a.dir, 608, 65536, 65536, err, sizeof err);
+  ck_assert_msg (data != NULL, "%s", err);
+  ck_assert_int_eq (data_send_msg (t, a.ctrl, MSG_EXEC_CMDLINE, p, len), 0);
+  ck_assert_int_eq (t->accept (data, err, sizeof err), 0);
+  send_hello (data);
+  ck_assert_uint_eq (read_msg (data, buf, sizeof buf, &got), MSG_HELLO);
+  while ((type = read_msg (data, buf, sizeof buf, &got)) != MSG_DATA_EXIT_CODE)
+    {
+      if (got == 0 && type == MSG_DATA_STDOUT)
+        out_end++;
+      if (got == 0 && type == MSG_DATA_STDERR)
+        err_end++;
+    }
+  ck_assert_int_eq (out_end, 1);
+  ck_assert_int_eq (err_end, 1);
+  t->close (data);
+  assert_terminated (a.ctrl, 0, 608);
+  agent_stop (&a);
+}
+END_TEST
+
 /* Qubes' dom0 may put "nogui:" before the command: it is not part of it. */
 START_TEST (test_agent_nogui_prefix)
 {
@@ -603,6 +641,7 @@ main (void)
   tcase_add_test (tc, test_trigger_service3_bytes);
   tcase_add_test (tc, test_agent_reports_connection_ends);
   tcase_add_test (tc, test_agent_nogui_prefix);
+  tcase_add_test (tc, test_agent_output_ends);
   tcase_add_test (tc, test_agent_other_domain_unreachable);
   tcase_add_test (tc, test_agent_just_exec_child_state);
   tcase_add_test (tc, test_agent_slow_local_callers);
