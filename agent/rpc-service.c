@@ -28,7 +28,6 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,21 +37,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "data-io.h"
 #include "qrexec-wire.h"
 #include "rpc-service.h"
 
-static void __attribute__ ((noreturn, format (printf, 2, 3)))
-fail (int code, const char *fmt, ...)
-{
-  va_list ap;
-
-  fputs ("qube-agent: ", stderr);
-  va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
-  va_end (ap);
-  fputc ('\n', stderr);
-  _exit (code);
-}
+/* The call fails with exit status `code`, the reason on stderr. */
+#define fail(code, ...) (agent_log (__VA_ARGS__), _exit (code))
 
 /* The target of `path` when it is a link to /dev/tcp[/...] (malloc'ed),
  * else NULL. */
@@ -70,62 +60,54 @@ tcp_link_target (const char *path)
   return strdup (target);
 }
 
-/* The first of `names` that lstat() finds in a directory of `path`
- * (names in order, each through every directory; a link to nothing, but
- * one to /dev/tcp, is passed over as Qubes passes it): a malloc'ed path,
- * or NULL with errno (ENOENT: none). */
+/* Whether `entry` is a service (or configuration) entry: 1, 0 when there
+ * is none (a link to nothing, but one to /dev/tcp, counts as none, as in
+ * Qubes), -1 with errno when it cannot be told. */
+static int
+entry_exists (const char *entry)
+{
+  struct stat st;
+  char *tcp;
+  int saved;
+
+  if (lstat (entry, &st) < 0)
+    return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+  if (!S_ISLNK (st.st_mode) || stat (entry, &st) == 0)
+    return 1;
+  saved = errno;
+  tcp = tcp_link_target (entry);
+  free (tcp);
+  if (tcp != NULL)
+    return 1;
+  errno = saved;
+  return saved == ENOENT ? 0 : -1;
+}
+
+/* The first of `names` that exists in a directory of `path` (names in
+ * order, each through every directory): a malloc'ed path, or NULL with
+ * errno (ENOENT: none). */
 static char *
 find_entry (const char *path, const char *const *names, size_t n_names)
 {
   for (size_t i = 0; i < n_names; i++)
-    {
-      const char *dir = path;
+    for (const char *dir = path; names[i] != NULL && *dir != '\0'; dir += *dir == ':')
+      {
+        size_t len = strcspn (dir, ":");
+        char entry[PATH_MAX];
+        int found;
 
-      if (names[i] == NULL)
-        continue;
-      while (*dir != '\0')
-        {
-          size_t len = strcspn (dir, ":");
-          char entry[PATH_MAX];
-          struct stat st;
-
-          if (len > 0)
-            {
-              char *tcp;
-
-              if (snprintf (entry, sizeof entry, "%.*s/%s", (int) len, dir, names[i])
-                  >= (int) sizeof entry)
-                {
-                  errno = ENAMETOOLONG;
-                  return NULL;
-                }
-              if (lstat (entry, &st) == 0)
-                {
-                  int saved;
-
-                  if (!S_ISLNK (st.st_mode) || stat (entry, &st) == 0)
-                    return strdup (entry);
-                  saved = errno;
-                  tcp = tcp_link_target (entry);
-                  if (tcp != NULL)
-                    {
-                      free (tcp);
-                      return strdup (entry);
-                    }
-                  if (saved != ENOENT)
-                    {
-                      errno = saved;
-                      return NULL;
-                    }
-                }
-              else if (errno != ENOENT && errno != ENOTDIR)
-                return NULL;
-            }
-          dir += len;
-          if (*dir == ':')
-            dir++;
-        }
-    }
+        if (len == 0)
+          continue;
+        if (snprintf (entry, sizeof entry, "%.*s/%s", (int) len, dir, names[i]) >= (int) sizeof entry)
+          {
+            errno = ENAMETOOLONG;
+            return NULL;
+          }
+        dir += len;
+        found = entry_exists (entry);
+        if (found != 0)
+          return found > 0 ? strdup (entry) : NULL;
+      }
   errno = ENOENT;
   return NULL;
 }
@@ -543,6 +525,7 @@ agent_service_find (AgentService *svc, const char *line, const char *service_pat
   char *copy = strdup (line);
   char *save = NULL;
   char *names[2], *plus, *config;
+  struct stat st;
 
   memset (svc, 0, sizeof *svc);
   svc->line = line;
@@ -587,17 +570,19 @@ agent_service_find (AgentService *svc, const char *line, const char *service_pat
     fail (QREXEC_EXIT_NOT_FOUND, "service '%s' not found in %s", svc->full, service_path);
   if (svc->path == NULL)
     fail (QREXEC_EXIT_FAILED, "cannot look for service '%s': %s", svc->full, strerror (errno));
+  /* What it is, once. */
+  svc->tcp_link = tcp_link_target (svc->path);
+  svc->is_socket = svc->tcp_link == NULL && stat (svc->path, &st) == 0 && S_ISSOCK (st.st_mode);
+  svc->is_executable = svc->tcp_link == NULL && !svc->is_socket && stat (svc->path, &st) == 0 &&
+                       S_ISREG (st.st_mode);
 }
 
 void
 agent_service_serve_connection (const AgentService *svc)
 {
-  char *link = tcp_link_target (svc->path);
-  struct stat st;
-
-  if (link != NULL)
-    run_tcp_service (link, svc->arg, svc);
-  if (stat (svc->path, &st) == 0 && S_ISSOCK (st.st_mode))
+  if (svc->tcp_link != NULL)
+    run_tcp_service (svc->tcp_link, svc->arg, svc);
+  if (svc->is_socket)
     run_socket_service (svc->path, svc);
 }
 
@@ -605,9 +590,8 @@ void
 agent_service_exec (const AgentService *svc)
 {
   const char *path = svc->path, *arg = svc->arg;
-  struct stat st;
 
-  if (stat (path, &st) < 0 || !S_ISREG (st.st_mode) || access (path, X_OK) < 0)
+  if (!svc->is_executable || access (path, X_OK) < 0)
     fail (QREXEC_EXIT_FAILED, "service '%s' is neither an executable file nor a socket", path);
 
   setenv ("QREXEC_REMOTE_DOMAIN", svc->source, 1);

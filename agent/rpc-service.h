@@ -12,6 +12,10 @@ typedef struct {
   const char *arg;           /* ARG ("" when none) */
   char *source, *target_type, *target;
   char *path;                /* the entry found */
+  char *tcp_link;            /* its target when it is a link to /dev/tcp[/...] */
+  bool is_socket;            /* else: it is a socket (links followed) */
+  bool is_executable;        /* else: a regular file (whether it may be run is
+                                asked as the user who runs it) */
   char *force_user;          /* force-user, or NULL */
   bool skip_descriptor;      /* skip-service-descriptor */
   bool exit_on_service_eof, exit_on_client_eof;

@@ -503,6 +503,21 @@ tcp_listener (int *port)
   return s;
 }
 
+/* A listening unix socket at `path`: a socket service's entry. */
+static int
+unix_listener (const char *path)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  int s = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  ck_assert_int_ge (s, 0);
+  ck_assert_uint_lt (strlen (path), sizeof sun.sun_path);
+  strcpy (sun.sun_path, path);
+  ck_assert_int_eq (bind (s, (struct sockaddr *) &sun, sizeof sun), 0);
+  ck_assert_int_eq (listen (s, 1), 0);
+  return s;
+}
+
 /* The kinds of service Qubes' agent runs, found as it finds them: the
  * first entry lstat() finds among SERVICE+ARG (an empty argument when
  * none was given), then SERVICE, decides. */
@@ -515,17 +530,12 @@ START_TEST (test_service_kinds)
   g_autofree char *noexec = g_build_filename (dir, "test.NoExec+x", NULL);
   g_autofree char *in = g_build_filename (tmp_dir, "kinds-in.txt", NULL);
   g_autofree char *link = NULL, *tcp_arg = NULL;
-  struct sockaddr_un sun = { .sun_family = AF_UNIX };
   int s, port, status;
   pid_t server;
 
   write_file (in, "ping\n", 0644);
   /* An AF_UNIX socket: the descriptor first, then the call's data. */
-  s = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ck_assert_uint_lt (strlen (sock_path), sizeof sun.sun_path);
-  strcpy (sun.sun_path, sock_path);
-  ck_assert_int_eq (bind (s, (struct sockaddr *) &sun, sizeof sun), 0);
-  ck_assert_int_eq (listen (s, 1), 0);
+  s = unix_listener (sock_path);
   server = serve_socket_once (s);
   {
     g_autoptr(Run) run = qube_run_io (in, NULL, "run", "--service", "test.Sock+a", "work");
@@ -587,10 +597,7 @@ START_TEST (test_service_kinds)
     ck_assert_int_eq (mkfifo (fifo, 0600), 0);
     hold = open (fifo, O_RDWR);
     ck_assert_int_ge (hold, 0);
-    s = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    strcpy (sun.sun_path, bye_path);
-    ck_assert_int_eq (bind (s, (struct sockaddr *) &sun, sizeof sun), 0);
-    ck_assert_int_eq (listen (s, 1), 0);
+    s = unix_listener (bye_path);
     server = fork ();
     ck_assert_int_ge (server, 0);
     if (server == 0)
@@ -657,7 +664,6 @@ START_TEST (test_service_config)
   g_autofree char *rpc = g_build_filename (state_dir, "rpc", "work", NULL);
   g_autofree char *sock_path = g_build_filename (rpc, "test.Raw", NULL);
   g_autofree char *in = g_build_filename (tmp_dir, "config-in.txt", NULL);
-  struct sockaddr_un sun = { .sun_family = AF_UNIX };
   pid_t server;
   int s;
 
@@ -668,10 +674,7 @@ START_TEST (test_service_config)
   write_file (g_build_filename (dir, "test.Raw", NULL),
               "# a comment\nwait-for-session = 1\nskip-service-descriptor = true  # yes\n"
               "some-future-key = 'passed over'\n", 0644);
-  s = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  strcpy (sun.sun_path, sock_path);
-  ck_assert_int_eq (bind (s, (struct sockaddr *) &sun, sizeof sun), 0);
-  ck_assert_int_eq (listen (s, 1), 0);
+  s = unix_listener (sock_path);
   server = serve_socket_once (s);
   {
     g_autoptr(Run) run = NULL;
@@ -694,10 +697,7 @@ START_TEST (test_service_config)
     g_autofree char *held_path = g_build_filename (rpc, "test.Held", NULL);
     g_autoptr(Run) run = NULL;
 
-    s = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    strcpy (sun.sun_path, held_path);
-    ck_assert_int_eq (bind (s, (struct sockaddr *) &sun, sizeof sun), 0);
-    ck_assert_int_eq (listen (s, 1), 0);
+    s = unix_listener (held_path);
     server = serve_socket_held (s, TRUE);
     run = qube_run_io (in, NULL, "run", "--service", "test.Held", "work");
     kill (server, SIGKILL);
