@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +253,24 @@ set_nonblock (int fd)
   return flags < 0 ? -1 : fcntl (fd, F_SETFL, flags | O_NONBLOCK);
 }
 
+/* How much the socket a process writes its stdout into may hold. */
+#define SERVICE_OUTPUT_BUFFER (1024 * 1024)
+
+/* Makes this process, a request's relay, a batch task (sched(7)): it
+ * moves bytes and decides nothing, so it need not preempt the process it
+ * serves each time that process' output wakes it; it takes what piled up
+ * when the process blocks or its time slice ends.  On an idle CPU it
+ * still runs at once, so a call waits longer only behind another busy
+ * process, and then by no more than a time slice (a few ms).  Called
+ * after the fork: the process keeps its own policy. */
+static void
+relay_as_batch (void)
+{
+  struct sched_param param = { .sched_priority = 0 };
+
+  (void) sched_setscheduler (0, SCHED_BATCH, &param);
+}
+
 /* The child handling one request: connect the data channel (to the domain
  * the message named), hello, run the command with its stdio on pipes,
  * relay until it exits. */
@@ -315,6 +334,11 @@ handle_exec (uint32_t type, uint32_t domain, uint32_t port, const char *user, co
       agent_log ("%s: cannot make pipes: %s", what, strerror (errno));
       _exit (1);
     }
+  /* The process' end of that socket may hold 1 MiB: a 1 MiB write goes
+   * in without the process waiting part-way for the relay to drain it;
+   * with the default (about 200 KiB) it stopped four or five times, a
+   * switch to the relay and back each time. */
+  agent_size_send_buffer (out[1], SERVICE_OUTPUT_BUFFER);
   pid = fork ();
   if (pid < 0)
     {
@@ -334,6 +358,7 @@ handle_exec (uint32_t type, uint32_t domain, uint32_t port, const char *user, co
   close (out[1]);
   close (errp[1]);
   set_nonblock (in[1]);
+  relay_as_batch ();
   relay = (DataRelay) { .t = transport, .chan = chan, .process_side = 1,
                         .in_fd = out[0], .in2_fd = errp[0], .out_fd = in[1], .err_fd = -1,
                         .child = pid, .what = what };

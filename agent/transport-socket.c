@@ -80,21 +80,12 @@ chan_new (void)
   return chan;
 }
 
-/* A send buffer that holds the peer's whole ring, so that a writer with
- * credit never waits for the kernel (root may go past wmem_max). */
-static void
-size_send_buffer (int sock, size_t bytes)
-{
-  int size = bytes > (size_t) 64 * 1024 * 1024 ? 64 * 1024 * 1024 : (int) bytes;
-
-  if (setsockopt (sock, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
-    (void) setsockopt (sock, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-}
-
 static int
 chan_set_rings (AgentChan *chan, size_t rx_size, size_t peer_ring)
 {
-  size_send_buffer (chan->sock, peer_ring);
+  /* A send buffer that holds the peer's whole ring, so that a writer
+   * with credit never waits for the kernel. */
+  agent_size_send_buffer (chan->sock, peer_ring);
   chan->rx = malloc (rx_size);
   if (chan->rx == NULL)
     return -1;

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "transport.h"
@@ -59,6 +60,15 @@ agent_set_error (char *err, size_t errlen, const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (err, errlen, fmt, ap);
   va_end (ap);
+}
+
+void
+agent_size_send_buffer (int sock, size_t bytes)
+{
+  int size = bytes > (size_t) 64 * 1024 * 1024 ? 64 * 1024 * 1024 : (int) bytes;
+
+  if (setsockopt (sock, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+    (void) setsockopt (sock, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 }
 
 long

@@ -92,6 +92,10 @@ void agent_set_error (char *err, size_t errlen, const char *fmt, ...)
   __attribute__ ((format (printf, 3, 4)));
 long agent_now_ms (void);
 
+/* Sets the send buffer of socket `sock` to `bytes` (at most 64 MiB): past
+ * the system's wmem_max where the process may (root), else up to it. */
+void agent_size_send_buffer (int sock, size_t bytes);
+
 /* Read exactly len bytes, blocking: 0, or -1 when the peer went away. */
 int agent_chan_read_exact (const AgentTransport *t, AgentChan *chan, void *buf, size_t len);
 /* Write everything, waiting for the peer to make room: 0, or -1 when the

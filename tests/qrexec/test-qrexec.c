@@ -410,6 +410,19 @@ START_TEST (test_run_arguments_are_quoted)
 }
 END_TEST
 
+START_TEST (test_run_command_keeps_its_scheduling)
+{
+  /* Field 41 of /proc/PID/stat is the scheduling policy: the relay (the
+   * shell's parent) runs as a batch task (3), the command as it would
+   * anywhere else (0, SCHED_OTHER): the agent's choice is not inherited. */
+  g_autoptr(Run) run = qube_run ("run", "work", "--",
+                                 "cut -d' ' -f41 /proc/self/stat; cut -d' ' -f41 /proc/$PPID/stat");
+
+  ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+  ck_assert_str_eq (run->out, "0\n3\n");
+}
+END_TEST
+
 START_TEST (test_run_unknown_user_is_125)
 {
   g_autoptr(Run) run = qube_run ("run", "--user", "no-such-user", "work", "--", "true");
@@ -2200,6 +2213,7 @@ qrexec_suite (void)
   tcase_add_test (run, test_run_arguments_are_quoted);
   tcase_add_test (run, test_run_nonblocking_stdout_loses_nothing);
   tcase_add_test (run, test_run_filters_escape_chars);
+  tcase_add_test (run, test_run_command_keeps_its_scheduling);
   tcase_add_test (run, test_run_unknown_user_is_125);
   tcase_add_test (run, test_run_as_another_user);
   tcase_add_test (run, test_run_missing_service_is_127);
