@@ -240,13 +240,26 @@ static void __attribute__ ((noreturn))
 run_socket_service (const char *path, const AgentService *svc)
 {
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  const char *slash = strrchr (path, '/');
   int s;
 
   close_inherited ();
   s = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (strlen (path) >= sizeof sun.sun_path)
-    fail (QREXEC_EXIT_FAILED, "service socket path '%s' is too long", path);
-  strcpy (sun.sun_path, path);
+  if (strlen (path) < sizeof sun.sun_path)
+    strcpy (sun.sun_path, path);
+  else
+    {
+      /* sun_path holds 107 bytes: a longer path is reached through its
+       * directory, opened here, as /proc/self/fd/N/NAME. */
+      char *dir = slash != NULL && slash != path ? strndup (path, (size_t) (slash - path)) : NULL;
+      int dir_fd = dir != NULL ? open (dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+      int n = dir_fd >= 0 ? snprintf (sun.sun_path, sizeof sun.sun_path, "/proc/self/fd/%d/%s",
+                                      dir_fd, slash + 1) : -1;
+
+      free (dir);
+      if (n < 0 || (size_t) n >= sizeof sun.sun_path)
+        fail (QREXEC_EXIT_FAILED, "service socket path '%s' is too long", path);
+    }
   if (s < 0 || connect (s, (struct sockaddr *) &sun, sizeof sun) < 0)
     fail (QREXEC_EXIT_FAILED, "cannot connect to service socket '%s': %s", path, strerror (errno));
   serve_connection (s, svc);

@@ -516,17 +516,25 @@ tcp_listener (int *port)
   return s;
 }
 
-/* A listening unix socket at `path`: a socket service's entry. */
+/* A listening unix socket at `path`: a socket service's entry.  A path
+ * longer than sun_path is bound from its directory. */
 static int
 unix_listener (const char *path)
 {
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autofree char *name = g_path_get_basename (path);
   int s = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int here = open (".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 
   ck_assert_int_ge (s, 0);
-  ck_assert_uint_lt (strlen (path), sizeof sun.sun_path);
-  strcpy (sun.sun_path, path);
+  ck_assert_int_ge (here, 0);
+  ck_assert_uint_lt (strlen (name), sizeof sun.sun_path);
+  ck_assert_int_eq (chdir (dir), 0);
+  strcpy (sun.sun_path, name);
   ck_assert_int_eq (bind (s, (struct sockaddr *) &sun, sizeof sun), 0);
+  ck_assert_int_eq (fchdir (here), 0);
+  close (here);
   ck_assert_int_eq (listen (s, 1), 0);
   return s;
 }
@@ -558,6 +566,24 @@ START_TEST (test_service_kinds)
   }
   ck_assert_int_eq (waitpid (server, &status, 0), server);
   ck_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+
+  /* One whose path is longer than a socket address holds (108 bytes). */
+  {
+    g_autofree char *arg = g_strnfill (70, 'L');
+    g_autofree char *service = g_strconcat ("test.Sock+", arg, NULL);
+    g_autofree char *long_path = g_build_filename (dir, service, NULL);
+    g_autofree char *expected = g_strdup_printf ("desc=%s dom0\nping\n", service);
+    g_autoptr(Run) run = NULL;
+
+    ck_assert_uint_ge (strlen (long_path), sizeof ((struct sockaddr_un *) NULL)->sun_path);
+    s = unix_listener (long_path);
+    server = serve_socket_once (s);
+    run = qube_run_io (in, NULL, "run", "--service", service, "work");
+    ck_assert_msg (run->status == 0, "status %d: %s", run->status, run->err);
+    ck_assert_str_eq (run->out, expected);
+    ck_assert_int_eq (waitpid (server, &status, 0), server);
+    ck_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  }
 
   /* A link to /dev/tcp/HOST/PORT, and to /dev/tcp/HOST with the port as
    * the argument. */
