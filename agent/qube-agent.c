@@ -334,10 +334,11 @@ handle_exec (uint32_t type, uint32_t domain, uint32_t port, const char *user, co
       agent_log ("%s: cannot make pipes: %s", what, strerror (errno));
       _exit (1);
     }
-  /* The process' end of that socket may hold 1 MiB: a 1 MiB write goes
-   * in without the process waiting part-way for the relay to drain it;
-   * with the default (about 200 KiB) it stopped four or five times, a
-   * switch to the relay and back each time. */
+  /* The process' end of that socket gets a 1 MiB send buffer (as root;
+   * the kernel doubles it): a 1 MiB write goes in without the process
+   * waiting part-way for the relay to drain it; with the default (about
+   * 200 KiB) it stopped four or five times, a switch to the relay and
+   * back each time. */
   agent_size_send_buffer (out[1], SERVICE_OUTPUT_BUFFER);
   pid = fork ();
   if (pid < 0)

@@ -245,22 +245,27 @@ run_socket_service (const char *path, const AgentService *svc)
 
   close_inherited ();
   s = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0)
+    fail (QREXEC_EXIT_FAILED, "cannot make a socket for service '%s': %s", path, strerror (errno));
   if (strlen (path) < sizeof sun.sun_path)
     strcpy (sun.sun_path, path);
   else
     {
-      /* sun_path holds 107 bytes: a longer path is reached through its
-       * directory, opened here, as /proc/self/fd/N/NAME. */
-      char *dir = slash != NULL && slash != path ? strndup (path, (size_t) (slash - path)) : NULL;
-      int dir_fd = dir != NULL ? open (dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
-      int n = dir_fd >= 0 ? snprintf (sun.sun_path, sizeof sun.sun_path, "/proc/self/fd/%d/%s",
-                                      dir_fd, slash + 1) : -1;
+      /* sun_path holds 107 bytes: a longer path is reached from its
+       * directory (this process runs nothing else, so its working
+       * directory is its own). */
+      char *dir;
 
-      free (dir);
-      if (n < 0 || (size_t) n >= sizeof sun.sun_path)
+      if (slash == NULL || slash == path || strlen (slash + 1) >= sizeof sun.sun_path)
         fail (QREXEC_EXIT_FAILED, "service socket path '%s' is too long", path);
+      dir = strndup (path, (size_t) (slash - path));
+      if (dir == NULL || chdir (dir) < 0)
+        fail (QREXEC_EXIT_FAILED, "cannot enter the directory of service socket '%s': %s", path,
+              strerror (errno));
+      free (dir);
+      strcpy (sun.sun_path, slash + 1);
     }
-  if (s < 0 || connect (s, (struct sockaddr *) &sun, sizeof sun) < 0)
+  if (connect (s, (struct sockaddr *) &sun, sizeof sun) < 0)
     fail (QREXEC_EXIT_FAILED, "cannot connect to service socket '%s': %s", path, strerror (errno));
   serve_connection (s, svc);
 }
