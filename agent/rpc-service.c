@@ -240,7 +240,6 @@ static void __attribute__ ((noreturn))
 run_socket_service (const char *path, const AgentService *svc)
 {
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
-  const char *slash = strrchr (path, '/');
   int s;
 
   close_inherited ();
@@ -254,6 +253,7 @@ run_socket_service (const char *path, const AgentService *svc)
       /* sun_path holds 107 bytes: a longer path is reached from its
        * directory (this process runs nothing else, so its working
        * directory is its own). */
+      const char *slash = strrchr (path, '/');
       char *dir;
 
       if (slash == NULL || slash == path || strlen (slash + 1) >= sizeof sun.sun_path)
@@ -590,9 +590,11 @@ agent_service_find (AgentService *svc, const char *line, const char *service_pat
     fail (QREXEC_EXIT_FAILED, "cannot look for service '%s': %s", svc->full, strerror (errno));
   /* What it is, once. */
   svc->tcp_link = tcp_link_target (svc->path);
-  svc->is_socket = svc->tcp_link == NULL && stat (svc->path, &st) == 0 && S_ISSOCK (st.st_mode);
-  svc->is_executable = svc->tcp_link == NULL && !svc->is_socket && stat (svc->path, &st) == 0 &&
-                       S_ISREG (st.st_mode);
+  if (svc->tcp_link == NULL && stat (svc->path, &st) == 0)
+    {
+      svc->is_socket = S_ISSOCK (st.st_mode);
+      svc->is_executable = S_ISREG (st.st_mode);
+    }
 }
 
 void
