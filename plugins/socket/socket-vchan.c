@@ -109,7 +109,7 @@ struct QubeVchan {
   GCond cond;
   ChanPhase phase;
   gboolean ever_connected;
-  gboolean event_pending;   /* the event fd was written and not yet acked */
+  gboolean event_pending;   /* the event fd is (or is about to be) written, not yet acked */
   char *gone_reason;
   SocketRing rx;
   gsize peer_ring;          /* the peer's receive ring: the most one send() moves */
@@ -217,36 +217,46 @@ chan_error (QubeVchan *chan, QubeAbiError code, const char *fmt, ...)
 }
 
 /* Wake whoever waits on this channel: threads blocked in an operation
- * (the condition) and pollers (the event fd).  Called with the lock held. */
+ * (the condition) and pollers (the event fd).  Called without the lock,
+ * and it wakes them only after letting go of it: a poller woken while we
+ * held it would come to acknowledge the event and wait for the lock at
+ * once (on our CPU it preempts us first), a switch there and back for
+ * every wake-up. */
 static void
-chan_notify_locked (QubeVchan *chan)
+chan_notify (QubeVchan *chan)
 {
   guint64 one = 1;
+  int fd = -1;
 
+  g_mutex_lock (&chan->lock);
+  if (!chan->event_pending && chan->event_fd >= 0)
+    {
+      /* Set before the write: a notification meanwhile need not write
+       * again, as the reader looks at the channel after acknowledging. */
+      chan->event_pending = TRUE;
+      fd = chan->event_fd;
+    }
+  g_mutex_unlock (&chan->lock);
   g_cond_broadcast (&chan->cond);
-  if (chan->event_pending || chan->event_fd < 0)
-    return;
-  if (write (chan->event_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+  if (fd >= 0 && write (fd, &one, sizeof one) < 0 && errno != EAGAIN)
     g_warning ("%s: cannot signal the event fd: %s", chan->what, g_strerror (errno));
-  chan->event_pending = TRUE;
-}
-
-static void
-chan_set_gone_locked (QubeVchan *chan, const char *reason)
-{
-  if (chan->phase == PHASE_GONE)
-    return;
-  chan->phase = PHASE_GONE;
-  chan->gone_reason = g_strdup (reason);
-  chan_notify_locked (chan);
 }
 
 static void
 chan_set_gone (QubeVchan *chan, const char *reason)
 {
+  gboolean was_gone;
+
   g_mutex_lock (&chan->lock);
-  chan_set_gone_locked (chan, reason);
+  was_gone = chan->phase == PHASE_GONE;
+  if (!was_gone)
+    {
+      chan->phase = PHASE_GONE;
+      chan->gone_reason = g_strdup (reason);
+    }
   g_mutex_unlock (&chan->lock);
+  if (!was_gone)
+    chan_notify (chan);
 }
 
 static void
@@ -505,11 +515,7 @@ pump_sock_cb (int fd, GIOCondition condition, gpointer data)
     status = rx_step (chan, &notify);
 
   if (notify)
-    {
-      g_mutex_lock (&chan->lock);
-      chan_notify_locked (chan);
-      g_mutex_unlock (&chan->lock);
-    }
+    chan_notify (chan);
   if (status == RX_STOP)
     {
       g_clear_pointer (&chan->sock_source, g_source_unref);
@@ -584,8 +590,8 @@ pump_accept_cb (int fd, GIOCondition condition, gpointer data)
   chan->sock = sock;
   chan->phase = PHASE_CONNECTED;
   chan->ever_connected = TRUE;
-  chan_notify_locked (chan);
   g_mutex_unlock (&chan->lock);
+  chan_notify (chan);
   chan->sock_source = chan_attach_fd (chan, sock, G_IO_IN, pump_sock_cb);
   return G_SOURCE_REMOVE;
 }
@@ -1364,8 +1370,9 @@ socket_ack (QubeVchan *chan)
   guint64 count;
   int err = 0;
 
-  /* Under the lock, so that an event signalled meanwhile is either read
-   * here or signalled again. */
+  /* Under the lock, so that an event signalled meanwhile is read here,
+   * signalled again, or (its write landing after this read) seen once
+   * more as an event with nothing new: never lost. */
   g_mutex_lock (&chan->lock);
   if (read (chan->event_fd, &count, sizeof count) < 0 && errno != EAGAIN)
     err = errno;
