@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -131,15 +132,18 @@ kvm_qube_fixture_open_manager (const char *state_dir)
 /* QEMU processes (not zombies) of the qube `name` of `state_dir`: their
  * command line tags the qube (-name ...,process=qube-NAME) and uses the
  * state directory's runtime files, so that suites booting qubes of the
- * same name at the same time do not see each other's. */
+ * same name at the same time do not see each other's.  `pid`, unless
+ * NULL, gets one of theirs (0 when there is none). */
 guint
-kvm_qube_fixture_qemu_count (const char *state_dir, const char *name)
+kvm_qube_fixture_qemu_count (const char *state_dir, const char *name, pid_t *pid)
 {
   g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
   g_autofree char *qemu_tag = g_strdup_printf (",process=qube-%s", name);
   const char *entry;
   guint n = 0;
 
+  if (pid != NULL)
+    *pid = 0;
   while (proc != NULL && (entry = g_dir_read_name (proc)) != NULL)
     {
       g_autofree char *path = NULL;
@@ -167,7 +171,11 @@ kvm_qube_fixture_qemu_count (const char *state_dir, const char *name)
           ours = ours || strstr (arg, state_dir) != NULL;
         }
       if (named && ours)
-        n++;
+        {
+          n++;
+          if (pid != NULL)
+            *pid = (pid_t) atoi (entry);
+        }
     }
   return n;
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <glib.h>
+#include <sys/types.h>
 
 #include "qube.h"
 
@@ -15,4 +16,4 @@ int kvm_qube_fixture_setup (const char *name, const char *policy, char **state_d
                             char **builddir);
 void kvm_qube_fixture_teardown (const char *state_dir, gboolean passed);
 QubeManager *kvm_qube_fixture_open_manager (const char *state_dir);
-guint kvm_qube_fixture_qemu_count (const char *state_dir, const char *name);
+guint kvm_qube_fixture_qemu_count (const char *state_dir, const char *name, pid_t *pid);

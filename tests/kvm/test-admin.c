@@ -235,29 +235,6 @@ wait_event (int fd, const char *subject, const char *event, GString *seen)
     }
 }
 
-/* The QEMU of qube `name` (its command line says process=qube-NAME). */
-static pid_t
-qemu_of (const char *name)
-{
-  g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
-  g_autofree char *tag = g_strdup_printf ("process=qube-%s", name);
-  const char *entry;
-
-  while ((entry = g_dir_read_name (proc)) != NULL)
-    {
-      g_autofree char *path = g_strdup_printf ("/proc/%s/cmdline", entry);
-      g_autofree char *cmdline = NULL;
-      gsize len;
-
-      if (!g_ascii_isdigit (entry[0]) || !g_file_get_contents (path, &cmdline, &len, NULL))
-        continue;
-      for (gsize off = 0; off < len; off += strlen (cmdline + off) + 1)
-        if (strstr (cmdline + off, tag) != NULL)
-          return (pid_t) atoi (entry);
-    }
-  return 0;
-}
-
 static char *
 vm_line (const char *name, const char *klass, const char *state)
 {
@@ -369,8 +346,7 @@ START_TEST (test_delegation)
   assert_mgmt_ok ("child", "admin.vm.property.Get+memory", NULL, "default=False type=int 300");
 
   /* The child's QEMU dies by itself: qubed notices and says so. */
-  qemu = qemu_of ("child");
-  ck_assert_int_gt (qemu, 0);
+  ck_assert_uint_eq (kvm_qube_fixture_qemu_count (state_dir, "child", &qemu), 1);
   ck_assert_int_eq (kill (qemu, SIGKILL), 0);
   wait_event (events, "child", "domain-shutdown", seen);
   child_halted = vm_line ("child", "AppVM", "Halted");
@@ -440,7 +416,7 @@ START_TEST (test_failed_start_in_background)
                  "%s", shown);
   assert_ok (admin ("admin.vm.List dom0 name mute", NULL), vm_line ("mute", "AppVM", "Halted"));
   assert_ok (admin ("admin.vm.Remove dom0 name mute", NULL), "");
-  ck_assert_int_eq (qemu_of ("mute"), 0);
+  ck_assert_uint_eq (kvm_qube_fixture_qemu_count (state_dir, "mute", NULL), 0);
   close (events);
 }
 END_TEST

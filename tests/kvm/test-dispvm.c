@@ -93,7 +93,7 @@ qube_cli (char **out, const char *first, ...)
 static gboolean
 qemu_runs (const char *name)
 {
-  return kvm_qube_fixture_qemu_count (state_dir, name) > 0;
+  return kvm_qube_fixture_qemu_count (state_dir, name, NULL) > 0;
 }
 
 /* Nothing of the disposable is left: no record, no QEMU, no runtime

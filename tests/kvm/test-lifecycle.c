@@ -56,7 +56,7 @@ create_app (QubeManager *manager, const char *name)
 static guint
 processes_of (const char *name)
 {
-  return kvm_qube_fixture_qemu_count (state_dir, name);
+  return kvm_qube_fixture_qemu_count (state_dir, name, NULL);
 }
 
 static char *
